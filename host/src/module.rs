@@ -1,0 +1,137 @@
+//! What a module *is*, read from its bytes before anything runs: digest,
+//! size, exported interfaces, imports, and the SDK that built it.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::contract::{self, OperatorKind};
+
+/// Facts about a validated operator module, as `weir validate` prints them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModuleInfo {
+    /// The name it was loaded under (file name or registry name).
+    pub name: String,
+    /// `sha256:<hex>` of the component bytes.
+    pub digest: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// The kind of stage it can serve.
+    pub kind: OperatorKind,
+    /// The WIT world it implements.
+    pub world: String,
+    /// True when it exports `migrator` (can read an older version's state).
+    pub migrate: bool,
+    /// The SDK or toolchain that built it, when the module says.
+    pub sdk: Option<String>,
+    /// Interfaces it imports.
+    pub imports: Vec<String>,
+    /// Interfaces it exports.
+    pub exports: Vec<String>,
+}
+
+impl ModuleInfo {
+    /// `name@sha256:…` — how logs, dead letters and output headers name a version.
+    pub fn version_label(&self) -> String {
+        format!("{}@{}", self.name, self.digest)
+    }
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn digest(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let mut s = String::with_capacity(7 + 64);
+    s.push_str("sha256:");
+    for b in hash {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Which operator kind a set of exported interface names implements.
+pub(crate) fn kind_from_exports(
+    exports: &[String],
+) -> Option<Result<OperatorKind, [OperatorKind; 2]>> {
+    let has = |name: &str| exports.iter().any(|e| e == name);
+    match (has(contract::PROCESSOR), has(contract::AGGREGATOR)) {
+        (true, false) => Some(Ok(OperatorKind::Processor)),
+        (false, true) => Some(Ok(OperatorKind::Aggregator)),
+        (true, true) => Some(Err([OperatorKind::Processor, OperatorKind::Aggregator])),
+        (false, false) => None,
+    }
+}
+
+/// Looks for the SDK that built a component: the `weir-sdk` custom section our
+/// SDKs write, else the `producers` section (`processed-by`) of its modules.
+pub(crate) fn detect_sdk(bytes: &[u8]) -> Option<String> {
+    let mut processed_by = None;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(wasmparser::Payload::CustomSection(section)) = payload else {
+            continue;
+        };
+        match section.name() {
+            "weir-sdk" => {
+                if let Ok(s) = std::str::from_utf8(section.data()) {
+                    return Some(s.trim().to_owned());
+                }
+            }
+            "producers" if processed_by.is_none() => {
+                processed_by = producers_tool(section.data(), section.data_offset());
+            }
+            _ => {}
+        }
+    }
+    processed_by
+}
+
+fn producers_tool(data: &[u8], offset: usize) -> Option<String> {
+    let reader =
+        wasmparser::ProducersSectionReader::new(wasmparser::BinaryReader::new(data, offset))
+            .ok()?;
+    let mut found = None;
+    for field in reader.into_iter().flatten() {
+        if field.name != "processed-by" {
+            continue;
+        }
+        for value in field.values.into_iter().flatten() {
+            // Prefer the tools that identify a language SDK over the linker.
+            let name = value.name;
+            if [
+                "componentize-py",
+                "ComponentizeJS",
+                "componentize-js",
+                "wit-bindgen-c",
+            ]
+            .contains(&name)
+            {
+                return Some(format!("{name} {}", value.version));
+            }
+            if found.is_none() && name.starts_with("wit-bindgen") {
+                found = Some(format!("{name} {}", value.version));
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_sha256_hex() {
+        assert_eq!(
+            digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn kind_comes_from_the_exported_interface() {
+        let p = vec![
+            contract::PROCESSOR.to_owned(),
+            "wasi:cli/run@0.2.0".to_owned(),
+        ];
+        assert_eq!(kind_from_exports(&p), Some(Ok(OperatorKind::Processor)));
+        assert_eq!(kind_from_exports(&["x".to_owned()]), None);
+    }
+}

@@ -1,0 +1,161 @@
+//! What a guest may import: the Weir interfaces (log, config, metrics) and a
+//! WASI that grants nothing — no files, network, environment or arguments;
+//! a clock stuck at zero and a fixed-seed random source, so that a guest is a
+//! pure function of its inputs and replays deterministically.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::StoreLimits;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::weir::stream::{config, log, metrics};
+
+/// What every instance of one operator shares: its name, deploy-time config
+/// and counters. It outlives instances, so counters survive a replacement.
+#[derive(Debug, Default)]
+pub struct OperatorContext {
+    /// `name@digest`, attached to the guest's log lines.
+    pub label: String,
+    /// Deploy-time configuration (`config` import).
+    pub config: BTreeMap<String, String>,
+    counters: Mutex<BTreeMap<String, u64>>,
+}
+
+impl OperatorContext {
+    /// A context for module `label` with configuration `config`.
+    pub fn new(label: String, config: BTreeMap<String, String>) -> Self {
+        OperatorContext {
+            label,
+            config,
+            counters: Mutex::default(),
+        }
+    }
+
+    /// A snapshot of the guest's counters (`metrics` import).
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        self.counters.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+/// The data of one guest instance's store.
+pub struct HostState {
+    pub(crate) ctx: Arc<OperatorContext>,
+    pub(crate) limits: StoreLimits,
+    /// The last message the guest logged at error level; an SDK's panic hook
+    /// logs the panic there, so a trap can say why it happened.
+    pub(crate) last_error: Option<String>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl HostState {
+    pub(crate) fn new(ctx: Arc<OperatorContext>, limits: StoreLimits) -> Self {
+        HostState {
+            ctx,
+            limits,
+            last_error: None,
+            wasi: sealed_wasi(),
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+/// WASI as guests get it by default: language runtimes can start, but nothing
+/// outside the sandbox is reachable and nothing varies between runs.
+fn sealed_wasi() -> WasiCtx {
+    WasiCtxBuilder::new()
+        .wall_clock(FrozenClock)
+        .monotonic_clock(FrozenClock)
+        .secure_random(wasmtime_wasi::Deterministic::new(SEED.to_vec()))
+        .insecure_random(wasmtime_wasi::Deterministic::new(SEED.to_vec()))
+        .insecure_random_seed(0x5745_4952)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
+}
+
+const SEED: [u8; 16] = *b"weir-determinism";
+
+/// A clock that always reads zero: time is the event timestamp, not the wall.
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let module = self.ctx.label.as_str();
+        match level {
+            log::Level::Trace => tracing::trace!(target: "weir::guest", module, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "weir::guest", module, "{message}"),
+            log::Level::Info => tracing::info!(target: "weir::guest", module, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "weir::guest", module, "{message}"),
+            log::Level::Error => {
+                tracing::error!(target: "weir::guest", module, "{message}");
+                self.last_error = Some(message);
+            }
+        }
+    }
+}
+
+impl config::Host for HostState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.ctx.config.get(&key).cloned()
+    }
+
+    fn entries(&mut self) -> Vec<(String, String)> {
+        self.ctx
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl metrics::Host for HostState {
+    fn counter_add(&mut self, name: String, delta: u64) {
+        if let Ok(mut counters) = self.ctx.counters.lock() {
+            *counters.entry(name).or_default() += delta;
+        }
+    }
+}
+
+impl super::bindings::weir::stream::types::Host for HostState {}
+
+/// A linker with everything a guest may import.
+pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    config::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    metrics::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}

@@ -1,0 +1,350 @@
+//! One live, replaceable instance of an operator module.
+
+use std::sync::Arc;
+
+use wasmtime::component::Instance;
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
+
+use super::bindings::exports::weir::stream::{aggregator, migrator};
+use super::bindings::process::exports::weir::stream::processor;
+use super::bindings::weir::stream::types as wit;
+use super::error::{GuestError, GuestFault};
+use super::host::{HostState, OperatorContext};
+use super::{ExportIndices, LoadedModule, Runtime};
+use crate::codec::{self, BatchEncoder, decode_results};
+use crate::event::{Event, EventResult, Failure, Window};
+
+/// A run of events of one key (and window) for [`Operator::add`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The key.
+    pub key: Option<Vec<u8>>,
+    /// The window, for windowed stages.
+    pub window: Option<Window>,
+    /// The current accumulator; `None` starts from the operator's initial value.
+    pub acc: Option<Vec<u8>>,
+    /// The events in the `event-batch` encoding.
+    pub events: Vec<u8>,
+}
+
+/// The result of folding one [`Group`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folded {
+    /// The new accumulator.
+    pub acc: Vec<u8>,
+    /// Events that failed (0-based index within the group) and why.
+    pub failures: Vec<(u32, Failure)>,
+}
+
+/// An instance of an operator. Calls run under the runtime's deadline, fuel
+/// and memory cap; a call that traps returns a [`GuestError`] and drops the
+/// instance, so the next call runs in a fresh one.
+pub struct Operator {
+    runtime: Runtime,
+    module: Arc<LoadedModule>,
+    ctx: Arc<OperatorContext>,
+    live: Option<Live>,
+}
+
+struct Live {
+    store: Store<HostState>,
+    guest: Guest,
+}
+
+enum Guest {
+    Processor(processor::Guest),
+    Aggregator(aggregator::Guest, Option<migrator::Guest>),
+}
+
+impl Operator {
+    pub(super) fn new(
+        runtime: Runtime,
+        module: Arc<LoadedModule>,
+        ctx: Arc<OperatorContext>,
+    ) -> Self {
+        Operator {
+            runtime,
+            module,
+            ctx,
+            live: None,
+        }
+    }
+
+    /// The module this operator runs.
+    pub fn module(&self) -> &Arc<LoadedModule> {
+        &self.module
+    }
+
+    /// Shared context: label, config and the guest's counters.
+    pub fn context(&self) -> &Arc<OperatorContext> {
+        &self.ctx
+    }
+
+    /// Creates the instance now instead of on first use (so that its cost is
+    /// paid before a batch, e.g. at a hot swap).
+    pub fn warm_up(&mut self) -> Result<(), GuestError> {
+        self.live("instantiate").map(|_| ())
+    }
+
+    /// Processes one encoded batch: one result per event.
+    pub fn process(&mut self, batch: &BatchEncoder) -> Result<Vec<EventResult>, GuestError> {
+        let count = batch.len();
+        let out = self.call("process", |store, guest| match guest {
+            Guest::Processor(p) => p.call_process(store, batch.buffer()),
+            Guest::Aggregator(..) => Err(wasmtime::format_err!("not a processor")),
+        })?;
+        decode_results(&out, count).map_err(|e| self.error("process", GuestFault::BadResult(e)))
+    }
+
+    /// Processes events and returns one outcome per event. When a batch traps,
+    /// it is split in halves until the events that trap are found, so one bad
+    /// event costs only its own outcome (operators are deterministic).
+    pub fn process_events(&mut self, events: &[Event]) -> Vec<Result<EventResult, GuestError>> {
+        let mut out = Vec::with_capacity(events.len());
+        self.process_range(events, &mut out);
+        out
+    }
+
+    fn process_range(&mut self, events: &[Event], out: &mut Vec<Result<EventResult, GuestError>>) {
+        if events.is_empty() {
+            return;
+        }
+        match self.process(&codec::encode_events(events)) {
+            Ok(results) => out.extend(results.into_iter().map(Ok)),
+            Err(e) if events.len() == 1 || matches!(e.fault, GuestFault::Instantiate(_)) => {
+                out.extend(events.iter().map(|_| Err(e.clone())));
+            }
+            Err(_) => {
+                let (a, b) = events.split_at(events.len() / 2);
+                self.process_range(a, out);
+                self.process_range(b, out);
+            }
+        }
+    }
+
+    /// Folds groups of events into their accumulators (aggregators only).
+    pub fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError> {
+        let n = groups.len();
+        let groups: Vec<aggregator::Group> = groups
+            .into_iter()
+            .map(|g| aggregator::Group {
+                key: g.key,
+                window: g.window.map(to_wit_window),
+                acc: g.acc,
+                events: g.events,
+            })
+            .collect();
+        let folded = self.call("add", |store, guest| {
+            aggregator_of(guest)?.call_add(store, &groups)
+        })?;
+        if folded.len() != n {
+            let e = codec::CodecError::CountMismatch {
+                expected: n,
+                found: folded.len(),
+            };
+            return Err(self.error("add", GuestFault::BadResult(e)));
+        }
+        Ok(folded
+            .into_iter()
+            .map(|f| Folded {
+                acc: f.acc,
+                failures: f
+                    .failures
+                    .into_iter()
+                    .map(|(i, e)| (i, from_wit_failure(e)))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Merges two accumulators of one key (session windows).
+    pub fn merge(
+        &mut self,
+        key: Option<&[u8]>,
+        a: &[u8],
+        b: &[u8],
+    ) -> Result<Result<Vec<u8>, Failure>, GuestError> {
+        let (key, a, b) = (key.map(<[u8]>::to_vec), a.to_vec(), b.to_vec());
+        let r = self.call("merge", |store, guest| {
+            aggregator_of(guest)?.call_merge(store, key.as_ref(), &a, &b)
+        })?;
+        Ok(r.map_err(from_wit_failure))
+    }
+
+    /// Turns accumulators into outputs: one result per `(key, window, acc)`.
+    pub fn emit(
+        &mut self,
+        requests: Vec<(Option<Vec<u8>>, Option<Window>, Vec<u8>)>,
+    ) -> Result<Vec<EventResult>, GuestError> {
+        let n = requests.len();
+        let reqs: Vec<aggregator::EmitRequest> = requests
+            .into_iter()
+            .map(|(key, window, acc)| aggregator::EmitRequest {
+                key,
+                window: window.map(to_wit_window),
+                acc,
+            })
+            .collect();
+        let out = self.call("emit", |store, guest| {
+            aggregator_of(guest)?.call_emit(store, &reqs)
+        })?;
+        decode_results(&out, n).map_err(|e| self.error("emit", GuestFault::BadResult(e)))
+    }
+
+    /// Converts an accumulator written by version `from`; `None` when this
+    /// module does not export `migrate`.
+    pub fn migrate(
+        &mut self,
+        from: &str,
+        key: Option<&[u8]>,
+        acc: &[u8],
+    ) -> Result<Option<Result<Vec<u8>, Failure>>, GuestError> {
+        if !self.module.info.migrate {
+            return Ok(None);
+        }
+        let (key, acc) = (key.map(<[u8]>::to_vec), acc.to_vec());
+        let r = self.call("migrate", |store, guest| match guest {
+            Guest::Aggregator(_, Some(m)) => m.call_migrate(store, from, key.as_ref(), &acc),
+            _ => Err(wasmtime::format_err!("no migrate export")),
+        })?;
+        Ok(Some(r.map_err(from_wit_failure)))
+    }
+
+    fn live(&mut self, export: &'static str) -> Result<&mut Live, GuestError> {
+        if self.live.is_none() {
+            let live = self
+                .instantiate()
+                .map_err(|e| self.error(export, GuestFault::Instantiate(format!("{e:#}"))))?;
+            self.live = Some(live);
+        }
+        // Just ensured above.
+        self.live.as_mut().ok_or_else(|| unreachable_error(export))
+    }
+
+    fn instantiate(&self) -> wasmtime::Result<Live> {
+        let cfg = self.runtime.config();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(cfg.memory_limit)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(
+            &self.runtime.inner.engine,
+            HostState::new(self.ctx.clone(), limits),
+        );
+        store.limiter(|s| &mut s.limits);
+        // Start-up code (language runtimes) gets ten call deadlines.
+        store.set_epoch_deadline(cfg.deadline_ticks().saturating_mul(10));
+        if let Some(fuel) = cfg.fuel {
+            store.set_fuel(fuel.saturating_mul(10))?;
+        }
+        let instance: Instance = self.module.pre.instantiate(&mut store)?;
+        let guest = match &self.module.exports {
+            ExportIndices::Processor(p) => Guest::Processor(p.load(&mut store, &instance)?),
+            ExportIndices::Aggregator {
+                aggregator,
+                migrator,
+            } => Guest::Aggregator(
+                aggregator.load(&mut store, &instance)?,
+                migrator
+                    .as_ref()
+                    .map(|m| m.load(&mut store, &instance))
+                    .transpose()?,
+            ),
+        };
+        Ok(Live { store, guest })
+    }
+
+    /// Runs one export under the limits; a trap drops the instance.
+    fn call<R>(
+        &mut self,
+        export: &'static str,
+        f: impl FnOnce(&mut Store<HostState>, &Guest) -> wasmtime::Result<R>,
+    ) -> Result<R, GuestError> {
+        let (ticks, fuel) = (
+            self.runtime.config().deadline_ticks(),
+            self.runtime.config().fuel,
+        );
+        let live = self.live(export)?;
+        live.store.set_epoch_deadline(ticks);
+        if let Some(fuel) = fuel {
+            // Setting fuel only fails when fuel is disabled, which `fuel` rules out.
+            let _ = live.store.set_fuel(fuel);
+        }
+        live.store.data_mut().last_error = None;
+        match f(&mut live.store, &live.guest) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let fault = self.classify(&e);
+                self.live = None;
+                Err(self.error(export, fault))
+            }
+        }
+    }
+
+    fn classify(&self, e: &wasmtime::Error) -> GuestFault {
+        let cfg = self.runtime.config();
+        let last_error = self
+            .live
+            .as_ref()
+            .and_then(|l| l.store.data().last_error.clone());
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => return GuestFault::Deadline(cfg.call_deadline),
+            Some(Trap::OutOfFuel) => return GuestFault::OutOfFuel(cfg.fuel.unwrap_or_default()),
+            Some(Trap::UnreachableCodeReached) => {
+                return GuestFault::Panic(
+                    last_error.unwrap_or_else(|| "wasm `unreachable` executed".into()),
+                );
+            }
+            _ => {}
+        }
+        let text = format!("{e:#}");
+        if let Some(rest) = text.split("forcing trap when growing memory to ").nth(1) {
+            let wanted = rest.split_whitespace().next().unwrap_or("?").to_owned();
+            return GuestFault::OutOfMemory {
+                cap: cfg.memory_limit,
+                wanted,
+            };
+        }
+        GuestFault::Trap(match last_error {
+            Some(msg) => format!("{text} (guest logged: {msg})"),
+            None => text,
+        })
+    }
+
+    fn error(&self, export: &'static str, fault: GuestFault) -> GuestError {
+        GuestError {
+            module: self.ctx.label.clone(),
+            export,
+            fault,
+        }
+    }
+}
+
+fn unreachable_error(export: &'static str) -> GuestError {
+    GuestError {
+        module: String::new(),
+        export,
+        fault: GuestFault::Instantiate("instance missing".into()),
+    }
+}
+
+fn aggregator_of(guest: &Guest) -> wasmtime::Result<&aggregator::Guest> {
+    match guest {
+        Guest::Aggregator(a, _) => Ok(a),
+        Guest::Processor(_) => Err(wasmtime::format_err!("not an aggregator")),
+    }
+}
+
+fn to_wit_window(w: Window) -> wit::Window {
+    wit::Window {
+        start: w.start,
+        end: w.end,
+    }
+}
+
+fn from_wit_failure(f: wit::Failure) -> Failure {
+    Failure {
+        code: f.code,
+        message: f.message,
+    }
+}

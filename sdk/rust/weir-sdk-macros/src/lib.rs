@@ -1,0 +1,343 @@
+//! Attribute macros behind `weir-sdk`. Each leaves the user's function (or
+//! impl) as written — so it can be unit-tested natively — and adds a hidden
+//! module with the component bindings for one Weir world and the export glue.
+//!
+//! The bindings are generated in the user's crate, from the WIT embedded
+//! here, so a component describes exactly the one world it implements.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned as _;
+use syn::{FnArg, ItemFn, ItemImpl, ReturnType, Type};
+
+const WIT: &str = include_str!("../../../../wit/weir.wit");
+const SDK_ID: &str = concat!("weir-sdk-rust ", env!("CARGO_PKG_VERSION"));
+
+#[derive(Clone, Copy)]
+enum FnKind {
+    Filter,
+    Map,
+    FlatMap,
+    Rekey,
+    Route,
+}
+
+impl FnKind {
+    fn attr(self) -> &'static str {
+        match self {
+            FnKind::Filter => "filter",
+            FnKind::Map => "map",
+            FnKind::FlatMap => "flat_map",
+            FnKind::Rekey => "rekey",
+            FnKind::Route => "route",
+        }
+    }
+
+    fn returns(self) -> &'static str {
+        match self {
+            FnKind::Filter => "`bool` or `Result<bool, Failure>`",
+            FnKind::Map => "`Output` (or `Option<Output>`, or a `Result` of one with `Failure`)",
+            FnKind::FlatMap => "`Vec<Output>` (or a `Result` of it with `Failure`)",
+            FnKind::Rekey => "the new key: `Vec<u8>`, `String`, `&str` or an `Option` of one",
+            FnKind::Route => "the route name: `&str` or `String`",
+        }
+    }
+}
+
+/// Keeps an event when the function returns `true`:
+/// `#[weir_sdk::filter] fn f(event: &Event) -> bool`.
+#[proc_macro_attribute]
+pub fn filter(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand_fn(FnKind::Filter, attr, item)
+}
+
+/// One output per event: `#[weir_sdk::map] fn f(event: &Event) -> Output`.
+#[proc_macro_attribute]
+pub fn map(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand_fn(FnKind::Map, attr, item)
+}
+
+/// Zero or more outputs per event:
+/// `#[weir_sdk::flat_map] fn f(event: &Event) -> Vec<Output>`.
+#[proc_macro_attribute]
+pub fn flat_map(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand_fn(FnKind::FlatMap, attr, item)
+}
+
+/// The event with a new key: `#[weir_sdk::rekey] fn f(event: &Event) -> Vec<u8>`.
+#[proc_macro_attribute]
+pub fn rekey(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand_fn(FnKind::Rekey, attr, item)
+}
+
+/// The event sent to a named route: `#[weir_sdk::route] fn f(event: &Event) -> &str`.
+#[proc_macro_attribute]
+pub fn route(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand_fn(FnKind::Route, attr, item)
+}
+
+/// Exports an aggregator: `#[weir_sdk::aggregator] impl Aggregate for Count { … }`;
+/// `#[weir_sdk::aggregator(migrate)]` also exports `migrate` from `impl Migrate`.
+#[proc_macro_attribute]
+pub fn aggregator(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let migrate = match attr.to_string().trim() {
+        "" => false,
+        "migrate" => true,
+        other => {
+            return error(
+                Span::call_site(),
+                &format!("#[weir_sdk::aggregator] takes no argument or `migrate`, not `{other}`"),
+            );
+        }
+    };
+    let item_impl = match syn::parse::<ItemImpl>(item.clone()) {
+        Ok(i) => i,
+        Err(_) => {
+            let span = TokenStream2::from(item)
+                .into_iter()
+                .next()
+                .map_or(Span::call_site(), |t| t.span());
+            return error(
+                span,
+                "#[weir_sdk::aggregator] goes on `impl Aggregate for YourType { … }`",
+            );
+        }
+    };
+    let is_aggregate = item_impl
+        .trait_
+        .as_ref()
+        .and_then(|(_, path, _)| path.segments.last())
+        .is_some_and(|s| s.ident == "Aggregate");
+    if !is_aggregate {
+        return error(
+            item_impl.impl_token.span,
+            "#[weir_sdk::aggregator] goes on `impl Aggregate for YourType { … }`",
+        );
+    }
+    if !item_impl.generics.params.is_empty() {
+        return error(
+            item_impl.generics.span(),
+            "an exported aggregator cannot be generic",
+        );
+    }
+    let ty = &item_impl.self_ty;
+    let world = if migrate {
+        "aggregate-with-migrate"
+    } else {
+        "aggregate"
+    };
+    let migrate_impl = migrate.then(|| {
+        quote! {
+            impl exports::weir::stream::migrator::Guest for Operator {
+                fn migrate(
+                    previous: ::std::string::String,
+                    key: ::std::option::Option<::std::vec::Vec<u8>>,
+                    acc: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<::std::vec::Vec<u8>, exports::weir::stream::migrator::Failure> {
+                    ::weir_sdk::__private::migrate::<#ty>(&previous, key.as_deref(), &acc).map_err(|f| {
+                        exports::weir::stream::migrator::Failure { code: f.code, message: f.message }
+                    })
+                }
+            }
+        }
+    });
+    let bindings = bindings(world);
+    quote! {
+        #item_impl
+
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        mod __weir_operator {
+            use super::*;
+            #bindings
+            use exports::weir::stream::aggregator as agg;
+
+            struct Operator;
+
+            impl agg::Guest for Operator {
+                fn add(groups: ::std::vec::Vec<agg::Group>) -> ::std::vec::Vec<agg::Folded> {
+                    groups
+                        .into_iter()
+                        .map(|g| {
+                            let (acc, failures) =
+                                ::weir_sdk::__private::fold::<#ty>(g.key.as_deref(), g.acc.as_deref(), &g.events);
+                            agg::Folded {
+                                acc,
+                                failures: failures
+                                    .into_iter()
+                                    .map(|(i, f)| (i, agg::Failure { code: f.code, message: f.message }))
+                                    .collect(),
+                            }
+                        })
+                        .collect()
+                }
+
+                fn merge(
+                    key: ::std::option::Option<::std::vec::Vec<u8>>,
+                    a: ::std::vec::Vec<u8>,
+                    b: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<::std::vec::Vec<u8>, agg::Failure> {
+                    ::weir_sdk::__private::merge::<#ty>(key.as_deref(), &a, &b)
+                        .map_err(|f| agg::Failure { code: f.code, message: f.message })
+                }
+
+                fn emit(requests: ::std::vec::Vec<agg::EmitRequest>) -> ::std::vec::Vec<u8> {
+                    ::weir_sdk::__private::emit::<#ty>(requests.iter().map(|r| {
+                        (
+                            r.key.as_deref(),
+                            r.window.map(|w| ::weir_sdk::Window { start: w.start, end: w.end }),
+                            r.acc.as_slice(),
+                        )
+                    }))
+                }
+            }
+
+            #migrate_impl
+
+            export!(Operator);
+        }
+    }
+    .into()
+}
+
+fn expand_fn(kind: FnKind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    let name = kind.attr();
+    if !attr.is_empty() {
+        return error(
+            TokenStream2::from(attr).span(),
+            &format!("#[weir_sdk::{name}] takes no arguments"),
+        );
+    }
+    let f = match syn::parse::<ItemFn>(item.clone()) {
+        Ok(f) => f,
+        Err(_) => {
+            let span = TokenStream2::from(item)
+                .into_iter()
+                .next()
+                .map_or(Span::call_site(), |t| t.span());
+            return error(
+                span,
+                &format!("#[weir_sdk::{name}] goes on a function: `fn f(event: &Event) -> …`"),
+            );
+        }
+    };
+    if let Err(e) = check_signature(kind, &f) {
+        // Keep the function so the only error is ours.
+        let e = e.to_compile_error();
+        return quote!(#f #e).into();
+    }
+    let ident = &f.sig.ident;
+    let ret_span = match &f.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => f.sig.span(),
+    };
+    let call = match kind {
+        FnKind::Filter => {
+            quote_spanned!(ret_span=> ::weir_sdk::__private::write_filter(e, super::#ident(e), w))
+        }
+        FnKind::Map | FnKind::FlatMap => {
+            quote_spanned!(ret_span=> ::weir_sdk::__private::write_outputs(super::#ident(e), w))
+        }
+        FnKind::Rekey => {
+            quote_spanned!(ret_span=> ::weir_sdk::__private::write_rekey(e, super::#ident(e), w))
+        }
+        FnKind::Route => {
+            quote_spanned!(ret_span=> ::weir_sdk::__private::write_route(e, super::#ident(e), w))
+        }
+    };
+    let bindings = bindings("process");
+    quote! {
+        #f
+
+        #[doc(hidden)]
+        mod __weir_operator {
+            #bindings
+
+            struct Operator;
+
+            impl exports::weir::stream::processor::Guest for Operator {
+                fn process(events: ::std::vec::Vec<u8>) -> ::std::vec::Vec<u8> {
+                    ::weir_sdk::__private::process_batch(&events, |e, w| #call)
+                }
+            }
+
+            export!(Operator);
+        }
+    }
+    .into()
+}
+
+/// The bindings of `world`, plus a custom section naming this SDK (which
+/// `weir validate` reports).
+fn bindings(world: &str) -> TokenStream2 {
+    let sdk = SDK_ID.as_bytes();
+    let len = sdk.len();
+    let sdk = syn::LitByteStr::new(sdk, Span::call_site());
+    quote! {
+        ::weir_sdk::__private::wit_bindgen::generate!({
+            inline: #WIT,
+            world: #world,
+            runtime_path: "::weir_sdk::__private::wit_bindgen::rt",
+        });
+
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "weir-sdk")]
+        #[used]
+        static WEIR_SDK: [u8; #len] = *#sdk;
+    }
+}
+
+fn check_signature(kind: FnKind, f: &ItemFn) -> syn::Result<()> {
+    let name = kind.attr();
+    let sig = &f.sig;
+    if let Some(a) = &sig.asyncness {
+        return Err(syn::Error::new(
+            a.span,
+            format!("a #[weir_sdk::{name}] function cannot be async"),
+        ));
+    }
+    if sig.generics.type_params().next().is_some() || sig.generics.const_params().next().is_some() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            format!("a #[weir_sdk::{name}] function cannot be generic (lifetimes are fine)"),
+        ));
+    }
+    let arity = format!("a #[weir_sdk::{name}] function takes exactly one argument, `&Event`");
+    let mut inputs = sig.inputs.iter();
+    let arg = match (inputs.next(), inputs.next()) {
+        (Some(arg), None) => arg,
+        (None, _) => return Err(syn::Error::new(sig.paren_token.span.join(), arity)),
+        (Some(_), Some(extra)) => return Err(syn::Error::new(extra.span(), arity)),
+    };
+    let ty = match arg {
+        FnArg::Typed(pat) => &pat.ty,
+        FnArg::Receiver(r) => return Err(syn::Error::new(r.span(), arity)),
+    };
+    match &**ty {
+        Type::Reference(r) if r.mutability.is_none() => {}
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                format!(
+                    "a #[weir_sdk::{name}] function takes `&Event` (a shared reference), not `{}`",
+                    quote!(#other)
+                ),
+            ));
+        }
+    }
+    if matches!(sig.output, ReturnType::Default) {
+        return Err(syn::Error::new(
+            sig.ident.span(),
+            format!(
+                "a #[weir_sdk::{name}] function must return {}",
+                kind.returns()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn error(span: Span, message: &str) -> TokenStream {
+    syn::Error::new(span, message).to_compile_error().into()
+}

@@ -1,0 +1,365 @@
+//! The guest side of the flat batch encoding specified in `wit/weir.wit`.
+
+use crate::{Event, Failure, Output};
+
+const NONE_LEN: u32 = u32::MAX;
+
+/// Reads the host's buffers. The host writes them, so a short buffer is a bug,
+/// reported as `None` rather than a panic.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, at: 0 }
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.at
+    }
+
+    pub(crate) fn slice_from(&self, start: usize) -> &'a [u8] {
+        &self.buf[start..self.at]
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.buf.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub(crate) fn i32(&mut self) -> Option<i32> {
+        self.u32().map(|v| v as i32)
+    }
+
+    pub(crate) fn i64(&mut self) -> Option<i64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Some(i64::from_le_bytes(a))
+    }
+
+    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    pub(crate) fn opt_bytes(&mut self) -> Option<Option<&'a [u8]>> {
+        let n = self.u32()?;
+        if n == NONE_LEN {
+            return Some(None);
+        }
+        self.take(n as usize).map(Some)
+    }
+}
+
+/// Decodes an `event-batch` lazily.
+pub(crate) fn events(batch: &[u8]) -> impl Iterator<Item = Event<'_>> {
+    let mut r = Reader::new(batch);
+    let mut left = r.u32().unwrap_or(0);
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        left -= 1;
+        Event::decode(&mut r)
+    })
+}
+
+/// Number of events in an `event-batch`.
+pub(crate) fn event_count(batch: &[u8]) -> u32 {
+    Reader::new(batch).u32().unwrap_or(0)
+}
+
+/// Writes a `result-batch`: one result per input, each a list of outputs or a
+/// failure, straight into one buffer.
+pub struct ResultWriter {
+    buf: Vec<u8>,
+    results: u32,
+    current: Current,
+}
+
+/// The state of the result being written.
+enum Current {
+    /// No result begun.
+    Idle,
+    /// Begun, nothing written yet: closes as zero outputs.
+    Pending,
+    /// Outputs being written: where the count lives, and the count.
+    Open { at: usize, outputs: u32 },
+    /// A failure was written; later outputs of this input are ignored.
+    Failed,
+}
+
+impl ResultWriter {
+    pub(crate) fn with_capacity(cap: usize) -> Self {
+        let mut buf = Vec::with_capacity(cap + 4);
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        ResultWriter {
+            buf,
+            results: 0,
+            current: Current::Idle,
+        }
+    }
+
+    /// Starts the result of the next input.
+    pub(crate) fn begin(&mut self) {
+        self.close();
+        self.results += 1;
+        self.current = Current::Pending;
+    }
+
+    fn close(&mut self) {
+        match std::mem::replace(&mut self.current, Current::Idle) {
+            Current::Pending => {
+                self.buf.push(0);
+                put_u32(&mut self.buf, 0);
+            }
+            Current::Open { at, outputs } => {
+                self.buf[at..at + 4].copy_from_slice(&outputs.to_le_bytes())
+            }
+            Current::Idle | Current::Failed => {}
+        }
+    }
+
+    /// Opens the outputs list if needed; false when the input already failed.
+    fn open(&mut self) -> bool {
+        match self.current {
+            Current::Pending | Current::Idle => {
+                self.buf.push(0);
+                self.current = Current::Open {
+                    at: self.buf.len(),
+                    outputs: 1,
+                };
+                put_u32(&mut self.buf, 0);
+                true
+            }
+            Current::Open {
+                ref mut outputs, ..
+            } => {
+                *outputs += 1;
+                true
+            }
+            Current::Failed => false,
+        }
+    }
+
+    /// Appends one output to the current input's result.
+    pub fn output(&mut self, o: &Output<'_>) {
+        if !self.open() {
+            return;
+        }
+        let flags = u8::from(o.timestamp.is_some()) | (u8::from(o.route.is_some()) << 1);
+        self.buf.push(flags);
+        if let Some(ts) = o.timestamp {
+            self.buf.extend_from_slice(&ts.to_le_bytes());
+        }
+        put_opt(&mut self.buf, o.key.as_deref());
+        put_opt(&mut self.buf, o.value.as_deref());
+        put_u32(&mut self.buf, o.headers.len() as u32);
+        for (name, value) in &o.headers {
+            put_bytes(&mut self.buf, name.as_bytes());
+            put_opt(&mut self.buf, value.as_deref());
+        }
+        if let Some(route) = &o.route {
+            put_bytes(&mut self.buf, route.as_bytes());
+        }
+    }
+
+    /// Appends the event itself (key, value, headers) as an output, optionally
+    /// with a new key or a route, without building an [`Output`].
+    pub(crate) fn forward(
+        &mut self,
+        e: &Event<'_>,
+        key: Option<Option<&[u8]>>,
+        route: Option<&str>,
+    ) {
+        if !self.open() {
+            return;
+        }
+        self.buf.push(u8::from(route.is_some()) << 1);
+        put_opt(&mut self.buf, key.unwrap_or(e.key()));
+        put_opt(&mut self.buf, e.value());
+        let headers = e.headers();
+        put_u32(&mut self.buf, headers.len() as u32);
+        for (name, value) in headers.iter() {
+            put_bytes(&mut self.buf, name.as_bytes());
+            put_opt(&mut self.buf, value);
+        }
+        if let Some(route) = route {
+            put_bytes(&mut self.buf, route.as_bytes());
+        }
+    }
+
+    /// The current input failed; outputs already written for it are discarded.
+    pub fn fail(&mut self, f: &Failure) {
+        match self.current {
+            Current::Failed => return,
+            Current::Open { at, .. } => self.buf.truncate(at - 1),
+            Current::Idle | Current::Pending => {}
+        }
+        self.current = Current::Failed;
+        self.buf.push(1);
+        put_bytes(&mut self.buf, f.code.as_bytes());
+        put_bytes(&mut self.buf, f.message.as_bytes());
+    }
+
+    /// The finished buffer.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.close();
+        let n = self.results;
+        self.buf[..4].copy_from_slice(&n.to_le_bytes());
+        self.buf
+    }
+}
+
+fn put_u32(b: &mut Vec<u8>, v: u32) {
+    b.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_bytes(b: &mut Vec<u8>, bytes: &[u8]) {
+    put_u32(b, bytes.len() as u32);
+    b.extend_from_slice(bytes);
+}
+
+fn put_opt(b: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(bytes) => put_bytes(b, bytes),
+        None => put_u32(b, NONE_LEN),
+    }
+}
+
+/// Encodes an `event-batch` (for the SDK's tests).
+#[cfg(test)]
+pub(crate) fn encode_events(events: &[Event<'_>]) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_u32(&mut b, events.len() as u32);
+    for e in events {
+        b.extend_from_slice(&e.timestamp().to_le_bytes());
+        b.extend_from_slice(&e.partition().to_le_bytes());
+        b.extend_from_slice(&e.offset().to_le_bytes());
+        put_bytes(&mut b, e.topic().as_bytes());
+        put_opt(&mut b, e.key());
+        put_opt(&mut b, e.value());
+        put_u32(&mut b, e.headers().len() as u32);
+        for (n, v) in e.headers().iter() {
+            put_bytes(&mut b, n.as_bytes());
+            put_opt(&mut b, v);
+        }
+    }
+    b
+}
+
+/// Decodes a `result-batch` (for the SDK's tests).
+#[cfg(test)]
+pub(crate) fn decode_results(buf: &[u8]) -> Option<Vec<Result<Vec<Output<'static>>, Failure>>> {
+    let mut r = Reader::new(buf);
+    let n = r.u32()?;
+    let mut all = Vec::new();
+    for _ in 0..n {
+        let tag = r.take(1)?[0];
+        if tag == 1 {
+            let code = String::from_utf8_lossy(r.bytes()?).into_owned();
+            let message = String::from_utf8_lossy(r.bytes()?).into_owned();
+            all.push(Err(Failure { code, message }));
+            continue;
+        }
+        let count = r.u32()?;
+        let mut outs = Vec::new();
+        for _ in 0..count {
+            let flags = r.take(1)?[0];
+            let timestamp = if flags & 1 != 0 { Some(r.i64()?) } else { None };
+            use std::borrow::Cow;
+            let key = r.opt_bytes()?.map(|k| Cow::Owned(k.to_vec()));
+            let value = r.opt_bytes()?.map(|v| Cow::Owned(v.to_vec()));
+            let mut headers = Vec::new();
+            for _ in 0..r.u32()? {
+                let name = String::from_utf8_lossy(r.bytes()?).into_owned();
+                headers.push((
+                    Cow::Owned(name),
+                    r.opt_bytes()?.map(|v| Cow::Owned(v.to_vec())),
+                ));
+            }
+            let route = if flags & 2 != 0 {
+                Some(Cow::Owned(String::from_utf8_lossy(r.bytes()?).into_owned()))
+            } else {
+                None
+            };
+            outs.push(Output {
+                key,
+                value,
+                headers,
+                timestamp,
+                route,
+            });
+        }
+        all.push(Ok(outs));
+    }
+    Some(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_the_batch_encoding() {
+        let headers = [("h", Some(&b"v"[..])), ("n", None)];
+        let a = Event::new(b"one")
+            .with_key(b"k")
+            .with_timestamp(-3)
+            .with_headers(&headers)
+            .with_source("t", 2, 9);
+        let b = Event::new(b"").without_value();
+        let batch = encode_events(&[a, b]);
+        let got: Vec<Event<'_>> = events(&batch).collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].key(), got[0].value(), got[0].timestamp()),
+            (Some(&b"k"[..]), Some(&b"one"[..]), -3)
+        );
+        assert_eq!(
+            (got[0].topic(), got[0].partition(), got[0].offset()),
+            ("t", 2, 9)
+        );
+        assert_eq!(got[0].headers().iter().collect::<Vec<_>>(), headers);
+        assert_eq!(got[1].value(), None);
+    }
+
+    #[test]
+    fn every_input_gets_exactly_one_result() {
+        let e = Event::new(b"x").with_key(b"k");
+        let mut w = ResultWriter::with_capacity(0);
+        w.begin(); // no output
+        w.begin(); // two outputs
+        w.output(&Output::new().text("a"));
+        w.forward(&e, None, Some("r"));
+        w.begin(); // output, then failure: the failure wins
+        w.output(&Output::new().text("dropped"));
+        w.fail(&Failure::new("bad", "why"));
+        w.output(&Output::new().text("ignored"));
+        w.begin(); // failure only
+        w.fail(&Failure::new("bad", "again"));
+        let results = decode_results(&w.finish()).unwrap();
+        assert_eq!(results.len(), 4);
+        assert_eq!(results[0], Ok(vec![]));
+        let two = results[1].as_ref().unwrap();
+        assert_eq!(
+            (
+                two[0].value_str(),
+                two[1].route.as_deref(),
+                two[1].key_str()
+            ),
+            (Some("a"), Some("r"), Some("k"))
+        );
+        assert_eq!(results[2], Err(Failure::new("bad", "why")));
+        assert_eq!(results[3], Err(Failure::new("bad", "again")));
+    }
+}

@@ -1,0 +1,248 @@
+//! What the attribute macros expand to call: the batch loops and the
+//! conversions from an operator's return value to results. Not public API.
+
+use std::borrow::Cow;
+
+use crate::codec::{self, ResultWriter};
+use crate::{Aggregate, Event, Failure, Migrate, Output, State, Window};
+
+/// Runs `f` on every event of an `event-batch` and returns the `result-batch`.
+pub fn process_batch(batch: &[u8], mut f: impl FnMut(&Event<'_>, &mut ResultWriter)) -> Vec<u8> {
+    install_panic_hook();
+    let mut w = ResultWriter::with_capacity(batch.len() + batch.len() / 4);
+    for e in codec::events(batch) {
+        w.begin();
+        f(&e, &mut w);
+    }
+    w.finish()
+}
+
+/// Sends a panic's message to the host's log before the trap, so the host's
+/// error says why the guest stopped.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| crate::log::error(&info.to_string())));
+    });
+}
+
+/// What a `#[filter]` function may return.
+#[diagnostic::on_unimplemented(
+    message = "a #[weir_sdk::filter] function must return `bool` or `Result<bool, Failure>`, not `{Self}`"
+)]
+pub trait IntoKeep {
+    /// Keep the event?
+    fn into_keep(self) -> Result<bool, Failure>;
+}
+
+impl IntoKeep for bool {
+    fn into_keep(self) -> Result<bool, Failure> {
+        Ok(self)
+    }
+}
+
+impl IntoKeep for Result<bool, Failure> {
+    fn into_keep(self) -> Result<bool, Failure> {
+        self
+    }
+}
+
+/// Writes a filter's verdict.
+pub fn write_filter(e: &Event<'_>, keep: impl IntoKeep, w: &mut ResultWriter) {
+    match keep.into_keep() {
+        Ok(true) => w.forward(e, None, None),
+        Ok(false) => {}
+        Err(f) => w.fail(&f),
+    }
+}
+
+/// What a `#[map]` or `#[flat_map]` function may return.
+#[diagnostic::on_unimplemented(
+    message = "a #[weir_sdk::map] or #[weir_sdk::flat_map] function must return `Output`, `Option<Output>`, `Vec<Output>`, or a `Result` of one of those with `Failure`, not `{Self}`"
+)]
+pub trait IntoOutputs {
+    /// Writes the outputs (or the failure) of the current event.
+    fn write_to(self, w: &mut ResultWriter);
+}
+
+impl IntoOutputs for Output<'_> {
+    fn write_to(self, w: &mut ResultWriter) {
+        w.output(&self);
+    }
+}
+
+impl IntoOutputs for Option<Output<'_>> {
+    fn write_to(self, w: &mut ResultWriter) {
+        if let Some(o) = self {
+            w.output(&o);
+        }
+    }
+}
+
+impl IntoOutputs for Vec<Output<'_>> {
+    fn write_to(self, w: &mut ResultWriter) {
+        for o in &self {
+            w.output(o);
+        }
+    }
+}
+
+impl<T: IntoOutputs> IntoOutputs for Result<T, Failure> {
+    fn write_to(self, w: &mut ResultWriter) {
+        match self {
+            Ok(t) => t.write_to(w),
+            Err(f) => w.fail(&f),
+        }
+    }
+}
+
+/// Writes a map's outputs.
+pub fn write_outputs(outputs: impl IntoOutputs, w: &mut ResultWriter) {
+    outputs.write_to(w);
+}
+
+/// What a `#[rekey]` function may return: the new key.
+#[diagnostic::on_unimplemented(
+    message = "a #[weir_sdk::rekey] function must return the new key (`Vec<u8>`, `String`, `&str`, `&[u8]`, an `Option` of one, or a `Result` of those with `Failure`), not `{Self}`"
+)]
+pub trait IntoKey<'a> {
+    /// The new key, or a failure.
+    fn into_key(self) -> Result<Option<Cow<'a, [u8]>>, Failure>;
+}
+
+impl<'a> IntoKey<'a> for Vec<u8> {
+    fn into_key(self) -> Result<Option<Cow<'a, [u8]>>, Failure> {
+        Ok(Some(Cow::Owned(self)))
+    }
+}
+impl<'a> IntoKey<'a> for String {
+    fn into_key(self) -> Result<Option<Cow<'a, [u8]>>, Failure> {
+        Ok(Some(Cow::Owned(self.into_bytes())))
+    }
+}
+impl<'a> IntoKey<'a> for &'a str {
+    fn into_key(self) -> Result<Option<Cow<'a, [u8]>>, Failure> {
+        Ok(Some(Cow::Borrowed(self.as_bytes())))
+    }
+}
+impl<'a> IntoKey<'a> for &'a [u8] {
+    fn into_key(self) -> Result<Option<Cow<'a, [u8]>>, Failure> {
+        Ok(Some(Cow::Borrowed(self)))
+    }
+}
+impl<'a, T: IntoKey<'a>> IntoKey<'a> for Option<T> {
+    fn into_key(self) -> Result<Option<Cow<'a, [u8]>>, Failure> {
+        match self {
+            Some(k) => k.into_key(),
+            None => Ok(None),
+        }
+    }
+}
+impl<'a, T: IntoKey<'a>> IntoKey<'a> for Result<T, Failure> {
+    fn into_key(self) -> Result<Option<Cow<'a, [u8]>>, Failure> {
+        self?.into_key()
+    }
+}
+
+/// Writes a re-keyed event.
+pub fn write_rekey<'a>(e: &Event<'_>, key: impl IntoKey<'a>, w: &mut ResultWriter) {
+    match key.into_key() {
+        Ok(k) => w.forward(e, Some(k.as_deref()), None),
+        Err(f) => w.fail(&f),
+    }
+}
+
+/// What a `#[route]` function may return: the route name.
+#[diagnostic::on_unimplemented(
+    message = "a #[weir_sdk::route] function must return the route name (`&str`, `String`, or a `Result` of one with `Failure`), not `{Self}`"
+)]
+pub trait IntoRoute<'a> {
+    /// The route, or a failure.
+    fn into_route(self) -> Result<Cow<'a, str>, Failure>;
+}
+
+impl<'a> IntoRoute<'a> for &'a str {
+    fn into_route(self) -> Result<Cow<'a, str>, Failure> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+impl<'a> IntoRoute<'a> for String {
+    fn into_route(self) -> Result<Cow<'a, str>, Failure> {
+        Ok(Cow::Owned(self))
+    }
+}
+impl<'a, T: IntoRoute<'a>> IntoRoute<'a> for Result<T, Failure> {
+    fn into_route(self) -> Result<Cow<'a, str>, Failure> {
+        self?.into_route()
+    }
+}
+
+/// Writes a routed event.
+pub fn write_route<'a>(e: &Event<'_>, route: impl IntoRoute<'a>, w: &mut ResultWriter) {
+    match route.into_route() {
+        Ok(r) => w.forward(e, None, Some(&r)),
+        Err(f) => w.fail(&f),
+    }
+}
+
+/// Folds one group: returns the new accumulator bytes and the failed events.
+pub fn fold<A: Aggregate>(
+    key: Option<&[u8]>,
+    acc: Option<&[u8]>,
+    events: &[u8],
+) -> (Vec<u8>, Vec<(u32, Failure)>) {
+    install_panic_hook();
+    let mut state = match acc.map(A::Acc::decode) {
+        None => A::init(key),
+        Some(Ok(s)) => s,
+        Some(Err(f)) => {
+            let failures = (0..codec::event_count(events))
+                .map(|i| (i, f.clone()))
+                .collect();
+            return (acc.unwrap_or_default().to_vec(), failures);
+        }
+    };
+    let mut failures = Vec::new();
+    for (i, e) in codec::events(events).enumerate() {
+        if let Err(f) = A::add(&mut state, &e) {
+            failures.push((i as u32, f));
+        }
+    }
+    (state.encode(), failures)
+}
+
+/// Merges two encoded accumulators.
+pub fn merge<A: Aggregate>(key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Vec<u8>, Failure> {
+    install_panic_hook();
+    Ok(A::merge(key, A::Acc::decode(a)?, A::Acc::decode(b)?)?.encode())
+}
+
+/// Emits for each `(key, window, acc)`; returns a `result-batch`.
+pub fn emit<'r, A: Aggregate>(
+    requests: impl Iterator<Item = (Option<&'r [u8]>, Option<Window>, &'r [u8])>,
+) -> Vec<u8> {
+    install_panic_hook();
+    let mut w = ResultWriter::with_capacity(256);
+    for (key, window, acc) in requests {
+        w.begin();
+        match A::Acc::decode(acc) {
+            Ok(state) => {
+                for o in A::emit(key, &state, window) {
+                    w.output(&o);
+                }
+            }
+            Err(f) => w.fail(&f),
+        }
+    }
+    w.finish()
+}
+
+/// Migrates an accumulator written by an earlier version.
+pub fn migrate<A: Migrate>(
+    previous: &str,
+    key: Option<&[u8]>,
+    acc: &[u8],
+) -> Result<Vec<u8>, Failure> {
+    install_panic_hook();
+    Ok(A::migrate(previous, key, acc)?.encode())
+}

@@ -1,0 +1,51 @@
+//! # weir-sdk: Weir stream operators in Rust
+//!
+//! An operator is a plain function with one attribute:
+//!
+//! ```ignore
+//! use weir_sdk::Event;
+//!
+//! #[weir_sdk::filter]
+//! fn errors_only(event: &Event) -> bool {
+//!     event.value_str().is_some_and(|v| v.contains("ERROR"))
+//! }
+//! ```
+//!
+//! Build it with `cargo build --target wasm32-wasip2 --release` (crate type
+//! `cdylib`) and the `.wasm` file is a component that `weir` can run. The
+//! function stays an ordinary function, so `cargo test` tests it natively.
+//!
+//! | attribute | signature | becomes |
+//! |---|---|---|
+//! | [`filter`] | `fn(&Event) -> bool` | keeps the event or drops it |
+//! | [`map`] | `fn(&Event) -> Output` | one output per event |
+//! | [`flat_map`] | `fn(&Event) -> Vec<Output>` | zero or more outputs |
+//! | [`rekey`] | `fn(&Event) -> Vec<u8>` (or `String`, `&str`, `Option<…>`) | the event with a new key |
+//! | [`route`] | `fn(&Event) -> &str` (or `String`) | the event, sent to a named route |
+//! | [`aggregator`] | `impl Aggregate for T` | a keyed aggregator |
+//!
+//! Any of them may return `Result<_, Failure>`: a [`Failure`] sends that one
+//! event to the stage's error policy. A panic traps the whole batch, which the
+//! host retries to isolate the event that caused it; prefer `Failure`.
+
+mod aggregate;
+mod codec;
+mod event;
+mod glue;
+mod host;
+mod output;
+pub mod testing;
+
+pub use aggregate::{Aggregate, Migrate, State, Window};
+pub use event::{Event, Headers};
+pub use host::{config, log, metrics};
+pub use output::{Failure, Output};
+pub use weir_sdk_macros::{aggregator, filter, flat_map, map, rekey, route};
+
+/// Used by the attribute macros; not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::codec::ResultWriter;
+    pub use crate::glue::*;
+    pub use wit_bindgen;
+}
