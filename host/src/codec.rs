@@ -126,9 +126,7 @@ impl BatchEncoder {
             e.offset,
             e.key.as_deref(),
             e.value.as_deref(),
-            e.headers
-                .iter()
-                .map(|h| (h.name.as_str(), h.value.as_deref())),
+            e.headers.iter().map(|h| (h.name.as_str(), h.value.as_deref())),
         );
     }
 
@@ -165,10 +163,7 @@ fn put_opt(b: &mut Vec<u8>, bytes: Option<&[u8]>) {
     }
 }
 
-fn put_headers<'a>(
-    b: &mut Vec<u8>,
-    headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
-) {
+fn put_headers<'a>(b: &mut Vec<u8>, headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) {
     let count_at = b.len();
     b.extend_from_slice(&0u32.to_le_bytes());
     let mut n = 0u32;
@@ -191,20 +186,15 @@ pub fn encode_results(results: &[EventResult]) -> Vec<u8> {
                 b.push(0);
                 b.extend_from_slice(&(outs.len() as u32).to_le_bytes());
                 for o in outs {
-                    let flags = u8::from(o.timestamp.is_some()) * FLAG_TIMESTAMP
-                        | u8::from(o.route.is_some()) * FLAG_ROUTE;
+                    let flags =
+                        u8::from(o.timestamp.is_some()) * FLAG_TIMESTAMP | u8::from(o.route.is_some()) * FLAG_ROUTE;
                     b.push(flags);
                     if let Some(ts) = o.timestamp {
                         b.extend_from_slice(&ts.to_le_bytes());
                     }
                     put_opt(&mut b, o.key.as_deref());
                     put_opt(&mut b, o.value.as_deref());
-                    put_headers(
-                        &mut b,
-                        o.headers
-                            .iter()
-                            .map(|h| (h.name.as_str(), h.value.as_deref())),
-                    );
+                    put_headers(&mut b, o.headers.iter().map(|h| (h.name.as_str(), h.value.as_deref())));
                     if let Some(route) = &o.route {
                         put_bytes(&mut b, route.as_bytes());
                     }
@@ -225,10 +215,7 @@ pub fn decode_results(buf: &[u8], expected: usize) -> Result<Vec<EventResult>, C
     let mut r = Reader { buf, at: 0 };
     let count = r.u32()? as usize;
     if count != expected {
-        return Err(CodecError::CountMismatch {
-            expected,
-            found: count,
-        });
+        return Err(CodecError::CountMismatch { expected, found: count });
     }
     // Never trust a count for preallocation beyond what the buffer could hold.
     let mut results = Vec::with_capacity(count.min(buf.len()));
@@ -251,9 +238,7 @@ pub fn decode_results(buf: &[u8], expected: usize) -> Result<Vec<EventResult>, C
         }
     }
     if r.remaining() != 0 {
-        return Err(CodecError::Trailing {
-            extra: r.remaining(),
-        });
+        return Err(CodecError::Trailing { extra: r.remaining() });
     }
     Ok(results)
 }
@@ -410,19 +395,13 @@ mod tests {
         let bytes = encode_results(&[EventResult::Outputs(vec![])]);
         assert_eq!(
             decode_results(&bytes, 2),
-            Err(CodecError::CountMismatch {
-                expected: 2,
-                found: 1
-            })
+            Err(CodecError::CountMismatch { expected: 2, found: 1 })
         );
     }
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
-        let bytes = encode_results(&[
-            EventResult::Outputs(vec![out("hello")]),
-            EventResult::Outputs(vec![]),
-        ]);
+        let bytes = encode_results(&[EventResult::Outputs(vec![out("hello")]), EventResult::Outputs(vec![])]);
         for cut in 0..bytes.len() {
             assert!(decode_results(&bytes[..cut], 2).is_err(), "cut at {cut}");
         }
@@ -432,10 +411,7 @@ mod tests {
     fn huge_lengths_do_not_allocate() {
         // count = 1, tag 0, n = u32::MAX outputs: must fail on truncation, not OOM.
         let bytes = [1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(
-            decode_results(&bytes, 1),
-            Err(CodecError::Truncated { .. })
-        ));
+        assert!(matches!(decode_results(&bytes, 1), Err(CodecError::Truncated { .. })));
     }
 
     #[test]

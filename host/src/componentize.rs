@@ -54,15 +54,10 @@ pub fn componentize(core: &[u8], world: &str) -> Result<Vec<u8>, ComponentizeErr
         reason: format!("{e:#}"),
     };
     let mut resolve = Resolve::default();
-    let pkg = resolve
-        .push_source("weir.wit", contract::WIT)
-        .map_err(encode_err)?;
-    let world_id = resolve
-        .select_world(&[pkg], Some(world))
-        .map_err(encode_err)?;
+    let pkg = resolve.push_source("weir.wit", contract::WIT).map_err(encode_err)?;
+    let world_id = resolve.select_world(&[pkg], Some(world)).map_err(encode_err)?;
     let mut module = core.to_vec();
-    embed_component_metadata(&mut module, &resolve, world_id, StringEncoding::UTF8)
-        .map_err(encode_err)?;
+    embed_component_metadata(&mut module, &resolve, world_id, StringEncoding::UTF8).map_err(encode_err)?;
     ComponentEncoder::default()
         .validate(true)
         .module(&module)
@@ -84,9 +79,7 @@ mod tests {
     fn rejects_what_is_not_a_core_module() {
         assert!(matches!(
             componentize(b"nope", "process"),
-            Err(ComponentizeError::NotCoreModule {
-                is_component: false
-            })
+            Err(ComponentizeError::NotCoreModule { is_component: false })
         ));
     }
 
@@ -102,9 +95,7 @@ mod tests {
     #[test]
     fn a_module_without_the_export_is_refused_with_the_reason() {
         let empty_module = b"\0asm\x01\0\0\0";
-        let err = componentize(empty_module, "process")
-            .unwrap_err()
-            .to_string();
+        let err = componentize(empty_module, "process").unwrap_err().to_string();
         assert!(err.contains("process"), "{err}");
     }
 }

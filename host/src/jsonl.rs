@@ -67,28 +67,15 @@ pub fn parse_event(text: &str, line: usize) -> Result<Event, JsonlError> {
             "key" => event.key = bytes_field(&v).map_err(|p| err("key", &p))?,
             "value" => event.value = bytes_field(&v).map_err(|p| err("value", &p))?,
             "headers" => event.headers = headers_field(&v).map_err(|p| err("headers", &p))?,
-            "timestamp" => {
-                event.timestamp = v
-                    .as_i64()
-                    .ok_or_else(|| err("timestamp", "expected an integer (ms)"))?
-            }
-            "topic" => {
-                event.topic = v
-                    .as_str()
-                    .ok_or_else(|| err("topic", "expected a string"))?
-                    .to_owned()
-            }
+            "timestamp" => event.timestamp = v.as_i64().ok_or_else(|| err("timestamp", "expected an integer (ms)"))?,
+            "topic" => event.topic = v.as_str().ok_or_else(|| err("topic", "expected a string"))?.to_owned(),
             "partition" => {
                 event.partition = v
                     .as_i64()
                     .and_then(|p| i32::try_from(p).ok())
                     .ok_or_else(|| err("partition", "expected a 32-bit integer"))?;
             }
-            "offset" => {
-                event.offset = v
-                    .as_i64()
-                    .ok_or_else(|| err("offset", "expected an integer"))?
-            }
+            "offset" => event.offset = v.as_i64().ok_or_else(|| err("offset", "expected an integer"))?,
             other => {
                 return Err(err(
                     other,
@@ -106,9 +93,7 @@ fn bytes_field(v: &Value) -> Result<Option<Vec<u8>>, String> {
         Value::String(s) => Ok(Some(s.as_bytes().to_vec())),
         Value::Object(o) if o.len() == 1 && o.contains_key("base64") => {
             let s = o["base64"].as_str().ok_or("base64 must be a string")?;
-            B64.decode(s)
-                .map(Some)
-                .map_err(|e| format!("invalid base64: {e}"))
+            B64.decode(s).map(Some).map_err(|e| format!("invalid base64: {e}"))
         }
         other => Ok(Some(other.to_string().into_bytes())),
     }
@@ -205,10 +190,7 @@ mod tests {
     #[test]
     fn unknown_fields_and_bad_types_are_named() {
         let e = parse_event(r#"{"vaule":"x"}"#, 7).unwrap_err();
-        assert!(
-            e.to_string().starts_with("line 7: vaule: unknown field"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("line 7: vaule: unknown field"), "{e}");
         let e = parse_event(r#"{"timestamp":"soon"}"#, 1).unwrap_err();
         assert!(e.to_string().contains("timestamp"), "{e}");
         assert!(matches!(

@@ -48,9 +48,7 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 /// Which operator kind a set of exported interface names implements.
-pub(crate) fn kind_from_exports(
-    exports: &[String],
-) -> Option<Result<OperatorKind, [OperatorKind; 2]>> {
+pub(crate) fn kind_from_exports(exports: &[String]) -> Option<Result<OperatorKind, [OperatorKind; 2]>> {
     let has = |name: &str| exports.iter().any(|e| e == name);
     match (has(contract::PROCESSOR), has(contract::AGGREGATOR)) {
         (true, false) => Some(Ok(OperatorKind::Processor)),
@@ -84,9 +82,7 @@ pub(crate) fn detect_sdk(bytes: &[u8]) -> Option<String> {
 }
 
 fn producers_tool(data: &[u8], offset: usize) -> Option<String> {
-    let reader =
-        wasmparser::ProducersSectionReader::new(wasmparser::BinaryReader::new(data, offset))
-            .ok()?;
+    let reader = wasmparser::ProducersSectionReader::new(wasmparser::BinaryReader::new(data, offset)).ok()?;
     let mut found = None;
     for field in reader.into_iter().flatten() {
         if field.name != "processed-by" {
@@ -95,14 +91,7 @@ fn producers_tool(data: &[u8], offset: usize) -> Option<String> {
         for value in field.values.into_iter().flatten() {
             // Prefer the tools that identify a language SDK over the linker.
             let name = value.name;
-            if [
-                "componentize-py",
-                "ComponentizeJS",
-                "componentize-js",
-                "wit-bindgen-c",
-            ]
-            .contains(&name)
-            {
+            if ["componentize-py", "ComponentizeJS", "componentize-js", "wit-bindgen-c"].contains(&name) {
                 return Some(format!("{name} {}", value.version));
             }
             if found.is_none() && name.starts_with("wit-bindgen") {
@@ -127,10 +116,7 @@ mod tests {
 
     #[test]
     fn kind_comes_from_the_exported_interface() {
-        let p = vec![
-            contract::PROCESSOR.to_owned(),
-            "wasi:cli/run@0.2.0".to_owned(),
-        ];
+        let p = vec![contract::PROCESSOR.to_owned(), "wasi:cli/run@0.2.0".to_owned()];
         assert_eq!(kind_from_exports(&p), Some(Ok(OperatorKind::Processor)));
         assert_eq!(kind_from_exports(&["x".to_owned()]), None);
     }

@@ -60,9 +60,7 @@ pub fn parse_size(text: &str) -> Result<usize, UnitError> {
 }
 
 fn split_number(s: &str) -> Option<(f64, &str)> {
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let num = s[..end].parse().ok()?;
     Some((num, s[end..].trim()))
 }

@@ -10,9 +10,7 @@ use crate::componentize::componentize;
 /// and wasi-libc) as a component of a Weir world, with the WASI preview1
 /// adapter linked in.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Example:\n  weir componentize errors-only.core.wasm --world process -o errors-only.wasm"
-)]
+#[command(after_help = "Example:\n  weir componentize errors-only.core.wasm --world process -o errors-only.wasm")]
 pub struct Componentize {
     /// The core module.
     pub core: PathBuf,
@@ -27,12 +25,9 @@ pub struct Componentize {
 impl Componentize {
     /// Runs the subcommand.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
-        let core = std::fs::read(&self.core)
-            .with_context(|| format!("cannot read {}", self.core.display()))?;
-        let component =
-            componentize(&core, &self.world).with_context(|| format!("{}", self.core.display()))?;
-        std::fs::write(&self.output, component)
-            .with_context(|| format!("cannot write {}", self.output.display()))?;
+        let core = std::fs::read(&self.core).with_context(|| format!("cannot read {}", self.core.display()))?;
+        let component = componentize(&core, &self.world).with_context(|| format!("{}", self.core.display()))?;
+        std::fs::write(&self.output, component).with_context(|| format!("cannot write {}", self.output.display()))?;
         Ok(ExitCode::SUCCESS)
     }
 }

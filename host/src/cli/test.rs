@@ -67,9 +67,7 @@ impl Test {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         match module.kind() {
-            OperatorKind::Processor => {
-                self.run_processor(&mut op, &lines, &mut out, &mut report)?
-            }
+            OperatorKind::Processor => self.run_processor(&mut op, &lines, &mut out, &mut report)?,
             OperatorKind::Aggregator => run_aggregator(&mut op, &lines, &mut out, &mut report)?,
         }
         out.flush()?;
@@ -91,10 +89,7 @@ impl Test {
         let reader: Box<dyn Read> = if self.input.as_os_str() == "-" {
             Box::new(std::io::stdin())
         } else {
-            Box::new(
-                std::fs::File::open(&self.input)
-                    .with_context(|| format!("cannot open {}", self.input.display()))?,
-            )
+            Box::new(std::fs::File::open(&self.input).with_context(|| format!("cannot open {}", self.input.display()))?)
         };
         let mut lines = Vec::new();
         for (i, text) in BufReader::new(reader).lines().enumerate() {
@@ -103,10 +98,7 @@ impl Test {
                 continue;
             }
             match jsonl::parse_event(&text, i + 1) {
-                Ok(event) => lines.push(Line {
-                    number: i + 1,
-                    event,
-                }),
+                Ok(event) => lines.push(Line { number: i + 1, event }),
                 Err(e) => {
                     eprintln!("{e}");
                     report.failures += 1;
@@ -151,12 +143,7 @@ impl Test {
 
 /// Folds each key's events in one `add` call per run of input; when that
 /// traps, folds key by key and then event by event to find the culprits.
-fn run_aggregator(
-    op: &mut Operator,
-    lines: &[Line],
-    out: &mut impl Write,
-    report: &mut Report,
-) -> anyhow::Result<()> {
+fn run_aggregator(op: &mut Operator, lines: &[Line], out: &mut impl Write, report: &mut Report) -> anyhow::Result<()> {
     let mut keys: Vec<Option<Vec<u8>>> = Vec::new();
     let mut by_key: Vec<Vec<&Line>> = Vec::new();
     for line in lines {
@@ -168,11 +155,7 @@ fn run_aggregator(
             }
         }
     }
-    let groups: Vec<Group> = keys
-        .iter()
-        .zip(&by_key)
-        .map(|(k, ls)| group(k, None, ls))
-        .collect();
+    let groups: Vec<Group> = keys.iter().zip(&by_key).map(|(k, ls)| group(k, None, ls)).collect();
     let accs: Vec<Option<Vec<u8>>> = match op.add(groups) {
         Ok(folded) => folded
             .into_iter()
@@ -199,10 +182,7 @@ fn run_aggregator(
             requests.push((key.clone(), None, acc));
             stamps.push((
                 key.clone(),
-                ls.iter()
-                    .map(|l| l.event.timestamp)
-                    .max()
-                    .unwrap_or_default(),
+                ls.iter().map(|l| l.event.timestamp).max().unwrap_or_default(),
             ));
         }
     }
@@ -219,10 +199,7 @@ fn run_aggregator(
                 }
             }
             EventResult::Failed(f) => {
-                eprintln!(
-                    "key {}: emit failure {f}",
-                    jsonl::bytes_json(key.as_deref())
-                );
+                eprintln!("key {}: emit failure {f}", jsonl::bytes_json(key.as_deref()));
                 report.failures += 1;
             }
         }
@@ -243,18 +220,10 @@ fn group(key: &Option<Vec<u8>>, acc: Option<Vec<u8>>, lines: &[&Line]) -> Group 
     }
 }
 
-fn fold_one_by_one(
-    op: &mut Operator,
-    key: &Option<Vec<u8>>,
-    lines: &[&Line],
-    report: &mut Report,
-) -> Option<Vec<u8>> {
+fn fold_one_by_one(op: &mut Operator, key: &Option<Vec<u8>>, lines: &[&Line], report: &mut Report) -> Option<Vec<u8>> {
     let mut acc = None;
     for line in lines {
-        match op
-            .add(vec![group(key, acc.clone(), &[line])])
-            .map(|mut f| f.pop())
-        {
+        match op.add(vec![group(key, acc.clone(), &[line])]).map(|mut f| f.pop()) {
             Ok(Some(f)) => {
                 for (_, failure) in f.failures {
                     eprintln!("line {}: failure {failure}", line.number);

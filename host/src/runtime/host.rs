@@ -132,11 +132,7 @@ impl config::Host for HostState {
     }
 
     fn entries(&mut self) -> Vec<(String, String)> {
-        self.ctx
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.ctx.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }
 

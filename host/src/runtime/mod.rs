@@ -105,16 +105,16 @@ impl Runtime {
             path: path.to_owned(),
             source,
         })?;
-        let name = path.file_stem().map_or_else(
-            || path.display().to_string(),
-            |s| s.to_string_lossy().into_owned(),
-        );
+        let name = path
+            .file_stem()
+            .map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
         self.load(&name, &bytes)
     }
 
     /// Validates and compiles a module: it must be a component, compile, and
     /// implement exactly one operator world with the contract's types and
-    /// imports. Nothing of the module runs.
+    /// imports. It is instantiated once in the sandbox to check export types;
+    /// no export is called.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
         let name = name.to_owned();
         if !wasmparser::Parser::is_component(bytes) {
@@ -128,16 +128,11 @@ impl Runtime {
         }
         let digest = module::digest(bytes);
         let engine = &self.inner.engine;
-        let component = engine::compile_cached(
-            engine,
-            self.inner.config.cache_dir.as_deref(),
-            &digest,
-            bytes,
-        )
-        .map_err(|e| LoadError::Compile {
-            name: name.clone(),
-            reason: format!("{e:#}"),
-        })?;
+        let component = engine::compile_cached(engine, self.inner.config.cache_dir.as_deref(), &digest, bytes)
+            .map_err(|e| LoadError::Compile {
+                name: name.clone(),
+                reason: format!("{e:#}"),
+            })?;
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
         let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();
@@ -166,25 +161,15 @@ impl Runtime {
                 processor::GuestIndices::new(&pre).map_err(|e| contract_err(format!("{e:#}")))?,
             ),
             OperatorKind::Aggregator => ExportIndices::Aggregator {
-                aggregator: aggregator::GuestIndices::new(&pre)
-                    .map_err(|e| contract_err(format!("{e:#}")))?,
+                aggregator: aggregator::GuestIndices::new(&pre).map_err(|e| contract_err(format!("{e:#}")))?,
                 migrator: if exports.iter().any(|e| e == contract::MIGRATOR) {
-                    Some(
-                        migrator::GuestIndices::new(&pre)
-                            .map_err(|e| contract_err(format!("{e:#}")))?,
-                    )
+                    Some(migrator::GuestIndices::new(&pre).map_err(|e| contract_err(format!("{e:#}")))?)
                 } else {
                     None
                 },
             },
         };
-        let migrate = matches!(
-            indices,
-            ExportIndices::Aggregator {
-                migrator: Some(_),
-                ..
-            }
-        );
+        let migrate = matches!(indices, ExportIndices::Aggregator { migrator: Some(_), .. });
         let info = ModuleInfo {
             name,
             digest,
@@ -200,20 +185,24 @@ impl Runtime {
             imports,
             exports,
         };
-        Ok(Arc::new(LoadedModule {
-            info,
-            pre,
-            exports: indices,
-        }))
+        let module = Arc::new(LoadedModule { info, pre, exports: indices });
+        // wasmtime checks export types when an instance's exports are looked
+        // up, so one sandboxed instantiation proves that the types match the
+        // contract (and that the module starts within its limits).
+        self.operator(module.clone(), BTreeMap::new()).warm_up().map_err(|e| {
+            let world = module.info.kind.world();
+            let name = module.info.name.clone();
+            match e.fault {
+                GuestFault::Instantiate(reason) => LoadError::Contract { name, world, reason },
+                other => LoadError::Contract { name, world, reason: format!("it traps while starting: {other}") },
+            }
+        })?;
+        Ok(module)
     }
 
     /// A new operator instance of `module` with deploy-time `config`. The
     /// instance is created on first use.
-    pub fn operator(
-        &self,
-        module: Arc<LoadedModule>,
-        config: BTreeMap<String, String>,
-    ) -> Operator {
+    pub fn operator(&self, module: Arc<LoadedModule>, config: BTreeMap<String, String>) -> Operator {
         let ctx = Arc::new(OperatorContext::new(module.info.version_label(), config));
         Operator::new(self.clone(), module, ctx)
     }

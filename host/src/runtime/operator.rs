@@ -57,11 +57,7 @@ enum Guest {
 }
 
 impl Operator {
-    pub(super) fn new(
-        runtime: Runtime,
-        module: Arc<LoadedModule>,
-        ctx: Arc<OperatorContext>,
-    ) -> Self {
+    pub(super) fn new(runtime: Runtime, module: Arc<LoadedModule>, ctx: Arc<OperatorContext>) -> Self {
         Operator {
             runtime,
             module,
@@ -134,9 +130,7 @@ impl Operator {
                 events: g.events,
             })
             .collect();
-        let folded = self.call("add", |store, guest| {
-            aggregator_of(guest)?.call_add(store, &groups)
-        })?;
+        let folded = self.call("add", |store, guest| aggregator_of(guest)?.call_add(store, &groups))?;
         if folded.len() != n {
             let e = codec::CodecError::CountMismatch {
                 expected: n,
@@ -148,22 +142,13 @@ impl Operator {
             .into_iter()
             .map(|f| Folded {
                 acc: f.acc,
-                failures: f
-                    .failures
-                    .into_iter()
-                    .map(|(i, e)| (i, from_wit_failure(e)))
-                    .collect(),
+                failures: f.failures.into_iter().map(|(i, e)| (i, from_wit_failure(e))).collect(),
             })
             .collect())
     }
 
     /// Merges two accumulators of one key (session windows).
-    pub fn merge(
-        &mut self,
-        key: Option<&[u8]>,
-        a: &[u8],
-        b: &[u8],
-    ) -> Result<Result<Vec<u8>, Failure>, GuestError> {
+    pub fn merge(&mut self, key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Result<Vec<u8>, Failure>, GuestError> {
         let (key, a, b) = (key.map(<[u8]>::to_vec), a.to_vec(), b.to_vec());
         let r = self.call("merge", |store, guest| {
             aggregator_of(guest)?.call_merge(store, key.as_ref(), &a, &b)
@@ -185,9 +170,7 @@ impl Operator {
                 acc,
             })
             .collect();
-        let out = self.call("emit", |store, guest| {
-            aggregator_of(guest)?.call_emit(store, &reqs)
-        })?;
+        let out = self.call("emit", |store, guest| aggregator_of(guest)?.call_emit(store, &reqs))?;
         decode_results(&out, n).map_err(|e| self.error("emit", GuestFault::BadResult(e)))
     }
 
@@ -227,10 +210,7 @@ impl Operator {
             .memory_size(cfg.memory_limit)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(
-            &self.runtime.inner.engine,
-            HostState::new(self.ctx.clone(), limits),
-        );
+        let mut store = Store::new(&self.runtime.inner.engine, HostState::new(self.ctx.clone(), limits));
         store.limiter(|s| &mut s.limits);
         // Start-up code (language runtimes) gets ten call deadlines.
         store.set_epoch_deadline(cfg.deadline_ticks().saturating_mul(10));
@@ -240,15 +220,9 @@ impl Operator {
         let instance: Instance = self.module.pre.instantiate(&mut store)?;
         let guest = match &self.module.exports {
             ExportIndices::Processor(p) => Guest::Processor(p.load(&mut store, &instance)?),
-            ExportIndices::Aggregator {
-                aggregator,
-                migrator,
-            } => Guest::Aggregator(
+            ExportIndices::Aggregator { aggregator, migrator } => Guest::Aggregator(
                 aggregator.load(&mut store, &instance)?,
-                migrator
-                    .as_ref()
-                    .map(|m| m.load(&mut store, &instance))
-                    .transpose()?,
+                migrator.as_ref().map(|m| m.load(&mut store, &instance)).transpose()?,
             ),
         };
         Ok(Live { store, guest })
@@ -260,10 +234,7 @@ impl Operator {
         export: &'static str,
         f: impl FnOnce(&mut Store<HostState>, &Guest) -> wasmtime::Result<R>,
     ) -> Result<R, GuestError> {
-        let (ticks, fuel) = (
-            self.runtime.config().deadline_ticks(),
-            self.runtime.config().fuel,
-        );
+        let (ticks, fuel) = (self.runtime.config().deadline_ticks(), self.runtime.config().fuel);
         let live = self.live(export)?;
         live.store.set_epoch_deadline(ticks);
         if let Some(fuel) = fuel {
@@ -283,17 +254,12 @@ impl Operator {
 
     fn classify(&self, e: &wasmtime::Error) -> GuestFault {
         let cfg = self.runtime.config();
-        let last_error = self
-            .live
-            .as_ref()
-            .and_then(|l| l.store.data().last_error.clone());
+        let last_error = self.live.as_ref().and_then(|l| l.store.data().last_error.clone());
         match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => return GuestFault::Deadline(cfg.call_deadline),
             Some(Trap::OutOfFuel) => return GuestFault::OutOfFuel(cfg.fuel.unwrap_or_default()),
             Some(Trap::UnreachableCodeReached) => {
-                return GuestFault::Panic(
-                    last_error.unwrap_or_else(|| "wasm `unreachable` executed".into()),
-                );
+                return GuestFault::Panic(last_error.unwrap_or_else(|| "wasm `unreachable` executed".into()));
             }
             _ => {}
         }

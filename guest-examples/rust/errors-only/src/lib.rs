@@ -20,30 +20,20 @@ mod tests {
 
     #[test]
     fn keeps_errors_and_drops_the_rest() {
-        assert_eq!(
-            errors_only(&Event::new(br#"{"level":"ERROR","msg":"disk"}"#)),
-            Ok(true)
-        );
+        assert_eq!(errors_only(&Event::new(br#"{"level":"ERROR","msg":"disk"}"#)), Ok(true));
         assert_eq!(errors_only(&Event::new(br#"{"level":"INFO"}"#)), Ok(false));
         assert_eq!(errors_only(&Event::new(br#"["level","ERROR"]"#)), Ok(false));
-        assert_eq!(
-            errors_only(&Event::new(br#"{"nested":{"level":"ERROR"}}"#)),
-            Ok(false)
-        );
+        assert_eq!(errors_only(&Event::new(br#"{"nested":{"level":"ERROR"}}"#)), Ok(false));
     }
 
     #[test]
     fn non_json_is_a_typed_failure() {
         assert_eq!(
-            errors_only(&Event::new(b"ERROR: not json"))
-                .unwrap_err()
-                .code,
+            errors_only(&Event::new(b"ERROR: not json")).unwrap_err().code,
             "invalid-json"
         );
         assert_eq!(
-            errors_only(&Event::new(b"").without_value())
-                .unwrap_err()
-                .code,
+            errors_only(&Event::new(b"").without_value()).unwrap_err().code,
             "invalid-json"
         );
     }

@@ -13,10 +13,7 @@ pub fn isin_key(event: &Event) -> Result<String, Failure> {
         serde_json::from_slice(value).map_err(|e| Failure::new("invalid-json", e.to_string()))?;
     match json.get("isinStockCode").and_then(|v| v.as_str()) {
         Some(isin) => Ok(isin.to_owned()),
-        None => Err(Failure::new(
-            "missing-isin",
-            "the trade has no string isinStockCode",
-        )),
+        None => Err(Failure::new("missing-isin", "the trade has no string isinStockCode")),
     }
 }
 

@@ -24,14 +24,8 @@ mod tests {
 
     #[test]
     fn routes_by_type() {
-        assert_eq!(
-            route_by_type(&Event::new(br#"{"type":"payment"}"#)).unwrap(),
-            "payment"
-        );
-        assert_eq!(
-            route_by_type(&Event::new(br#"{"id":1}"#)).unwrap(),
-            "unknown"
-        );
+        assert_eq!(route_by_type(&Event::new(br#"{"type":"payment"}"#)).unwrap(), "payment");
+        assert_eq!(route_by_type(&Event::new(br#"{"id":1}"#)).unwrap(), "unknown");
         assert!(route_by_type(&Event::new(b"nope")).is_err());
     }
 }

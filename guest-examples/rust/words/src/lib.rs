@@ -10,21 +10,13 @@ pub fn words(event: &Event) -> Result<Vec<Output<'static>>, Failure> {
     let Some(value) = event.value() else {
         return Ok(vec![]);
     };
-    let text =
-        std::str::from_utf8(value).map_err(|e| Failure::new("invalid-utf8", e.to_string()))?;
+    let text = std::str::from_utf8(value).map_err(|e| Failure::new("invalid-utf8", e.to_string()))?;
     Ok(text
         .split_whitespace()
         .map(|w| w.to_lowercase())
-        .map(|w| {
-            w.trim_matches(|c: char| c.is_ascii_punctuation())
-                .to_owned()
-        })
+        .map(|w| w.trim_matches(|c: char| c.is_ascii_punctuation()).to_owned())
         .filter(|w| !w.is_empty())
-        .map(|w| {
-            Output::new()
-                .key(w.clone().into_bytes())
-                .value(w.into_bytes())
-        })
+        .map(|w| Output::new().key(w.clone().into_bytes()).value(w.into_bytes()))
         .collect())
 }
 
@@ -42,9 +34,6 @@ mod tests {
 
     #[test]
     fn invalid_utf8_fails() {
-        assert_eq!(
-            words(&Event::new(&[0xff, 0xfe])).unwrap_err().code,
-            "invalid-utf8"
-        );
+        assert_eq!(words(&Event::new(&[0xff, 0xfe])).unwrap_err().code, "invalid-utf8");
     }
 }

@@ -116,17 +116,10 @@ pub fn aggregator(attr: TokenStream, item: TokenStream) -> TokenStream {
         );
     }
     if !item_impl.generics.params.is_empty() {
-        return error(
-            item_impl.generics.span(),
-            "an exported aggregator cannot be generic",
-        );
+        return error(item_impl.generics.span(), "an exported aggregator cannot be generic");
     }
     let ty = &item_impl.self_ty;
-    let world = if migrate {
-        "aggregate-with-migrate"
-    } else {
-        "aggregate"
-    };
+    let world = if migrate { "aggregate-with-migrate" } else { "aggregate" };
     let migrate_impl = migrate.then(|| {
         quote! {
             impl exports::weir::stream::migrator::Guest for Operator {
@@ -329,10 +322,7 @@ fn check_signature(kind: FnKind, f: &ItemFn) -> syn::Result<()> {
     if matches!(sig.output, ReturnType::Default) {
         return Err(syn::Error::new(
             sig.ident.span(),
-            format!(
-                "a #[weir_sdk::{name}] function must return {}",
-                kind.returns()
-            ),
+            format!("a #[weir_sdk::{name}] function must return {}", kind.returns()),
         ));
     }
     Ok(())

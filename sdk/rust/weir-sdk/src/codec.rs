@@ -31,8 +31,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     pub(crate) fn i32(&mut self) -> Option<i32> {
@@ -122,9 +121,7 @@ impl ResultWriter {
                 self.buf.push(0);
                 put_u32(&mut self.buf, 0);
             }
-            Current::Open { at, outputs } => {
-                self.buf[at..at + 4].copy_from_slice(&outputs.to_le_bytes())
-            }
+            Current::Open { at, outputs } => self.buf[at..at + 4].copy_from_slice(&outputs.to_le_bytes()),
             Current::Idle | Current::Failed => {}
         }
     }
@@ -141,9 +138,7 @@ impl ResultWriter {
                 put_u32(&mut self.buf, 0);
                 true
             }
-            Current::Open {
-                ref mut outputs, ..
-            } => {
+            Current::Open { ref mut outputs, .. } => {
                 *outputs += 1;
                 true
             }
@@ -175,12 +170,7 @@ impl ResultWriter {
 
     /// Appends the event itself (key, value, headers) as an output, optionally
     /// with a new key or a route, without building an [`Output`].
-    pub(crate) fn forward(
-        &mut self,
-        e: &Event<'_>,
-        key: Option<Option<&[u8]>>,
-        route: Option<&str>,
-    ) {
+    pub(crate) fn forward(&mut self, e: &Event<'_>, key: Option<Option<&[u8]>>, route: Option<&str>) {
         if !self.open() {
             return;
         }
@@ -282,10 +272,7 @@ pub(crate) fn decode_results(buf: &[u8]) -> Option<Vec<Result<Vec<Output<'static
             let mut headers = Vec::new();
             for _ in 0..r.u32()? {
                 let name = String::from_utf8_lossy(r.bytes()?).into_owned();
-                headers.push((
-                    Cow::Owned(name),
-                    r.opt_bytes()?.map(|v| Cow::Owned(v.to_vec())),
-                ));
+                headers.push((Cow::Owned(name), r.opt_bytes()?.map(|v| Cow::Owned(v.to_vec()))));
             }
             let route = if flags & 2 != 0 {
                 Some(Cow::Owned(String::from_utf8_lossy(r.bytes()?).into_owned()))
@@ -325,10 +312,7 @@ mod tests {
             (got[0].key(), got[0].value(), got[0].timestamp()),
             (Some(&b"k"[..]), Some(&b"one"[..]), -3)
         );
-        assert_eq!(
-            (got[0].topic(), got[0].partition(), got[0].offset()),
-            ("t", 2, 9)
-        );
+        assert_eq!((got[0].topic(), got[0].partition(), got[0].offset()), ("t", 2, 9));
         assert_eq!(got[0].headers().iter().collect::<Vec<_>>(), headers);
         assert_eq!(got[1].value(), None);
     }
@@ -352,11 +336,7 @@ mod tests {
         assert_eq!(results[0], Ok(vec![]));
         let two = results[1].as_ref().unwrap();
         assert_eq!(
-            (
-                two[0].value_str(),
-                two[1].route.as_deref(),
-                two[1].key_str()
-            ),
+            (two[0].value_str(), two[1].route.as_deref(), two[1].key_str()),
             (Some("a"), Some("r"), Some("k"))
         );
         assert_eq!(results[2], Err(Failure::new("bad", "why")));

@@ -87,10 +87,7 @@ impl<'a> Event<'a> {
 
     /// The first header with this name.
     pub fn header(&self, name: &str) -> Option<Option<&'a [u8]>> {
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v)
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// Event time, ms since the Unix epoch.

@@ -186,19 +186,13 @@ pub fn write_route<'a>(e: &Event<'_>, route: impl IntoRoute<'a>, w: &mut ResultW
 }
 
 /// Folds one group: returns the new accumulator bytes and the failed events.
-pub fn fold<A: Aggregate>(
-    key: Option<&[u8]>,
-    acc: Option<&[u8]>,
-    events: &[u8],
-) -> (Vec<u8>, Vec<(u32, Failure)>) {
+pub fn fold<A: Aggregate>(key: Option<&[u8]>, acc: Option<&[u8]>, events: &[u8]) -> (Vec<u8>, Vec<(u32, Failure)>) {
     install_panic_hook();
     let mut state = match acc.map(A::Acc::decode) {
         None => A::init(key),
         Some(Ok(s)) => s,
         Some(Err(f)) => {
-            let failures = (0..codec::event_count(events))
-                .map(|i| (i, f.clone()))
-                .collect();
+            let failures = (0..codec::event_count(events)).map(|i| (i, f.clone())).collect();
             return (acc.unwrap_or_default().to_vec(), failures);
         }
     };
@@ -218,9 +212,7 @@ pub fn merge<A: Aggregate>(key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Vec
 }
 
 /// Emits for each `(key, window, acc)`; returns a `result-batch`.
-pub fn emit<'r, A: Aggregate>(
-    requests: impl Iterator<Item = (Option<&'r [u8]>, Option<Window>, &'r [u8])>,
-) -> Vec<u8> {
+pub fn emit<'r, A: Aggregate>(requests: impl Iterator<Item = (Option<&'r [u8]>, Option<Window>, &'r [u8])>) -> Vec<u8> {
     install_panic_hook();
     let mut w = ResultWriter::with_capacity(256);
     for (key, window, acc) in requests {
@@ -238,11 +230,7 @@ pub fn emit<'r, A: Aggregate>(
 }
 
 /// Migrates an accumulator written by an earlier version.
-pub fn migrate<A: Migrate>(
-    previous: &str,
-    key: Option<&[u8]>,
-    acc: &[u8],
-) -> Result<Vec<u8>, Failure> {
+pub fn migrate<A: Migrate>(previous: &str, key: Option<&[u8]>, acc: &[u8]) -> Result<Vec<u8>, Failure> {
     install_panic_hook();
     Ok(A::migrate(previous, key, acc)?.encode())
 }

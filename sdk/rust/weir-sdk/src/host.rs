@@ -81,12 +81,7 @@ pub mod config {
         #[cfg(target_arch = "wasm32")]
         return super::imports::config::entries();
         #[cfg(not(target_arch = "wasm32"))]
-        crate::testing::CONFIG.with(|c| {
-            c.borrow()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
+        crate::testing::CONFIG.with(|c| c.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 }
 
@@ -97,7 +92,6 @@ pub mod metrics {
         #[cfg(target_arch = "wasm32")]
         super::imports::metrics::counter_add(name, delta);
         #[cfg(not(target_arch = "wasm32"))]
-        crate::testing::COUNTERS
-            .with(|c| *c.borrow_mut().entry(name.to_owned()).or_default() += delta);
+        crate::testing::COUNTERS.with(|c| *c.borrow_mut().entry(name.to_owned()).or_default() += delta);
     }
 }

@@ -67,11 +67,7 @@ impl<'a> Output<'a> {
     }
 
     /// Adds a header.
-    pub fn header(
-        mut self,
-        name: impl Into<Cow<'a, str>>,
-        value: impl Into<Cow<'a, [u8]>>,
-    ) -> Self {
+    pub fn header(mut self, name: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, [u8]>>) -> Self {
         self.headers.push((name.into(), Some(value.into())));
         self
     }
@@ -90,16 +86,12 @@ impl<'a> Output<'a> {
 
     /// The value as text, when UTF-8 (handy in tests).
     pub fn value_str(&self) -> Option<&str> {
-        self.value
-            .as_deref()
-            .and_then(|v| std::str::from_utf8(v).ok())
+        self.value.as_deref().and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The key as text, when UTF-8 (handy in tests).
     pub fn key_str(&self) -> Option<&str> {
-        self.key
-            .as_deref()
-            .and_then(|k| std::str::from_utf8(k).ok())
+        self.key.as_deref().and_then(|k| std::str::from_utf8(k).ok())
     }
 }
 

@@ -1,0 +1,32 @@
+//! A map that misbehaves on command, to test the sandbox: the value says what
+//! to do. Anything else is echoed.
+
+use weir_sdk::{Event, Failure, Output};
+
+/// Obeys the event's value.
+#[weir_sdk::map]
+pub fn misbehave<'a>(event: &Event<'a>) -> Result<Output<'a>, Failure> {
+    match event.value_str().unwrap_or_default() {
+        "panic" => panic!("asked to panic at offset {}", event.offset()),
+        "loop" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "oom" => {
+            let mut hog: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hog.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hog);
+            }
+        }
+        "fail" => Err(Failure::new("asked-to-fail", "the value said fail")),
+        "config" => {
+            weir_sdk::metrics::counter_add("config-reads", 1);
+            weir_sdk::log::info("reading greeting");
+            Ok(Output::forward(event).text(weir_sdk::config::get("greeting").unwrap_or_else(|| "unset".into())))
+        }
+        _ => Ok(Output::forward(event)),
+    }
+}
