@@ -1,1 +1,449 @@
-fn main() {}
+//! The foundation, as a user meets it: build operators in four languages,
+//! `weir validate` them, `weir test` them on JSON lines, and watch the sandbox
+//! contain the ones that misbehave. Expected outputs come from plain
+//! reference implementations in this file.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use support::*;
+use weir::event::{Event, Output};
+use weir::jsonl::output_json;
+
+/// The JSON line `weir test` prints for an output of an event.
+fn line(o: Output, input: &Event) -> Value {
+    let ts = o.timestamp.unwrap_or(input.timestamp);
+    output_json(&o, ts)
+}
+
+fn forward(e: &Event) -> Output {
+    Output {
+        key: e.key.clone(),
+        value: e.value.clone(),
+        headers: e.headers.clone(),
+        ..Output::default()
+    }
+}
+
+/// Runs a processor example over a test file and checks it against a
+/// reference: `Ok(outputs)` or `Err(failure code)` per event.
+fn check_processor(module: &str, input: &str, reference: impl Fn(&Event) -> Result<Vec<Output>, &'static str>) {
+    let g = guests();
+    let path = testdata(input);
+    let events = read_events(&path);
+    let mut want_lines = Vec::new();
+    let mut want_failures = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        match reference(e) {
+            Ok(outs) => want_lines.extend(outs.into_iter().map(|o| line(o, e))),
+            Err(code) => want_failures.push((i + 1, code.to_owned())),
+        }
+    }
+    let run = weir_test(&g.example("rust", module), &path, &[]);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.json_lines(), want_lines, "outputs of {module} on {input}");
+    assert_eq!(
+        run.failures(),
+        want_failures,
+        "failures of {module} on {input}:\n{}",
+        run.stderr
+    );
+}
+
+fn json_value(e: &Event) -> Result<Value, &'static str> {
+    serde_json::from_slice(e.value.as_deref().ok_or("invalid-json")?).map_err(|_| "invalid-json")
+}
+
+#[test]
+fn uppercase_upper_cases_values_and_keeps_the_rest() {
+    check_processor("uppercase", "sentences.jsonl", |e| {
+        Ok(vec![Output {
+            value: e.value.as_ref().map(|v| v.to_ascii_uppercase()),
+            ..forward(e)
+        }])
+    });
+}
+
+#[test]
+fn errors_only_keeps_json_errors_and_fails_non_json() {
+    check_processor("errors-only", "logs.jsonl", |e| {
+        let json = json_value(e)?;
+        let is_error = json.get("level").and_then(Value::as_str) == Some("ERROR");
+        Ok(if is_error { vec![forward(e)] } else { vec![] })
+    });
+}
+
+fn reference_words(e: &Event) -> Result<Vec<Output>, &'static str> {
+    let Some(v) = &e.value else { return Ok(vec![]) };
+    let text = std::str::from_utf8(v).map_err(|_| "invalid-utf8")?;
+    Ok(text
+        .split_whitespace()
+        .map(|w| {
+            w.to_lowercase()
+                .trim_matches(|c: char| c.is_ascii_punctuation())
+                .to_owned()
+        })
+        .filter(|w| !w.is_empty())
+        .map(|w| Output {
+            key: Some(w.clone().into_bytes()),
+            value: Some(w.into_bytes()),
+            ..Output::default()
+        })
+        .collect())
+}
+
+#[test]
+fn words_splits_lowercases_and_trims() {
+    check_processor("words", "sentences.jsonl", reference_words);
+}
+
+#[test]
+fn route_by_type_routes_on_the_type_field() {
+    check_processor("route-by-type", "trades.jsonl", |e| {
+        let json = json_value(e)?;
+        let route = match json.get("type") {
+            Some(Value::String(t)) => t.clone(),
+            Some(other) => other.to_string(),
+            None => "unknown".into(),
+        };
+        Ok(vec![Output {
+            route: Some(route),
+            ..forward(e)
+        }])
+    });
+}
+
+#[test]
+fn isin_key_rekeys_trades() {
+    check_processor("isin-key", "trades.jsonl", |e| {
+        let json = json_value(e)?;
+        let isin = json
+            .get("isinStockCode")
+            .and_then(Value::as_str)
+            .ok_or("missing-isin")?;
+        Ok(vec![Output {
+            key: Some(isin.as_bytes().to_vec()),
+            ..forward(e)
+        }])
+    });
+}
+
+/// Folds a test file per key (keys in order of first appearance) with a
+/// reference; the output timestamp is the key's greatest event time.
+fn check_aggregator(module: &str, input: &str, fold: impl Fn(&[&Event]) -> Option<Output>) {
+    let g = guests();
+    let path = testdata(input);
+    let events = read_events(&path);
+    let mut keys: Vec<Option<Vec<u8>>> = Vec::new();
+    for e in &events {
+        if !keys.contains(&e.key) {
+            keys.push(e.key.clone());
+        }
+    }
+    let want: Vec<Value> = keys
+        .iter()
+        .filter_map(|k| {
+            let of_key: Vec<&Event> = events.iter().filter(|e| e.key == *k).collect();
+            let ts = of_key.iter().map(|e| e.timestamp).max().unwrap_or_default();
+            let mut o = fold(&of_key)?;
+            o.key = k.clone();
+            Some(output_json(&o, o.timestamp.unwrap_or(ts)))
+        })
+        .collect();
+    let run = weir_test(&g.example("rust", module), &path, &[]);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.json_lines(), want, "outputs of {module} on {input}");
+}
+
+#[test]
+fn count_counts_per_key() {
+    check_aggregator("count", "keys.jsonl", |evs| {
+        Some(Output {
+            value: Some(evs.len().to_string().into_bytes()),
+            ..Output::default()
+        })
+    });
+}
+
+#[test]
+fn latest_keeps_the_greatest_timestamp_and_later_arrival_wins_ties() {
+    check_aggregator("latest", "keys-latest.jsonl", |evs| {
+        let best = evs.iter().fold(None::<&&Event>, |best, e| match best {
+            Some(b) if b.timestamp > e.timestamp => Some(b),
+            _ => Some(e),
+        })?;
+        Some(Output {
+            value: best.value.clone(),
+            timestamp: Some(best.timestamp),
+            ..Output::default()
+        })
+    });
+}
+
+/// The same input through every language's build of an example gives the
+/// same outputs and fails on the same lines with the same codes.
+#[test]
+fn every_language_agrees() {
+    let g = guests();
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("errors-only", "logs.jsonl", &["rust", "python", "js", "c"]),
+        ("words", "sentences.jsonl", &["rust", "python", "js"]),
+        ("count", "keys.jsonl", &["rust", "python", "js"]),
+    ];
+    for (example, input, languages) in cases {
+        let runs: BTreeMap<&str, Run> = languages
+            .iter()
+            .map(|l| (*l, weir_test(&g.example(l, example), &testdata(input), &[])))
+            .collect();
+        let rust = &runs["rust"];
+        assert!(!rust.stdout.is_empty(), "{example}: the Rust build printed nothing");
+        for (language, run) in &runs {
+            assert!(run.ok, "{language}-{example}: {}", run.stderr);
+            assert_eq!(
+                run.json_lines(),
+                rust.json_lines(),
+                "{language}-{example} outputs differ from rust"
+            );
+            assert_eq!(
+                run.failures(),
+                rust.failures(),
+                "{language}-{example} failures differ:\n{}",
+                run.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn validate_describes_every_example() {
+    let g = guests();
+    let expected = [
+        ("rust", "uppercase", "processor"),
+        ("rust", "errors-only", "processor"),
+        ("rust", "words", "processor"),
+        ("rust", "route-by-type", "processor"),
+        ("rust", "isin-key", "processor"),
+        ("rust", "count", "aggregator"),
+        ("rust", "latest", "aggregator"),
+        ("python", "errors-only", "processor"),
+        ("python", "words", "processor"),
+        ("python", "count", "aggregator"),
+        ("js", "errors-only", "processor"),
+        ("js", "words", "processor"),
+        ("js", "count", "aggregator"),
+        ("c", "errors-only", "processor"),
+    ];
+    for (language, name, kind) in expected {
+        let path = g.example(language, name);
+        let run = run_weir(["validate".as_ref(), "--json".as_ref(), path.as_os_str()]);
+        assert!(run.ok, "{language}-{name}: {}", run.stderr);
+        let info: Value = serde_json::from_str(&run.stdout).expect("validate --json prints JSON");
+        assert_eq!(info["kind"], kind, "{language}-{name}");
+        let size = std::fs::metadata(&path).expect("built").len();
+        assert_eq!(info["size"], size, "{language}-{name}");
+        assert!(
+            info["digest"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("sha256:") && d.len() == 71)
+        );
+        let sdk = info["sdk"].as_str().unwrap_or_default();
+        let sdk_hint = match language {
+            "rust" => "weir-sdk-rust",
+            "python" => "componentize-py",
+            "js" => "ComponentizeJS",
+            _ => "weir-sdk-c",
+        };
+        assert!(sdk.contains(sdk_hint), "{language}-{name}: sdk {sdk:?}");
+    }
+}
+
+#[test]
+fn validate_refuses_bad_modules_with_one_line_naming_the_problem() {
+    let g = guests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"this is not wasm at all").expect("write");
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
+    let empty_component = dir.path().join("empty.wasm");
+    std::fs::write(&empty_component, b"\0asm\x0d\0\x01\0").expect("write");
+    let cases = [
+        (garbage, "not a WebAssembly component"),
+        (core, "core WebAssembly module, not a component"),
+        (empty_component, "is not a Weir operator"),
+        (g.test_guest("wrong-types"), "expected `list` found `string`"),
+        (dir.path().join("missing.wasm"), "cannot read module"),
+    ];
+    for (path, problem) in cases {
+        let run = run_weir(["validate".as_ref(), path.as_os_str()]);
+        assert!(!run.ok, "{} was accepted", path.display());
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line for {}: {:?}", path.display(), lines);
+        assert!(lines[0].contains(problem), "{}: {}", path.display(), lines[0]);
+    }
+}
+
+#[test]
+fn a_panic_fails_only_its_event_and_the_next_batch_runs_clean() {
+    let g = guests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"value\":\"a\"}\n{\"value\":\"panic\"}\n{\"value\":\"b\"}\n{\"value\":\"c\"}\n",
+    )
+    .expect("write");
+    let run = weir_test(&g.test_guest("misbehave"), &input, &["--batch-size", "3"]);
+    assert!(run.ok, "{}", run.stderr);
+    let values: Vec<Value> = run.json_lines().iter().map(|v| v["value"].clone()).collect();
+    assert_eq!(values, ["a", "b", "c"]);
+    let problems = run.problem_lines();
+    assert_eq!(problems.len(), 1, "{}", run.stderr);
+    assert!(
+        problems[0].starts_with("line 2: module misbehave@sha256:"),
+        "{}",
+        problems[0]
+    );
+    assert!(problems[0].contains("process panicked"), "{}", problems[0]);
+    assert!(
+        run.stderr.contains("asked to panic at offset 1"),
+        "the panic message reaches the error: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_runaway_guest_hits_its_deadline_and_the_rest_still_runs() {
+    let g = guests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"value\":\"loop\"}\n{\"value\":\"after\"}\n").expect("write");
+    let run = weir_test(&g.test_guest("misbehave"), &input, &["--deadline", "100ms"]);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.json_lines().len(), 1);
+    let problems = run.problem_lines();
+    assert_eq!(problems.len(), 1, "{}", run.stderr);
+    assert!(
+        problems[0].starts_with("line 1:") && problems[0].contains("exceeded its deadline of 100ms"),
+        "{}",
+        problems[0]
+    );
+}
+
+#[test]
+fn a_memory_hog_hits_its_cap_and_the_rest_still_runs() {
+    let g = guests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"value\":\"before\"}\n{\"value\":\"oom\"}\n{\"value\":\"after\"}\n",
+    )
+    .expect("write");
+    let run = weir_test(&g.test_guest("misbehave"), &input, &["--memory-limit", "16MiB"]);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.json_lines().len(), 2);
+    let problems = run.problem_lines();
+    assert_eq!(problems.len(), 1, "{}", run.stderr);
+    assert!(
+        problems[0].starts_with("line 2:") && problems[0].contains("ran out of memory (cap 16777216 bytes"),
+        "{}",
+        problems[0]
+    );
+}
+
+#[test]
+fn typed_failures_config_and_counters_reach_the_user() {
+    let g = guests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"value\":\"config\"}\n{\"value\":\"fail\"}\n{\"value\":\"config\"}\n",
+    )
+    .expect("write");
+    let run = weir_test(&g.test_guest("misbehave"), &input, &["--config", "greeting=hello"]);
+    assert!(run.ok, "{}", run.stderr);
+    let values: Vec<Value> = run.json_lines().iter().map(|v| v["value"].clone()).collect();
+    assert_eq!(values, ["hello", "hello"]);
+    assert_eq!(run.failures(), [(2, "asked-to-fail".to_owned())]);
+    assert!(run.stderr.contains("counters: config-reads=2"), "{}", run.stderr);
+}
+
+#[test]
+fn guests_see_a_frozen_clock_no_files_and_no_environment() {
+    let g = guests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"value\":\"clock\"}\n{\"value\":\"file\"}\n{\"value\":\"env\"}\n").expect("write");
+    let run = weir_test(&g.test_guest("misbehave"), &input, &[]);
+    assert!(run.ok, "{}", run.stderr);
+    let values: Vec<String> =
+        run.json_lines().iter().map(|v| v["value"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(values[0], "0", "the wall clock reads zero");
+    assert!(values[1].starts_with("denied:"), "no filesystem: {}", values[1]);
+    assert_eq!(values[2], "0", "no environment variables");
+}
+
+#[test]
+fn malformed_input_lines_are_reported_and_the_run_goes_on() {
+    let g = guests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"value\":\"ok\"}\nnot json\n{\"vaule\":\"typo\"}\n{\"value\":\"fine\"}\n",
+    )
+    .expect("write");
+    let run = weir_test(&g.example("rust", "uppercase"), &input, &[]);
+    assert!(run.ok, "{}", run.stderr);
+    let values: Vec<Value> = run.json_lines().iter().map(|v| v["value"].clone()).collect();
+    assert_eq!(values, ["OK", "FINE"]);
+    let problems = run.problem_lines();
+    assert!(problems[0].starts_with("line 2: not JSON"), "{problems:?}");
+    assert!(problems[1].starts_with("line 3: vaule: unknown field"), "{problems:?}");
+}
+
+#[test]
+fn componentize_refuses_what_is_not_a_core_module() {
+    let g = guests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out.wasm");
+    let run = run_weir([
+        "componentize".as_ref(),
+        g.example("rust", "uppercase").as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(!run.ok);
+    assert!(run.stderr.contains("already a component"), "{}", run.stderr);
+    assert!(!out.exists());
+}
+
+#[test]
+fn precompiled_modules_are_cached_by_digest() {
+    let g = guests();
+    let cache = tempfile::tempdir().expect("temp dir");
+    let module = g.example("rust", "words");
+    for _ in 0..2 {
+        let out = weir()
+            .env("WEIR_CACHE_DIR", cache.path())
+            .arg("validate")
+            .arg(&module)
+            .output()
+            .expect("run");
+        assert!(out.status.success());
+    }
+    let entries: Vec<String> = std::fs::read_dir(cache.path())
+        .expect("cache dir exists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let digest = weir::module::digest(&std::fs::read(&module).expect("read"));
+    assert!(
+        entries[0].starts_with(digest.trim_start_matches("sha256:")),
+        "{entries:?}"
+    );
+}

@@ -1,1 +1,159 @@
-fn main() {}
+//! The cost of the component boundary, per record.
+//!
+//! `uppercase` three ways, each from host-owned events to host-owned outputs:
+//! - `native`: the same logic compiled into the host (the baseline);
+//! - `wasm-flat`: the example component through Weir's flat batch ABI
+//!   (encode the batch, one call, decode the results);
+//! - `wasm-typed`: the same logic over a `list<record>` ABI (`typed.wit`), the
+//!   design the contract did not choose.
+//!
+//! Plus instantiation of a precompiled module, on demand and pooled.
+//!
+//! Run: `cargo bench -p weir --bench boundary` (it builds the guests first).
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use weir::codec::encode_events;
+use weir::event::{Event, EventResult, Header, Output};
+use weir::runtime::{Runtime, RuntimeConfig};
+
+mod typed {
+    wasmtime::component::bindgen!({ path: "benches/typed.wit", world: "typed" });
+}
+use typed::exports::bench::typed::processor as tp;
+
+const BATCHES: [usize; 3] = [1, 64, 1024];
+const VALUE_SIZES: [usize; 2] = [100, 1024];
+
+fn events(n: usize, value_size: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| Event {
+            key: Some(format!("key-{i}").into_bytes()),
+            value: Some((0..value_size).map(|j| b"abcdefghij klmnopqrstuvwxyz"[(i + j) % 27]).collect()),
+            headers: vec![Header::new("source", "bench")],
+            timestamp: 1_700_000_000_000 + i as i64,
+            topic: "bench-input".into(),
+            partition: 0,
+            offset: i as i64,
+        })
+        .collect()
+}
+
+fn native_uppercase(events: &[Event]) -> Vec<EventResult> {
+    events
+        .iter()
+        .map(|e| {
+            EventResult::Outputs(vec![Output {
+                key: e.key.clone(),
+                value: e.value.as_ref().map(|v| v.to_ascii_uppercase()),
+                headers: e.headers.clone(),
+                ..Output::default()
+            }])
+        })
+        .collect()
+}
+
+struct TypedHost {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for TypedHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+fn to_typed(e: &Event) -> tp::Event {
+    tp::Event {
+        key: e.key.clone(),
+        value: e.value.clone(),
+        headers: e.headers.iter().map(|h| tp::Header { name: h.name.clone(), value: h.value.clone() }).collect(),
+        timestamp: e.timestamp,
+        topic: e.topic.clone(),
+        partition: e.partition,
+        offset: e.offset,
+    }
+}
+
+fn boundary(c: &mut Criterion) {
+    let g = support::guests();
+    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    let module = runtime.load_file(&g.example("rust", "uppercase")).expect("load uppercase");
+    let mut op = runtime.operator(module, BTreeMap::new());
+
+    // The typed design, on an engine configured like Weir's.
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).expect("engine");
+    let component = Component::from_file(&engine, g.test_guest("typed-uppercase")).expect("typed guest");
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
+    let mut store = Store::new(&engine, TypedHost { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
+    store.set_epoch_deadline(u64::MAX);
+    let typed = typed::Typed::instantiate(&mut store, &component, &linker).expect("instantiate typed");
+
+    let mut group = c.benchmark_group("uppercase");
+    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    for value_size in VALUE_SIZES {
+        for batch in BATCHES {
+            let evs = events(batch, value_size);
+            assert_eq!(op.process(&encode_events(&evs)).expect("wasm"), native_uppercase(&evs));
+            group.throughput(Throughput::Elements(batch as u64));
+            let id = format!("batch={batch}/value={value_size}B");
+            group.bench_function(BenchmarkId::new("native", &id), |b| b.iter(|| native_uppercase(black_box(&evs))));
+            group.bench_function(BenchmarkId::new("wasm-flat", &id), |b| {
+                b.iter(|| op.process(&encode_events(black_box(&evs))).expect("process"))
+            });
+            group.bench_function(BenchmarkId::new("wasm-typed", &id), |b| {
+                b.iter(|| {
+                    let input: Vec<tp::Event> = black_box(&evs).iter().map(to_typed).collect();
+                    let out = typed.bench_typed_processor().call_process(&mut store, &input).expect("typed");
+                    out.into_iter()
+                        .map(|o| {
+                            EventResult::Outputs(vec![Output {
+                                key: o.key,
+                                value: o.value,
+                                headers: o.headers.into_iter().map(|h| Header { name: h.name, value: h.value }).collect(),
+                                ..Output::default()
+                            }])
+                        })
+                        .collect::<Vec<_>>()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn instantiate(c: &mut Criterion) {
+    let g = support::guests();
+    let mut group = c.benchmark_group("instantiate");
+    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    for pooling in [false, true] {
+        let runtime = Runtime::new(RuntimeConfig { pooling, ..RuntimeConfig::default() }).expect("runtime");
+        let module = runtime.load_file(&g.example("rust", "uppercase")).expect("load");
+        let name = if pooling { "pooling" } else { "on-demand" };
+        group.bench_function(BenchmarkId::new("rust-uppercase", name), |b| {
+            b.iter(|| {
+                let mut op = runtime.operator(module.clone(), BTreeMap::new());
+                op.warm_up().expect("instantiate");
+                op
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, boundary, instantiate);
+criterion_main!(benches);

@@ -59,47 +59,51 @@ pub(crate) fn kind_from_exports(exports: &[String]) -> Option<Result<OperatorKin
 }
 
 /// Looks for the SDK that built a component: the `weir-sdk` custom section our
-/// SDKs write, else the `producers` section (`processed-by`) of its modules.
+/// Rust and C SDKs write; else a language tool named in the modules'
+/// `producers` sections (`processed-by`); else the runtime library that
+/// componentize-py links in.
 pub(crate) fn detect_sdk(bytes: &[u8]) -> Option<String> {
-    let mut processed_by = None;
+    let mut tools: Vec<(String, String)> = Vec::new();
+    let mut python = false;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let Ok(wasmparser::Payload::CustomSection(section)) = payload else {
-            continue;
-        };
-        match section.name() {
-            "weir-sdk" => {
-                if let Ok(s) = std::str::from_utf8(section.data()) {
-                    return Some(s.trim().to_owned());
+        match payload {
+            Ok(wasmparser::Payload::CustomSection(section)) => match section.name() {
+                "weir-sdk" => {
+                    if let Ok(s) = std::str::from_utf8(section.data()) {
+                        return Some(s.trim().to_owned());
+                    }
                 }
-            }
-            "producers" if processed_by.is_none() => {
-                processed_by = producers_tool(section.data(), section.data_offset());
+                "producers" => tools.extend(processed_by(section.data(), section.data_offset())),
+                _ => {}
+            },
+            Ok(wasmparser::Payload::ImportSection(imports)) if !python => {
+                python = imports.into_imports().flatten().any(|i| i.module == "libcomponentize_py_runtime.so");
             }
             _ => {}
         }
     }
-    processed_by
+    // Language tools first; wasi-libc inside every guest is built with
+    // wit-bindgen-c, so that name says nothing about the guest's language.
+    let pick = |names: &[&str]| {
+        tools.iter().find(|(n, _)| names.contains(&n.as_str())).map(|(n, v)| format!("{n} {v}"))
+    };
+    pick(&["componentize-py", "ComponentizeJS", "componentize-js"])
+        .or_else(|| python.then(|| "componentize-py".to_owned()))
+        .or_else(|| pick(&["wit-bindgen-rust"]))
 }
 
-fn producers_tool(data: &[u8], offset: usize) -> Option<String> {
-    let reader = wasmparser::ProducersSectionReader::new(wasmparser::BinaryReader::new(data, offset)).ok()?;
-    let mut found = None;
-    for field in reader.into_iter().flatten() {
-        if field.name != "processed-by" {
-            continue;
-        }
-        for value in field.values.into_iter().flatten() {
-            // Prefer the tools that identify a language SDK over the linker.
-            let name = value.name;
-            if ["componentize-py", "ComponentizeJS", "componentize-js", "wit-bindgen-c"].contains(&name) {
-                return Some(format!("{name} {}", value.version));
-            }
-            if found.is_none() && name.starts_with("wit-bindgen") {
-                found = Some(format!("{name} {}", value.version));
-            }
-        }
-    }
-    found
+/// The `processed-by` tools of one `producers` section.
+fn processed_by(data: &[u8], offset: usize) -> Vec<(String, String)> {
+    let Ok(reader) = wasmparser::ProducersSectionReader::new(wasmparser::BinaryReader::new(data, offset)) else {
+        return vec![];
+    };
+    reader
+        .into_iter()
+        .flatten()
+        .filter(|field| field.name == "processed-by")
+        .flat_map(|field| field.values.into_iter().flatten())
+        .map(|v| (v.name.to_owned(), v.version.to_owned()))
+        .collect()
 }
 
 #[cfg(test)]

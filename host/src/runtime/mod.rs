@@ -185,7 +185,11 @@ impl Runtime {
             imports,
             exports,
         };
-        let module = Arc::new(LoadedModule { info, pre, exports: indices });
+        let module = Arc::new(LoadedModule {
+            info,
+            pre,
+            exports: indices,
+        });
         // wasmtime checks export types when an instance's exports are looked
         // up, so one sandboxed instantiation proves that the types match the
         // contract (and that the module starts within its limits).
@@ -194,7 +198,11 @@ impl Runtime {
             let name = module.info.name.clone();
             match e.fault {
                 GuestFault::Instantiate(reason) => LoadError::Contract { name, world, reason },
-                other => LoadError::Contract { name, world, reason: format!("it traps while starting: {other}") },
+                other => LoadError::Contract {
+                    name,
+                    world,
+                    reason: format!("it traps while starting: {other}"),
+                },
             }
         })?;
         Ok(module)

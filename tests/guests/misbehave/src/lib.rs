@@ -21,6 +21,16 @@ pub fn misbehave<'a>(event: &Event<'a>) -> Result<Output<'a>, Failure> {
                 std::hint::black_box(&hog);
             }
         }
+        // What the sandbox grants: a frozen clock, no files, no environment.
+        "clock" => {
+            let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            Ok(Output::forward(event).text(since_epoch.as_millis().to_string()))
+        }
+        "file" => Ok(Output::forward(event).text(match std::fs::read("/etc/hostname") {
+            Ok(_) => "read a host file".to_owned(),
+            Err(e) => format!("denied: {e}"),
+        })),
+        "env" => Ok(Output::forward(event).text(std::env::vars().count().to_string())),
         "fail" => Err(Failure::new("asked-to-fail", "the value said fail")),
         "config" => {
             weir_sdk::metrics::counter_add("config-reads", 1);

@@ -1,0 +1,260 @@
+// Unit tests for the SDK: the batch codec against hand-built bytes (the
+// layouts in wit/weir.wit) and the operator helpers through the whole ABI path.
+// Run with `node --test sdk/js`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  Event,
+  Failure,
+  Output,
+  aggregate,
+  decodeEvents,
+  decodeResults,
+  encodeEvents,
+  encodeResults,
+  filter,
+  flatMap,
+  map,
+} from './weir-sdk.js';
+
+const NONE = 0xffffffff;
+const enc = new TextEncoder();
+
+/** Little-endian byte builder for hand-made batches. */
+class Bytes {
+  constructor() {
+    this.parts = [];
+  }
+  u8(v) {
+    this.parts.push(Uint8Array.of(v));
+    return this;
+  }
+  u32(v) {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v, true);
+    this.parts.push(b);
+    return this;
+  }
+  s32(v) {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setInt32(0, v, true);
+    this.parts.push(b);
+    return this;
+  }
+  s64(v) {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigInt64(0, BigInt(v), true);
+    this.parts.push(b);
+    return this;
+  }
+  blob(data) {
+    const b = typeof data === 'string' ? enc.encode(data) : Uint8Array.from(data);
+    return this.u32(b.length).raw(b);
+  }
+  opt(data) {
+    return data === null ? this.u32(NONE) : this.blob(data);
+  }
+  raw(b) {
+    this.parts.push(b);
+    return this;
+  }
+  build() {
+    const out = new Uint8Array(this.parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of this.parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+}
+
+const str = (bytes) => (bytes === null ? null : new TextDecoder().decode(bytes));
+
+// Two events: key, value and two headers (one without a value); then one with
+// neither key nor value and no headers.
+const EVENT_BATCH = new Bytes()
+  .u32(2)
+  .s64(1_700_000_000_123).s32(3).s64(42).blob('orders')
+  .opt('k1').opt('{"level": "ERROR"}')
+  .u32(2).blob('trace').opt([0, 255]).blob('empty').opt(null)
+  .s64(-1).s32(0).s64(2n ** 53n).blob('tōpic')
+  .opt(null).opt(null)
+  .u32(0)
+  .build();
+
+/** Process events through the batch codec, as the host would call the component. */
+const run = (processor, events) => decodeResults(processor.process(encodeEvents(events)));
+
+test('decodes events from hand-built bytes', () => {
+  const [first, second] = decodeEvents(EVENT_BATCH);
+  assert.equal(first.timestamp, 1_700_000_000_123);
+  assert.deepEqual([first.topic, first.partition, first.offset], ['orders', 3, 42]);
+  assert.equal(str(first.key), 'k1');
+  assert.equal(first.valueStr(), '{"level": "ERROR"}');
+  assert.deepEqual(first.json(), { level: 'ERROR' });
+  assert.deepEqual(first.headers.map(([n, v]) => [n, v && [...v]]), [['trace', [0, 255]], ['empty', null]]);
+  assert.deepEqual([...first.header('trace')], [0, 255]);
+  assert.equal(first.header('missing'), null);
+  assert.deepEqual([second.timestamp, second.topic, second.offset], [-1, 'tōpic', 2 ** 53]);
+  assert.equal(second.key, null);
+  assert.equal(second.value, null);
+  assert.equal(second.valueStr(), null);
+  assert.deepEqual(second.headers, []);
+});
+
+test('payloads are views of the batch, not copies', () => {
+  const batch = EVENT_BATCH.slice();
+  const [event] = decodeEvents(batch);
+  assert.equal(event.key.buffer, batch.buffer);
+});
+
+test('encodeEvents round-trips the hand-built batch', () => {
+  assert.deepEqual(encodeEvents(decodeEvents(EVENT_BATCH)), EVENT_BATCH);
+});
+
+test('malformed batches throw', () => {
+  assert.throws(() => decodeEvents(EVENT_BATCH.subarray(0, EVENT_BATCH.length - 3)), RangeError);
+  const trailing = new Uint8Array(EVENT_BATCH.length + 1);
+  trailing.set(EVENT_BATCH);
+  assert.throws(() => decodeEvents(trailing), /trailing/);
+});
+
+test('value helpers fail with typed codes', () => {
+  const code = (fn) => {
+    try {
+      fn();
+    } catch (err) {
+      assert.ok(err instanceof Failure);
+      return err.code;
+    }
+    return 'no failure';
+  };
+  assert.equal(code(() => new Event({ value: Uint8Array.of(0xff) }).valueStr()), 'invalid-utf8');
+  assert.equal(code(() => new Event({ value: Uint8Array.of(0xff) }).json()), 'invalid-json');
+  assert.equal(code(() => new Event({ value: '{nope' }).json()), 'invalid-json');
+  assert.equal(code(() => new Event().json()), 'invalid-json');
+});
+
+test('encodes results to the documented layout', () => {
+  const results = [
+    [
+      new Output({ key: 'k', value: Uint8Array.of(118), headers: [['h', 'x'], ['n', null]] }),
+      new Output({ timestamp: -5, route: 'errors' }),
+    ],
+    [],
+    new Failure('invalid-json', 'bad ☃'),
+  ];
+  const expected = new Bytes()
+    .u32(3)
+    .u8(0).u32(2)
+    .u8(0).opt('k').opt('v').u32(2).blob('h').opt('x').blob('n').opt(null)
+    .u8(3).s64(-5).opt(null).opt(null).u32(0).blob('errors')
+    .u8(0).u32(0)
+    .u8(1).blob('invalid-json').blob('bad ☃')
+    .build();
+  assert.deepEqual(encodeResults(results), expected);
+});
+
+test('results round-trip', () => {
+  const [outputs, failure] = decodeResults(
+    encodeResults([[new Output({ key: 'a', value: 'b', headers: { h: 'v' }, timestamp: 7 })], new Failure('x', 'y')]),
+  );
+  assert.deepEqual(outputs, [new Output({ key: 'a', value: 'b', headers: [['h', 'v']], timestamp: 7n })]);
+  assert.deepEqual([failure.code, failure.message], ['x', 'y']);
+});
+
+test('filter forwards kept events unchanged and fails per event', () => {
+  const processor = filter((event) => event.json().level === 'ERROR');
+  const results = run(processor, [
+    new Event({ key: 'k', value: '{"level":"ERROR"}', headers: [['h', 'v'], ['h', null]], timestamp: 9 }),
+    new Event({ value: '{"level":"INFO"}' }),
+    new Event({ value: 'nope' }),
+    new Event({ value: 'null' }),
+  ]);
+  assert.deepEqual(results[0], [new Output({ key: 'k', value: '{"level":"ERROR"}', headers: [['h', 'v'], ['h', null]] })]);
+  assert.deepEqual(results[1], []);
+  assert.equal(results[2].code, 'invalid-json');
+  assert.equal(results[3].code, 'exception'); // null.level throws a TypeError
+  assert.match(results[3].message, /^TypeError/);
+});
+
+test('map gives one output, or none for null', () => {
+  const processor = map((event) =>
+    event.value === null ? null : new Output({ key: event.key, value: event.valueStr().toUpperCase(), timestamp: event.timestamp + 1, route: 'up' }),
+  );
+  assert.deepEqual(run(processor, [new Event({ key: 'a', value: 'x', timestamp: 1 }), new Event()]), [
+    [new Output({ key: 'a', value: 'X', timestamp: 2, route: 'up' })],
+    [],
+  ]);
+  const wrong = run(map(() => 'not an output'), [new Event()]);
+  assert.equal(wrong[0].code, 'exception');
+});
+
+test('flatMap takes generators; a failure midway discards partial outputs', () => {
+  const split = flatMap(function* (event) {
+    for (const part of event.valueStr().split(',')) yield new Output({ key: part, value: part });
+  });
+  assert.deepEqual(run(split, [new Event({ value: 'a,b' })])[0].map((o) => str(o.value)), ['a', 'b']);
+  const explode = flatMap(function* () {
+    yield new Output({ value: 'first' });
+    throw new Failure('boom', 'after one output');
+  });
+  assert.deepEqual(
+    run(explode, [new Event(), new Event()]).map((f) => [f.code, f.message]),
+    [['boom', 'after one output'], ['boom', 'after one output']],
+  );
+});
+
+test('non-Error throws become code exception', () => {
+  const results = run(map(() => { throw 'plain string'; }), [new Event()]);
+  assert.deepEqual([results[0].code, results[0].message], ['exception', 'plain string']);
+});
+
+test('aggregate folds, merges and emits', () => {
+  const sum = aggregate({
+    init: () => '0',
+    add(acc, event) {
+      if (event.valueStr() === 'bad') throw new Failure('not-a-number', 'bad');
+      const n = Number(event.valueStr());
+      if (Number.isNaN(n)) throw new Error('NaN');
+      return String(Number(str(acc)) + n);
+    },
+    merge: (a, b) => {
+      if (a.length === 0) throw new Error('empty');
+      return String(Number(str(a)) + Number(str(b)));
+    },
+    emit(key, acc, window) {
+      if (str(acc) === '-1') throw new Failure('negative', 'no');
+      return [new Output({ value: str(acc) + (window ? `@${window.start}-${window.end}` : '') })];
+    },
+  });
+
+  const [fresh, existing] = sum.add([
+    { key: enc.encode('k'), window: undefined, acc: undefined, events: encodeEvents([new Event({ value: '2' }), new Event({ value: 'bad' })]) },
+    { key: undefined, window: { start: 0n, end: 10n }, acc: enc.encode('10'), events: encodeEvents([new Event({ value: 'x' }), new Event({ value: '5' })]) },
+  ]);
+  assert.equal(str(fresh.acc), '2');
+  assert.deepEqual(fresh.failures, [[1, { code: 'not-a-number', message: 'bad' }]]);
+  assert.equal(str(existing.acc), '15');
+  assert.deepEqual(existing.failures.map(([i, f]) => [i, f.code]), [[0, 'exception']]);
+
+  assert.deepEqual(sum.merge(undefined, enc.encode('2'), enc.encode('40')), { tag: 'ok', val: enc.encode('42') });
+  assert.equal(sum.merge(undefined, new Uint8Array(0), enc.encode('1')).val.code, 'exception');
+
+  const results = decodeResults(
+    sum.emit([
+      { key: enc.encode('k'), window: undefined, acc: enc.encode('7') },
+      { key: undefined, window: undefined, acc: enc.encode('-1') },
+      { key: undefined, window: { start: 0n, end: 10n }, acc: enc.encode('1') },
+    ]),
+  );
+  assert.deepEqual(results[0], [new Output({ value: '7' })]);
+  assert.equal(results[1].code, 'negative');
+  assert.deepEqual(results[2], [new Output({ value: '1@0-10' })]);
+});
+
+test('aggregate rejects an incomplete spec', () => {
+  assert.throws(() => aggregate({ init: () => '' }), /lacks add/);
+});

@@ -1,0 +1,202 @@
+"""The operator decorators, run natively through the whole ABI path."""
+
+import sys
+import types
+import unittest
+from unittest import mock
+
+import weir_sdk
+from weir_sdk import Event, Failure, Output, Window, decode_results, encode_events
+from weir_sdk import operators
+
+
+def run(op, events):
+    """Process events through the batch codec, as the host would call the component."""
+    return decode_results(op.process(encode_events(events)))
+
+
+class Filter(unittest.TestCase):
+    def setUp(self):
+        @weir_sdk.filter
+        def errors_only(event):
+            return event.json().get("level") == "ERROR"
+
+        self.op = errors_only
+
+    def test_forwards_kept_events_unchanged(self):
+        kept = Event(key="k", value='{"level": "ERROR"}', headers=[("h", "v"), ("h", None)], timestamp=9)
+        dropped = Event(key="k", value='{"level": "INFO"}')
+        [kept_result, dropped_result] = run(self.op, [kept, dropped])
+        self.assertEqual(kept_result, [Output(key="k", value='{"level": "ERROR"}', headers=[("h", "v"), ("h", None)])])
+        self.assertEqual(dropped_result, [])
+
+    def test_failures_are_per_event(self):
+        results = run(self.op, [Event(value="nope"), Event(value="[1]"), Event(value='{"level": "ERROR"}')])
+        self.assertEqual(results[0].code, "invalid-json")
+        self.assertEqual(results[1].code, "exception")  # a list has no .get
+        self.assertIn("AttributeError", results[1].message)
+        self.assertEqual(len(results[2]), 1)
+
+    def test_callable_and_named(self):
+        self.assertTrue(self.op(Event(value='{"level": "ERROR"}')))
+        self.assertEqual(self.op.__name__, "errors_only")
+
+
+class Map(unittest.TestCase):
+    def test_one_output_or_none(self):
+        @weir_sdk.map
+        def upper(event):
+            if event.value is None:
+                return None
+            return Output(key=event.key, value=event.value.upper(), timestamp=event.timestamp + 1, route="up")
+
+        results = run(upper, [Event(key="a", value="x", timestamp=1), Event(key="b")])
+        self.assertEqual(results, [[Output(key="a", value="X", timestamp=2, route="up")], []])
+
+    def test_wrong_return_type_is_a_failure(self):
+        op = weir_sdk.map(lambda event: "not an output")
+        [result] = run(op, [Event()])
+        self.assertEqual(result.code, "exception")
+        self.assertIn("Output", result.message)
+
+
+class FlatMap(unittest.TestCase):
+    def test_generator(self):
+        @weir_sdk.flat_map
+        def split(event):
+            for part in event.value_str().split(","):
+                yield Output(key=part, value=part)
+
+        [result] = run(split, [Event(value="a,b,c")])
+        self.assertEqual([o.value for o in result], [b"a", b"b", b"c"])
+
+    def test_failure_midway_discards_partial_outputs(self):
+        @weir_sdk.flat_map
+        def explode(event):
+            yield Output(value="first")
+            raise Failure("boom", "after one output")
+
+        results = run(explode, [Event(), Event()])
+        self.assertEqual([(r.code, r.message) for r in results], [("boom", "after one output")] * 2)
+
+    def test_outputs_helper(self):
+        op = weir_sdk.flat_map(lambda event: [Output(value="x")] * 2)
+        self.assertEqual(op.outputs(Event()), [Output(value="x")] * 2)
+        failing = weir_sdk.flat_map(lambda event: 1 / 0)
+        with self.assertRaises(Failure) as ctx:
+            failing.outputs(Event())
+        self.assertEqual(ctx.exception.code, "exception")
+
+
+@weir_sdk.aggregator
+class Sum:
+    """Sums the decimal values of events (one byte per digit is plenty for a test)."""
+
+    def init(self):
+        return b"0"
+
+    def add(self, acc, event):
+        if event.value == b"bad":
+            raise Failure("not-a-number", "bad")
+        return str(int(acc) + int(event.value)).encode()
+
+    def merge(self, a, b):
+        if a == b"":
+            raise ValueError("empty")
+        return str(int(a) + int(b))
+
+    def emit(self, key, acc, window):
+        if acc == b"-1":
+            raise Failure("negative", "no")
+        suffix = f"@{window.start}-{window.end}" if window else ""
+        return [Output(value=acc.decode() + suffix)]
+
+
+class Aggregator(unittest.TestCase):
+    op = Sum.weir_operator
+
+    def test_fold_from_init_and_existing(self):
+        acc, failures = self.op.fold(None, encode_events([Event(value="2"), Event(value="3")]))
+        self.assertEqual((acc, failures), (b"5", []))
+        acc, failures = self.op.fold(acc, [Event(value="10")])
+        self.assertEqual(acc, b"15")
+
+    def test_failed_events_leave_acc_alone(self):
+        acc, failures = self.op.fold(b"1", [Event(value="bad"), Event(value="x"), Event(value="2")])
+        self.assertEqual(acc, b"3")
+        self.assertEqual([(i, f.code) for i, f in failures], [(0, "not-a-number"), (1, "exception")])
+
+    def test_merge(self):
+        self.assertEqual(self.op.merge(b"2", b"40"), b"42")
+        with self.assertRaises(Failure) as ctx:
+            self.op.merge(b"", b"1")
+        self.assertEqual(ctx.exception.code, "exception")
+
+    def test_emit(self):
+        results = decode_results(self.op.emit([(b"k", b"7", None), (None, b"-1", None), (b"k", b"1", Window(0, 10))]))
+        self.assertEqual(results[0], [Output(value="7")])
+        self.assertEqual(results[1].code, "negative")
+        self.assertEqual(results[2], [Output(value="1@0-10")])
+
+    def test_missing_methods(self):
+        with self.assertRaises(TypeError) as ctx:
+
+            @weir_sdk.aggregator
+            class Incomplete:
+                def init(self):
+                    return b""
+
+        self.assertIn("add, merge, emit", str(ctx.exception))
+
+
+class ExportBinding(unittest.TestCase):
+    """In a component build the decorators define the export class in the user's module."""
+
+    def setUp(self):
+        self.module = types.ModuleType("weir_test_app")
+        sys.modules[self.module.__name__] = self.module
+        patcher = mock.patch.object(operators, "_IN_COMPONENT", True)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        self.addCleanup(sys.modules.pop, self.module.__name__)
+
+    def define(self, name, fn):
+        fn.__module__ = self.module.__name__
+        fn.__name__ = name
+        return fn
+
+    def test_processor_export(self):
+        weir_sdk.filter(self.define("keep_all", lambda event: True))
+        processor = self.module.Processor()
+        results = decode_results(processor.process(encode_events([Event(value="v")])))
+        self.assertEqual(results, [[Output(value="v")]])
+
+    def test_one_operator_per_module(self):
+        weir_sdk.filter(self.define("first", lambda event: True))
+        with self.assertRaises(TypeError) as ctx:
+            weir_sdk.map(self.define("second", lambda event: None))
+        self.assertIn("already defines Processor", str(ctx.exception))
+
+
+class Host(unittest.TestCase):
+    def test_native_stand_ins(self):
+        weir_sdk.set_native_config({"threshold": "3"})
+        self.addCleanup(weir_sdk.set_native_config, {})
+        self.assertEqual(weir_sdk.config("threshold"), "3")
+        self.assertIsNone(weir_sdk.config("other"))
+        self.assertEqual(weir_sdk.config_entries(), {"threshold": "3"})
+
+        counters = weir_sdk.native_counters()
+        self.addCleanup(counters.clear)
+        weir_sdk.counter_add("seen")
+        weir_sdk.counter_add("seen", 2)
+        self.assertEqual(counters["seen"], 3)
+
+        with self.assertLogs("weir", "WARNING"):
+            weir_sdk.log("warn", "careful")
+        with self.assertRaises(ValueError):
+            weir_sdk.log("loud", "nope")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,274 @@
+"""Decorators that turn a plain function or class into a Weir operator.
+
+Each decorator wraps the user's code in an operator object and, when the
+module is being built into a component, also defines in the user's module the
+class that componentize-py binds to the component's export: ``Processor``
+(interface ``weir:stream/processor`` of world ``process``) or ``Aggregator``
+(``weir:stream/aggregator`` of world ``aggregate``). So a whole operator is::
+
+    import weir_sdk
+
+    @weir_sdk.filter
+    def errors_only(event):
+        ...
+
+built with ``componentize-py -d wit -w process componentize app -p <sdk> -o op.wasm``.
+
+Every failure is per event: a :class:`~weir_sdk.Failure` raised by user code
+becomes that code, any other exception becomes code ``exception``. Only
+malformed batches from the host (a host bug) trap.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, Optional, Union
+
+from .codec import Event, Failure, Output, Window, _as_bytes_like, _Writer, decode_events
+from .host import _IN_COMPONENT
+
+__all__ = [
+    "AggregateOperator",
+    "ProcessOperator",
+    "aggregator",
+    "filter",
+    "flat_map",
+    "map",
+]
+
+
+def _as_failure(err: Exception) -> Failure:
+    """The failure reported for an exception raised by user code."""
+    if isinstance(err, Failure):
+        return err
+    return Failure("exception", f"{type(err).__name__}: {err}")
+
+
+def _bind_export(module_name: str, export_name: str, export_class: type, what: str) -> None:
+    """Define ``export_name`` in the user's module, refusing a second operator there."""
+    module = sys.modules.get(module_name)
+    if module is None:
+        raise RuntimeError(f"cannot find module {module_name!r} to define the {export_name} export in")
+    existing = getattr(module, export_name, None)
+    if existing is not None:
+        raise TypeError(
+            f"module {module_name!r} already defines {export_name} "
+            f"({getattr(existing, '_weir_operator', existing)!r}); "
+            f"a component holds one operator, so {what} must go in its own module"
+        )
+    setattr(module, export_name, export_class)
+
+
+class ProcessOperator:
+    """A stateless operator: one function applied to each event of a batch.
+
+    Calling it calls the wrapped function, so it can be unit-tested directly;
+    :meth:`process` runs the whole ABI path (decode, call, encode) natively.
+    """
+
+    def __init__(self, outputs: Callable[[Event], Iterable[Output]], wrapped: Callable[..., Any]) -> None:
+        self._outputs = outputs
+        self.__wrapped__ = wrapped
+        self.__name__ = getattr(wrapped, "__name__", "operator")
+        self.__doc__ = getattr(wrapped, "__doc__", None)
+
+    def __call__(self, event: Event) -> Any:
+        """Call the wrapped function on one event."""
+        return self.__wrapped__(event)
+
+    def outputs(self, event: Event) -> list[Output]:
+        """The outputs for one event; raises :class:`Failure` like the operator would report it."""
+        try:
+            return list(self._outputs(event))
+        except Exception as err:
+            raise _as_failure(err) from err
+
+    def process(self, events: Union[bytes, bytearray, memoryview]) -> bytes:
+        """Process an ``event-batch``; returns the ``result-batch`` (the ``process`` export)."""
+        batch = decode_events(events)
+        w = _Writer()
+        w.u32(len(batch))
+        for event in batch:
+            try:
+                w.outputs(self._outputs(event))
+            except Exception as err:
+                w.failure(_as_failure(err))
+        return bytes(w.buf)
+
+    def __repr__(self) -> str:
+        return f"<weir operator {self.__name__}>"
+
+
+def _process_operator(wrapped: Callable[..., Any], outputs: Callable[[Event], Iterable[Output]]) -> ProcessOperator:
+    op = ProcessOperator(outputs, wrapped)
+    if _IN_COMPONENT:
+        _bind_export(wrapped.__module__, "Processor", _processor_export(op), op.__name__)
+    return op
+
+
+def _processor_export(op: ProcessOperator) -> type:
+    """The ``weir:stream/processor`` export class for ``op``."""
+
+    class Processor:
+        """The ``weir:stream/processor`` export, bound by componentize-py."""
+
+        _weir_operator = op
+
+        def process(self, events: bytes) -> bytes:
+            return op.process(events)
+
+    return Processor
+
+
+def filter(fn: Callable[[Event], bool]) -> ProcessOperator:  # noqa: A001 - the SDK's vocabulary
+    """Keep the events for which ``fn(event)`` is true, unchanged (key, value, headers)."""
+
+    def outputs(event: Event) -> Iterable[Output]:
+        return (Output.forward(event),) if fn(event) else ()
+
+    return _process_operator(fn, outputs)
+
+
+def map(fn: Callable[[Event], Optional[Output]]) -> ProcessOperator:  # noqa: A001 - the SDK's vocabulary
+    """One output per event: ``fn(event)`` returns an :class:`Output` (or ``None`` to drop the event)."""
+
+    def outputs(event: Event) -> Iterable[Output]:
+        out = fn(event)
+        return () if out is None else (out,)
+
+    return _process_operator(fn, outputs)
+
+
+def flat_map(fn: Callable[[Event], Iterable[Output]]) -> ProcessOperator:
+    """Zero or more outputs per event: ``fn(event)`` returns (or yields) :class:`Output` values."""
+    return _process_operator(fn, fn)
+
+
+def _acc_bytes(acc: Any, what: str) -> bytes:
+    data = _as_bytes_like(acc, what)
+    if data is None:
+        raise TypeError(f"{what} must return bytes, not None")
+    return bytes(data)
+
+
+class AggregateOperator:
+    """A keyed aggregator built from a class with ``init``, ``add``, ``merge`` and ``emit``.
+
+    The class is instantiated once, on first use (not at build time, when host
+    imports such as config are unavailable). The methods below are the native
+    form of the WIT ``aggregator`` interface, for tests.
+    """
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        self.__name__ = cls.__name__
+        self._instance: Any = None
+
+    @property
+    def instance(self) -> Any:
+        """The user's aggregator object (created on first access)."""
+        if self._instance is None:
+            self._instance = self.cls()
+        return self._instance
+
+    def fold(
+        self, acc: Optional[bytes], events: Union[bytes, bytearray, memoryview, Iterable[Event]]
+    ) -> tuple[bytes, list[tuple[int, Failure]]]:
+        """Fold a group's events (an ``event-batch`` or events) into ``acc``.
+
+        ``acc`` ``None`` starts from ``init()``. Returns the new accumulator and the failed events' ``(index, failure)``;
+        a failed event leaves the accumulator as it was.
+        """
+        agg = self.instance
+        acc = _acc_bytes(agg.init(), "init") if acc is None else bytes(acc)
+        if isinstance(events, (bytes, bytearray, memoryview)):
+            events = decode_events(events)
+        failures = []
+        for index, event in enumerate(events):
+            try:
+                acc = _acc_bytes(agg.add(acc, event), "add")
+            except Exception as err:
+                failures.append((index, _as_failure(err)))
+        return acc, failures
+
+    def merge(self, a: bytes, b: bytes) -> bytes:
+        """Merge two accumulators of one key (``a`` is the earlier); raises :class:`Failure`."""
+        try:
+            return _acc_bytes(self.instance.merge(bytes(a), bytes(b)), "merge")
+        except Exception as err:
+            raise _as_failure(err) from err
+
+    def emit(self, requests: Iterable[tuple[Optional[bytes], bytes, Optional[Window]]]) -> bytes:
+        """Encode a ``result-batch`` for ``(key, acc, window)`` requests (the ``emit`` export)."""
+        requests = list(requests)
+        w = _Writer()
+        w.u32(len(requests))
+        for key, acc, window in requests:
+            try:
+                w.outputs(self.instance.emit(key, bytes(acc), window))
+            except Exception as err:
+                w.failure(_as_failure(err))
+        return bytes(w.buf)
+
+    def __repr__(self) -> str:
+        return f"<weir aggregator {self.__name__}>"
+
+
+def _window(wit_window: Any) -> Optional[Window]:
+    return None if wit_window is None else Window(wit_window.start, wit_window.end)
+
+
+def aggregator(cls: type) -> type:
+    """Make a class the component's keyed aggregator.
+
+    The class needs four methods (accumulators are ``bytes``)::
+
+        init(self) -> bytes                    # the initial accumulator
+        add(self, acc, event) -> bytes         # fold one event in
+        merge(self, a, b) -> bytes             # merge two (session windows)
+        emit(self, key, acc, window) -> list[Output]
+
+    ``window`` is a :class:`Window` or ``None``; an output without a key gets
+    the accumulator's key. Raising in ``add`` fails that event only; raising
+    in ``emit`` fails that request only. The class is returned unchanged, with
+    ``cls.weir_operator`` set to the :class:`AggregateOperator` for tests.
+    """
+    missing = [m for m in ("init", "add", "merge", "emit") if not callable(getattr(cls, m, None))]
+    if missing:
+        raise TypeError(f"aggregator {cls.__name__} lacks {', '.join(missing)}")
+    op = AggregateOperator(cls)
+    if _IN_COMPONENT:
+        _bind_export(cls.__module__, "Aggregator", _aggregator_export(op), cls.__name__)
+    cls.weir_operator = op
+    return cls
+
+
+def _aggregator_export(op: AggregateOperator) -> type:
+    """The ``weir:stream/aggregator`` export class for ``op`` (needs the generated bindings)."""
+    from componentize_py_types import Err
+    from wit_world.exports.aggregator import Folded
+    from wit_world.imports.types import Failure as WitFailure
+
+    class Aggregator:
+        """The ``weir:stream/aggregator`` export, bound by componentize-py."""
+
+        _weir_operator = op
+
+        def add(self, groups: list) -> list:
+            folded = []
+            for group in groups:
+                acc, failures = op.fold(group.acc, group.events)
+                folded.append(Folded(acc, [(i, WitFailure(f.code, f.message)) for i, f in failures]))
+            return folded
+
+        def merge(self, key: Optional[bytes], a: bytes, b: bytes) -> bytes:
+            try:
+                return op.merge(a, b)
+            except Failure as f:
+                raise Err(WitFailure(f.code, f.message)) from None
+
+        def emit(self, requests: list) -> bytes:
+            return op.emit((r.key, r.acc, _window(r.window)) for r in requests)
+
+    return Aggregator

@@ -1,0 +1,4 @@
+#[weir_sdk::aggregator]
+struct Count;
+
+fn main() {}

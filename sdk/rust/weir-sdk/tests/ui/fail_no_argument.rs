@@ -1,0 +1,6 @@
+#[weir_sdk::filter]
+fn keep_all() -> bool {
+    true
+}
+
+fn main() {}

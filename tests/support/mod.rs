@@ -1,0 +1,170 @@
+//! Shared by the integration tests: the `weir` binary, and every guest
+//! component built from source once per test run.
+
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Paths of the built components.
+pub struct Guests {
+    /// `guest-examples/dist`: `<language>-<name>.wasm`.
+    pub dist: PathBuf,
+    /// Test-only guests (`tests/guests/*`), by crate name with `_`.
+    pub test_guests: PathBuf,
+}
+
+impl Guests {
+    /// An example component, e.g. `example("rust", "words")`.
+    pub fn example(&self, language: &str, name: &str) -> PathBuf {
+        self.dist.join(format!("{language}-{name}.wasm"))
+    }
+
+    /// A test-only component, e.g. `test_guest("misbehave")`.
+    pub fn test_guest(&self, name: &str) -> PathBuf {
+        self.test_guests.join(format!("{}.wasm", name.replace('-', "_")))
+    }
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_owned()
+}
+
+/// A file in `guest-examples/testdata`.
+pub fn testdata(name: &str) -> PathBuf {
+    repo().join("guest-examples/testdata").join(name)
+}
+
+/// The `weir` binary under test.
+pub fn weir() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.env("WEIR_LOG", "error");
+    cmd
+}
+
+/// Builds every guest once per test run (and once across concurrent test
+/// processes, through a lock file). Guests build in their own target
+/// directory so that cargo's lock on the outer build is never waited on.
+pub fn guests() -> &'static Guests {
+    static GUESTS: OnceLock<Guests> = OnceLock::new();
+    GUESTS.get_or_init(build_guests)
+}
+
+fn build_guests() -> Guests {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
+    let target = bin
+        .parent()
+        .and_then(Path::parent)
+        .expect("the weir binary lives in target/<profile>/");
+    let guest_target = target.join("guests");
+    std::fs::create_dir_all(&guest_target).expect("create the guest target dir");
+    let lock = File::create(guest_target.join(".build.lock")).expect("create the build lock");
+    lock.lock().expect("lock the guest build");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new("bash")
+        .arg(repo().join("guest-examples/build.sh"))
+        .env("WEIR", &bin)
+        .env("CARGO", &cargo)
+        .env("CARGO_TARGET_DIR", &guest_target));
+    run(Command::new(&cargo)
+        .current_dir(repo())
+        .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "guest"])
+        .args(["-p", "misbehave", "-p", "wrong-types", "-p", "typed-uppercase"])
+        .env("CARGO_TARGET_DIR", &guest_target));
+    Guests {
+        dist: repo().join("guest-examples/dist"),
+        test_guests: guest_target.join("wasm32-wasip2/guest"),
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What one `weir` run printed.
+pub struct Run {
+    /// Exit success.
+    pub ok: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Output lines parsed as JSON.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect()
+    }
+
+    /// `(line, code)` of every typed failure reported on stderr.
+    pub fn failures(&self) -> Vec<(usize, String)> {
+        self.stderr
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("line ")?;
+                let (n, rest) = rest.split_once(": failure ")?;
+                let code = rest.split(':').next()?;
+                Some((n.parse().ok()?, code.to_owned()))
+            })
+            .collect()
+    }
+
+    /// Lines of stderr that start with `line N:`.
+    pub fn problem_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.starts_with("line ")).collect()
+    }
+}
+
+/// Runs `weir` with arguments.
+pub fn run_weir<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out: Output = weir().args(args).output().expect("run weir");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `weir test MODULE --input FILE` with extra arguments.
+pub fn weir_test(module: &Path, input: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "test".as_ref(),
+        module.as_os_str(),
+        "--input".as_ref(),
+        input.as_os_str(),
+    ];
+    args.extend(extra.iter().map(|s| std::ffi::OsStr::new(*s)));
+    run_weir(args)
+}
+
+/// The events of a JSON-lines test input, parsed as `weir test` parses them.
+pub fn read_events(path: &Path) -> Vec<weir::event::Event> {
+    std::fs::read_to_string(path)
+        .expect("read test input")
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| weir::jsonl::parse_event(l, i + 1).expect("test input is valid"))
+        .collect()
+}
