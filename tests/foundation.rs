@@ -377,11 +377,18 @@ fn guests_see_a_frozen_clock_no_files_and_no_environment() {
     let g = guests();
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, "{\"value\":\"clock\"}\n{\"value\":\"file\"}\n{\"value\":\"env\"}\n").expect("write");
+    std::fs::write(
+        &input,
+        "{\"value\":\"clock\"}\n{\"value\":\"file\"}\n{\"value\":\"env\"}\n",
+    )
+    .expect("write");
     let run = weir_test(&g.test_guest("misbehave"), &input, &[]);
     assert!(run.ok, "{}", run.stderr);
-    let values: Vec<String> =
-        run.json_lines().iter().map(|v| v["value"].as_str().unwrap_or_default().to_owned()).collect();
+    let values: Vec<String> = run
+        .json_lines()
+        .iter()
+        .map(|v| v["value"].as_str().unwrap_or_default().to_owned())
+        .collect();
     assert_eq!(values[0], "0", "the wall clock reads zero");
     assert!(values[1].starts_with("denied:"), "no filesystem: {}", values[1]);
     assert_eq!(values[2], "0", "no environment variables");

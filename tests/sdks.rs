@@ -9,7 +9,10 @@ use std::process::Command;
 use support::repo;
 
 fn run(cmd: &mut Command) {
-    let out = cmd.current_dir(repo()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed:\n{}\n{}",
@@ -20,7 +23,15 @@ fn run(cmd: &mut Command) {
 
 #[test]
 fn python_sdk_unit_tests() {
-    run(Command::new("python3").args(["-m", "unittest", "discover", "-s", "sdk/python/tests", "-t", "sdk/python"]));
+    run(Command::new("python3").args([
+        "-m",
+        "unittest",
+        "discover",
+        "-s",
+        "sdk/python/tests",
+        "-t",
+        "sdk/python",
+    ]));
 }
 
 #[test]

@@ -38,7 +38,11 @@ fn events(n: usize, value_size: usize) -> Vec<Event> {
     (0..n)
         .map(|i| Event {
             key: Some(format!("key-{i}").into_bytes()),
-            value: Some((0..value_size).map(|j| b"abcdefghij klmnopqrstuvwxyz"[(i + j) % 27]).collect()),
+            value: Some(
+                (0..value_size)
+                    .map(|j| b"abcdefghij klmnopqrstuvwxyz"[(i + j) % 27])
+                    .collect(),
+            ),
             headers: vec![Header::new("source", "bench")],
             timestamp: 1_700_000_000_000 + i as i64,
             topic: "bench-input".into(),
@@ -69,7 +73,10 @@ struct TypedHost {
 
 impl WasiView for TypedHost {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -77,7 +84,14 @@ fn to_typed(e: &Event) -> tp::Event {
     tp::Event {
         key: e.key.clone(),
         value: e.value.clone(),
-        headers: e.headers.iter().map(|h| tp::Header { name: h.name.clone(), value: h.value.clone() }).collect(),
+        headers: e
+            .headers
+            .iter()
+            .map(|h| tp::Header {
+                name: h.name.clone(),
+                value: h.value.clone(),
+            })
+            .collect(),
         timestamp: e.timestamp,
         topic: e.topic.clone(),
         partition: e.partition,
@@ -88,7 +102,9 @@ fn to_typed(e: &Event) -> tp::Event {
 fn boundary(c: &mut Criterion) {
     let g = support::guests();
     let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
-    let module = runtime.load_file(&g.example("rust", "uppercase")).expect("load uppercase");
+    let module = runtime
+        .load_file(&g.example("rust", "uppercase"))
+        .expect("load uppercase");
     let mut op = runtime.operator(module, BTreeMap::new());
 
     // The typed design, on an engine configured like Weir's.
@@ -99,32 +115,52 @@ fn boundary(c: &mut Criterion) {
     let component = Component::from_file(&engine, g.test_guest("typed-uppercase")).expect("typed guest");
     let mut linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
-    let mut store = Store::new(&engine, TypedHost { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
+    let mut store = Store::new(
+        &engine,
+        TypedHost {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+        },
+    );
     store.set_epoch_deadline(u64::MAX);
     let typed = typed::Typed::instantiate(&mut store, &component, &linker).expect("instantiate typed");
 
     let mut group = c.benchmark_group("uppercase");
-    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
     for value_size in VALUE_SIZES {
         for batch in BATCHES {
             let evs = events(batch, value_size);
             assert_eq!(op.process(&encode_events(&evs)).expect("wasm"), native_uppercase(&evs));
             group.throughput(Throughput::Elements(batch as u64));
             let id = format!("batch={batch}/value={value_size}B");
-            group.bench_function(BenchmarkId::new("native", &id), |b| b.iter(|| native_uppercase(black_box(&evs))));
+            group.bench_function(BenchmarkId::new("native", &id), |b| {
+                b.iter(|| native_uppercase(black_box(&evs)))
+            });
             group.bench_function(BenchmarkId::new("wasm-flat", &id), |b| {
                 b.iter(|| op.process(&encode_events(black_box(&evs))).expect("process"))
             });
             group.bench_function(BenchmarkId::new("wasm-typed", &id), |b| {
                 b.iter(|| {
                     let input: Vec<tp::Event> = black_box(&evs).iter().map(to_typed).collect();
-                    let out = typed.bench_typed_processor().call_process(&mut store, &input).expect("typed");
+                    let out = typed
+                        .bench_typed_processor()
+                        .call_process(&mut store, &input)
+                        .expect("typed");
                     out.into_iter()
                         .map(|o| {
                             EventResult::Outputs(vec![Output {
                                 key: o.key,
                                 value: o.value,
-                                headers: o.headers.into_iter().map(|h| Header { name: h.name, value: h.value }).collect(),
+                                headers: o
+                                    .headers
+                                    .into_iter()
+                                    .map(|h| Header {
+                                        name: h.name,
+                                        value: h.value,
+                                    })
+                                    .collect(),
                                 ..Output::default()
                             }])
                         })
@@ -139,9 +175,15 @@ fn boundary(c: &mut Criterion) {
 fn instantiate(c: &mut Criterion) {
     let g = support::guests();
     let mut group = c.benchmark_group("instantiate");
-    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
     for pooling in [false, true] {
-        let runtime = Runtime::new(RuntimeConfig { pooling, ..RuntimeConfig::default() }).expect("runtime");
+        let runtime = Runtime::new(RuntimeConfig {
+            pooling,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
         let module = runtime.load_file(&g.example("rust", "uppercase")).expect("load");
         let name = if pooling { "pooling" } else { "on-demand" };
         group.bench_function(BenchmarkId::new("rust-uppercase", name), |b| {

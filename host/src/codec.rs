@@ -187,7 +187,7 @@ pub fn encode_results(results: &[EventResult]) -> Vec<u8> {
                 b.extend_from_slice(&(outs.len() as u32).to_le_bytes());
                 for o in outs {
                     let flags =
-                        u8::from(o.timestamp.is_some()) * FLAG_TIMESTAMP | u8::from(o.route.is_some()) * FLAG_ROUTE;
+                        (u8::from(o.timestamp.is_some()) * FLAG_TIMESTAMP) | (u8::from(o.route.is_some()) * FLAG_ROUTE);
                     b.push(flags);
                     if let Some(ts) = o.timestamp {
                         b.extend_from_slice(&ts.to_le_bytes());

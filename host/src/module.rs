@@ -77,7 +77,10 @@ pub(crate) fn detect_sdk(bytes: &[u8]) -> Option<String> {
                 _ => {}
             },
             Ok(wasmparser::Payload::ImportSection(imports)) if !python => {
-                python = imports.into_imports().flatten().any(|i| i.module == "libcomponentize_py_runtime.so");
+                python = imports
+                    .into_imports()
+                    .flatten()
+                    .any(|i| i.module == "libcomponentize_py_runtime.so");
             }
             _ => {}
         }
@@ -85,7 +88,10 @@ pub(crate) fn detect_sdk(bytes: &[u8]) -> Option<String> {
     // Language tools first; wasi-libc inside every guest is built with
     // wit-bindgen-c, so that name says nothing about the guest's language.
     let pick = |names: &[&str]| {
-        tools.iter().find(|(n, _)| names.contains(&n.as_str())).map(|(n, v)| format!("{n} {v}"))
+        tools
+            .iter()
+            .find(|(n, _)| names.contains(&n.as_str()))
+            .map(|(n, v)| format!("{n} {v}"))
     };
     pick(&["componentize-py", "ComponentizeJS", "componentize-js"])
         .or_else(|| python.then(|| "componentize-py".to_owned()))

@@ -10,7 +10,7 @@ use crate::codec::BatchEncoder;
 use crate::contract::OperatorKind;
 use crate::event::{Event, EventResult};
 use crate::jsonl;
-use crate::runtime::{Group, GuestError, Operator};
+use crate::runtime::{EmitRequest, Group, GuestError, Operator};
 
 /// Runs an operator locally on events given as JSON lines and prints each
 /// output as a JSON line. Failures go to stderr with the input's 1-based line
@@ -179,7 +179,11 @@ fn run_aggregator(op: &mut Operator, lines: &[Line], out: &mut impl Write, repor
     let mut stamps = Vec::new();
     for ((key, ls), acc) in keys.iter().zip(&by_key).zip(accs) {
         if let Some(acc) = acc {
-            requests.push((key.clone(), None, acc));
+            requests.push(EmitRequest {
+                key: key.clone(),
+                window: None,
+                acc,
+            });
             stamps.push((
                 key.clone(),
                 ls.iter().map(|l| l.event.timestamp).max().unwrap_or_default(),

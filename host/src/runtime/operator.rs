@@ -36,6 +36,17 @@ pub struct Folded {
     pub failures: Vec<(u32, Failure)>,
 }
 
+/// An accumulator to turn into outputs, for [`Operator::emit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmitRequest {
+    /// The key; outputs without a key get it.
+    pub key: Option<Vec<u8>>,
+    /// The window, for windowed stages.
+    pub window: Option<Window>,
+    /// The accumulator.
+    pub acc: Vec<u8>,
+}
+
 /// An instance of an operator. Calls run under the runtime's deadline, fuel
 /// and memory cap; a call that traps returns a [`GuestError`] and drops the
 /// instance, so the next call runs in a fresh one.
@@ -156,18 +167,15 @@ impl Operator {
         Ok(r.map_err(from_wit_failure))
     }
 
-    /// Turns accumulators into outputs: one result per `(key, window, acc)`.
-    pub fn emit(
-        &mut self,
-        requests: Vec<(Option<Vec<u8>>, Option<Window>, Vec<u8>)>,
-    ) -> Result<Vec<EventResult>, GuestError> {
+    /// Turns accumulators into outputs: one result per request.
+    pub fn emit(&mut self, requests: Vec<EmitRequest>) -> Result<Vec<EventResult>, GuestError> {
         let n = requests.len();
         let reqs: Vec<aggregator::EmitRequest> = requests
             .into_iter()
-            .map(|(key, window, acc)| aggregator::EmitRequest {
-                key,
-                window: window.map(to_wit_window),
-                acc,
+            .map(|r| aggregator::EmitRequest {
+                key: r.key,
+                window: r.window.map(to_wit_window),
+                acc: r.acc,
             })
             .collect();
         let out = self.call("emit", |store, guest| aggregator_of(guest)?.call_emit(store, &reqs))?;

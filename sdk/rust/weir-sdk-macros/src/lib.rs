@@ -136,9 +136,21 @@ pub fn aggregator(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     });
     let bindings = bindings(world);
+    let migrate_check = migrate.then(|| {
+        quote! {
+            // `migrate` needs `impl Migrate`, checked on every target.
+            const _: fn() = || {
+                fn must_implement_migrate<T: ::weir_sdk::Migrate>() {}
+                must_implement_migrate::<#ty>();
+            };
+        }
+    });
     quote! {
         #item_impl
 
+        #migrate_check
+
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         #[allow(unused_imports)]
         mod __weir_operator {
@@ -226,23 +238,25 @@ fn expand_fn(kind: FnKind, attr: TokenStream, item: TokenStream) -> TokenStream 
         ReturnType::Default => f.sig.span(),
     };
     let call = match kind {
-        FnKind::Filter => {
-            quote_spanned!(ret_span=> ::weir_sdk::__private::write_filter(e, super::#ident(e), w))
-        }
-        FnKind::Map | FnKind::FlatMap => {
-            quote_spanned!(ret_span=> ::weir_sdk::__private::write_outputs(super::#ident(e), w))
-        }
-        FnKind::Rekey => {
-            quote_spanned!(ret_span=> ::weir_sdk::__private::write_rekey(e, super::#ident(e), w))
-        }
-        FnKind::Route => {
-            quote_spanned!(ret_span=> ::weir_sdk::__private::write_route(e, super::#ident(e), w))
-        }
+        FnKind::Filter => quote_spanned!(ret_span=> ::weir_sdk::__private::write_filter(e, #ident(e), w)),
+        FnKind::Map | FnKind::FlatMap => quote_spanned!(ret_span=> ::weir_sdk::__private::write_outputs(#ident(e), w)),
+        FnKind::Rekey => quote_spanned!(ret_span=> ::weir_sdk::__private::write_rekey(e, #ident(e), w)),
+        FnKind::Route => quote_spanned!(ret_span=> ::weir_sdk::__private::write_route(e, #ident(e), w)),
     };
     let bindings = bindings("process");
     quote! {
         #f
 
+        /// The batch entry point: an `event-batch` in, a `result-batch` out.
+        /// Compiled on every target, so the operator is type-checked (and can
+        /// be driven) natively too.
+        #[doc(hidden)]
+        #[allow(dead_code)]
+        fn __weir_process(events: &[u8]) -> ::std::vec::Vec<u8> {
+            ::weir_sdk::__private::process_batch(events, |e, w| #call)
+        }
+
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         mod __weir_operator {
             #bindings
@@ -251,7 +265,7 @@ fn expand_fn(kind: FnKind, attr: TokenStream, item: TokenStream) -> TokenStream 
 
             impl exports::weir::stream::processor::Guest for Operator {
                 fn process(events: ::std::vec::Vec<u8>) -> ::std::vec::Vec<u8> {
-                    ::weir_sdk::__private::process_batch(&events, |e, w| #call)
+                    super::__weir_process(&events)
                 }
             }
 

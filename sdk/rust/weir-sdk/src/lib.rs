@@ -2,13 +2,15 @@
 //!
 //! An operator is a plain function with one attribute:
 //!
-//! ```ignore
+//! ```
 //! use weir_sdk::Event;
 //!
 //! #[weir_sdk::filter]
 //! fn errors_only(event: &Event) -> bool {
 //!     event.value_str().is_some_and(|v| v.contains("ERROR"))
 //! }
+//!
+//! assert!(errors_only(&Event::new(b"ERROR: disk full")));
 //! ```
 //!
 //! Build it with `cargo build --target wasm32-wasip2 --release` (crate type
@@ -39,7 +41,7 @@ pub mod testing;
 pub use aggregate::{Aggregate, Migrate, State, Window};
 pub use event::{Event, Headers};
 pub use host::{config, log, metrics};
-pub use output::{Failure, Output};
+pub use output::{Failure, Output, OutputHeader};
 pub use weir_sdk_macros::{aggregator, filter, flat_map, map, rekey, route};
 
 /// Used by the attribute macros; not public API.

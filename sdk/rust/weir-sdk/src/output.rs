@@ -4,6 +4,9 @@ use std::borrow::Cow;
 
 use crate::Event;
 
+/// One output header: a name and an optional value, either possibly borrowed.
+pub type OutputHeader<'a> = (Cow<'a, str>, Option<Cow<'a, [u8]>>);
+
 /// One output record. Fields may borrow from the input event, so passing a
 /// key or headers through copies nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -13,7 +16,7 @@ pub struct Output<'a> {
     /// Record value.
     pub value: Option<Cow<'a, [u8]>>,
     /// Headers, in order.
-    pub headers: Vec<(Cow<'a, str>, Option<Cow<'a, [u8]>>)>,
+    pub headers: Vec<OutputHeader<'a>>,
     /// Event time in ms; `None` keeps the input's.
     pub timestamp: Option<i64>,
     /// A named route of the stage; `None` is the default next hop.

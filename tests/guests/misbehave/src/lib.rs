@@ -23,7 +23,9 @@ pub fn misbehave<'a>(event: &Event<'a>) -> Result<Output<'a>, Failure> {
         }
         // What the sandbox grants: a frozen clock, no files, no environment.
         "clock" => {
-            let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let since_epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
             Ok(Output::forward(event).text(since_epoch.as_millis().to_string()))
         }
         "file" => Ok(Output::forward(event).text(match std::fs::read("/etc/hostname") {

@@ -24,4 +24,6 @@ impl exports::bench::typed::processor::Guest for Typed {
     }
 }
 
+// Component exports only exist in wasm32 (the names are not native symbols).
+#[cfg(target_arch = "wasm32")]
 export!(Typed);

@@ -20,4 +20,6 @@ impl exports::weir::stream::processor::Guest for Wrong {
     }
 }
 
+// Component exports only exist in wasm32 (the names are not native symbols).
+#[cfg(target_arch = "wasm32")]
 export!(Wrong);
