@@ -75,7 +75,16 @@ fn build_guests() -> Guests {
     run(Command::new(&cargo)
         .current_dir(repo())
         .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "guest"])
-        .args(["-p", "misbehave", "-p", "wrong-types", "-p", "typed-uppercase"])
+        .args([
+            "-p",
+            "misbehave",
+            "-p",
+            "wrong-types",
+            "-p",
+            "typed-uppercase",
+            "-p",
+            "count-text",
+        ])
         .env("CARGO_TARGET_DIR", &guest_target));
     Guests {
         dist: repo().join("guest-examples/dist"),
