@@ -395,6 +395,22 @@ fn guests_see_a_frozen_clock_no_files_and_no_environment() {
 }
 
 #[test]
+fn guest_randomness_is_the_same_in_every_run() {
+    let g = guests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"value\":\"random\"}\n").expect("write");
+    let first = weir_test(&g.test_guest("misbehave"), &input, &[]);
+    let second = weir_test(&g.test_guest("misbehave"), &input, &[]);
+    assert!(first.ok && second.ok, "{}{}", first.stderr, second.stderr);
+    assert_eq!(first.json_lines().len(), 1);
+    assert_eq!(
+        first.stdout, second.stdout,
+        "a seeded hasher hashes alike in two processes"
+    );
+}
+
+#[test]
 fn malformed_input_lines_are_reported_and_the_run_goes_on() {
     let g = guests();
     let dir = tempfile::tempdir().expect("temp dir");

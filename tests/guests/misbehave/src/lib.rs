@@ -21,7 +21,8 @@ pub fn misbehave<'a>(event: &Event<'a>) -> Result<Output<'a>, Failure> {
                 std::hint::black_box(&hog);
             }
         }
-        // What the sandbox grants: a frozen clock, no files, no environment.
+        // What the sandbox grants: a frozen clock, fixed-seed randomness, no files,
+        // no environment.
         "clock" => {
             let since_epoch = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -32,6 +33,12 @@ pub fn misbehave<'a>(event: &Event<'a>) -> Result<Output<'a>, Failure> {
             Ok(_) => "read a host file".to_owned(),
             Err(e) => format!("denied: {e}"),
         })),
+        "random" => {
+            // RandomState seeds from WASI randomness: fixed-seed in Weir.
+            use std::hash::BuildHasher;
+            let hash = std::collections::hash_map::RandomState::new().hash_one("weir");
+            Ok(Output::forward(event).text(hash.to_string()))
+        }
         "env" => Ok(Output::forward(event).text(std::env::vars().count().to_string())),
         "fail" => Err(Failure::new("asked-to-fail", "the value said fail")),
         "config" => {
