@@ -359,17 +359,18 @@ fn typed_failures_config_and_counters_reach_the_user() {
     let g = guests();
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("in.jsonl");
-    std::fs::write(
-        &input,
-        "{\"value\":\"config\"}\n{\"value\":\"fail\"}\n{\"value\":\"config\"}\n",
-    )
-    .expect("write");
+    // The panic makes the host replay parts of the batch: counters of calls
+    // that trapped must not count.
+    let lines = ["config", "fail", "panic", "config"]
+        .map(|v| format!("{{\"value\":\"{v}\"}}\n"))
+        .concat();
+    std::fs::write(&input, lines).expect("write");
     let run = weir_test(&g.test_guest("misbehave"), &input, &["--config", "greeting=hello"]);
     assert!(run.ok, "{}", run.stderr);
     let values: Vec<Value> = run.json_lines().iter().map(|v| v["value"].clone()).collect();
     assert_eq!(values, ["hello", "hello"]);
     assert_eq!(run.failures(), [(2, "asked-to-fail".to_owned())]);
-    assert!(run.stderr.contains("counters: config-reads=2"), "{}", run.stderr);
+    assert!(run.stderr.contains("counters: config-reads=2\n"), "{}", run.stderr);
 }
 
 #[test]
@@ -392,6 +393,35 @@ fn guests_see_a_frozen_clock_no_files_and_no_environment() {
     assert_eq!(values[0], "0", "the wall clock reads zero");
     assert!(values[1].starts_with("denied:"), "no filesystem: {}", values[1]);
     assert_eq!(values[2], "0", "no environment variables");
+}
+
+/// A guest's sleep happens in a host call, where epoch deadlines cannot
+/// interrupt it; on Weir's frozen clock it must return at once instead.
+#[test]
+fn a_sleeping_guest_cannot_hold_the_host() {
+    let g = guests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"value\":\"sleep\"}\n").expect("write");
+    let mut child = weir()
+        .arg("test")
+        .arg(g.test_guest("misbehave"))
+        .arg("--input")
+        .arg(&input)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn weir");
+    // The guest asks for 600 s; a generous watchdog tells "returned" from "blocked".
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("poll").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("weir test is still blocked in the guest's sleep");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"slept\""));
 }
 
 #[test]
@@ -417,7 +447,7 @@ fn malformed_input_lines_are_reported_and_the_run_goes_on() {
     let input = dir.path().join("in.jsonl");
     std::fs::write(
         &input,
-        "{\"value\":\"ok\"}\nnot json\n{\"vaule\":\"typo\"}\n{\"value\":\"fine\"}\n",
+        b"{\"value\":\"ok\"}\nnot json\n{\"vaule\":\"typo\"}\n{\"value\":\"\xff\"}\n{\"value\":\"fine\"}\n",
     )
     .expect("write");
     let run = weir_test(&g.example("rust", "uppercase"), &input, &[]);
@@ -427,6 +457,7 @@ fn malformed_input_lines_are_reported_and_the_run_goes_on() {
     let problems = run.problem_lines();
     assert!(problems[0].starts_with("line 2: not JSON"), "{problems:?}");
     assert!(problems[1].starts_with("line 3: vaule: unknown field"), "{problems:?}");
+    assert_eq!(problems[2], "line 4: not UTF-8");
 }
 
 #[test]

@@ -50,6 +50,22 @@ pub enum CodecError {
         /// Its offset.
         at: usize,
     },
+    /// An output's flags byte has bits the format does not define.
+    #[error("output at byte {at} has unknown flag bits {flags:#04x}")]
+    BadFlags {
+        /// Offset of the flags byte.
+        at: usize,
+        /// The flags found.
+        flags: u8,
+    },
+    /// A failure names an event the group does not have.
+    #[error("failure for event {index} of a group of {len}")]
+    BadIndex {
+        /// The index reported.
+        index: u32,
+        /// Events in the group.
+        len: u32,
+    },
     /// Bytes were left over after the last result.
     #[error("{extra} trailing bytes after the last result")]
     Trailing {
@@ -141,6 +157,13 @@ impl BatchEncoder {
     }
 }
 
+/// The number of events in an encoded `event-batch` (0 if it is too short).
+pub fn batch_len(batch: &[u8]) -> u32 {
+    batch
+        .get(..4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// Encodes owned events into one `event-batch`.
 pub fn encode_events(events: &[Event]) -> BatchEncoder {
     let mut enc = BatchEncoder::new();
@@ -217,13 +240,14 @@ pub fn decode_results(buf: &[u8], expected: usize) -> Result<Vec<EventResult>, C
     if count != expected {
         return Err(CodecError::CountMismatch { expected, found: count });
     }
-    // Never trust a count for preallocation beyond what the buffer could hold.
-    let mut results = Vec::with_capacity(count.min(buf.len()));
+    // Never preallocate beyond what the buffer could encode: a result takes at
+    // least 5 bytes, an output 13 and a header 8.
+    let mut results = Vec::with_capacity(count.min(buf.len() / 5));
     for index in 0..count {
         match r.u8()? {
             0 => {
                 let n = r.u32()? as usize;
-                let mut outs = Vec::with_capacity(n.min(r.remaining()));
+                let mut outs = Vec::with_capacity(n.min(r.remaining() / 13));
                 for _ in 0..n {
                     outs.push(r.output()?);
                 }
@@ -304,7 +328,11 @@ impl<'a> Reader<'a> {
     }
 
     fn output(&mut self) -> Result<Output, CodecError> {
+        let at = self.at;
         let flags = self.u8()?;
+        if flags & !(FLAG_TIMESTAMP | FLAG_ROUTE) != 0 {
+            return Err(CodecError::BadFlags { at, flags });
+        }
         let timestamp = if flags & FLAG_TIMESTAMP != 0 {
             Some(self.i64()?)
         } else {
@@ -313,7 +341,7 @@ impl<'a> Reader<'a> {
         let key = self.opt()?;
         let value = self.opt()?;
         let n = self.u32()? as usize;
-        let mut headers = Vec::with_capacity(n.min(self.remaining()));
+        let mut headers = Vec::with_capacity(n.min(self.remaining() / 8));
         for _ in 0..n {
             let name = self.string("header name")?;
             let value = self.opt()?;
@@ -412,6 +440,23 @@ mod tests {
         // count = 1, tag 0, n = u32::MAX outputs: must fail on truncation, not OOM.
         let bytes = [1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
         assert!(matches!(decode_results(&bytes, 1), Err(CodecError::Truncated { .. })));
+    }
+
+    #[test]
+    fn a_count_far_beyond_the_buffer_fails_cleanly() {
+        // One result claiming u32::MAX outputs, followed by 1 MiB of zeros.
+        let mut bytes = vec![1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        bytes.resize(bytes.len() + (1 << 20), 0);
+        assert!(decode_results(&bytes, 1).is_err());
+    }
+
+    #[test]
+    fn unknown_output_flags_are_refused() {
+        let bytes = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0x80];
+        assert_eq!(
+            decode_results(&bytes, 1),
+            Err(CodecError::BadFlags { at: 9, flags: 0x80 })
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //! per batch) → [`codec::decode_results`] → outputs, or failures that go to the
 //! stage's error policy.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod codec;
 pub mod componentize;

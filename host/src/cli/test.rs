@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,13 +93,26 @@ impl Test {
             Box::new(std::fs::File::open(&self.input).with_context(|| format!("cannot open {}", self.input.display()))?)
         };
         let mut lines = Vec::new();
-        for (i, text) in BufReader::new(reader).lines().enumerate() {
-            let text = text.with_context(|| format!("reading {}", self.input.display()))?;
+        let mut reader = BufReader::new(reader);
+        let mut raw = Vec::new();
+        for number in 1.. {
+            raw.clear();
+            let read = reader
+                .read_until(b'\n', &mut raw)
+                .with_context(|| format!("reading {}", self.input.display()))?;
+            if read == 0 {
+                break;
+            }
+            let Ok(text) = std::str::from_utf8(&raw) else {
+                eprintln!("line {number}: not UTF-8");
+                report.failures += 1;
+                continue;
+            };
             if text.trim().is_empty() {
                 continue;
             }
-            match jsonl::parse_event(&text, i + 1) {
-                Ok(event) => lines.push(Line { number: i + 1, event }),
+            match jsonl::parse_event(text, number) {
+                Ok(event) => lines.push(Line { number, event }),
                 Err(e) => {
                     eprintln!("{e}");
                     report.failures += 1;
@@ -141,19 +155,20 @@ impl Test {
     }
 }
 
-/// Folds each key's events in one `add` call per run of input; when that
-/// traps, folds key by key and then event by event to find the culprits.
+/// Folds every key's events in one `add` call; when that traps, folds each
+/// key event by event to find the culprits. Then emits every key in one call;
+/// when that traps, emits key by key.
 fn run_aggregator(op: &mut Operator, lines: &[Line], out: &mut impl Write, report: &mut Report) -> anyhow::Result<()> {
     let mut keys: Vec<Option<Vec<u8>>> = Vec::new();
     let mut by_key: Vec<Vec<&Line>> = Vec::new();
+    let mut index: HashMap<Option<Vec<u8>>, usize> = HashMap::new();
     for line in lines {
-        match keys.iter().position(|k| *k == line.event.key) {
-            Some(i) => by_key[i].push(line),
-            None => {
-                keys.push(line.event.key.clone());
-                by_key.push(vec![line]);
-            }
-        }
+        let i = *index.entry(line.event.key.clone()).or_insert_with(|| {
+            keys.push(line.event.key.clone());
+            by_key.push(Vec::new());
+            keys.len() - 1
+        });
+        by_key[i].push(line);
     }
     let groups: Vec<Group> = keys.iter().zip(&by_key).map(|(k, ls)| group(k, None, ls)).collect();
     let accs: Vec<Option<Vec<u8>>> = match op.add(groups) {
@@ -190,20 +205,28 @@ fn run_aggregator(op: &mut Operator, lines: &[Line], out: &mut impl Write, repor
             ));
         }
     }
-    let results = op.emit(requests)?;
+    let results: Vec<Result<EventResult, GuestError>> = match op.emit(requests.clone()) {
+        Ok(results) => results.into_iter().map(Ok).collect(),
+        Err(_) => requests
+            .into_iter()
+            .map(|r| op.emit(vec![r]).map(|mut one| one.remove(0)))
+            .collect(),
+    };
     for (result, (key, ts)) in results.into_iter().zip(stamps) {
+        let key_text = jsonl::bytes_json(key.as_deref());
         match result {
-            EventResult::Outputs(outputs) => {
-                for mut o in outputs {
-                    if o.key.is_none() {
-                        o.key = key.clone();
-                    }
+            Ok(EventResult::Outputs(outputs)) => {
+                for o in outputs {
                     writeln!(out, "{}", jsonl::output_json(&o, o.timestamp.unwrap_or(ts)))?;
                     report.outputs += 1;
                 }
             }
-            EventResult::Failed(f) => {
-                eprintln!("key {}: emit failure {f}", jsonl::bytes_json(key.as_deref()));
+            Ok(EventResult::Failed(f)) => {
+                eprintln!("key {key_text}: emit failure {f}");
+                report.failures += 1;
+            }
+            Err(e) => {
+                eprintln!("key {key_text}: {e}");
                 report.failures += 1;
             }
         }

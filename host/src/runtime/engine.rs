@@ -67,6 +67,9 @@ pub(crate) fn build_engine(cfg: &RuntimeConfig) -> wasmtime::Result<Engine> {
     c.epoch_interruption(true);
     c.consume_fuel(cfg.fuel.is_some());
     c.cranelift_opt_level(OptLevel::Speed);
+    // Guest backtraces would make trap messages multi-line; the SDKs log a
+    // panic's message instead, which the trap error carries.
+    c.wasm_backtrace_max_frames(None);
     if cfg.pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.max_memory_size(cfg.memory_limit);
@@ -89,19 +92,19 @@ pub(crate) struct EpochTicker {
 }
 
 impl EpochTicker {
-    pub(crate) fn start(engine: Engine, tick: Duration) -> Self {
+    pub(crate) fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("weir-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    engine.increment_epoch();
-                }
-            })
-            .ok();
-        EpochTicker { stop, thread }
+        let thread = std::thread::Builder::new().name("weir-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -131,10 +134,11 @@ pub(crate) fn compile_cached(
     engine.precompile_compatibility_hash().hash(&mut h);
     let hex = digest.trim_start_matches("sha256:");
     let path = dir.join(format!("{hex}-{:016x}.cwasm", h.finish()));
-    if path.exists() {
+    if path.exists() && private_dir(dir) {
         // SAFETY: the file was written by `Component::serialize` of an engine with
-        // the same compatibility hash (part of its name), in a cache directory
-        // that only weir writes; wasmtime still checks its header and version.
+        // the same compatibility hash (part of its name), in a directory that no
+        // other user can write (checked just above); wasmtime still checks its
+        // header and version.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => return Ok(component),
             Err(e) => {
@@ -149,12 +153,48 @@ pub(crate) fn compile_cached(
     Ok(component)
 }
 
+/// Precompiled artifacts are native code: only load them from a directory
+/// that no other user can write to.
+fn private_dir(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        match std::fs::metadata(dir) {
+            Ok(m) if m.permissions().mode() & 0o022 == 0 => true,
+            _ => {
+                tracing::warn!(dir = %dir.display(), "not loading precompiled modules from a directory others can write");
+                false
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        true
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
 fn store_artifact(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
     }
-    // Write then rename, so a concurrent reader never sees half a file.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Write then rename, so a concurrent reader never sees half a file; the
+    // temporary name is unique per process and call.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }

@@ -52,6 +52,14 @@ pub enum LoadError {
         /// What it does export.
         exports: String,
     },
+    /// The module traps or exceeds its limits while starting.
+    #[error("{name} fails to start: {reason}")]
+    Start {
+        /// Module name.
+        name: String,
+        /// What happened.
+        reason: String,
+    },
     /// A component exporting both kinds.
     #[error("{name} exports both a processor and an aggregator; an operator implements one world")]
     Ambiguous {
@@ -96,6 +104,13 @@ pub enum GuestFault {
     /// The guest returned bytes that are not a valid result batch.
     #[error("returned a malformed result: {0}")]
     BadResult(#[from] CodecError),
+    /// The module does not have this export (a processor asked to aggregate,
+    /// or the reverse); nothing was called.
+    #[error("is not exported: the module is a {kind}")]
+    NotExported {
+        /// What the module is.
+        kind: crate::contract::OperatorKind,
+    },
     /// The instance could not be created.
     #[error("failed to instantiate: {0}")]
     Instantiate(String),
@@ -124,6 +139,7 @@ impl GuestError {
             GuestFault::Trap(_) => "trap",
             GuestFault::BadResult(_) => "bad-result",
             GuestFault::Instantiate(_) => "instantiate",
+            GuestFault::NotExported { .. } => "not-exported",
         }
     }
 }

@@ -1,14 +1,17 @@
 //! What a guest may import: the Weir interfaces (log, config, metrics) and a
 //! WASI that grants nothing — no files, network, environment or arguments;
-//! a clock stuck at zero and a fixed-seed random source, so that a guest is a
-//! pure function of its inputs and replays deterministically.
+//! a clock stuck at zero on which no time passes (a sleep returns at once, so
+//! it cannot hold a host thread beyond the call deadline), and a fixed-seed
+//! random source: a guest is a pure function of its inputs and replays
+//! deterministically.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmtime::StoreLimits;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::{StoreContextMut, StoreLimits};
+use wasmtime_wasi::p2::{DynPollable, Pollable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::weir::stream::{config, log, metrics};
@@ -47,6 +50,9 @@ pub struct HostState {
     /// The last message the guest logged at error level; an SDK's panic hook
     /// logs the panic there, so a trap can say why it happened.
     pub(crate) last_error: Option<String>,
+    /// Counter increments of the call in progress; they reach the shared
+    /// counters only if the call succeeds, so a retried batch counts once.
+    pub(crate) pending_counters: BTreeMap<String, u64>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -57,8 +63,21 @@ impl HostState {
             ctx,
             limits,
             last_error: None,
+            pending_counters: BTreeMap::new(),
             wasi: sealed_wasi(),
             table: ResourceTable::new(),
+        }
+    }
+
+    /// Adds the finished call's counter increments to the shared counters.
+    pub(crate) fn commit_counters(&mut self) {
+        if self.pending_counters.is_empty() {
+            return;
+        }
+        if let Ok(mut counters) = self.ctx.counters.lock() {
+            for (name, delta) in std::mem::take(&mut self.pending_counters) {
+                *counters.entry(name).or_default() += delta;
+            }
         }
     }
 }
@@ -138,9 +157,7 @@ impl config::Host for HostState {
 
 impl metrics::Host for HostState {
     fn counter_add(&mut self, name: String, delta: u64) {
-        if let Ok(mut counters) = self.ctx.counters.lock() {
-            *counters.entry(name).or_default() += delta;
-        }
+        *self.pending_counters.entry(name).or_default() += delta;
     }
 }
 
@@ -153,5 +170,41 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostS
     log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     config::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     metrics::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    freeze_time(&mut linker)?;
     Ok(linker)
+}
+
+/// The WASI monotonic clock's own subscriptions wait in real time, in a host
+/// call where epoch deadlines cannot interrupt them. On Weir's frozen clock
+/// no time passes, so every subscription is ready at once.
+fn freeze_time(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |mut store: StoreContextMut<'_, HostState>, (_ns,): (u64,)| ready_now(store.data_mut()),
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |mut store: StoreContextMut<'_, HostState>, (_at,): (u64,)| ready_now(store.data_mut()),
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The monotonic-clock interface as wasmtime-wasi defines it (guests importing
+/// any 0.2.x version link to it).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+fn ready_now(state: &mut HostState) -> wasmtime::Result<(Resource<DynPollable>,)> {
+    let now = state.table.push(ReadyNow)?;
+    Ok((wasmtime_wasi::p2::subscribe(&mut state.table, now)?,))
+}
+
+/// A pollable that is always ready.
+struct ReadyNow;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for ReadyNow {
+    async fn ready(&mut self) {}
 }

@@ -83,7 +83,8 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, EngineError> {
         let engine = engine::build_engine(&config).map_err(|e| EngineError(format!("{e:#}")))?;
         let linker = host::linker(&engine).map_err(|e| EngineError(format!("{e:#}")))?;
-        let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick);
+        let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
+            .map_err(|e| EngineError(format!("cannot start the deadline clock thread: {e}")))?;
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
@@ -198,10 +199,9 @@ impl Runtime {
             let name = module.info.name.clone();
             match e.fault {
                 GuestFault::Instantiate(reason) => LoadError::Contract { name, world, reason },
-                other => LoadError::Contract {
+                other => LoadError::Start {
                     name,
-                    world,
-                    reason: format!("it traps while starting: {other}"),
+                    reason: other.to_string(),
                 },
             }
         })?;

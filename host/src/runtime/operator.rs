@@ -12,6 +12,7 @@ use super::error::{GuestError, GuestFault};
 use super::host::{HostState, OperatorContext};
 use super::{ExportIndices, LoadedModule, Runtime};
 use crate::codec::{self, BatchEncoder, decode_results};
+use crate::contract::OperatorKind;
 use crate::event::{Event, EventResult, Failure, Window};
 
 /// A run of events of one key (and window) for [`Operator::add`].
@@ -95,6 +96,7 @@ impl Operator {
 
     /// Processes one encoded batch: one result per event.
     pub fn process(&mut self, batch: &BatchEncoder) -> Result<Vec<EventResult>, GuestError> {
+        self.require("process", OperatorKind::Processor)?;
         let count = batch.len();
         let out = self.call("process", |store, guest| match guest {
             Guest::Processor(p) => p.call_process(store, batch.buffer()),
@@ -131,7 +133,9 @@ impl Operator {
 
     /// Folds groups of events into their accumulators (aggregators only).
     pub fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError> {
+        self.require("add", OperatorKind::Aggregator)?;
         let n = groups.len();
+        let sizes: Vec<u32> = groups.iter().map(|g| codec::batch_len(&g.events)).collect();
         let groups: Vec<aggregator::Group> = groups
             .into_iter()
             .map(|g| aggregator::Group {
@@ -149,6 +153,15 @@ impl Operator {
             };
             return Err(self.error("add", GuestFault::BadResult(e)));
         }
+        for (f, size) in folded.iter().zip(&sizes) {
+            if let Some((index, _)) = f.failures.iter().find(|(i, _)| i >= size) {
+                let e = codec::CodecError::BadIndex {
+                    index: *index,
+                    len: *size,
+                };
+                return Err(self.error("add", GuestFault::BadResult(e)));
+            }
+        }
         Ok(folded
             .into_iter()
             .map(|f| Folded {
@@ -160,6 +173,7 @@ impl Operator {
 
     /// Merges two accumulators of one key (session windows).
     pub fn merge(&mut self, key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Result<Vec<u8>, Failure>, GuestError> {
+        self.require("merge", OperatorKind::Aggregator)?;
         let (key, a, b) = (key.map(<[u8]>::to_vec), a.to_vec(), b.to_vec());
         let r = self.call("merge", |store, guest| {
             aggregator_of(guest)?.call_merge(store, key.as_ref(), &a, &b)
@@ -169,7 +183,9 @@ impl Operator {
 
     /// Turns accumulators into outputs: one result per request.
     pub fn emit(&mut self, requests: Vec<EmitRequest>) -> Result<Vec<EventResult>, GuestError> {
+        self.require("emit", OperatorKind::Aggregator)?;
         let n = requests.len();
+        let keys: Vec<Option<Vec<u8>>> = requests.iter().map(|r| r.key.clone()).collect();
         let reqs: Vec<aggregator::EmitRequest> = requests
             .into_iter()
             .map(|r| aggregator::EmitRequest {
@@ -179,7 +195,16 @@ impl Operator {
             })
             .collect();
         let out = self.call("emit", |store, guest| aggregator_of(guest)?.call_emit(store, &reqs))?;
-        decode_results(&out, n).map_err(|e| self.error("emit", GuestFault::BadResult(e)))
+        let mut results = decode_results(&out, n).map_err(|e| self.error("emit", GuestFault::BadResult(e)))?;
+        // The contract: an output without a key gets the request's key.
+        for (result, key) in results.iter_mut().zip(keys) {
+            if let EventResult::Outputs(outputs) = result {
+                for o in outputs.iter_mut().filter(|o| o.key.is_none()) {
+                    o.key.clone_from(&key);
+                }
+            }
+        }
+        Ok(results)
     }
 
     /// Converts an accumulator written by version `from`; `None` when this
@@ -250,14 +275,32 @@ impl Operator {
             let _ = live.store.set_fuel(fuel);
         }
         live.store.data_mut().last_error = None;
+        live.store.data_mut().pending_counters.clear();
         match f(&mut live.store, &live.guest) {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                live.store.data_mut().commit_counters();
+                Ok(r)
+            }
             Err(e) => {
                 let fault = self.classify(&e);
                 self.live = None;
                 Err(self.error(export, fault))
             }
         }
+    }
+
+    /// Refuses a call to an export that this module's kind does not have,
+    /// without touching the instance.
+    fn require(&self, export: &'static str, kind: OperatorKind) -> Result<(), GuestError> {
+        if self.module.kind() == kind {
+            return Ok(());
+        }
+        Err(self.error(
+            export,
+            GuestFault::NotExported {
+                kind: self.module.kind(),
+            },
+        ))
     }
 
     fn classify(&self, e: &wasmtime::Error) -> GuestFault {
@@ -271,7 +314,8 @@ impl Operator {
             }
             _ => {}
         }
-        let text = format!("{e:#}");
+        // One line: error chains can embed newlines.
+        let text = format!("{e:#}").replace('\n', " ");
         if let Some(rest) = text.split("forcing trap when growing memory to ").nth(1) {
             let wanted = rest.split_whitespace().next().unwrap_or("?").to_owned();
             return GuestFault::OutOfMemory {

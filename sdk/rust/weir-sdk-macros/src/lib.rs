@@ -281,6 +281,8 @@ fn bindings(world: &str) -> TokenStream2 {
     let sdk = SDK_ID.as_bytes();
     let len = sdk.len();
     let sdk = syn::LitByteStr::new(sdk, Span::call_site());
+    // The `weir-sdk` custom section is plain bytes in a section of its own,
+    // which nothing reads or writes at run time: `link_section` is sound there.
     quote! {
         ::weir_sdk::__private::wit_bindgen::generate!({
             inline: #WIT,

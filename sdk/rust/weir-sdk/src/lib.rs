@@ -30,6 +30,8 @@
 //! event to the stage's error policy. A panic traps the whole batch, which the
 //! host retries to isolate the event that caused it; prefer `Failure`.
 
+#![warn(missing_docs)]
+
 mod aggregate;
 mod codec;
 mod event;

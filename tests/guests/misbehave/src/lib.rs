@@ -39,6 +39,10 @@ pub fn misbehave<'a>(event: &Event<'a>) -> Result<Output<'a>, Failure> {
             let hash = std::collections::hash_map::RandomState::new().hash_one("weir");
             Ok(Output::forward(event).text(hash.to_string()))
         }
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(600));
+            Ok(Output::forward(event).text("slept"))
+        }
         "env" => Ok(Output::forward(event).text(std::env::vars().count().to_string())),
         "fail" => Err(Failure::new("asked-to-fail", "the value said fail")),
         "config" => {
