@@ -17,16 +17,8 @@
 #   FORCE=1           rebuild even if the output is newer than its inputs
 set -euo pipefail
 
-die() {
-    echo "guest-examples/c/build.sh: error: $*" >&2
-    exit 1
-}
-
-[ $# -eq 1 ] || die "usage: $0 OUT_DIR"
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-mkdir -p "$1"
-OUT_DIR=$(cd "$1" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+setup_build "$@"
 BUILD_DIR=${WEIR_C_BUILD_DIR:-$REPO/target/c-guest}
 mkdir -p "$BUILD_DIR"
 read -r -a WEIR_CMD <<<"${WEIR:-cargo run -q -p weir --}"
@@ -40,19 +32,7 @@ for name in "${EXAMPLES[@]}"; do
     core="$BUILD_DIR/$name.core.wasm"
     inputs=("$src" "$REPO/sdk/c/weir.h" "$REPO/sdk/c/wasi-cc.sh" "$HERE/build.sh" "$REPO/wit/weir.wit")
 
-    if [ -z "${FORCE:-}" ] && [ -f "$out" ]; then
-        stale=
-        for f in "${inputs[@]}"; do
-            if [ "$f" -nt "$out" ]; then
-                stale=$f
-                break
-            fi
-        done
-        if [ -z "$stale" ]; then
-            echo "c-$name.wasm: up to date"
-            continue
-        fi
-    fi
+    up_to_date "$out" "${inputs[@]}" "$HERE/../lib.sh" && continue
 
     echo "c-$name: compiling $src"
     "$REPO/sdk/c/wasi-cc.sh" -std=c11 -Wall -Wextra -o "$core" "$src" ||

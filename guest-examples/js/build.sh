@@ -12,16 +12,8 @@
 #   FORCE=1   rebuild even if an output is newer than its inputs
 set -euo pipefail
 
-die() {
-    echo "guest-examples/js/build.sh: error: $*" >&2
-    exit 1
-}
-
-[ $# -eq 1 ] || die "usage: $0 OUT_DIR"
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-mkdir -p "$1"
-OUT_DIR=$(cd "$1" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+setup_build "$@"
 
 command -v node >/dev/null 2>&1 || die "node not found; install Node.js 18 or newer"
 node_major=$(node -p 'process.versions.node.split(".")[0]')
@@ -46,19 +38,7 @@ for example in "${EXAMPLES[@]}"; do
     out="$OUT_DIR/js-$name.wasm"
     inputs=("$src" "$REPO/sdk/js/weir-sdk.js" "$REPO/wit"/*.wit "$HERE/componentize.mjs" "$HERE/build.sh" "$pkg")
 
-    if [ -z "${FORCE:-}" ] && [ -f "$out" ]; then
-        stale=
-        for f in "${inputs[@]}"; do
-            if [ "$f" -nt "$out" ]; then
-                stale=$f
-                break
-            fi
-        done
-        if [ -z "$stale" ]; then
-            echo "js-$name.wasm: up to date"
-            continue
-        fi
-    fi
+    up_to_date "$out" "${inputs[@]}" "$HERE/../lib.sh" && continue
 
     echo "js-$name: componentizing $src (world $world)"
     node "$HERE/componentize.mjs" "$src" "$world" "$out" ||

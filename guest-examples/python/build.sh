@@ -12,16 +12,8 @@
 #   FORCE=1           rebuild even if an output is newer than its inputs
 set -euo pipefail
 
-die() {
-    echo "guest-examples/python/build.sh: error: $*" >&2
-    exit 1
-}
-
-[ $# -eq 1 ] || die "usage: $0 OUT_DIR"
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-mkdir -p "$1"
-OUT_DIR=$(cd "$1" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+setup_build "$@"
 
 WANT_VERSION=0.25.1
 CPY=${COMPONENTIZE_PY:-componentize-py}
@@ -44,19 +36,7 @@ for example in "${EXAMPLES[@]}"; do
     out="$OUT_DIR/python-$name.wasm"
     inputs=("$HERE/$dir"/*.py "$REPO/sdk/python/weir_sdk"/*.py "$REPO/wit"/*.wit "$HERE/build.sh")
 
-    if [ -z "${FORCE:-}" ] && [ -f "$out" ]; then
-        stale=
-        for f in "${inputs[@]}"; do
-            if [ "$f" -nt "$out" ]; then
-                stale=$f
-                break
-            fi
-        done
-        if [ -z "$stale" ]; then
-            echo "python-$name.wasm: up to date"
-            continue
-        fi
-    fi
+    up_to_date "$out" "${inputs[@]}" "$HERE/../lib.sh" && continue
 
     echo "python-$name: componentizing $HERE/$dir/app.py (world $world)"
     tmp="$out.tmp.$$"

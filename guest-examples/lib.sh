@@ -1,0 +1,30 @@
+# Shared by the per-language build scripts (sourced, not run).
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+#   setup_build "$@"          # checks the OUT_DIR argument; sets HERE, REPO, OUT_DIR
+#   up_to_date OUT INPUT...   # true when OUT exists, FORCE is unset, and no INPUT is newer
+
+# die MESSAGE: prints "<script>: error: MESSAGE" and exits 1.
+die() {
+    echo "${BUILD_SCRIPT:-build}: error: $*" >&2
+    exit 1
+}
+
+setup_build() {
+    BUILD_SCRIPT="guest-examples/$(basename "$(dirname "${BASH_SOURCE[1]}")")/build.sh"
+    [ $# -eq 1 ] || die "usage: $BUILD_SCRIPT OUT_DIR"
+    HERE=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)
+    REPO=$(cd "$HERE/../.." && pwd)
+    mkdir -p "$1"
+    OUT_DIR=$(cd "$1" && pwd)
+}
+
+up_to_date() {
+    local out=$1 f
+    shift
+    [ -z "${FORCE:-}" ] && [ -f "$out" ] || return 1
+    for f in "$@"; do
+        [ "$f" -nt "$out" ] && return 1
+    done
+    echo "$(basename "$out"): up to date"
+}
