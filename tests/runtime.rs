@@ -137,6 +137,6 @@ fn an_instance_that_trapped_is_replaced_and_the_next_call_runs_clean() {
     let err = op.process(&batch("panic")).expect_err("a panic traps");
     assert_eq!((err.export, err.kind()), ("process", "panic"));
     assert!(err.module.starts_with("misbehave@sha256:"), "{}", err.module);
-    let ok = op.process(&batch("fine")).expect("a fresh instance");
+    let ok = op.process(&batch("fine")).expect("a fresh instance").into_owned();
     assert_eq!(value_of(&ok), ["fine"]);
 }

@@ -22,7 +22,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use weir::codec::encode_events;
+use weir::codec::{ResultBatch, ResultRef, encode_events};
 use weir::event::{Event, EventResult, Header, Output};
 use weir::runtime::{Runtime, RuntimeConfig};
 
@@ -52,18 +52,57 @@ fn events(n: usize, value_size: usize) -> Vec<Event> {
         .collect()
 }
 
-fn native_uppercase(events: &[Event]) -> Vec<EventResult> {
+/// An output as the best native operator would hand it to a producer: the
+/// new value owned, the key and headers borrowed from the input.
+struct NativeOutput<'a> {
+    key: Option<&'a [u8]>,
+    value: Option<Vec<u8>>,
+    headers: &'a [Header],
+}
+
+fn native_uppercase(events: &[Event]) -> Vec<NativeOutput<'_>> {
     events
         .iter()
-        .map(|e| {
-            EventResult::Outputs(vec![Output {
-                key: e.key.clone(),
-                value: e.value.as_ref().map(|v| v.to_ascii_uppercase()),
-                headers: e.headers.clone(),
-                ..Output::default()
-            }])
+        .map(|e| NativeOutput {
+            key: e.key.as_deref(),
+            value: e.value.as_ref().map(|v| v.to_ascii_uppercase()),
+            headers: &e.headers,
         })
         .collect()
+}
+
+/// What a producer reads from the outputs: every key, value and header. All
+/// paths end with it, so none is credited with output it never looked at.
+fn consume_native(outs: &[NativeOutput<'_>]) -> usize {
+    outs.iter()
+        .map(|o| {
+            o.key.map_or(0, <[u8]>::len)
+                + o.value.as_ref().map_or(0, Vec::len)
+                + o.headers
+                    .iter()
+                    .map(|h| h.name.len() + h.value.as_ref().map_or(0, Vec::len))
+                    .sum::<usize>()
+        })
+        .sum()
+}
+
+fn consume_wasm(results: &ResultBatch) -> usize {
+    results
+        .iter()
+        .map(|r| match r {
+            ResultRef::Outputs(outs) => outs
+                .iter()
+                .map(|o| {
+                    o.key().map_or(0, <[u8]>::len)
+                        + o.value().map_or(0, <[u8]>::len)
+                        + o.headers()
+                            .map(|(n, v)| n.len() + v.map_or(0, <[u8]>::len))
+                            .sum::<usize>()
+                })
+                .sum(),
+            ResultRef::Failed { .. } => 0,
+        })
+        .sum()
 }
 
 struct TypedHost {
@@ -132,14 +171,25 @@ fn boundary(c: &mut Criterion) {
     for value_size in VALUE_SIZES {
         for batch in BATCHES {
             let evs = events(batch, value_size);
-            assert_eq!(op.process(&encode_events(&evs)).expect("wasm"), native_uppercase(&evs));
+            let want: Vec<EventResult> = native_uppercase(&evs)
+                .into_iter()
+                .map(|o| {
+                    EventResult::Outputs(vec![Output {
+                        key: o.key.map(<[u8]>::to_vec),
+                        value: o.value,
+                        headers: o.headers.to_vec(),
+                        ..Output::default()
+                    }])
+                })
+                .collect();
+            assert_eq!(op.process(&encode_events(&evs)).expect("wasm").into_owned(), want);
             group.throughput(Throughput::Elements(batch as u64));
             let id = format!("batch={batch}/value={value_size}B");
             group.bench_function(BenchmarkId::new("native", &id), |b| {
-                b.iter(|| native_uppercase(black_box(&evs)))
+                b.iter(|| consume_native(&native_uppercase(black_box(&evs))))
             });
             group.bench_function(BenchmarkId::new("wasm-flat", &id), |b| {
-                b.iter(|| op.process(&encode_events(black_box(&evs))).expect("process"))
+                b.iter(|| consume_wasm(&op.process(&encode_events(black_box(&evs))).expect("process")))
             });
             group.bench_function(BenchmarkId::new("wasm-typed", &id), |b| {
                 b.iter(|| {
@@ -148,23 +198,16 @@ fn boundary(c: &mut Criterion) {
                         .bench_typed_processor()
                         .call_process(&mut store, &input)
                         .expect("typed");
-                    out.into_iter()
+                    out.iter()
                         .map(|o| {
-                            EventResult::Outputs(vec![Output {
-                                key: o.key,
-                                value: o.value,
-                                headers: o
-                                    .headers
-                                    .into_iter()
-                                    .map(|h| Header {
-                                        name: h.name,
-                                        value: h.value,
-                                    })
-                                    .collect(),
-                                ..Output::default()
-                            }])
+                            o.key.as_ref().map_or(0, Vec::len)
+                                + o.value.as_ref().map_or(0, Vec::len)
+                                + o.headers
+                                    .iter()
+                                    .map(|h| h.name.len() + h.value.as_ref().map_or(0, Vec::len))
+                                    .sum::<usize>()
                         })
-                        .collect::<Vec<_>>()
+                        .sum::<usize>()
                 })
             });
         }

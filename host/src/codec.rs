@@ -233,38 +233,229 @@ pub fn encode_results(results: &[EventResult]) -> Vec<u8> {
     b
 }
 
-/// Decodes a guest's `result-batch`, which must hold exactly `expected` results.
+/// Decodes a guest's `result-batch` into owned results (copies every field;
+/// [`ResultBatch`] reads them in place).
 pub fn decode_results(buf: &[u8], expected: usize) -> Result<Vec<EventResult>, CodecError> {
-    let mut r = Reader { buf, at: 0 };
-    let count = r.u32()? as usize;
-    if count != expected {
-        return Err(CodecError::CountMismatch { expected, found: count });
+    Ok(ResultBatch::decode(buf.to_vec(), expected)?.into_owned())
+}
+
+/// A guest's `result-batch`, checked once and then read in place: outputs
+/// borrow their keys, values and headers from the buffer the guest returned,
+/// which is what a Kafka producer takes. Checking is a single pass that
+/// allocates two vectors per batch, none per record.
+#[derive(Debug, Clone)]
+pub struct ResultBatch {
+    buf: Vec<u8>,
+    entries: Vec<Entry>,
+    outputs: Vec<OutputPos>,
+}
+
+/// A byte range of the buffer.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Entry {
+    Outputs { first: usize, count: usize },
+    Failed { code: Span, message: Span },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OutputPos {
+    timestamp: Option<i64>,
+    key: Option<Span>,
+    value: Option<Span>,
+    headers: Span,
+    header_count: u32,
+    route: Option<Span>,
+}
+
+/// What an operator made of one input event, borrowed from a [`ResultBatch`].
+#[derive(Debug, Clone, Copy)]
+pub enum ResultRef<'a> {
+    /// Zero or more outputs.
+    Outputs(OutputsRef<'a>),
+    /// A typed failure: code and message.
+    Failed {
+        /// Machine-readable cause.
+        code: &'a str,
+        /// Human-readable message.
+        message: &'a str,
+    },
+}
+
+/// The outputs of one event.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputsRef<'a> {
+    buf: &'a [u8],
+    outputs: &'a [OutputPos],
+}
+
+impl<'a> OutputsRef<'a> {
+    /// Number of outputs.
+    pub fn len(&self) -> usize {
+        self.outputs.len()
     }
-    // Never preallocate beyond what the buffer could encode: a result takes at
-    // least 5 bytes, an output 13 and a header 8.
-    let mut results = Vec::with_capacity(count.min(buf.len() / 5));
-    for index in 0..count {
-        match r.u8()? {
-            0 => {
-                let n = r.u32()? as usize;
-                let mut outs = Vec::with_capacity(n.min(r.remaining() / 13));
-                for _ in 0..n {
-                    outs.push(r.output()?);
-                }
-                results.push(EventResult::Outputs(outs));
-            }
-            1 => {
-                let code = r.string("failure code")?;
-                let message = r.string("failure message")?;
-                results.push(EventResult::Failed(Failure { code, message }));
-            }
-            tag => return Err(CodecError::BadTag { index, tag }),
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.outputs.is_empty()
+    }
+
+    /// The outputs in order.
+    pub fn iter(&self) -> impl Iterator<Item = OutputRef<'a>> + 'a {
+        let buf = self.buf;
+        self.outputs.iter().map(move |pos| OutputRef { buf, pos: *pos })
+    }
+}
+
+/// One output, borrowed from a [`ResultBatch`].
+#[derive(Debug, Clone, Copy)]
+pub struct OutputRef<'a> {
+    buf: &'a [u8],
+    pos: OutputPos,
+}
+
+impl<'a> OutputRef<'a> {
+    fn slice(&self, span: Span) -> &'a [u8] {
+        &self.buf[span.start..span.start + span.len]
+    }
+
+    /// Record key.
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.pos.key.map(|s| self.slice(s))
+    }
+
+    /// Record value.
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.pos.value.map(|s| self.slice(s))
+    }
+
+    /// Event time; `None` keeps the input's.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.pos.timestamp
+    }
+
+    /// Named route; `None` is the stage's default next hop.
+    pub fn route(&self) -> Option<&'a str> {
+        // Checked as UTF-8 when the batch was decoded.
+        self.pos
+            .route
+            .map(|s| std::str::from_utf8(self.slice(s)).unwrap_or_default())
+    }
+
+    /// The headers in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
+        let mut r = Reader {
+            buf: self.slice(self.pos.headers),
+            at: 0,
+        };
+        (0..self.pos.header_count).map_while(move |_| {
+            // Checked when the batch was decoded, so these cannot fail.
+            let name = std::str::from_utf8(r.bytes().ok()?).ok()?;
+            Some((name, r.opt_span().ok()?.map(|s| &r.buf[s.start..s.start + s.len])))
+        })
+    }
+
+    /// An owned copy.
+    pub fn to_output(&self) -> Output {
+        Output {
+            key: self.key().map(<[u8]>::to_vec),
+            value: self.value().map(<[u8]>::to_vec),
+            headers: self
+                .headers()
+                .map(|(n, v)| Header {
+                    name: n.to_owned(),
+                    value: v.map(<[u8]>::to_vec),
+                })
+                .collect(),
+            timestamp: self.timestamp(),
+            route: self.route().map(str::to_owned),
         }
     }
-    if r.remaining() != 0 {
-        return Err(CodecError::Trailing { extra: r.remaining() });
+}
+
+impl ResultBatch {
+    /// Checks a guest's `result-batch`, which must hold exactly `expected`
+    /// results, and keeps it for reading in place.
+    pub fn decode(buf: Vec<u8>, expected: usize) -> Result<Self, CodecError> {
+        let mut r = Reader { buf: &buf, at: 0 };
+        let count = r.u32()? as usize;
+        if count != expected {
+            return Err(CodecError::CountMismatch { expected, found: count });
+        }
+        // Never preallocate beyond what the buffer could encode: a result takes
+        // at least 5 bytes and an output 13.
+        let mut entries = Vec::with_capacity(count.min(buf.len() / 5));
+        let mut outputs = Vec::with_capacity(count.min(buf.len() / 13));
+        for index in 0..count {
+            match r.u8()? {
+                0 => {
+                    let n = r.u32()? as usize;
+                    let first = outputs.len();
+                    for _ in 0..n {
+                        outputs.push(r.output()?);
+                    }
+                    entries.push(Entry::Outputs { first, count: n });
+                }
+                1 => {
+                    let code = r.str_span("failure code")?;
+                    let message = r.str_span("failure message")?;
+                    entries.push(Entry::Failed { code, message });
+                }
+                tag => return Err(CodecError::BadTag { index, tag }),
+            }
+        }
+        if r.remaining() != 0 {
+            return Err(CodecError::Trailing { extra: r.remaining() });
+        }
+        Ok(ResultBatch { buf, entries, outputs })
     }
-    Ok(results)
+
+    /// Number of results (one per input event).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The results in input order.
+    pub fn iter(&self) -> impl Iterator<Item = ResultRef<'_>> {
+        self.entries.iter().map(|e| self.entry(*e))
+    }
+
+    fn entry(&self, e: Entry) -> ResultRef<'_> {
+        let text = |s: Span| std::str::from_utf8(&self.buf[s.start..s.start + s.len]).unwrap_or_default();
+        match e {
+            Entry::Outputs { first, count } => ResultRef::Outputs(OutputsRef {
+                buf: &self.buf,
+                outputs: &self.outputs[first..first + count],
+            }),
+            Entry::Failed { code, message } => ResultRef::Failed {
+                code: text(code),
+                message: text(message),
+            },
+        }
+    }
+
+    /// Owned copies of every result.
+    pub fn into_owned(self) -> Vec<EventResult> {
+        self.iter()
+            .map(|r| match r {
+                ResultRef::Outputs(outs) => EventResult::Outputs(outs.iter().map(|o| o.to_output()).collect()),
+                ResultRef::Failed { code, message } => EventResult::Failed(Failure {
+                    code: code.to_owned(),
+                    message: message.to_owned(),
+                }),
+            })
+            .collect()
+    }
 }
 
 struct Reader<'a> {
@@ -277,7 +468,7 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.at
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+    fn span(&mut self, n: usize) -> Result<Span, CodecError> {
         if self.remaining() < n {
             return Err(CodecError::Truncated {
                 at: self.at,
@@ -285,9 +476,14 @@ impl<'a> Reader<'a> {
                 len: self.buf.len(),
             });
         }
-        let s = &self.buf[self.at..self.at + n];
+        let span = Span { start: self.at, len: n };
         self.at += n;
-        Ok(s)
+        Ok(span)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        let s = self.span(n)?;
+        Ok(&self.buf[s.start..s.start + s.len])
     }
 
     fn u8(&mut self) -> Result<u8, CodecError> {
@@ -311,23 +507,24 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
-    fn opt(&mut self) -> Result<Option<Vec<u8>>, CodecError> {
+    fn opt_span(&mut self) -> Result<Option<Span>, CodecError> {
         let n = self.u32()?;
         if n == NONE_LEN {
             return Ok(None);
         }
-        Ok(Some(self.take(n as usize)?.to_vec()))
+        self.span(n as usize).map(Some)
     }
 
-    fn string(&mut self, field: &'static str) -> Result<String, CodecError> {
+    fn str_span(&mut self, field: &'static str) -> Result<Span, CodecError> {
+        let n = self.u32()? as usize;
         let at = self.at;
-        let b = self.bytes()?;
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| CodecError::NotUtf8 { field, at })
+        let span = self.span(n)?;
+        std::str::from_utf8(&self.buf[span.start..span.start + span.len])
+            .map_err(|_| CodecError::NotUtf8 { field, at })?;
+        Ok(span)
     }
 
-    fn output(&mut self) -> Result<Output, CodecError> {
+    fn output(&mut self) -> Result<OutputPos, CodecError> {
         let at = self.at;
         let flags = self.u8()?;
         if flags & !(FLAG_TIMESTAMP | FLAG_ROUTE) != 0 {
@@ -338,25 +535,29 @@ impl<'a> Reader<'a> {
         } else {
             None
         };
-        let key = self.opt()?;
-        let value = self.opt()?;
-        let n = self.u32()? as usize;
-        let mut headers = Vec::with_capacity(n.min(self.remaining() / 8));
-        for _ in 0..n {
-            let name = self.string("header name")?;
-            let value = self.opt()?;
-            headers.push(Header { name, value });
+        let key = self.opt_span()?;
+        let value = self.opt_span()?;
+        let header_count = self.u32()?;
+        let headers_start = self.at;
+        for _ in 0..header_count {
+            self.str_span("header name")?;
+            self.opt_span()?;
         }
+        let headers = Span {
+            start: headers_start,
+            len: self.at - headers_start,
+        };
         let route = if flags & FLAG_ROUTE != 0 {
-            Some(self.string("route")?)
+            Some(self.str_span("route")?)
         } else {
             None
         };
-        Ok(Output {
+        Ok(OutputPos {
+            timestamp,
             key,
             value,
             headers,
-            timestamp,
+            header_count,
             route,
         })
     }

@@ -19,7 +19,8 @@
 //!
 //! Record flow (for `weir test` today; Kafka tasks follow the same path):
 //! input → [`codec::BatchEncoder`] → [`runtime::Operator::process`] (one call
-//! per batch) → [`codec::decode_results`] → outputs, or failures that go to the
+//! per batch) → [`codec::ResultBatch`] (outputs read in place) → outputs, or
+//! failures that go to the
 //! stage's error policy.
 
 #![warn(missing_docs)]

@@ -85,7 +85,9 @@ fn build_guests() -> Guests {
             "-p",
             "count-text",
         ])
-        .env("CARGO_TARGET_DIR", &guest_target));
+        .env("CARGO_TARGET_DIR", &guest_target)
+        // The same code generation as the examples (guest-examples/build.sh).
+        .env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", "-C target-feature=+simd128"));
     Guests {
         dist: repo().join("guest-examples/dist"),
         test_guests: guest_target.join("wasm32-wasip2/guest"),

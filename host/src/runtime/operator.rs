@@ -11,7 +11,7 @@ use super::bindings::weir::stream::types as wit;
 use super::error::{GuestError, GuestFault};
 use super::host::{HostState, OperatorContext};
 use super::{ExportIndices, LoadedModule, Runtime};
-use crate::codec::{self, BatchEncoder, decode_results};
+use crate::codec::{self, BatchEncoder, ResultBatch};
 use crate::contract::OperatorKind;
 use crate::event::{Event, EventResult, Failure, Window};
 
@@ -94,15 +94,16 @@ impl Operator {
         self.live("instantiate").map(|_| ())
     }
 
-    /// Processes one encoded batch: one result per event.
-    pub fn process(&mut self, batch: &BatchEncoder) -> Result<Vec<EventResult>, GuestError> {
+    /// Processes one encoded batch: one result per event, read in place from
+    /// the buffer the guest returned.
+    pub fn process(&mut self, batch: &BatchEncoder) -> Result<ResultBatch, GuestError> {
         self.require("process", OperatorKind::Processor)?;
         let count = batch.len();
         let out = self.call("process", |store, guest| match guest {
             Guest::Processor(p) => p.call_process(store, batch.buffer()),
             Guest::Aggregator(..) => Err(wasmtime::format_err!("not a processor")),
         })?;
-        decode_results(&out, count).map_err(|e| self.error("process", GuestFault::BadResult(e)))
+        ResultBatch::decode(out, count).map_err(|e| self.error("process", GuestFault::BadResult(e)))
     }
 
     /// Processes events and returns one outcome per event. When a batch traps,
@@ -119,7 +120,7 @@ impl Operator {
             return;
         }
         match self.process(&codec::encode_events(events)) {
-            Ok(results) => out.extend(results.into_iter().map(Ok)),
+            Ok(results) => out.extend(results.into_owned().into_iter().map(Ok)),
             Err(e) if events.len() == 1 || matches!(e.fault, GuestFault::Instantiate(_)) => {
                 out.extend(events.iter().map(|_| Err(e.clone())));
             }
@@ -195,7 +196,9 @@ impl Operator {
             })
             .collect();
         let out = self.call("emit", |store, guest| aggregator_of(guest)?.call_emit(store, &reqs))?;
-        let mut results = decode_results(&out, n).map_err(|e| self.error("emit", GuestFault::BadResult(e)))?;
+        let mut results = ResultBatch::decode(out, n)
+            .map_err(|e| self.error("emit", GuestFault::BadResult(e)))?
+            .into_owned();
         // The contract: an output without a key gets the request's key.
         for (result, key) in results.iter_mut().zip(keys) {
             if let EventResult::Outputs(outputs) = result {

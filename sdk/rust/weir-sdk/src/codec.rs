@@ -158,10 +158,11 @@ impl ResultWriter {
         }
         put_opt(&mut self.buf, o.key.as_deref());
         put_opt(&mut self.buf, o.value.as_deref());
-        put_u32(&mut self.buf, o.headers.len() as u32);
-        for (name, value) in &o.headers {
+        let inherited = o.inherited_headers.map_or(0, |h| h.len());
+        put_u32(&mut self.buf, (inherited + o.headers.len()) as u32);
+        for (name, value) in o.all_headers() {
             put_bytes(&mut self.buf, name.as_bytes());
-            put_opt(&mut self.buf, value.as_deref());
+            put_opt(&mut self.buf, value);
         }
         if let Some(route) = &o.route {
             put_bytes(&mut self.buf, route.as_bytes());
@@ -282,6 +283,7 @@ pub(crate) fn decode_results(buf: &[u8]) -> Option<Vec<Result<Vec<Output<'static
             outs.push(Output {
                 key,
                 value,
+                inherited_headers: None,
                 headers,
                 timestamp,
                 route,
@@ -315,6 +317,19 @@ mod tests {
         assert_eq!((got[0].topic(), got[0].partition(), got[0].offset()), ("t", 2, 9));
         assert_eq!(got[0].headers().iter().collect::<Vec<_>>(), headers);
         assert_eq!(got[1].value(), None);
+    }
+
+    #[test]
+    fn forwarded_outputs_write_inherited_then_added_headers() {
+        let headers = [("a", Some(&b"1"[..])), ("n", None)];
+        let e = Event::new(b"v").with_headers(&headers);
+        let mut w = ResultWriter::with_capacity(0);
+        w.begin();
+        w.output(&Output::forward(&e).header("b", b"2".to_vec()));
+        let results = decode_results(&w.finish()).unwrap();
+        let out = &results[0].as_ref().unwrap()[0];
+        let got: Vec<(&str, Option<&[u8]>)> = out.all_headers().collect();
+        assert_eq!(got, [("a", Some(&b"1"[..])), ("n", None), ("b", Some(&b"2"[..]))]);
     }
 
     #[test]

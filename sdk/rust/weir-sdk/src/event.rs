@@ -164,7 +164,7 @@ impl<'a> Headers<'a> {
     }
 
     /// The headers in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
+    pub fn iter(self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
         let (mut reader, mut list) = match self.0 {
             HeadersRepr::Raw { raw, count } => (Some((Reader::new(raw), count)), None),
             HeadersRepr::List(l) => (None, Some(l.iter())),

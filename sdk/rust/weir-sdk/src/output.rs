@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::Event;
+use crate::{Event, Headers};
 
 /// One output header: a name and an optional value, either possibly borrowed.
 pub type OutputHeader<'a> = (Cow<'a, str>, Option<Cow<'a, [u8]>>);
@@ -15,7 +15,10 @@ pub struct Output<'a> {
     pub key: Option<Cow<'a, [u8]>>,
     /// Record value.
     pub value: Option<Cow<'a, [u8]>>,
-    /// Headers, in order.
+    /// Headers taken over from the input event, written first and copied
+    /// straight from the input batch ([`Output::forward`] sets them).
+    pub inherited_headers: Option<Headers<'a>>,
+    /// Headers, in order (after any inherited ones).
     pub headers: Vec<OutputHeader<'a>>,
     /// Event time in ms; `None` keeps the input's.
     pub timestamp: Option<i64>,
@@ -29,19 +32,23 @@ impl<'a> Output<'a> {
         Output::default()
     }
 
-    /// An output with the event's key, value and headers (borrowed).
+    /// An output with the event's key, value and headers (borrowed: nothing
+    /// is copied until the output is written).
     pub fn forward(e: &Event<'a>) -> Self {
         Output {
             key: e.key().map(Cow::Borrowed),
             value: e.value().map(Cow::Borrowed),
-            headers: e
-                .headers()
-                .iter()
-                .map(|(n, v)| (Cow::Borrowed(n), v.map(Cow::Borrowed)))
-                .collect(),
+            inherited_headers: Some(e.headers()),
+            headers: Vec::new(),
             timestamp: None,
             route: None,
         }
+    }
+
+    /// Every header in order: inherited ones, then added ones.
+    pub fn all_headers(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> + '_ {
+        let inherited = self.inherited_headers.into_iter().flat_map(|h| h.iter());
+        inherited.chain(self.headers.iter().map(|(n, v)| (n.as_ref(), v.as_deref())))
     }
 
     /// An output with the event's key and headers and a new value.
