@@ -285,17 +285,19 @@ fn validate_refuses_bad_modules_with_one_line_naming_the_problem() {
     }
 }
 
-#[test]
-fn a_panic_fails_only_its_event_and_the_next_batch_runs_clean() {
-    let g = guests();
+/// Runs the `misbehave` test guest on one event per value (each value is a
+/// command to it: `panic`, `loop`, `oom`, `fail`, `config`, `clock`, …).
+fn run_misbehave(values: &[&str], extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("in.jsonl");
-    std::fs::write(
-        &input,
-        "{\"value\":\"a\"}\n{\"value\":\"panic\"}\n{\"value\":\"b\"}\n{\"value\":\"c\"}\n",
-    )
-    .expect("write");
-    let run = weir_test(&g.test_guest("misbehave"), &input, &["--batch-size", "3"]);
+    let lines: String = values.iter().map(|v| format!("{{\"value\":\"{v}\"}}\n")).collect();
+    std::fs::write(&input, lines).expect("write");
+    weir_test(&guests().test_guest("misbehave"), &input, extra)
+}
+
+#[test]
+fn a_panic_fails_only_its_event_and_the_next_batch_runs_clean() {
+    let run = run_misbehave(&["a", "panic", "b", "c"], &["--batch-size", "3"]);
     assert!(run.ok, "{}", run.stderr);
     let values: Vec<Value> = run.json_lines().iter().map(|v| v["value"].clone()).collect();
     assert_eq!(values, ["a", "b", "c"]);
@@ -316,11 +318,7 @@ fn a_panic_fails_only_its_event_and_the_next_batch_runs_clean() {
 
 #[test]
 fn a_runaway_guest_hits_its_deadline_and_the_rest_still_runs() {
-    let g = guests();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, "{\"value\":\"loop\"}\n{\"value\":\"after\"}\n").expect("write");
-    let run = weir_test(&g.test_guest("misbehave"), &input, &["--deadline", "100ms"]);
+    let run = run_misbehave(&["loop", "after"], &["--deadline", "100ms"]);
     assert!(run.ok, "{}", run.stderr);
     assert_eq!(run.json_lines().len(), 1);
     let problems = run.problem_lines();
@@ -334,15 +332,7 @@ fn a_runaway_guest_hits_its_deadline_and_the_rest_still_runs() {
 
 #[test]
 fn a_memory_hog_hits_its_cap_and_the_rest_still_runs() {
-    let g = guests();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(
-        &input,
-        "{\"value\":\"before\"}\n{\"value\":\"oom\"}\n{\"value\":\"after\"}\n",
-    )
-    .expect("write");
-    let run = weir_test(&g.test_guest("misbehave"), &input, &["--memory-limit", "16MiB"]);
+    let run = run_misbehave(&["before", "oom", "after"], &["--memory-limit", "16MiB"]);
     assert!(run.ok, "{}", run.stderr);
     assert_eq!(run.json_lines().len(), 2);
     let problems = run.problem_lines();
@@ -356,16 +346,9 @@ fn a_memory_hog_hits_its_cap_and_the_rest_still_runs() {
 
 #[test]
 fn typed_failures_config_and_counters_reach_the_user() {
-    let g = guests();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let input = dir.path().join("in.jsonl");
     // The panic makes the host replay parts of the batch: counters of calls
     // that trapped must not count.
-    let lines = ["config", "fail", "panic", "config"]
-        .map(|v| format!("{{\"value\":\"{v}\"}}\n"))
-        .concat();
-    std::fs::write(&input, lines).expect("write");
-    let run = weir_test(&g.test_guest("misbehave"), &input, &["--config", "greeting=hello"]);
+    let run = run_misbehave(&["config", "fail", "panic", "config"], &["--config", "greeting=hello"]);
     assert!(run.ok, "{}", run.stderr);
     let values: Vec<Value> = run.json_lines().iter().map(|v| v["value"].clone()).collect();
     assert_eq!(values, ["hello", "hello"]);
@@ -375,15 +358,7 @@ fn typed_failures_config_and_counters_reach_the_user() {
 
 #[test]
 fn guests_see_a_frozen_clock_no_files_and_no_environment() {
-    let g = guests();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(
-        &input,
-        "{\"value\":\"clock\"}\n{\"value\":\"file\"}\n{\"value\":\"env\"}\n",
-    )
-    .expect("write");
-    let run = weir_test(&g.test_guest("misbehave"), &input, &[]);
+    let run = run_misbehave(&["clock", "file", "env"], &[]);
     assert!(run.ok, "{}", run.stderr);
     let values: Vec<String> = run
         .json_lines()
@@ -426,12 +401,8 @@ fn a_sleeping_guest_cannot_hold_the_host() {
 
 #[test]
 fn guest_randomness_is_the_same_in_every_run() {
-    let g = guests();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, "{\"value\":\"random\"}\n").expect("write");
-    let first = weir_test(&g.test_guest("misbehave"), &input, &[]);
-    let second = weir_test(&g.test_guest("misbehave"), &input, &[]);
+    let first = run_misbehave(&["random"], &[]);
+    let second = run_misbehave(&["random"], &[]);
     assert!(first.ok && second.ok, "{}{}", first.stderr, second.stderr);
     assert_eq!(first.json_lines().len(), 1);
     assert_eq!(
