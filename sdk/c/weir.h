@@ -292,6 +292,24 @@ WEIR_API char *weir__utf8_lossy(const char *s, size_t len, size_t *out_len) {
     return r;
 }
 
+/* Makes (*s, *len) fit to hand to the host as a string: NULL becomes "", and
+ * invalid UTF-8 becomes a malloc'd copy with U+FFFD, which is returned for the
+ * caller to free() after use (NULL when nothing was copied). */
+WEIR_API char *weir__utf8_fix(const char **s, size_t *len) {
+    if (!*s) {
+        *s = "";
+        *len = 0;
+        return NULL;
+    }
+    size_t fixed_len = 0;
+    char *fixed = *len ? weir__utf8_lossy(*s, *len, &fixed_len) : NULL;
+    if (fixed) {
+        *s = fixed;
+        *len = fixed_len;
+    }
+    return fixed;
+}
+
 /* ======================================================================== */
 /* 3. Event-batch decoder (zero-copy)                                       */
 /* ======================================================================== */
@@ -609,17 +627,10 @@ WEIR_API uint32_t weir__len32(size_t n) {
 
 /* `str`: u32 len, UTF-8 bytes (invalid UTF-8 becomes U+FFFD). */
 WEIR_API void weir__put_str(weir_results *w, const char *s, size_t n) {
-    size_t fixed_len = 0;
-    char *fixed = (n && s) ? weir__utf8_lossy(s, n, &fixed_len) : NULL;
-    if (fixed) {
-        weir__put_u32(w, weir__len32(fixed_len));
-        weir__put(w, fixed, fixed_len);
-        free(fixed);
-        return;
-    }
-    if (!s) n = 0;
+    char *fixed = weir__utf8_fix(&s, &n);
     weir__put_u32(w, weir__len32(n));
     weir__put(w, s, n);
+    free(fixed);
 }
 
 /* `opt-bytes`. */
@@ -1082,18 +1093,12 @@ WEIR_API char *weir__host_string(uint32_t ptr, uint32_t len) {
 /* Logs msg[0..len) at `level` into the host's log (tagged with the module).
  * Invalid UTF-8 is replaced by U+FFFD. */
 WEIR_API void weir_logn(weir_log_level level, const char *msg, size_t len) {
-    size_t fixed_len = 0;
-    char *fixed = (msg && len) ? weir__utf8_lossy(msg, len, &fixed_len) : NULL;
-    if (fixed) {
-        msg = fixed;
-        len = fixed_len;
-    }
-    if (!msg) len = 0;
+    char *fixed = weir__utf8_fix(&msg, &len);
 #if WEIR_WASM
-    weir__import_log((int32_t)level, msg ? msg : "", len);
+    weir__import_log((int32_t)level, msg, len);
 #else
     static const char *const names[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR"};
-    fprintf(stderr, "[weir %s] %.*s\n", (unsigned)level < 5 ? names[level] : "?", (int)len, msg ? msg : "");
+    fprintf(stderr, "[weir %s] %.*s\n", (unsigned)level < 5 ? names[level] : "?", (int)len, msg);
 #endif
     free(fixed);
 }
@@ -1108,16 +1113,10 @@ WEIR_API void weir_log(weir_log_level level, const char *msg) {
  * value_len != NULL; NULL if the key is not set. Natively: always NULL. */
 WEIR_API char *weir_config_getn(const char *key, size_t key_len, size_t *value_len) {
 #if WEIR_WASM
-    size_t fixed_len = 0;
-    char *fixed = (key && key_len) ? weir__utf8_lossy(key, key_len, &fixed_len) : NULL;
-    if (fixed) {
-        key = fixed;
-        key_len = fixed_len;
-    }
-    if (!key) key_len = 0;
+    char *fixed = weir__utf8_fix(&key, &key_len);
     uint8_t ret[12] __attribute__((aligned(4)));
     memset(ret, 0, sizeof ret);
-    weir__import_config_get(key ? key : "", key_len, ret);
+    weir__import_config_get(key, key_len, ret);
     free(fixed);
     if (ret[0] == 0) return NULL;
     uint32_t len = weir__ld_u32(ret + 8);
@@ -1180,14 +1179,8 @@ WEIR_API void weir_config_entries_free(weir_config_entry *entries, size_t count)
  * the host exports it as a metric). Natively: ignored. */
 WEIR_API void weir_counter_addn(const char *name, size_t name_len, uint64_t delta) {
 #if WEIR_WASM
-    size_t fixed_len = 0;
-    char *fixed = (name && name_len) ? weir__utf8_lossy(name, name_len, &fixed_len) : NULL;
-    if (fixed) {
-        name = fixed;
-        name_len = fixed_len;
-    }
-    if (!name) name_len = 0;
-    weir__import_counter_add(name ? name : "", name_len, delta);
+    char *fixed = weir__utf8_fix(&name, &name_len);
+    weir__import_counter_add(name, name_len, delta);
     free(fixed);
 #else
     (void)name;
