@@ -415,6 +415,18 @@ impl ResultBatch {
         Ok(ResultBatch { buf, entries, outputs })
     }
 
+    /// A batch of the host's own results (e.g. after isolating a trap).
+    pub fn from_results(results: &[EventResult]) -> Self {
+        // `encode_results` writes exactly what `decode` reads.
+        let decoded = Self::decode(encode_results(results), results.len());
+        debug_assert!(decoded.is_ok(), "host-encoded results must decode");
+        decoded.unwrap_or_else(|_| ResultBatch {
+            buf: Vec::new(),
+            entries: Vec::new(),
+            outputs: Vec::new(),
+        })
+    }
+
     /// Number of results (one per input event).
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -456,6 +468,98 @@ impl ResultBatch {
             })
             .collect()
     }
+}
+
+/// One event of an `event-batch`, read in place. The host reads back the
+/// batches it encoded, to know each event's time and provenance and to
+/// dead-letter it.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    /// Event time in ms.
+    pub timestamp: i64,
+    /// Source topic.
+    pub topic: &'a str,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// Record key.
+    pub key: Option<&'a [u8]>,
+    /// Record value.
+    pub value: Option<&'a [u8]>,
+    headers: &'a [u8],
+    header_count: u32,
+}
+
+impl<'a> EventRef<'a> {
+    /// The headers in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
+        let mut r = Reader {
+            buf: self.headers,
+            at: 0,
+        };
+        (0..self.header_count).map_while(move |_| {
+            // Checked by `read_events`, so these cannot fail.
+            let name = std::str::from_utf8(r.bytes().ok()?).ok()?;
+            Some((name, r.opt_span().ok()?.map(|s| &r.buf[s.start..s.start + s.len])))
+        })
+    }
+
+    /// An owned copy.
+    pub fn to_event(&self) -> Event {
+        Event {
+            key: self.key.map(<[u8]>::to_vec),
+            value: self.value.map(<[u8]>::to_vec),
+            headers: self
+                .headers()
+                .map(|(n, v)| Header {
+                    name: n.to_owned(),
+                    value: v.map(<[u8]>::to_vec),
+                })
+                .collect(),
+            timestamp: self.timestamp,
+            topic: self.topic.to_owned(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+}
+
+/// Reads every event of an `event-batch` in place.
+pub fn read_events(buf: &[u8]) -> Result<Vec<EventRef<'_>>, CodecError> {
+    let mut r = Reader { buf, at: 0 };
+    let count = r.u32()? as usize;
+    // An event takes at least 36 bytes; never trust the count beyond that.
+    let mut events = Vec::with_capacity(count.min(buf.len() / 36));
+    for _ in 0..count {
+        let timestamp = r.i64()?;
+        let partition = r.u32()? as i32;
+        let offset = r.i64()?;
+        let topic = r.str_span("topic")?;
+        let topic = std::str::from_utf8(&buf[topic.start..topic.start + topic.len]).unwrap_or_default();
+        let key = r.opt_span()?.map(|s| &buf[s.start..s.start + s.len]);
+        let value = r.opt_span()?.map(|s| &buf[s.start..s.start + s.len]);
+        let header_count = r.u32()?;
+        let start = r.at;
+        for _ in 0..header_count {
+            r.str_span("header name")?;
+            r.opt_span()?;
+        }
+        events.push(EventRef {
+            timestamp,
+            topic,
+            partition,
+            offset,
+            key,
+            value,
+            headers: &buf[start..r.at],
+            header_count,
+        });
+    }
+    if r.remaining() != 0 {
+        return Err(CodecError::Trailing { extra: r.remaining() });
+    }
+    Ok(events)
 }
 
 struct Reader<'a> {
@@ -572,6 +676,36 @@ mod tests {
             value: Some(value.into()),
             ..Output::default()
         }
+    }
+
+    #[test]
+    fn events_read_back_as_encoded() {
+        let events = vec![
+            Event {
+                key: Some(b"k".to_vec()),
+                value: None,
+                headers: vec![
+                    Header::new("a", "1"),
+                    Header {
+                        name: "n".into(),
+                        value: None,
+                    },
+                ],
+                timestamp: -3,
+                topic: "t".into(),
+                partition: 2,
+                offset: 99,
+            },
+            Event::default(),
+        ];
+        let enc = encode_events(&events);
+        let back: Vec<Event> = read_events(enc.as_bytes())
+            .unwrap()
+            .iter()
+            .map(EventRef::to_event)
+            .collect();
+        assert_eq!(back, events);
+        assert!(read_events(&enc.as_bytes()[..enc.as_bytes().len() - 1]).is_err());
     }
 
     #[test]

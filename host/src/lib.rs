@@ -11,17 +11,26 @@
 //! - [`runtime`]: wasmtime engine, sandbox limits, compiled-module cache, and
 //!   [`runtime::Operator`] — a replaceable instance that turns batches into
 //!   results and traps into typed errors.
+//! - [`pipeline`]: the pipeline file (TOML): inputs, stages, outputs,
+//!   guarantee, error policies, `[kafka]`.
+//! - [`task`]: the compiled stage chain ([`task::Chain`]) and the
+//!   per-partition [`task::Task`] that runs batches through it, applies
+//!   error policies and sends records to a [`task::Sink`].
+//! - [`kafka`]: consumer group, producer, transactions — one
+//!   [`kafka::Instance`] per `weir run` process.
+//! - [`metrics`]: counters of a running pipeline.
+//! - [`dev`]: `weir dev` — an in-process broker, sample data and a live view.
 //! - [`componentize`]: turns a core module (C, or any language without
 //!   component tooling) into a component that implements a Weir world.
 //! - [`jsonl`]: the JSON-lines event format of `weir test`.
 //! - [`units`]: durations and sizes as users write them (`"2s"`, `"256MiB"`).
 //! - [`cli`]: the `weir` command line, one file per subcommand.
 //!
-//! Record flow (for `weir test` today; Kafka tasks follow the same path):
-//! input → [`codec::BatchEncoder`] → [`runtime::Operator::process`] (one call
-//! per batch) → [`codec::ResultBatch`] (outputs read in place) → outputs, or
-//! failures that go to the
-//! stage's error policy.
+//! Record flow: Kafka records → [`codec::BatchEncoder`] (per partition) →
+//! [`runtime::Operator::process`] (one call per batch and stage) →
+//! [`codec::ResultBatch`] (outputs read in place) → the next stage, an output
+//! topic, or the stage's error policy → the producer, inside the instance's
+//! transaction.
 
 #![warn(missing_docs)]
 
@@ -29,8 +38,13 @@ pub mod cli;
 pub mod codec;
 pub mod componentize;
 pub mod contract;
+pub mod dev;
 pub mod event;
 pub mod jsonl;
+pub mod kafka;
+pub mod metrics;
 pub mod module;
+pub mod pipeline;
 pub mod runtime;
+pub mod task;
 pub mod units;

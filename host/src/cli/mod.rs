@@ -2,6 +2,8 @@
 //! `execute(self)`.
 
 mod componentize;
+mod dev;
+mod run;
 mod test;
 mod validate;
 
@@ -26,6 +28,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a pipeline against Kafka.
+    Run(run::Run),
+    /// Try a pipeline on an embedded broker with sample data (not durable).
+    Dev(dev::Dev),
     /// Check that a module is a valid Weir operator and print what it is.
     Validate(validate::Validate),
     /// Run an operator locally on JSON-lines events and print its outputs.
@@ -38,6 +44,8 @@ impl Cli {
     /// Runs the chosen subcommand.
     pub fn execute(self) -> anyhow::Result<std::process::ExitCode> {
         match self.command {
+            Command::Run(c) => c.execute(),
+            Command::Dev(c) => c.execute(),
             Command::Validate(c) => c.execute(),
             Command::Test(c) => c.execute(),
             Command::Componentize(c) => c.execute(),

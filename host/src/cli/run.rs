@@ -1,0 +1,76 @@
+//! `weir run`: run a pipeline against Kafka until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::SandboxArgs;
+use crate::kafka::{Instance, RunOptions};
+use crate::pipeline::Pipeline;
+use crate::task::Chain;
+use crate::units;
+
+/// Run a pipeline: consume its inputs, run its stages, produce its outputs
+/// with its guarantee. SIGINT or SIGTERM finishes the current batch,
+/// commits, leaves the consumer group and exits 0.
+#[derive(Debug, Args)]
+pub struct Run {
+    /// The pipeline file (TOML).
+    pub pipeline: PathBuf,
+    /// Stable id of this instance, part of its transactional.id: keep it
+    /// across restarts, and give each instance running at the same time its own.
+    #[arg(long, default_value = "0")]
+    pub instance_id: String,
+    /// How long to wait for the brokers (start-up, transaction operations).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = units::parse_duration)]
+    pub kafka_timeout: Duration,
+    /// Set a librdkafka property over the pipeline's [kafka] table
+    /// (repeatable), e.g. `--kafka bootstrap.servers=host:9092`.
+    #[arg(long = "kafka", value_name = "KEY=VALUE")]
+    pub kafka: Vec<String>,
+    /// Sandbox limits for the stages' modules.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+impl Run {
+    /// Runs the pipeline.
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        let mut pipeline = Pipeline::load(&self.pipeline)?;
+        pipeline
+            .kafka
+            .extend(super::config_map(&self.kafka).context("--kafka")?);
+        let runtime = self.sandbox.runtime()?;
+        let chain = Chain::load(&pipeline, &runtime)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        install_stop_signals(&stop)?;
+        let options = RunOptions {
+            instance_id: self.instance_id,
+            kafka_timeout: self.kafka_timeout,
+            stop,
+        };
+        let instance = Instance::connect(&pipeline, chain, options)?;
+        eprintln!(
+            "weir: running {} ({}, {} stage(s)); Ctrl-C stops after a final commit",
+            pipeline.application_id,
+            pipeline.guarantee,
+            pipeline.stages.len()
+        );
+        let summary = instance.run()?;
+        eprintln!("weir: stopped cleanly: {summary}");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// SIGINT and SIGTERM set `stop`; the loop notices between batches.
+pub(crate) fn install_stop_signals(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("cannot install a signal handler")?;
+    }
+    Ok(())
+}

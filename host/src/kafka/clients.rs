@@ -1,0 +1,155 @@
+//! librdkafka clients as a pipeline needs them.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+
+use crate::pipeline::{Guarantee, Pipeline};
+use crate::task::{OutRecord, Sink, SinkError};
+
+/// Consumer settings: Weir's choices, then the pipeline's `[kafka]` table.
+pub fn consumer_config(pipeline: &Pipeline, instance_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("client.id", format!("weir-{}-{instance_id}", pipeline.application_id))
+        .set("group.id", &pipeline.application_id)
+        // Kafka Streams starts a new application from the beginning.
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // Bounded prefetch: a slow guest slows consumption, not memory.
+        .set("queued.max.messages.kbytes", "16384")
+        .set(
+            "isolation.level",
+            match pipeline.guarantee {
+                Guarantee::ExactlyOnce => "read_committed",
+                Guarantee::AtLeastOnce => "read_uncommitted",
+            },
+        );
+    apply_user(&mut c, pipeline);
+    // The guarantee depends on these; the pipeline parser refuses them in [kafka].
+    c.set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    c
+}
+
+/// Producer settings: Weir's choices, then the pipeline's `[kafka]` table.
+pub fn producer_config(pipeline: &Pipeline, instance_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set(
+        "client.id",
+        format!("weir-{}-{instance_id}-producer", pipeline.application_id),
+    )
+    // Partition by key the way the Java client does, so that Weir's
+    // outputs are co-partitioned with Kafka Streams applications.
+    .set("partitioner", "murmur2_random")
+    // Bounded in-flight memory: a slow broker slows the pipeline.
+    .set("queue.buffering.max.kbytes", "65536")
+    .set("linger.ms", "5");
+    apply_user(&mut c, pipeline);
+    c.set("enable.idempotence", "true");
+    if pipeline.guarantee == Guarantee::ExactlyOnce {
+        c.set("transactional.id", transactional_id(pipeline, instance_id));
+    }
+    c
+}
+
+/// The transactional id of an instance: stable across restarts, so that a
+/// restarted instance fences its previous life and aborts its open transaction.
+pub fn transactional_id(pipeline: &Pipeline, instance_id: &str) -> String {
+    format!("{}-{instance_id}", pipeline.application_id)
+}
+
+fn apply_user(c: &mut ClientConfig, pipeline: &Pipeline) {
+    for (k, v) in &pipeline.kafka {
+        c.set(k, v);
+    }
+    c.set_log_level(RDKafkaLogLevel::Warning);
+}
+
+/// Producer callbacks: delivery failures are counted so that at-least-once
+/// never commits offsets past a record that did not arrive.
+#[derive(Default)]
+pub struct ProducerCtx {
+    failures: AtomicU64,
+    last_failure: Mutex<Option<String>>,
+}
+
+impl ProducerCtx {
+    /// Delivery failures so far.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Acquire)
+    }
+
+    /// The latest delivery failure.
+    pub fn last_failure(&self) -> Option<String> {
+        self.last_failure.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+impl ClientContext for ProducerCtx {}
+
+impl ProducerContext for ProducerCtx {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, m)) = result {
+            use rdkafka::Message as _;
+            let text = format!("delivery to {}[{}] failed: {e}", m.topic(), m.partition());
+            tracing::warn!("{text}");
+            if let Ok(mut g) = self.last_failure.lock() {
+                *g = Some(text);
+            }
+            self.failures.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// The producer type of an instance.
+pub type Producer = ThreadedProducer<ProducerCtx>;
+
+/// Sends a task's records to Kafka. A full producer queue blocks (and so
+/// slows consumption) instead of growing memory.
+pub struct ProducerSink<'a> {
+    /// The instance's producer.
+    pub producer: &'a Producer,
+}
+
+impl Sink for ProducerSink<'_> {
+    fn send(&mut self, r: &OutRecord<'_>) -> Result<(), SinkError> {
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (name, value) in r.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: *value,
+            });
+        }
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(r.topic).timestamp(r.timestamp).headers(headers);
+        if let Some(k) = r.key {
+            record = record.key(k);
+        }
+        if let Some(v) = r.value {
+            record = record.payload(v);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The producer's own thread serves deliveries; wait for room.
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => {
+                    return Err(SinkError {
+                        topic: r.topic.to_owned(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,613 @@
+//! One running instance of a pipeline: a consumer group member with one task
+//! per assigned partition, and the commit protocol of its guarantee.
+//!
+//! The loop: poll a batch of records → run each partition's records through
+//! its task (outputs go to the producer) → every commit interval, close the
+//! transaction with the input offsets in it (`send_offsets_to_transaction`),
+//! or, at-least-once, flush the producer and then commit the offsets.
+//!
+//! Between two batches nothing is in flight inside a task: that is where a
+//! transaction ends, where state will be flushed and modules swapped.
+//!
+//! Rebalances: the consumer's revoke callback runs inside `poll`, between
+//! batches. It commits the open transaction before the partitions go, so the
+//! next owner starts exactly where this one stopped; a lost assignment (the
+//! group moved on without us) aborts instead. An abort rewinds every kept
+//! partition to its last committed offset, so aborted work is redone once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::FromClientConfigAndContext as _;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
+use rdkafka::producer::Producer as _;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::clients::{self, Producer, ProducerCtx, ProducerSink};
+use crate::codec::BatchEncoder;
+use crate::metrics::{self, Metrics, Snapshot};
+use crate::pipeline::{Guarantee, Pipeline};
+use crate::task::{Chain, Task, TaskError};
+
+/// How an instance runs, beyond its pipeline file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stable id of this instance among those of the application; part of
+    /// its transactional.id, so it must not change across restarts and must
+    /// differ between instances running at once.
+    pub instance_id: String,
+    /// How long to wait for the brokers at start-up and for a transaction
+    /// operation.
+    pub kafka_timeout: Duration,
+    /// Set to stop: the current batch finishes, is committed, and the
+    /// instance leaves the group.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            instance_id: "0".into(),
+            kafka_timeout: Duration::from_secs(30),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Why an instance stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// librdkafka refused the configuration.
+    #[error("cannot create the Kafka {client}: {reason} (check [kafka] in {})", file.display())]
+    Client {
+        /// `consumer` or `producer`.
+        client: &'static str,
+        /// The pipeline file.
+        file: PathBuf,
+        /// librdkafka's message.
+        reason: String,
+    },
+    /// The brokers did not answer.
+    #[error(
+        "cannot reach Kafka at {bootstrap} within {timeout:?}: {reason}; is the broker running, \
+         and is \"bootstrap.servers\" in [kafka] of {} right?", file.display()
+    )]
+    Unreachable {
+        /// bootstrap.servers.
+        bootstrap: String,
+        /// How long we waited.
+        timeout: Duration,
+        /// librdkafka's message.
+        reason: String,
+        /// The pipeline file.
+        file: PathBuf,
+    },
+    /// Topics the pipeline reads or writes do not exist.
+    #[error("topic(s) {topics} do not exist; weir does not create topics, so create them and start again")]
+    MissingTopics {
+        /// Comma-separated names.
+        topics: String,
+    },
+    /// Another producer with our transactional.id took over.
+    #[error(
+        "fenced: another instance now uses transactional.id {transactional_id} ({reason}); \
+         run each instance of the application with its own --instance-id"
+    )]
+    Fenced {
+        /// Our transactional.id.
+        transactional_id: String,
+        /// librdkafka's message.
+        reason: String,
+    },
+    /// A transaction operation failed in a way that cannot be recovered by aborting.
+    #[error("Kafka transaction failed (transactional.id {transactional_id}): {reason}")]
+    Transaction {
+        /// Our transactional.id.
+        transactional_id: String,
+        /// librdkafka's message.
+        reason: String,
+    },
+    /// The consumer could not be positioned after an abort.
+    #[error("cannot rewind {topic}[{partition}] to offset {offset} after an abort: {reason}")]
+    Rewind {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Target offset.
+        offset: i64,
+        /// librdkafka's message.
+        reason: String,
+    },
+    /// A task stopped (an event failed under `on-error = "fail"`, or a
+    /// record could not be produced). Nothing after the last commit is kept.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+}
+
+type TopicPartition = (String, i32);
+
+/// Transaction and offset bookkeeping, shared with the rebalance callback.
+#[derive(Default)]
+struct TxnState {
+    /// A transaction is open (exactly-once).
+    open: bool,
+    /// Next offset per partition processed since the last commit.
+    pending: BTreeMap<TopicPartition, i64>,
+    /// Where each partition resumes after an abort: its last committed
+    /// position (or the first offset this instance saw of it).
+    resume: BTreeMap<TopicPartition, i64>,
+    /// Partitions revoked during `poll`; their tasks must go.
+    revoked: Vec<TopicPartition>,
+    /// An abort happened: kept partitions must seek back to `resume`.
+    rewind: bool,
+    /// A fatal error seen inside a callback.
+    fatal: Option<InstanceError>,
+    /// Delivery failures already accounted for (at-least-once).
+    failures_seen: u64,
+}
+
+struct Shared {
+    producer: Producer,
+    guarantee: Guarantee,
+    timeout: Duration,
+    transactional_id: String,
+    metrics: Arc<Metrics>,
+    state: Mutex<TxnState>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, TxnState> {
+        // A panic while holding the lock would already have ended the loop.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn begin(&self, st: &mut TxnState) -> Result<(), InstanceError> {
+        if self.guarantee == Guarantee::ExactlyOnce && !st.open {
+            self.producer.begin_transaction().map_err(|e| self.fatal(&e))?;
+            st.open = true;
+        }
+        Ok(())
+    }
+
+    /// Closes the current unit of work: commits the transaction (or flushes
+    /// and commits offsets). An abortable failure aborts and asks for a rewind.
+    fn commit(&self, consumer: &BaseConsumer<ConsumerCtx>, st: &mut TxnState) -> Result<(), InstanceError> {
+        match self.guarantee {
+            Guarantee::ExactlyOnce => self.commit_transaction(consumer, st),
+            Guarantee::AtLeastOnce => self.commit_offsets(consumer, st),
+        }
+    }
+
+    fn commit_transaction(&self, consumer: &BaseConsumer<ConsumerCtx>, st: &mut TxnState) -> Result<(), InstanceError> {
+        if !st.open {
+            return Ok(());
+        }
+        if !st.pending.is_empty() {
+            let Some(group) = consumer.group_metadata() else {
+                tracing::warn!("no consumer group metadata; aborting the transaction");
+                return self.abort(st);
+            };
+            if let Err(e) = self
+                .producer
+                .send_offsets_to_transaction(&offsets(&st.pending), &group, self.timeout)
+            {
+                return self.on_error(e, st);
+            }
+        }
+        let mut attempts = 0;
+        loop {
+            match self.producer.commit_transaction(self.timeout) {
+                Ok(()) => break,
+                Err(KafkaError::Transaction(e)) if e.is_retriable() && attempts < 3 => {
+                    attempts += 1;
+                    tracing::debug!("commit_transaction: {e}; retrying");
+                }
+                Err(e) => return self.on_error(e, st),
+            }
+        }
+        st.open = false;
+        let pending = std::mem::take(&mut st.pending);
+        st.resume.extend(pending);
+        metrics::add(&self.metrics.commits, 1);
+        Ok(())
+    }
+
+    fn commit_offsets(&self, consumer: &BaseConsumer<ConsumerCtx>, st: &mut TxnState) -> Result<(), InstanceError> {
+        if let Err(e) = self.producer.flush(self.timeout) {
+            tracing::warn!("flushing outputs failed: {e}; reprocessing since the last commit");
+            return self.abort(st);
+        }
+        let failures = self.producer.context().failures();
+        if failures != st.failures_seen {
+            let new = failures - st.failures_seen;
+            st.failures_seen = failures;
+            tracing::warn!(
+                "{new} output(s) were not delivered (latest: {}); reprocessing since the last commit",
+                self.producer.context().last_failure().unwrap_or_default()
+            );
+            return self.abort(st);
+        }
+        if st.pending.is_empty() {
+            return Ok(());
+        }
+        match consumer.commit(&offsets(&st.pending), CommitMode::Sync) {
+            Ok(()) => {
+                let pending = std::mem::take(&mut st.pending);
+                st.resume.extend(pending);
+                metrics::add(&self.metrics.commits, 1);
+            }
+            // The outputs are out; a later commit covers these offsets too.
+            Err(e) => tracing::warn!("committing offsets failed: {e}; retrying at the next commit"),
+        }
+        Ok(())
+    }
+
+    fn on_error(&self, e: KafkaError, st: &mut TxnState) -> Result<(), InstanceError> {
+        match &e {
+            KafkaError::Transaction(rd) if rd.is_fatal() => Err(self.fatal_rd(rd)),
+            _ => {
+                tracing::warn!("transaction failed: {e}; aborting and reprocessing since the last commit");
+                self.abort(st)
+            }
+        }
+    }
+
+    /// Aborts the open transaction (if any) and asks for a rewind.
+    fn abort(&self, st: &mut TxnState) -> Result<(), InstanceError> {
+        if self.guarantee == Guarantee::ExactlyOnce && st.open {
+            self.producer
+                .abort_transaction(self.timeout)
+                .map_err(|e| self.fatal(&e))?;
+            st.open = false;
+        }
+        st.pending.clear();
+        st.rewind = true;
+        metrics::add(&self.metrics.aborts, 1);
+        Ok(())
+    }
+
+    fn fatal(&self, e: &KafkaError) -> InstanceError {
+        match e {
+            KafkaError::Transaction(rd) => self.fatal_rd(rd),
+            other => InstanceError::Transaction {
+                transactional_id: self.transactional_id.clone(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    fn fatal_rd(&self, rd: &RDKafkaError) -> InstanceError {
+        let fenced = matches!(
+            rd.code(),
+            RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch | RDKafkaErrorCode::Fenced
+        );
+        if fenced {
+            InstanceError::Fenced {
+                transactional_id: self.transactional_id.clone(),
+                reason: rd.to_string(),
+            }
+        } else {
+            InstanceError::Transaction {
+                transactional_id: self.transactional_id.clone(),
+                reason: rd.to_string(),
+            }
+        }
+    }
+}
+
+fn offsets(pending: &BTreeMap<TopicPartition, i64>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::with_capacity(pending.len());
+    for ((topic, partition), next) in pending {
+        // Only fails for an invalid offset value, which a next offset is not.
+        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+    }
+    tpl
+}
+
+/// Consumer callbacks: commit (or abort) before partitions leave.
+struct ConsumerCtx {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for ConsumerCtx {}
+
+impl ConsumerContext for ConsumerCtx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            if let Rebalance::Assign(tpl) = rebalance {
+                tracing::info!(partitions = %describe(tpl), "partitions assigned");
+            }
+            return;
+        };
+        tracing::info!(partitions = %describe(tpl), lost = consumer.assignment_lost(), "partitions revoked");
+        let shared = &self.shared;
+        let mut st = shared.lock();
+        let result = if consumer.assignment_lost() {
+            // The group has moved on: our offsets would be refused, and the
+            // new owner may already be processing. Throw the work away.
+            shared.abort(&mut st)
+        } else {
+            shared.commit(consumer, &mut st)
+        };
+        if let Err(e) = result
+            && st.fatal.is_none()
+        {
+            st.fatal = Some(e);
+        }
+        for e in tpl.elements() {
+            let tp = (e.topic().to_owned(), e.partition());
+            st.resume.remove(&tp);
+            st.pending.remove(&tp);
+            st.revoked.push(tp);
+        }
+    }
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    tpl.elements()
+        .iter()
+        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A pipeline instance connected to Kafka, ready to run.
+pub struct Instance {
+    chain: Arc<Chain>,
+    pipeline: Pipeline,
+    options: RunOptions,
+    shared: Arc<Shared>,
+    consumer: BaseConsumer<ConsumerCtx>,
+}
+
+impl Instance {
+    /// Connects to Kafka, checks that every topic exists, initialises
+    /// transactions (fencing an earlier life of this instance) and joins the
+    /// consumer group.
+    pub fn connect(pipeline: &Pipeline, chain: Arc<Chain>, options: RunOptions) -> Result<Instance, InstanceError> {
+        let client_error = |client: &'static str, e: KafkaError| InstanceError::Client {
+            client,
+            file: pipeline.file.clone(),
+            reason: e.to_string(),
+        };
+        let producer = Producer::from_config_and_context(
+            &clients::producer_config(pipeline, &options.instance_id),
+            ProducerCtx::default(),
+        )
+        .map_err(|e| client_error("producer", e))?;
+        let shared = Arc::new(Shared {
+            producer,
+            guarantee: pipeline.guarantee,
+            timeout: options.kafka_timeout,
+            transactional_id: clients::transactional_id(pipeline, &options.instance_id),
+            metrics: chain.metrics().clone(),
+            state: Mutex::new(TxnState::default()),
+        });
+        let consumer = BaseConsumer::from_config_and_context(
+            &clients::consumer_config(pipeline, &options.instance_id),
+            ConsumerCtx { shared: shared.clone() },
+        )
+        .map_err(|e| client_error("consumer", e))?;
+
+        let metadata =
+            consumer
+                .fetch_metadata(None, options.kafka_timeout)
+                .map_err(|e| InstanceError::Unreachable {
+                    bootstrap: pipeline
+                        .kafka
+                        .get("bootstrap.servers")
+                        .cloned()
+                        .unwrap_or_else(|| "(bootstrap.servers not set)".into()),
+                    timeout: options.kafka_timeout,
+                    reason: e.to_string(),
+                    file: pipeline.file.clone(),
+                })?;
+        let existing: Vec<&str> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| t.name())
+            .collect();
+        let mut missing: Vec<&str> = pipeline
+            .inputs
+            .iter()
+            .map(String::as_str)
+            .chain(pipeline.output_topics())
+            .filter(|t| !existing.contains(t))
+            .collect();
+        missing.dedup();
+        if !missing.is_empty() {
+            return Err(InstanceError::MissingTopics {
+                topics: missing.join(", "),
+            });
+        }
+        if pipeline.guarantee == Guarantee::ExactlyOnce {
+            shared
+                .producer
+                .init_transactions(options.kafka_timeout)
+                .map_err(|e| shared.fatal(&e))?;
+        }
+        let inputs: Vec<&str> = pipeline.inputs.iter().map(String::as_str).collect();
+        consumer.subscribe(&inputs).map_err(|e| client_error("consumer", e))?;
+        tracing::info!(
+            application = %pipeline.application_id,
+            instance = %options.instance_id,
+            guarantee = %pipeline.guarantee,
+            "joined the consumer group"
+        );
+        Ok(Instance {
+            chain,
+            pipeline: pipeline.clone(),
+            options,
+            shared,
+            consumer,
+        })
+    }
+
+    /// The instance's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.chain.metrics()
+    }
+
+    /// Runs until stopped (`Ok`, after a final commit) or until a fatal
+    /// error (the open transaction is aborted).
+    pub fn run(self) -> Result<Snapshot, InstanceError> {
+        let result = self.run_loop();
+        if result.is_err() {
+            let mut st = self.shared.lock();
+            if st.open {
+                // Best effort: the broker aborts it on timeout or when this
+                // transactional.id starts again anyway.
+                let _ = self.shared.abort(&mut st);
+            }
+        }
+        // Leaving the group: the revoke callback sees nothing left to commit.
+        self.consumer.unsubscribe();
+        let snapshot = self.metrics().snapshot();
+        drop(self.consumer);
+        result.map(|()| snapshot)
+    }
+
+    fn run_loop(&self) -> Result<(), InstanceError> {
+        let interval = self.pipeline.commit_interval;
+        let batch_size = self.chain.batch_size();
+        let max_gather = batch_size.saturating_mul(4);
+        let mut tasks: HashMap<TopicPartition, Task> = HashMap::new();
+        let mut encoder = BatchEncoder::new();
+        let mut last_commit = Instant::now();
+        let mut errors = ErrorLog::default();
+        loop {
+            if self.options.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let wait = (last_commit + interval)
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            let mut gathered: BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>> = BTreeMap::new();
+            let mut count = 0;
+            let mut next = self.consumer.poll(wait);
+            while let Some(item) = next {
+                match item {
+                    Ok(m) => {
+                        gathered
+                            .entry((m.topic().to_owned(), m.partition()))
+                            .or_default()
+                            .push(m);
+                        count += 1;
+                    }
+                    Err(e) => errors.log(&e),
+                }
+                if count >= max_gather {
+                    break;
+                }
+                next = self.consumer.poll(Duration::ZERO);
+            }
+            self.settle(&mut tasks, &mut gathered)?;
+            if !gathered.is_empty() {
+                self.shared.begin(&mut self.shared.lock())?;
+            }
+            for (tp, messages) in gathered {
+                let task = tasks.entry(tp.clone()).or_insert_with(|| self.chain.task());
+                for chunk in messages.chunks(batch_size) {
+                    encoder.clear();
+                    for m in chunk {
+                        let headers = m.headers().into_iter().flat_map(|h| h.iter()).map(|h| (h.key, h.value));
+                        encoder.push(
+                            m.timestamp().to_millis().unwrap_or(0),
+                            m.topic(),
+                            m.partition(),
+                            m.offset(),
+                            m.key(),
+                            m.payload(),
+                            headers,
+                        );
+                    }
+                    let mut sink = ProducerSink {
+                        producer: &self.shared.producer,
+                    };
+                    task.process(&encoder, &mut sink)?;
+                    if let Some(last) = chunk.last() {
+                        self.shared.lock().pending.insert(tp.clone(), last.offset() + 1);
+                    }
+                    metrics::add(&self.metrics().consumed, chunk.len() as u64);
+                }
+            }
+            if last_commit.elapsed() >= interval {
+                self.shared.commit(&self.consumer, &mut self.shared.lock())?;
+                last_commit = Instant::now();
+            }
+        }
+        self.shared.commit(&self.consumer, &mut self.shared.lock())?;
+        Ok(())
+    }
+
+    /// Applies what happened inside `poll`: drops tasks of revoked
+    /// partitions, notes where new partitions start, and rewinds after an
+    /// abort (dropping the records gathered since, which will come again).
+    fn settle(
+        &self,
+        tasks: &mut HashMap<TopicPartition, Task>,
+        gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>>,
+    ) -> Result<(), InstanceError> {
+        let mut st = self.shared.lock();
+        if let Some(e) = st.fatal.take() {
+            return Err(e);
+        }
+        for tp in std::mem::take(&mut st.revoked) {
+            tasks.remove(&tp);
+            gathered.remove(&tp);
+        }
+        for (tp, messages) in gathered.iter() {
+            if let Some(first) = messages.first() {
+                st.resume.entry(tp.clone()).or_insert(first.offset());
+            }
+        }
+        if st.rewind {
+            st.rewind = false;
+            gathered.clear();
+            for ((topic, partition), offset) in &st.resume {
+                self.consumer
+                    .seek(topic, *partition, Offset::Offset(*offset), self.options.kafka_timeout)
+                    .map_err(|e| InstanceError::Rewind {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: *offset,
+                        reason: e.to_string(),
+                    })?;
+            }
+            tracing::info!(partitions = st.resume.len(), "rewound to the last committed offsets");
+        }
+        Ok(())
+    }
+}
+
+/// Consumer errors, logged at most once per 5 s each so that an outage does
+/// not flood the log.
+#[derive(Default)]
+struct ErrorLog {
+    last: HashMap<String, Instant>,
+}
+
+impl ErrorLog {
+    fn log(&mut self, e: &KafkaError) {
+        if matches!(e, KafkaError::PartitionEOF(_)) {
+            return;
+        }
+        let text = e.to_string();
+        let now = Instant::now();
+        let due = self
+            .last
+            .get(&text)
+            .is_none_or(|t| now.duration_since(*t) > Duration::from_secs(5));
+        if due {
+            tracing::warn!("consumer: {text}");
+            self.last.insert(text, now);
+        }
+    }
+}

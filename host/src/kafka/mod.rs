@@ -1,0 +1,12 @@
+//! Kafka I/O: client configuration, the producer sink, and the pipeline
+//! instance that ties a consumer group, tasks and transactions together.
+//!
+//! - [`clients`]: librdkafka settings Weir chooses, merged with the
+//!   pipeline's `[kafka]` table, and the producer side of a task ([`clients::ProducerSink`]).
+//! - [`instance`]: one `weir run` process: consumer group membership, one
+//!   task per assigned partition, and the commit protocol of each guarantee.
+
+pub mod clients;
+pub mod instance;
+
+pub use instance::{Instance, InstanceError, RunOptions};

@@ -1,0 +1,622 @@
+//! The pipeline file: a TOML description of what to consume, which stages to
+//! run, where outputs go, and how hard to try.
+//!
+//! ```toml
+//! application-id = "orders"            # consumer group and transactional.id prefix
+//! inputs = ["orders"]
+//! guarantee = "exactly-once"           # or "at-least-once"
+//! commit-interval = "100ms"
+//!
+//! [[stage]]
+//! module = "../dist/rust-route-by-type.wasm"   # relative to this file
+//! kind = "process"
+//! on-error = "dead-letter"
+//! dead-letter-topic = "orders-dlq"
+//! [stage.config]
+//! field = "type"
+//!
+//! [outputs]
+//! default = "orders-out"
+//! routes = { payment = "orders-payment" }
+//!
+//! [kafka]
+//! "bootstrap.servers" = "127.0.0.1:9092"
+//! ```
+//!
+//! Parsing is strict: an unknown key is an error naming the key, and every
+//! error names the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::units;
+
+/// How hard a pipeline tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guarantee {
+    /// Outputs, dead letters and input offsets commit in one Kafka
+    /// transaction per commit interval; inputs are read `read_committed`.
+    ExactlyOnce,
+    /// Outputs are flushed before input offsets are committed; a crash may
+    /// repeat records, never lose them.
+    AtLeastOnce,
+}
+
+impl Guarantee {
+    /// The default commit interval (Kafka Streams' defaults for exactly-once,
+    /// shortened for at-least-once so that a developer sees progress).
+    pub fn default_commit_interval(self) -> Duration {
+        match self {
+            Guarantee::ExactlyOnce => Duration::from_millis(100),
+            Guarantee::AtLeastOnce => Duration::from_secs(1),
+        }
+    }
+}
+
+impl std::fmt::Display for Guarantee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Guarantee::ExactlyOnce => "exactly-once",
+            Guarantee::AtLeastOnce => "at-least-once",
+        })
+    }
+}
+
+/// What happens to an event that a stage fails on (a typed failure or a trap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorPolicy {
+    /// Stop the pipeline; nothing after the last commit is kept, so the event
+    /// is processed again after a restart.
+    Fail,
+    /// Drop the event and count it.
+    Skip,
+    /// Write the event to this topic, with headers saying why, in the same
+    /// transaction as the outputs.
+    DeadLetter(String),
+}
+
+impl ErrorPolicy {
+    /// Short name, for logs and counters.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ErrorPolicy::Fail => "fail",
+            ErrorPolicy::Skip => "skip",
+            ErrorPolicy::DeadLetter(_) => "dead-letter",
+        }
+    }
+}
+
+/// What a stage does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageKind {
+    /// A stateless processor: map, filter, flat-map, re-key, route.
+    Process,
+}
+
+/// One stage of the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// Name used in logs, counters and dead-letter headers.
+    pub name: String,
+    /// The module file.
+    pub module: PathBuf,
+    /// What kind of operator the module must be.
+    pub kind: StageKind,
+    /// Deploy-time configuration handed to the guest.
+    pub config: BTreeMap<String, String>,
+    /// What happens to events the stage fails on.
+    pub on_error: ErrorPolicy,
+}
+
+/// Where outputs go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outputs {
+    /// Topic for outputs of the last stage without a route.
+    pub default: Option<String>,
+    /// Route name → topic.
+    pub routes: BTreeMap<String, String>,
+}
+
+/// A parsed and checked pipeline file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipeline {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Consumer group id and transactional.id prefix.
+    pub application_id: String,
+    /// Topics to consume.
+    pub inputs: Vec<String>,
+    /// Stages, in order.
+    pub stages: Vec<Stage>,
+    /// Output topics.
+    pub outputs: Outputs,
+    /// Processing guarantee.
+    pub guarantee: Guarantee,
+    /// How often a transaction (or offset commit) closes.
+    pub commit_interval: Duration,
+    /// Most events per call into a guest.
+    pub batch_size: usize,
+    /// librdkafka properties, verbatim.
+    pub kafka: BTreeMap<String, String>,
+    /// Settings for `weir dev`.
+    pub dev: DevSettings,
+}
+
+/// The `[dev]` table: what `weir dev` feeds the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DevSettings {
+    /// Sample generator name (`trades`, `logs`, `operations`, `sentences`).
+    pub sample: Option<String>,
+    /// Partitions per created topic.
+    pub partitions: Option<i32>,
+}
+
+impl Pipeline {
+    /// Every topic the pipeline writes to: default output, routes, dead letters.
+    pub fn output_topics(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = self.outputs.default.iter().map(String::as_str).collect();
+        topics.extend(self.outputs.routes.values().map(String::as_str));
+        for s in &self.stages {
+            if let ErrorPolicy::DeadLetter(t) = &s.on_error {
+                topics.push(t);
+            }
+        }
+        topics.sort_unstable();
+        topics.dedup();
+        topics
+    }
+
+    /// Reads and checks a pipeline file.
+    pub fn load(path: &Path) -> Result<Pipeline, PipelineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PipelineError::new(path, ErrorKind::Read(e)))?;
+        Pipeline::parse(path, &text)
+    }
+
+    /// Parses pipeline text; `path` names it in errors and anchors relative
+    /// module paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Pipeline, PipelineError> {
+        let raw: RawPipeline =
+            toml::from_str(text).map_err(|e| PipelineError::new(path, ErrorKind::Syntax(e.to_string())))?;
+        raw.check(path).map_err(|kind| PipelineError::new(path, kind))
+    }
+}
+
+/// A pipeline file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("pipeline {}: {kind}", file.display())]
+pub struct PipelineError {
+    /// The file.
+    pub file: PathBuf,
+    /// What is wrong.
+    pub kind: ErrorKind,
+}
+
+impl PipelineError {
+    fn new(file: &Path, kind: ErrorKind) -> Self {
+        PipelineError {
+            file: file.to_owned(),
+            kind,
+        }
+    }
+}
+
+/// What is wrong with a pipeline file.
+#[derive(Debug, thiserror::Error)]
+pub enum ErrorKind {
+    /// The file cannot be read.
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    /// Not valid TOML, an unknown key, or a value of the wrong type (the
+    /// message names the key and the line).
+    #[error("{}", .0.trim_end())]
+    Syntax(String),
+    /// A key has a value that is not allowed.
+    #[error("`{key}`: expected {expected}, found {found}")]
+    Invalid {
+        /// Dotted path of the key, e.g. `stage[1].on-error`.
+        key: String,
+        /// What is allowed.
+        expected: String,
+        /// What the file says.
+        found: String,
+    },
+    /// A required key is missing.
+    #[error("`{key}` is missing: {why}")]
+    Missing {
+        /// Dotted path of the key.
+        key: String,
+        /// Why it is needed.
+        why: &'static str,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawPipeline {
+    application_id: Option<String>,
+    inputs: Option<Vec<String>>,
+    guarantee: Option<Guarantee>,
+    commit_interval: Option<String>,
+    batch_size: Option<usize>,
+    #[serde(default)]
+    stage: Vec<RawStage>,
+    #[serde(default)]
+    outputs: RawOutputs,
+    #[serde(default)]
+    kafka: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    dev: RawDev,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawStage {
+    name: Option<String>,
+    module: Option<PathBuf>,
+    kind: Option<String>,
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
+    on_error: Option<String>,
+    dead_letter_topic: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawOutputs {
+    default: Option<String>,
+    #[serde(default)]
+    routes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawDev {
+    sample: Option<String>,
+    partitions: Option<i32>,
+}
+
+/// Keys of `[kafka]` that Weir sets itself, because the guarantee depends on them.
+const RESERVED_KAFKA_KEYS: &[&str] = &[
+    "group.id",
+    "transactional.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+];
+
+impl RawPipeline {
+    fn check(self, path: &Path) -> Result<Pipeline, ErrorKind> {
+        let application_id = self.application_id.ok_or(ErrorKind::Missing {
+            key: "application-id".into(),
+            why: "it names the consumer group and the transactional ids",
+        })?;
+        if application_id.is_empty()
+            || !application_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(invalid(
+                "application-id",
+                "a non-empty name of letters, digits, '.', '_' or '-'",
+                &format!("{application_id:?}"),
+            ));
+        }
+        let inputs = self.inputs.unwrap_or_default();
+        if inputs.is_empty() {
+            return Err(ErrorKind::Missing {
+                key: "inputs".into(),
+                why: "a pipeline consumes at least one topic",
+            });
+        }
+        for (i, t) in inputs.iter().enumerate() {
+            check_topic(&format!("inputs[{i}]"), t)?;
+        }
+        let guarantee = self.guarantee.unwrap_or(Guarantee::ExactlyOnce);
+        let commit_interval = match self.commit_interval {
+            Some(text) => units::parse_duration(&text)
+                .map_err(|e| invalid("commit-interval", "a duration like \"100ms\" or \"2s\"", &e.to_string()))?,
+            None => guarantee.default_commit_interval(),
+        };
+        if commit_interval.is_zero() {
+            return Err(invalid("commit-interval", "a duration above zero", "\"0s\""));
+        }
+        let batch_size = self.batch_size.unwrap_or(500);
+        if batch_size == 0 {
+            return Err(invalid("batch-size", "at least 1", "0"));
+        }
+        if self.stage.is_empty() {
+            return Err(ErrorKind::Missing {
+                key: "stage".into(),
+                why: "a pipeline needs at least one [[stage]]",
+            });
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let stages = self
+            .stage
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| s.check(i, base))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(
+                "stage[].name",
+                "a different name for each stage",
+                &format!("{:?} twice", w[0]),
+            ));
+        }
+        if let Some(t) = &self.outputs.default {
+            check_topic("outputs.default", t)?;
+        }
+        for (name, t) in &self.outputs.routes {
+            check_topic(&format!("outputs.routes.{name}"), t)?;
+        }
+        if self.outputs.default.is_none() && self.outputs.routes.is_empty() {
+            return Err(ErrorKind::Missing {
+                key: "outputs.default".into(),
+                why: "outputs need a default topic or at least one route",
+            });
+        }
+        let mut kafka = BTreeMap::new();
+        for (k, v) in self.kafka {
+            if RESERVED_KAFKA_KEYS.contains(&k.as_str()) {
+                return Err(invalid(
+                    &format!("kafka.\"{k}\""),
+                    "a property Weir does not set itself (the guarantee depends on this one)",
+                    &format!("{v:?}"),
+                ));
+            }
+            kafka.insert(k.clone(), scalar(&format!("kafka.\"{k}\""), v)?);
+        }
+        if let Some(p) = self.dev.partitions
+            && p < 1
+        {
+            return Err(invalid("dev.partitions", "at least 1", &p.to_string()));
+        }
+        Ok(Pipeline {
+            file: path.to_owned(),
+            application_id,
+            inputs,
+            stages,
+            outputs: Outputs {
+                default: self.outputs.default,
+                routes: self.outputs.routes,
+            },
+            guarantee,
+            commit_interval,
+            batch_size,
+            kafka,
+            dev: DevSettings {
+                sample: self.dev.sample,
+                partitions: self.dev.partitions,
+            },
+        })
+    }
+}
+
+impl RawStage {
+    fn check(self, i: usize, base: &Path) -> Result<Stage, ErrorKind> {
+        let key = |k: &str| format!("stage[{i}].{k}");
+        let module = self.module.ok_or_else(|| ErrorKind::Missing {
+            key: key("module"),
+            why: "the path of the stage's .wasm component",
+        })?;
+        let module = if module.is_absolute() {
+            module
+        } else {
+            base.join(module)
+        };
+        let kind = match self.kind.as_deref() {
+            None | Some("process") => StageKind::Process,
+            Some(k @ ("aggregate" | "join" | "table")) => {
+                return Err(invalid(
+                    &key("kind"),
+                    "\"process\" (stateful stages are not available in this version)",
+                    &format!("{k:?}"),
+                ));
+            }
+            Some(other) => {
+                return Err(invalid(
+                    &key("kind"),
+                    "one of \"process\", \"aggregate\", \"join\", \"table\"",
+                    &format!("{other:?}"),
+                ));
+            }
+        };
+        let on_error = match (self.on_error.as_deref(), self.dead_letter_topic) {
+            (None | Some("fail"), None) => ErrorPolicy::Fail,
+            (Some("skip"), None) => ErrorPolicy::Skip,
+            (Some("dead-letter"), Some(topic)) => {
+                check_topic(&key("dead-letter-topic"), &topic)?;
+                ErrorPolicy::DeadLetter(topic)
+            }
+            (Some("dead-letter"), None) => {
+                return Err(ErrorKind::Missing {
+                    key: key("dead-letter-topic"),
+                    why: "on-error = \"dead-letter\" needs the topic to write to",
+                });
+            }
+            (None | Some("fail" | "skip"), Some(_)) => {
+                return Err(invalid(
+                    &key("dead-letter-topic"),
+                    "no dead-letter topic unless on-error = \"dead-letter\"",
+                    "a topic",
+                ));
+            }
+            (Some(other), _) => {
+                return Err(invalid(
+                    &key("on-error"),
+                    "one of \"fail\", \"skip\", \"dead-letter\"",
+                    &format!("{other:?}"),
+                ));
+            }
+        };
+        let name = match self.name {
+            Some(n) if !n.is_empty() => n,
+            Some(_) => return Err(invalid(&key("name"), "a non-empty name", "\"\"")),
+            None => module
+                .file_stem()
+                .map_or_else(|| format!("stage-{i}"), |s| s.to_string_lossy().into_owned()),
+        };
+        let config = self
+            .config
+            .into_iter()
+            .map(|(k, v)| Ok((k.clone(), scalar(&format!("{}.{k}", key("config")), v)?)))
+            .collect::<Result<_, ErrorKind>>()?;
+        Ok(Stage {
+            name,
+            module,
+            kind,
+            config,
+            on_error,
+        })
+    }
+}
+
+fn invalid(key: &str, expected: &str, found: &str) -> ErrorKind {
+    ErrorKind::Invalid {
+        key: key.to_owned(),
+        expected: expected.to_owned(),
+        found: found.to_owned(),
+    }
+}
+
+/// A string, number or boolean as the text librdkafka and guests expect.
+fn scalar(key: &str, v: toml::Value) -> Result<String, ErrorKind> {
+    match v {
+        toml::Value::String(s) => Ok(s),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        other => Err(invalid(key, "a string, number or boolean", other.type_str())),
+    }
+}
+
+/// Kafka's topic name rule: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+fn check_topic(key: &str, t: &str) -> Result<(), ErrorKind> {
+    let ok = !t.is_empty()
+        && t.len() <= 249
+        && t != "."
+        && t != ".."
+        && t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            "a Kafka topic name (1–249 of a-z A-Z 0-9 . _ -)",
+            &format!("{t:?}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Pipeline, PipelineError> {
+        Pipeline::parse(Path::new("/p/pipe.toml"), text)
+    }
+
+    const MINIMAL: &str = r#"
+application-id = "app"
+inputs = ["in"]
+[[stage]]
+module = "m/upper.wasm"
+[outputs]
+default = "out"
+"#;
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let p = parse(MINIMAL).unwrap();
+        assert_eq!(p.guarantee, Guarantee::ExactlyOnce);
+        assert_eq!(p.commit_interval, Duration::from_millis(100));
+        assert_eq!(p.stages[0].name, "upper");
+        assert_eq!(p.stages[0].module, PathBuf::from("/p/m/upper.wasm"));
+        assert_eq!(p.stages[0].on_error, ErrorPolicy::Fail);
+        assert_eq!(p.batch_size, 500);
+    }
+
+    #[test]
+    fn full_file() {
+        let p = parse(
+            r#"
+application-id = "app"
+inputs = ["a", "b"]
+guarantee = "at-least-once"
+commit-interval = "2s"
+batch-size = 10
+[[stage]]
+name = "route"
+module = "/abs/r.wasm"
+kind = "process"
+on-error = "dead-letter"
+dead-letter-topic = "dlq"
+config = { field = "type", n = 3, on = true }
+[outputs]
+routes = { x = "tx" }
+[kafka]
+"bootstrap.servers" = "h:1"
+"linger.ms" = 5
+[dev]
+sample = "trades"
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.guarantee, Guarantee::AtLeastOnce);
+        assert_eq!(p.commit_interval, Duration::from_secs(2));
+        assert_eq!(p.stages[0].on_error, ErrorPolicy::DeadLetter("dlq".into()));
+        assert_eq!(p.stages[0].config["n"], "3");
+        assert_eq!(p.stages[0].config["on"], "true");
+        assert_eq!(p.kafka["linger.ms"], "5");
+        assert_eq!(p.output_topics(), vec!["dlq", "tx"]);
+        assert_eq!(p.dev.sample.as_deref(), Some("trades"));
+    }
+
+    #[track_caller]
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = error(&format!("{MINIMAL}\n[dev]\nsampel = 1"));
+        assert!(e.contains("/p/pipe.toml") && e.contains("sampel"), "{e}");
+        let e = error(&MINIMAL.replace("kind", "x").replace("module =", "modul ="));
+        assert!(e.contains("modul"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_expectation() {
+        let e = error(&MINIMAL.replace("[outputs]", "on-error = \"retry\"\n[outputs]"));
+        assert!(e.contains("stage[0].on-error") && e.contains("\"retry\""), "{e}");
+        let e = error(&MINIMAL.replace("[outputs]", "on-error = \"dead-letter\"\n[outputs]"));
+        assert!(e.contains("stage[0].dead-letter-topic` is missing"), "{e}");
+        let e = error(&format!("commit-interval = \"soon\"\n{MINIMAL}"));
+        assert!(e.contains("commit-interval"), "{e}");
+        let e = error(&MINIMAL.replace("\"out\"", "\"bad topic\""));
+        assert!(e.contains("outputs.default"), "{e}");
+        let e = error(&format!("{MINIMAL}\n[kafka]\n\"transactional.id\" = \"x\""));
+        assert!(e.contains("transactional.id"), "{e}");
+        let e = error(&MINIMAL.replace("[outputs]", "kind = \"aggregate\"\n[outputs]"));
+        assert!(e.contains("stage[0].kind"), "{e}");
+        let e = error(&MINIMAL.replace("application-id = \"app\"", ""));
+        assert!(e.contains("application-id` is missing"), "{e}");
+        let e = error("application-id = 3");
+        assert!(e.contains("application-id"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_file_names_it() {
+        let e = Pipeline::load(Path::new("/nonexistent/p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/p.toml") && e.contains("cannot read"), "{e}");
+    }
+}
