@@ -17,6 +17,13 @@ use weir_test_harness::committed::CommittedRecord;
 
 const EXIT_WAIT: Duration = Duration::from_secs(60);
 
+/// The long-running tests that keep input flowing take turns: run side by
+/// side on two cores they would mostly measure each other.
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn toml_path(p: &Path) -> String {
     p.display().to_string().replace('\\', "/")
 }
@@ -407,18 +414,33 @@ fn run_with_kills(
     values(&after)
 }
 
-/// Exactly-once under failure: SIGKILL `weir run` six times while input
-/// flows; the committed output is exactly one output per input.
-#[test]
-fn exactly_once_survives_sigkill_at_random_moments() {
+/// Feeds `n` records into a 4-partition topic while an uppercase pipeline
+/// with `guarantee` runs and is SIGKILLed `kills` times; returns the
+/// committed output values and the output topic.
+fn crash_run(n: usize, guarantee: &str, kills: usize) -> (Vec<String>, String) {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (unique("in"), unique("out"));
     create_topic(&input, 4);
     create_topic(&output, 4);
-    let n = 30_000;
-    let file = uppercase_pipeline(dir.path(), &input, &output, "exactly-once");
+    let file = uppercase_pipeline(dir.path(), &input, &output, guarantee);
     let feeding = feed(&input, n, 2500);
-    let got = run_with_kills(&file, feeding, &output, n, 6);
+    (run_with_kills(&file, feeding, &output, n, kills), output)
+}
+
+/// Exactly-once under failure: SIGKILL `weir run` six times while input
+/// flows; the committed output is exactly one output per input.
+#[test]
+fn exactly_once_survives_sigkill_at_random_moments() {
+    let _turn = heavy();
+    let n = 30_000;
+    let (got, output) = crash_run(n, "exactly-once", 6);
+    // Evidence that the kills hit open transactions: their records are in
+    // the log, and the committed view above must not contain them.
+    let raw = support::kafka::all_records(&output).len();
+    eprintln!(
+        "output log: {raw} records, {} of them from aborted transactions",
+        raw.saturating_sub(got.len())
+    );
     let want = expected_upper(n);
     if got != want {
         let (g, w) = (counts(&got), counts(&want));
@@ -434,14 +456,9 @@ fn exactly_once_survives_sigkill_at_random_moments() {
 /// At-least-once under failure: nothing is lost (duplicates are allowed).
 #[test]
 fn at_least_once_loses_nothing_across_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, output) = (unique("in"), unique("out"));
-    create_topic(&input, 4);
-    create_topic(&output, 4);
+    let _turn = heavy();
     let n = 15_000;
-    let file = uppercase_pipeline(dir.path(), &input, &output, "at-least-once");
-    let feeding = feed(&input, n, 2500);
-    let got = run_with_kills(&file, feeding, &output, n, 5);
+    let (got, _) = crash_run(n, "at-least-once", 5);
     let g = counts(&got);
     let want = expected_upper(n);
     let lost: Vec<_> = want.iter().filter(|w| !g.contains_key(w.as_str())).take(10).collect();
@@ -466,6 +483,7 @@ fn consumed_from_summary(log: &str) -> u64 {
 /// while input flows) and the output is still exact.
 #[test]
 fn two_instances_share_partitions_and_stay_exact() {
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (unique("in"), unique("out"));
     create_topic(&input, 4);
@@ -567,4 +585,74 @@ fn bad_pipelines_and_unreachable_brokers_give_clear_errors() {
     );
     let e = weir_run_fails(&[p.to_str().unwrap(), "--kafka-timeout", "10s"]);
     assert!(e.contains(&missing) && e.contains("do not exist"), "{e}");
+}
+
+/// `weir dev` — the README's first command — starts its embedded broker,
+/// feeds samples, runs the pipeline and shows counts and outputs.
+#[test]
+fn weir_dev_runs_an_example_pipeline_on_its_embedded_broker() {
+    guests();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .current_dir(support::repo())
+        .args([
+            "dev",
+            "guest-examples/pipelines/route-by-type.toml",
+            "--for",
+            "10s",
+            "--every",
+            "1s",
+        ])
+        .env("WEIR_LOG", "error")
+        .output()
+        .expect("run weir dev");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("embedded Kafka") && stdout.contains("kcat -b 127.0.0.1:"),
+        "{stdout}"
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    let consumed: u64 = summary
+        .split("consumed ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(consumed > 1000, "{stdout}");
+    assert!(stdout.contains("operations-payment"), "{stdout}");
+    assert!(
+        summary.contains("dead-lettered") && !summary.contains("dead-lettered 0)"),
+        "{summary}"
+    );
+}
+
+/// Two instances started with the same --instance-id: the second fences the
+/// first, which stops with a message saying what to do, and the output stays
+/// exact.
+#[test]
+fn a_fenced_instance_stops_with_a_clear_message() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (unique("in"), unique("out"));
+    create_topic(&input, 2);
+    create_topic(&output, 2);
+    let n = 6_000;
+    let file = uppercase_pipeline(dir.path(), &input, &output, "exactly-once");
+    let feeding = feed(&input, n, 2000);
+    let mut first = WeirProcess::start(&file, "same", &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut second = WeirProcess::start(&file, "same", &[]);
+    let status = first.wait(Duration::from_secs(60));
+    let log = first.log_text();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("fenced") && log.contains("--instance-id"), "{log}");
+    feeding.join().unwrap();
+    wait_for(&output, n, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(second.terminate(EXIT_WAIT).success(), "{}", second.log_text());
+    assert_eq!(values(&committed(&output)), expected_upper(n));
 }

@@ -678,19 +678,23 @@ mod tests {
         }
     }
 
+    fn headers_with_a_null() -> Vec<Header> {
+        vec![
+            Header::new("a", "1"),
+            Header {
+                name: "n".into(),
+                value: None,
+            },
+        ]
+    }
+
     #[test]
     fn events_read_back_as_encoded() {
         let events = vec![
             Event {
                 key: Some(b"k".to_vec()),
                 value: None,
-                headers: vec![
-                    Header::new("a", "1"),
-                    Header {
-                        name: "n".into(),
-                        value: None,
-                    },
-                ],
+                headers: headers_with_a_null(),
                 timestamp: -3,
                 topic: "t".into(),
                 partition: 2,
@@ -716,13 +720,7 @@ mod tests {
                 Output {
                     key: Some(b"k".to_vec()),
                     value: None,
-                    headers: vec![
-                        Header::new("a", "1"),
-                        Header {
-                            name: "n".into(),
-                            value: None,
-                        },
-                    ],
+                    headers: headers_with_a_null(),
                     timestamp: Some(-5),
                     route: Some("errors".into()),
                 },

@@ -125,15 +125,20 @@ pub fn committed(topic: &str) -> Vec<CommittedRecord> {
             .read_committed(topic, Duration::from_secs(30))
             .unwrap_or_else(|e| panic!("read {topic}: {e}"))
     } else {
-        consume_committed(topic)
+        consume(topic, "read_committed")
     }
 }
 
-fn consume_committed(topic: &str) -> Vec<CommittedRecord> {
+/// Every record in `topic`, including those of aborted transactions.
+pub fn all_records(topic: &str) -> Vec<CommittedRecord> {
+    consume(topic, "read_uncommitted")
+}
+
+fn consume(topic: &str, isolation: &str) -> Vec<CommittedRecord> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &broker().bootstrap)
         .set("group.id", unique("reader"))
-        .set("isolation.level", "read_committed")
+        .set("isolation.level", isolation)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")

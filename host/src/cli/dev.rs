@@ -145,7 +145,7 @@ impl Dev {
                 println!("[{secs:>4}s] fed {fed} · {snap}");
                 if let Ok(s) = seeing.lock() {
                     let counts: Vec<String> = s.counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
-                    println!("        committed outputs: {}", counts.join(" · "));
+                    println!("        in output topics: {}", counts.join(" · "));
                     for r in &s.latest {
                         let clip = |v: &Option<String>| {
                             v.as_deref().map_or("∅".to_owned(), |v| v.chars().take(90).collect())

@@ -272,6 +272,15 @@ impl Shared {
         Ok(())
     }
 
+    /// A task error, unless the producer failed fatally (e.g. fenced), which
+    /// is the real cause and says what to do.
+    fn explain(&self, e: TaskError) -> InstanceError {
+        match (&e, self.producer.client().fatal_error()) {
+            (TaskError::Sink(_), Some((code, reason))) => self.fatal_code(code, reason),
+            _ => InstanceError::Task(e),
+        }
+    }
+
     fn fatal(&self, e: &KafkaError) -> InstanceError {
         match e {
             KafkaError::Transaction(rd) => self.fatal_rd(rd),
@@ -283,20 +292,22 @@ impl Shared {
     }
 
     fn fatal_rd(&self, rd: &RDKafkaError) -> InstanceError {
-        let fenced = matches!(
-            rd.code(),
-            RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch | RDKafkaErrorCode::Fenced
-        );
-        if fenced {
-            InstanceError::Fenced {
-                transactional_id: self.transactional_id.clone(),
-                reason: rd.to_string(),
+        self.fatal_code(rd.code(), rd.to_string())
+    }
+
+    fn fatal_code(&self, code: RDKafkaErrorCode, reason: String) -> InstanceError {
+        let transactional_id = self.transactional_id.clone();
+        match code {
+            RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch | RDKafkaErrorCode::Fenced => {
+                InstanceError::Fenced {
+                    transactional_id,
+                    reason,
+                }
             }
-        } else {
-            InstanceError::Transaction {
-                transactional_id: self.transactional_id.clone(),
-                reason: rd.to_string(),
-            }
+            _ => InstanceError::Transaction {
+                transactional_id,
+                reason,
+            },
         }
     }
 }
@@ -531,7 +542,7 @@ impl Instance {
                     let mut sink = ProducerSink {
                         producer: &self.shared.producer,
                     };
-                    task.process(&encoder, &mut sink)?;
+                    task.process(&encoder, &mut sink).map_err(|e| self.shared.explain(e))?;
                     if let Some(last) = chunk.last() {
                         self.shared.lock().pending.insert(tp.clone(), last.offset() + 1);
                     }
