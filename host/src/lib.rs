@@ -19,6 +19,8 @@
 //! - [`kafka`]: consumer group, producer, transactions — one
 //!   [`kafka::Instance`] per `weir run` process.
 //! - [`metrics`]: counters of a running pipeline.
+//! - [`window`]: window assignment, grace, closing and session-merge rules
+//!   (pure; the stateful aggregate stage that applies them is still to come).
 //! - [`dev`]: `weir dev` — an in-process broker, sample data and a live view.
 //! - [`componentize`]: turns a core module (C, or any language without
 //!   component tooling) into a component that implements a Weir world.
@@ -48,3 +50,4 @@ pub mod pipeline;
 pub mod runtime;
 pub mod task;
 pub mod units;
+pub mod window;

@@ -1,0 +1,338 @@
+//! Window rules, as pure functions over event time (ms): which windows an
+//! event belongs to, when a window is closed to late events, when a `final`
+//! result is due, and how sessions merge. No state and no Kafka here; the
+//! aggregate stage applies these rules to its store.
+//!
+//! The rules follow Kafka Streams:
+//! - a window is `[start, end)`; tumbling windows are aligned to the epoch,
+//!   hopping windows to multiples of their advance, and no window starts
+//!   before 0;
+//! - stream time is the largest event time a task has seen;
+//! - a window accepts events while `end + grace > stream time`, and its
+//!   `final` result is due once `stream time >= end + grace` (sessions add
+//!   their gap: a session's last event + gap + grace must be before stream time);
+//! - a session is `[first, last]` of its events (stored as `[first, last + 1)`),
+//!   and an event within `gap` of a session joins it, merging every session
+//!   it bridges.
+
+use crate::event::Window;
+
+/// How events are grouped in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Fixed-size, non-overlapping windows.
+    Tumbling {
+        /// Window length, ms.
+        size: i64,
+    },
+    /// Fixed-size windows starting every `advance` ms (they overlap when
+    /// `advance < size`).
+    Hopping {
+        /// Window length, ms.
+        size: i64,
+        /// Distance between window starts, ms.
+        advance: i64,
+    },
+    /// Activity sessions that end after `gap` ms without events.
+    Session {
+        /// Inactivity gap, ms.
+        gap: i64,
+    },
+}
+
+/// A window kind with its grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windowing {
+    /// The kind.
+    pub kind: WindowKind,
+    /// How long after a window's end late events are still accepted, ms.
+    pub grace: i64,
+}
+
+/// A window definition that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    /// A size, advance or gap of zero or less.
+    #[error("{what} must be above 0 ms, got {value} ms")]
+    NotPositive {
+        /// Which parameter.
+        what: &'static str,
+        /// Its value.
+        value: i64,
+    },
+    /// A hopping window that advances further than its size leaves gaps.
+    #[error("a hopping window's advance ({advance} ms) must not exceed its size ({size} ms)")]
+    AdvanceAboveSize {
+        /// Size.
+        size: i64,
+        /// Advance.
+        advance: i64,
+    },
+    /// A negative grace period.
+    #[error("grace must not be negative, got {0} ms")]
+    NegativeGrace(i64),
+}
+
+impl Windowing {
+    /// Checks the parameters.
+    pub fn new(kind: WindowKind, grace: i64) -> Result<Windowing, WindowError> {
+        let positive = |what, value: i64| {
+            if value > 0 {
+                Ok(())
+            } else {
+                Err(WindowError::NotPositive { what, value })
+            }
+        };
+        match kind {
+            WindowKind::Tumbling { size } => positive("size", size)?,
+            WindowKind::Hopping { size, advance } => {
+                positive("size", size)?;
+                positive("advance", advance)?;
+                if advance > size {
+                    return Err(WindowError::AdvanceAboveSize { size, advance });
+                }
+            }
+            WindowKind::Session { gap } => positive("gap", gap)?,
+        }
+        if grace < 0 {
+            return Err(WindowError::NegativeGrace(grace));
+        }
+        Ok(Windowing { kind, grace })
+    }
+
+    /// The fixed windows an event at `ts` belongs to, oldest first. Empty for
+    /// sessions, whose windows depend on the other events of the key (see
+    /// [`session_for`]).
+    pub fn windows_for(&self, ts: i64) -> Vec<Window> {
+        match self.kind {
+            WindowKind::Tumbling { size } => {
+                let start = ts - ts.rem_euclid(size);
+                if start < 0 {
+                    return Vec::new();
+                }
+                vec![Window {
+                    start,
+                    end: start.saturating_add(size),
+                }]
+            }
+            WindowKind::Hopping { size, advance } => {
+                // The latest window containing ts starts at the last multiple
+                // of `advance` at or before ts; earlier ones step back while
+                // they still contain ts.
+                let last = ts - ts.rem_euclid(advance);
+                let mut windows = Vec::new();
+                let mut start = last;
+                while start > ts - size && start >= 0 {
+                    windows.push(Window {
+                        start,
+                        end: start.saturating_add(size),
+                    });
+                    start -= advance;
+                }
+                windows.reverse();
+                windows
+            }
+            WindowKind::Session { .. } => Vec::new(),
+        }
+    }
+
+    /// When `window` stops accepting events and its final result is due:
+    /// `end + grace` (for a session, `end + gap + grace`: until then an event
+    /// can still extend it).
+    pub fn close_time(&self, window: Window) -> i64 {
+        let reach = match self.kind {
+            WindowKind::Session { gap } => gap,
+            _ => 0,
+        };
+        window.end.saturating_add(reach).saturating_add(self.grace)
+    }
+
+    /// True when an event for `window` arrives too late at `stream_time`.
+    pub fn is_late(&self, window: Window, stream_time: i64) -> bool {
+        self.close_time(window) <= stream_time
+    }
+
+    /// True when `window`'s final result is due at `stream_time` (the same
+    /// moment it stops accepting events).
+    pub fn is_closed(&self, window: Window, stream_time: i64) -> bool {
+        self.is_late(window, stream_time)
+    }
+}
+
+/// What an event does to a key's sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPlan {
+    /// The session the event ends up in (after merging).
+    pub window: Window,
+    /// Existing sessions that become part of it (their accumulators are
+    /// merged with the guest's `merge`, then deleted), oldest first.
+    pub merged: Vec<Window>,
+}
+
+/// The session an event at `ts` joins, given the key's existing sessions.
+/// A session `[s, e)` holds events at `s..=e-1`; the event joins it when
+/// `s - gap <= ts <= e - 1 + gap`.
+pub fn session_for(existing: &[Window], ts: i64, gap: i64) -> SessionPlan {
+    let mut merged: Vec<Window> = existing
+        .iter()
+        .copied()
+        .filter(|w| w.start.saturating_sub(gap) <= ts && ts <= (w.end - 1).saturating_add(gap))
+        .collect();
+    merged.sort();
+    let start = merged.iter().map(|w| w.start).chain([ts]).min().unwrap_or(ts);
+    let end = merged
+        .iter()
+        .map(|w| w.end)
+        .chain([ts.saturating_add(1)])
+        .max()
+        .unwrap_or(ts.saturating_add(1));
+    SessionPlan {
+        window: Window { start, end },
+        merged,
+    }
+}
+
+/// Stream time of a task: the largest event time seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTime(pub i64);
+
+impl Default for StreamTime {
+    fn default() -> Self {
+        StreamTime(i64::MIN)
+    }
+}
+
+impl StreamTime {
+    /// Advances with an event time; never goes back.
+    pub fn observe(&mut self, ts: i64) {
+        self.0 = self.0.max(ts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(start: i64, end: i64) -> Window {
+        Window { start, end }
+    }
+
+    fn tumbling(size: i64, grace: i64) -> Windowing {
+        Windowing::new(WindowKind::Tumbling { size }, grace).unwrap()
+    }
+
+    #[test]
+    fn tumbling_windows_align_to_the_epoch() {
+        let t = tumbling(2000, 0);
+        assert_eq!(t.windows_for(0), [w(0, 2000)]);
+        assert_eq!(t.windows_for(1999), [w(0, 2000)]);
+        assert_eq!(t.windows_for(2000), [w(2000, 4000)]);
+        assert_eq!(
+            t.windows_for(1_700_000_000_123),
+            [w(1_700_000_000_000, 1_700_000_002_000)]
+        );
+        assert!(t.windows_for(-1).is_empty(), "no window starts before 0");
+    }
+
+    #[test]
+    fn hopping_windows_contain_the_event_and_start_at_multiples_of_advance() {
+        let h = Windowing::new(WindowKind::Hopping { size: 10, advance: 5 }, 0).unwrap();
+        assert_eq!(h.windows_for(12), [w(5, 15), w(10, 20)]);
+        assert_eq!(h.windows_for(10), [w(5, 15), w(10, 20)]);
+        assert_eq!(h.windows_for(3), [w(0, 10)], "no window starts before 0");
+        let h = Windowing::new(WindowKind::Hopping { size: 10, advance: 3 }, 0).unwrap();
+        for ts in 0..40 {
+            let ws = h.windows_for(ts);
+            assert!(
+                ws.iter().all(|x| x.start <= ts && ts < x.end && x.start % 3 == 0),
+                "{ts}: {ws:?}"
+            );
+            let all = (0..=ts).step_by(3).filter(|s| ts < s + 10).count();
+            assert_eq!(ws.len(), all, "{ts}");
+        }
+        // advance == size is tumbling.
+        let h = Windowing::new(WindowKind::Hopping { size: 4, advance: 4 }, 0).unwrap();
+        assert_eq!(h.windows_for(9), tumbling(4, 0).windows_for(9));
+    }
+
+    #[test]
+    fn grace_decides_lateness_and_final_emission() {
+        let t = tumbling(10, 5);
+        let win = w(0, 10);
+        assert!(!t.is_late(win, 14), "stream time 14 < end 10 + grace 5");
+        assert!(t.is_late(win, 15));
+        assert!(!t.is_closed(win, 14));
+        assert!(t.is_closed(win, 15));
+        let no_grace = tumbling(10, 0);
+        assert!(!no_grace.is_late(win, 9));
+        assert!(no_grace.is_late(win, 10));
+    }
+
+    #[test]
+    fn sessions_start_extend_and_merge() {
+        let gap = 30;
+        let p = session_for(&[], 100, gap);
+        assert_eq!(
+            p,
+            SessionPlan {
+                window: w(100, 101),
+                merged: vec![]
+            }
+        );
+        // Within the gap after the session's last event: extends it.
+        let p = session_for(&[w(100, 101)], 130, gap);
+        assert_eq!(p.window, w(100, 131));
+        assert_eq!(p.merged, [w(100, 101)]);
+        // Beyond the gap: a new session.
+        let p = session_for(&[w(100, 101)], 131, gap);
+        assert_eq!(
+            p,
+            SessionPlan {
+                window: w(131, 132),
+                merged: vec![]
+            }
+        );
+        // Out of order, before the session but within the gap: extends its start.
+        let p = session_for(&[w(100, 121)], 75, gap);
+        assert_eq!(p.window, w(75, 121));
+        // Bridging two sessions merges them.
+        let p = session_for(&[w(170, 181), w(100, 121)], 145, gap);
+        assert_eq!(p.window, w(100, 181));
+        assert_eq!(p.merged, [w(100, 121), w(170, 181)]);
+        // Too far from both: neither is touched.
+        let p = session_for(&[w(170, 181), w(100, 121)], 260, gap);
+        assert_eq!(
+            p,
+            SessionPlan {
+                window: w(260, 261),
+                merged: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn a_session_closes_after_gap_and_grace() {
+        let s = Windowing::new(WindowKind::Session { gap: 30 }, 5).unwrap();
+        // Last event at 120: it could still be extended by an event at 150,
+        // which is on time until stream time passes 150 + grace 5.
+        let win = w(100, 121);
+        assert!(!s.is_closed(win, 155));
+        assert!(s.is_closed(win, 156));
+    }
+
+    #[test]
+    fn bad_definitions_are_refused() {
+        assert!(Windowing::new(WindowKind::Tumbling { size: 0 }, 0).is_err());
+        assert!(Windowing::new(WindowKind::Hopping { size: 5, advance: 10 }, 0).is_err());
+        assert!(Windowing::new(WindowKind::Session { gap: -1 }, 0).is_err());
+        assert!(Windowing::new(WindowKind::Tumbling { size: 5 }, -1).is_err());
+    }
+
+    #[test]
+    fn stream_time_never_goes_back() {
+        let mut st = StreamTime::default();
+        st.observe(10);
+        st.observe(5);
+        assert_eq!(st, StreamTime(10));
+    }
+}
