@@ -62,22 +62,43 @@ fn main() {
     }
     p.flush(Duration::from_secs(60)).expect("flush input");
     let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
-    println!("| guarantee | native rdkafka loop | weir pipeline (wasm uppercase) | weir ÷ native |");
-    println!("|---|---|---|---|");
+    let label = {
+        let m = runtime
+            .load_file(&support::guests().example("rust", "uppercase"))
+            .expect("load uppercase");
+        m.info().version_label()
+    };
+    let reps: usize = std::env::var("WEIR_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "| guarantee | native loop | native loop + Weir's module header | weir pipeline (wasm uppercase) | weir ÷ native | weir ÷ native with header |"
+    );
+    println!("|---|---|---|---|---|---|");
     let mut weir_rates = Vec::new();
     for guarantee in [Guarantee::AtLeastOnce, Guarantee::ExactlyOnce] {
-        let native = native_loop(&input, n, guarantee);
-        let weir = weir_pipeline(&runtime, &input, n, guarantee);
+        let (mut native, mut with_header, mut weir) = (Vec::new(), Vec::new(), Vec::new());
+        // Interleaved, so that a slow phase of the broker hits all three.
+        for _ in 0..reps {
+            native.push(native_loop(&input, n, guarantee, None));
+            with_header.push(native_loop(&input, n, guarantee, Some(&label)));
+            weir.push(weir_pipeline(&runtime, &input, n, guarantee));
+        }
+        let (native, with_header, weir) = (median(native), median(with_header), median(weir));
         println!(
-            "| {guarantee} | {:.0} rec/s | {:.0} rec/s | {:.0}% |",
-            native,
-            weir,
-            100.0 * weir / native
+            "| {guarantee} | {native:.0} rec/s | {with_header:.0} rec/s | {weir:.0} rec/s | {:.0}% | {:.0}% |",
+            100.0 * weir / native,
+            100.0 * weir / with_header
         );
         weir_rates.push(weir);
     }
     println!(
-        "\nweir exactly-once ÷ weir at-least-once: {:.0}%",
+        "\nweir exactly-once ÷ weir at-least-once: {:.0}% (medians of {reps} runs of {n} records)",
         100.0 * weir_rates[1] / weir_rates[0]
     );
 }
@@ -103,7 +124,7 @@ fn client(group: &str, guarantee: Guarantee) -> ClientConfig {
 
 /// The baseline: what a careful hand-written rdkafka service does, with the
 /// settings Weir uses.
-fn native_loop(input: &str, n: usize, guarantee: Guarantee) -> f64 {
+fn native_loop(input: &str, n: usize, guarantee: Guarantee, header: Option<&str>) -> f64 {
     let output = unique("bench-native-out");
     create_topic(&output, PARTITIONS);
     let group = unique("bench-native");
@@ -125,6 +146,7 @@ fn native_loop(input: &str, n: usize, guarantee: Guarantee) -> f64 {
     consumer.subscribe(&[input]).expect("subscribe");
     let mut next: std::collections::BTreeMap<i32, i64> = Default::default();
     let (mut count, mut start, mut last_commit, mut open) = (0usize, None, Instant::now(), false);
+    let (mut commits, mut committing) = (0u32, Duration::ZERO);
     let commit = |next: &std::collections::BTreeMap<i32, i64>, open: &mut bool| {
         let mut tpl = TopicPartitionList::new();
         for (p, o) in next {
@@ -164,6 +186,14 @@ fn native_loop(input: &str, n: usize, guarantee: Guarantee) -> f64 {
         if let Some(t) = m.timestamp().to_millis() {
             rec = rec.timestamp(t);
         }
+        if let Some(h) = header {
+            rec = rec.headers(
+                rdkafka::message::OwnedHeaders::new_with_capacity(1).insert(rdkafka::message::Header {
+                    key: "weir.module",
+                    value: Some(h),
+                }),
+            );
+        }
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -176,11 +206,19 @@ fn native_loop(input: &str, n: usize, guarantee: Guarantee) -> f64 {
         next.insert(m.partition(), m.offset() + 1);
         count += 1;
         if last_commit.elapsed() >= COMMIT_INTERVAL {
+            let t = Instant::now();
             commit(&next, &mut open);
+            committing += t.elapsed();
+            commits += 1;
             last_commit = Instant::now();
         }
     }
     commit(&next, &mut open);
+    eprintln!(
+        "native{} {guarantee}: {commits} commits, {:.0} ms committing in all",
+        if header.is_some() { " + header" } else { "" },
+        committing.as_secs_f64() * 1000.0
+    );
     consumer.unsubscribe();
     drop(consumer);
     let secs = start.map_or(f64::NAN, |s| s.elapsed().as_secs_f64());
@@ -213,6 +251,7 @@ fn weir_pipeline(runtime: &Runtime, input: &str, n: usize, guarantee: Guarantee)
     };
     let instance = Instance::connect(&pipeline, chain, options).expect("connect");
     let metrics = instance.metrics().clone();
+    let snapshot_metrics = metrics.clone();
     let watch = std::thread::spawn(move || {
         let mut start = None;
         loop {
@@ -227,8 +266,17 @@ fn weir_pipeline(runtime: &Runtime, input: &str, n: usize, guarantee: Guarantee)
             std::thread::sleep(Duration::from_millis(1));
         }
     });
-    instance.run().expect("run");
+    let snapshot = instance.run().expect("run");
     let start = watch.join().expect("watcher");
+    let commit_ms = metrics_commit_ms(&snapshot_metrics);
+    eprintln!(
+        "weir {guarantee}: {} commits, {commit_ms:.0} ms committing in all",
+        snapshot.commits
+    );
     let secs = start.map_or(f64::NAN, |s| s.elapsed().as_secs_f64());
     n as f64 / secs
+}
+
+fn metrics_commit_ms(m: &weir::metrics::Metrics) -> f64 {
+    m.commit_micros.load(Ordering::Relaxed) as f64 / 1000.0
 }

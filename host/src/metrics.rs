@@ -35,6 +35,8 @@ pub struct Metrics {
     pub produced: AtomicU64,
     /// Transactions (or offset commits) that succeeded.
     pub commits: AtomicU64,
+    /// Time spent committing, in µs (the loop does nothing else meanwhile).
+    pub commit_micros: AtomicU64,
     /// Transactions aborted (and their input rewound).
     pub aborts: AtomicU64,
     /// Per stage, in order.

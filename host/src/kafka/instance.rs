@@ -178,10 +178,13 @@ impl Shared {
     /// Closes the current unit of work: commits the transaction (or flushes
     /// and commits offsets). An abortable failure aborts and asks for a rewind.
     fn commit(&self, consumer: &BaseConsumer<ConsumerCtx>, st: &mut TxnState) -> Result<(), InstanceError> {
-        match self.guarantee {
+        let started = Instant::now();
+        let result = match self.guarantee {
             Guarantee::ExactlyOnce => self.commit_transaction(consumer, st),
             Guarantee::AtLeastOnce => self.commit_offsets(consumer, st),
-        }
+        };
+        metrics::add(&self.metrics.commit_micros, started.elapsed().as_micros() as u64);
+        result
     }
 
     fn commit_transaction(&self, consumer: &BaseConsumer<ConsumerCtx>, st: &mut TxnState) -> Result<(), InstanceError> {
