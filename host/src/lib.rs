@@ -19,6 +19,7 @@
 //! - [`kafka`]: consumer group, producer, transactions — one
 //!   [`kafka::Instance`] per `weir run` process.
 //! - [`metrics`]: counters of a running pipeline.
+//! - [`admin`]: the admin HTTP API (`/metrics`, `/status`) of an instance.
 //! - [`window`]: window assignment, grace, closing and session-merge rules
 //!   (pure; the stateful aggregate stage that applies them is still to come).
 //! - [`dev`]: `weir dev` — an in-process broker, sample data and a live view.
@@ -36,6 +37,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod cli;
 pub mod codec;
 pub mod componentize;

@@ -48,6 +48,9 @@ pub struct Dev {
     /// How often to print the live view.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = units::parse_duration)]
     pub every: Duration,
+    /// Serve the admin API (/metrics, /status) here; `off` disables it.
+    #[arg(long, value_name = "HOST:PORT|off", default_value = "127.0.0.1:0")]
+    pub admin: String,
     /// Sandbox limits for the stages' modules.
     #[command(flatten)]
     pub sandbox: SandboxArgs,
@@ -121,6 +124,10 @@ impl Dev {
             stop: stop.clone(),
         };
         let instance = Instance::connect(&pipeline, chain, options)?;
+        let admin = super::run::start_admin(&self.admin, &instance)?;
+        if let Some(a) = &admin {
+            println!("  admin API: http://{}/metrics and /status", a.addr());
+        }
         let metrics = instance.metrics().clone();
         let (view_stop, every, run_for) = (stop.clone(), self.every, self.run_for);
         let seeing = watcher.seeing.clone();

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::SandboxArgs;
+use crate::admin::Admin;
 use crate::kafka::{Instance, RunOptions};
 use crate::pipeline::Pipeline;
 use crate::task::Chain;
@@ -29,6 +30,10 @@ pub struct Run {
     /// How long to wait for the brokers (start-up, transaction operations).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = units::parse_duration)]
     pub kafka_timeout: Duration,
+    /// Serve the admin API (/metrics, /status) here; `127.0.0.1:0` picks a
+    /// free port (printed at start), `off` disables it.
+    #[arg(long, value_name = "HOST:PORT|off", default_value = "127.0.0.1:0")]
+    pub admin: String,
     /// Set a librdkafka property over the pipeline's [kafka] table
     /// (repeatable), e.g. `--kafka bootstrap.servers=host:9092`.
     #[arg(long = "kafka", value_name = "KEY=VALUE")]
@@ -55,16 +60,29 @@ impl Run {
             stop,
         };
         let instance = Instance::connect(&pipeline, chain, options)?;
+        let admin = start_admin(&self.admin, &instance)?;
         eprintln!(
-            "weir: running {} ({}, {} stage(s)); Ctrl-C stops after a final commit",
+            "weir: running {} ({}, {} stage(s)){}; Ctrl-C stops after a final commit",
             pipeline.application_id,
             pipeline.guarantee,
-            pipeline.stages.len()
+            pipeline.stages.len(),
+            admin
+                .as_ref()
+                .map(|a| format!("; admin API at http://{}/ (/metrics, /status)", a.addr()))
+                .unwrap_or_default()
         );
         let summary = instance.run()?;
         eprintln!("weir: stopped cleanly: {summary}");
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Starts the admin API unless `addr` is `off`.
+pub(crate) fn start_admin(addr: &str, instance: &Instance) -> anyhow::Result<Option<Admin>> {
+    if addr == "off" {
+        return Ok(None);
+    }
+    Ok(Some(Admin::start(addr, instance.status())?))
 }
 
 /// SIGINT and SIGTERM set `stop`; the loop notices between batches.

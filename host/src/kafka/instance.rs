@@ -29,6 +29,7 @@ use rdkafka::producer::Producer as _;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::clients::{self, Producer, ProducerCtx, ProducerSink};
+use crate::admin::Status;
 use crate::codec::BatchEncoder;
 use crate::metrics::{self, Metrics, Snapshot};
 use crate::pipeline::{Guarantee, Pipeline};
@@ -154,6 +155,8 @@ struct TxnState {
 
 struct Shared {
     producer: Producer,
+    /// Input partitions assigned now (for the admin API).
+    assigned: Arc<Mutex<std::collections::BTreeSet<TopicPartition>>>,
     guarantee: Guarantee,
     timeout: Duration,
     transactional_id: String,
@@ -336,9 +339,17 @@ impl ConsumerContext for ConsumerCtx {
         let Rebalance::Revoke(tpl) = rebalance else {
             if let Rebalance::Assign(tpl) = rebalance {
                 tracing::info!(partitions = %describe(tpl), "partitions assigned");
+                if let Ok(mut a) = self.shared.assigned.lock() {
+                    a.extend(tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
+                }
             }
             return;
         };
+        if let Ok(mut a) = self.shared.assigned.lock() {
+            for e in tpl.elements() {
+                a.remove(&(e.topic().to_owned(), e.partition()));
+            }
+        }
         tracing::info!(partitions = %describe(tpl), lost = consumer.assignment_lost(), "partitions revoked");
         let shared = &self.shared;
         let mut st = shared.lock();
@@ -397,6 +408,7 @@ impl Instance {
         .map_err(|e| client_error("producer", e))?;
         let shared = Arc::new(Shared {
             producer,
+            assigned: Arc::default(),
             guarantee: pipeline.guarantee,
             timeout: options.kafka_timeout,
             transactional_id: clients::transactional_id(pipeline, &options.instance_id),
@@ -467,6 +479,25 @@ impl Instance {
     /// The instance's counters.
     pub fn metrics(&self) -> &Arc<Metrics> {
         self.chain.metrics()
+    }
+
+    /// What the admin API shows about this instance.
+    pub fn status(&self) -> Arc<Status> {
+        Arc::new(Status {
+            application_id: self.pipeline.application_id.clone(),
+            instance_id: self.options.instance_id.clone(),
+            guarantee: self.pipeline.guarantee.to_string(),
+            stages: self
+                .pipeline
+                .stages
+                .iter()
+                .map(|s| s.name.clone())
+                .zip(self.chain.module_labels())
+                .collect(),
+            metrics: self.chain.metrics().clone(),
+            assigned: self.shared.assigned.clone(),
+            started: Instant::now(),
+        })
     }
 
     /// Runs until stopped (`Ok`, after a final commit) or until a fatal

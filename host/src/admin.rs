@@ -1,0 +1,305 @@
+//! The admin HTTP API of a running instance, on loopback by default:
+//!
+//! - `GET /metrics`: Prometheus text — records in and out, per-stage
+//!   outcomes, commits, aborts, time spent committing, assigned partitions;
+//! - `GET /status`: JSON — application, instance, guarantee, stages with
+//!   their module versions, assigned partitions, counters.
+//!
+//! It serves from its own thread and reads only shared counters, so a slow
+//! scraper never slows the pipeline.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::metrics::Metrics;
+
+/// What the admin API reports about an instance.
+#[derive(Debug)]
+pub struct Status {
+    /// Application id.
+    pub application_id: String,
+    /// Instance id.
+    pub instance_id: String,
+    /// `exactly-once` or `at-least-once`.
+    pub guarantee: String,
+    /// Stage names with the module version (`name@sha256:…`) each runs.
+    pub stages: Vec<(String, String)>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Input partitions assigned to this instance now.
+    pub assigned: Arc<Mutex<BTreeSet<(String, i32)>>>,
+    /// When the instance started.
+    pub started: Instant,
+}
+
+impl Status {
+    fn assigned(&self) -> Vec<(String, i32)> {
+        self.assigned
+            .lock()
+            .map(|a| a.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// `/status` as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let m = self.metrics.snapshot();
+        json!({
+            "application": self.application_id,
+            "instance": self.instance_id,
+            "guarantee": self.guarantee,
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "stages": self.stages.iter().zip(&m.stages).map(|((name, module), c)| json!({
+                "name": name,
+                "module": module,
+                "counters": c,
+            })).collect::<Vec<_>>(),
+            "partitions": self.assigned().iter().map(|(t, p)| json!({"topic": t, "partition": p})).collect::<Vec<_>>(),
+            "consumed": m.consumed,
+            "produced": m.produced,
+            "commits": m.commits,
+            "aborts": m.aborts,
+        })
+    }
+
+    /// `/metrics` in the Prometheus text format.
+    pub fn to_prometheus(&self) -> String {
+        let m = self.metrics.snapshot();
+        let commit_seconds = self.metrics.commit_micros.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
+        let base = format!(
+            "application=\"{}\",instance=\"{}\"",
+            escape(&self.application_id),
+            escape(&self.instance_id)
+        );
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{{{base}{labels}}} {value}");
+            }
+        };
+        let one = |v: u64| vec![(String::new(), v.to_string())];
+        metric(
+            "weir_records_consumed_total",
+            "counter",
+            "Records consumed from the input topics.",
+            &one(m.consumed),
+        );
+        metric(
+            "weir_records_produced_total",
+            "counter",
+            "Records sent to output, route and dead-letter topics.",
+            &one(m.produced),
+        );
+        metric(
+            "weir_commits_total",
+            "counter",
+            "Transactions or offset commits that succeeded.",
+            &one(m.commits),
+        );
+        metric(
+            "weir_aborts_total",
+            "counter",
+            "Transactions aborted and rewound.",
+            &one(m.aborts),
+        );
+        metric(
+            "weir_commit_seconds_total",
+            "counter",
+            "Time spent committing.",
+            &[(String::new(), format!("{commit_seconds:.6}"))],
+        );
+        metric(
+            "weir_assigned_partitions",
+            "gauge",
+            "Input partitions assigned to this instance.",
+            &one(self.assigned().len() as u64),
+        );
+        let per_stage = |f: &dyn Fn(&crate::metrics::StageSnapshot) -> u64| -> Vec<(String, String)> {
+            m.stages
+                .iter()
+                .map(|s| (format!(",stage=\"{}\"", escape(&s.name)), f(s).to_string()))
+                .collect()
+        };
+        metric(
+            "weir_stage_events_total",
+            "counter",
+            "Events into a stage.",
+            &per_stage(&|s| s.events),
+        );
+        metric(
+            "weir_stage_outputs_total",
+            "counter",
+            "Outputs of a stage.",
+            &per_stage(&|s| s.outputs),
+        );
+        let mut outcomes = Vec::new();
+        for s in &m.stages {
+            let stage = escape(&s.name);
+            for (outcome, v) in [
+                ("failed", s.failed),
+                ("trapped", s.trapped),
+                ("skipped", s.skipped),
+                ("dead_lettered", s.dead_lettered),
+            ] {
+                outcomes.push((format!(",stage=\"{stage}\",outcome=\"{outcome}\""), v.to_string()));
+            }
+        }
+        metric(
+            "weir_stage_failures_total",
+            "counter",
+            "Events a stage failed on (failed = all; trapped = of those, traps) and what the error policy did.",
+            &outcomes,
+        );
+        out
+    }
+}
+
+/// Prometheus label values escape backslash, quote and newline.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The admin server could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve the admin API on {addr}: {reason} (choose another with --admin HOST:PORT, or --admin off)")]
+pub struct AdminError {
+    /// The address asked for.
+    pub addr: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A running admin server; stops when dropped.
+pub struct Admin {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    addr: SocketAddr,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Admin {
+    /// Serves `status` on `addr` (`127.0.0.1:0` picks a free port).
+    pub fn start(addr: &str, status: Arc<Status>) -> Result<Admin, AdminError> {
+        let error = |reason: String| AdminError {
+            addr: addr.to_owned(),
+            reason,
+        };
+        let server = tiny_http::Server::http(addr).map_err(|e| error(e.to_string()))?;
+        let bound = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| error("not an IP address".into()))?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("weir-admin".into())
+            .spawn(move || serve(&server, &status, &stopping))
+            .map_err(|e| error(e.to_string()))?;
+        Ok(Admin {
+            stop,
+            addr: bound,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        // `recv_timeout` does not see `unblock`, so the loop polls a flag.
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(server: &tiny_http::Server, status: &Status, stop: &std::sync::atomic::AtomicBool) {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let request = match server.recv_timeout(Duration::from_millis(200)) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            // A dead listener.
+            Err(_) => return,
+        };
+        let (code, content_type, body) = match (request.method(), request.url()) {
+            (tiny_http::Method::Get, "/metrics") => (200, "text/plain; version=0.0.4", status.to_prometheus()),
+            (tiny_http::Method::Get, "/status") => (200, "application/json", status.to_json().to_string()),
+            _ => (
+                404,
+                "application/json",
+                json!({"error": "not found", "endpoints": ["/metrics", "/status"]}).to_string(),
+            ),
+        };
+        let mut response = tiny_http::Response::from_string(body).with_status_code(code);
+        if let Ok(h) = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes()) {
+            response = response.with_header(h);
+        }
+        // A client that went away is its own problem.
+        let _ = request.respond(response);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> Status {
+        let metrics = Metrics::new(["route"]);
+        crate::metrics::add(&metrics.consumed, 7);
+        crate::metrics::add(&metrics.stages[0].dead_lettered, 2);
+        Status {
+            application_id: "app".into(),
+            instance_id: "0".into(),
+            guarantee: "exactly-once".into(),
+            stages: vec![("route".into(), "m@sha256:ab".into())],
+            metrics,
+            assigned: Arc::new(Mutex::new([("in".to_owned(), 1)].into_iter().collect())),
+            started: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn prometheus_text_has_help_type_and_labels() {
+        let text = status().to_prometheus();
+        assert!(text.contains("# TYPE weir_records_consumed_total counter"));
+        assert!(
+            text.contains("weir_records_consumed_total{application=\"app\",instance=\"0\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "weir_stage_failures_total{application=\"app\",instance=\"0\",stage=\"route\",outcome=\"dead_lettered\"} 2"
+        ));
+        assert!(text.contains("weir_assigned_partitions{application=\"app\",instance=\"0\"} 1"));
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn serves_metrics_status_and_404() {
+        let admin = Admin::start("127.0.0.1:0", Arc::new(status())).unwrap();
+        let get = |path: &str| {
+            use std::io::{Read as _, Write as _};
+            let mut s = std::net::TcpStream::connect(admin.addr()).unwrap();
+            write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut body = String::new();
+            s.read_to_string(&mut body).unwrap();
+            body
+        };
+        assert!(get("/metrics").contains("weir_records_consumed_total"));
+        let status = get("/status");
+        assert!(
+            status.contains("\"application\":\"app\"") && status.contains("\"topic\":\"in\""),
+            "{status}"
+        );
+        assert!(get("/nope").starts_with("HTTP/1.0 404") || get("/nope").contains("404"));
+    }
+}
