@@ -349,15 +349,7 @@ impl<'a> OutputRef<'a> {
 
     /// The headers in order.
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
-        let mut r = Reader {
-            buf: self.slice(self.pos.headers),
-            at: 0,
-        };
-        (0..self.pos.header_count).map_while(move |_| {
-            // Checked when the batch was decoded, so these cannot fail.
-            let name = std::str::from_utf8(r.bytes().ok()?).ok()?;
-            Some((name, r.opt_span().ok()?.map(|s| &r.buf[s.start..s.start + s.len])))
-        })
+        headers_in(self.slice(self.pos.headers), self.pos.header_count)
     }
 
     /// An owned copy.
@@ -365,13 +357,7 @@ impl<'a> OutputRef<'a> {
         Output {
             key: self.key().map(<[u8]>::to_vec),
             value: self.value().map(<[u8]>::to_vec),
-            headers: self
-                .headers()
-                .map(|(n, v)| Header {
-                    name: n.to_owned(),
-                    value: v.map(<[u8]>::to_vec),
-                })
-                .collect(),
+            headers: owned_headers(self.headers()),
             timestamp: self.timestamp(),
             route: self.route().map(str::to_owned),
         }
@@ -494,15 +480,7 @@ pub struct EventRef<'a> {
 impl<'a> EventRef<'a> {
     /// The headers in order.
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
-        let mut r = Reader {
-            buf: self.headers,
-            at: 0,
-        };
-        (0..self.header_count).map_while(move |_| {
-            // Checked by `read_events`, so these cannot fail.
-            let name = std::str::from_utf8(r.bytes().ok()?).ok()?;
-            Some((name, r.opt_span().ok()?.map(|s| &r.buf[s.start..s.start + s.len])))
-        })
+        headers_in(self.headers, self.header_count)
     }
 
     /// An owned copy.
@@ -510,13 +488,7 @@ impl<'a> EventRef<'a> {
         Event {
             key: self.key.map(<[u8]>::to_vec),
             value: self.value.map(<[u8]>::to_vec),
-            headers: self
-                .headers()
-                .map(|(n, v)| Header {
-                    name: n.to_owned(),
-                    value: v.map(<[u8]>::to_vec),
-                })
-                .collect(),
+            headers: owned_headers(self.headers()),
             timestamp: self.timestamp,
             topic: self.topic.to_owned(),
             partition: self.partition,
@@ -560,6 +532,26 @@ pub fn read_events(buf: &[u8]) -> Result<Vec<EventRef<'_>>, CodecError> {
         return Err(CodecError::Trailing { extra: r.remaining() });
     }
     Ok(events)
+}
+
+/// Iterates `count` encoded headers that were checked when their batch was
+/// read (so reading them again cannot fail).
+fn headers_in(buf: &[u8], count: u32) -> impl Iterator<Item = (&str, Option<&[u8]>)> + '_ {
+    let mut r = Reader { buf, at: 0 };
+    (0..count).map_while(move |_| {
+        let name = std::str::from_utf8(r.bytes().ok()?).ok()?;
+        Some((name, r.opt_span().ok()?.map(|s| &r.buf[s.start..s.start + s.len])))
+    })
+}
+
+/// Owned copies of borrowed headers.
+fn owned_headers<'a>(headers: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>) -> Vec<Header> {
+    headers
+        .map(|(n, v)| Header {
+            name: n.to_owned(),
+            value: v.map(<[u8]>::to_vec),
+        })
+        .collect()
 }
 
 struct Reader<'a> {
