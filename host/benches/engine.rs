@@ -97,10 +97,12 @@ fn bench(c: &mut Criterion) {
                     let headers = [("source", Some(&b"bench"[..])), ("weir.module", Some(label.as_bytes()))];
                     sink.send(&OutRecord {
                         topic: "out",
+                        partition: None,
                         key: Some(&src.keys[i]),
                         value: Some(&value),
                         headers: &headers,
                         timestamp: i as i64,
+                        changelog: false,
                     })
                     .expect("send");
                 }

@@ -5,10 +5,16 @@
 //! - `GET /status`: JSON — application, instance, guarantee, stages with
 //!   their module versions, assigned partitions, counters.
 //!
-//! It serves from its own thread and reads only shared counters, so a slow
-//! scraper never slows the pipeline.
+//! - `GET /stores/<stage>/<key>[?from=MS&to=MS]`: JSON — a key's current
+//!   value in a stateful stage (for a windowed stage, its windows whose start
+//!   is in `[from, to)`), read from the committed state of this instance's
+//!   tasks, shown through the stage's own `emit`.
+//!
+//! It serves from its own thread and reads only shared counters, views
+//! refreshed at each commit, and committed state, so a slow client never
+//! slows the pipeline.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -19,8 +25,95 @@ use serde_json::json;
 
 use crate::metrics::Metrics;
 
+/// How far a store's restore has come.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RestoreState {
+    /// `restoring` or `done`.
+    pub state: &'static str,
+    /// Changelog records read so far.
+    pub restored: u64,
+    /// Records to read (the changelog tail past the checkpoint).
+    pub total: u64,
+    /// Time taken so far.
+    pub seconds: f64,
+    /// Whether the store started from local state (a checkpoint) rather
+    /// than from nothing.
+    pub from_local: bool,
+}
+
+impl RestoreState {
+    /// A restore under way.
+    pub fn restoring(restored: u64, total: u64, took: Duration) -> Self {
+        RestoreState {
+            state: "restoring",
+            restored,
+            total,
+            seconds: took.as_secs_f64(),
+            from_local: false,
+        }
+    }
+
+    /// A finished restore.
+    pub fn done(restored: u64, total: u64, took: Duration, from_local: bool) -> Self {
+        RestoreState {
+            state: "done",
+            restored,
+            total,
+            seconds: took.as_secs_f64(),
+            from_local,
+        }
+    }
+}
+
+/// Restores by (stage, partition).
+pub type Restores = BTreeMap<(String, i32), RestoreState>;
+
+/// One store as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoreView {
+    /// Stage.
+    pub stage: String,
+    /// Task partition.
+    pub partition: i32,
+    /// Entries (RocksDB's estimate).
+    pub keys: u64,
+    /// Windows not yet closed.
+    pub open_windows: usize,
+    /// The task's stream time, ms.
+    pub stream_time: Option<i64>,
+    /// Its directory.
+    pub path: String,
+}
+
+/// What the instance refreshes at each commit for the admin API.
+#[derive(Debug, Clone, Default)]
+pub struct Views {
+    /// Every open store.
+    pub stores: Vec<StoreView>,
+    /// Records behind the end of each assigned partition (high watermark
+    /// minus the next offset to process).
+    pub lag: BTreeMap<(String, i32), i64>,
+}
+
+/// A store query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// No such stateful stage.
+    #[error("no stateful stage named {0:?}")]
+    NoStage(String),
+    /// The stage's emit failed on the stored accumulator.
+    #[error("{0}")]
+    Emit(String),
+}
+
+/// Answers store queries from committed state.
+pub trait Queries: Send + Sync {
+    /// A key's value in a stage: every window whose start is in `[from, to)`
+    /// for windowed stages.
+    fn query(&self, stage: &str, key: &[u8], from: i64, to: i64) -> Result<serde_json::Value, QueryError>;
+}
+
 /// What the admin API reports about an instance.
-#[derive(Debug)]
 pub struct Status {
     /// Application id.
     pub application_id: String,
@@ -36,6 +129,12 @@ pub struct Status {
     pub assigned: Arc<Mutex<BTreeSet<(String, i32)>>>,
     /// When the instance started.
     pub started: Instant,
+    /// Store restores.
+    pub restores: Arc<Mutex<Restores>>,
+    /// Stores and lag.
+    pub views: Arc<Mutex<Views>>,
+    /// Store queries, when the pipeline keeps state.
+    pub queries: Option<Arc<dyn Queries>>,
 }
 
 impl Status {
@@ -44,6 +143,14 @@ impl Status {
             .lock()
             .map(|a| a.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    fn views(&self) -> Views {
+        self.views.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    fn restores(&self) -> Restores {
+        self.restores.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// `/status` as JSON.
@@ -64,6 +171,9 @@ impl Status {
             "produced": m.produced,
             "commits": m.commits,
             "aborts": m.aborts,
+            "lag": self.views().lag.iter().map(|((t, p), lag)| json!({"topic": t, "partition": p, "lag": lag})).collect::<Vec<_>>(),
+            "stores": self.views().stores,
+            "restores": self.restores().iter().map(|((stage, p), r)| json!({"stage": stage, "partition": p, "restore": r})).collect::<Vec<_>>(),
         })
     }
 
@@ -156,6 +266,72 @@ impl Status {
             "Events a stage failed on (failed = all; trapped = of those, traps) and what the error policy did.",
             &outcomes,
         );
+        metric(
+            "weir_stage_late_total",
+            "counter",
+            "Events later than their window's end plus grace.",
+            &per_stage(&|s| s.late),
+        );
+        let views = self.views();
+        let partition_labels = |t: &str, p: i32| format!(",topic=\"{}\",partition=\"{p}\"", escape(t));
+        metric(
+            "weir_consumer_lag_records",
+            "gauge",
+            "Records behind the end of an assigned partition.",
+            &views
+                .lag
+                .iter()
+                .map(|((t, p), l)| (partition_labels(t, *p), l.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        let store_labels = |s: &StoreView| format!(",stage=\"{}\",partition=\"{}\"", escape(&s.stage), s.partition);
+        metric(
+            "weir_state_keys",
+            "gauge",
+            "Entries in a state store (RocksDB's estimate).",
+            &views
+                .stores
+                .iter()
+                .map(|s| (store_labels(s), s.keys.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        metric(
+            "weir_state_open_windows",
+            "gauge",
+            "Windows not yet closed in a state store.",
+            &views
+                .stores
+                .iter()
+                .map(|s| (store_labels(s), s.open_windows.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        let restores = self.restores();
+        let restore_labels = |stage: &str, p: i32| format!(",stage=\"{}\",partition=\"{p}\"", escape(stage));
+        metric(
+            "weir_restore_records",
+            "gauge",
+            "Changelog records restored into a store.",
+            &restores
+                .iter()
+                .map(|((s, p), r)| (restore_labels(s, *p), r.restored.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        metric(
+            "weir_restore_remaining_records",
+            "gauge",
+            "Changelog records left to restore (0 when done).",
+            &restores
+                .iter()
+                .map(|((s, p), r)| {
+                    let left = if r.state == "done" {
+                        0
+                    } else {
+                        r.total.saturating_sub(r.restored)
+                    };
+                    (restore_labels(s, *p), left.to_string())
+                })
+                .collect::<Vec<_>>(),
+        );
         out
     }
 }
@@ -231,13 +407,19 @@ fn serve(server: &tiny_http::Server, status: &Status, stop: &std::sync::atomic::
             // A dead listener.
             Err(_) => return,
         };
-        let (code, content_type, body) = match (request.method(), request.url()) {
+        let url = request.url().to_owned();
+        let (code, content_type, body) = match (request.method(), url.as_str()) {
             (tiny_http::Method::Get, "/metrics") => (200, "text/plain; version=0.0.4", status.to_prometheus()),
             (tiny_http::Method::Get, "/status") => (200, "application/json", status.to_json().to_string()),
+            (tiny_http::Method::Get, u) if u.starts_with("/stores/") => {
+                let (code, body) = store_query(status, u);
+                (code, "application/json", body.to_string())
+            }
             _ => (
                 404,
                 "application/json",
-                json!({"error": "not found", "endpoints": ["/metrics", "/status"]}).to_string(),
+                json!({"error": "not found", "endpoints": ["/metrics", "/status", "/stores/<stage>/<key>?from=&to="]})
+                    .to_string(),
             ),
         };
         let mut response = tiny_http::Response::from_string(body).with_status_code(code);
@@ -247,6 +429,79 @@ fn serve(server: &tiny_http::Server, status: &Status, stop: &std::sync::atomic::
         // A client that went away is its own problem.
         let _ = request.respond(response);
     }
+}
+
+/// `/stores/<stage>/<key>[?from=MS&to=MS]` (stage and key percent-encoded).
+fn store_query(status: &Status, url: &str) -> (u16, serde_json::Value) {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let rest = &path["/stores/".len()..];
+    let Some((stage, key)) = rest.split_once('/') else {
+        return (400, json!({"error": "expected /stores/<stage>/<key>"}));
+    };
+    let (stage, key) = (percent_decode(stage), percent_decode(key));
+    let Ok(stage) = String::from_utf8(stage) else {
+        return (400, json!({"error": "the stage name is not UTF-8"}));
+    };
+    let mut range = (i64::MIN, i64::MAX);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let Ok(v) = v.parse::<i64>() else {
+            return (
+                400,
+                json!({"error": format!("{k}: expected milliseconds, found {v:?}")}),
+            );
+        };
+        match k {
+            "from" => range.0 = v,
+            "to" => range.1 = v,
+            other => return (400, json!({"error": format!("unknown parameter {other:?} (from, to)")})),
+        }
+    }
+    let Some(queries) = &status.queries else {
+        return (404, json!({"error": "this pipeline keeps no state"}));
+    };
+    match queries.query(&stage, &key, range.0, range.1) {
+        Ok(v) => (200, v),
+        Err(e @ QueryError::NoStage(_)) => (404, json!({"error": e.to_string()})),
+        Err(e) => (500, json!({"error": e.to_string()})),
+    }
+}
+
+/// `%XX` escapes to bytes (keys may be any bytes).
+pub fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything but unreserved characters.
+pub fn percent_encode(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for &c in b {
+        if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+            out.push(c as char);
+        } else {
+            let _ = write!(out, "%{c:02X}");
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -265,6 +520,18 @@ mod tests {
             metrics,
             assigned: Arc::new(Mutex::new([("in".to_owned(), 1)].into_iter().collect())),
             started: Instant::now(),
+            restores: Arc::new(Mutex::new(
+                [(
+                    ("count".to_owned(), 1),
+                    RestoreState::done(5, 5, Duration::from_millis(3), false),
+                )]
+                .into(),
+            )),
+            views: Arc::new(Mutex::new(Views {
+                stores: vec![],
+                lag: [(("in".to_owned(), 1), 42)].into(),
+            })),
+            queries: None,
         }
     }
 
@@ -280,6 +547,17 @@ mod tests {
             "weir_stage_failures_total{application=\"app\",instance=\"0\",stage=\"route\",outcome=\"dead_lettered\"} 2"
         ));
         assert!(text.contains("weir_assigned_partitions{application=\"app\",instance=\"0\"} 1"));
+        assert!(
+            text.contains(
+                "weir_consumer_lag_records{application=\"app\",instance=\"0\",topic=\"in\",partition=\"1\"} 42"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_restore_records{application=\"app\",instance=\"0\",stage=\"count\",partition=\"1\"} 5"),
+            "{text}"
+        );
+        assert_eq!(percent_decode(&percent_encode(b"a b/%\xff")), b"a b/%\xff");
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 

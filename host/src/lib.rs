@@ -19,9 +19,14 @@
 //! - [`kafka`]: consumer group, producer, transactions — one
 //!   [`kafka::Instance`] per `weir run` process.
 //! - [`metrics`]: counters of a running pipeline.
-//! - [`admin`]: the admin HTTP API (`/metrics`, `/status`) of an instance.
+//! - [`admin`]: the admin HTTP API (`/metrics`, `/status`, `/stores`) of an instance.
+//! - [`query`]: interactive queries over the committed state of a stage.
 //! - [`window`]: window assignment, grace, closing and session-merge rules
-//!   (pure; the stateful aggregate stage that applies them is still to come).
+//!   (pure functions of event time).
+//! - [`aggregate`]: the `aggregate` stage of one task — grouping, folding,
+//!   lateness, `update`/`final` emission, idle close.
+//! - [`state`]: RocksDB stores whose writes are applied only once Kafka has
+//!   committed them, with changelog checkpoints.
 //! - [`dev`]: `weir dev` — an in-process broker, sample data and a live view.
 //! - [`componentize`]: turns a core module (C, or any language without
 //!   component tooling) into a component that implements a Weir world.
@@ -38,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod aggregate;
 pub mod cli;
 pub mod codec;
 pub mod componentize;
@@ -49,7 +55,9 @@ pub mod kafka;
 pub mod metrics;
 pub mod module;
 pub mod pipeline;
+pub mod query;
 pub mod runtime;
+pub mod state;
 pub mod task;
 pub mod units;
 pub mod window;

@@ -24,6 +24,8 @@ pub struct StageCounters {
     pub skipped: AtomicU64,
     /// Failed events written to the dead-letter topic.
     pub dead_lettered: AtomicU64,
+    /// Of the failed events, those later than their window's grace.
+    pub late: AtomicU64,
 }
 
 /// Counters of a pipeline instance.
@@ -77,6 +79,7 @@ impl Metrics {
                     trapped: get(&s.trapped),
                     skipped: get(&s.skipped),
                     dead_lettered: get(&s.dead_lettered),
+                    late: get(&s.late),
                 })
                 .collect(),
         }
@@ -120,6 +123,8 @@ pub struct StageSnapshot {
     pub skipped: u64,
     /// Dead-lettered.
     pub dead_lettered: u64,
+    /// Late (beyond grace).
+    pub late: u64,
 }
 
 impl std::fmt::Display for Snapshot {
@@ -132,8 +137,8 @@ impl std::fmt::Display for Snapshot {
         for s in &self.stages {
             write!(
                 f,
-                " | {}: in {} out {} failed {} (traps {}, skipped {}, dead-lettered {})",
-                s.name, s.events, s.outputs, s.failed, s.trapped, s.skipped, s.dead_lettered
+                " | {}: in {} out {} failed {} (traps {}, late {}, skipped {}, dead-lettered {})",
+                s.name, s.events, s.outputs, s.failed, s.trapped, s.late, s.skipped, s.dead_lettered
             )?;
         }
         Ok(())

@@ -33,6 +33,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::units;
+use crate::window::{WindowKind, Windowing};
 
 /// How hard a pipeline tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -91,10 +92,38 @@ impl ErrorPolicy {
 }
 
 /// What a stage does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StageKind {
     /// A stateless processor: map, filter, flat-map, re-key, route.
     Process,
+    /// A keyed aggregation with its state store.
+    Aggregate(Aggregation),
+}
+
+/// When an aggregate stage publishes its accumulators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// After every batch, each key (and window) that changed, once.
+    Update,
+    /// Once per window, when stream time passes its end plus grace.
+    Final,
+}
+
+/// How an `aggregate` stage folds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregation {
+    /// Time windows; `None` folds each key forever.
+    pub window: Option<Windowing>,
+    /// When results are published.
+    pub emit: Emit,
+    /// Close windows on wall-clock time after a partition has been quiet
+    /// this long (`final` mode only).
+    pub idle_close: Option<Duration>,
+    /// Read through an internal repartition topic keyed by the record key.
+    /// Default: whenever a stage precedes this one (it may have re-keyed).
+    pub repartition: bool,
+    /// Partitions of the repartition topic (default: the inputs' count).
+    pub partitions: Option<i32>,
 }
 
 /// One stage of the chain.
@@ -144,6 +173,8 @@ pub struct Pipeline {
     pub kafka: BTreeMap<String, String>,
     /// Settings for `weir dev`.
     pub dev: DevSettings,
+    /// Where state stores live (`weir run --state-dir` overrides it).
+    pub state_dir: PathBuf,
 }
 
 /// The `[dev]` table: what `weir dev` feeds the pipeline.
@@ -250,6 +281,7 @@ struct RawPipeline {
     kafka: BTreeMap<String, toml::Value>,
     #[serde(default)]
     dev: RawDev,
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,6 +294,21 @@ struct RawStage {
     config: BTreeMap<String, toml::Value>,
     on_error: Option<String>,
     dead_letter_topic: Option<String>,
+    window: Option<RawWindow>,
+    emit: Option<String>,
+    idle_close: Option<String>,
+    repartition: Option<bool>,
+    partitions: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawWindow {
+    kind: Option<String>,
+    size: Option<String>,
+    advance: Option<String>,
+    gap: Option<String>,
+    grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -395,6 +442,10 @@ impl RawPipeline {
                 sample: self.dev.sample,
                 partitions: self.dev.partitions,
             },
+            // Kafka Streams' default is /tmp/kafka-streams; ours is alike.
+            state_dir: self
+                .state_dir
+                .unwrap_or_else(|| std::env::temp_dir().join("weir-state")),
         })
     }
 }
@@ -402,7 +453,7 @@ impl RawPipeline {
 impl RawStage {
     fn check(self, i: usize, base: &Path) -> Result<Stage, ErrorKind> {
         let key = |k: &str| format!("stage[{i}].{k}");
-        let module = self.module.ok_or_else(|| ErrorKind::Missing {
+        let module = self.module.clone().ok_or_else(|| ErrorKind::Missing {
             key: key("module"),
             why: "the path of the stage's .wasm component",
         })?;
@@ -412,11 +463,24 @@ impl RawStage {
             base.join(module)
         };
         let kind = match self.kind.as_deref() {
-            None | Some("process") => StageKind::Process,
-            Some(k @ ("aggregate" | "join" | "table")) => {
+            None | Some("process") => {
+                let only_aggregate = [
+                    ("window", self.window.is_some()),
+                    ("emit", self.emit.is_some()),
+                    ("idle-close", self.idle_close.is_some()),
+                    ("repartition", self.repartition.is_some()),
+                    ("partitions", self.partitions.is_some()),
+                ];
+                if let Some((k, _)) = only_aggregate.iter().find(|(_, set)| *set) {
+                    return Err(invalid(&key(k), "no such key in a \"process\" stage", "a value"));
+                }
+                StageKind::Process
+            }
+            Some("aggregate") => StageKind::Aggregate(self.aggregation(i)?),
+            Some(k @ ("join" | "table")) => {
                 return Err(invalid(
                     &key("kind"),
-                    "\"process\" (stateful stages are not available in this version)",
+                    "\"process\" or \"aggregate\" (join and table stages are not available in this version)",
                     &format!("{k:?}"),
                 ));
             }
@@ -476,6 +540,129 @@ impl RawStage {
             on_error,
         })
     }
+}
+
+impl RawStage {
+    fn aggregation(&self, i: usize) -> Result<Aggregation, ErrorKind> {
+        let key = |k: &str| format!("stage[{i}].{k}");
+        let window = self.window.as_ref().map(|w| w.check(i)).transpose()?;
+        let emit = match self.emit.as_deref() {
+            None | Some("update") => Emit::Update,
+            Some("final") => Emit::Final,
+            Some(other) => return Err(invalid(&key("emit"), "\"update\" or \"final\"", &format!("{other:?}"))),
+        };
+        let idle_close = match &self.idle_close {
+            None => None,
+            Some(text) => Some(duration(&key("idle-close"), text)?),
+        };
+        if idle_close.is_some() && (emit != Emit::Final || window.is_none()) {
+            return Err(invalid(
+                &key("idle-close"),
+                "idle-close only with a window and emit = \"final\"",
+                "idle-close without them",
+            ));
+        }
+        if emit == Emit::Final && window.is_none() {
+            return Err(invalid(
+                &key("emit"),
+                "\"update\" without a window (a window is what closes)",
+                "\"final\"",
+            ));
+        }
+        if let Some(p) = self.partitions
+            && p < 1
+        {
+            return Err(invalid(&key("partitions"), "at least 1", &p.to_string()));
+        }
+        let repartition = self.repartition.unwrap_or(i > 0);
+        if self.partitions.is_some() && !repartition {
+            return Err(invalid(
+                &key("partitions"),
+                "partitions only for a stage that repartitions",
+                "repartition = false",
+            ));
+        }
+        Ok(Aggregation {
+            window,
+            emit,
+            idle_close,
+            repartition,
+            partitions: self.partitions,
+        })
+    }
+}
+
+impl RawWindow {
+    fn check(&self, i: usize) -> Result<Windowing, ErrorKind> {
+        let key = |k: &str| format!("stage[{i}].window.{k}");
+        let ms = |k: &str, v: &Option<String>| -> Result<Option<i64>, ErrorKind> {
+            v.as_ref()
+                .map(|text| duration(&key(k), text).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+                .transpose()
+        };
+        let need = |k: &str, v: Option<i64>| {
+            v.ok_or_else(|| ErrorKind::Missing {
+                key: key(k),
+                why: "this kind of window needs it",
+            })
+        };
+        let (size, advance, gap) = (
+            ms("size", &self.size)?,
+            ms("advance", &self.advance)?,
+            ms("gap", &self.gap)?,
+        );
+        let unused = |k: &str, v: Option<i64>| match v {
+            Some(_) => Err(invalid(&key(k), "no such key for this kind of window", "a value")),
+            None => Ok(()),
+        };
+        let kind = match self.kind.as_deref() {
+            Some("tumbling") => {
+                unused("advance", advance)?;
+                unused("gap", gap)?;
+                WindowKind::Tumbling {
+                    size: need("size", size)?,
+                }
+            }
+            Some("hopping") => {
+                unused("gap", gap)?;
+                WindowKind::Hopping {
+                    size: need("size", size)?,
+                    advance: need("advance", advance)?,
+                }
+            }
+            Some("session") => {
+                unused("size", size)?;
+                unused("advance", advance)?;
+                WindowKind::Session { gap: need("gap", gap)? }
+            }
+            Some("sliding") => {
+                return Err(invalid(
+                    &key("kind"),
+                    "tumbling, hopping or session (sliding windows are not available in this version)",
+                    "\"sliding\"",
+                ));
+            }
+            Some(other) => {
+                return Err(invalid(
+                    &key("kind"),
+                    "one of \"tumbling\", \"hopping\", \"session\"",
+                    &format!("{other:?}"),
+                ));
+            }
+            None => {
+                return Err(ErrorKind::Missing {
+                    key: key("kind"),
+                    why: "tumbling, hopping or session",
+                });
+            }
+        };
+        let grace = ms("grace", &self.grace)?.unwrap_or(0);
+        Windowing::new(kind, grace).map_err(|e| invalid(&key("kind"), "a window that works", &e.to_string()))
+    }
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, ErrorKind> {
+    units::parse_duration(text).map_err(|e| invalid(key, "a duration like \"100ms\" or \"2s\"", &e.to_string()))
 }
 
 fn invalid(key: &str, expected: &str, found: &str) -> ErrorKind {
@@ -604,12 +791,78 @@ sample = "trades"
         assert!(e.contains("outputs.default"), "{e}");
         let e = error(&format!("{MINIMAL}\n[kafka]\n\"transactional.id\" = \"x\""));
         assert!(e.contains("transactional.id"), "{e}");
-        let e = error(&MINIMAL.replace("[outputs]", "kind = \"aggregate\"\n[outputs]"));
+        let e = error(&MINIMAL.replace("[outputs]", "kind = \"join\"\n[outputs]"));
         assert!(e.contains("stage[0].kind"), "{e}");
+        let e = error(&MINIMAL.replace("[outputs]", "kind = \"aggregate\"\nemit = \"final\"\n[outputs]"));
+        assert!(e.contains("stage[0].emit"), "{e}");
+        let e = error(&MINIMAL.replace(
+            "[outputs]",
+            "kind = \"aggregate\"\nwindow = { kind = \"tumbling\" }\n[outputs]",
+        ));
+        assert!(e.contains("stage[0].window.size` is missing"), "{e}");
+        let e = error(&MINIMAL.replace(
+            "[outputs]",
+            "window = { kind = \"tumbling\", size = \"1s\" }\n[outputs]",
+        ));
+        assert!(e.contains("stage[0].window"), "{e}");
+        let e = error(&MINIMAL.replace(
+            "[outputs]",
+            "kind = \"aggregate\"\nwindow = { kind = \"hopping\", size = \"1s\", advance = \"2s\" }\n[outputs]",
+        ));
+        assert!(e.contains("advance"), "{e}");
         let e = error(&MINIMAL.replace("application-id = \"app\"", ""));
         assert!(e.contains("application-id` is missing"), "{e}");
         let e = error("application-id = 3");
         assert!(e.contains("application-id"), "{e}");
+    }
+
+    #[test]
+    fn aggregate_stages() {
+        let p = parse(
+            r#"
+application-id = "app"
+inputs = ["in"]
+state-dir = "/var/weir"
+[[stage]]
+module = "k.wasm"
+[[stage]]
+name = "latest"
+kind = "aggregate"
+module = "l.wasm"
+emit = "final"
+idle-close = "5s"
+window = { kind = "tumbling", size = "2s", grace = "500ms" }
+[[stage]]
+name = "count"
+kind = "aggregate"
+module = "c.wasm"
+repartition = true
+partitions = 1
+[outputs]
+default = "out"
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.state_dir, PathBuf::from("/var/weir"));
+        let StageKind::Aggregate(a) = &p.stages[1].kind else {
+            panic!("not an aggregate")
+        };
+        assert_eq!(a.emit, Emit::Final);
+        assert_eq!(a.idle_close, Some(Duration::from_secs(5)));
+        assert!(a.repartition, "a stage precedes it");
+        assert_eq!(
+            a.window,
+            Some(Windowing {
+                kind: WindowKind::Tumbling { size: 2000 },
+                grace: 500
+            })
+        );
+        let StageKind::Aggregate(c) = &p.stages[2].kind else {
+            panic!("not an aggregate")
+        };
+        assert_eq!((c.emit, c.window, c.partitions), (Emit::Update, None, Some(1)));
+        let first = parse(&MINIMAL.replace("[outputs]", "kind = \"aggregate\"\n[outputs]")).unwrap();
+        assert!(matches!(&first.stages[0].kind, StageKind::Aggregate(a) if !a.repartition));
     }
 
     #[test]

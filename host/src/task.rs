@@ -8,14 +8,18 @@
 //! between two batches is a boundary where instances can be swapped.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
+use crate::aggregate::{self, AggregateError, Aggregator, Due, Rejection};
 use crate::codec::{self, BatchEncoder, EventRef, ResultBatch, ResultRef};
-use crate::event::{EventResult, Failure};
+use crate::contract::OperatorKind;
+use crate::event::{EventResult, Failure, Header, Window};
 use crate::metrics::{self, Metrics, StageCounters};
-use crate::pipeline::{ErrorPolicy, Pipeline};
-use crate::runtime::{GuestError, GuestFault, LoadError, LoadedModule, Operator, Runtime};
+use crate::pipeline::{Aggregation, ErrorPolicy, Pipeline, StageKind};
+use crate::runtime::{EmitRequest, GuestError, GuestFault, LoadError, LoadedModule, Operator, Runtime};
+use crate::state::{Changelog, StateError, Store};
 
 /// Header on every output naming the module version (`name@sha256:…`) that
 /// produced it.
@@ -48,6 +52,8 @@ pub mod dead_letter {
 pub struct OutRecord<'a> {
     /// Destination topic.
     pub topic: &'a str,
+    /// Destination partition; `None` partitions by key.
+    pub partition: Option<i32>,
     /// Key.
     pub key: Option<&'a [u8]>,
     /// Value.
@@ -56,6 +62,9 @@ pub struct OutRecord<'a> {
     pub headers: &'a [(&'a str, Option<&'a [u8]>)],
     /// Timestamp, ms.
     pub timestamp: i64,
+    /// A state change (the sink tracks how far each changelog got, for
+    /// store checkpoints).
+    pub changelog: bool,
 }
 
 /// Where a task's records go: a Kafka producer, or memory.
@@ -141,10 +150,16 @@ impl Sink for CountingSink {
 }
 
 /// The compiled pipeline, shared by all tasks of an instance.
+///
+/// Its stages fall into *segments*: an aggregate stage that repartitions
+/// starts a new segment, which reads the internal repartition topic that the
+/// previous segment writes (keyed by the record key, so every record of a key
+/// meets one task). A task runs one segment for one partition of its source.
 pub struct Chain {
     application_id: String,
     runtime: Runtime,
     stages: Vec<ChainStage>,
+    segments: Vec<Segment>,
     default_topic: Option<String>,
     routes: BTreeMap<String, String>,
     batch_size: usize,
@@ -156,6 +171,31 @@ struct ChainStage {
     module: Arc<LoadedModule>,
     config: BTreeMap<String, String>,
     on_error: ErrorPolicy,
+    aggregate: Option<Aggregation>,
+}
+
+/// A run of stages that one task executes, and where its records come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Index of its first stage.
+    pub first: usize,
+    /// One past its last stage.
+    pub end: usize,
+    /// The repartition topic it reads; `None` for the pipeline's inputs.
+    pub source: Option<String>,
+    /// Partitions of that repartition topic (`None`: as many as the inputs).
+    pub partitions: Option<i32>,
+}
+
+/// A topic Weir creates and owns for a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalTopic {
+    /// `<application>-<stage>-repartition` or `<application>-<stage>-changelog`.
+    pub name: String,
+    /// Partitions (`None`: as many as the inputs have).
+    pub partitions: Option<i32>,
+    /// Compacted (changelogs) or deleted by retention (repartition topics).
+    pub compacted: bool,
 }
 
 /// A stage's module cannot be used.
@@ -182,6 +222,55 @@ pub enum ChainError {
         /// What the stage needs.
         expected: &'static str,
     },
+    /// A stateful stage reads several input topics directly: their
+    /// partitions would share one store.
+    #[error(
+        "stage {stage}: an aggregate that reads more than one input topic needs `repartition = true`, \
+         so that each key's records meet in one task"
+    )]
+    UnpartitionedState {
+        /// Stage name.
+        stage: String,
+    },
+}
+
+/// Splits stages into segments at every aggregate that repartitions.
+fn segments(application_id: &str, stages: &[ChainStage]) -> Vec<Segment> {
+    let mut out = vec![Segment {
+        first: 0,
+        end: stages.len(),
+        source: None,
+        partitions: None,
+    }];
+    for (i, s) in stages.iter().enumerate() {
+        if let Some(a) = &s.aggregate
+            && a.repartition
+            && i > 0
+        {
+            if let Some(last) = out.last_mut() {
+                last.end = i;
+            }
+            out.push(Segment {
+                first: i,
+                end: stages.len(),
+                source: Some(format!("{application_id}-{}-repartition", s.name)),
+                partitions: a.partitions,
+            });
+        } else if let Some(a) = &s.aggregate
+            && a.repartition
+        {
+            // The first stage repartitions the inputs themselves: an empty
+            // segment writes them to the repartition topic unchanged.
+            out[0].end = 0;
+            out.push(Segment {
+                first: 0,
+                end: stages.len(),
+                source: Some(format!("{application_id}-{}-repartition", s.name)),
+                partitions: a.partitions,
+            });
+        }
+    }
+    out
 }
 
 impl Chain {
@@ -193,12 +282,19 @@ impl Chain {
                 stage: s.name.clone(),
                 source,
             })?;
-            if module.kind() != crate::contract::OperatorKind::Processor {
+            let (expected, aggregate) = match &s.kind {
+                StageKind::Process => (OperatorKind::Processor, None),
+                StageKind::Aggregate(a) => (OperatorKind::Aggregator, Some(a.clone())),
+            };
+            if module.kind() != expected {
                 return Err(ChainError::WrongKind {
                     stage: s.name.clone(),
                     module: s.module.clone(),
                     kind: module.kind(),
-                    expected: "process",
+                    expected: match expected {
+                        OperatorKind::Processor => "process",
+                        OperatorKind::Aggregator => "aggregate",
+                    },
                 });
             }
             stages.push(ChainStage {
@@ -206,13 +302,21 @@ impl Chain {
                 module,
                 config: s.config.clone(),
                 on_error: s.on_error.clone(),
+                aggregate,
             });
+        }
+        let segments = segments(&pipeline.application_id, &stages);
+        if pipeline.inputs.len() > 1
+            && let Some(s) = stages[..segments[0].end].iter().find(|s| s.aggregate.is_some())
+        {
+            return Err(ChainError::UnpartitionedState { stage: s.name.clone() });
         }
         Ok(Arc::new(Chain {
             application_id: pipeline.application_id.clone(),
             runtime: runtime.clone(),
             metrics: Metrics::new(stages.iter().map(|s| s.name.as_str())),
             stages,
+            segments,
             default_topic: pipeline.outputs.default.clone(),
             routes: pipeline.outputs.routes.clone(),
             batch_size: pipeline.batch_size,
@@ -234,16 +338,131 @@ impl Chain {
         self.stages.iter().map(|s| s.module.info().version_label()).collect()
     }
 
-    /// A task with fresh operator instances (created on first use).
+    /// The stage segments (see [`Chain`]).
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Stage names, in order.
+    pub fn stage_names(&self) -> Vec<&str> {
+        self.stages.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// The repartition topics the instance must also consume.
+    pub fn repartition_topics(&self) -> Vec<&str> {
+        self.segments.iter().filter_map(|s| s.source.as_deref()).collect()
+    }
+
+    /// The changelog topic of a stateful stage.
+    pub fn changelog_topic(&self, stage: usize) -> String {
+        format!("{}-{}-changelog", self.application_id, self.stages[stage].name)
+    }
+
+    /// Topics Weir creates for this pipeline: repartition topics and the
+    /// changelogs of stateful stages (as many partitions as the segment's source).
+    pub fn internal_topics(&self) -> Vec<InternalTopic> {
+        let mut out = Vec::new();
+        for seg in &self.segments {
+            if let Some(source) = &seg.source {
+                out.push(InternalTopic {
+                    name: source.clone(),
+                    partitions: seg.partitions,
+                    compacted: false,
+                });
+            }
+            for i in seg.first..seg.end {
+                if self.stages[i].aggregate.is_some() {
+                    out.push(InternalTopic {
+                        name: self.changelog_topic(i),
+                        partitions: seg.partitions,
+                        compacted: true,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether any stage keeps state.
+    pub fn is_stateful(&self) -> bool {
+        self.stages.iter().any(|s| s.aggregate.is_some())
+    }
+
+    /// The segment that reads `topic`.
+    pub fn segment_of(&self, topic: &str) -> usize {
+        self.segments
+            .iter()
+            .position(|s| s.source.as_deref() == Some(topic))
+            .unwrap_or(0)
+    }
+
+    /// A task for the first segment with fresh operator instances (created on
+    /// first use) and no state stores: for stateless chains (tests, benchmarks).
     pub fn task(self: &Arc<Self>) -> Task {
+        self.new_task(0, (String::new(), 0))
+    }
+
+    /// A task for one partition of `topic`: the segment that reads it, with
+    /// its stores opened under `state_root/<stage>/<partition>` (restore them
+    /// from their changelogs, then [`Task::reload`], before processing).
+    pub fn open_task(self: &Arc<Self>, topic: &str, partition: i32, state_root: &Path) -> Result<Task, StateError> {
+        let seg = self.segment_of(topic);
+        let mut task = self.new_task(seg, (topic.to_owned(), partition));
+        let segment = &self.segments[seg];
+        for i in segment.first..segment.end {
+            if let Some(spec) = &self.stages[i].aggregate {
+                let dir = state_root.join(&self.stages[i].name).join(partition.to_string());
+                let store = Store::open(
+                    &dir,
+                    Changelog {
+                        topic: self.changelog_topic(i),
+                        partition,
+                    },
+                )?;
+                task.aggregators[i] = Some(Aggregator::open(spec.clone(), store)?);
+            }
+        }
+        Ok(task)
+    }
+
+    fn new_task(self: &Arc<Self>, segment: usize, source: (String, i32)) -> Task {
         Task {
             operators: self
                 .stages
                 .iter()
                 .map(|s| self.runtime.operator(s.module.clone(), s.config.clone()))
                 .collect(),
+            aggregators: self.stages.iter().map(|_| None).collect(),
+            segment,
+            source,
+            input_next: 0,
             chain: self.clone(),
         }
+    }
+
+    /// The runtime the chain's modules run in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// A stage's module and config (for a query's own operator instance).
+    pub fn stage_module(&self, stage: usize) -> (Arc<LoadedModule>, BTreeMap<String, String>) {
+        (self.stages[stage].module.clone(), self.stages[stage].config.clone())
+    }
+
+    /// The index of the stage called `name`.
+    pub fn stage_index(&self, name: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.name == name)
+    }
+
+    /// Whether stage `i` keeps state.
+    pub fn stage_is_stateful(&self, i: usize) -> bool {
+        self.stages.get(i).is_some_and(|s| s.aggregate.is_some())
+    }
+
+    /// Whether stage `i` is windowed.
+    pub fn is_windowed(&self, i: usize) -> bool {
+        self.stages[i].aggregate.as_ref().is_some_and(|a| a.window.is_some())
     }
 }
 
@@ -273,6 +492,24 @@ pub enum TaskError {
     /// The sink refused a record.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// An aggregate stage runs in a task without stores.
+    #[error("stage {stage} keeps state, but this task has no state store for it")]
+    NoState {
+        /// Stage name.
+        stage: String,
+    },
+}
+
+impl From<AggregateError> for TaskError {
+    fn from(e: AggregateError) -> Self {
+        match e {
+            AggregateError::State(e) => TaskError::State(e),
+            AggregateError::Sink(e) => TaskError::Sink(e),
+        }
+    }
 }
 
 /// Why one event failed in a stage.
@@ -281,6 +518,7 @@ enum Why<'a> {
     Trap(&'a GuestError),
     NoRoute(&'a str),
     NoDefault,
+    Late { window: Window, stream_time: i64 },
 }
 
 impl Why<'_> {
@@ -288,6 +526,7 @@ impl Why<'_> {
         match self {
             Why::Failure { .. } | Why::NoRoute(_) | Why::NoDefault => "failure",
             Why::Trap(e) => e.kind(),
+            Why::Late { .. } => "late",
         }
     }
 
@@ -297,6 +536,7 @@ impl Why<'_> {
             Why::Trap(e) => e.kind(),
             Why::NoRoute(_) => "unknown-route",
             Why::NoDefault => "no-default-output",
+            Why::Late { .. } => "late",
         }
     }
 
@@ -306,6 +546,11 @@ impl Why<'_> {
             Why::Trap(e) => e.to_string(),
             Why::NoRoute(r) => format!("unknown-route: the output names route {r:?}, which [outputs.routes] lacks"),
             Why::NoDefault => "no-default-output: an output has no route and [outputs] has no default topic".into(),
+            Why::Late { window, stream_time } => format!(
+                "late: the event's window [{}, {}) closed before it arrived (stream time {stream_time} ms; \
+                 raise the window's grace to accept it)",
+                window.start, window.end
+            ),
         }
     }
 }
@@ -317,17 +562,35 @@ struct StageResults {
     traps: BTreeMap<usize, GuestError>,
 }
 
-/// One partition's run of the chain, with its own operator instances.
+/// One partition's run of a segment of the chain, with its own operator
+/// instances and state stores.
 pub struct Task {
     chain: Arc<Chain>,
     operators: Vec<Operator>,
+    aggregators: Vec<Option<Aggregator>>,
+    segment: usize,
+    source: (String, i32),
+    /// The source offset after the last batch (changelog records carry it).
+    input_next: i64,
 }
 
 impl Task {
     /// Runs a batch of input events (at most the chain's batch size) through
-    /// the chain, sending outputs and dead letters to `sink`.
+    /// the task's segment, sending outputs, dead letters, repartitioned
+    /// records and state changes to `sink`.
     pub fn process(&mut self, batch: &BatchEncoder, sink: &mut dyn Sink) -> Result<(), TaskError> {
-        self.run_stage(0, batch, sink)
+        let seg = &self.chain.segments[self.segment];
+        let (first, end) = (seg.first, seg.end);
+        if let Some(last) = codec::read_events(batch.as_bytes())
+            .ok()
+            .and_then(|e| e.last().map(|e| e.offset))
+        {
+            self.input_next = last + 1;
+        }
+        if first == end {
+            return self.forward(batch, sink);
+        }
+        self.run_stage(first, batch, sink)
     }
 
     /// Creates every stage's instance now (start-up cost paid up front).
@@ -335,22 +598,217 @@ impl Task {
         self.operators.iter_mut().try_for_each(Operator::warm_up)
     }
 
+    /// The task's stateful stages: (stage index, aggregator).
+    pub fn aggregators(&self) -> impl Iterator<Item = (usize, &Aggregator)> {
+        self.aggregators
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.as_ref().map(|a| (i, a)))
+    }
+
+    /// The task's stateful stages, mutable (to restore them).
+    pub fn aggregators_mut(&mut self) -> impl Iterator<Item = (usize, &mut Aggregator)> {
+        self.aggregators
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, a)| a.as_mut().map(|a| (i, a)))
+    }
+
+    /// Re-reads every store (after a restore, or an abort).
+    pub fn reload(&mut self) -> Result<(), StateError> {
+        self.aggregators.iter_mut().flatten().try_for_each(Aggregator::reload)
+    }
+
+    /// The unit of work committed: apply staged state, with each store's
+    /// changelog checkpoint from `checkpoint`.
+    pub fn commit_state(&mut self, checkpoint: impl Fn(&Changelog) -> Option<i64>) -> Result<(), StateError> {
+        for a in self.aggregators.iter_mut().flatten() {
+            let c = checkpoint(a.store().changelog());
+            a.commit(c)?;
+        }
+        Ok(())
+    }
+
+    /// Whether an idle-close stage has windows to close now.
+    pub fn idle_due(&self, now: Instant) -> bool {
+        self.aggregators.iter().flatten().any(|a| a.idle_due(now).is_some())
+    }
+
+    /// Closes windows of quiet partitions on wall-clock time (`idle-close`),
+    /// sending what they emit down the chain.
+    pub fn idle_close(&mut self, now: Instant, sink: &mut dyn Sink) -> Result<(), TaskError> {
+        for i in 0..self.aggregators.len() {
+            let Some(agg) = self.aggregators[i].as_mut() else {
+                continue;
+            };
+            let Some(st) = agg.idle_due(now) else {
+                continue;
+            };
+            let step = agg.idle_close(now, st, self.input_next, sink)?;
+            self.emit(i, step.due, sink)?;
+        }
+        Ok(())
+    }
+
+    /// A segment without stages (an aggregate that repartitions the inputs
+    /// themselves): records go to the next segment's topic unchanged.
+    fn forward(&mut self, batch: &BatchEncoder, sink: &mut dyn Sink) -> Result<(), TaskError> {
+        let events = codec::read_events(batch.as_bytes()).unwrap_or_default();
+        let Some(topic) = self.chain.segments.get(self.segment + 1).and_then(|s| s.source.clone()) else {
+            return Ok(());
+        };
+        let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
+        for ev in &events {
+            headers.clear();
+            headers.extend(ev.headers());
+            sink.send(&OutRecord {
+                topic: &topic,
+                partition: ev.key.is_none().then_some(0),
+                key: ev.key,
+                value: ev.value,
+                headers: &headers,
+                timestamp: ev.timestamp,
+                changelog: false,
+            })?;
+        }
+        Ok(())
+    }
+
     fn run_stage(&mut self, i: usize, batch: &BatchEncoder, sink: &mut dyn Sink) -> Result<(), TaskError> {
+        let chain = self.chain.clone();
+        metrics::add(&chain.metrics.stages[i].events, batch.len() as u64);
+        // The host encoded this batch itself, so it reads back.
+        let events = codec::read_events(batch.as_bytes()).unwrap_or_default();
+        if chain.stages[i].aggregate.is_none() {
+            let results = self.call(i, batch, &events);
+            return self.deliver(i, &results.batch, &results.traps, &events, sink);
+        }
+        let Some(agg) = self.aggregators[i].as_mut() else {
+            return Err(TaskError::NoState {
+                stage: chain.stages[i].name.clone(),
+            });
+        };
+        let step = agg.step(&mut self.operators[i], &events, self.input_next, sink)?;
+        for (idx, why) in &step.rejected {
+            let why = match why {
+                Rejection::Late { window, stream_time } => {
+                    metrics::add(&chain.metrics.stages[i].late, 1);
+                    Why::Late {
+                        window: *window,
+                        stream_time: *stream_time,
+                    }
+                }
+                Rejection::Failed(f) => Why::Failure {
+                    code: &f.code,
+                    message: &f.message,
+                },
+                Rejection::Trapped(e) => Why::Trap(e),
+            };
+            self.fail(i, &events[*idx], &why, sink)?;
+        }
+        self.emit(i, step.due, sink)
+    }
+
+    /// Turns due accumulators into outputs (the guest's `emit`) and sends
+    /// them on. Each becomes a synthetic event for routing and error
+    /// policies: its key, the window in headers, the source partition.
+    fn emit(&mut self, i: usize, due: Vec<Due>, sink: &mut dyn Sink) -> Result<(), TaskError> {
+        if due.is_empty() {
+            return Ok(());
+        }
+        let op = &mut self.operators[i];
+        let requests: Vec<EmitRequest> = due
+            .iter()
+            .map(|d| EmitRequest {
+                key: d.key.clone(),
+                window: d.window,
+                acc: d.acc.clone(),
+            })
+            .collect();
+        let outcomes: Vec<Result<EventResult, GuestError>> = match op.emit(requests.clone()) {
+            Ok(results) => results.into_iter().map(Ok).collect(),
+            Err(e) if matches!(e.fault, GuestFault::Instantiate(_)) => {
+                requests.iter().map(|_| Err(e.clone())).collect()
+            }
+            Err(_) => requests
+                .into_iter()
+                .map(|r| {
+                    op.emit(vec![r])
+                        .map(|mut v| v.pop().unwrap_or(EventResult::Outputs(Vec::new())))
+                })
+                .collect(),
+        };
+        let mut synthetic = BatchEncoder::new();
+        let mut results = Vec::with_capacity(due.len());
+        let mut traps = BTreeMap::new();
+        let (topic, partition) = (self.source.0.clone(), self.source.1);
+        for (idx, (d, outcome)) in due.iter().zip(outcomes).enumerate() {
+            let window_headers: Vec<Header> = d
+                .window
+                .map(|w| {
+                    vec![
+                        Header::new(aggregate::WINDOW_START, w.start.to_string()),
+                        Header::new(aggregate::WINDOW_END, w.end.to_string()),
+                    ]
+                })
+                .unwrap_or_default();
+            synthetic.push(
+                d.timestamp,
+                &topic,
+                partition,
+                self.input_next - 1,
+                d.key.as_deref(),
+                None,
+                window_headers.iter().map(|h| (h.name.as_str(), h.value.as_deref())),
+            );
+            results.push(match outcome {
+                Ok(EventResult::Outputs(mut outputs)) => {
+                    for o in &mut outputs {
+                        o.headers
+                            .retain(|h| h.name != aggregate::WINDOW_START && h.name != aggregate::WINDOW_END);
+                        o.headers.extend(window_headers.iter().cloned());
+                    }
+                    EventResult::Outputs(outputs)
+                }
+                Ok(failed) => failed,
+                Err(e) => {
+                    let placeholder = EventResult::Failed(Failure::new(e.kind(), e.to_string()));
+                    traps.insert(idx, e);
+                    placeholder
+                }
+            });
+        }
+        let events = codec::read_events(synthetic.as_bytes()).unwrap_or_default();
+        self.deliver(i, &ResultBatch::from_results(&results), &traps, &events, sink)
+    }
+
+    /// Sends stage `i`'s results on: routed outputs to their topics, the
+    /// rest to the next stage, the next segment's repartition topic, or the
+    /// default topic; failures to the error policy.
+    fn deliver(
+        &mut self,
+        i: usize,
+        results: &ResultBatch,
+        traps: &BTreeMap<usize, GuestError>,
+        events: &[EventRef<'_>],
+        sink: &mut dyn Sink,
+    ) -> Result<(), TaskError> {
         let chain = self.chain.clone();
         let stage = &chain.stages[i];
         let counters = &chain.metrics.stages[i];
-        metrics::add(&counters.events, batch.len() as u64);
-        // The host encoded this batch itself, so it reads back.
-        let events = codec::read_events(batch.as_bytes()).unwrap_or_default();
-        let results = self.call(i, batch, &events);
-        let last = i + 1 == chain.stages.len();
+        let last = i + 1 == chain.segments[self.segment].end;
+        let repartition = if last {
+            chain.segments.get(self.segment + 1).and_then(|s| s.source.as_deref())
+        } else {
+            None
+        };
         let mut next = BatchEncoder::new();
         let label = stage.module.info().version_label();
         let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
-        for (idx, (result, ev)) in results.batch.iter().zip(&events).enumerate() {
+        for (idx, (result, ev)) in results.iter().zip(events).enumerate() {
             let outs = match result {
                 ResultRef::Failed { code, message } => {
-                    let why = match results.traps.get(&idx) {
+                    let why = match traps.get(&idx) {
                         Some(trap) => Why::Trap(trap),
                         None => Why::Failure { code, message },
                     };
@@ -362,7 +820,7 @@ impl Task {
             // An event's outputs all go, or none: check destinations first.
             let bad = outs.iter().find_map(|o| match o.route() {
                 Some(r) if !chain.routes.contains_key(r) => Some(Why::NoRoute(r)),
-                None if last && chain.default_topic.is_none() => Some(Why::NoDefault),
+                None if last && repartition.is_none() && chain.default_topic.is_none() => Some(Why::NoDefault),
                 _ => None,
             });
             if let Some(why) = bad {
@@ -372,10 +830,12 @@ impl Task {
             metrics::add(&counters.outputs, outs.len() as u64);
             for o in outs.iter() {
                 let timestamp = o.timestamp().unwrap_or(ev.timestamp);
-                let topic = match o.route() {
-                    Some(r) => chain.routes.get(r).map(String::as_str),
-                    None if last => chain.default_topic.as_deref(),
-                    None => None,
+                let (topic, partition) = match o.route() {
+                    Some(r) => (chain.routes.get(r).map(String::as_str), None),
+                    // Records without a key all meet in partition 0.
+                    None if repartition.is_some() => (repartition, o.key().is_none().then_some(0)),
+                    None if last => (chain.default_topic.as_deref(), None),
+                    None => (None, None),
                 };
                 match topic {
                     Some(topic) => {
@@ -384,10 +844,12 @@ impl Task {
                         headers.push((MODULE_HEADER, Some(label.as_bytes())));
                         sink.send(&OutRecord {
                             topic,
+                            partition,
                             key: o.key(),
                             value: o.value(),
                             headers: &headers,
                             timestamp,
+                            changelog: false,
                         })?;
                         metrics::add(&chain.metrics.produced, 1);
                     }
@@ -497,10 +959,12 @@ impl Task {
                 ]);
                 sink.send(&OutRecord {
                     topic,
+                    partition: None,
                     key: ev.key,
                     value: ev.value,
                     headers: &headers,
                     timestamp: ev.timestamp,
+                    changelog: false,
                 })?;
                 metrics::add(&counters.dead_lettered, 1);
                 metrics::add(&chain.metrics.produced, 1);

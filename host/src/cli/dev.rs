@@ -83,13 +83,23 @@ impl Dev {
         let cluster = MockCluster::new(1).context("cannot start the embedded broker")?;
         let bootstrap = cluster.bootstrap_servers();
         let partitions = pipeline.dev.partitions.unwrap_or(3);
-        let mut topics: Vec<String> = pipeline.inputs.clone();
-        topics.extend(pipeline.output_topics().into_iter().map(str::to_owned));
-        for t in &topics {
+        let mut topics: Vec<(String, i32)> = pipeline.inputs.iter().map(|t| (t.clone(), partitions)).collect();
+        topics.extend(pipeline.output_topics().into_iter().map(|t| (t.to_owned(), partitions)));
+        // Internal topics too: the mock cluster's admin API is not complete.
+        topics.extend(
+            chain
+                .internal_topics()
+                .into_iter()
+                .map(|t| (t.name, t.partitions.unwrap_or(partitions))),
+        );
+        for (t, n) in &topics {
             cluster
-                .create_topic(t, partitions, 1)
+                .create_topic(t, *n, 1)
                 .with_context(|| format!("cannot create topic {t}"))?;
         }
+        // Nothing of a dev run is durable, state included.
+        let state_dir = std::env::temp_dir().join(format!("weir-dev-{}", std::process::id()));
+        pipeline.state_dir = state_dir.clone();
         pipeline.kafka.insert("bootstrap.servers".into(), bootstrap.clone());
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -172,6 +182,7 @@ impl Dev {
             f.join();
         }
         watcher.join();
+        let _ = std::fs::remove_dir_all(&state_dir);
         let summary = result?;
         println!("weir dev: stopped: {summary}");
         drop(cluster);

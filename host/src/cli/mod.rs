@@ -3,6 +3,7 @@
 
 mod componentize;
 mod dev;
+mod query;
 mod run;
 mod test;
 mod validate;
@@ -38,6 +39,10 @@ pub enum Command {
     Test(test::Test),
     /// Wrap a core WebAssembly module (C, …) as a Weir operator component.
     Componentize(componentize::Componentize),
+    /// Ask a running instance for a key's value in a stateful stage.
+    Query(query::Query),
+    /// Show a running instance's tasks, stores, lag and module versions.
+    Status(query::StatusCmd),
 }
 
 impl Cli {
@@ -49,6 +54,8 @@ impl Cli {
             Command::Validate(c) => c.execute(),
             Command::Test(c) => c.execute(),
             Command::Componentize(c) => c.execute(),
+            Command::Query(c) => c.execute(),
+            Command::Status(c) => c.execute(),
         }
     }
 }

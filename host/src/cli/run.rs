@@ -38,6 +38,11 @@ pub struct Run {
     /// (repeatable), e.g. `--kafka bootstrap.servers=host:9092`.
     #[arg(long = "kafka", value_name = "KEY=VALUE")]
     pub kafka: Vec<String>,
+    /// Where state stores live (default: the pipeline's `state-dir`, else
+    /// `weir-state` in the temp directory). Keep it across restarts: a task
+    /// with local state restores only the changelog tail.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Sandbox limits for the stages' modules.
     #[command(flatten)]
     pub sandbox: SandboxArgs,
@@ -50,6 +55,9 @@ impl Run {
         pipeline
             .kafka
             .extend(super::config_map(&self.kafka).context("--kafka")?);
+        if let Some(dir) = self.state_dir {
+            pipeline.state_dir = dir;
+        }
         let runtime = self.sandbox.runtime()?;
         let chain = Chain::load(&pipeline, &runtime)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -68,7 +76,7 @@ impl Run {
             pipeline.stages.len(),
             admin
                 .as_ref()
-                .map(|a| format!("; admin API at http://{}/ (/metrics, /status)", a.addr()))
+                .map(|a| format!("; admin API at http://{}/ (/metrics, /status, /stores)", a.addr()))
                 .unwrap_or_default()
         );
         let summary = instance.run()?;

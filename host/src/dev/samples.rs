@@ -1,8 +1,9 @@
 //! Sample events for `weir dev`: deterministic, endless, a little dirty
 //! (about 1% of events are malformed, so that error policies have work).
+//! Trades are keyed by symbol and clicks by user, as their producers would.
 
 /// The sample generators by name.
-pub const NAMES: &[&str] = &["trades", "logs", "operations", "sentences"];
+pub const NAMES: &[&str] = &["trades", "logs", "operations", "sentences", "clicks"];
 
 /// One generated record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,11 +28,12 @@ enum Kind {
     Logs,
     Operations,
     Sentences,
+    Clicks,
 }
 
 /// An unknown generator name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown sample {0:?}; expected one of trades, logs, operations, sentences")]
+#[error("unknown sample {0:?}; expected one of trades, logs, operations, sentences, clicks")]
 pub struct UnknownSample(pub String);
 
 impl Samples {
@@ -42,6 +44,7 @@ impl Samples {
             "logs" => Kind::Logs,
             "operations" => Kind::Operations,
             "sentences" => Kind::Sentences,
+            "clicks" => Kind::Clicks,
             other => return Err(UnknownSample(other.to_owned())),
         };
         Ok(Samples {
@@ -73,6 +76,7 @@ const MESSAGES: &[&str] = &[
     "disk full",
     "user logged in",
 ];
+const PAGES: &[&str] = &["/", "/search", "/product", "/cart", "/checkout", "/help"];
 const OPERATIONS: &[&str] = &["payment", "refund", "login", "logout", "audit"];
 const SENTENCES: &[&str] = &[
     "The quick brown fox jumps over the lazy dog.",
@@ -95,14 +99,14 @@ impl Iterator for Samples {
                 let (isin, symbol, base) = STOCKS[r.below(STOCKS.len() as u64) as usize];
                 if dirty {
                     Sample {
-                        key: None,
+                        key: Some(symbol.into()),
                         value: format!(r#"{{"symbol":"{symbol}","type":"quote","bid":{base:.2}}}"#),
                     }
                 } else {
                     let price = base * (1.0 + (r.below(2001) as f64 - 1000.0) / 50_000.0);
                     let quantity = 1 + r.below(500);
                     Sample {
-                        key: None,
+                        key: Some(symbol.into()),
                         value: format!(
                             r#"{{"isinStockCode":"{isin}","symbol":"{symbol}","price":{price:.2},"quantity":{quantity},"type":"trade","seq":{n}}}"#
                         ),
@@ -153,6 +157,22 @@ impl Iterator for Samples {
                 key: Some(format!("s{n}")),
                 value: SENTENCES[r.below(SENTENCES.len() as u64) as usize].into(),
             },
+            Kind::Clicks => {
+                // A few users, each active in bursts: sessions form and end.
+                let user = format!("user-{}", 1 + r.below(12));
+                let page = PAGES[r.below(PAGES.len() as u64) as usize];
+                if dirty {
+                    Sample {
+                        key: None,
+                        value: format!(r#"{{"page":"{page}"}}"#),
+                    }
+                } else {
+                    Sample {
+                        key: Some(user.clone()),
+                        value: format!(r#"{{"user":"{user}","page":"{page}","seq":{n}}}"#),
+                    }
+                }
+            }
         })
     }
 }
@@ -182,7 +202,9 @@ mod tests {
             let samples: Vec<_> = Samples::new(name, 7).unwrap().take(1000).collect();
             // Dirty trades are quotes without an ISIN; other dirty samples are not JSON.
             let clean = |s: &Sample| match serde_json::from_str::<serde_json::Value>(&s.value) {
-                Ok(v) => *name != "trades" || v.get("isinStockCode").is_some(),
+                Ok(v) => {
+                    (*name != "trades" || v.get("isinStockCode").is_some()) && (*name != "clicks" || s.key.is_some())
+                }
                 Err(_) => false,
             };
             let json = samples.iter().filter(|s| clean(s)).count();

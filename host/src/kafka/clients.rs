@@ -1,5 +1,6 @@
 //! librdkafka clients as a pipeline needs them.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub fn consumer_config(pipeline: &Pipeline, instance_id: &str) -> ClientConfig {
         .set("partition.assignment.strategy", "cooperative-sticky")
         // Bounded prefetch: a slow guest slows consumption, not memory.
         .set("queued.max.messages.kbytes", "16384")
+        // Statistics carry the consumer lag the admin API reports.
+        .set("statistics.interval.ms", "5000")
         .set(
             "isolation.level",
             match pipeline.guarantee {
@@ -64,6 +67,13 @@ pub fn transactional_id(pipeline: &Pipeline, instance_id: &str) -> String {
     format!("{}-{instance_id}", pipeline.application_id)
 }
 
+/// The pipeline's `[kafka]` table alone (admin and restore clients).
+pub fn base_config(pipeline: &Pipeline) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    apply_user(&mut c, pipeline);
+    c
+}
+
 fn apply_user(c: &mut ClientConfig, pipeline: &Pipeline) {
     for (k, v) in &pipeline.kafka {
         c.set(k, v);
@@ -72,14 +82,29 @@ fn apply_user(c: &mut ClientConfig, pipeline: &Pipeline) {
 }
 
 /// Producer callbacks: delivery failures are counted so that at-least-once
-/// never commits offsets past a record that did not arrive.
+/// never commits offsets past a record that did not arrive, and the end of
+/// each changelog partition is tracked for store checkpoints.
 #[derive(Default)]
 pub struct ProducerCtx {
     failures: AtomicU64,
     last_failure: Mutex<Option<String>>,
+    changelog_ends: Mutex<HashMap<(String, i32), i64>>,
 }
 
+/// Delivery opaque of a changelog record (others carry 0).
+const CHANGELOG: usize = 1;
+
 impl ProducerCtx {
+    /// The offset after the last changelog record delivered to this
+    /// partition, as far as delivery reports have come in (a lower value is
+    /// safe for a checkpoint: restoring replays a little more).
+    pub fn changelog_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.changelog_ends
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(topic.to_owned(), partition)).copied())
+    }
+
     /// Delivery failures so far.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Acquire)
@@ -94,11 +119,17 @@ impl ProducerCtx {
 impl ClientContext for ProducerCtx {}
 
 impl ProducerContext for ProducerCtx {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        use rdkafka::Message as _;
+        if let (Ok(m), CHANGELOG) = (result, opaque)
+            && let Ok(mut ends) = self.changelog_ends.lock()
+        {
+            let end = ends.entry((m.topic().to_owned(), m.partition())).or_insert(0);
+            *end = (*end).max(m.offset() + 1);
+        }
         if let Err((e, m)) = result {
-            use rdkafka::Message as _;
             let text = format!("delivery to {}[{}] failed: {e}", m.topic(), m.partition());
             tracing::warn!("{text}");
             if let Ok(mut g) = self.last_failure.lock() {
@@ -128,7 +159,13 @@ impl Sink for ProducerSink<'_> {
                 value: *value,
             });
         }
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(r.topic).timestamp(r.timestamp).headers(headers);
+        let opaque = if r.changelog { CHANGELOG } else { 0 };
+        let mut record: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(r.topic, opaque)
+            .timestamp(r.timestamp)
+            .headers(headers);
+        if let Some(p) = r.partition {
+            record = record.partition(p);
+        }
         if let Some(k) = r.key {
             record = record.key(k);
         }

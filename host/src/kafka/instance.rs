@@ -29,10 +29,14 @@ use rdkafka::producer::Producer as _;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::clients::{self, Producer, ProducerCtx, ProducerSink};
-use crate::admin::Status;
+use super::restore::{RestoreError, Restorer};
+use super::topics::{self, TopicError};
+use crate::admin::{Restores, Status, StoreView, Views};
 use crate::codec::BatchEncoder;
 use crate::metrics::{self, Metrics, Snapshot};
 use crate::pipeline::{Guarantee, Pipeline};
+use crate::query::StoreQueries;
+use crate::state::StateError;
 use crate::task::{Chain, Task, TaskError};
 
 /// How an instance runs, beyond its pipeline file.
@@ -129,6 +133,15 @@ pub enum InstanceError {
     /// record could not be produced). Nothing after the last commit is kept.
     #[error(transparent)]
     Task(#[from] TaskError),
+    /// An internal topic could not be created.
+    #[error(transparent)]
+    Topics(#[from] TopicError),
+    /// A state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A store could not be restored from its changelog.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
 }
 
 type TopicPartition = (String, i32);
@@ -149,12 +162,20 @@ struct TxnState {
     rewind: bool,
     /// A fatal error seen inside a callback.
     fatal: Option<InstanceError>,
+    /// Partitions assigned during `poll`; their tasks open (and restore)
+    /// before anything is processed.
+    assigned: Vec<TopicPartition>,
     /// Delivery failures already accounted for (at-least-once).
     failures_seen: u64,
+    /// How the last unit of work ended, until the run loop has applied it
+    /// to the state stores: committed (`true`) or aborted.
+    ended: Option<bool>,
 }
 
 struct Shared {
     producer: Producer,
+    /// Consumer lag per partition, from librdkafka's statistics.
+    lag: Mutex<BTreeMap<TopicPartition, i64>>,
     /// Input partitions assigned now (for the admin API).
     assigned: Arc<Mutex<std::collections::BTreeSet<TopicPartition>>>,
     guarantee: Guarantee,
@@ -218,6 +239,7 @@ impl Shared {
             }
         }
         st.open = false;
+        st.ended = Some(true);
         let pending = std::mem::take(&mut st.pending);
         st.resume.extend(pending);
         metrics::add(&self.metrics.commits, 1);
@@ -239,6 +261,8 @@ impl Shared {
             );
             return self.abort(st);
         }
+        // Everything sent so far, changelogs included, has arrived.
+        st.ended = Some(true);
         if st.pending.is_empty() {
             return Ok(());
         }
@@ -274,6 +298,7 @@ impl Shared {
         }
         st.pending.clear();
         st.rewind = true;
+        st.ended = Some(false);
         metrics::add(&self.metrics.aborts, 1);
         Ok(())
     }
@@ -332,16 +357,38 @@ struct ConsumerCtx {
     shared: Arc<Shared>,
 }
 
-impl ClientContext for ConsumerCtx {}
+impl ClientContext for ConsumerCtx {
+    /// librdkafka's statistics (every `statistics.interval.ms`) carry each
+    /// partition's lag, measured against the end a `read_committed` reader sees.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut lag = BTreeMap::new();
+        for (topic, t) in statistics.topics {
+            for (p, part) in t.partitions {
+                if p >= 0 && part.consumer_lag >= 0 {
+                    lag.insert((topic.clone(), p), part.consumer_lag);
+                }
+            }
+        }
+        if let Ok(mut l) = self.shared.lag.lock() {
+            *l = lag;
+        }
+    }
+}
 
 impl ConsumerContext for ConsumerCtx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
             if let Rebalance::Assign(tpl) = rebalance {
                 tracing::info!(partitions = %describe(tpl), "partitions assigned");
+                let tps: Vec<TopicPartition> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
                 if let Ok(mut a) = self.shared.assigned.lock() {
-                    a.extend(tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
+                    a.extend(tps.iter().cloned());
                 }
+                self.shared.lock().assigned.extend(tps);
             }
             return;
         };
@@ -389,6 +436,13 @@ pub struct Instance {
     options: RunOptions,
     shared: Arc<Shared>,
     consumer: BaseConsumer<ConsumerCtx>,
+    /// Stores live under `<state-dir>/<application>/<instance>/`.
+    state_root: PathBuf,
+    restorer: Option<Restorer>,
+    restores: Arc<Mutex<Restores>>,
+    views: Arc<Mutex<Views>>,
+    queries: Option<Arc<StoreQueries>>,
+    started: Instant,
 }
 
 impl Instance {
@@ -408,6 +462,7 @@ impl Instance {
         .map_err(|e| client_error("producer", e))?;
         let shared = Arc::new(Shared {
             producer,
+            lag: Mutex::default(),
             assigned: Arc::default(),
             guarantee: pipeline.guarantee,
             timeout: options.kafka_timeout,
@@ -459,7 +514,31 @@ impl Instance {
                 .init_transactions(options.kafka_timeout)
                 .map_err(|e| shared.fatal(&e))?;
         }
-        let inputs: Vec<&str> = pipeline.inputs.iter().map(String::as_str).collect();
+        if !chain.internal_topics().is_empty() {
+            topics::ensure(
+                &clients::base_config(pipeline),
+                &metadata,
+                &chain.internal_topics(),
+                topics::input_partitions(&metadata, &pipeline.inputs),
+                options.kafka_timeout,
+            )?;
+        }
+        let restores = Arc::new(Mutex::new(Restores::new()));
+        let restorer = if chain.is_stateful() {
+            let mut config = clients::base_config(pipeline);
+            config.set(
+                "client.id",
+                format!("weir-{}-{}-restore", pipeline.application_id, options.instance_id),
+            );
+            Some(
+                Restorer::new(config, options.kafka_timeout, restores.clone())
+                    .map_err(|e| client_error("restore consumer", e))?,
+            )
+        } else {
+            None
+        };
+        let mut inputs: Vec<&str> = pipeline.inputs.iter().map(String::as_str).collect();
+        inputs.extend(chain.repartition_topics());
         consumer.subscribe(&inputs).map_err(|e| client_error("consumer", e))?;
         tracing::info!(
             application = %pipeline.application_id,
@@ -467,12 +546,22 @@ impl Instance {
             guarantee = %pipeline.guarantee,
             "joined the consumer group"
         );
+        let state_root = pipeline
+            .state_dir
+            .join(&pipeline.application_id)
+            .join(&options.instance_id);
         Ok(Instance {
+            queries: chain.is_stateful().then(|| StoreQueries::new(chain.clone())),
             chain,
             pipeline: pipeline.clone(),
             options,
             shared,
             consumer,
+            state_root,
+            restorer,
+            restores,
+            views: Arc::default(),
+            started: Instant::now(),
         })
     }
 
@@ -496,7 +585,10 @@ impl Instance {
                 .collect(),
             metrics: self.chain.metrics().clone(),
             assigned: self.shared.assigned.clone(),
-            started: Instant::now(),
+            started: self.started,
+            restores: self.restores.clone(),
+            views: self.views.clone(),
+            queries: self.queries.clone().map(|q| q as Arc<dyn crate::admin::Queries>),
         })
     }
 
@@ -526,6 +618,7 @@ impl Instance {
         let mut tasks: HashMap<TopicPartition, Task> = HashMap::new();
         let mut encoder = BatchEncoder::new();
         let mut last_commit = Instant::now();
+        let mut last_views = Instant::now();
         let mut errors = ErrorLog::default();
         loop {
             if self.options.stop.load(Ordering::Relaxed) {
@@ -553,12 +646,18 @@ impl Instance {
                 }
                 next = self.consumer.poll(Duration::ZERO);
             }
-            self.settle(&mut tasks, &mut gathered)?;
+            let assigned = self.settle(&mut tasks, &mut gathered)?;
+            for tp in assigned.iter().chain(gathered.keys()) {
+                if !tasks.contains_key(tp) {
+                    let task = self.open_task(tp)?;
+                    tasks.insert(tp.clone(), task);
+                }
+            }
             if !gathered.is_empty() {
                 self.shared.begin(&mut self.shared.lock())?;
             }
             for (tp, messages) in gathered {
-                let task = tasks.entry(tp.clone()).or_insert_with(|| self.chain.task());
+                let Some(task) = tasks.get_mut(&tp) else { continue };
                 for chunk in messages.chunks(batch_size) {
                     encoder.clear();
                     for m in chunk {
@@ -583,30 +682,168 @@ impl Instance {
                     metrics::add(&self.metrics().consumed, chunk.len() as u64);
                 }
             }
+            self.idle_close(&mut tasks)?;
             if last_commit.elapsed() >= interval {
                 self.shared.commit(&self.consumer, &mut self.shared.lock())?;
+                self.apply_outcome(&mut tasks)?;
                 last_commit = Instant::now();
+            }
+            if last_views.elapsed() >= Duration::from_secs(1) {
+                self.refresh_views(&tasks);
+                last_views = Instant::now();
             }
         }
         self.shared.commit(&self.consumer, &mut self.shared.lock())?;
+        self.apply_outcome(&mut tasks)?;
         Ok(())
     }
 
-    /// Applies what happened inside `poll`: drops tasks of revoked
-    /// partitions, notes where new partitions start, and rewinds after an
-    /// abort (dropping the records gathered since, which will come again).
+    /// A task for a newly seen partition, its stores restored from their
+    /// changelogs (only the tail past the local checkpoint, when there is one).
+    fn open_task(&self, (topic, partition): &TopicPartition) -> Result<Task, InstanceError> {
+        let mut task = self.chain.open_task(topic, *partition, &self.state_root)?;
+        let Some(restorer) = &self.restorer else {
+            return Ok(task);
+        };
+        if task.aggregators().next().is_none() {
+            return Ok(task);
+        }
+        let committed = self.committed_offset(topic, *partition)?;
+        let names = self
+            .chain
+            .stage_names()
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>();
+        for (i, agg) in task.aggregators_mut() {
+            restorer.restore(&names[i], agg.store(), committed)?;
+        }
+        task.reload()?;
+        if let Some(q) = &self.queries {
+            for (i, agg) in task.aggregators() {
+                q.add(i, *partition, agg.store().committed());
+            }
+        }
+        Ok(task)
+    }
+
+    /// The group's committed offset of a partition (`None`: nothing committed yet).
+    fn committed_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, InstanceError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        let got = self
+            .consumer
+            .committed_offsets(tpl, self.options.kafka_timeout)
+            .map_err(|e| InstanceError::Transaction {
+                transactional_id: self.shared.transactional_id.clone(),
+                reason: format!("cannot read the committed offset of {topic}[{partition}]: {e}"),
+            })?;
+        Ok(got.find_partition(topic, partition).and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        }))
+    }
+
+    /// Applies the end of the last unit of work to every store: a commit
+    /// makes the staged writes durable (with each changelog's checkpoint), an
+    /// abort throws them away.
+    fn apply_outcome(&self, tasks: &mut HashMap<TopicPartition, Task>) -> Result<(), InstanceError> {
+        let ended = self.shared.lock().ended.take();
+        match ended {
+            Some(true) => {
+                let ctx = self.shared.producer.context();
+                for task in tasks.values_mut() {
+                    task.commit_state(|cl| ctx.changelog_end(&cl.topic, cl.partition))?;
+                }
+            }
+            Some(false) => {
+                for task in tasks.values_mut() {
+                    task.reload()?;
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Closes windows of quiet partitions (stages with `idle-close`).
+    fn idle_close(&self, tasks: &mut HashMap<TopicPartition, Task>) -> Result<(), InstanceError> {
+        let now = Instant::now();
+        for task in tasks.values_mut() {
+            if !task.idle_due(now) {
+                continue;
+            }
+            self.shared.begin(&mut self.shared.lock())?;
+            let mut sink = ProducerSink {
+                producer: &self.shared.producer,
+            };
+            task.idle_close(now, &mut sink).map_err(|e| self.shared.explain(e))?;
+        }
+        Ok(())
+    }
+
+    /// Refreshes what the admin API shows about stores and lag.
+    fn refresh_views(&self, tasks: &HashMap<TopicPartition, Task>) {
+        let names = self.chain.stage_names();
+        let mut stores = Vec::new();
+        for ((_, partition), task) in tasks {
+            for (i, agg) in task.aggregators() {
+                stores.push(StoreView {
+                    stage: names[i].to_owned(),
+                    partition: *partition,
+                    keys: agg.store().estimated_keys(),
+                    open_windows: agg.open_windows(),
+                    stream_time: agg.stream_time(),
+                    path: agg.store().path().display().to_string(),
+                });
+            }
+        }
+        stores.sort_by(|a, b| (&a.stage, a.partition).cmp(&(&b.stage, b.partition)));
+        let assigned = self.shared.assigned.lock().map(|a| a.clone()).unwrap_or_default();
+        let lag: BTreeMap<TopicPartition, i64> = self
+            .shared
+            .lag
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|(tp, _)| assigned.contains(*tp))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Ok(mut v) = self.views.lock() {
+            *v = Views { stores, lag };
+        }
+    }
+
+    /// Applies what happened inside `poll`: applies a commit or abort that
+    /// the rebalance callback made, drops tasks of revoked partitions, notes
+    /// where new partitions start, and rewinds after an abort (dropping the
+    /// records gathered since, which will come again).
+    /// Returns the partitions assigned since, whose tasks must open.
     fn settle(
         &self,
         tasks: &mut HashMap<TopicPartition, Task>,
         gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>>,
-    ) -> Result<(), InstanceError> {
+    ) -> Result<Vec<TopicPartition>, InstanceError> {
+        self.apply_outcome(tasks)?;
         let mut st = self.shared.lock();
         if let Some(e) = st.fatal.take() {
             return Err(e);
         }
+        let mut assigned = std::mem::take(&mut st.assigned);
         for tp in std::mem::take(&mut st.revoked) {
-            tasks.remove(&tp);
+            if let (Some(task), Some(q)) = (tasks.remove(&tp), &self.queries) {
+                for (i, _) in task.aggregators() {
+                    q.remove(i, tp.1);
+                }
+            }
             gathered.remove(&tp);
+            assigned.retain(|a| *a != tp);
+        }
+        // Stateless tasks cost nothing to open later; stateful ones restore now.
+        if !self.chain.is_stateful() {
+            assigned.clear();
         }
         for (tp, messages) in gathered.iter() {
             if let Some(first) = messages.first() {
@@ -628,7 +865,7 @@ impl Instance {
             }
             tracing::info!(partitions = st.resume.len(), "rewound to the last committed offsets");
         }
-        Ok(())
+        Ok(assigned)
     }
 }
 

@@ -5,8 +5,12 @@
 //!   pipeline's `[kafka]` table, and the producer side of a task ([`clients::ProducerSink`]).
 //! - [`instance`]: one `weir run` process: consumer group membership, one
 //!   task per assigned partition, and the commit protocol of each guarantee.
+//! - [`restore`]: bringing a store up to the end of its changelog.
+//! - [`topics`]: creating the internal repartition and changelog topics.
 
 pub mod clients;
 pub mod instance;
+pub mod restore;
+pub mod topics;
 
 pub use instance::{Instance, InstanceError, RunOptions};

@@ -1,0 +1,624 @@
+//! The `aggregate` stage of one task: keyed folding into a [`Store`], with
+//! optional windows, `update` or `final` emission, lateness, and idle close.
+//!
+//! A batch goes through in three steps:
+//!
+//! 1. **Assign**: each event advances stream time, then goes to its key's
+//!    accumulator, or to each window it falls in (see [`crate::window`]).
+//!    An event whose windows have all closed is *late* and goes to the
+//!    stage's error policy.
+//! 2. **Fold**: one guest `add` call for every (key, window) group of the
+//!    batch (sessions fold event by event, since an event can merge sessions
+//!    through the guest's `merge`). A call that traps is narrowed down to the
+//!    events that cause it.
+//! 3. **Emit and close**: in `update` mode every accumulator the batch
+//!    changed is emitted once; then every window whose close time stream time
+//!    has reached is deleted — and, in `final` mode, emitted just before.
+//!
+//! Every store change is staged (see [`crate::state`]) and written to the
+//! changelog, inside the task's transaction. Changelog records carry
+//! [`INPUT_NEXT`], the input offset after the batch that wrote them; a
+//! restore uses it to skip records of transactions that never committed on
+//! brokers that do not filter them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::codec::{BatchEncoder, EventRef};
+use crate::event::{Failure, Window};
+use crate::pipeline::{Aggregation, Emit};
+use crate::runtime::{Folded, Group, GuestError, GuestFault, Operator};
+use crate::state::keys::{self, Entry};
+use crate::state::{StateError, Store};
+use crate::task::{OutRecord, Sink, SinkError};
+use crate::window::{self, StreamTime, WindowKind, Windowing};
+
+/// Header on changelog records: the input offset after the batch that wrote
+/// the record (decimal).
+pub const INPUT_NEXT: &str = "weir.input.next";
+/// Header on windowed outputs: the window's start, ms (decimal).
+pub const WINDOW_START: &str = "weir.window.start";
+/// Header on windowed outputs: the window's end, ms, exclusive (decimal).
+pub const WINDOW_END: &str = "weir.window.end";
+
+/// Why an input event did not change any accumulator.
+#[derive(Debug, Clone)]
+pub enum Rejection {
+    /// Every window it belongs to had closed.
+    Late {
+        /// The (latest) window it would have gone to.
+        window: Window,
+        /// Stream time when it arrived.
+        stream_time: i64,
+    },
+    /// The guest refused it (`add`, or `merge` for a session it bridged).
+    Failed(Failure),
+    /// The guest trapped on it.
+    Trapped(GuestError),
+}
+
+/// An accumulator to emit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// Its window.
+    pub window: Option<Window>,
+    /// Timestamp of the outputs unless the guest sets one: the latest event
+    /// folded in (`update`), or the window's last millisecond (`final`).
+    pub timestamp: i64,
+    /// The accumulator.
+    pub acc: Vec<u8>,
+}
+
+/// What a batch (or an idle tick) did.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Input events (by index in the batch) that changed nothing.
+    pub rejected: Vec<(usize, Rejection)>,
+    /// Accumulators to emit, in order.
+    pub due: Vec<Due>,
+}
+
+/// The aggregate stage could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    /// The store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A changelog record could not be sent.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// One task's aggregate stage: its store, open windows and stream time.
+pub struct Aggregator {
+    spec: Aggregation,
+    store: Store,
+    /// Open windows by close time, for closing in order.
+    open: BTreeSet<(i64, Vec<u8>)>,
+    stream_time: StreamTime,
+    saved_stream_time: StreamTime,
+    /// Store keys changed since the last changelog flush.
+    touched: BTreeSet<Vec<u8>>,
+    /// When the last input arrived, and from when wall-clock time has already
+    /// been added to stream time (idle close).
+    last_input: Instant,
+    advanced_until: Instant,
+}
+
+impl Aggregator {
+    /// The stage over `store` (already restored).
+    pub fn open(spec: Aggregation, store: Store) -> Result<Aggregator, StateError> {
+        let now = Instant::now();
+        let mut a = Aggregator {
+            spec,
+            store,
+            open: BTreeSet::new(),
+            stream_time: StreamTime::default(),
+            saved_stream_time: StreamTime::default(),
+            touched: BTreeSet::new(),
+            last_input: now,
+            advanced_until: now,
+        };
+        a.reload()?;
+        Ok(a)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The store, to restore into (then call [`Aggregator::reload`]).
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// Stream time, if any event was seen.
+    pub fn stream_time(&self) -> Option<i64> {
+        (self.stream_time != StreamTime::default()).then_some(self.stream_time.0)
+    }
+
+    /// Windows not yet closed.
+    pub fn open_windows(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Re-reads open windows and stream time from the store (after a
+    /// restore, or after an abort threw the staged writes away).
+    pub fn reload(&mut self) -> Result<(), StateError> {
+        self.store.discard();
+        self.touched.clear();
+        self.open.clear();
+        if let Some(w) = self.spec.window {
+            for (k, _) in self.store.scan(&[2])? {
+                if let Some(Entry::Windowed(_, window)) = keys::decode(&k) {
+                    self.open.insert((w.close_time(window), k));
+                }
+            }
+        }
+        let st = self.store.get(&keys::meta(keys::STREAM_TIME))?;
+        self.stream_time = st
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_le_bytes)
+            .map_or_else(StreamTime::default, StreamTime);
+        self.saved_stream_time = self.stream_time;
+        Ok(())
+    }
+
+    /// The transaction committed: apply staged writes.
+    pub fn commit(&mut self, checkpoint: Option<i64>) -> Result<(), StateError> {
+        self.store.commit(checkpoint)
+    }
+
+    /// Folds a batch, sends its store changes to the changelog, and says what
+    /// to emit and which events were rejected.
+    pub fn step(
+        &mut self,
+        op: &mut Operator,
+        events: &[EventRef<'_>],
+        input_next: i64,
+        sink: &mut dyn Sink,
+    ) -> Result<Step, AggregateError> {
+        let mut step = Step::default();
+        if !events.is_empty() {
+            self.last_input = Instant::now();
+            self.advanced_until = self.last_input;
+        }
+        let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
+        match self.spec.window {
+            Some(
+                w @ Windowing {
+                    kind: WindowKind::Session { gap },
+                    ..
+                },
+            ) => self.fold_sessions(op, w, gap, events, &mut step, &mut latest)?,
+            window => self.fold_fixed(op, window, events, &mut step, &mut latest)?,
+        }
+        if self.spec.emit == Emit::Update {
+            for (k, ts) in &latest {
+                if let (Some(acc), Some((key, window))) = (self.store.get(k)?, split(k)) {
+                    step.due.push(Due {
+                        key,
+                        window,
+                        timestamp: *ts,
+                        acc,
+                    });
+                }
+            }
+            // Emission in event-time order (then key), as records would go:
+            // downstream stream time then moves forward through a batch.
+            step.due
+                .sort_by(|a, b| (a.timestamp, &a.key, a.window).cmp(&(b.timestamp, &b.key, b.window)));
+        }
+        self.close(self.stream_time.0, &mut step)?;
+        self.flush(input_next, sink)?;
+        Ok(step)
+    }
+
+    /// When the stage closes windows on wall-clock time (`idle-close`) and
+    /// the partition has been quiet long enough for a window to close: the
+    /// stream time it would advance to.
+    pub fn idle_due(&self, now: Instant) -> Option<i64> {
+        let idle = self.spec.idle_close?;
+        let st = self.stream_time()?;
+        let from = (self.last_input + idle).max(self.advanced_until);
+        let quiet = now.checked_duration_since(from).filter(|d| !d.is_zero())?;
+        let advanced = st.saturating_add(millis(quiet));
+        let (first_close, _) = self.open.first()?;
+        (*first_close <= advanced).then_some(advanced)
+    }
+
+    /// Advances stream time on the wall clock (see [`Aggregator::idle_due`])
+    /// and closes what that closes.
+    pub fn idle_close(
+        &mut self,
+        now: Instant,
+        stream_time: i64,
+        input_next: i64,
+        sink: &mut dyn Sink,
+    ) -> Result<Step, AggregateError> {
+        self.advanced_until = now;
+        self.stream_time.observe(stream_time);
+        let mut step = Step::default();
+        self.close(self.stream_time.0, &mut step)?;
+        self.flush(input_next, sink)?;
+        Ok(step)
+    }
+
+    fn fold_fixed(
+        &mut self,
+        op: &mut Operator,
+        windowing: Option<Windowing>,
+        events: &[EventRef<'_>],
+        step: &mut Step,
+        latest: &mut HashMap<Vec<u8>, i64>,
+    ) -> Result<(), AggregateError> {
+        struct Build {
+            store_key: Vec<u8>,
+            window: Option<Window>,
+            members: Vec<usize>,
+        }
+        let mut builds: Vec<Build> = Vec::new();
+        let mut at: HashMap<Vec<u8>, usize> = HashMap::new();
+        for (i, ev) in events.iter().enumerate() {
+            self.stream_time.observe(ev.timestamp);
+            let targets: Vec<(Vec<u8>, Option<Window>)> = match windowing {
+                None => vec![(keys::plain(ev.key), None)],
+                Some(w) => {
+                    let all = w.windows_for(ev.timestamp);
+                    let open: Vec<_> = all
+                        .iter()
+                        .filter(|win| !w.is_late(**win, self.stream_time.0))
+                        .map(|win| (keys::windowed(ev.key, *win), Some(*win)))
+                        .collect();
+                    if open.is_empty() {
+                        let window = all.last().copied().unwrap_or(Window {
+                            start: ev.timestamp,
+                            end: ev.timestamp.saturating_add(1),
+                        });
+                        step.rejected.push((
+                            i,
+                            Rejection::Late {
+                                window,
+                                stream_time: self.stream_time.0,
+                            },
+                        ));
+                        continue;
+                    }
+                    open
+                }
+            };
+            for (store_key, window) in targets {
+                let b = *at.entry(store_key.clone()).or_insert_with(|| {
+                    builds.push(Build {
+                        store_key,
+                        window,
+                        members: Vec::new(),
+                    });
+                    builds.len() - 1
+                });
+                builds[b].members.push(i);
+            }
+        }
+        let mut groups = Vec::with_capacity(builds.len());
+        for b in &builds {
+            let first = &events[b.members[0]];
+            groups.push(Group {
+                key: first.key.map(<[u8]>::to_vec),
+                window: b.window,
+                acc: self.store.get(&b.store_key)?,
+                events: encode(events, &b.members),
+            });
+        }
+        let outcomes = fold(
+            op,
+            groups,
+            events,
+            &builds.iter().map(|b| b.members.clone()).collect::<Vec<_>>(),
+        );
+        let mut failed: BTreeSet<usize> = BTreeSet::new();
+        for (b, outcome) in builds.into_iter().zip(outcomes) {
+            for (j, why) in outcome.failures {
+                let i = b.members[j];
+                if failed.insert(i) {
+                    step.rejected.push((i, why));
+                }
+            }
+            let Some(acc) = outcome.acc.filter(|_| outcome.changed) else {
+                continue;
+            };
+            let ts = b.members.iter().map(|&i| events[i].timestamp).max().unwrap_or(0);
+            if let (Some(w), Some(window)) = (windowing, b.window) {
+                self.open.insert((w.close_time(window), b.store_key.clone()));
+            }
+            latest.insert(b.store_key.clone(), ts);
+            self.put(b.store_key, Some(acc));
+        }
+        Ok(())
+    }
+
+    fn fold_sessions(
+        &mut self,
+        op: &mut Operator,
+        w: Windowing,
+        gap: i64,
+        events: &[EventRef<'_>],
+        step: &mut Step,
+        latest: &mut HashMap<Vec<u8>, i64>,
+    ) -> Result<(), AggregateError> {
+        let mut sessions: HashMap<Option<Vec<u8>>, Vec<Window>> = HashMap::new();
+        for (i, ev) in events.iter().enumerate() {
+            self.stream_time.observe(ev.timestamp);
+            let key = ev.key.map(<[u8]>::to_vec);
+            if !sessions.contains_key(&key) {
+                let mut known = Vec::new();
+                for (k, _) in self.store.scan(&keys::windows_of(ev.key))? {
+                    if let Some(Entry::Windowed(_, window)) = keys::decode(&k) {
+                        known.push(window);
+                    }
+                }
+                sessions.insert(key.clone(), known);
+            }
+            let known = sessions.get_mut(&key).map(std::mem::take).unwrap_or_default();
+            let plan = window::session_for(&known, ev.timestamp, gap);
+            let outcome = if w.is_late(plan.window, self.stream_time.0) {
+                Err(Rejection::Late {
+                    window: plan.window,
+                    stream_time: self.stream_time.0,
+                })
+            } else {
+                self.fold_into_session(op, ev, &plan, events, i)
+            };
+            let mut known = known;
+            match outcome {
+                Err(why) => step.rejected.push((i, why)),
+                Ok(acc) => {
+                    for m in &plan.merged {
+                        let k = keys::windowed(ev.key, *m);
+                        self.open.remove(&(w.close_time(*m), k.clone()));
+                        latest.remove(&k);
+                        self.put(k, None);
+                    }
+                    known.retain(|s| !plan.merged.contains(s));
+                    known.push(plan.window);
+                    let k = keys::windowed(ev.key, plan.window);
+                    self.open.insert((w.close_time(plan.window), k.clone()));
+                    let ts = latest.get(&k).copied().unwrap_or(i64::MIN).max(ev.timestamp);
+                    latest.insert(k.clone(), ts);
+                    self.put(k, Some(acc));
+                }
+            }
+            sessions.insert(key, known);
+        }
+        Ok(())
+    }
+
+    /// Merges the sessions an event bridges (oldest first) and folds the
+    /// event into the result.
+    fn fold_into_session(
+        &mut self,
+        op: &mut Operator,
+        ev: &EventRef<'_>,
+        plan: &window::SessionPlan,
+        events: &[EventRef<'_>],
+        i: usize,
+    ) -> Result<Vec<u8>, Rejection> {
+        let mut acc: Option<Vec<u8>> = None;
+        for m in &plan.merged {
+            let next = self
+                .store
+                .get(&keys::windowed(ev.key, *m))
+                .map_err(|e| Rejection::Failed(Failure::new("state", e.to_string())))?;
+            acc = match (acc, next) {
+                (None, b) => b,
+                (a, None) => a,
+                (Some(a), Some(b)) => match op.merge(ev.key, &a, &b) {
+                    Ok(Ok(merged)) => Some(merged),
+                    Ok(Err(f)) => return Err(Rejection::Failed(f)),
+                    Err(e) => return Err(Rejection::Trapped(e)),
+                },
+            };
+        }
+        let group = Group {
+            key: ev.key.map(<[u8]>::to_vec),
+            window: Some(plan.window),
+            acc,
+            events: encode(events, &[i]),
+        };
+        match op.add(vec![group]) {
+            Ok(mut folded) => match folded.pop() {
+                Some(Folded { failures, .. }) if !failures.is_empty() => {
+                    let f = failures.into_iter().next().map(|(_, f)| f);
+                    Err(Rejection::Failed(f.unwrap_or_else(|| Failure::new("failed", ""))))
+                }
+                Some(f) => Ok(f.acc),
+                None => Err(Rejection::Failed(Failure::new("bad-result", "add returned nothing"))),
+            },
+            Err(e) => Err(Rejection::Trapped(e)),
+        }
+    }
+
+    /// Deletes every window whose close time `stream_time` has reached,
+    /// emitting it first in `final` mode.
+    fn close(&mut self, stream_time: i64, step: &mut Step) -> Result<(), AggregateError> {
+        while let Some((close, _)) = self.open.first() {
+            if *close > stream_time {
+                break;
+            }
+            let Some((_, k)) = self.open.pop_first() else { break };
+            if self.spec.emit == Emit::Final
+                && let (Some(acc), Some((key, Some(window)))) = (self.store.get(&k)?, split(&k))
+            {
+                step.due.push(Due {
+                    key,
+                    window: Some(window),
+                    timestamp: window.end - 1,
+                    acc,
+                });
+            }
+            self.put(k, None);
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, k: Vec<u8>, v: Option<Vec<u8>>) {
+        self.touched.insert(k.clone());
+        self.store.stage(k, v);
+    }
+
+    /// Sends every changed entry (and stream time, if it moved) to the changelog.
+    fn flush(&mut self, input_next: i64, sink: &mut dyn Sink) -> Result<(), AggregateError> {
+        if self.stream_time != self.saved_stream_time {
+            self.saved_stream_time = self.stream_time;
+            self.put(
+                keys::meta(keys::STREAM_TIME),
+                Some(self.stream_time.0.to_le_bytes().to_vec()),
+            );
+        }
+        let next = input_next.to_string();
+        let headers = [(INPUT_NEXT, Some(next.as_bytes()))];
+        let changelog = self.store.changelog().clone();
+        for k in std::mem::take(&mut self.touched) {
+            let value = self.store.get(&k)?;
+            sink.send(&OutRecord {
+                topic: &changelog.topic,
+                partition: Some(changelog.partition),
+                key: Some(&k),
+                value: value.as_deref(),
+                headers: &headers,
+                timestamp: self.stream_time.0.max(0),
+                changelog: true,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A store key's record key and window.
+fn split(k: &[u8]) -> Option<(Option<Vec<u8>>, Option<Window>)> {
+    match keys::decode(k)? {
+        Entry::Plain(key) => Some((key, None)),
+        Entry::Windowed(key, w) => Some((key, Some(w))),
+        Entry::Meta(_) => None,
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Encodes some events of a batch as an `event-batch`.
+fn encode(events: &[EventRef<'_>], members: &[usize]) -> Vec<u8> {
+    let mut enc = BatchEncoder::new();
+    for &i in members {
+        let e = &events[i];
+        enc.push(e.timestamp, e.topic, e.partition, e.offset, e.key, e.value, e.headers());
+    }
+    enc.as_bytes().to_vec()
+}
+
+/// What folding one group did.
+struct Outcome {
+    /// The accumulator after it (`None`: none existed and nothing folded).
+    acc: Option<Vec<u8>>,
+    /// At least one event went in.
+    changed: bool,
+    /// Events (index within the group) that did not.
+    failures: Vec<(usize, Rejection)>,
+}
+
+/// Folds groups with one `add` call. When the call traps, each group is
+/// retried alone, and a group that still traps is folded event by event, so
+/// that only the events that trap are rejected (operators are deterministic).
+fn fold(op: &mut Operator, groups: Vec<Group>, events: &[EventRef<'_>], members: &[Vec<usize>]) -> Vec<Outcome> {
+    let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
+    match op.add(groups.clone()) {
+        Ok(folded) => return folded.into_iter().zip(sizes).map(|(f, n)| outcome(f, n)).collect(),
+        Err(e) if matches!(e.fault, GuestFault::Instantiate(_)) => {
+            return sizes.iter().map(|&n| all_trapped(n, &e)).collect();
+        }
+        Err(_) => {}
+    }
+    groups
+        .into_iter()
+        .zip(members)
+        .map(|(g, members)| match op.add(vec![g.clone()]) {
+            Ok(mut f) => f
+                .pop()
+                .map_or_else(|| all_trapped_text(members.len()), |f| outcome(f, members.len())),
+            Err(e) if matches!(e.fault, GuestFault::Instantiate(_)) => all_trapped(members.len(), &e),
+            Err(_) => one_by_one(op, g, events, members),
+        })
+        .collect()
+}
+
+fn one_by_one(op: &mut Operator, g: Group, events: &[EventRef<'_>], members: &[usize]) -> Outcome {
+    let mut acc = g.acc.clone();
+    let mut changed = false;
+    let mut failures = Vec::new();
+    for (j, &i) in members.iter().enumerate() {
+        let single = Group {
+            key: g.key.clone(),
+            window: g.window,
+            acc: acc.clone(),
+            events: encode(events, &[i]),
+        };
+        match op.add(vec![single]) {
+            Ok(mut f) => match f.pop() {
+                Some(f) if f.failures.is_empty() => {
+                    acc = Some(f.acc);
+                    changed = true;
+                }
+                Some(mut f) => failures.push((j, Rejection::Failed(f.failures.remove(0).1))),
+                None => failures.push((j, Rejection::Failed(Failure::new("bad-result", "add returned nothing")))),
+            },
+            Err(e) => failures.push((j, Rejection::Trapped(e))),
+        }
+    }
+    Outcome { acc, changed, failures }
+}
+
+fn outcome(f: Folded, n: usize) -> Outcome {
+    let failures: Vec<(usize, Rejection)> = f
+        .failures
+        .into_iter()
+        .map(|(j, why)| (j as usize, Rejection::Failed(why)))
+        .collect();
+    Outcome {
+        changed: failures.len() < n,
+        acc: Some(f.acc),
+        failures,
+    }
+}
+
+fn all_trapped(n: usize, e: &GuestError) -> Outcome {
+    Outcome {
+        acc: None,
+        changed: false,
+        failures: (0..n).map(|j| (j, Rejection::Trapped(e.clone()))).collect(),
+    }
+}
+
+fn all_trapped_text(n: usize) -> Outcome {
+    Outcome {
+        acc: None,
+        changed: false,
+        failures: (0..n)
+            .map(|j| (j, Rejection::Failed(Failure::new("bad-result", "add returned nothing"))))
+            .collect(),
+    }
+}
+
+/// Open windows by key, for queries: every window of `key` in a store whose
+/// start is in `[from, to)`.
+pub fn windows_in(entries: &[(Vec<u8>, Vec<u8>)], from: i64, to: i64) -> Vec<(Window, Vec<u8>)> {
+    entries
+        .iter()
+        .filter_map(|(k, v)| match keys::decode(k) {
+            Some(Entry::Windowed(_, w)) if w.start >= from && w.start < to => Some((w, v.clone())),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,156 @@
+//! How store entries are keyed. The same bytes key the changelog records.
+//!
+//! ```text
+//! meta      := 0x00 name                       (checkpoint, stream time)
+//! plain     := 0x01 rkey                       (unwindowed accumulator)
+//! windowed  := 0x02 rkey start end             (one window of a key)
+//! rkey      := 0x00                            (no key)
+//!            | 0x01 u32be len, bytes           (a key)
+//! start/end := i64 big-endian with the sign bit flipped, so that byte
+//!              order is numeric order
+//! ```
+//!
+//! A key's windows are contiguous and sorted by start, so "the windows of a
+//! key" and "its sessions" are prefix scans.
+
+use crate::event::Window;
+
+/// Meta entry: the changelog offset local state is complete up to (local
+/// only, never in the changelog).
+pub const CHECKPOINT: &str = "checkpoint";
+/// Meta entry: the task's stream time (changelogged, so that lateness and
+/// `final` emission survive a restore).
+pub const STREAM_TIME: &str = "stream-time";
+
+const META: u8 = 0;
+const PLAIN: u8 = 1;
+const WINDOWED: u8 = 2;
+
+/// What a store key names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Bookkeeping.
+    Meta(String),
+    /// A key's accumulator.
+    Plain(Option<Vec<u8>>),
+    /// A key's accumulator in one window.
+    Windowed(Option<Vec<u8>>, Window),
+}
+
+/// The key of a meta entry.
+pub fn meta(name: &str) -> Vec<u8> {
+    let mut k = vec![META];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The key of an unwindowed accumulator.
+pub fn plain(key: Option<&[u8]>) -> Vec<u8> {
+    let mut k = vec![PLAIN];
+    record_key(&mut k, key);
+    k
+}
+
+/// The prefix of every window of `key`.
+pub fn windows_of(key: Option<&[u8]>) -> Vec<u8> {
+    let mut k = vec![WINDOWED];
+    record_key(&mut k, key);
+    k
+}
+
+/// The key of one window's accumulator.
+pub fn windowed(key: Option<&[u8]>, window: Window) -> Vec<u8> {
+    let mut k = windows_of(key);
+    k.extend_from_slice(&ordered(window.start));
+    k.extend_from_slice(&ordered(window.end));
+    k
+}
+
+/// Reads a store key back; `None` for bytes no store writes.
+pub fn decode(bytes: &[u8]) -> Option<Entry> {
+    let (&tag, rest) = bytes.split_first()?;
+    match tag {
+        META => Some(Entry::Meta(String::from_utf8(rest.to_vec()).ok()?)),
+        PLAIN => {
+            let (key, rest) = read_record_key(rest)?;
+            rest.is_empty().then_some(Entry::Plain(key))
+        }
+        WINDOWED => {
+            let (key, rest) = read_record_key(rest)?;
+            if rest.len() != 16 {
+                return None;
+            }
+            let start = from_ordered(rest[..8].try_into().ok()?);
+            let end = from_ordered(rest[8..].try_into().ok()?);
+            Some(Entry::Windowed(key, Window { start, end }))
+        }
+        _ => None,
+    }
+}
+
+fn record_key(k: &mut Vec<u8>, key: Option<&[u8]>) {
+    match key {
+        None => k.push(0),
+        Some(key) => {
+            k.push(1);
+            k.extend_from_slice(&(key.len() as u32).to_be_bytes());
+            k.extend_from_slice(key);
+        }
+    }
+}
+
+fn read_record_key(b: &[u8]) -> Option<(Option<Vec<u8>>, &[u8])> {
+    let (&tag, rest) = b.split_first()?;
+    match tag {
+        0 => Some((None, rest)),
+        1 => {
+            let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+            let key = rest.get(4..4 + len)?;
+            Some((Some(key.to_vec()), &rest[4 + len..]))
+        }
+        _ => None,
+    }
+}
+
+fn ordered(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn from_ordered(b: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(b) ^ (1 << 63)) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let w = Window { start: -5, end: 2000 };
+        for key in [None, Some(&b""[..]), Some(&b"AAPL"[..])] {
+            assert_eq!(decode(&plain(key)), Some(Entry::Plain(key.map(<[u8]>::to_vec))));
+            assert_eq!(
+                decode(&windowed(key, w)),
+                Some(Entry::Windowed(key.map(<[u8]>::to_vec), w))
+            );
+        }
+        assert_eq!(decode(&meta(STREAM_TIME)), Some(Entry::Meta(STREAM_TIME.into())));
+        assert_eq!(decode(&[9, 1]), None);
+        assert_eq!(decode(&[PLAIN, 1, 0, 0, 0, 9]), None, "length past the end");
+    }
+
+    #[test]
+    fn a_keys_windows_sort_by_start_under_its_prefix() {
+        let at = |s| windowed(Some(b"k"), Window { start: s, end: s + 10 });
+        let mut ks = vec![
+            at(20),
+            at(-10),
+            at(0),
+            windowed(Some(b"kk"), Window { start: 0, end: 1 }),
+        ];
+        ks.sort();
+        assert_eq!(&ks[..3], &[at(-10), at(0), at(20)]);
+        let prefix = windows_of(Some(b"k"));
+        assert_eq!(ks.iter().filter(|k| k.starts_with(&prefix)).count(), 3, "kk is not k");
+    }
+}

@@ -1,0 +1,924 @@
+//! Stateful pipelines against a real Kafka-protocol broker: the example
+//! pipelines of `guest-examples/pipelines/` (windows, emit modes, late
+//! events, sessions, repartitioning, a two-stage top 10), each compared with
+//! a plain reference implementation in this file; SIGKILL crash tests with
+//! exact output and state; scale-out with takeover; interactive queries.
+//!
+//! The test broker (nisshi) has no aborted-transaction index: consumers —
+//! Weir's own consumer of a repartition topic included — also see records of
+//! aborted transactions. Single-segment pipelines are unaffected (Weir's
+//! restore skips aborted changelog records by their input offset; outputs are
+//! checked with the raw committed reader). For the multi-stage crash test the
+//! broker can only prove what the first segment committed; see
+//! `word_count_across_sigkill`. With `WEIR_TEST_BOOTSTRAP` set to a real
+//! Kafka broker the same test asserts exact counts.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::kafka::{In, WeirProcess, broker, committed, create_topic, produce, producer, send, unique, wait_for};
+use support::{guests, repo, weir};
+use weir_test_harness::committed::CommittedRecord;
+
+const EXIT_WAIT: Duration = Duration::from_secs(60);
+const DAY: i64 = 86_400_000;
+/// 2026-01-05T00:00:00Z: event times start at a day boundary.
+const T0: i64 = 1_767_571_200_000;
+
+/// One long-running test at a time: on two cores they would measure each other.
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An example pipeline from `guest-examples/pipelines/`, made to run on the
+/// test broker: the application id is `app`, quoted topic names are
+/// replaced (`"trades"` → a unique topic), module paths point at the built
+/// components, `[kafka]` and `[dev]` are replaced, and `extra` top-level keys
+/// are added.
+fn example(dir: &Path, name: &str, app: &str, names: &[(&str, &str)], extra: &str) -> PathBuf {
+    let _ = guests();
+    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines").join(name)).expect("example pipeline");
+    let body = text.split("\n[kafka]").next().expect("a body");
+    let body: String = body
+        .lines()
+        .map(|l| {
+            if l.starts_with("application-id") {
+                format!("application-id = \"{app}\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let mut body = body.replace(
+        "module = \"../dist/",
+        &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
+    );
+    for (from, to) in names {
+        body = body.replace(&format!("\"{from}\""), &format!("\"{to}\""));
+    }
+    let path = dir.join(name);
+    let state = dir.join("state");
+    let text = format!(
+        "{extra}\nstate-dir = \"{}\"\n{body}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
+         \"session.timeout.ms\" = 6000\n",
+        state.display(),
+        broker().bootstrap
+    );
+    std::fs::write(&path, text).expect("write the pipeline");
+    path
+}
+
+/// The admin address a `weir run` printed.
+fn admin_addr(w: &mut WeirProcess) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(w.running(), "weir exited:\n{}", w.log_text());
+        let log = w.log_text();
+        if let Some(addr) = log
+            .split("admin API at http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+        {
+            return addr.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no admin address in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `weir query` against a running instance.
+fn query(addr: &str, stage: &str, key: &str) -> Value {
+    let out = weir()
+        .args(["query", "--admin", addr, stage, key])
+        .output()
+        .expect("run weir query");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("weir query printed no JSON ({e}): {text}"))
+}
+
+/// The last value of each (key, window start) in output records, in log order.
+fn last_by_key_window(records: &[CommittedRecord]) -> BTreeMap<(String, i64), Value> {
+    let mut sorted: Vec<&CommittedRecord> = records.iter().collect();
+    sorted.sort_by_key(|r| (r.partition, r.offset));
+    let mut out = BTreeMap::new();
+    for r in sorted {
+        let key = String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned();
+        let start = header_i64(r, "weir.window.start").unwrap_or(i64::MIN);
+        let value = serde_json::from_str(r.value_str().unwrap_or("null")).unwrap_or(Value::Null);
+        out.insert((key, start), norm(value));
+    }
+    out
+}
+
+/// JSON with every float rounded to 1e-6: serde_json's default parser may
+/// read the guest's shortest float text one ulp away from the reference.
+fn norm(v: Value) -> Value {
+    match v {
+        Value::Number(n) if n.is_f64() => json!((n.as_f64().unwrap_or(0.0) * 1e6).round() / 1e6),
+        Value::Array(a) => Value::Array(a.into_iter().map(norm).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, norm(v))).collect()),
+        other => other,
+    }
+}
+
+fn header_i64(r: &CommittedRecord, name: &str) -> Option<i64> {
+    r.header(name)
+        .flatten()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A seeded xorshift, for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn kill_rng() -> Rng {
+    let seed = std::env::var("WEIR_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("kill-time seed: {seed} (WEIR_TEST_SEED={seed} replays it)");
+    Rng(seed | 1)
+}
+
+// ---------------------------------------------------------------------------
+// Daily statistics: tumbling days with grace, out-of-order and late events.
+
+const SYMBOLS: &[&str] = &["AAPL", "MSFT", "SAP", "ASML", "NVDA"];
+
+struct Trade {
+    symbol: &'static str,
+    partition: i32,
+    ts: i64,
+    cents: i64,
+    seq: usize,
+}
+
+impl Trade {
+    fn json(&self) -> String {
+        format!(
+            r#"{{"symbol":"{}","price":{}.{:02},"seq":{}}}"#,
+            self.symbol,
+            self.cents / 100,
+            self.cents % 100,
+            self.seq
+        )
+    }
+}
+
+/// Three days of trades: mostly in order, every 7th up to 50 min early
+/// (inside the 1 h grace), every 23rd 5 h early (late once its day has
+/// closed).
+fn daily_trades(n: usize) -> Vec<Trade> {
+    let mut rng = Rng(99);
+    (0..n)
+        .map(|seq| {
+            let s = rng.below(SYMBOLS.len() as u64) as usize;
+            let mut ts = T0 + (seq as i64) * (3 * DAY / n as i64);
+            if seq % 7 == 3 {
+                ts -= 50 * 60_000;
+            }
+            if seq % 23 == 5 {
+                ts -= 5 * 3_600_000;
+            }
+            Trade {
+                symbol: SYMBOLS[s],
+                partition: (s % 2) as i32,
+                ts,
+                cents: 10_000 + rng.below(5_000) as i64,
+                seq,
+            }
+        })
+        .collect()
+}
+
+/// What Kafka Streams semantics give: per partition in order, stream time is
+/// the largest timestamp seen (this event included); an event whose day
+/// ended more than the grace before stream time is late.
+fn daily_reference(trades: &[Trade], grace: i64) -> (BTreeMap<(String, i64), Value>, Vec<usize>) {
+    let mut st: HashMap<i32, i64> = HashMap::new();
+    let mut acc: BTreeMap<(String, i64), (i64, i64, u64)> = BTreeMap::new();
+    let mut late = Vec::new();
+    for t in trades {
+        let s = st.entry(t.partition).or_insert(i64::MIN);
+        *s = (*s).max(t.ts);
+        let start = t.ts - t.ts.rem_euclid(DAY);
+        if start + DAY + grace <= *s {
+            late.push(t.seq);
+            continue;
+        }
+        let a = acc.entry((t.symbol.to_owned(), start)).or_insert((i64::MAX, 0, 0));
+        a.0 = a.0.min(t.cents);
+        a.1 += t.cents;
+        a.2 += 1;
+    }
+    let stats = acc
+        .into_iter()
+        .map(|(k, (min, sum, count))| {
+            (
+                k,
+                norm(json!({"min": min as f64 / 100.0, "avg": sum as f64 / count as f64 / 100.0, "count": count})),
+            )
+        })
+        .collect();
+    (stats, late)
+}
+
+/// The daily-stats example: the last update of every (symbol, day) equals
+/// the reference; late trades are dead-lettered with the reason, counted in
+/// /metrics, and change nothing; the open days can be queried.
+#[test]
+fn daily_stats_with_out_of_order_and_late_trades() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, late_topic) = (unique("trades"), unique("daily"), unique("late"));
+    create_topic(&input, 2);
+    create_topic(&output, 2);
+    create_topic(&late_topic, 1);
+    let file = example(
+        dir.path(),
+        "daily-stats.toml",
+        &unique("daily-stats"),
+        &[
+            ("trades", &input),
+            ("daily-stats", &output),
+            ("trades-late", &late_topic),
+        ],
+        "",
+    );
+    let trades = daily_trades(3000);
+    let (want, late) = daily_reference(&trades, 3_600_000);
+    assert!(late.len() > 20, "the data must have late trades: {}", late.len());
+    let records: Vec<In> = trades
+        .iter()
+        .map(|t| In {
+            key: Some(t.symbol.as_bytes().to_vec()),
+            timestamp: Some(t.ts),
+            partition: Some(t.partition),
+            ..In::value(t.json())
+        })
+        .collect();
+    produce(&input, &records);
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let addr = admin_addr(&mut w);
+    let dead = wait_for(&late_topic, late.len(), Duration::from_secs(120));
+    let mut got_late: Vec<usize> = dead
+        .iter()
+        .map(|r| {
+            assert_eq!(r.header("weir.error.code"), Some(Some(&b"late"[..])), "{r:?}");
+            let v: Value = serde_json::from_str(r.value_str().unwrap()).unwrap();
+            v["seq"].as_u64().unwrap() as usize
+        })
+        .collect();
+    got_late.sort_unstable();
+    assert_eq!(got_late, late, "dead-lettered trades are exactly the late ones");
+    // Updates keep coming until every window has its final value.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let got = last_by_key_window(&committed(&output));
+        if got == want || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(got.len(), want.len(), "one series per symbol and day");
+    for (k, v) in &want {
+        assert_eq!(got.get(k), Some(v), "stats of {k:?}");
+    }
+    // Open windows (the last day, not yet past end + grace) are queryable.
+    let q = query(&addr, "stats", "SAP");
+    let windows = q["windows"].as_array().unwrap_or_else(|| panic!("{q}"));
+    assert!(!windows.is_empty(), "{q}");
+    for win in windows {
+        let start = win["window"]["start"].as_i64().unwrap();
+        let shown: Value = norm(serde_json::from_str(win["outputs"][0]["value"].as_str().unwrap()).unwrap());
+        assert_eq!(Some(&shown), want.get(&("SAP".to_owned(), start)), "{q}");
+    }
+    let metrics = http_get(&addr, "/metrics");
+    assert!(
+        metrics.contains(&format!("stage=\"stats\"}} {}", late.len())) && metrics.contains("weir_stage_late_total"),
+        "{metrics}"
+    );
+    let status = http_get(&addr, "/status");
+    assert!(
+        status.contains("\"stores\"") && status.contains("\"restores\""),
+        "{status}"
+    );
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the admin API");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+// ---------------------------------------------------------------------------
+// Sessions under SIGKILL.
+
+struct Click {
+    user: String,
+    partition: i32,
+    ts: i64,
+}
+
+/// One click per second of event time by a random one of 40 users: a user's
+/// sessions end after 30 s without a click.
+fn clicks(n: usize) -> Vec<Click> {
+    let mut rng = Rng(7);
+    (0..n)
+        .map(|i| {
+            let u = rng.below(40);
+            Click {
+                user: format!("user-{u:02}"),
+                partition: (u % 3) as i32,
+                ts: T0 + i as i64 * 1000,
+            }
+        })
+        .collect()
+}
+
+/// Sessions per user (gap 30 s, grace 0) and which have closed at the end:
+/// those whose last click + 1 ms + gap is at or before their partition's
+/// stream time.
+fn session_reference(clicks: &[Click], gap: i64) -> (Vec<Value>, BTreeMap<String, Value>) {
+    let mut sessions: BTreeMap<String, Vec<(i64, i64, u64)>> = BTreeMap::new();
+    let mut st: HashMap<i32, i64> = HashMap::new();
+    for c in clicks {
+        let s = st.entry(c.partition).or_insert(i64::MIN);
+        *s = (*s).max(c.ts);
+        let list = sessions.entry(c.user.clone()).or_default();
+        match list.last_mut() {
+            Some(last) if c.ts - last.1 <= gap => {
+                last.1 = c.ts;
+                last.2 += 1;
+            }
+            _ => list.push((c.ts, c.ts, 1)),
+        }
+    }
+    let mut closed = Vec::new();
+    let mut open = BTreeMap::new();
+    for (user, list) in sessions {
+        let p = clicks.iter().find(|c| c.user == user).map_or(0, |c| c.partition);
+        for (first, last, n) in list {
+            let v = json!({"user": user, "start": first, "end": last + 1, "events": n});
+            if last + 1 + gap <= st[&p] {
+                closed.push(v);
+            } else {
+                open.insert(user.clone(), v);
+            }
+        }
+    }
+    closed.sort_by_key(|v| v.to_string());
+    (closed, open)
+}
+
+fn values_json(records: &[CommittedRecord]) -> Vec<Value> {
+    let mut v: Vec<Value> = records
+        .iter()
+        .map(|r| serde_json::from_str(r.value_str().unwrap_or("null")).unwrap_or(Value::Null))
+        .collect();
+    v.sort_by_key(|v| v.to_string());
+    v
+}
+
+/// The sessions example under five random SIGKILLs while clicks flow: every
+/// closed session is emitted exactly once and equals the reference, and the
+/// open sessions in the stores (queried) are exact too. Then the state
+/// directory is deleted and the instance restarted: it restores everything
+/// from the changelog, and the state is still exact.
+#[test]
+fn sessions_survive_sigkill_exactly() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (unique("clicks"), unique("sessions"));
+    create_topic(&input, 3);
+    create_topic(&output, 3);
+    let file = example(
+        dir.path(),
+        "sessions.toml",
+        &unique("sessions"),
+        &[("clicks", &input), ("user-sessions", &output)],
+        "",
+    );
+    let data = clicks(12_000);
+    let (want_closed, want_open) = session_reference(&data, 30_000);
+    let records: Vec<In> = data
+        .iter()
+        .map(|c| In {
+            key: Some(c.user.as_bytes().to_vec()),
+            timestamp: Some(c.ts),
+            partition: Some(c.partition),
+            ..In::value(format!(r#"{{"user":"{}"}}"#, c.user))
+        })
+        .collect();
+    let feeder = std::thread::spawn(move || {
+        let p = producer();
+        for chunk in records.chunks(100) {
+            for r in chunk {
+                send(&p, &input, r);
+            }
+            std::thread::sleep(Duration::from_millis(60));
+        }
+        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
+    });
+    let mut rng = kill_rng();
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    for k in 0..5 {
+        std::thread::sleep(Duration::from_millis(700 + rng.below(1800)));
+        assert!(w.running(), "weir exited before kill {k}:\n{}", w.log_text());
+        w.kill();
+        w = WeirProcess::start(&file, "0", &[]);
+    }
+    feeder.join().expect("feeder");
+    let got = values_json(&wait_for(&output, want_closed.len(), Duration::from_secs(120)));
+    std::thread::sleep(Duration::from_secs(2));
+    let got_after = values_json(&committed(&output));
+    assert_eq!(got, got_after, "more output arrived after it was complete");
+    assert_eq!(got.len(), want_closed.len(), "one output per closed session");
+    assert_eq!(got, want_closed);
+    let addr = admin_addr(&mut w);
+    let check_open = |addr: &str| {
+        for (user, want) in want_open.iter().take(12) {
+            let q = query(addr, "sessions", user);
+            let windows = q["windows"].as_array().unwrap_or_else(|| panic!("{q}"));
+            assert_eq!(windows.len(), 1, "one open session for {user}: {q}");
+            let shown: Value = serde_json::from_str(windows[0]["outputs"][0]["value"].as_str().unwrap()).unwrap();
+            assert_eq!(&shown, want, "open session of {user}");
+        }
+    };
+    check_open(&addr);
+    let log = w.log_text();
+    assert!(w.terminate(EXIT_WAIT).success(), "{log}");
+    // A restart after a crash resumed from local state plus the tail.
+    assert!(
+        log.contains("restored state") || log.contains("restoring state"),
+        "{log}"
+    );
+    // Wipe local state: a full restore from the changelog gives the same state.
+    std::fs::remove_dir_all(dir.path().join("state")).expect("wipe the state dir");
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let addr = admin_addr(&mut w);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http_get(&addr, "/status").contains("\"state\":\"done\"") {
+        assert!(Instant::now() < deadline, "no restore finished:\n{}", w.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    check_open(&addr);
+    assert_eq!(
+        values_json(&committed(&output)),
+        want_closed,
+        "a restore emits nothing again"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Word count: repartitioned, update mode.
+
+const VOCABULARY: &[&str] = &["kafka", "wasm", "state", "stream", "window", "weir", "exactly", "once"];
+
+fn sentences(n: usize) -> (Vec<In>, BTreeMap<String, u64>) {
+    let mut rng = Rng(3);
+    let mut counts = BTreeMap::new();
+    let records = (0..n)
+        .map(|i| {
+            let words: Vec<&str> = (0..1 + rng.below(5))
+                .map(|_| VOCABULARY[rng.below(VOCABULARY.len() as u64) as usize])
+                .collect();
+            for w in &words {
+                *counts.entry((*w).to_owned()).or_default() += 1;
+            }
+            In {
+                key: Some(format!("s{i}").into_bytes()),
+                ..In::value(words.join(" "))
+            }
+        })
+        .collect();
+    (records, counts)
+}
+
+fn last_counts(records: &[CommittedRecord]) -> BTreeMap<String, u64> {
+    last_by_key_window(records)
+        .into_iter()
+        .map(|((k, _), v)| (k, v.as_u64().unwrap_or_else(|| panic!("count of {v}"))))
+        .collect()
+}
+
+/// The word-count example: words are re-keyed and go through the internal
+/// repartition topic (created by Weir with the input's partition count);
+/// the last count of each word equals the reference.
+#[test]
+fn word_count_through_a_repartition_topic() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let app = unique("word-count");
+    let (input, output) = (unique("sentences"), unique("counts"));
+    create_topic(&input, 3);
+    create_topic(&output, 3);
+    let file = example(
+        dir.path(),
+        "word-count.toml",
+        &app,
+        &[("sentences", &input), ("word-counts", &output)],
+        "",
+    );
+    let (records, want) = sentences(2000);
+    produce(&input, &records);
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let got = loop {
+        let got = last_counts(&committed(&output));
+        if got == want || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(got, want);
+    let repartition = format!("{app}-count-repartition");
+    let words: usize = want.values().sum::<u64>() as usize;
+    assert_eq!(
+        committed(&repartition).len(),
+        words,
+        "one repartitioned record per word"
+    );
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
+/// Word count under five SIGKILLs while sentences flow.
+///
+/// What the test broker can prove: the repartition topic's committed records
+/// (read with the raw committed reader, which applies transaction markers)
+/// are exactly one per word — the first segment is exactly-once. The second
+/// segment reads that topic with librdkafka, which on this broker also
+/// delivers records of aborted transactions; so counts may exceed the
+/// reference, but never by more than the aborted records in the repartition
+/// topic, and never fall short. On a real broker (`WEIR_TEST_BOOTSTRAP`) the
+/// counts must be exact.
+#[test]
+fn word_count_across_sigkill() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let app = unique("word-count");
+    let (input, output) = (unique("sentences"), unique("counts"));
+    create_topic(&input, 3);
+    create_topic(&output, 3);
+    let file = example(
+        dir.path(),
+        "word-count.toml",
+        &app,
+        &[("sentences", &input), ("word-counts", &output)],
+        "",
+    );
+    let (records, want) = sentences(8000);
+    let feed_topic = input.clone();
+    let feeder = std::thread::spawn(move || {
+        let p = producer();
+        for chunk in records.chunks(100) {
+            for r in chunk {
+                send(&p, &feed_topic, r);
+            }
+            std::thread::sleep(Duration::from_millis(80));
+        }
+        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
+    });
+    let mut rng = kill_rng();
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    for k in 0..5 {
+        std::thread::sleep(Duration::from_millis(700 + rng.below(1800)));
+        assert!(w.running(), "weir exited before kill {k}:\n{}", w.log_text());
+        w.kill();
+        w = WeirProcess::start(&file, "0", &[]);
+    }
+    feeder.join().expect("feeder");
+    let words = want.values().sum::<u64>() as usize;
+    let repartition = format!("{app}-count-repartition");
+    let committed_words = wait_for(&repartition, words, Duration::from_secs(120));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let got = last_counts(&committed(&output));
+        let complete = want.iter().all(|(k, v)| got.get(k).is_some_and(|g| g >= v));
+        if complete || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+    let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &committed_words {
+        *counted
+            .entry(String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(counted, want, "the repartition topic commits each word exactly once");
+    if broker().needs_raw_reader() {
+        let aborted = support::kafka::all_records(&repartition).len() - committed_words.len();
+        let excess: u64 = want
+            .iter()
+            .map(|(k, v)| got.get(k).copied().unwrap_or(0).saturating_sub(*v))
+            .sum();
+        eprintln!("repartition topic: {aborted} aborted records; counts exceed the reference by {excess} in all");
+        for (k, v) in &want {
+            assert!(got.get(k).is_some_and(|g| g >= v), "{k}: {:?} < {v}", got.get(k));
+        }
+        assert!(
+            excess as usize <= aborted,
+            "counts exceed the reference by {excess}, more than the {aborted} aborted repartition records explain"
+        );
+    } else {
+        assert_eq!(got, want, "exact on a broker that hides aborted records");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Latest trade per ISIN per 2-second window, emitted once when it closes.
+
+const ISINS: &[(&str, &str)] = &[
+    ("AAPL", "US0378331005"),
+    ("MSFT", "US5949181045"),
+    ("SAP", "DE0007164600"),
+    ("ASML", "NL0010273215"),
+];
+
+/// The trades-latest example: trades are re-keyed by ISIN (through a
+/// repartition topic) and the latest trade of each ISIN is emitted once per
+/// 2-second window, when the window closes — nothing before, nothing twice.
+/// All trades are produced to one input partition in time order, so that
+/// stream time in every repartition partition only moves forward.
+#[test]
+fn latest_trade_per_isin_once_per_window() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, dlq) = (unique("trades"), unique("latest"), unique("dlq"));
+    create_topic(&input, 3);
+    create_topic(&output, 3);
+    create_topic(&dlq, 1);
+    let file = example(
+        dir.path(),
+        "trades-latest.toml",
+        &unique("trades-latest"),
+        &[("trades", &input), ("latest-trades", &output), ("trades-dlq", &dlq)],
+        "",
+    );
+    let mut rng = Rng(11);
+    let mut want: BTreeMap<(String, i64), (i64, String)> = BTreeMap::new();
+    let mut records = Vec::new();
+    let n = 1500;
+    for i in 0..n {
+        let (symbol, isin) = ISINS[rng.below(ISINS.len() as u64) as usize];
+        // 20 trades per second of event time, a few out of order by < 100 ms.
+        // (Never across a window boundary: that trade could be late in its
+        // repartition partition, which this reference does not model.)
+        let early = i % 9 == 4 && (i * 50) % 2000 >= 100;
+        let ts = T0 + i * 50 - if early { 80 } else { 0 };
+        let value = format!(
+            r#"{{"isinStockCode":"{isin}","symbol":"{symbol}","price":{},"seq":{i}}}"#,
+            100 + i % 7
+        );
+        let start = ts - ts.rem_euclid(2000);
+        let e = want
+            .entry((isin.to_owned(), start))
+            .or_insert((i64::MIN, String::new()));
+        if ts >= e.0 {
+            *e = (ts, value.clone());
+        }
+        records.push(In {
+            key: Some(symbol.as_bytes().to_vec()),
+            timestamp: Some(ts),
+            partition: Some(0),
+            ..In::value(value)
+        });
+    }
+    // A trade of every ISIN a minute later closes every window above.
+    let end = T0 + n * 50 + 60_000;
+    for (symbol, isin) in ISINS {
+        records.push(In {
+            key: Some(symbol.as_bytes().to_vec()),
+            timestamp: Some(end),
+            partition: Some(0),
+            ..In::value(format!(r#"{{"isinStockCode":"{isin}","price":1}}"#))
+        });
+    }
+    produce(&input, &records);
+    let mut w = WeirProcess::start(&file, "0", &["--kafka", "linger.ms=1"]);
+    let got = wait_for(&output, want.len(), Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(2));
+    let got_after = committed(&output);
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+    assert_eq!(got.len(), got_after.len(), "nothing emitted twice or early");
+    let mut seen: BTreeMap<(String, i64), (i64, String)> = BTreeMap::new();
+    for r in &got_after {
+        let key = String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned();
+        let start = header_i64(r, "weir.window.start").expect("window start header");
+        assert_eq!(header_i64(r, "weir.window.end"), Some(start + 2000));
+        let prev = seen.insert((key, start), (r.timestamp, r.value_str().unwrap_or("").to_owned()));
+        assert!(prev.is_none(), "window emitted twice: {r:?}");
+    }
+    assert_eq!(seen, want);
+}
+
+// ---------------------------------------------------------------------------
+// Two-stage top 10.
+
+/// The top10 example: each symbol's daily change (stage one), then all
+/// changes re-keyed to one key and repartitioned into a single-partition
+/// topic where the day's ten biggest changes are kept (stage two). The last
+/// top 10 of each day equals the reference.
+#[test]
+fn top10_over_a_single_partition_topic() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let app = unique("top10");
+    let (input, output) = (unique("trades"), unique("top10"));
+    create_topic(&input, 2);
+    create_topic(&output, 1);
+    let file = example(
+        dir.path(),
+        "top10.toml",
+        &app,
+        &[("trades", &input), ("top10", &output)],
+        "",
+    );
+    let symbols: Vec<String> = (0..14).map(|i| format!("S{i:02}")).collect();
+    let mut rng = Rng(5);
+    let mut first_last: BTreeMap<(i64, String), (i64, i64)> = BTreeMap::new();
+    let mut records = Vec::new();
+    for i in 0..2000i64 {
+        let s = rng.below(symbols.len() as u64) as usize;
+        let ts = T0 + i * (2 * DAY / 2000);
+        let cents = 5_000 + rng.below(10_000) as i64;
+        let day = ts - ts.rem_euclid(DAY);
+        let e = first_last.entry((day, symbols[s].clone())).or_insert((cents, cents));
+        e.1 = cents;
+        records.push(In {
+            key: Some(symbols[s].as_bytes().to_vec()),
+            timestamp: Some(ts),
+            // One partition in time order: stage two's stream time then only
+            // moves forward (across partitions a change could arrive late).
+            partition: Some(0),
+            ..In::value(format!(
+                r#"{{"symbol":"{}","price":{}.{:02}}}"#,
+                symbols[s],
+                cents / 100,
+                cents % 100
+            ))
+        });
+    }
+    let mut want: BTreeMap<i64, Value> = BTreeMap::new();
+    for day in [T0, T0 + DAY] {
+        let mut changes: Vec<(String, f64)> = first_last
+            .iter()
+            .filter(|((d, _), _)| *d == day)
+            .map(|((_, s), (open, close))| (s.clone(), (close - open) as f64 / 100.0))
+            .collect();
+        changes.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        changes.truncate(10);
+        want.insert(
+            day,
+            norm(Value::Array(
+                changes
+                    .into_iter()
+                    .map(|(s, c)| json!({"symbol": s, "change": c}))
+                    .collect(),
+            )),
+        );
+    }
+    produce(&input, &records);
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let got = loop {
+        let got: BTreeMap<i64, Value> = last_by_key_window(&committed(&output))
+            .into_iter()
+            .map(|((_, day), v)| (day, v))
+            .collect();
+        if got == want || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+    assert_eq!(got, want);
+}
+
+// ---------------------------------------------------------------------------
+// Scale-out.
+
+/// Two instances of the daily-stats example split four partitions. One is
+/// SIGKILLed; the other takes its partitions over, restores their stores
+/// from the changelogs (it has no local state for them), and the final
+/// statistics are exact.
+///
+/// A real broker aborts the dead instance's open transaction when its
+/// transaction timeout passes; the test broker never times transactions out,
+/// so the test does what the timeout would: it fences the dead instance's
+/// transactional.id.
+#[test]
+fn scale_out_and_takeover_keep_state_exact() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let app = unique("daily-stats");
+    let (input, output, late_topic) = (unique("trades"), unique("daily"), unique("late"));
+    create_topic(&input, 4);
+    create_topic(&output, 4);
+    create_topic(&late_topic, 1);
+    let file = example(
+        dir.path(),
+        "daily-stats.toml",
+        &app,
+        &[
+            ("trades", &input),
+            ("daily-stats", &output),
+            ("trades-late", &late_topic),
+        ],
+        "",
+    );
+    let mut trades = daily_trades(6000);
+    for t in &mut trades {
+        t.partition = SYMBOLS.iter().position(|s| *s == t.symbol).unwrap_or(0) as i32 % 4;
+    }
+    let (want, _) = daily_reference(&trades, 3_600_000);
+    let records: Vec<In> = trades
+        .iter()
+        .map(|t| In {
+            key: Some(t.symbol.as_bytes().to_vec()),
+            timestamp: Some(t.ts),
+            partition: Some(t.partition),
+            ..In::value(t.json())
+        })
+        .collect();
+    let feed_topic = input.clone();
+    let feeder = std::thread::spawn(move || {
+        let p = producer();
+        for chunk in records.chunks(100) {
+            for r in chunk {
+                send(&p, &feed_topic, r);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
+    });
+    // Each instance has its own state directory, as on separate machines.
+    let other = dir.path().join("b.toml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("/state\"", "/state-b\""),
+    )
+    .unwrap();
+    let mut a = WeirProcess::start(&file, "a", &[]);
+    let mut b = WeirProcess::start(&other, "b", &[]);
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(b.running(), "{}", b.log_text());
+    b.kill();
+    fence(&format!("{app}-b"));
+    feeder.join().expect("feeder");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let got = loop {
+        let got = last_by_key_window(&committed(&output));
+        if got == want || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let log = a.log_text();
+    assert!(a.terminate(EXIT_WAIT).success(), "{log}");
+    assert_eq!(got, want, "log of the survivor:\n{log}");
+    assert!(
+        log.contains("restored state"),
+        "the survivor restored the taken-over stores:\n{log}"
+    );
+}
+
+/// Does what a broker's transaction timeout does for a dead instance:
+/// initialising a producer with its transactional.id aborts its open transaction.
+fn fence(transactional_id: &str) {
+    use rdkafka::producer::{BaseProducer, Producer as _};
+    let p: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker().bootstrap)
+        .set("transactional.id", transactional_id)
+        .create()
+        .expect("create a fencing producer");
+    p.init_transactions(Duration::from_secs(30))
+        .expect("fence the dead instance");
+}
