@@ -158,6 +158,32 @@ fn kill_rng() -> Rng {
     Rng(seed | 1)
 }
 
+/// Runs `weir run FILE` and SIGKILLs it `kills` times, each time at a
+/// random moment after it has been assigned its partitions (so that every
+/// life does work), restarting it at once. Returns the last life.
+fn run_with_kills(file: &Path, kills: usize) -> WeirProcess {
+    let mut rng = kill_rng();
+    let mut w = WeirProcess::start(file, "0", &[]);
+    for k in 0..kills {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !w.log_text().contains("partitions assigned") {
+            assert!(w.running(), "weir exited before kill {k}:\n{}", w.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "no assignment before kill {k}:\n{}",
+                w.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(300 + rng.below(1500)));
+        assert!(w.running(), "weir exited before kill {k}:\n{}", w.log_text());
+        w.kill();
+        eprintln!("kill {k} done");
+        w = WeirProcess::start(file, "0", &[]);
+    }
+    w
+}
+
 // ---------------------------------------------------------------------------
 // Daily statistics: tumbling days with grace, out-of-order and late events.
 
@@ -324,6 +350,25 @@ fn daily_stats_with_out_of_order_and_late_trades() {
     assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
 }
 
+/// Waits until the instance has opened (and restored) the stores of `n` tasks.
+fn wait_restored(w: &WeirProcess, addr: &str, n: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let text = http_get(addr, "/status");
+        let status: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or("{}")).unwrap_or(Value::Null);
+        let restores = status["restores"].as_array().cloned().unwrap_or_default();
+        if restores.len() >= n && restores.iter().all(|r| r["restore"]["state"] == json!("done")) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stores not restored: {status}\n{}",
+            w.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read as _, Write as _};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the admin API");
@@ -389,17 +434,40 @@ fn session_reference(clicks: &[Click], gap: i64) -> (Vec<Value>, BTreeMap<String
             }
         }
     }
-    closed.sort_by_key(|v| v.to_string());
+    closed.sort_by_key(session_order);
     (closed, open)
 }
 
-fn values_json(records: &[CommittedRecord]) -> Vec<Value> {
+fn session_order(v: &Value) -> (String, i64) {
+    (
+        v["user"].as_str().unwrap_or("").to_owned(),
+        v["start"].as_i64().unwrap_or(0),
+    )
+}
+
+/// Session outputs, sorted by user and start.
+fn sessions_out(records: &[CommittedRecord]) -> Vec<Value> {
     let mut v: Vec<Value> = records
         .iter()
         .map(|r| serde_json::from_str(r.value_str().unwrap_or("null")).unwrap_or(Value::Null))
         .collect();
-    v.sort_by_key(|v| v.to_string());
+    v.sort_by_key(session_order);
     v
+}
+
+/// Asserts two sorted session lists are equal, showing only the differences.
+#[track_caller]
+fn assert_sessions(got: &[Value], want: &[Value], what: &str) {
+    if got == want {
+        return;
+    }
+    let missing: Vec<&Value> = want.iter().filter(|w| !got.contains(w)).take(5).collect();
+    let extra: Vec<&Value> = got.iter().filter(|g| !want.contains(g)).take(5).collect();
+    panic!(
+        "{what}: {} sessions, want {}; missing e.g. {missing:?}; unexpected or duplicated e.g. {extra:?}",
+        got.len(),
+        want.len()
+    );
 }
 
 /// The sessions example under five random SIGKILLs while clicks flow: every
@@ -438,58 +506,55 @@ fn sessions_survive_sigkill_exactly() {
             for r in chunk {
                 send(&p, &input, r);
             }
-            std::thread::sleep(Duration::from_millis(60));
+            std::thread::sleep(Duration::from_millis(400));
         }
         rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
     });
-    let mut rng = kill_rng();
-    let mut w = WeirProcess::start(&file, "0", &[]);
-    for k in 0..5 {
-        std::thread::sleep(Duration::from_millis(700 + rng.below(1800)));
-        assert!(w.running(), "weir exited before kill {k}:\n{}", w.log_text());
-        w.kill();
-        w = WeirProcess::start(&file, "0", &[]);
-    }
+    let mut w = run_with_kills(&file, 5);
     feeder.join().expect("feeder");
-    let got = values_json(&wait_for(&output, want_closed.len(), Duration::from_secs(120)));
+    let got = sessions_out(&wait_for(&output, want_closed.len(), Duration::from_secs(120)));
     std::thread::sleep(Duration::from_secs(2));
-    let got_after = values_json(&committed(&output));
-    assert_eq!(got, got_after, "more output arrived after it was complete");
-    assert_eq!(got.len(), want_closed.len(), "one output per closed session");
-    assert_eq!(got, want_closed);
+    assert_sessions(
+        &sessions_out(&committed(&output)),
+        &got,
+        "more output arrived after it was complete",
+    );
+    assert_sessions(&got, &want_closed, "closed sessions");
     let addr = admin_addr(&mut w);
+    let log_file = w.log.clone();
+    let log = move || std::fs::read_to_string(&log_file).unwrap_or_default();
     let check_open = |addr: &str| {
         for (user, want) in want_open.iter().take(12) {
             let q = query(addr, "sessions", user);
             let windows = q["windows"].as_array().unwrap_or_else(|| panic!("{q}"));
-            assert_eq!(windows.len(), 1, "one open session for {user}: {q}");
+            assert_eq!(windows.len(), 1, "one open session for {user}: {q}\n{}", log());
             let shown: Value = serde_json::from_str(windows[0]["outputs"][0]["value"].as_str().unwrap()).unwrap();
             assert_eq!(&shown, want, "open session of {user}");
         }
     };
+    // The restart after the last kill resumed from local state (plus the
+    // changelog tail, if any), not from an empty store.
+    let status = wait_restored(&w, &addr, 3);
     check_open(&addr);
+    let restores = status["restores"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !restores.is_empty() && restores.iter().all(|r| r["restore"]["from_local"] == json!(true)),
+        "{status}"
+    );
     let log = w.log_text();
     assert!(w.terminate(EXIT_WAIT).success(), "{log}");
-    // A restart after a crash resumed from local state plus the tail.
-    assert!(
-        log.contains("restored state") || log.contains("restoring state"),
-        "{log}"
-    );
     // Wipe local state: a full restore from the changelog gives the same state.
     std::fs::remove_dir_all(dir.path().join("state")).expect("wipe the state dir");
     let mut w = WeirProcess::start(&file, "0", &[]);
     let addr = admin_addr(&mut w);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !http_get(&addr, "/status").contains("\"state\":\"done\"") {
-        assert!(Instant::now() < deadline, "no restore finished:\n{}", w.log_text());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    check_open(&addr);
-    assert_eq!(
-        values_json(&committed(&output)),
-        want_closed,
-        "a restore emits nothing again"
+    let status = wait_restored(&w, &addr, 3);
+    let restores = status["restores"].as_array().cloned().unwrap_or_default();
+    assert!(
+        restores.iter().all(|r| r["restore"]["from_local"] == json!(false)),
+        "a full restore: {status}"
     );
+    check_open(&addr);
+    assert_sessions(&sessions_out(&committed(&output)), &want_closed, "after a full restore");
 }
 
 // ---------------------------------------------------------------------------
@@ -597,18 +662,11 @@ fn word_count_across_sigkill() {
             for r in chunk {
                 send(&p, &feed_topic, r);
             }
-            std::thread::sleep(Duration::from_millis(80));
+            std::thread::sleep(Duration::from_millis(500));
         }
         rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
     });
-    let mut rng = kill_rng();
-    let mut w = WeirProcess::start(&file, "0", &[]);
-    for k in 0..5 {
-        std::thread::sleep(Duration::from_millis(700 + rng.below(1800)));
-        assert!(w.running(), "weir exited before kill {k}:\n{}", w.log_text());
-        w.kill();
-        w = WeirProcess::start(&file, "0", &[]);
-    }
+    let mut w = run_with_kills(&file, 5);
     feeder.join().expect("feeder");
     let words = want.values().sum::<u64>() as usize;
     let repartition = format!("{app}-count-repartition");
@@ -662,7 +720,8 @@ const ISINS: &[(&str, &str)] = &[
 
 /// The trades-latest example: trades are re-keyed by ISIN (through a
 /// repartition topic) and the latest trade of each ISIN is emitted once per
-/// 2-second window, when the window closes — nothing before, nothing twice.
+/// 2-second window, when the window closes — nothing before, nothing twice;
+/// the last windows close on the wall clock once the input is quiet.
 /// All trades are produced to one input partition in time order, so that
 /// stream time in every repartition partition only moves forward.
 #[test]
@@ -681,20 +740,35 @@ fn latest_trade_per_isin_once_per_window() {
         "",
     );
     let mut rng = Rng(11);
-    let mut want: BTreeMap<(String, i64), (i64, String)> = BTreeMap::new();
-    let mut records = Vec::new();
+    let mut trades: Vec<(&str, &str, i64, String)> = Vec::new();
     let n = 1500;
     for i in 0..n {
         let (symbol, isin) = ISINS[rng.below(ISINS.len() as u64) as usize];
-        // 20 trades per second of event time, a few out of order by < 100 ms.
-        // (Never across a window boundary: that trade could be late in its
-        // repartition partition, which this reference does not model.)
+        // 20 trades per second of event time, a few out of order by < 100 ms
+        // (never across a window boundary: that trade could be late in its
+        // repartition partition, which this reference does not model).
         let early = i % 9 == 4 && (i * 50) % 2000 >= 100;
         let ts = T0 + i * 50 - if early { 80 } else { 0 };
         let value = format!(
             r#"{{"isinStockCode":"{isin}","symbol":"{symbol}","price":{},"seq":{i}}}"#,
             100 + i % 7
         );
+        trades.push((symbol, isin, ts, value));
+    }
+    // A last trade of every ISIN a minute later. The example closes windows
+    // on the wall clock too (idle-close = 1s), so these are emitted as well
+    // once the input has been quiet for a while.
+    for (symbol, isin) in ISINS {
+        trades.push((
+            symbol,
+            isin,
+            T0 + n * 50 + 60_000,
+            format!(r#"{{"isinStockCode":"{isin}","price":1}}"#),
+        ));
+    }
+    let mut want: BTreeMap<(String, i64), (i64, String)> = BTreeMap::new();
+    let mut records = Vec::new();
+    for (symbol, isin, ts, value) in trades {
         let start = ts - ts.rem_euclid(2000);
         let e = want
             .entry((isin.to_owned(), start))
@@ -709,20 +783,10 @@ fn latest_trade_per_isin_once_per_window() {
             ..In::value(value)
         });
     }
-    // A trade of every ISIN a minute later closes every window above.
-    let end = T0 + n * 50 + 60_000;
-    for (symbol, isin) in ISINS {
-        records.push(In {
-            key: Some(symbol.as_bytes().to_vec()),
-            timestamp: Some(end),
-            partition: Some(0),
-            ..In::value(format!(r#"{{"isinStockCode":"{isin}","price":1}}"#))
-        });
-    }
     produce(&input, &records);
     let mut w = WeirProcess::start(&file, "0", &["--kafka", "linger.ms=1"]);
     let got = wait_for(&output, want.len(), Duration::from_secs(120));
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
     let got_after = committed(&output);
     assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
     assert_eq!(got.len(), got_after.len(), "nothing emitted twice or early");

@@ -39,6 +39,7 @@ impl StoreQueries {
     /// A task opened a store.
     pub fn add(&self, stage: usize, partition: i32, db: Arc<DB>) {
         if let Ok(mut s) = self.stores.lock() {
+            tracing::debug!(stage, partition, "store open for queries");
             s.insert((stage, partition), db);
         }
     }
@@ -46,6 +47,7 @@ impl StoreQueries {
     /// A task closed its store (its partition went to another instance).
     pub fn remove(&self, stage: usize, partition: i32) {
         if let Ok(mut s) = self.stores.lock() {
+            tracing::debug!(stage, partition, "store closed for queries");
             s.remove(&(stage, partition));
         }
     }

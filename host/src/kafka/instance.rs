@@ -416,6 +416,8 @@ impl ConsumerContext for ConsumerCtx {
             let tp = (e.topic().to_owned(), e.partition());
             st.resume.remove(&tp);
             st.pending.remove(&tp);
+            // Assigned and revoked within one poll: nothing to open.
+            st.assigned.retain(|a| *a != tp);
             st.revoked.push(tp);
         }
     }
@@ -526,10 +528,10 @@ impl Instance {
         let restores = Arc::new(Mutex::new(Restores::new()));
         let restorer = if chain.is_stateful() {
             let mut config = clients::base_config(pipeline);
-            config.set(
-                "client.id",
-                format!("weir-{}-{}-restore", pipeline.application_id, options.instance_id),
-            );
+            let name = format!("weir-{}-{}-restore", pipeline.application_id, options.instance_id);
+            // librdkafka wants a group id even for assign(); this one never
+            // joins (no subscribe) and never commits.
+            config.set("client.id", &name).set("group.id", &name);
             Some(
                 Restorer::new(config, options.kafka_timeout, restores.clone())
                     .map_err(|e| client_error("restore consumer", e))?,
@@ -839,7 +841,6 @@ impl Instance {
                 }
             }
             gathered.remove(&tp);
-            assigned.retain(|a| *a != tp);
         }
         // Stateless tasks cost nothing to open later; stateful ones restore now.
         if !self.chain.is_stateful() {

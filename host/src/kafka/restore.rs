@@ -60,7 +60,9 @@ impl Restorer {
         base.set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest");
+            .set("auto.offset.reset", "earliest")
+            // The end of a partition shows up one empty fetch later: keep it short.
+            .set("fetch.wait.max.ms", "50");
         base.remove("partition.assignment.strategy");
         Ok(Restorer {
             consumer: base.create()?,
@@ -87,6 +89,13 @@ impl Restorer {
         let key = (stage.to_owned(), cl.partition);
         let total = (high - start).max(0) as u64;
         if total == 0 {
+            tracing::info!(
+                stage,
+                partition = cl.partition,
+                local = checkpoint.is_some(),
+                "state is up to date with {}",
+                cl.topic
+            );
             self.report(&key, RestoreState::done(0, 0, Duration::ZERO, checkpoint.is_some()));
             return Ok(0);
         }
