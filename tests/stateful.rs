@@ -937,7 +937,7 @@ fn scale_out_and_takeover_keep_state_exact() {
             for r in chunk {
                 send(&p, &feed_topic, r);
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(300));
         }
         rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
     });
@@ -952,10 +952,26 @@ fn scale_out_and_takeover_keep_state_exact() {
     .unwrap();
     let mut a = WeirProcess::start(&file, "a", &[]);
     let mut b = WeirProcess::start(&other, "b", &[]);
-    std::thread::sleep(Duration::from_secs(8));
+    // Kill b mid-stream, a few seconds after it got its share.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !b.log_text().contains("partitions assigned") {
+        assert!(
+            b.running() && Instant::now() < deadline,
+            "b got no partitions:\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
     assert!(b.running(), "{}", b.log_text());
     b.kill();
     fence(&format!("{app}-b"));
+    // a takes b's partitions over once b's session times out.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a.log_text().matches("partitions assigned").count() < 2 {
+        assert!(Instant::now() < deadline, "a never took over:\n{}", a.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
     feeder.join().expect("feeder");
     let deadline = Instant::now() + Duration::from_secs(120);
     let got = loop {

@@ -43,9 +43,23 @@ pub enum RestoreError {
     State(#[from] StateError),
 }
 
+/// The restore consumer's callbacks: reaching the end of a partition is how
+/// a restore ends, not an error worth a log line.
+struct RestoreCtx;
+
+impl rdkafka::ClientContext for RestoreCtx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::warn!("restore consumer: {error}: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for RestoreCtx {}
+
 /// Restores stores with one assign-only consumer.
 pub struct Restorer {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<RestoreCtx>,
     timeout: Duration,
     progress: Arc<Mutex<Restores>>,
 }
@@ -65,7 +79,7 @@ impl Restorer {
             .set("fetch.wait.max.ms", "50");
         base.remove("partition.assignment.strategy");
         Ok(Restorer {
-            consumer: base.create()?,
+            consumer: base.create_with_context(RestoreCtx)?,
             timeout,
             progress,
         })
