@@ -610,15 +610,3 @@ fn all_trapped_text(n: usize) -> Outcome {
             .collect(),
     }
 }
-
-/// Open windows by key, for queries: every window of `key` in a store whose
-/// start is in `[from, to)`.
-pub fn windows_in(entries: &[(Vec<u8>, Vec<u8>)], from: i64, to: i64) -> Vec<(Window, Vec<u8>)> {
-    entries
-        .iter()
-        .filter_map(|(k, v)| match keys::decode(k) {
-            Some(Entry::Windowed(_, w)) if w.start >= from && w.start < to => Some((w, v.clone())),
-            _ => None,
-        })
-        .collect()
-}

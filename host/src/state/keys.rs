@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn a_keys_windows_sort_by_start_under_its_prefix() {
         let at = |s| windowed(Some(b"k"), Window { start: s, end: s + 10 });
-        let mut ks = vec![
+        let mut ks = [
             at(20),
             at(-10),
             at(0),

@@ -56,6 +56,9 @@ pub struct Changelog {
 /// A write: a value, or `None` to delete.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
 
+/// An entry: key and value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// One stage's state for one task.
 pub struct Store {
     db: Arc<DB>,
@@ -124,7 +127,7 @@ impl Store {
 
     /// Every entry whose key starts with `prefix`, staged writes applied, in
     /// key order.
-    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
         let mut out: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for item in self.db.iterator(IteratorMode::From(prefix, Direction::Forward)) {
             let (k, v) = item.map_err(|e| self.io("scan", e))?;
@@ -205,7 +208,7 @@ impl Store {
 }
 
 /// Every entry of a committed store whose key starts with `prefix`.
-pub fn scan_committed(db: &DB, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn scan_committed(db: &DB, prefix: &[u8]) -> Vec<Entry> {
     db.iterator(IteratorMode::From(prefix, Direction::Forward))
         .map_while(Result::ok)
         .take_while(|(k, _)| k.starts_with(prefix))
