@@ -1002,3 +1002,76 @@ fn fence(transactional_id: &str) {
     p.init_transactions(Duration::from_secs(30))
         .expect("fence the dead instance");
 }
+
+/// The daily-stats example (windowed, with late trades) under five random
+/// SIGKILLs while trades flow: the last update of every (symbol, day) and
+/// the dead-lettered late trades are exactly the reference's.
+#[test]
+fn daily_stats_survive_sigkill_exactly() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, late_topic) = (unique("trades"), unique("daily"), unique("late"));
+    create_topic(&input, 2);
+    create_topic(&output, 2);
+    create_topic(&late_topic, 1);
+    let file = example(
+        dir.path(),
+        "daily-stats.toml",
+        &unique("daily-stats"),
+        &[
+            ("trades", &input),
+            ("daily-stats", &output),
+            ("trades-late", &late_topic),
+        ],
+        "",
+    );
+    let trades = daily_trades(12_000);
+    let (want, late) = daily_reference(&trades, 3_600_000);
+    let records: Vec<In> = trades
+        .iter()
+        .map(|t| In {
+            key: Some(t.symbol.as_bytes().to_vec()),
+            timestamp: Some(t.ts),
+            partition: Some(t.partition),
+            ..In::value(t.json())
+        })
+        .collect();
+    let feed_topic = input.clone();
+    let feeder = std::thread::spawn(move || {
+        let p = producer();
+        for chunk in records.chunks(100) {
+            for r in chunk {
+                send(&p, &feed_topic, r);
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
+    });
+    let mut w = run_with_kills(&file, 5);
+    feeder.join().expect("feeder");
+    let dead = wait_for(&late_topic, late.len(), Duration::from_secs(120));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let got = loop {
+        let got = last_by_key_window(&committed(&output));
+        if got == want || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let dead_after = committed(&late_topic);
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+    let mut got_late: Vec<usize> = dead_after
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_str(r.value_str().unwrap()).unwrap();
+            v["seq"].as_u64().unwrap() as usize
+        })
+        .collect();
+    got_late.sort_unstable();
+    assert_eq!(dead.len(), dead_after.len(), "late trades dead-lettered more than once");
+    assert_eq!(got_late, late, "dead-lettered trades are exactly the late ones");
+    assert_eq!(got.len(), want.len(), "one series per symbol and day");
+    let wrong: Vec<_> = want.iter().filter(|(k, v)| got.get(*k) != Some(*v)).take(3).collect();
+    assert!(wrong.is_empty(), "wrong final stats, e.g. {wrong:?}");
+}
