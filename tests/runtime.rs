@@ -140,3 +140,144 @@ fn an_instance_that_trapped_is_replaced_and_the_next_call_runs_clean() {
     let ok = op.process(&batch("fine")).expect("a fresh instance").into_owned();
     assert_eq!(value_of(&ok), ["fine"]);
 }
+
+/// A one-stage aggregate pipeline run through `weir::task::Task` into memory,
+/// with its store in a temp dir: no broker.
+struct Agg {
+    chain: std::sync::Arc<weir::task::Chain>,
+    task: weir::task::Task,
+    _dir: tempfile::TempDir,
+}
+
+impl Agg {
+    fn new(stage: &str, on_error: &str) -> Agg {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "application-id = \"app\"\ninputs = [\"in\"]\n[[stage]]\nname = \"agg\"\nkind = \"aggregate\"\n\
+                 module = \"{}\"\n{stage}\n{on_error}\n[outputs]\ndefault = \"out\"\n",
+                guests().example("rust", "count").display()
+            ),
+        )
+        .unwrap();
+        let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
+        let chain = weir::task::Chain::load(&pipeline, &runtime()).unwrap();
+        let task = chain.open_task("in", 0, &dir.path().join("state")).unwrap();
+        Agg { chain, task, _dir: dir }
+    }
+
+    /// Events (key, timestamp) at offsets from `first`; returns what went to `out`
+    /// as (key, value, window start) and to other topics.
+    fn run(&mut self, first: i64, evs: &[(&str, i64)]) -> (Vec<(String, String, Option<i64>)>, usize) {
+        let events: Vec<Event> = evs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, ts))| Event {
+                key: Some(k.as_bytes().to_vec()),
+                value: Some(b"x".to_vec()),
+                timestamp: *ts,
+                topic: "in".into(),
+                offset: first + i as i64,
+                ..Event::default()
+            })
+            .collect();
+        let mut sink = weir::task::MemorySink::default();
+        self.task.process(&encode_events(&events), &mut sink).unwrap();
+        let header = |r: &weir::task::SentRecord, n: &str| {
+            r.header(n)
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+        };
+        let out = sink
+            .records
+            .iter()
+            .filter(|r| r.topic == "out")
+            .map(|r| {
+                (
+                    String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned(),
+                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned(),
+                    header(r, "weir.window.start"),
+                )
+            })
+            .collect();
+        let changelog = sink.records.iter().filter(|r| r.topic == "app-agg-changelog").count();
+        (out, changelog)
+    }
+
+    fn commit(&mut self) {
+        self.task.commit_state(|_| Some(1)).unwrap();
+    }
+}
+
+fn owned(v: &[(&str, &str, Option<i64>)]) -> Vec<(String, String, Option<i64>)> {
+    v.iter()
+        .map(|(k, c, w)| ((*k).to_owned(), (*c).to_owned(), *w))
+        .collect()
+}
+
+/// Emit rules without a broker: `update` emits each changed key once per
+/// batch; `final` emits a window once, when stream time reaches its end plus
+/// grace; a late event is dropped and counted under `fail` and
+/// dead-lettered under `dead-letter`; every change goes to the changelog.
+#[test]
+fn aggregate_emit_modes_lateness_and_changelog() {
+    let mut update = Agg::new("", "");
+    let (out, changelog) = update.run(0, &[("a", 1), ("b", 2), ("a", 3)]);
+    assert_eq!(out, owned(&[("b", "1", None), ("a", "2", None)]), "in event-time order");
+    assert_eq!(changelog, 3, "two keys and stream time");
+    update.commit();
+    let (out, _) = update.run(3, &[("a", 4)]);
+    assert_eq!(out, owned(&[("a", "3", None)]));
+
+    let window = "window = { kind = \"tumbling\", size = \"10ms\", grace = \"5ms\" }\nemit = \"final\"";
+    let mut fin = Agg::new(window, "");
+    let (out, _) = fin.run(0, &[("a", 1), ("a", 2), ("b", 9), ("a", 12)]);
+    assert!(out.is_empty(), "nothing closed before end + grace: {out:?}");
+    let (out, _) = fin.run(4, &[("a", 15)]);
+    assert_eq!(out, owned(&[("a", "2", Some(0)), ("b", "1", Some(0))]));
+    // Late: window [0, 10) closed at stream time 15; dropped, counted, no error.
+    let (out, _) = fin.run(5, &[("a", 3)]);
+    assert!(out.is_empty());
+    assert_eq!(fin.chain.metrics().snapshot().stages[0].late, 1);
+
+    let mut dl = Agg::new(window, "on-error = \"dead-letter\"\ndead-letter-topic = \"late\"");
+    dl.run(0, &[("a", 20)]);
+    let events = [Event {
+        key: Some(b"a".to_vec()),
+        timestamp: 1,
+        topic: "in".into(),
+        offset: 1,
+        ..Event::default()
+    }];
+    let mut sink = weir::task::MemorySink::default();
+    dl.task.process(&encode_events(&events), &mut sink).unwrap();
+    let dead: Vec<_> = sink.records.iter().filter(|r| r.topic == "late").collect();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].header("weir.error.code"), Some(&b"late"[..]));
+}
+
+/// Sessions merge through the guest's `merge` when an event bridges them;
+/// an abort (reload) forgets staged writes.
+#[test]
+fn sessions_merge_and_an_abort_forgets_staged_state() {
+    // Grace keeps [0] open after stream time has moved past it.
+    let mut s = Agg::new("window = { kind = \"session\", gap = \"10ms\", grace = \"20ms\" }", "");
+    let (out, _) = s.run(0, &[("u", 0), ("u", 15)]);
+    assert_eq!(
+        out,
+        owned(&[("u", "1", Some(0)), ("u", "1", Some(15))]),
+        "15 ms apart: two sessions"
+    );
+    s.commit();
+    let (out, _) = s.run(2, &[("u", 22)]);
+    assert_eq!(out, owned(&[("u", "2", Some(15))]), "22 extends [15]");
+    // Abort: the staged extension is forgotten.
+    s.task.reload().unwrap();
+    let (out, _) = s.run(2, &[("u", 8)]);
+    assert_eq!(
+        out,
+        owned(&[("u", "3", Some(0))]),
+        "8 bridges [0] and [15] (not [15, 22], which was aborted): one session of three"
+    );
+}

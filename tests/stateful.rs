@@ -158,6 +158,22 @@ fn kill_rng() -> Rng {
     Rng(seed | 1)
 }
 
+/// Feeds `records` into `topic` from a background thread, 100 at a time
+/// every `pause`, so that input keeps flowing while instances die.
+fn feed_slowly(topic: &str, records: Vec<In>, pause: Duration) -> std::thread::JoinHandle<()> {
+    let topic = topic.to_owned();
+    std::thread::spawn(move || {
+        let p = producer();
+        for chunk in records.chunks(100) {
+            for r in chunk {
+                send(&p, &topic, r);
+            }
+            std::thread::sleep(pause);
+        }
+        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
+    })
+}
+
 /// Runs `weir run FILE` and SIGKILLs it `kills` times, each time at a
 /// random moment after it has been assigned its partitions (so that every
 /// life does work), restarting it at once. Returns the last life.
@@ -235,6 +251,40 @@ fn daily_trades(n: usize) -> Vec<Trade> {
         .collect()
 }
 
+/// The daily-stats example on fresh topics (`partitions` each for input and
+/// output): the file, input, output and dead-letter topic.
+fn daily_stats_pipeline(dir: &Path, app: &str, partitions: i32) -> (PathBuf, String, String, String) {
+    let (input, output, late_topic) = (unique("trades"), unique("daily"), unique("late"));
+    create_topic(&input, partitions);
+    create_topic(&output, partitions);
+    create_topic(&late_topic, 1);
+    let file = example(
+        dir,
+        "daily-stats.toml",
+        app,
+        &[
+            ("trades", &input),
+            ("daily-stats", &output),
+            ("trades-late", &late_topic),
+        ],
+        "",
+    );
+    (file, input, output, late_topic)
+}
+
+/// Trades as input records, keyed by symbol, on their partition.
+fn trade_records(trades: &[Trade]) -> Vec<In> {
+    trades
+        .iter()
+        .map(|t| In {
+            key: Some(t.symbol.as_bytes().to_vec()),
+            timestamp: Some(t.ts),
+            partition: Some(t.partition),
+            ..In::value(t.json())
+        })
+        .collect()
+}
+
 /// What Kafka Streams semantics give: per partition in order, stream time is
 /// the largest timestamp seen (this event included); an event whose day
 /// ended more than the grace before stream time is late.
@@ -274,33 +324,11 @@ fn daily_reference(trades: &[Trade], grace: i64) -> (BTreeMap<(String, i64), Val
 fn daily_stats_with_out_of_order_and_late_trades() {
     let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
-    let (input, output, late_topic) = (unique("trades"), unique("daily"), unique("late"));
-    create_topic(&input, 2);
-    create_topic(&output, 2);
-    create_topic(&late_topic, 1);
-    let file = example(
-        dir.path(),
-        "daily-stats.toml",
-        &unique("daily-stats"),
-        &[
-            ("trades", &input),
-            ("daily-stats", &output),
-            ("trades-late", &late_topic),
-        ],
-        "",
-    );
+    let (file, input, output, late_topic) = daily_stats_pipeline(dir.path(), &unique("daily-stats"), 2);
     let trades = daily_trades(3000);
     let (want, late) = daily_reference(&trades, 3_600_000);
     assert!(late.len() > 20, "the data must have late trades: {}", late.len());
-    let records: Vec<In> = trades
-        .iter()
-        .map(|t| In {
-            key: Some(t.symbol.as_bytes().to_vec()),
-            timestamp: Some(t.ts),
-            partition: Some(t.partition),
-            ..In::value(t.json())
-        })
-        .collect();
+    let records = trade_records(&trades);
     produce(&input, &records);
     let mut w = WeirProcess::start(&file, "0", &[]);
     let addr = admin_addr(&mut w);
@@ -500,16 +528,7 @@ fn sessions_survive_sigkill_exactly() {
             ..In::value(format!(r#"{{"user":"{}"}}"#, c.user))
         })
         .collect();
-    let feeder = std::thread::spawn(move || {
-        let p = producer();
-        for chunk in records.chunks(100) {
-            for r in chunk {
-                send(&p, &input, r);
-            }
-            std::thread::sleep(Duration::from_millis(400));
-        }
-        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
-    });
+    let feeder = feed_slowly(&input, records, Duration::from_millis(400));
     let mut w = run_with_kills(&file, 5);
     feeder.join().expect("feeder");
     let got = sessions_out(&wait_for(&output, want_closed.len(), Duration::from_secs(120)));
@@ -655,17 +674,7 @@ fn word_count_across_sigkill() {
         "",
     );
     let (records, want) = sentences(8000);
-    let feed_topic = input.clone();
-    let feeder = std::thread::spawn(move || {
-        let p = producer();
-        for chunk in records.chunks(100) {
-            for r in chunk {
-                send(&p, &feed_topic, r);
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
-    });
+    let feeder = feed_slowly(&input, records, Duration::from_millis(500));
     let mut w = run_with_kills(&file, 5);
     feeder.join().expect("feeder");
     let words = want.values().sum::<u64>() as usize;
@@ -901,46 +910,14 @@ fn scale_out_and_takeover_keep_state_exact() {
     let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let app = unique("daily-stats");
-    let (input, output, late_topic) = (unique("trades"), unique("daily"), unique("late"));
-    create_topic(&input, 4);
-    create_topic(&output, 4);
-    create_topic(&late_topic, 1);
-    let file = example(
-        dir.path(),
-        "daily-stats.toml",
-        &app,
-        &[
-            ("trades", &input),
-            ("daily-stats", &output),
-            ("trades-late", &late_topic),
-        ],
-        "",
-    );
+    let (file, input, output, _late) = daily_stats_pipeline(dir.path(), &app, 4);
     let mut trades = daily_trades(6000);
     for t in &mut trades {
         t.partition = SYMBOLS.iter().position(|s| *s == t.symbol).unwrap_or(0) as i32 % 4;
     }
     let (want, _) = daily_reference(&trades, 3_600_000);
-    let records: Vec<In> = trades
-        .iter()
-        .map(|t| In {
-            key: Some(t.symbol.as_bytes().to_vec()),
-            timestamp: Some(t.ts),
-            partition: Some(t.partition),
-            ..In::value(t.json())
-        })
-        .collect();
-    let feed_topic = input.clone();
-    let feeder = std::thread::spawn(move || {
-        let p = producer();
-        for chunk in records.chunks(100) {
-            for r in chunk {
-                send(&p, &feed_topic, r);
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
-    });
+    let records = trade_records(&trades);
+    let feeder = feed_slowly(&input, records, Duration::from_millis(300));
     // Each instance has its own state directory, as on separate machines.
     let other = dir.path().join("b.toml");
     std::fs::write(
@@ -1010,43 +987,11 @@ fn fence(transactional_id: &str) {
 fn daily_stats_survive_sigkill_exactly() {
     let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
-    let (input, output, late_topic) = (unique("trades"), unique("daily"), unique("late"));
-    create_topic(&input, 2);
-    create_topic(&output, 2);
-    create_topic(&late_topic, 1);
-    let file = example(
-        dir.path(),
-        "daily-stats.toml",
-        &unique("daily-stats"),
-        &[
-            ("trades", &input),
-            ("daily-stats", &output),
-            ("trades-late", &late_topic),
-        ],
-        "",
-    );
+    let (file, input, output, late_topic) = daily_stats_pipeline(dir.path(), &unique("daily-stats"), 2);
     let trades = daily_trades(12_000);
     let (want, late) = daily_reference(&trades, 3_600_000);
-    let records: Vec<In> = trades
-        .iter()
-        .map(|t| In {
-            key: Some(t.symbol.as_bytes().to_vec()),
-            timestamp: Some(t.ts),
-            partition: Some(t.partition),
-            ..In::value(t.json())
-        })
-        .collect();
-    let feed_topic = input.clone();
-    let feeder = std::thread::spawn(move || {
-        let p = producer();
-        for chunk in records.chunks(100) {
-            for r in chunk {
-                send(&p, &feed_topic, r);
-            }
-            std::thread::sleep(Duration::from_millis(400));
-        }
-        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
-    });
+    let records = trade_records(&trades);
+    let feeder = feed_slowly(&input, records, Duration::from_millis(400));
     let mut w = run_with_kills(&file, 5);
     feeder.join().expect("feeder");
     let dead = wait_for(&late_topic, late.len(), Duration::from_secs(120));

@@ -67,6 +67,27 @@ pub struct OutRecord<'a> {
     pub changelog: bool,
 }
 
+impl<'a> OutRecord<'a> {
+    /// An input event as it came, with `headers`, to `topic` (dead letters,
+    /// repartitioning the inputs themselves).
+    fn of_event(
+        topic: &'a str,
+        partition: Option<i32>,
+        ev: &EventRef<'a>,
+        headers: &'a [(&'a str, Option<&'a [u8]>)],
+    ) -> Self {
+        OutRecord {
+            topic,
+            partition,
+            key: ev.key,
+            value: ev.value,
+            headers,
+            timestamp: ev.timestamp,
+            changelog: false,
+        }
+    }
+}
+
 /// Where a task's records go: a Kafka producer, or memory.
 pub trait Sink {
     /// Sends one record; may block while the destination is full.
@@ -661,15 +682,12 @@ impl Task {
         for ev in &events {
             headers.clear();
             headers.extend(ev.headers());
-            sink.send(&OutRecord {
-                topic: &topic,
-                partition: ev.key.is_none().then_some(0),
-                key: ev.key,
-                value: ev.value,
-                headers: &headers,
-                timestamp: ev.timestamp,
-                changelog: false,
-            })?;
+            sink.send(&OutRecord::of_event(
+                &topic,
+                ev.key.is_none().then_some(0),
+                ev,
+                &headers,
+            ))?;
         }
         Ok(())
     }
@@ -693,6 +711,15 @@ impl Task {
             let why = match why {
                 Rejection::Late { window, stream_time } => {
                     metrics::add(&chain.metrics.stages[i].late, 1);
+                    // The design: a late record is dropped and counted, or
+                    // dead-lettered — it never stops the pipeline.
+                    if chain.stages[i].on_error == ErrorPolicy::Fail {
+                        let ev = &events[*idx];
+                        tracing::debug!(stage = %chain.stages[i].name, topic = ev.topic, partition = ev.partition,
+                            offset = ev.offset, window.start = window.start, window.end = window.end,
+                            stream_time, "dropped a late event");
+                        continue;
+                    }
                     Why::Late {
                         window: *window,
                         stream_time: *stream_time,
@@ -957,15 +984,7 @@ impl Task {
                     (dead_letter::PARTITION, Some(partition.as_bytes())),
                     (dead_letter::OFFSET, Some(offset.as_bytes())),
                 ]);
-                sink.send(&OutRecord {
-                    topic,
-                    partition: None,
-                    key: ev.key,
-                    value: ev.value,
-                    headers: &headers,
-                    timestamp: ev.timestamp,
-                    changelog: false,
-                })?;
+                sink.send(&OutRecord::of_event(topic, None, ev, &headers))?;
                 metrics::add(&counters.dead_lettered, 1);
                 metrics::add(&chain.metrics.produced, 1);
                 Ok(())

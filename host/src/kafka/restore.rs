@@ -76,7 +76,9 @@ impl Restorer {
             .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest")
             // The end of a partition shows up one empty fetch later: keep it short.
-            .set("fetch.wait.max.ms", "50");
+            .set("fetch.wait.max.ms", "50")
+            // Big fetches: a restore reads one partition as fast as it can.
+            .set("max.partition.fetch.bytes", "16777216");
         base.remove("partition.assignment.strategy");
         Ok(Restorer {
             consumer: base.create_with_context(RestoreCtx)?,
@@ -146,7 +148,7 @@ impl Restorer {
                     }
                     if chunk.len() >= CHUNK {
                         applied += chunk.len() as u64;
-                        store.apply(chunk.drain(..), Some(last_offset + 1))?;
+                        store.apply_unlogged(chunk.drain(..), Some(last_offset + 1))?;
                     }
                     if last_log.elapsed() >= Duration::from_secs(1) {
                         last_log = Instant::now();
@@ -173,7 +175,9 @@ impl Restorer {
         }
         applied += chunk.len() as u64;
         let end = (last_offset + 1).max(start);
-        store.apply(chunk, Some(end))?;
+        store.apply_unlogged(chunk, Some(end))?;
+        // Unlogged writes become durable here, before any logged ones follow.
+        store.persist()?;
         let _ = self.consumer.unassign();
         let took = started.elapsed();
         tracing::info!(
