@@ -281,3 +281,42 @@ fn sessions_merge_and_an_abort_forgets_staged_state() {
         "8 bridges [0] and [15] (not [15, 22], which was aborted): one session of three"
     );
 }
+
+/// Sliding windows as Kafka Streams defines them: each event's left window
+/// and, when another event falls in it, its right window; an out-of-order
+/// event (inside grace) refolds every window that holds it and creates the
+/// windows it brings; `final` emits each window once, when it closes.
+#[test]
+fn sliding_windows_refold_what_an_event_touches() {
+    let mut s = Agg::new("window = { kind = \"sliding\", size = \"10ms\", grace = \"20ms\" }", "");
+    let (out, _) = s.run(0, &[("a", 8), ("a", 12)]);
+    assert_eq!(
+        out,
+        owned(&[("a", "1", Some(-2)), ("a", "2", Some(2)), ("a", "1", Some(9))]),
+        "left of 8 {{8}}, left of 12 {{8, 12}}, right of 8 {{12}} (by latest event, then window)"
+    );
+    s.commit();
+    let (out, _) = s.run(2, &[("a", 10)]);
+    assert_eq!(
+        out,
+        owned(&[
+            ("a", "2", Some(0)),
+            ("a", "3", Some(2)),
+            ("a", "2", Some(9)),
+            ("a", "1", Some(11)),
+        ]),
+        "left of 10 {{8, 10}}, left of 12 {{8, 10, 12}}, right of 8 {{10, 12}}, new right of 10 {{12}}"
+    );
+
+    let mut f = Agg::new("window = { kind = \"sliding\", size = \"10ms\" }\nemit = \"final\"", "");
+    // The left window of 8 opens and closes within the batch (12 moves
+    // stream time past its end): emitted once, at the end of the batch.
+    let (out, _) = f.run(0, &[("a", 8), ("a", 12)]);
+    assert_eq!(out, owned(&[("a", "1", Some(-2))]));
+    // Stream time 25 closes [2, 13) and [9, 20).
+    let (out, _) = f.run(2, &[("b", 25)]);
+    assert_eq!(out, owned(&[("a", "2", Some(2)), ("a", "1", Some(9))]));
+    let (out, _) = f.run(3, &[("a", 5)]);
+    assert!(out.is_empty(), "late for every window it could be in: {out:?}");
+    assert_eq!(f.chain.metrics().snapshot().stages[0].late, 1);
+}

@@ -194,6 +194,12 @@ impl Aggregator {
                     ..
                 },
             ) => self.fold_sessions(op, w, gap, events, &mut step, &mut latest)?,
+            Some(
+                w @ Windowing {
+                    kind: WindowKind::Sliding { size },
+                    ..
+                },
+            ) => self.fold_sliding(op, w, size, events, &mut step, &mut latest)?,
             window => self.fold_fixed(op, window, events, &mut step, &mut latest)?,
         }
         if self.spec.emit == Emit::Update {
@@ -312,12 +318,8 @@ impl Aggregator {
                 events: encode(events, &b.members),
             });
         }
-        let outcomes = fold(
-            op,
-            groups,
-            events,
-            &builds.iter().map(|b| b.members.clone()).collect::<Vec<_>>(),
-        );
+        let sizes: Vec<usize> = builds.iter().map(|b| b.members.len()).collect();
+        let outcomes = fold(op, groups, &sizes, &|g, j| encode(events, &[builds[g].members[j]]));
         let mut failed: BTreeSet<usize> = BTreeSet::new();
         for (b, outcome) in builds.into_iter().zip(outcomes) {
             for (j, why) in outcome.failures {
@@ -335,6 +337,125 @@ impl Aggregator {
             }
             latest.insert(b.store_key.clone(), ts);
             self.put(b.store_key, Some(acc));
+        }
+        Ok(())
+    }
+
+    /// Sliding windows: the events themselves are kept (for `2 × size + grace`
+    /// past them), and every window that holds a new event is folded again
+    /// from its events, in time order: a window's contents are a set of
+    /// events, not a running total, since events drop out as it slides.
+    fn fold_sliding(
+        &mut self,
+        op: &mut Operator,
+        w: Windowing,
+        size: i64,
+        events: &[EventRef<'_>],
+        step: &mut Step,
+        latest: &mut HashMap<Vec<u8>, i64>,
+    ) -> Result<(), AggregateError> {
+        let mut new_by_key: std::collections::BTreeMap<Option<Vec<u8>>, Vec<usize>> = Default::default();
+        // Stream time when each new event arrived.
+        let mut arrived: HashMap<(i64, i64), i64> = HashMap::new();
+        for (i, ev) in events.iter().enumerate() {
+            self.stream_time.observe(ev.timestamp);
+            arrived.insert((ev.timestamp, ev.offset), self.stream_time.0);
+            if window::sliding_is_late(ev.timestamp, size, w.grace, self.stream_time.0) {
+                let window = Window {
+                    start: ev.timestamp.saturating_sub(size),
+                    end: ev.timestamp.saturating_add(1),
+                };
+                let stream_time = self.stream_time.0;
+                step.rejected.push((i, Rejection::Late { window, stream_time }));
+                continue;
+            }
+            self.put(keys::event(ev.key, ev.timestamp, ev.offset), Some(encode(events, &[i])));
+            new_by_key.entry(ev.key.map(<[u8]>::to_vec)).or_default().push(i);
+        }
+        for (key, news) in new_by_key {
+            let new_at: BTreeSet<(i64, i64)> = news.iter().map(|&i| (events[i].timestamp, events[i].offset)).collect();
+            let (lo, hi) = match (new_at.first(), new_at.last()) {
+                (Some(a), Some(b)) => (a.0 - 2 * size - 2, b.0 + 2 * size + 2),
+                _ => continue,
+            };
+            // The key's kept events near the new ones, in (time, offset) order.
+            let kept: Vec<(i64, i64, Vec<u8>)> = self
+                .store
+                .scan(&keys::events_of(key.as_deref()))?
+                .into_iter()
+                .filter_map(|(k, v)| match keys::decode(&k) {
+                    Some(Entry::Event(_, ts, off)) if (lo..=hi).contains(&ts) => Some((ts, off, v)),
+                    _ => None,
+                })
+                .collect();
+            let times: Vec<i64> = kept.iter().map(|e| e.0).collect();
+            // Windows that hold a new event, and right windows of new events,
+            // unless already closed when that event arrived (a window can
+            // open and close within one batch; `final` then emits it below).
+            let affected: Vec<Window> = window::sliding_windows(&times, size)
+                .into_iter()
+                .filter(|win| {
+                    new_at.iter().any(|&(t, off)| {
+                        let right = win.start == t + 1 && win.end == t + size + 2;
+                        ((win.start..win.end).contains(&t) || right)
+                            && !w.is_closed(*win, arrived.get(&(t, off)).copied().unwrap_or(i64::MAX))
+                    })
+                })
+                .collect();
+            let members: Vec<Vec<usize>> = affected
+                .iter()
+                .map(|win| {
+                    (0..kept.len())
+                        .filter(|&j| (win.start..win.end).contains(&kept[j].0))
+                        .collect()
+                })
+                .collect();
+            let groups: Vec<Group> = affected
+                .iter()
+                .zip(&members)
+                .map(|(win, m)| Group {
+                    key: key.clone(),
+                    window: Some(*win),
+                    acc: None,
+                    events: join(m.iter().map(|&j| kept[j].2.as_slice())),
+                })
+                .collect();
+            let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
+            let outcomes = fold(op, groups, &sizes, &|g, j| kept[members[g][j]].2.clone());
+            let mut failed: BTreeSet<(i64, i64)> = BTreeSet::new();
+            for ((win, m), outcome) in affected.iter().zip(&members).zip(outcomes) {
+                for (j, why) in outcome.failures {
+                    let (ts, off) = (kept[m[j]].0, kept[m[j]].1);
+                    // Only a new event can fail: the others went in before.
+                    if new_at.contains(&(ts, off)) && failed.insert((ts, off)) {
+                        if let Some(&i) = news.iter().find(|&&i| events[i].offset == off) {
+                            step.rejected.push((i, why));
+                        }
+                        self.put(keys::event(key.as_deref(), ts, off), None);
+                    }
+                }
+                let Some(acc) = outcome.acc else { continue };
+                let k = keys::windowed(key.as_deref(), *win);
+                self.open.insert((w.close_time(*win), k.clone()));
+                let ts = m.iter().map(|&j| kept[j].0).max().unwrap_or(win.start);
+                latest.insert(k.clone(), ts);
+                self.put(k, Some(acc));
+            }
+            self.purge_events(key.as_deref(), size, w.grace)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a key's kept events that no open or future window can hold.
+    fn purge_events(&mut self, key: Option<&[u8]>, size: i64, grace: i64) -> Result<(), AggregateError> {
+        let st = self.stream_time.0;
+        for (k, _) in self.store.scan(&keys::events_of(key))? {
+            match keys::decode(&k) {
+                Some(Entry::Event(_, ts, _)) if ts.saturating_add(2 * size + 2).saturating_add(grace) <= st => {
+                    self.put(k, None);
+                }
+                _ => break,
+            }
         }
         Ok(())
     }
@@ -458,6 +579,16 @@ impl Aggregator {
                     acc,
                 });
             }
+            if let (
+                Some(Windowing {
+                    kind: WindowKind::Sliding { size },
+                    grace,
+                }),
+                Some(Entry::Windowed(key, _)),
+            ) = (self.spec.window, keys::decode(&k))
+            {
+                self.purge_events(key.as_deref(), size, grace)?;
+            }
             self.put(k, None);
         }
         Ok(())
@@ -501,7 +632,7 @@ fn split(k: &[u8]) -> Option<(Option<Vec<u8>>, Option<Window>)> {
     match keys::decode(k)? {
         Entry::Plain(key) => Some((key, None)),
         Entry::Windowed(key, w) => Some((key, Some(w))),
-        Entry::Meta(_) => None,
+        Entry::Meta(_) | Entry::Event(..) => None,
     }
 }
 
@@ -519,6 +650,18 @@ fn encode(events: &[EventRef<'_>], members: &[usize]) -> Vec<u8> {
     enc.as_bytes().to_vec()
 }
 
+/// Joins single-event `event-batch`es into one batch.
+fn join<'a>(parts: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = vec![0u8; 4];
+    let mut n: u32 = 0;
+    for p in parts {
+        out.extend_from_slice(p.get(4..).unwrap_or_default());
+        n += 1;
+    }
+    out[..4].copy_from_slice(&n.to_le_bytes());
+    out
+}
+
 /// What folding one group did.
 struct Outcome {
     /// The accumulator after it (`None`: none existed and nothing folded).
@@ -530,12 +673,17 @@ struct Outcome {
 }
 
 /// Folds groups with one `add` call. When the call traps, each group is
-/// retried alone, and a group that still traps is folded event by event, so
-/// that only the events that trap are rejected (operators are deterministic).
-fn fold(op: &mut Operator, groups: Vec<Group>, events: &[EventRef<'_>], members: &[Vec<usize>]) -> Vec<Outcome> {
-    let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
+/// retried alone, and a group that still traps is folded event by event
+/// (`single(group, j)` encodes its `j`-th event alone), so that only the
+/// events that trap are rejected (operators are deterministic).
+fn fold(
+    op: &mut Operator,
+    groups: Vec<Group>,
+    sizes: &[usize],
+    single: &dyn Fn(usize, usize) -> Vec<u8>,
+) -> Vec<Outcome> {
     match op.add(groups.clone()) {
-        Ok(folded) => return folded.into_iter().zip(sizes).map(|(f, n)| outcome(f, n)).collect(),
+        Ok(folded) => return folded.into_iter().zip(sizes).map(|(f, n)| outcome(f, *n)).collect(),
         Err(e) if matches!(e.fault, GuestFault::Instantiate(_)) => {
             return sizes.iter().map(|&n| all_trapped(n, &e)).collect();
         }
@@ -543,29 +691,28 @@ fn fold(op: &mut Operator, groups: Vec<Group>, events: &[EventRef<'_>], members:
     }
     groups
         .into_iter()
-        .zip(members)
-        .map(|(g, members)| match op.add(vec![g.clone()]) {
-            Ok(mut f) => f
-                .pop()
-                .map_or_else(|| all_trapped_text(members.len()), |f| outcome(f, members.len())),
-            Err(e) if matches!(e.fault, GuestFault::Instantiate(_)) => all_trapped(members.len(), &e),
-            Err(_) => one_by_one(op, g, events, members),
+        .zip(sizes)
+        .enumerate()
+        .map(|(gi, (g, &n))| match op.add(vec![g.clone()]) {
+            Ok(mut f) => f.pop().map_or_else(|| all_trapped_text(n), |f| outcome(f, n)),
+            Err(e) if matches!(e.fault, GuestFault::Instantiate(_)) => all_trapped(n, &e),
+            Err(_) => one_by_one(op, g, n, &|j| single(gi, j)),
         })
         .collect()
 }
 
-fn one_by_one(op: &mut Operator, g: Group, events: &[EventRef<'_>], members: &[usize]) -> Outcome {
+fn one_by_one(op: &mut Operator, g: Group, n: usize, single: &dyn Fn(usize) -> Vec<u8>) -> Outcome {
     let mut acc = g.acc.clone();
     let mut changed = false;
     let mut failures = Vec::new();
-    for (j, &i) in members.iter().enumerate() {
-        let single = Group {
+    for j in 0..n {
+        let one = Group {
             key: g.key.clone(),
             window: g.window,
             acc: acc.clone(),
-            events: encode(events, &[i]),
+            events: single(j),
         };
-        match op.add(vec![single]) {
+        match op.add(vec![one]) {
             Ok(mut f) => match f.pop() {
                 Some(f) if f.failures.is_empty() => {
                     acc = Some(f.acc);

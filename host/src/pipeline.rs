@@ -636,23 +636,23 @@ impl RawWindow {
                 WindowKind::Session { gap: need("gap", gap)? }
             }
             Some("sliding") => {
-                return Err(invalid(
-                    &key("kind"),
-                    "tumbling, hopping or session (sliding windows are not available in this version)",
-                    "\"sliding\"",
-                ));
+                unused("advance", advance)?;
+                unused("gap", gap)?;
+                WindowKind::Sliding {
+                    size: need("size", size)?,
+                }
             }
             Some(other) => {
                 return Err(invalid(
                     &key("kind"),
-                    "one of \"tumbling\", \"hopping\", \"session\"",
+                    "one of \"tumbling\", \"hopping\", \"session\", \"sliding\"",
                     &format!("{other:?}"),
                 ));
             }
             None => {
                 return Err(ErrorKind::Missing {
                     key: key("kind"),
-                    why: "tumbling, hopping or session",
+                    why: "tumbling, hopping, session or sliding",
                 });
             }
         };
@@ -861,6 +861,21 @@ default = "out"
             panic!("not an aggregate")
         };
         assert_eq!((c.emit, c.window, c.partitions), (Emit::Update, None, Some(1)));
+        let sliding = parse(&MINIMAL.replace(
+            "[outputs]",
+            "kind = \"aggregate\"\nwindow = { kind = \"sliding\", size = \"5s\", grace = \"1s\" }\n[outputs]",
+        ))
+        .unwrap();
+        assert!(matches!(
+            &sliding.stages[0].kind,
+            StageKind::Aggregate(Aggregation {
+                window: Some(Windowing {
+                    kind: WindowKind::Sliding { size: 5000 },
+                    grace: 1000
+                }),
+                ..
+            })
+        ));
         let first = parse(&MINIMAL.replace("[outputs]", "kind = \"aggregate\"\n[outputs]")).unwrap();
         assert!(matches!(&first.stages[0].kind, StageKind::Aggregate(a) if !a.repartition));
     }

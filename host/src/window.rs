@@ -13,7 +13,9 @@
 //!   their gap: a session's last event + gap + grace must be before stream time);
 //! - a session is `[first, last]` of its events (stored as `[first, last + 1)`),
 //!   and an event within `gap` of a session joins it, merging every session
-//!   it bridges.
+//!   it bridges;
+//! - sliding windows are each event's left window and, when not empty, its
+//!   right window ([`sliding_windows`]).
 
 use crate::event::Window;
 
@@ -37,6 +39,12 @@ pub enum WindowKind {
     Session {
         /// Inactivity gap, ms.
         gap: i64,
+    },
+    /// Kafka Streams' sliding windows: every distinct set of a key's events
+    /// no more than `size` ms apart (see [`sliding_windows`]).
+    Sliding {
+        /// Largest time difference between two events of one window, ms.
+        size: i64,
     },
 }
 
@@ -93,6 +101,7 @@ impl Windowing {
                 }
             }
             WindowKind::Session { gap } => positive("gap", gap)?,
+            WindowKind::Sliding { size } => positive("size", size)?,
         }
         if grace < 0 {
             return Err(WindowError::NegativeGrace(grace));
@@ -101,8 +110,8 @@ impl Windowing {
     }
 
     /// The fixed windows an event at `ts` belongs to, oldest first. Empty for
-    /// sessions, whose windows depend on the other events of the key (see
-    /// [`session_for`]).
+    /// sessions and sliding windows, whose windows depend on the other events
+    /// of the key (see [`session_for`] and [`sliding_windows`]).
     pub fn windows_for(&self, ts: i64) -> Vec<Window> {
         match self.kind {
             WindowKind::Tumbling { size } => {
@@ -132,7 +141,7 @@ impl Windowing {
                 windows.reverse();
                 windows
             }
-            WindowKind::Session { .. } => Vec::new(),
+            WindowKind::Session { .. } | WindowKind::Sliding { .. } => Vec::new(),
         }
     }
 
@@ -190,6 +199,43 @@ pub fn session_for(existing: &[Window], ts: i64, gap: i64) -> SessionPlan {
         window: Window { start, end },
         merged,
     }
+}
+
+/// The sliding windows over a key's event times, as Kafka Streams defines
+/// them for a time difference `size`: for every event at `t`, its *left*
+/// window `[t - size, t]`, and its *right* window `[t + 1, t + 1 + size]` when
+/// some event falls in it (the set the window holds once `t` has dropped
+/// out). Bounds are inclusive in Kafka Streams; here, as for every window,
+/// the end is exclusive: `[t - size, t + 1)` and `[t + 1, t + size + 2)`.
+/// A window's events are those of the key in its range.
+pub fn sliding_windows(times: &[i64], size: i64) -> std::collections::BTreeSet<Window> {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = std::collections::BTreeSet::new();
+    for (i, &t) in sorted.iter().enumerate() {
+        out.insert(Window {
+            start: t.saturating_sub(size),
+            end: t.saturating_add(1),
+        });
+        if sorted
+            .get(i + 1)
+            .is_some_and(|&next| next <= t.saturating_add(1).saturating_add(size))
+        {
+            out.insert(Window {
+                start: t.saturating_add(1),
+                end: t.saturating_add(size).saturating_add(2),
+            });
+        }
+    }
+    out
+}
+
+/// Whether an event at `ts` is too late for every sliding window it could
+/// be in: the last of them (the right window of an event at `ts - 1`) ends at
+/// `ts + size + 1`.
+pub fn sliding_is_late(ts: i64, size: i64, grace: i64, stream_time: i64) -> bool {
+    ts.saturating_add(size).saturating_add(1).saturating_add(grace) <= stream_time
 }
 
 /// Stream time of a task: the largest event time seen.
@@ -326,6 +372,23 @@ mod tests {
         assert!(Windowing::new(WindowKind::Hopping { size: 5, advance: 10 }, 0).is_err());
         assert!(Windowing::new(WindowKind::Session { gap: -1 }, 0).is_err());
         assert!(Windowing::new(WindowKind::Tumbling { size: 5 }, -1).is_err());
+    }
+
+    #[test]
+    fn sliding_windows_are_left_windows_plus_non_empty_right_windows() {
+        // Kafka Streams' example: events at 8 and 12, size 10.
+        let got: Vec<Window> = sliding_windows(&[12, 8], 10).into_iter().collect();
+        assert_eq!(
+            got,
+            vec![w(-2, 9), w(2, 13), w(9, 20)],
+            "left of 8, left of 12, right of 8 (holds 12); the right of 12 is empty"
+        );
+        // Further apart than size: no right window joins them.
+        let got: Vec<Window> = sliding_windows(&[0, 20], 10).into_iter().collect();
+        assert_eq!(got, vec![w(-10, 1), w(10, 21)]);
+        assert!(sliding_windows(&[5, 5], 3).len() == 1, "equal times make one window");
+        assert!(!sliding_is_late(10, 5, 0, 15) && sliding_is_late(10, 5, 0, 16));
+        assert!(!sliding_is_late(10, 5, 3, 18) && sliding_is_late(10, 5, 3, 19));
     }
 
     #[test]

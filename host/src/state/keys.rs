@@ -4,10 +4,11 @@
 //! meta      := 0x00 name                       (checkpoint, stream time)
 //! plain     := 0x01 rkey                       (unwindowed accumulator)
 //! windowed  := 0x02 rkey start end             (one window of a key)
+//! event     := 0x03 rkey ts offset             (an event kept for sliding windows)
 //! rkey      := 0x00                            (no key)
 //!            | 0x01 u32be len, bytes           (a key)
-//! start/end := i64 big-endian with the sign bit flipped, so that byte
-//!              order is numeric order
+//! start/end/ts/offset := i64 big-endian with the sign bit flipped, so
+//!              that byte order is numeric order
 //! ```
 //!
 //! A key's windows are contiguous and sorted by start, so "the windows of a
@@ -25,6 +26,7 @@ pub const STREAM_TIME: &str = "stream-time";
 const META: u8 = 0;
 const PLAIN: u8 = 1;
 const WINDOWED: u8 = 2;
+const EVENT: u8 = 3;
 
 /// What a store key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub enum Entry {
     Plain(Option<Vec<u8>>),
     /// A key's accumulator in one window.
     Windowed(Option<Vec<u8>>, Window),
+    /// An event of a key kept for sliding windows: its time and offset.
+    Event(Option<Vec<u8>>, i64, i64),
 }
 
 /// The key of a meta entry.
@@ -66,6 +70,21 @@ pub fn windowed(key: Option<&[u8]>, window: Window) -> Vec<u8> {
     k
 }
 
+/// The prefix of every event kept for `key`.
+pub fn events_of(key: Option<&[u8]>) -> Vec<u8> {
+    let mut k = vec![EVENT];
+    record_key(&mut k, key);
+    k
+}
+
+/// The key of an event kept for sliding windows, ordered by time, then offset.
+pub fn event(key: Option<&[u8]>, ts: i64, offset: i64) -> Vec<u8> {
+    let mut k = events_of(key);
+    k.extend_from_slice(&ordered(ts));
+    k.extend_from_slice(&ordered(offset));
+    k
+}
+
 /// Reads a store key back; `None` for bytes no store writes.
 pub fn decode(bytes: &[u8]) -> Option<Entry> {
     let (&tag, rest) = bytes.split_first()?;
@@ -75,14 +94,18 @@ pub fn decode(bytes: &[u8]) -> Option<Entry> {
             let (key, rest) = read_record_key(rest)?;
             rest.is_empty().then_some(Entry::Plain(key))
         }
-        WINDOWED => {
+        WINDOWED | EVENT => {
             let (key, rest) = read_record_key(rest)?;
             if rest.len() != 16 {
                 return None;
             }
-            let start = from_ordered(rest[..8].try_into().ok()?);
-            let end = from_ordered(rest[8..].try_into().ok()?);
-            Some(Entry::Windowed(key, Window { start, end }))
+            let a = from_ordered(rest[..8].try_into().ok()?);
+            let b = from_ordered(rest[8..].try_into().ok()?);
+            Some(if tag == WINDOWED {
+                Entry::Windowed(key, Window { start: a, end: b })
+            } else {
+                Entry::Event(key, a, b)
+            })
         }
         _ => None,
     }
@@ -135,6 +158,10 @@ mod tests {
             );
         }
         assert_eq!(decode(&meta(STREAM_TIME)), Some(Entry::Meta(STREAM_TIME.into())));
+        assert_eq!(
+            decode(&event(Some(b"k"), -3, 7)),
+            Some(Entry::Event(Some(b"k".to_vec()), -3, 7))
+        );
         assert_eq!(decode(&[9, 1]), None);
         assert_eq!(decode(&[PLAIN, 1, 0, 0, 0, 9]), None, "length past the end");
     }
