@@ -370,11 +370,13 @@ fn daily_stats_with_out_of_order_and_late_trades() {
         metrics.contains(&format!("stage=\"stats\"}} {}", late.len())) && metrics.contains("weir_stage_late_total"),
         "{metrics}"
     );
-    let status = http_get(&addr, "/status");
-    assert!(
-        status.contains("\"stores\"") && status.contains("\"restores\""),
-        "{status}"
-    );
+    // `weir status` prints /status: tasks, stores and restores.
+    let out = weir().args(["status", "--admin", &addr]).output().expect("weir status");
+    let status: Value = serde_json::from_slice(&out.stdout).expect("weir status prints JSON");
+    assert_eq!(status["tasks"].as_array().map(Vec::len), Some(2), "{status}");
+    assert_eq!(status["tasks"][0]["stages"], json!(["stats"]), "{status}");
+    assert_eq!(status["stores"].as_array().map(Vec::len), Some(2), "{status}");
+    assert_eq!(status["restores"].as_array().map(Vec::len), Some(2), "{status}");
     assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
 }
 

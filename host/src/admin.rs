@@ -85,9 +85,22 @@ pub struct StoreView {
     pub path: String,
 }
 
+/// One task as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TaskView {
+    /// The topic it reads (an input, or a repartition topic).
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// The stages it runs, in order.
+    pub stages: Vec<String>,
+}
+
 /// What the instance refreshes at each commit for the admin API.
 #[derive(Debug, Clone, Default)]
 pub struct Views {
+    /// Every task of the instance.
+    pub tasks: Vec<TaskView>,
     /// Every open store.
     pub stores: Vec<StoreView>,
     /// Records behind the end of each assigned partition (high watermark
@@ -171,6 +184,7 @@ impl Status {
             "produced": m.produced,
             "commits": m.commits,
             "aborts": m.aborts,
+            "tasks": self.views().tasks,
             "lag": self.views().lag.iter().map(|((t, p), lag)| json!({"topic": t, "partition": p, "lag": lag})).collect::<Vec<_>>(),
             "stores": self.views().stores,
             "restores": self.restores().iter().map(|((stage, p), r)| json!({"stage": stage, "partition": p, "restore": r})).collect::<Vec<_>>(),
@@ -528,6 +542,7 @@ mod tests {
                 .into(),
             )),
             views: Arc::new(Mutex::new(Views {
+                tasks: vec![],
                 stores: vec![],
                 lag: [(("in".to_owned(), 1), 42)].into(),
             })),

@@ -619,6 +619,12 @@ impl Task {
         self.operators.iter_mut().try_for_each(Operator::warm_up)
     }
 
+    /// The indices of the stages this task runs (its segment).
+    pub fn stages(&self) -> std::ops::Range<usize> {
+        let seg = &self.chain.segments[self.segment];
+        seg.first..seg.end
+    }
+
     /// The task's stateful stages: (stage index, aggregator).
     pub fn aggregators(&self) -> impl Iterator<Item = (usize, &Aggregator)> {
         self.aggregators

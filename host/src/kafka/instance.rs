@@ -31,7 +31,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::clients::{self, Producer, ProducerCtx, ProducerSink};
 use super::restore::{RestoreError, Restorer};
 use super::topics::{self, TopicError};
-use crate::admin::{Restores, Status, StoreView, Views};
+use crate::admin::{Restores, Status, StoreView, TaskView, Views};
 use crate::codec::BatchEncoder;
 use crate::metrics::{self, Metrics, Snapshot};
 use crate::pipeline::{Guarantee, Pipeline};
@@ -788,6 +788,15 @@ impl Instance {
     fn refresh_views(&self, tasks: &HashMap<TopicPartition, Task>) {
         let names = self.chain.stage_names();
         let mut stores = Vec::new();
+        let mut views: Vec<TaskView> = tasks
+            .iter()
+            .map(|((topic, partition), task)| TaskView {
+                topic: topic.clone(),
+                partition: *partition,
+                stages: task.stages().map(|i| names[i].to_owned()).collect(),
+            })
+            .collect();
+        views.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         for ((_, partition), task) in tasks {
             for (i, agg) in task.aggregators() {
                 stores.push(StoreView {
@@ -814,7 +823,11 @@ impl Instance {
             })
             .unwrap_or_default();
         if let Ok(mut v) = self.views.lock() {
-            *v = Views { stores, lag };
+            *v = Views {
+                tasks: views,
+                stores,
+                lag,
+            };
         }
     }
 
