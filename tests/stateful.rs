@@ -373,9 +373,17 @@ fn daily_stats_with_out_of_order_and_late_trades() {
         metrics.contains(&format!("stage=\"stats\"}} {}", late.len())) && metrics.contains("weir_stage_late_total"),
         "{metrics}"
     );
-    // `weir status` prints /status: tasks, stores and restores.
-    let out = weir().args(["status", "--admin", &addr]).output().expect("weir status");
-    let status: Value = serde_json::from_slice(&out.stdout).expect("weir status prints JSON");
+    // `weir status` prints /status: tasks, stores and restores (the task and
+    // store views are refreshed every second).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let out = weir().args(["status", "--admin", &addr]).output().expect("weir status");
+        let status: Value = serde_json::from_slice(&out.stdout).expect("weir status prints JSON");
+        if status["stores"].as_array().map(Vec::len) == Some(2) || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert_eq!(status["tasks"].as_array().map(Vec::len), Some(2), "{status}");
     assert_eq!(status["tasks"][0]["stages"], json!(["stats"]), "{status}");
     assert_eq!(status["stores"].as_array().map(Vec::len), Some(2), "{status}");

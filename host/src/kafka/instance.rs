@@ -620,7 +620,10 @@ impl Instance {
         let mut tasks: HashMap<TopicPartition, Task> = HashMap::new();
         let mut encoder = BatchEncoder::new();
         let mut last_commit = Instant::now();
-        let mut last_views = Instant::now();
+        // Views are due at once, then every second.
+        let mut last_views = Instant::now()
+            .checked_sub(Duration::from_secs(1))
+            .unwrap_or_else(Instant::now);
         let mut errors = ErrorLog::default();
         loop {
             if self.options.stop.load(Ordering::Relaxed) {
