@@ -136,6 +136,19 @@ fn header_i64(r: &CommittedRecord, name: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Reads `now()` every half second until it equals `want` or `timeout`
+/// passes; returns the last reading (output that is still catching up).
+fn until<T: PartialEq>(want: &T, timeout: Duration, now: impl Fn() -> T) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = now();
+        if &got == want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// A seeded xorshift, for test data.
 struct Rng(u64);
 
@@ -347,14 +360,9 @@ fn daily_stats_with_out_of_order_and_late_trades() {
     got_late.sort_unstable();
     assert_eq!(got_late, late, "dead-lettered trades are exactly the late ones");
     // Updates keep coming until every window has its final value.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let got = loop {
-        let got = last_by_key_window(&committed(&output));
-        if got == want || Instant::now() > deadline {
-            break got;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let got = until(&want, Duration::from_secs(60), || {
+        last_by_key_window(&committed(&output))
+    });
     assert_eq!(got.len(), want.len(), "one series per symbol and day");
     for (k, v) in &want {
         assert_eq!(got.get(k), Some(v), "stats of {k:?}");
@@ -642,14 +650,7 @@ fn word_count_through_a_repartition_topic() {
     let (records, want) = sentences(2000);
     produce(&input, &records);
     let mut w = WeirProcess::start(&file, "0", &[]);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let got = loop {
-        let got = last_counts(&committed(&output));
-        if got == want || Instant::now() > deadline {
-            break got;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let got = until(&want, Duration::from_secs(120), || last_counts(&committed(&output)));
     assert_eq!(got, want);
     let repartition = format!("{app}-count-repartition");
     let words: usize = want.values().sum::<u64>() as usize;
@@ -921,17 +922,12 @@ fn top10_over_a_single_partition_topic() {
 /// The last top 10 of each day in `output`, once it equals `want` (or after
 /// two minutes).
 fn await_top10(output: &str, want: &BTreeMap<i64, Value>) -> BTreeMap<i64, Value> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let got: BTreeMap<i64, Value> = last_by_key_window(&committed(output))
+    until(want, Duration::from_secs(120), || {
+        last_by_key_window(&committed(output))
             .into_iter()
             .map(|((_, day), v)| (day, v))
-            .collect();
-        if &got == want || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+            .collect()
+    })
 }
 
 /// `n` trades of 14 symbols over two days, on one partition in time order
@@ -1069,14 +1065,9 @@ fn scale_out_and_takeover_keep_state_exact() {
         std::thread::sleep(Duration::from_millis(200));
     }
     feeder.join().expect("feeder");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let got = loop {
-        let got = last_by_key_window(&committed(&output));
-        if got == want || Instant::now() > deadline {
-            break got;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let got = until(&want, Duration::from_secs(120), || {
+        last_by_key_window(&committed(&output))
+    });
     let log = a.log_text();
     assert!(a.terminate(EXIT_WAIT).success(), "{log}");
     assert_eq!(got, want, "log of the survivor:\n{log}");
@@ -1114,14 +1105,9 @@ fn daily_stats_survive_sigkill_exactly() {
     let mut w = run_with_kills(&file, 5);
     feeder.join().expect("feeder");
     let dead = wait_for(&late_topic, late.len(), Duration::from_secs(120));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let got = loop {
-        let got = last_by_key_window(&committed(&output));
-        if got == want || Instant::now() > deadline {
-            break got;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let got = until(&want, Duration::from_secs(120), || {
+        last_by_key_window(&committed(&output))
+    });
     std::thread::sleep(Duration::from_secs(2));
     let dead_after = committed(&late_topic);
     assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
