@@ -130,11 +130,6 @@ impl Aggregator {
         &self.store
     }
 
-    /// The store, to restore into (then call [`Aggregator::reload`]).
-    pub fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
-    }
-
     /// Stream time, if any event was seen.
     pub fn stream_time(&self) -> Option<i64> {
         (self.stream_time != StreamTime::default()).then_some(self.stream_time.0)

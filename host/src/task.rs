@@ -602,16 +602,15 @@ impl Task {
     pub fn process(&mut self, batch: &BatchEncoder, sink: &mut dyn Sink) -> Result<(), TaskError> {
         let seg = &self.chain.segments[self.segment];
         let (first, end) = (seg.first, seg.end);
-        if let Some(last) = codec::read_events(batch.as_bytes())
-            .ok()
-            .and_then(|e| e.last().map(|e| e.offset))
-        {
-            self.input_next = last + 1;
+        // The host encoded this batch itself, so it reads back.
+        let events = codec::read_events(batch.as_bytes()).unwrap_or_default();
+        if let Some(last) = events.last() {
+            self.input_next = last.offset + 1;
         }
         if first == end {
-            return self.forward(batch, sink);
+            return self.forward(&events, sink);
         }
-        self.run_stage(first, batch, sink)
+        self.run_events(first, batch, &events, sink)
     }
 
     /// Creates every stage's instance now (start-up cost paid up front).
@@ -631,14 +630,6 @@ impl Task {
             .iter()
             .enumerate()
             .filter_map(|(i, a)| a.as_ref().map(|a| (i, a)))
-    }
-
-    /// The task's stateful stages, mutable (to restore them).
-    pub fn aggregators_mut(&mut self) -> impl Iterator<Item = (usize, &mut Aggregator)> {
-        self.aggregators
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, a)| a.as_mut().map(|a| (i, a)))
     }
 
     /// Re-reads every store (after a restore, or an abort).
@@ -679,13 +670,12 @@ impl Task {
 
     /// A segment without stages (an aggregate that repartitions the inputs
     /// themselves): records go to the next segment's topic unchanged.
-    fn forward(&mut self, batch: &BatchEncoder, sink: &mut dyn Sink) -> Result<(), TaskError> {
-        let events = codec::read_events(batch.as_bytes()).unwrap_or_default();
+    fn forward(&mut self, events: &[EventRef<'_>], sink: &mut dyn Sink) -> Result<(), TaskError> {
         let Some(topic) = self.chain.segments.get(self.segment + 1).and_then(|s| s.source.clone()) else {
             return Ok(());
         };
         let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
-        for ev in &events {
+        for ev in events {
             headers.clear();
             headers.extend(ev.headers());
             sink.send(&OutRecord::of_event(
@@ -699,20 +689,31 @@ impl Task {
     }
 
     fn run_stage(&mut self, i: usize, batch: &BatchEncoder, sink: &mut dyn Sink) -> Result<(), TaskError> {
-        let chain = self.chain.clone();
-        metrics::add(&chain.metrics.stages[i].events, batch.len() as u64);
         // The host encoded this batch itself, so it reads back.
         let events = codec::read_events(batch.as_bytes()).unwrap_or_default();
+        self.run_events(i, batch, &events, sink)
+    }
+
+    /// Runs stage `i` on `batch`, whose events are already read.
+    fn run_events(
+        &mut self,
+        i: usize,
+        batch: &BatchEncoder,
+        events: &[EventRef<'_>],
+        sink: &mut dyn Sink,
+    ) -> Result<(), TaskError> {
+        let chain = self.chain.clone();
+        metrics::add(&chain.metrics.stages[i].events, batch.len() as u64);
         if chain.stages[i].aggregate.is_none() {
-            let results = self.call(i, batch, &events);
-            return self.deliver(i, &results.batch, &results.traps, &events, sink);
+            let results = self.call(i, batch, events);
+            return self.deliver(i, &results.batch, &results.traps, events, sink);
         }
         let Some(agg) = self.aggregators[i].as_mut() else {
             return Err(TaskError::NoState {
                 stage: chain.stages[i].name.clone(),
             });
         };
-        let step = agg.step(&mut self.operators[i], &events, self.input_next, sink)?;
+        let step = agg.step(&mut self.operators[i], events, self.input_next, sink)?;
         for (idx, why) in &step.rejected {
             let why = match why {
                 Rejection::Late { window, stream_time } => {

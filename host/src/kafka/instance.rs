@@ -174,8 +174,9 @@ struct TxnState {
 
 struct Shared {
     producer: Producer,
-    /// Consumer lag per partition, from librdkafka's statistics.
-    lag: Mutex<BTreeMap<TopicPartition, i64>>,
+    /// The end of each partition as this consumer sees it (the last stable
+    /// offset), from librdkafka's statistics.
+    ends: Mutex<BTreeMap<TopicPartition, i64>>,
     /// Input partitions assigned now (for the admin API).
     assigned: Arc<Mutex<std::collections::BTreeSet<TopicPartition>>>,
     guarantee: Guarantee,
@@ -359,18 +360,20 @@ struct ConsumerCtx {
 
 impl ClientContext for ConsumerCtx {
     /// librdkafka's statistics (every `statistics.interval.ms`) carry each
-    /// partition's lag, measured against the end a `read_committed` reader sees.
+    /// partition's end: the last stable offset, which is what a
+    /// `read_committed` reader can reach (its own `consumer_lag` is unknown
+    /// here: offsets are committed through the producer's transactions).
     fn stats(&self, statistics: rdkafka::Statistics) {
-        let mut lag = BTreeMap::new();
+        let mut ends = BTreeMap::new();
         for (topic, t) in statistics.topics {
             for (p, part) in t.partitions {
-                if p >= 0 && part.consumer_lag >= 0 {
-                    lag.insert((topic.clone(), p), part.consumer_lag);
+                if p >= 0 && part.ls_offset >= 0 {
+                    ends.insert((topic.clone(), p), part.ls_offset);
                 }
             }
         }
-        if let Ok(mut l) = self.shared.lag.lock() {
-            *l = lag;
+        if let Ok(mut e) = self.shared.ends.lock() {
+            *e = ends;
         }
     }
 }
@@ -464,7 +467,7 @@ impl Instance {
         .map_err(|e| client_error("producer", e))?;
         let shared = Arc::new(Shared {
             producer,
-            lag: Mutex::default(),
+            ends: Mutex::default(),
             assigned: Arc::default(),
             guarantee: pipeline.guarantee,
             timeout: options.kafka_timeout,
@@ -720,7 +723,7 @@ impl Instance {
             .iter()
             .map(|s| (*s).to_owned())
             .collect::<Vec<_>>();
-        for (i, agg) in task.aggregators_mut() {
+        for (i, agg) in task.aggregators() {
             restorer.restore(&names[i], agg.store(), committed)?;
         }
         task.reload()?;
@@ -813,18 +816,18 @@ impl Instance {
             }
         }
         stores.sort_by(|a, b| (&a.stage, a.partition).cmp(&(&b.stage, b.partition)));
-        let assigned = self.shared.assigned.lock().map(|a| a.clone()).unwrap_or_default();
-        let lag: BTreeMap<TopicPartition, i64> = self
-            .shared
-            .lag
-            .lock()
-            .map(|l| {
-                l.iter()
-                    .filter(|(tp, _)| assigned.contains(*tp))
-                    .map(|(k, v)| (k.clone(), *v))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Lag: the partition's end minus where this instance will read next.
+        let positions: BTreeMap<TopicPartition, i64> = {
+            let st = self.shared.lock();
+            let mut p = st.resume.clone();
+            p.extend(st.pending.iter().map(|(k, v)| (k.clone(), *v)));
+            p
+        };
+        let ends = self.shared.ends.lock().map(|e| e.clone()).unwrap_or_default();
+        let lag: BTreeMap<TopicPartition, i64> = positions
+            .into_iter()
+            .filter_map(|(tp, next)| ends.get(&tp).map(|end| (tp, (end - next).max(0))))
+            .collect();
         if let Ok(mut v) = self.views.lock() {
             *v = Views {
                 tasks: views,

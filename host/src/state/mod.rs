@@ -153,11 +153,6 @@ impl Store {
         self.staged.insert(key, value);
     }
 
-    /// Writes staged in the open transaction.
-    pub fn staged(&self) -> usize {
-        self.staged.len()
-    }
-
     /// The transaction committed: apply its writes, and move the checkpoint
     /// to `checkpoint` (the changelog's end after it) when known.
     pub fn commit(&mut self, checkpoint: Option<i64>) -> Result<(), StateError> {
