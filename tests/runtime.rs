@@ -320,3 +320,18 @@ fn sliding_windows_refold_what_an_event_touches() {
     assert!(out.is_empty(), "late for every window it could be in: {out:?}");
     assert_eq!(f.chain.metrics().snapshot().stages[0].late, 1);
 }
+
+/// Hopping windows: an event goes to every window that contains it.
+#[test]
+fn hopping_windows_fold_an_event_into_every_window_holding_it() {
+    let mut h = Agg::new(
+        "window = { kind = \"hopping\", size = \"10ms\", advance = \"5ms\" }",
+        "",
+    );
+    let (out, _) = h.run(0, &[("a", 7), ("a", 12)]);
+    // 7 is in [0, 10) and [5, 15); 12 in [5, 15) and [10, 20).
+    assert_eq!(
+        out,
+        owned(&[("a", "1", Some(0)), ("a", "2", Some(5)), ("a", "1", Some(10))])
+    );
+}

@@ -381,6 +381,23 @@ fn daily_stats_with_out_of_order_and_late_trades() {
         metrics.contains(&format!("stage=\"stats\"}} {}", late.len())) && metrics.contains("weir_stage_late_total"),
         "{metrics}"
     );
+    // Lag per partition, from librdkafka's statistics (every 5 s): all read.
+    let lag = until(&true, Duration::from_secs(15), || {
+        let m = http_get(&addr, "/metrics");
+        m.lines()
+            .filter(|l| l.starts_with("weir_consumer_lag_records{"))
+            .count()
+            == 2
+    });
+    assert!(
+        lag,
+        "no lag per partition in /metrics:\n{}",
+        http_get(&addr, "/metrics")
+    );
+    let metrics = http_get(&addr, "/metrics");
+    for l in metrics.lines().filter(|l| l.starts_with("weir_consumer_lag_records{")) {
+        assert!(l.ends_with(" 0"), "all input was read: {l}");
+    }
     // `weir status` prints /status: tasks, stores and restores (the task and
     // store views are refreshed every second).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1124,4 +1141,85 @@ fn daily_stats_survive_sigkill_exactly() {
     assert_eq!(got.len(), want.len(), "one series per symbol and day");
     let wrong: Vec<_> = want.iter().filter(|(k, v)| got.get(*k) != Some(*v)).take(3).collect();
     assert!(wrong.is_empty(), "wrong final stats, e.g. {wrong:?}");
+}
+
+/// Bad stateful setups stop `weir run` at once with a message naming the
+/// cause: an aggregate stage given a processor module, an internal topic
+/// that exists with another partition count, and a state directory that
+/// cannot be created.
+#[test]
+fn bad_stateful_setups_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |file: &Path| {
+        let out = weir()
+            .args([
+                "run",
+                &file.display().to_string(),
+                "--kafka-timeout",
+                "20s",
+                "--admin",
+                "off",
+            ])
+            .output()
+            .expect("run weir");
+        assert!(
+            !out.status.success(),
+            "weir ran: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let app = unique("word-count");
+    let (input, output) = (unique("sentences"), unique("counts"));
+    create_topic(&input, 3);
+    create_topic(&output, 3);
+    let file = example(
+        dir.path(),
+        "word-count.toml",
+        &app,
+        &[("sentences", &input), ("word-counts", &output)],
+        "",
+    );
+
+    let wrong_kind = dir.path().join("wrong-kind.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("rust-count.wasm", "rust-uppercase.wasm");
+    std::fs::write(&wrong_kind, text).unwrap();
+    let e = run(&wrong_kind);
+    assert!(
+        e.contains("stage count") && e.contains("is a processor") && e.contains("aggregate"),
+        "{e}"
+    );
+
+    create_topic(&format!("{app}-count-changelog"), 1);
+    let e = run(&file);
+    assert!(
+        e.contains(&format!(
+            "internal topic {app}-count-changelog has 1 partition(s) but the pipeline needs 3"
+        )),
+        "{e}"
+    );
+
+    let app2 = unique("word-count");
+    let blocked = dir.path().join("not-a-dir");
+    std::fs::write(&blocked, "a file where the state directory would go").unwrap();
+    let file2 = example(
+        dir.path(),
+        "word-count.toml",
+        &app2,
+        &[("sentences", &input), ("word-counts", &output)],
+        "",
+    );
+    let text = std::fs::read_to_string(&file2).unwrap().replace(
+        &format!("state-dir = \"{}\"", dir.path().join("state").display()),
+        &format!("state-dir = \"{}\"", blocked.display()),
+    );
+    std::fs::write(&file2, text).unwrap();
+    produce(&input, &[In::value("one two")]);
+    let e = run(&file2);
+    assert!(
+        e.contains("cannot open the state store") && e.contains("not-a-dir"),
+        "{e}"
+    );
 }
