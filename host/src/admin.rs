@@ -94,6 +94,8 @@ pub struct TaskView {
     pub partition: i32,
     /// The stages it runs, in order.
     pub stages: Vec<String>,
+    /// The version (`name@sha256:…`) each of those stages runs in this task.
+    pub modules: Vec<String>,
 }
 
 /// What the instance refreshes at each commit for the admin API.
@@ -148,6 +150,8 @@ pub struct Status {
     pub views: Arc<Mutex<Views>>,
     /// Store queries, when the pipeline keeps state.
     pub queries: Option<Arc<dyn Queries>>,
+    /// Per stage: the version running, any swap in progress, guards.
+    pub swaps: Arc<Mutex<Vec<crate::swap::SwapView>>>,
 }
 
 impl Status {
@@ -169,14 +173,16 @@ impl Status {
     /// `/status` as JSON.
     pub fn to_json(&self) -> serde_json::Value {
         let m = self.metrics.snapshot();
+        let swaps = self.swaps.lock().map(|v| v.clone()).unwrap_or_default();
         json!({
             "application": self.application_id,
             "instance": self.instance_id,
             "guarantee": self.guarantee,
             "uptime_seconds": self.started.elapsed().as_secs(),
-            "stages": self.stages.iter().zip(&m.stages).map(|((name, module), c)| json!({
+            "stages": self.stages.iter().zip(&m.stages).enumerate().map(|(i, ((name, module), c))| json!({
                 "name": name,
-                "module": module,
+                // The version running now (a hot swap changes it).
+                "module": swaps.get(i).map_or(module, |v| &v.active),
                 "counters": c,
             })).collect::<Vec<_>>(),
             "partitions": self.assigned().iter().map(|(t, p)| json!({"topic": t, "partition": p})).collect::<Vec<_>>(),
@@ -187,6 +193,7 @@ impl Status {
             "tasks": self.views().tasks,
             "lag": self.views().lag.iter().map(|((t, p), lag)| json!({"topic": t, "partition": p, "lag": lag})).collect::<Vec<_>>(),
             "stores": self.views().stores,
+            "modules": swaps,
             "restores": self.restores().iter().map(|((stage, p), r)| json!({"stage": stage, "partition": p, "restore": r})).collect::<Vec<_>>(),
         })
     }
@@ -547,6 +554,7 @@ mod tests {
                 lag: [(("in".to_owned(), 1), 42)].into(),
             })),
             queries: None,
+            swaps: Arc::default(),
         }
     }
 

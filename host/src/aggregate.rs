@@ -78,6 +78,9 @@ pub struct Step {
     pub rejected: Vec<(usize, Rejection)>,
     /// Accumulators to emit, in order.
     pub due: Vec<Due>,
+    /// Accumulators a new version could not migrate: (key, why). They are
+    /// kept as they were.
+    pub unmigrated: Vec<(Option<Vec<u8>>, String)>,
 }
 
 /// The aggregate stage could not go on.
@@ -105,6 +108,8 @@ pub struct Aggregator {
     /// been added to stream time (idle close).
     last_input: Instant,
     advanced_until: Instant,
+    /// The version whose format the stored accumulators are in.
+    format: Option<String>,
 }
 
 impl Aggregator {
@@ -120,6 +125,7 @@ impl Aggregator {
             touched: BTreeSet::new(),
             last_input: now,
             advanced_until: now,
+            format: None,
         };
         a.reload()?;
         Ok(a)
@@ -159,6 +165,47 @@ impl Aggregator {
             .map(i64::from_le_bytes)
             .map_or_else(StreamTime::default, StreamTime);
         self.saved_stream_time = self.stream_time;
+        self.format = self
+            .store
+            .get(&keys::meta(keys::FORMAT))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        Ok(())
+    }
+
+    /// Makes the stored accumulators `op`'s (the first step after a hot swap,
+    /// or after a restart into a new version). When another version wrote
+    /// them and `op` exports `migrate`, every accumulator passes through it,
+    /// in this step's transaction: eagerly, so that the changelog, the store
+    /// and the outputs change together and a crash redoes all of it. Without
+    /// `migrate` the state is kept as it is (the versions share a format).
+    fn adopt(&mut self, op: &mut Operator, step: &mut Step) -> Result<(), AggregateError> {
+        let label = op.module().info().version_label();
+        if self.format.as_deref() == Some(label.as_str()) {
+            return Ok(());
+        }
+        if let Some(previous) = self.format.clone()
+            && op.module().info().migrate
+        {
+            let mut migrated = 0u64;
+            for prefix in [[1u8], [2u8]] {
+                for (k, acc) in self.store.scan(&prefix)? {
+                    let Some((key, _)) = split(&k) else { continue };
+                    match op.migrate(&previous, key.as_deref(), &acc) {
+                        Ok(Some(Ok(new))) => {
+                            self.put(k, Some(new));
+                            migrated += 1;
+                        }
+                        Ok(Some(Err(f))) => step.unmigrated.push((key, format!("{}: {}", f.code, f.message))),
+                        Ok(None) => {}
+                        Err(e) => step.unmigrated.push((key, e.to_string())),
+                    }
+                }
+            }
+            tracing::info!(from = %previous, to = %label, migrated, failed = step.unmigrated.len(),
+                "migrated the stage's accumulators");
+        }
+        self.put(keys::meta(keys::FORMAT), Some(label.clone().into_bytes()));
+        self.format = Some(label);
         Ok(())
     }
 
@@ -177,6 +224,7 @@ impl Aggregator {
         sink: &mut dyn Sink,
     ) -> Result<Step, AggregateError> {
         let mut step = Step::default();
+        self.adopt(op, &mut step)?;
         if !events.is_empty() {
             self.last_input = Instant::now();
             self.advanced_until = self.last_input;
@@ -235,6 +283,7 @@ impl Aggregator {
     /// and closes what that closes.
     pub fn idle_close(
         &mut self,
+        op: &mut Operator,
         now: Instant,
         stream_time: i64,
         input_next: i64,
@@ -243,6 +292,7 @@ impl Aggregator {
         self.advanced_until = now;
         self.stream_time.observe(stream_time);
         let mut step = Step::default();
+        self.adopt(op, &mut step)?;
         self.close(self.stream_time.0, &mut step)?;
         self.flush(input_next, sink)?;
         Ok(step)

@@ -1,7 +1,7 @@
 //! The WIT contract (`wit/weir.wit`) as the host knows it: interface names,
 //! operator kinds, and which world a component implements.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The WIT package source, embedded so `weir` needs no files at run time
 /// (`weir componentize` embeds it into core modules).
@@ -17,7 +17,7 @@ pub const AGGREGATOR: &str = "weir:stream/aggregator@0.1.0";
 pub const MIGRATOR: &str = "weir:stream/migrator@0.1.0";
 
 /// What kind of stage an operator can serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OperatorKind {
     /// Stateless: map, filter, flat-map, re-key, route (`process` world).
@@ -32,6 +32,14 @@ impl OperatorKind {
         match self {
             OperatorKind::Processor => "weir:stream/process@0.1.0",
             OperatorKind::Aggregator => "weir:stream/aggregate@0.1.0",
+        }
+    }
+
+    /// "a processor" or "an aggregator", for messages.
+    pub fn with_article(self) -> &'static str {
+        match self {
+            OperatorKind::Processor => "a processor",
+            OperatorKind::Aggregator => "an aggregator",
         }
     }
 

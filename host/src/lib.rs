@@ -19,6 +19,10 @@
 //! - [`kafka`]: consumer group, producer, transactions — one
 //!   [`kafka::Instance`] per `weir run` process.
 //! - [`metrics`]: counters of a running pipeline.
+//! - [`registry`]: the module registry — versions and the activation table in
+//!   compacted control topics, modules chunked and digest-checked.
+//! - [`swap`]: hot swap in a running instance — follows activations,
+//!   compiles in the background, swaps at transaction boundaries, guards.
 //! - [`admin`]: the admin HTTP API (`/metrics`, `/status`, `/stores`) of an instance.
 //! - [`query`]: interactive queries over the committed state of a stage.
 //! - [`window`]: window assignment, grace, closing and session-merge rules
@@ -56,8 +60,10 @@ pub mod metrics;
 pub mod module;
 pub mod pipeline;
 pub mod query;
+pub mod registry;
 pub mod runtime;
 pub mod state;
+pub mod swap;
 pub mod task;
 pub mod units;
 pub mod window;

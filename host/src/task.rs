@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use crate::aggregate::{self, AggregateError, Aggregator, Due, Rejection};
@@ -189,7 +189,8 @@ pub struct Chain {
 
 struct ChainStage {
     name: String,
-    module: Arc<LoadedModule>,
+    /// The version new tasks start with; a hot swap replaces it.
+    module: RwLock<Arc<LoadedModule>>,
     config: BTreeMap<String, String>,
     on_error: ErrorPolicy,
     aggregate: Option<Aggregation>,
@@ -320,7 +321,7 @@ impl Chain {
             }
             stages.push(ChainStage {
                 name: s.name.clone(),
-                module,
+                module: RwLock::new(module),
                 config: s.config.clone(),
                 on_error: s.on_error.clone(),
                 aggregate,
@@ -354,9 +355,35 @@ impl Chain {
         self.batch_size
     }
 
-    /// Module labels (`name@digest`) per stage.
+    /// Module labels (`name@digest`) per stage: what new tasks start with.
     pub fn module_labels(&self) -> Vec<String> {
-        self.stages.iter().map(|s| s.module.info().version_label()).collect()
+        (0..self.stages.len())
+            .map(|i| self.module(i).info().version_label())
+            .collect()
+    }
+
+    /// The module stage `i` runs in new tasks.
+    pub fn module(&self, i: usize) -> Arc<LoadedModule> {
+        self.stages[i]
+            .module
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes new tasks run `module` in stage `i` (a hot swap; running
+    /// tasks swap with [`Task::swap`]).
+    pub fn set_module(&self, i: usize, module: Arc<LoadedModule>) {
+        *self.stages[i].module.write().unwrap_or_else(PoisonError::into_inner) = module;
+    }
+
+    /// The operator kind stage `i` needs.
+    pub fn stage_kind(&self, i: usize) -> OperatorKind {
+        if self.stages[i].aggregate.is_some() {
+            OperatorKind::Aggregator
+        } else {
+            OperatorKind::Processor
+        }
     }
 
     /// The stage segments (see [`Chain`]).
@@ -451,7 +478,8 @@ impl Chain {
             operators: self
                 .stages
                 .iter()
-                .map(|s| self.runtime.operator(s.module.clone(), s.config.clone()))
+                .enumerate()
+                .map(|(i, s)| self.runtime.operator(self.module(i), s.config.clone()))
                 .collect(),
             aggregators: self.stages.iter().map(|_| None).collect(),
             segment,
@@ -468,7 +496,7 @@ impl Chain {
 
     /// A stage's module and config (for a query's own operator instance).
     pub fn stage_module(&self, stage: usize) -> (Arc<LoadedModule>, BTreeMap<String, String>) {
-        (self.stages[stage].module.clone(), self.stages[stage].config.clone())
+        (self.module(stage), self.stages[stage].config.clone())
     }
 
     /// The index of the stage called `name`.
@@ -613,6 +641,33 @@ impl Task {
         self.run_events(first, batch, &events, sink)
     }
 
+    /// Runs `module` in stage `i` from the next batch on (a hot swap, at a
+    /// transaction boundary). The stage's state stays; an aggregator adopts
+    /// it at its next step (see [`Aggregator`]). The new instance is created
+    /// now, so the first batch does not pay for it.
+    pub fn swap(&mut self, i: usize, module: Arc<LoadedModule>) {
+        let config = self.chain.stages[i].config.clone();
+        self.operators[i] = self.chain.runtime.operator(module, config);
+        if self.stages().contains(&i)
+            && let Err(e) = self.operators[i].warm_up()
+        {
+            // The first call retries and applies the stage's error policy.
+            tracing::warn!(stage = %self.chain.stages[i].name, "the new version did not start: {e}");
+        }
+    }
+
+    /// The version each stage of the task's segment runs: (stage, `name@digest`).
+    pub fn module_labels(&self) -> Vec<(String, String)> {
+        self.stages()
+            .map(|i| {
+                (
+                    self.chain.stages[i].name.clone(),
+                    self.operators[i].module().info().version_label(),
+                )
+            })
+            .collect()
+    }
+
     /// Creates every stage's instance now (start-up cost paid up front).
     pub fn warm_up(&mut self) -> Result<(), GuestError> {
         self.operators.iter_mut().try_for_each(Operator::warm_up)
@@ -662,7 +717,8 @@ impl Task {
             let Some(st) = agg.idle_due(now) else {
                 continue;
             };
-            let step = agg.idle_close(now, st, self.input_next, sink)?;
+            let step = agg.idle_close(&mut self.operators[i], now, st, self.input_next, sink)?;
+            self.unmigrated(i, &step.unmigrated);
             self.emit(i, step.due, sink)?;
         }
         Ok(())
@@ -714,6 +770,7 @@ impl Task {
             });
         };
         let step = agg.step(&mut self.operators[i], events, self.input_next, sink)?;
+        self.unmigrated(i, &step.unmigrated);
         for (idx, why) in &step.rejected {
             let why = match why {
                 Rejection::Late { window, stream_time } => {
@@ -741,6 +798,19 @@ impl Task {
             self.fail(i, &events[*idx], &why, sink)?;
         }
         self.emit(i, step.due, sink)
+    }
+
+    /// Accumulators a new version could not migrate count as failures of
+    /// the stage (an automatic rollback watches them) and are logged.
+    fn unmigrated(&self, i: usize, failed: &[(Option<Vec<u8>>, String)]) {
+        if failed.is_empty() {
+            return;
+        }
+        metrics::add(&self.chain.metrics.stages[i].failed, failed.len() as u64);
+        for (key, why) in failed.iter().take(10) {
+            tracing::warn!(stage = %self.chain.stages[i].name, key = %String::from_utf8_lossy(key.as_deref().unwrap_or_default()),
+                "migrate failed; the accumulator is kept as it was: {why}");
+        }
     }
 
     /// Turns due accumulators into outputs (the guest's `emit`) and sends
@@ -828,7 +898,6 @@ impl Task {
         sink: &mut dyn Sink,
     ) -> Result<(), TaskError> {
         let chain = self.chain.clone();
-        let stage = &chain.stages[i];
         let counters = &chain.metrics.stages[i];
         let last = i + 1 == chain.segments[self.segment].end;
         let repartition = if last {
@@ -837,7 +906,7 @@ impl Task {
             None
         };
         let mut next = BatchEncoder::new();
-        let label = stage.module.info().version_label();
+        let label = self.operators[i].module().info().version_label();
         let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
         for (idx, (result, ev)) in results.iter().zip(events).enumerate() {
             let outs = match result {
@@ -961,7 +1030,7 @@ impl Task {
         if matches!(why, Why::Trap(_)) {
             metrics::add(&counters.trapped, 1);
         }
-        let label = stage.module.info().version_label();
+        let label = self.operators[i].module().info().version_label();
         match &stage.on_error {
             ErrorPolicy::Fail => Err(TaskError::Failed {
                 stage: stage.name.clone(),

@@ -3,6 +3,7 @@
 
 mod componentize;
 mod dev;
+mod module;
 mod query;
 mod run;
 mod test;
@@ -41,8 +42,12 @@ pub enum Command {
     Componentize(componentize::Componentize),
     /// Ask a running instance for a key's value in a stateful stage.
     Query(query::Query),
-    /// Show a running instance's tasks, stores, lag and module versions.
+    /// Show running instances' tasks, stores, lag and module versions.
     Status(query::StatusCmd),
+    /// Push, list, activate and roll back module versions (hot swap).
+    Module(module::Module),
+    /// Push a module and activate it in a pipeline stage (`module push` + `module activate`).
+    Deploy(module::Deploy),
 }
 
 impl Cli {
@@ -56,6 +61,8 @@ impl Cli {
             Command::Componentize(c) => c.execute(),
             Command::Query(c) => c.execute(),
             Command::Status(c) => c.execute(),
+            Command::Module(c) => c.execute(),
+            Command::Deploy(c) => c.execute(),
         }
     }
 }

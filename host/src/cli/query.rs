@@ -49,19 +49,71 @@ impl Query {
     }
 }
 
-/// Print a running instance's status: tasks, partitions, stages with module
-/// versions, stores, restores and lag.
+/// Print running instances' status: tasks, partitions, stages with module
+/// versions and swaps in progress, stores, restores and lag.
 #[derive(Debug, Args)]
 pub struct StatusCmd {
-    /// The instance's admin API address (printed by `weir run`).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub admin: String,
+    /// An instance's admin API address (printed by `weir run`); repeat it
+    /// to see several instances.
+    #[arg(long, value_name = "HOST:PORT", required = true)]
+    pub admin: Vec<String>,
+    /// Print only the module version of every stage per instance and task,
+    /// and swaps in progress, as a table.
+    #[arg(long)]
+    pub versions: bool,
 }
 
 impl StatusCmd {
-    /// Prints `/status`.
+    /// Prints `/status` of each instance.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
-        print_json(&self.admin, "/status")
+        if !self.versions && self.admin.len() == 1 {
+            return print_json(&self.admin[0], "/status");
+        }
+        let mut all = Vec::new();
+        for addr in &self.admin {
+            let (code, body) = get(addr, "/status")?;
+            if code != 200 {
+                bail!("{addr} answered {code}: {body}");
+            }
+            all.push(serde_json::from_str::<serde_json::Value>(&body).with_context(|| format!("{addr}: not JSON"))?);
+        }
+        if !self.versions {
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("{:<20} {:<28} {:<16} VERSION", "INSTANCE", "TASK", "STAGE");
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        for st in &all {
+            let instance = format!("{}/{}", text(&st["application"]), text(&st["instance"]));
+            for t in st["tasks"].as_array().into_iter().flatten() {
+                let task = format!("{}[{}]", text(&t["topic"]), t["partition"]);
+                let stages = t["stages"].as_array().cloned().unwrap_or_default();
+                let modules = t["modules"].as_array().cloned().unwrap_or_default();
+                for (stage, module) in stages.iter().zip(&modules) {
+                    println!("{instance:<20} {task:<28} {:<16} {}", text(stage), text(module));
+                }
+            }
+            for m in st["modules"].as_array().into_iter().flatten() {
+                if let Some(p) = m["pending"].as_str() {
+                    println!(
+                        "{instance:<20} {:<28} {:<16} swap in progress: {p}",
+                        "-",
+                        text(&m["stage"])
+                    );
+                }
+                if let Some(g) = m.get("guard").filter(|g| !g.is_null()) {
+                    println!(
+                        "{instance:<20} {:<28} {:<16} guard: {} of {} record(s) failed (watching the first {})",
+                        "-",
+                        text(&m["stage"]),
+                        g["failed"],
+                        g["seen"],
+                        g["first"]
+                    );
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
     }
 }
 

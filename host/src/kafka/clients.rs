@@ -190,3 +190,20 @@ impl Sink for ProducerSink<'_> {
         }
     }
 }
+
+/// Context of assign-only readers (restore, the module registry): reaching
+/// the end of a partition is what they wait for, not an error to log.
+pub struct ReaderCtx(pub &'static str);
+
+impl ClientContext for ReaderCtx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        ) {
+            tracing::warn!("{}: {error}: {reason}", self.0);
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ReaderCtx {}

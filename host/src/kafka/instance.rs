@@ -36,7 +36,9 @@ use crate::codec::BatchEncoder;
 use crate::metrics::{self, Metrics, Snapshot};
 use crate::pipeline::{Guarantee, Pipeline};
 use crate::query::StoreQueries;
+use crate::registry::Registry;
 use crate::state::StateError;
+use crate::swap::{Ready, SwapError, Swapper};
 use crate::task::{Chain, Task, TaskError};
 
 /// How an instance runs, beyond its pipeline file.
@@ -142,6 +144,9 @@ pub enum InstanceError {
     /// A store could not be restored from its changelog.
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    /// The module registry could not be followed.
+    #[error(transparent)]
+    Swap(#[from] SwapError),
 }
 
 type TopicPartition = (String, i32);
@@ -447,6 +452,7 @@ pub struct Instance {
     restores: Arc<Mutex<Restores>>,
     views: Arc<Mutex<Views>>,
     queries: Option<Arc<StoreQueries>>,
+    swapper: Mutex<Swapper>,
     started: Instant,
 }
 
@@ -528,6 +534,20 @@ impl Instance {
                 options.kafka_timeout,
             )?;
         }
+        // The versions active in the registry replace the file's modules
+        // before any task starts.
+        let registry = Registry::new(clients::base_config(pipeline), options.kafka_timeout);
+        let stages = (0..pipeline.stages.len())
+            .map(|i| (pipeline.stages[i].name.clone(), chain.stage_kind(i), chain.module(i)))
+            .collect();
+        let (mut swapper, active) =
+            Swapper::start(registry, chain.runtime().clone(), &pipeline.application_id, stages)?;
+        for r in active {
+            tracing::info!(stage = %pipeline.stages[r.stage].name, version = %r.activation.module,
+                "running the version active in the registry");
+            chain.set_module(r.stage, r.module.clone());
+            swapper.applied(&r, Duration::ZERO, chain.metrics());
+        }
         let restores = Arc::new(Mutex::new(Restores::new()));
         let restorer = if chain.is_stateful() {
             let mut config = clients::base_config(pipeline);
@@ -566,6 +586,7 @@ impl Instance {
             restorer,
             restores,
             views: Arc::default(),
+            swapper: Mutex::new(swapper),
             started: Instant::now(),
         })
     }
@@ -594,6 +615,7 @@ impl Instance {
             restores: self.restores.clone(),
             views: self.views.clone(),
             queries: self.queries.clone().map(|q| q as Arc<dyn crate::admin::Queries>),
+            swaps: self.swapper().views(),
         })
     }
 
@@ -655,6 +677,22 @@ impl Instance {
                 next = self.consumer.poll(Duration::ZERO);
             }
             let assigned = self.settle(&mut tasks, &mut gathered)?;
+            self.swapper().poll();
+            if !assigned.is_empty() || gathered.keys().any(|tp| !tasks.contains_key(tp)) {
+                // New tasks start with the newest version: a partition
+                // never goes back to an older one when it changes hands.
+                let mut swapper = self.swapper();
+                if let Err(e) = swapper.catch_up() {
+                    tracing::warn!("{e}");
+                }
+                if swapper.has_ready() {
+                    drop(swapper);
+                    self.shared.commit(&self.consumer, &mut self.shared.lock())?;
+                    self.apply_outcome(&mut tasks)?;
+                    self.swap(&mut tasks);
+                    last_commit = Instant::now();
+                }
+            }
             for tp in assigned.iter().chain(gathered.keys()) {
                 if !tasks.contains_key(tp) {
                     let task = self.open_task(tp)?;
@@ -694,6 +732,8 @@ impl Instance {
             if last_commit.elapsed() >= interval {
                 self.shared.commit(&self.consumer, &mut self.shared.lock())?;
                 self.apply_outcome(&mut tasks)?;
+                // A transaction boundary: nothing is in flight.
+                self.swap(&mut tasks);
                 last_commit = Instant::now();
             }
             if last_views.elapsed() >= Duration::from_secs(1) {
@@ -704,6 +744,42 @@ impl Instance {
         self.shared.commit(&self.consumer, &mut self.shared.lock())?;
         self.apply_outcome(&mut tasks)?;
         Ok(())
+    }
+
+    fn swapper(&self) -> MutexGuard<'_, Swapper> {
+        self.swapper.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// At a transaction boundary: swaps the versions that are ready into
+    /// every task, and checks the guards of recent swaps. Must only run
+    /// when no transaction is open (after a commit or an abort).
+    fn swap(&self, tasks: &mut HashMap<TopicPartition, Task>) {
+        if self.shared.lock().open {
+            return;
+        }
+        let mut swapper = self.swapper();
+        swapper.check_guards(self.metrics());
+        let ready: Vec<Ready> = swapper.take_ready();
+        for r in ready {
+            let started = Instant::now();
+            let from = self.chain.module(r.stage).info().version_label();
+            self.chain.set_module(r.stage, r.module.clone());
+            for task in tasks.values_mut() {
+                task.swap(r.stage, r.module.clone());
+            }
+            let pause = started.elapsed();
+            tracing::info!(
+                stage = %self.pipeline.stages[r.stage].name,
+                from = %from,
+                to = %r.module.info().version_label(),
+                version = %r.activation.module,
+                tasks = tasks.len(),
+                pause_us = pause.as_micros() as u64,
+                since_activation_ms = r.seen_at.elapsed().as_millis() as u64,
+                "swapped at a transaction boundary"
+            );
+            swapper.applied(&r, pause, self.metrics());
+        }
     }
 
     /// A task for a newly seen partition, its stores restored from their
@@ -800,6 +876,7 @@ impl Instance {
                 topic: topic.clone(),
                 partition: *partition,
                 stages: task.stages().map(|i| names[i].to_owned()).collect(),
+                modules: task.module_labels().into_iter().map(|(_, m)| m).collect(),
             })
             .collect();
         views.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));

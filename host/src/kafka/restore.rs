@@ -13,6 +13,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::clients::ReaderCtx;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers as _, Message as _};
@@ -43,23 +44,9 @@ pub enum RestoreError {
     State(#[from] StateError),
 }
 
-/// The restore consumer's callbacks: reaching the end of a partition is how
-/// a restore ends, not an error worth a log line.
-struct RestoreCtx;
-
-impl rdkafka::ClientContext for RestoreCtx {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
-            tracing::warn!("restore consumer: {error}: {reason}");
-        }
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for RestoreCtx {}
-
 /// Restores stores with one assign-only consumer.
 pub struct Restorer {
-    consumer: BaseConsumer<RestoreCtx>,
+    consumer: BaseConsumer<ReaderCtx>,
     timeout: Duration,
     progress: Arc<Mutex<Restores>>,
 }
@@ -81,7 +68,7 @@ impl Restorer {
             .set("max.partition.fetch.bytes", "16777216");
         base.remove("partition.assignment.strategy");
         Ok(Restorer {
-            consumer: base.create_with_context(RestoreCtx)?,
+            consumer: base.create_with_context(ReaderCtx("restore consumer"))?,
             timeout,
             progress,
         })

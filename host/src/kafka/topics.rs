@@ -122,7 +122,7 @@ pub fn ensure(
 
 /// Runs a future to completion on this thread. librdkafka's admin calls are
 /// futures completed by its own threads; this is all the executor they need.
-fn block_on<F: Future>(f: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {

@@ -22,6 +22,9 @@ pub const CHECKPOINT: &str = "checkpoint";
 /// Meta entry: the task's stream time (changelogged, so that lateness and
 /// `final` emission survive a restore).
 pub const STREAM_TIME: &str = "stream-time";
+/// Meta entry: the module version (`name@digest`) whose format the
+/// accumulators are in (changelogged, so a restore knows whether to migrate).
+pub const FORMAT: &str = "format";
 
 const META: u8 = 0;
 const PLAIN: u8 = 1;

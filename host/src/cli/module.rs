@@ -1,0 +1,603 @@
+//! `weir module push|list|activate|rollback` and `weir deploy`: the module
+//! registry from the command line.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+
+use super::{SandboxArgs, config_map};
+use crate::codec::BatchEncoder;
+use crate::contract::OperatorKind;
+use crate::event::EventResult;
+use crate::jsonl;
+use crate::kafka::clients;
+use crate::pipeline::{Pipeline, StageKind};
+use crate::registry::{Activation, Guard, ModuleRecord, Pushed, Registry, Snapshot, now_ms, short};
+use crate::runtime::{Group, LoadedModule, Runtime};
+use crate::units;
+
+/// Manage the module registry: versions pushed to Kafka, and which version
+/// each pipeline stage runs.
+#[derive(Debug, Args)]
+pub struct Module {
+    #[command(subcommand)]
+    command: ModuleCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ModuleCommand {
+    /// Validate a module and store it as a new version (a no-op for bytes already there).
+    Push(Push),
+    /// Show the versions in the registry and where each is active.
+    List(List),
+    /// Make every instance of a pipeline run a version in a stage, swapped
+    /// at each task's next transaction boundary.
+    Activate(Activate),
+    /// Go back to the version a stage ran before its last activation.
+    Rollback(Rollback),
+    /// Write a version's bytes to a file (reassembled and digest-checked).
+    Pull(Pull),
+}
+
+impl Module {
+    /// Runs the subcommand.
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            ModuleCommand::Push(c) => c.execute(),
+            ModuleCommand::List(c) => c.execute(),
+            ModuleCommand::Activate(c) => c.execute(),
+            ModuleCommand::Rollback(c) => c.execute(),
+            ModuleCommand::Pull(c) => c.execute(),
+        }
+    }
+}
+
+/// Where the registry is: a pipeline's `[kafka]`, or a bootstrap address.
+#[derive(Debug, Clone, Args)]
+struct Brokers {
+    /// Kafka bootstrap servers (default: the pipeline's [kafka], else $WEIR_BOOTSTRAP).
+    #[arg(long, value_name = "HOST:PORT")]
+    bootstrap: Option<String>,
+    /// Set a librdkafka property (repeatable), e.g. `--kafka security.protocol=ssl`.
+    #[arg(long = "kafka", value_name = "KEY=VALUE")]
+    kafka: Vec<String>,
+    /// How long to wait for the brokers.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = units::parse_duration)]
+    kafka_timeout: Duration,
+}
+
+impl Brokers {
+    fn registry(&self, pipeline: Option<&Pipeline>) -> anyhow::Result<Registry> {
+        let mut config = pipeline.map(clients::base_config).unwrap_or_default();
+        if let Some(b) = &self.bootstrap {
+            config.set("bootstrap.servers", b);
+        } else if config.get("bootstrap.servers").is_none()
+            && let Ok(b) = std::env::var("WEIR_BOOTSTRAP")
+        {
+            config.set("bootstrap.servers", b);
+        }
+        for (k, v) in config_map(&self.kafka).context("--kafka")? {
+            config.set(k, v);
+        }
+        if config.get("bootstrap.servers").is_none() {
+            bail!("no brokers: give --bootstrap HOST:PORT (or set WEIR_BOOTSTRAP, or name a pipeline file)");
+        }
+        let registry = Registry::new(config, self.kafka_timeout);
+        registry.ensure_topics()?;
+        Ok(registry)
+    }
+}
+
+/// What a push checks the module against, beyond the contract.
+#[derive(Debug, Clone, Args)]
+struct Checks {
+    /// Dry-run the module on these JSON-lines events (as `weir test` reads
+    /// them): the push is refused if any event traps.
+    #[arg(long, value_name = "EVENTS.jsonl")]
+    sample: Option<PathBuf>,
+    /// Deploy-time configuration for the dry run (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+/// Validate a module and store it in the registry as a new version.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  weir module push dist/rust-count.wasm --name count --bootstrap localhost:9092\n  \
+weir module push count.wasm --name count --sample events.jsonl --pipeline word-count.toml --stage count"
+)]
+struct Push {
+    /// The module (.wasm component).
+    file: PathBuf,
+    /// Registry name (default: the file name without `.wasm`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Check that it fits this pipeline's `--stage`, and use its [kafka].
+    #[arg(long, value_name = "PIPELINE.toml", requires = "stage")]
+    pipeline: Option<PathBuf>,
+    /// The stage of `--pipeline` it is for.
+    #[arg(long, requires = "pipeline")]
+    stage: Option<String>,
+    #[command(flatten)]
+    checks: Checks,
+    #[command(flatten)]
+    brokers: Brokers,
+}
+
+impl Push {
+    fn execute(self) -> anyhow::Result<ExitCode> {
+        let pipeline = self.pipeline.as_deref().map(Pipeline::load).transpose()?;
+        let target = match (&pipeline, &self.stage) {
+            (Some(p), Some(s)) => Some(stage_kind(p, s)?),
+            _ => None,
+        };
+        let name = module_name(&self.file, self.name.as_deref());
+        let registry = self.brokers.registry(pipeline.as_ref())?;
+        push(&registry, &self.file, &name, target, &self.checks)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Validates a module file (contract, stage kind, dry run) and pushes it.
+fn push(
+    registry: &Registry,
+    file: &Path,
+    name: &str,
+    target: Option<(String, OperatorKind)>,
+    checks: &Checks,
+) -> anyhow::Result<ModuleRecord> {
+    let refused = |why: String| anyhow::anyhow!("push of {} refused, nothing changed: {why}", file.display());
+    let runtime = checks.sandbox.runtime()?;
+    let bytes = std::fs::read(file).map_err(|e| refused(format!("cannot read it: {e}")))?;
+    let module = runtime.load(name, &bytes).map_err(|e| refused(e.to_string()))?;
+    if let Some((stage, kind)) = &target
+        && module.kind() != *kind
+    {
+        return Err(refused(format!(
+            "it is {}, but stage {stage} needs {}",
+            module.kind().with_article(),
+            kind.with_article()
+        )));
+    }
+    if let Some(sample) = &checks.sample {
+        let (events, outputs, failures) =
+            dry_run(&runtime, &module, sample, config_map(&checks.config)?).map_err(refused)?;
+        eprintln!(
+            "dry run on {}: {events} event(s), {outputs} output(s), {failures} typed failure(s), no trap",
+            sample.display()
+        );
+    }
+    let info = module.info();
+    match registry.push(name, &bytes, info)? {
+        Pushed::New(m) => {
+            println!(
+                "pushed {}@{} ({}, {} bytes, {} bytes compressed in {} chunk(s), {}{})",
+                m.name,
+                m.version,
+                m.digest,
+                m.size,
+                m.compressed,
+                m.chunks,
+                m.kind,
+                m.sdk.as_deref().map(|s| format!(", {s}")).unwrap_or_default()
+            );
+            Ok(m)
+        }
+        Pushed::Existing(m) => {
+            println!(
+                "{}@{} already has these bytes ({}); nothing changed",
+                m.name, m.version, m.digest
+            );
+            Ok(m)
+        }
+    }
+}
+
+/// Runs a module on sample events, one event at a time, so that a trap
+/// names its line. Returns (events, outputs, typed failures), or the first trap.
+fn dry_run(
+    runtime: &Runtime,
+    module: &std::sync::Arc<LoadedModule>,
+    sample: &Path,
+    config: std::collections::BTreeMap<String, String>,
+) -> Result<(usize, usize, usize), String> {
+    let text =
+        std::fs::read_to_string(sample).map_err(|e| format!("cannot read the sample {}: {e}", sample.display()))?;
+    let mut events = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if !line.trim().is_empty() {
+            events.push((i + 1, jsonl::parse_event(line, i + 1).map_err(|e| e.to_string())?));
+        }
+    }
+    let mut op = runtime.operator(module.clone(), config);
+    let trap =
+        |line: usize, e: &dyn std::fmt::Display| format!("the dry run trapped on line {line} of the sample: {e}");
+    let (mut outputs, mut failures) = (0, 0);
+    match module.kind() {
+        OperatorKind::Processor => {
+            let owned: Vec<_> = events.iter().map(|(_, e)| e.clone()).collect();
+            for ((line, _), r) in events.iter().zip(op.process_events(&owned)) {
+                match r.map_err(|e| trap(*line, &e))? {
+                    EventResult::Outputs(o) => outputs += o.len(),
+                    EventResult::Failed(_) => failures += 1,
+                }
+            }
+        }
+        OperatorKind::Aggregator => {
+            let mut accs: HashMap<Option<Vec<u8>>, Vec<u8>> = HashMap::new();
+            for (line, ev) in &events {
+                let mut enc = BatchEncoder::new();
+                enc.push_event(ev);
+                let group = Group {
+                    key: ev.key.clone(),
+                    window: None,
+                    acc: accs.get(&ev.key).cloned(),
+                    events: enc.as_bytes().to_vec(),
+                };
+                let folded = op.add(vec![group]).map_err(|e| trap(*line, &e))?;
+                for f in folded {
+                    failures += f.failures.len();
+                    accs.insert(ev.key.clone(), f.acc);
+                }
+            }
+            for (key, acc) in accs {
+                let request = crate::runtime::EmitRequest { key, window: None, acc };
+                for r in op
+                    .emit(vec![request])
+                    .map_err(|e| format!("the dry run's emit trapped: {e}"))?
+                {
+                    match r {
+                        EventResult::Outputs(o) => outputs += o.len(),
+                        EventResult::Failed(_) => failures += 1,
+                    }
+                }
+            }
+        }
+    }
+    Ok((events.len(), outputs, failures))
+}
+
+fn module_name(file: &Path, name: Option<&str>) -> String {
+    name.map(str::to_owned).unwrap_or_else(|| {
+        file.file_stem()
+            .map_or_else(|| "module".to_owned(), |s| s.to_string_lossy().into_owned())
+    })
+}
+
+/// The kind a pipeline's stage needs.
+fn stage_kind(pipeline: &Pipeline, stage: &str) -> anyhow::Result<(String, OperatorKind)> {
+    let s = pipeline.stages.iter().find(|s| s.name == stage).with_context(|| {
+        format!(
+            "{} has no stage {stage:?} (stages: {})",
+            pipeline.file.display(),
+            pipeline
+                .stages
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let kind = match s.kind {
+        StageKind::Process => OperatorKind::Processor,
+        StageKind::Aggregate(_) => OperatorKind::Aggregator,
+    };
+    Ok((stage.to_owned(), kind))
+}
+
+/// Show the versions in the registry and where each is active.
+#[derive(Debug, Args)]
+struct List {
+    /// Only this module.
+    name: Option<String>,
+    /// Use this pipeline's [kafka] to find the brokers.
+    #[arg(long, value_name = "PIPELINE.toml")]
+    pipeline: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    brokers: Brokers,
+}
+
+impl List {
+    fn execute(self) -> anyhow::Result<ExitCode> {
+        let pipeline = self.pipeline.as_deref().map(Pipeline::load).transpose()?;
+        let snap = self.brokers.registry(pipeline.as_ref())?.snapshot()?;
+        let versions: Vec<&ModuleRecord> = snap
+            .modules
+            .iter()
+            .filter(|(n, _)| self.name.as_ref().is_none_or(|want| want == *n))
+            .flat_map(|(_, v)| v.values())
+            .collect();
+        if let Some(name) = &self.name
+            && versions.is_empty()
+        {
+            bail!("no module named {name:?} in the registry");
+        }
+        if self.json {
+            let rows: Vec<_> = versions
+                .iter()
+                .map(|m| serde_json::json!({"module": m, "active_in": snap.active_in(&m.digest)}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "{:<24} {:>4}  {:<12}  {:>10}  {:<10}  {:<26}  ACTIVE IN",
+            "NAME", "VER", "DIGEST", "SIZE", "KIND", "SDK"
+        );
+        for m in versions {
+            println!(
+                "{:<24} {:>4}  {:<12}  {:>10}  {:<10}  {:<26}  {}",
+                m.name,
+                m.version,
+                short(&m.digest),
+                m.size,
+                m.kind.to_string(),
+                m.sdk.as_deref().unwrap_or("-"),
+                snap.active_in(&m.digest).join(", ")
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Write a version's bytes to a file.
+#[derive(Debug, Args)]
+struct Pull {
+    /// NAME@VERSION (or NAME for the latest).
+    module: String,
+    /// Where to write it.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Use this pipeline's [kafka] to find the brokers.
+    #[arg(long, value_name = "PIPELINE.toml")]
+    pipeline: Option<PathBuf>,
+    #[command(flatten)]
+    brokers: Brokers,
+}
+
+impl Pull {
+    fn execute(self) -> anyhow::Result<ExitCode> {
+        let pipeline = self.pipeline.as_deref().map(Pipeline::load).transpose()?;
+        let registry = self.brokers.registry(pipeline.as_ref())?;
+        let snap = registry.snapshot()?;
+        let record = snap.resolve(&self.module)?;
+        let bytes = registry.fetch(record)?;
+        std::fs::write(&self.output, &bytes).with_context(|| format!("cannot write {}", self.output.display()))?;
+        println!(
+            "wrote {}@{} ({}, {} bytes) to {}",
+            record.name,
+            record.version,
+            record.digest,
+            bytes.len(),
+            self.output.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Automatic rollback options of an activation.
+#[derive(Debug, Clone, Args)]
+struct GuardArgs {
+    /// Roll back automatically if the new version fails on more than
+    /// `--max-failure-share` of its first N records (in any instance).
+    #[arg(long, value_name = "N")]
+    guard_first: Option<u64>,
+    /// The failure share (0–1) that triggers the automatic rollback.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.1, requires = "guard_first")]
+    max_failure_share: f64,
+}
+
+impl GuardArgs {
+    fn guard(&self) -> anyhow::Result<Option<Guard>> {
+        if !(0.0..=1.0).contains(&self.max_failure_share) {
+            bail!(
+                "--max-failure-share must be between 0 and 1, not {}",
+                self.max_failure_share
+            );
+        }
+        Ok(self.guard_first.map(|first| Guard {
+            first: first.max(1),
+            max_failure_share: self.max_failure_share,
+        }))
+    }
+}
+
+/// Make every instance of a pipeline run a version in one stage.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "VERSION is a number (3, v3), a digest prefix (6+ hex digits) or `latest`.\n\n\
+Examples:\n  weir module activate word-count.toml count count@2\n  \
+weir module activate word-count.toml count count@latest --guard-first 1000 --max-failure-share 0.05"
+)]
+struct Activate {
+    /// The pipeline file (its application id and [kafka]).
+    pipeline: PathBuf,
+    /// The stage.
+    stage: String,
+    /// NAME@VERSION.
+    module: String,
+    #[command(flatten)]
+    guard: GuardArgs,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+    #[command(flatten)]
+    brokers: Brokers,
+}
+
+impl Activate {
+    fn execute(self) -> anyhow::Result<ExitCode> {
+        let pipeline = Pipeline::load(&self.pipeline)?;
+        let registry = self.brokers.registry(Some(&pipeline))?;
+        let snap = registry.snapshot()?;
+        let record = snap.resolve(&self.module)?.clone();
+        activate(
+            &registry,
+            &snap,
+            &pipeline,
+            &self.stage,
+            &record,
+            self.guard.guard()?,
+            &self.sandbox,
+        )?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Writes the activation of `record` for a stage, after checking it fits.
+fn activate(
+    registry: &Registry,
+    snap: &Snapshot,
+    pipeline: &Pipeline,
+    stage: &str,
+    record: &ModuleRecord,
+    guard: Option<Guard>,
+    sandbox: &SandboxArgs,
+) -> anyhow::Result<()> {
+    let (stage, kind) = stage_kind(pipeline, stage)?;
+    if record.kind != kind {
+        bail!(
+            "cannot activate {}@{} in stage {stage}: it is {}, but the stage needs {}",
+            record.name,
+            record.version,
+            record.kind.with_article(),
+            kind.with_article()
+        );
+    }
+    let app = &pipeline.application_id;
+    let current = snap.active.get(&(app.clone(), stage.clone()));
+    if current.is_some_and(|c| c.module.digest == record.digest) {
+        println!(
+            "{app}/{stage} already runs {}@{}; nothing changed",
+            record.name, record.version
+        );
+        return Ok(());
+    }
+    // Before the first activation the stage runs the pipeline file's module:
+    // push it, so that a rollback can go back to it.
+    let initial = match current {
+        Some(_) => None,
+        None => {
+            let file = &pipeline
+                .stages
+                .iter()
+                .find(|s| s.name == stage)
+                .map(|s| s.module.clone())
+                .unwrap_or_default();
+            let checks = Checks {
+                sample: None,
+                config: Vec::new(),
+                sandbox: sandbox.clone(),
+            };
+            let m = push(
+                registry,
+                file,
+                &module_name(file, None),
+                Some((stage.clone(), kind)),
+                &checks,
+            )?;
+            Some(m.reference())
+        }
+    };
+    let a = Activation::next(current, initial, record.reference(), guard, now_ms());
+    registry.write_activation(app, &stage, &a)?;
+    println!(
+        "activated {} in {app}/{stage} (activation {}; replaces {}); running instances swap at their next \
+         transaction boundary",
+        a.module,
+        a.seq,
+        a.previous.first().map_or_else(|| "-".to_owned(), ToString::to_string)
+    );
+    Ok(())
+}
+
+/// Go back to the version a stage ran before its last activation.
+#[derive(Debug, Args)]
+struct Rollback {
+    /// The pipeline file.
+    pipeline: PathBuf,
+    /// The stage.
+    stage: String,
+    #[command(flatten)]
+    brokers: Brokers,
+}
+
+impl Rollback {
+    fn execute(self) -> anyhow::Result<ExitCode> {
+        let pipeline = Pipeline::load(&self.pipeline)?;
+        stage_kind(&pipeline, &self.stage)?;
+        let registry = self.brokers.registry(Some(&pipeline))?;
+        let snap = registry.snapshot()?;
+        let app = &pipeline.application_id;
+        let Some(current) = snap.active.get(&(app.clone(), self.stage.clone())) else {
+            bail!(
+                "{app}/{} has never been activated: it runs its pipeline file's module, and there is nothing to roll back to",
+                self.stage
+            );
+        };
+        let Some(back) = current.rollback("rollback", None, now_ms()) else {
+            bail!(
+                "{app}/{} runs {}, and no earlier version is recorded",
+                self.stage,
+                current.module
+            );
+        };
+        registry.write_activation(app, &self.stage, &back)?;
+        println!(
+            "rolled {app}/{} back from {} to {}; running instances swap at their next transaction boundary",
+            self.stage, current.module, back.module
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Push a module and activate it in a pipeline stage, in one step.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  weir deploy word-count.toml count dist/python-count.wasm --sample events.jsonl")]
+pub struct Deploy {
+    /// The pipeline file.
+    pipeline: PathBuf,
+    /// The stage.
+    stage: String,
+    /// The module (.wasm component).
+    file: PathBuf,
+    /// Registry name (default: the file name without `.wasm`).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    checks: Checks,
+    #[command(flatten)]
+    guard: GuardArgs,
+    #[command(flatten)]
+    brokers: Brokers,
+}
+
+impl Deploy {
+    /// Runs the subcommand.
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        let pipeline = Pipeline::load(&self.pipeline)?;
+        let target = stage_kind(&pipeline, &self.stage)?;
+        let registry = self.brokers.registry(Some(&pipeline))?;
+        let name = module_name(&self.file, self.name.as_deref());
+        let record = push(&registry, &self.file, &name, Some(target), &self.checks)?;
+        let snap = registry.snapshot()?;
+        activate(
+            &registry,
+            &snap,
+            &pipeline,
+            &self.stage,
+            &record,
+            self.guard.guard()?,
+            &self.checks.sandbox,
+        )?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
