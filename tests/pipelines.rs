@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::kafka::{
-    In, WeirProcess, committed, counts, create_topic, pipeline_file, produce, producer, send, unique, values, wait_for,
+    In, WeirProcess, admin_addr, committed, counts, create_topic, http_get, pipeline_file, produce, producer, send,
+    unique, values, wait_for,
 };
 use support::{guests, read_events, testdata, weir_test};
 use weir_test_harness::committed::CommittedRecord;
@@ -232,13 +233,13 @@ fn dead_letters_carry_the_cause_for_each_trap_kind() {
     let dead = wait_for(&dlq, 4, Duration::from_secs(90));
     let outs = wait_for(&output, 3, Duration::from_secs(30));
     // The admin API counts the same outcomes.
-    let metrics = http_get(&admin_addr(&weir), "/metrics");
+    let metrics = http_get(&admin_addr(&mut weir), "/metrics");
     assert!(
         metrics.contains("stage=\"obey\",outcome=\"dead_lettered\"} 4")
             && metrics.contains("stage=\"obey\",outcome=\"trapped\"} 3"),
         "{metrics}"
     );
-    let status = http_get(&admin_addr(&weir), "/status");
+    let status = http_get(&admin_addr(&mut weir), "/status");
     assert!(
         status.contains(&format!("\"topic\":\"{input}\"")) && status.contains("misbehave@sha256:"),
         "{status}"
@@ -281,26 +282,6 @@ fn dead_letters_carry_the_cause_for_each_trap_kind() {
             ("panic".into(), "panic".into(), "panic".into()),
         ]
     );
-}
-
-/// The admin API address `weir run` printed.
-fn admin_addr(weir: &WeirProcess) -> String {
-    let log = weir.log_text();
-    log.split("admin API at http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no admin address in the log:\n{log}"))
-        .to_owned()
-}
-
-/// A plain HTTP GET; returns the whole response.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the admin API");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: weir\r\nConnection: close\r\n\r\n").expect("send");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("read");
-    body
 }
 
 /// `on-error = "fail"` stops the pipeline with a message naming the event,

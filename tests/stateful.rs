@@ -23,20 +23,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::kafka::{In, WeirProcess, broker, committed, create_topic, produce, producer, send, unique, wait_for};
-use support::{guests, repo, weir};
+use support::kafka::{
+    In, WeirProcess, admin_addr, broker, committed, create_topic, feed_slowly, http_get, produce, unique, until,
+    wait_for,
+};
+use support::{guests, heavy, repo, weir};
 use weir_test_harness::committed::CommittedRecord;
 
 const EXIT_WAIT: Duration = Duration::from_secs(60);
 const DAY: i64 = 86_400_000;
 /// 2026-01-05T00:00:00Z: event times start at a day boundary.
 const T0: i64 = 1_767_571_200_000;
-
-/// One long-running test at a time: on two cores they would measure each other.
-fn heavy() -> std::sync::MutexGuard<'static, ()> {
-    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// An example pipeline from `guest-examples/pipelines/`, made to run on the
 /// test broker: the application id is `app`, quoted topic names are
@@ -74,24 +71,6 @@ fn example(dir: &Path, name: &str, app: &str, names: &[(&str, &str)], extra: &st
     );
     std::fs::write(&path, text).expect("write the pipeline");
     path
-}
-
-/// The admin address a `weir run` printed.
-fn admin_addr(w: &mut WeirProcess) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(w.running(), "weir exited:\n{}", w.log_text());
-        let log = w.log_text();
-        if let Some(addr) = log
-            .split("admin API at http://")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-        {
-            return addr.to_owned();
-        }
-        assert!(Instant::now() < deadline, "no admin address in the log:\n{log}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// `weir query` against a running instance.
@@ -136,19 +115,6 @@ fn header_i64(r: &CommittedRecord, name: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Reads `now()` every half second until it equals `want` or `timeout`
-/// passes; returns the last reading (output that is still catching up).
-fn until<T: PartialEq>(want: &T, timeout: Duration, now: impl Fn() -> T) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let got = now();
-        if &got == want || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// A seeded xorshift, for test data.
 struct Rng(u64);
 
@@ -172,22 +138,6 @@ fn kill_rng() -> Rng {
         });
     eprintln!("kill-time seed: {seed} (WEIR_TEST_SEED={seed} replays it)");
     Rng(seed | 1)
-}
-
-/// Feeds `records` into `topic` from a background thread, 100 at a time
-/// every `pause`, so that input keeps flowing while instances die.
-fn feed_slowly(topic: &str, records: Vec<In>, pause: Duration) -> std::thread::JoinHandle<()> {
-    let topic = topic.to_owned();
-    std::thread::spawn(move || {
-        let p = producer();
-        for chunk in records.chunks(100) {
-            for r in chunk {
-                send(&p, &topic, r);
-            }
-            std::thread::sleep(pause);
-        }
-        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
-    })
 }
 
 /// Runs `weir run FILE` and SIGKILLs it `kills` times, each time at a
@@ -433,15 +383,6 @@ fn wait_restored(w: &WeirProcess, addr: &str, n: usize) -> Value {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the admin API");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
 }
 
 // ---------------------------------------------------------------------------

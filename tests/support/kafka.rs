@@ -292,3 +292,59 @@ impl Drop for WeirProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The admin address a `weir run` printed.
+pub fn admin_addr(w: &mut WeirProcess) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(w.running(), "weir exited:\n{}", w.log_text());
+        let log = w.log_text();
+        if let Some(addr) = log
+            .split("admin API at http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+        {
+            return addr.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no admin address in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads `now()` every half second until it equals `want` or `timeout`
+/// passes; returns the last reading (output that is still catching up).
+pub fn until<T: PartialEq>(want: &T, timeout: Duration, now: impl Fn() -> T) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = now();
+        if &got == want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Feeds `records` into `topic` from a background thread, 100 at a time
+/// every `pause`, so that input keeps flowing while instances die.
+pub fn feed_slowly(topic: &str, records: Vec<In>, pause: Duration) -> std::thread::JoinHandle<()> {
+    let topic = topic.to_owned();
+    std::thread::spawn(move || {
+        let p = producer();
+        for chunk in records.chunks(100) {
+            for r in chunk {
+                send(&p, &topic, r);
+            }
+            std::thread::sleep(pause);
+        }
+        p.flush(Duration::from_secs(30)).expect("flush");
+    })
+}
+
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the admin API");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}

@@ -181,3 +181,9 @@ pub fn read_events(path: &Path) -> Vec<weir::event::Event> {
         .map(|(i, l)| weir::jsonl::parse_event(l, i + 1).expect("test input is valid"))
         .collect()
 }
+
+/// One long-running test at a time: on two cores they would measure each other.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
