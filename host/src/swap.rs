@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::contract::OperatorKind;
 use crate::metrics::Metrics;
-use crate::registry::{Activation, ActiveTail, Guard, Registry, RegistryError, now_ms};
+use crate::registry::{Activation, ActiveTail, Guard, ModuleRecord, Registry, RegistryError, Update, now_ms};
 use crate::runtime::{LoadedModule, Runtime};
 
 /// What the admin API shows about one stage's version.
@@ -99,6 +99,8 @@ pub struct Swapper {
     stages: Vec<(String, OperatorKind)>,
     /// The latest activation accepted per stage.
     seq: Vec<u64>,
+    /// Version records seen, by digest.
+    records: HashMap<String, ModuleRecord>,
     loaded: HashMap<String, Arc<LoadedModule>>,
     jobs: Vec<Job>,
     ready: Vec<Ready>,
@@ -149,6 +151,7 @@ impl Swapper {
             runtime,
             application: application.to_owned(),
             seq: vec![0; stages.len()],
+            records: HashMap::new(),
             loaded: stages
                 .iter()
                 .map(|(_, _, m)| (m.info().digest.clone(), m.clone()))
@@ -221,8 +224,15 @@ impl Swapper {
         !self.ready.is_empty()
     }
 
-    fn accept(&mut self, news: Vec<(String, String, Activation)>) {
-        for (app, stage, a) in news {
+    fn accept(&mut self, news: Vec<Update>) {
+        for update in news {
+            let (app, stage, a) = match update {
+                Update::Module(m) => {
+                    self.records.insert(m.digest.clone(), m);
+                    continue;
+                }
+                Update::Activation(app, stage, a) => (app, stage, a),
+            };
             if app != self.application {
                 continue;
             }
@@ -246,19 +256,31 @@ impl Swapper {
             self.view(i, |v| {
                 v.pending = Some(format!("compiling {}@{}", a.module.name, a.module.version))
             });
-            let (registry, runtime, module, kind) = (
+            let (registry, runtime, module, kind, known) = (
                 self.registry.clone(),
                 self.runtime.clone(),
                 a.module.clone(),
                 self.stages[i].1,
+                self.records.get(&a.module.digest).cloned(),
             );
             let handle = std::thread::spawn(move || {
-                let snapshot = registry.snapshot().map_err(|e| e.to_string())?;
-                let record = snapshot
-                    .get(&module)
-                    .ok_or_else(|| format!("{module} is not in the registry"))?;
-                let bytes = registry.fetch(record).map_err(|e| e.to_string())?;
+                let started = Instant::now();
+                // Records precede activations in practice; if this one did
+                // not, look it up.
+                let record = match known {
+                    Some(r) => r,
+                    None => registry
+                        .snapshot()
+                        .map_err(|e| e.to_string())?
+                        .get(&module)
+                        .cloned()
+                        .ok_or_else(|| format!("{module} is not in the registry"))?,
+                };
+                let bytes = registry.fetch(&record).map_err(|e| e.to_string())?;
+                let fetched = started.elapsed();
                 let loaded = runtime.load(&module.name, &bytes).map_err(|e| e.to_string())?;
+                tracing::info!(version = %module, fetch_ms = fetched.as_millis() as u64,
+                    load_ms = (started.elapsed() - fetched).as_millis() as u64, "new version ready");
                 if loaded.kind() != kind {
                     return Err(format!(
                         "it is {}, but the stage needs {}",
@@ -390,9 +412,13 @@ impl Swapper {
                     Some(back) => {
                         tracing::error!(stage, version = %w.activation.module, to = %back.module,
                             "automatic rollback: {reason}");
-                        if let Err(e) = self.registry.write_activation(&self.application, stage, &back) {
-                            tracing::error!(stage, "cannot write the automatic rollback: {e}");
-                        }
+                        // Off the processing thread: writing takes a round trip or two.
+                        let (registry, app, stage) = (self.registry.clone(), self.application.clone(), stage.clone());
+                        std::thread::spawn(move || {
+                            if let Err(e) = registry.write_activation(&app, &stage, &back) {
+                                tracing::error!(stage, "cannot write the automatic rollback: {e}");
+                            }
+                        });
                         self.view(w.stage, |v| v.last = Some(format!("auto-rollback requested: {reason}")));
                     }
                     None => tracing::error!(stage, "{reason}, but there is no earlier version to roll back to"),

@@ -16,6 +16,7 @@ use crate::dev::samples::Samples;
 use crate::dev::{Feeder, Watcher};
 use crate::kafka::{Instance, RunOptions};
 use crate::pipeline::Pipeline;
+use crate::registry;
 use crate::task::Chain;
 use crate::units;
 
@@ -91,6 +92,10 @@ impl Dev {
                 .internal_topics()
                 .into_iter()
                 .map(|t| (t.name, t.partitions.unwrap_or(partitions))),
+        );
+        // And the module registry's, so that `weir deploy` works against it.
+        topics.extend(
+            [registry::MODULES_TOPIC, registry::CHUNKS_TOPIC, registry::ACTIVE_TOPIC].map(|t| (t.to_owned(), 1)),
         );
         for (t, n) in &topics {
             cluster

@@ -139,7 +139,7 @@ impl Push {
         };
         let name = module_name(&self.file, self.name.as_deref());
         let registry = self.brokers.registry(pipeline.as_ref())?;
-        push(&registry, &self.file, &name, target, &self.checks)?;
+        report(push(&registry, &self.file, &name, target, &self.checks)?);
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -151,7 +151,7 @@ fn push(
     name: &str,
     target: Option<(String, OperatorKind)>,
     checks: &Checks,
-) -> anyhow::Result<ModuleRecord> {
+) -> anyhow::Result<Pushed> {
     let refused = |why: String| anyhow::anyhow!("push of {} refused, nothing changed: {why}", file.display());
     let runtime = checks.sandbox.runtime()?;
     let bytes = std::fs::read(file).map_err(|e| refused(format!("cannot read it: {e}")))?;
@@ -173,8 +173,12 @@ fn push(
             sample.display()
         );
     }
-    let info = module.info();
-    match registry.push(name, &bytes, info)? {
+    Ok(registry.push(name, &bytes, module.info())?)
+}
+
+/// Says what a push did; returns the version.
+fn report(pushed: Pushed) -> ModuleRecord {
+    match pushed {
         Pushed::New(m) => {
             println!(
                 "pushed {}@{} ({}, {} bytes, {} bytes compressed in {} chunk(s), {}{})",
@@ -187,14 +191,14 @@ fn push(
                 m.kind,
                 m.sdk.as_deref().map(|s| format!(", {s}")).unwrap_or_default()
             );
-            Ok(m)
+            m
         }
         Pushed::Existing(m) => {
             println!(
                 "{}@{} already has these bytes ({}); nothing changed",
                 m.name, m.version, m.digest
             );
-            Ok(m)
+            m
         }
     }
 }
@@ -497,13 +501,17 @@ fn activate(
                 config: Vec::new(),
                 sandbox: sandbox.clone(),
             };
-            let m = push(
+            let (Pushed::New(m) | Pushed::Existing(m)) = push(
                 registry,
                 file,
                 &module_name(file, None),
                 Some((stage.clone(), kind)),
                 &checks,
             )?;
+            if m.digest == record.digest {
+                println!("{app}/{stage} already runs these bytes (its pipeline file's module); nothing changed");
+                return Ok(());
+            }
             Some(m.reference())
         }
     };
@@ -587,7 +595,7 @@ impl Deploy {
         let target = stage_kind(&pipeline, &self.stage)?;
         let registry = self.brokers.registry(Some(&pipeline))?;
         let name = module_name(&self.file, self.name.as_deref());
-        let record = push(&registry, &self.file, &name, Some(target), &self.checks)?;
+        let record = report(push(&registry, &self.file, &name, Some(target), &self.checks)?);
         let snap = registry.snapshot()?;
         activate(
             &registry,

@@ -46,6 +46,12 @@ pub enum RegistryError {
     Resolve(#[from] ResolveError),
 }
 
+/// Where reading a control topic starts. Offset 0 rather than `Beginning`:
+/// a logical offset costs librdkafka an offset query that it first delays
+/// by half a second; compaction keeps offset 0 valid (and
+/// `auto.offset.reset` covers a log that starts later).
+const FIRST: Offset = Offset::Offset(0);
+
 /// A control-topic record: key (UTF-8) and value.
 type Record = (String, Option<Vec<u8>>);
 
@@ -129,14 +135,14 @@ impl Registry {
     /// Everything in the registry now.
     pub fn snapshot(&self) -> Result<Snapshot, RegistryError> {
         let mut snap = Snapshot::default();
-        for (key, value) in self.read_topic(MODULES_TOPIC, Offset::Beginning, |_| false)? {
+        for (key, value) in self.read_topic(MODULES_TOPIC, FIRST, |_| false)? {
             let Some(value) = value else { continue };
             match serde_json::from_slice::<ModuleRecord>(&value) {
                 Ok(m) => snap.add_module(m),
                 Err(e) => tracing::warn!(key, "ignoring an unreadable module record: {e}"),
             }
         }
-        for (key, value) in self.read_topic(ACTIVE_TOPIC, Offset::Beginning, |_| false)? {
+        for (key, value) in self.read_topic(ACTIVE_TOPIC, FIRST, |_| false)? {
             if let Some((app, stage, a)) = parse_activation(&key, value.as_deref()) {
                 snap.active.insert((app, stage), a);
             }
@@ -184,7 +190,7 @@ impl Registry {
     /// Reading starts at its first chunk, when the record knows where that is.
     pub fn fetch(&self, record: &ModuleRecord) -> Result<Vec<u8>, RegistryError> {
         let prefix = format!("{}/", record.digest);
-        let start = record.first_chunk.map_or(Offset::Beginning, Offset::Offset);
+        let start = Offset::Offset(record.first_chunk.unwrap_or(0));
         let mut found = 0;
         let mut chunks: Vec<(u32, Vec<u8>)> = self
             .read_topic(CHUNKS_TOPIC, start, |(k, _)| {
@@ -210,13 +216,22 @@ impl Registry {
     pub fn write_activation(&self, application: &str, stage: &str, a: &Activation) -> Result<(), RegistryError> {
         let producer = self.producer()?;
         let value = serde_json::to_vec(a).unwrap_or_default();
-        send(&producer, ACTIVE_TOPIC, &active_key(application, stage), Some(&value), 0)?;
+        send(
+            &producer,
+            ACTIVE_TOPIC,
+            &active_key(application, stage),
+            Some(&value),
+            0,
+        )?;
         self.flush(&producer, "write the activation")
     }
 
     fn producer(&self) -> Result<ThreadedProducer<Deliveries>, RegistryError> {
         let mut c = self.config.clone();
-        c.set("enable.idempotence", "true")
+        // Not idempotent: a retried record is harmless here (chunks and
+        // activations are rewritten as they were), and an idempotent producer
+        // waits for a producer id before its first send.
+        c.set("acks", "all")
             // Chunks are compressed already.
             .set("compression.type", "none")
             .set("linger.ms", "1");
@@ -246,7 +261,10 @@ impl Registry {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "50");
+            .set("fetch.wait.max.ms", "50")
+            // librdkafka backs off after reaching the end of a partition
+            // (500 ms by default), which would delay noticing an activation.
+            .set("fetch.error.backoff.ms", "10");
         c
     }
 
@@ -267,7 +285,10 @@ impl Registry {
         loop {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
-                    let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+                    let key = m
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .unwrap_or_default();
                     let record = (key, m.payload().map(<[u8]>::to_vec));
                     let stop = done(&record);
                     out.push(record);
@@ -330,26 +351,43 @@ fn parse_activation(key: &str, value: Option<&[u8]>) -> Option<(String, String, 
     }
 }
 
-/// Follows the activation table as it changes (one per running instance).
+/// What changed in the registry.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// A version was pushed.
+    Module(ModuleRecord),
+    /// A stage got an activation: (application, stage, activation).
+    Activation(String, String, Activation),
+}
+
+/// Follows the registry as it changes (one per running instance): the
+/// activation table and the version records (not the chunks).
 pub struct ActiveTail {
     consumer: BaseConsumer<ReaderCtx>,
     timeout: Duration,
 }
 
+const TAILED: [&str; 2] = [MODULES_TOPIC, ACTIVE_TOPIC];
+
 impl ActiveTail {
-    /// Starts reading the activation table from its beginning.
+    /// Starts reading the registry from its beginning.
     pub fn open(registry: &Registry) -> Result<ActiveTail, RegistryError> {
         registry.ensure_topics()?;
         let consumer = registry.reader("tail")?;
-        assign(&consumer, ACTIVE_TOPIC, Offset::Beginning)?;
+        let mut tpl = TopicPartitionList::new();
+        for topic in TAILED {
+            tpl.add_partition_offset(topic, 0, FIRST)
+                .map_err(kafka(format!("read {topic}")))?;
+        }
+        consumer.assign(&tpl).map_err(kafka("follow the registry"))?;
         Ok(ActiveTail {
             consumer,
             timeout: registry.timeout,
         })
     }
 
-    /// Activations that arrived, waiting up to `wait` for the first.
-    pub fn poll(&self, wait: Duration) -> Result<Vec<(String, String, Activation)>, RegistryError> {
+    /// What arrived, waiting up to `wait` for the first.
+    pub fn poll(&self, wait: Duration) -> Result<Vec<Update>, RegistryError> {
         let mut out = Vec::new();
         let mut next = self.consumer.poll(wait);
         while let Some(item) = next {
@@ -359,10 +397,17 @@ impl ActiveTail {
                         .key()
                         .map(|k| String::from_utf8_lossy(k).into_owned())
                         .unwrap_or_default();
-                    out.extend(parse_activation(&key, m.payload()));
+                    if m.topic() == ACTIVE_TOPIC {
+                        out.extend(
+                            parse_activation(&key, m.payload())
+                                .map(|(app, stage, a)| Update::Activation(app, stage, a)),
+                        );
+                    } else if let Some(Ok(record)) = m.payload().map(serde_json::from_slice::<ModuleRecord>) {
+                        out.push(Update::Module(record));
+                    }
                 }
-                Err(KafkaError::PartitionEOF(_)) => break,
-                Err(e) => return Err(kafka(format!("read {ACTIVE_TOPIC}"))(e)),
+                Err(KafkaError::PartitionEOF(_)) => {}
+                Err(e) => return Err(kafka("follow the registry")(e)),
             }
             next = self.consumer.poll(Duration::ZERO);
         }
@@ -370,40 +415,44 @@ impl ActiveTail {
     }
 
     /// Reads until everything written before this call has been seen: past
-    /// the end ListOffsets reports, and until a fetch finds nothing new.
-    pub fn catch_up(&self) -> Result<Vec<(String, String, Activation)>, RegistryError> {
-        let (_, high) = self
-            .consumer
-            .fetch_watermarks(ACTIVE_TOPIC, 0, self.timeout)
-            .map_err(kafka(format!("read the end of {ACTIVE_TOPIC}")))?;
+    /// the end ListOffsets reports, and until fetches find nothing new.
+    pub fn catch_up(&self) -> Result<Vec<Update>, RegistryError> {
+        let mut highs = Vec::new();
+        for topic in TAILED {
+            let (_, high) = self
+                .consumer
+                .fetch_watermarks(topic, 0, self.timeout)
+                .map_err(kafka(format!("read the end of {topic}")))?;
+            highs.push(high);
+        }
         let deadline = Instant::now() + self.timeout;
         let mut out = Vec::new();
         let mut quiet = 0;
         loop {
-            let news = self.poll(Duration::from_millis(100))?;
+            let news = self.poll(Duration::from_millis(50))?;
             quiet = if news.is_empty() { quiet + 1 } else { 0 };
             out.extend(news);
-            if self.position() >= high && quiet >= 2 {
+            let positions = self.consumer.position().ok();
+            let reached = TAILED.iter().zip(&highs).all(|(topic, high)| {
+                let at = positions
+                    .as_ref()
+                    .and_then(|tpl| tpl.find_partition(topic, 0))
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    })
+                    .unwrap_or(0);
+                at >= *high
+            });
+            if reached && quiet >= 2 {
                 return Ok(out);
             }
             if Instant::now() > deadline {
                 return Err(RegistryError::Kafka {
-                    what: format!("read {ACTIVE_TOPIC} to its end"),
+                    what: "read the registry to its end".into(),
                     reason: format!("timed out after {:?}", self.timeout),
                 });
             }
         }
-    }
-
-    fn position(&self) -> i64 {
-        self.consumer
-            .position()
-            .ok()
-            .and_then(|tpl| tpl.find_partition(ACTIVE_TOPIC, 0).map(|e| e.offset()))
-            .and_then(|o| match o {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            })
-            .unwrap_or(0)
     }
 }

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use client::{ActiveTail, Pushed, Registry, RegistryError};
+pub use client::{ActiveTail, Pushed, Registry, RegistryError, Update};
 
 use crate::contract::OperatorKind;
 use crate::module::ModuleInfo;
@@ -64,6 +64,12 @@ pub struct ModuleRecord {
     pub world: String,
     /// Whether it exports `migrate`.
     pub migrate: bool,
+    /// The interfaces it exports.
+    #[serde(default)]
+    pub exports: Vec<String>,
+    /// The interfaces it imports.
+    #[serde(default)]
+    pub imports: Vec<String>,
     /// The SDK that built it, when known.
     pub sdk: Option<String>,
     /// When it was pushed (ms since the epoch).
@@ -86,6 +92,8 @@ impl ModuleRecord {
             kind: info.kind,
             world: info.world.clone(),
             migrate: info.migrate,
+            exports: info.exports.clone(),
+            imports: info.imports.clone(),
             sdk: info.sdk.clone(),
             pushed_at,
             first_chunk: None,
@@ -381,6 +389,8 @@ mod tests {
             kind: OperatorKind::Processor,
             world: String::new(),
             migrate: false,
+            exports: Vec::new(),
+            imports: Vec::new(),
             sdk: None,
             pushed_at: 0,
             first_chunk: None,
