@@ -677,21 +677,31 @@ impl Instance {
                 next = self.consumer.poll(Duration::ZERO);
             }
             let assigned = self.settle(&mut tasks, &mut gathered)?;
-            self.swapper().poll();
-            if !assigned.is_empty() || gathered.keys().any(|tp| !tasks.contains_key(tp)) {
-                // New tasks start with the newest version: a partition
-                // never goes back to an older one when it changes hands.
+            let ready = {
                 let mut swapper = self.swapper();
-                if let Err(e) = swapper.catch_up() {
-                    tracing::warn!("{e}");
+                swapper.poll();
+                if !assigned.is_empty() || gathered.keys().any(|tp| !tasks.contains_key(tp)) {
+                    // New tasks start with the newest version: a partition
+                    // never goes back to an older one when it changes hands.
+                    if let Err(e) = swapper.catch_up() {
+                        tracing::warn!("{e}");
+                    }
                 }
-                if swapper.has_ready() {
-                    drop(swapper);
-                    self.shared.commit(&self.consumer, &mut self.shared.lock())?;
-                    self.apply_outcome(&mut tasks)?;
-                    self.swap(&mut tasks);
-                    last_commit = Instant::now();
+                swapper.has_ready()
+            };
+            if ready {
+                // A new version is compiled: end the transaction now rather
+                // than at the commit interval, and swap at that boundary.
+                // This batch's records then go to the new version.
+                self.shared.commit(&self.consumer, &mut self.shared.lock())?;
+                self.apply_outcome(&mut tasks)?;
+                if self.shared.lock().rewind {
+                    // The commit aborted: these records come again after the
+                    // rewind, behind the aborted ones.
+                    gathered.clear();
                 }
+                self.swap(&mut tasks);
+                last_commit = Instant::now();
             }
             for tp in assigned.iter().chain(gathered.keys()) {
                 if !tasks.contains_key(tp) {
@@ -732,7 +742,7 @@ impl Instance {
             if last_commit.elapsed() >= interval {
                 self.shared.commit(&self.consumer, &mut self.shared.lock())?;
                 self.apply_outcome(&mut tasks)?;
-                // A transaction boundary: nothing is in flight.
+                // A transaction boundary: guards are checked here.
                 self.swap(&mut tasks);
                 last_commit = Instant::now();
             }

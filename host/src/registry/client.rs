@@ -1,6 +1,7 @@
 //! Reading and writing the registry's control topics.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext as _};
@@ -77,6 +78,10 @@ pub enum Pushed {
 pub struct Registry {
     config: ClientConfig,
     timeout: Duration,
+    /// Idle readers per topic, reused: a new consumer costs a connection
+    /// and metadata round trips, which a swap would otherwise wait for (and
+    /// a consumer that moves to another topic waits for its metadata too).
+    readers: Arc<Mutex<HashMap<String, Vec<BaseConsumer<ReaderCtx>>>>>,
 }
 
 /// Remembers the first delivery failure of a producer, and the offset of
@@ -111,7 +116,11 @@ impl ProducerContext for Deliveries {
 impl Registry {
     /// A client over `config` (at least `bootstrap.servers`).
     pub fn new(config: ClientConfig, timeout: Duration) -> Registry {
-        Registry { config, timeout }
+        Registry {
+            config,
+            timeout,
+            readers: Arc::default(),
+        }
     }
 
     /// Creates the control topics if they do not exist.
@@ -188,7 +197,18 @@ impl Registry {
 
     /// The bytes of a version, reassembled from its chunks and checked.
     /// Reading starts at its first chunk, when the record knows where that is.
+    /// A short read is tried once more with new readers before it counts as damage.
     pub fn fetch(&self, record: &ModuleRecord) -> Result<Vec<u8>, RegistryError> {
+        self.fetch_once(record).or_else(|e| {
+            tracing::debug!("{e}; reading once more");
+            if let Ok(mut r) = self.readers.lock() {
+                r.clear();
+            }
+            self.fetch_once(record)
+        })
+    }
+
+    fn fetch_once(&self, record: &ModuleRecord) -> Result<Vec<u8>, RegistryError> {
         let prefix = format!("{}/", record.digest);
         let start = Offset::Offset(record.first_chunk.unwrap_or(0));
         let mut found = 0;
@@ -278,8 +298,34 @@ impl Registry {
         start: Offset,
         mut done: impl FnMut(&Record) -> bool,
     ) -> Result<Vec<Record>, RegistryError> {
-        let consumer = self.reader("read")?;
+        let pooled = self
+            .readers
+            .lock()
+            .ok()
+            .and_then(|mut r| r.get_mut(topic).and_then(Vec::pop));
+        let consumer = match pooled {
+            Some(c) => c,
+            None => self.reader("read")?,
+        };
         assign(&consumer, topic, start)?;
+        let out = self.read_assigned(&consumer, topic, &mut done);
+        // Idle readers fetch nothing: the next read assigns afresh (and
+        // librdkafka drops what the old assignment had queued).
+        if out.is_ok()
+            && consumer.unassign().is_ok()
+            && let Ok(mut r) = self.readers.lock()
+        {
+            r.entry(topic.to_owned()).or_default().push(consumer);
+        }
+        out
+    }
+
+    fn read_assigned(
+        &self,
+        consumer: &BaseConsumer<ReaderCtx>,
+        topic: &str,
+        done: &mut impl FnMut(&Record) -> bool,
+    ) -> Result<Vec<Record>, RegistryError> {
         let deadline = Instant::now() + self.timeout;
         let mut out = Vec::new();
         loop {
