@@ -180,7 +180,9 @@ impl Aggregator {
     /// `migrate` the state is kept as it is (the versions share a format).
     fn adopt(&mut self, op: &mut Operator, step: &mut Step) -> Result<(), AggregateError> {
         let label = op.module().info().version_label();
-        if self.format.as_deref() == Some(label.as_str()) {
+        // The same bytes may go by several names (a file, a registry name).
+        let digest = |l: &str| l.rsplit_once('@').map_or(l, |(_, d)| d).to_owned();
+        if self.format.as_deref().map(digest) == Some(digest(&label)) {
             return Ok(());
         }
         if let Some(previous) = self.format.clone()
@@ -277,6 +279,21 @@ impl Aggregator {
         let advanced = st.saturating_add(millis(quiet));
         let (first_close, _) = self.open.first()?;
         (*first_close <= advanced).then_some(advanced)
+    }
+
+    /// Adopts the stored accumulators for `op` now (see `adopt`): at a hot
+    /// swap, so that quiet partitions and queries see the new format too.
+    /// The migrated entries go to the changelog in the open transaction.
+    pub fn adopt_now(
+        &mut self,
+        op: &mut Operator,
+        input_next: i64,
+        sink: &mut dyn Sink,
+    ) -> Result<Step, AggregateError> {
+        let mut step = Step::default();
+        self.adopt(op, &mut step)?;
+        self.flush(input_next, sink)?;
+        Ok(step)
     }
 
     /// Advances stream time on the wall clock (see [`Aggregator::idle_due`])

@@ -97,8 +97,9 @@ pub struct Swapper {
     runtime: Runtime,
     application: String,
     stages: Vec<(String, OperatorKind)>,
-    /// The latest activation accepted per stage.
+    /// The latest activation accepted per stage, and the digest it asks for.
     seq: Vec<u64>,
+    desired: Vec<String>,
     /// Version records seen, by digest.
     records: HashMap<String, ModuleRecord>,
     loaded: HashMap<String, Arc<LoadedModule>>,
@@ -151,6 +152,7 @@ impl Swapper {
             runtime,
             application: application.to_owned(),
             seq: vec![0; stages.len()],
+            desired: stages.iter().map(|(_, _, m)| m.info().digest.clone()).collect(),
             records: HashMap::new(),
             loaded: stages
                 .iter()
@@ -225,17 +227,22 @@ impl Swapper {
     }
 
     fn accept(&mut self, news: Vec<Update>) {
+        // Only the last activation of each stage counts (reading the table
+        // from its start replays its history).
+        let mut activations: Vec<(String, String, Activation)> = Vec::new();
         for update in news {
-            let (app, stage, a) = match update {
+            match update {
                 Update::Module(m) => {
                     self.records.insert(m.digest.clone(), m);
-                    continue;
                 }
-                Update::Activation(app, stage, a) => (app, stage, a),
-            };
-            if app != self.application {
-                continue;
+                Update::Activation(app, stage, a) if app == self.application => {
+                    activations.retain(|(_, s, _)| *s != stage);
+                    activations.push((app, stage, a));
+                }
+                Update::Activation(..) => {}
             }
+        }
+        for (_, stage, a) in activations {
             let Some(i) = self.stages.iter().position(|(n, _)| *n == stage) else {
                 tracing::warn!(
                     stage,
@@ -243,13 +250,20 @@ impl Swapper {
                 );
                 continue;
             };
-            if a.seq <= self.seq[i] {
+            // Two activations written at once can share a number: like
+            // compaction, the later one in the log wins, in every instance.
+            if a.seq < self.seq[i] || (a.seq == self.seq[i] && a.module.digest == self.desired[i]) {
                 continue;
             }
             self.seq[i] = a.seq;
+            self.desired[i] = a.module.digest.clone();
+            // Whatever waited for an earlier activation is stale now.
+            self.ready.retain(|r| r.stage != i);
             let seen_at = Instant::now();
             tracing::info!(stage, version = %a.module, by = %a.by, seq = a.seq, "activation received");
-            if let Some(m) = self.loaded.get(&a.module.digest).cloned() {
+            if let Some(m) = self.loaded.get(&a.module.digest).cloned()
+                && m.kind() == self.stages[i].1
+            {
                 self.queue(i, m, a, seen_at);
                 continue;
             }
@@ -310,7 +324,7 @@ impl Swapper {
                 .handle
                 .join()
                 .unwrap_or_else(|_| Err("the compiler thread panicked".into()));
-            if job.activation.seq != self.seq[job.stage] {
+            if job.activation.seq != self.seq[job.stage] || job.activation.module.digest != self.desired[job.stage] {
                 continue; // A newer activation replaced it meanwhile.
             }
             match result {
@@ -405,7 +419,7 @@ impl Swapper {
                     "{failed} of its first {seen} record(s) failed (limit {:.0}%)",
                     w.guard.max_failure_share * 100.0
                 );
-                if self.seq[w.stage] != w.activation.seq {
+                if self.seq[w.stage] != w.activation.seq || self.desired[w.stage] != w.activation.module.digest {
                     continue; // Another activation (or an instance's rollback) came first.
                 }
                 match w.activation.rollback("auto-rollback", Some(reason.clone()), now_ms()) {

@@ -656,6 +656,23 @@ impl Task {
         }
     }
 
+    /// Migrates stage `i`'s state to the version it now runs (after
+    /// [`Task::swap`]), sending the changes to the changelog: `true` if the
+    /// stage keeps state in this task (a transaction must be open).
+    pub fn adopt(&mut self, i: usize, sink: &mut dyn Sink) -> Result<bool, TaskError> {
+        let Some(agg) = self.aggregators[i].as_mut() else {
+            return Ok(false);
+        };
+        let step = agg.adopt_now(&mut self.operators[i], self.input_next, sink)?;
+        self.unmigrated(i, &step.unmigrated);
+        Ok(true)
+    }
+
+    /// Whether stage `i` keeps state in this task.
+    pub fn has_state(&self, i: usize) -> bool {
+        self.aggregators.get(i).is_some_and(Option::is_some)
+    }
+
     /// The version each stage of the task's segment runs: (stage, `name@digest`).
     pub fn module_labels(&self) -> Vec<(String, String)> {
         self.stages()

@@ -71,7 +71,23 @@ struct Brokers {
 }
 
 impl Brokers {
+    /// The registry, its topics created if need be.
     fn registry(&self, pipeline: Option<&Pipeline>) -> anyhow::Result<Registry> {
+        let registry = self.client(pipeline)?;
+        registry.ensure_topics()?;
+        Ok(registry)
+    }
+
+    /// The registry for reading: an error if it was never written to.
+    fn existing(&self, pipeline: Option<&Pipeline>) -> anyhow::Result<Registry> {
+        let registry = self.client(pipeline)?;
+        if !registry.exists()? {
+            bail!("the registry is empty: nothing was pushed to these brokers yet (weir module push)");
+        }
+        Ok(registry)
+    }
+
+    fn client(&self, pipeline: Option<&Pipeline>) -> anyhow::Result<Registry> {
         let mut config = pipeline.map(clients::base_config).unwrap_or_default();
         if let Some(b) = &self.bootstrap {
             config.set("bootstrap.servers", b);
@@ -86,9 +102,7 @@ impl Brokers {
         if config.get("bootstrap.servers").is_none() {
             bail!("no brokers: give --bootstrap HOST:PORT (or set WEIR_BOOTSTRAP, or name a pipeline file)");
         }
-        let registry = Registry::new(config, self.kafka_timeout);
-        registry.ensure_topics()?;
-        Ok(registry)
+        Ok(Registry::new(config, self.kafka_timeout))
     }
 }
 
@@ -313,7 +327,7 @@ struct List {
 impl List {
     fn execute(self) -> anyhow::Result<ExitCode> {
         let pipeline = self.pipeline.as_deref().map(Pipeline::load).transpose()?;
-        let snap = self.brokers.registry(pipeline.as_ref())?.snapshot()?;
+        let snap = self.brokers.existing(pipeline.as_ref())?.snapshot()?;
         let versions: Vec<&ModuleRecord> = snap
             .modules
             .iter()
@@ -371,7 +385,7 @@ struct Pull {
 impl Pull {
     fn execute(self) -> anyhow::Result<ExitCode> {
         let pipeline = self.pipeline.as_deref().map(Pipeline::load).transpose()?;
-        let registry = self.brokers.registry(pipeline.as_ref())?;
+        let registry = self.brokers.existing(pipeline.as_ref())?;
         let snap = registry.snapshot()?;
         let record = snap.resolve(&self.module)?;
         let bytes = registry.fetch(record)?;
@@ -507,7 +521,8 @@ fn activate(
                 &module_name(file, None),
                 Some((stage.clone(), kind)),
                 &checks,
-            )?;
+            )
+            .with_context(|| format!("cannot record {stage}'s module for rollbacks before its first activation"))?;
             if m.digest == record.digest {
                 println!("{app}/{stage} already runs these bytes (its pipeline file's module); nothing changed");
                 return Ok(());
@@ -593,6 +608,7 @@ impl Deploy {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         let pipeline = Pipeline::load(&self.pipeline)?;
         let target = stage_kind(&pipeline, &self.stage)?;
+        let guard = self.guard.guard()?;
         let registry = self.brokers.registry(Some(&pipeline))?;
         let name = module_name(&self.file, self.name.as_deref());
         let record = report(push(&registry, &self.file, &name, Some(target), &self.checks)?);
@@ -603,7 +619,7 @@ impl Deploy {
             &pipeline,
             &self.stage,
             &record,
-            self.guard.guard()?,
+            guard,
             &self.checks.sandbox,
         )?;
         Ok(ExitCode::SUCCESS)

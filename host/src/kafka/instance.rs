@@ -677,30 +677,21 @@ impl Instance {
                 next = self.consumer.poll(Duration::ZERO);
             }
             let assigned = self.settle(&mut tasks, &mut gathered)?;
-            let ready = {
-                let mut swapper = self.swapper();
-                swapper.poll();
-                if !assigned.is_empty() || gathered.keys().any(|tp| !tasks.contains_key(tp)) {
-                    // New tasks start with the newest version: a partition
-                    // never goes back to an older one when it changes hands.
-                    if let Err(e) = swapper.catch_up() {
-                        tracing::warn!("{e}");
-                    }
-                }
-                swapper.has_ready()
-            };
-            if ready {
+            self.swapper().poll();
+            if !assigned.is_empty() || gathered.keys().any(|tp| !tasks.contains_key(tp)) {
+                // New tasks start with the newest version, so that a
+                // partition never goes back to an older one when it changes
+                // hands. Catching up may wait for a compilation: end the open
+                // transaction first, so that it cannot time out meanwhile.
+                self.end_transaction(&mut tasks, &mut gathered)?;
+                self.catch_up()?;
+            }
+            if self.swapper().has_ready() {
                 // A new version is compiled: end the transaction now rather
                 // than at the commit interval, and swap at that boundary.
                 // This batch's records then go to the new version.
-                self.shared.commit(&self.consumer, &mut self.shared.lock())?;
-                self.apply_outcome(&mut tasks)?;
-                if self.shared.lock().rewind {
-                    // The commit aborted: these records come again after the
-                    // rewind, behind the aborted ones.
-                    gathered.clear();
-                }
-                self.swap(&mut tasks);
+                self.end_transaction(&mut tasks, &mut gathered)?;
+                self.swap(&mut tasks)?;
                 last_commit = Instant::now();
             }
             for tp in assigned.iter().chain(gathered.keys()) {
@@ -743,7 +734,7 @@ impl Instance {
                 self.shared.commit(&self.consumer, &mut self.shared.lock())?;
                 self.apply_outcome(&mut tasks)?;
                 // A transaction boundary: guards are checked here.
-                self.swap(&mut tasks);
+                self.swap(&mut tasks)?;
                 last_commit = Instant::now();
             }
             if last_views.elapsed() >= Duration::from_secs(1) {
@@ -756,6 +747,39 @@ impl Instance {
         Ok(())
     }
 
+    /// Commits the open transaction (if any) before the records of this
+    /// batch are processed. If it aborts, they are dropped: they come again
+    /// after the rewind, behind the aborted ones.
+    fn end_transaction(
+        &self,
+        tasks: &mut HashMap<TopicPartition, Task>,
+        gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>>,
+    ) -> Result<(), InstanceError> {
+        self.shared.commit(&self.consumer, &mut self.shared.lock())?;
+        self.apply_outcome(tasks)?;
+        if self.shared.lock().rewind {
+            gathered.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads the registry to its end (see [`Swapper::catch_up`]), trying a
+    /// few times: running a new task with a version older than the one its
+    /// partition last ran would break the order of versions.
+    fn catch_up(&self) -> Result<(), InstanceError> {
+        let mut attempt = 0;
+        loop {
+            match self.swapper().catch_up() {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 3 => {
+                    attempt += 1;
+                    tracing::warn!("{e}; trying again");
+                }
+                Err(e) => return Err(InstanceError::Swap(SwapError::Registry(e))),
+            }
+        }
+    }
+
     fn swapper(&self) -> MutexGuard<'_, Swapper> {
         self.swapper.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -763,9 +787,9 @@ impl Instance {
     /// At a transaction boundary: swaps the versions that are ready into
     /// every task, and checks the guards of recent swaps. Must only run
     /// when no transaction is open (after a commit or an abort).
-    fn swap(&self, tasks: &mut HashMap<TopicPartition, Task>) {
+    fn swap(&self, tasks: &mut HashMap<TopicPartition, Task>) -> Result<(), InstanceError> {
         if self.shared.lock().open {
-            return;
+            return Ok(());
         }
         let mut swapper = self.swapper();
         swapper.check_guards(self.metrics());
@@ -776,6 +800,18 @@ impl Instance {
             self.chain.set_module(r.stage, r.module.clone());
             for task in tasks.values_mut() {
                 task.swap(r.stage, r.module.clone());
+            }
+            // State moves to the new version's format now, in a transaction
+            // of its own (committed at the next commit), so that quiet
+            // partitions and queries see it too.
+            if tasks.values().any(|t| t.has_state(r.stage)) {
+                self.shared.begin(&mut self.shared.lock())?;
+                let mut sink = ProducerSink {
+                    producer: &self.shared.producer,
+                };
+                for task in tasks.values_mut() {
+                    task.adopt(r.stage, &mut sink).map_err(|e| self.shared.explain(e))?;
+                }
             }
             let pause = started.elapsed();
             tracing::info!(
@@ -790,6 +826,7 @@ impl Instance {
             );
             swapper.applied(&r, pause, self.metrics());
         }
+        Ok(())
     }
 
     /// A task for a newly seen partition, its stores restored from their

@@ -141,6 +141,17 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether the control topics exist (reading commands do not create them).
+    pub fn exists(&self) -> Result<bool, RegistryError> {
+        let consumer = self.reader("metadata")?;
+        let metadata = consumer
+            .fetch_metadata(None, self.timeout)
+            .map_err(kafka("read cluster metadata"))?;
+        Ok([MODULES_TOPIC, CHUNKS_TOPIC, ACTIVE_TOPIC]
+            .iter()
+            .all(|t| metadata.topics().iter().any(|m| m.name() == *t && m.error().is_none())))
+    }
+
     /// Everything in the registry now.
     pub fn snapshot(&self) -> Result<Snapshot, RegistryError> {
         let mut snap = Snapshot::default();
@@ -211,11 +222,14 @@ impl Registry {
     fn fetch_once(&self, record: &ModuleRecord) -> Result<Vec<u8>, RegistryError> {
         let prefix = format!("{}/", record.digest);
         let start = Offset::Offset(record.first_chunk.unwrap_or(0));
-        let mut found = 0;
+        // Distinct indices: a retried write may have stored a chunk twice.
+        let mut found = std::collections::BTreeSet::new();
         let mut chunks: Vec<(u32, Vec<u8>)> = self
             .read_topic(CHUNKS_TOPIC, start, |(k, _)| {
-                found += usize::from(k.starts_with(&prefix));
-                found >= record.chunks as usize
+                if let Some(i) = k.strip_prefix(&prefix) {
+                    found.insert(i.to_owned());
+                }
+                found.len() >= record.chunks as usize
             })?
             .into_iter()
             .filter_map(|(k, v)| {

@@ -40,6 +40,9 @@ pub const CHUNKS_TOPIC: &str = "weir-module-chunks";
 pub const ACTIVE_TOPIC: &str = "weir-active";
 /// Bytes per chunk: half of Kafka's default `message.max.bytes`.
 pub const CHUNK_SIZE: usize = 512 * 1024;
+/// The largest component the registry reassembles (a sanity bound on what a
+/// record may claim).
+pub const MAX_MODULE_SIZE: u64 = 1 << 30;
 /// How many replaced versions an activation remembers for rollbacks.
 pub const HISTORY: usize = 16;
 
@@ -220,7 +223,7 @@ pub fn active_key(application: &str, stage: &str) -> String {
 /// The first 12 hex digits of a digest, as listings show it.
 pub fn short(digest: &str) -> &str {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    &hex[..hex.len().min(12)]
+    hex.get(..12).unwrap_or(hex)
 }
 
 /// Everything in the registry at one moment.
@@ -356,6 +359,12 @@ pub fn chunk(bytes: &[u8]) -> std::io::Result<Vec<Vec<u8>>> {
 pub fn reassemble(record: &ModuleRecord, chunks: &[Vec<u8>]) -> Result<Vec<u8>, String> {
     if chunks.len() != record.chunks as usize {
         return Err(format!("found {} of its {} chunks", chunks.len(), record.chunks));
+    }
+    if record.size > MAX_MODULE_SIZE {
+        return Err(format!(
+            "its record claims {} bytes (at most {MAX_MODULE_SIZE})",
+            record.size
+        ));
     }
     let compressed = chunks.concat();
     let bytes =
