@@ -404,7 +404,27 @@ fn migrate_carries_state_into_the_new_format_across_a_crash() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let v2 = g.example("rust", "count-v2");
-    weir_ok(&["deploy", file_arg, "count", v2.to_str().unwrap()]);
+    // The dry run also folds the sample with the running version and
+    // carries that state over through the new version's migrate.
+    let sample = dir.path().join("sample.jsonl");
+    std::fs::write(
+        &sample,
+        "{\"key\": \"a\", \"value\": \"x\"}\n{\"key\": \"a\", \"value\": \"y\"}\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = weir_cli(&[
+        "deploy",
+        file_arg,
+        "count",
+        v2.to_str().unwrap(),
+        "--sample",
+        sample.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("(1 key(s)) carries over to the new version"),
+        "{stderr}"
+    );
     wait_active(&mut w, &addr, "count", "rust-count-v2");
     w.kill();
     let first_life = w.log_text();
@@ -525,6 +545,40 @@ fn invalid_pushes_are_refused_and_change_nothing() {
             "{stderr}"
         );
     }
+    // A state the running version builds from the sample that the new
+    // version's migrate cannot read is refused too (the stage need not run).
+    let stats = pipeline(
+        dir.path(),
+        &unique("hs-stats"),
+        &input,
+        &output,
+        &format!(
+            "name = \"stats\"\nkind = \"aggregate\"\nmodule = \"{}\"",
+            toml_path(&g.example("rust", "price-stats"))
+        ),
+    );
+    let trades = dir.path().join("trades.jsonl");
+    std::fs::write(
+        &trades,
+        "{\"key\": \"SAP\", \"value\": {\"symbol\": \"SAP\", \"price\": 120.5}}\n",
+    )
+    .unwrap();
+    let v2_name = unique("v2");
+    let (ok, _, stderr) = weir_cli(&[
+        "deploy",
+        stats.to_str().unwrap(),
+        "stats",
+        g.example("rust", "count-v2").to_str().unwrap(),
+        "--name",
+        &v2_name,
+        "--sample",
+        trades.to_str().unwrap(),
+    ]);
+    assert!(!ok, "an unreadable state is refused");
+    assert!(
+        stderr.contains("refused, nothing changed") && stderr.contains("fails for key \"SAP\""),
+        "{stderr}"
+    );
     // Activating what does not exist, or what does not fit, is refused too.
     let (ok, _, stderr) = weir_cli(&["module", "activate", file_arg, "shout", &format!("{}@1", names[0])]);
     assert!(!ok && stderr.contains("no module named"), "{stderr}");
@@ -545,7 +599,7 @@ fn invalid_pushes_are_refused_and_change_nothing() {
     );
 
     let list = weir_ok(&["module", "list", "--json", "--pipeline", file_arg]);
-    for n in &names {
+    for n in names.iter().chain([&v2_name]) {
         assert!(
             !list.contains(&format!("\"{n}\"")),
             "{n} is not in the registry:\n{list}"

@@ -1,9 +1,10 @@
 //! `weir module push|list|activate|rollback` and `weir deploy`: the module
 //! registry from the command line.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -12,12 +13,13 @@ use clap::{Args, Subcommand};
 use super::{SandboxArgs, config_map};
 use crate::codec::BatchEncoder;
 use crate::contract::OperatorKind;
-use crate::event::EventResult;
+use crate::event::{Event, EventResult};
 use crate::jsonl;
 use crate::kafka::clients;
+use crate::module;
 use crate::pipeline::{Pipeline, StageKind};
 use crate::registry::{Activation, Guard, ModuleRecord, Pushed, Registry, Snapshot, now_ms, short};
-use crate::runtime::{Group, LoadedModule, Runtime};
+use crate::runtime::{EmitRequest, Group, LoadedModule, Operator, Runtime};
 use crate::units;
 
 /// Manage the module registry: versions pushed to Kafka, and which version
@@ -153,7 +155,18 @@ impl Push {
         };
         let name = module_name(&self.file, self.name.as_deref());
         let registry = self.brokers.registry(pipeline.as_ref())?;
-        report(push(&registry, &self.file, &name, target, &self.checks)?);
+        let current = match (&pipeline, &self.stage, &self.checks.sample) {
+            (Some(p), Some(stage), Some(_)) => Some(current_version(&registry, p, stage)?),
+            _ => None,
+        };
+        report(push(
+            &registry,
+            &self.file,
+            &name,
+            target,
+            &self.checks,
+            current.as_ref(),
+        )?);
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -165,6 +178,7 @@ fn push(
     name: &str,
     target: Option<(String, OperatorKind)>,
     checks: &Checks,
+    current: Option<&(String, Vec<u8>)>,
 ) -> anyhow::Result<Pushed> {
     let refused = |why: String| anyhow::anyhow!("push of {} refused, nothing changed: {why}", file.display());
     let runtime = checks.sandbox.runtime()?;
@@ -180,8 +194,23 @@ fn push(
         )));
     }
     if let Some(sample) = &checks.sample {
+        let sample_events = read_sample(sample).map_err(&refused)?;
+        let config = config_map(&checks.config)?;
         let (events, outputs, failures) =
-            dry_run(&runtime, &module, sample, config_map(&checks.config)?).map_err(refused)?;
+            dry_run(&runtime, &module, &sample_events, config.clone()).map_err(&refused)?;
+        if let Some((current_name, current_bytes)) = current
+            && module.kind() == OperatorKind::Aggregator
+            && module::digest(current_bytes) != module.info().digest
+        {
+            let current = runtime
+                .load(current_name, current_bytes)
+                .map_err(|e| refused(format!("the version the stage runs now does not load: {e}")))?;
+            let keys = dry_run_carry(&runtime, &current, &module, &sample_events, config).map_err(&refused)?;
+            eprintln!(
+                "dry run: the state {} builds from the sample ({keys} key(s)) carries over to the new version",
+                current.info().version_label()
+            );
+        }
         eprintln!(
             "dry run on {}: {events} event(s), {outputs} output(s), {failures} typed failure(s), no trap",
             sample.display()
@@ -217,14 +246,8 @@ fn report(pushed: Pushed) -> ModuleRecord {
     }
 }
 
-/// Runs a module on sample events, one event at a time, so that a trap
-/// names its line. Returns (events, outputs, typed failures), or the first trap.
-fn dry_run(
-    runtime: &Runtime,
-    module: &std::sync::Arc<LoadedModule>,
-    sample: &Path,
-    config: std::collections::BTreeMap<String, String>,
-) -> Result<(usize, usize, usize), String> {
+/// Reads a JSON-lines sample: (1-based line, event).
+fn read_sample(sample: &Path) -> Result<Vec<(usize, Event)>, String> {
     let text =
         std::fs::read_to_string(sample).map_err(|e| format!("cannot read the sample {}: {e}", sample.display()))?;
     let mut events = Vec::new();
@@ -233,52 +256,141 @@ fn dry_run(
             events.push((i + 1, jsonl::parse_event(line, i + 1).map_err(|e| e.to_string())?));
         }
     }
-    let mut op = runtime.operator(module.clone(), config);
-    let trap =
-        |line: usize, e: &dyn std::fmt::Display| format!("the dry run trapped on line {line} of the sample: {e}");
+    Ok(events)
+}
+
+fn trapped(who: &str, line: usize, e: &dyn std::fmt::Display) -> String {
+    format!("{who} trapped on line {line} of the sample: {e}")
+}
+
+/// Accumulators by key.
+type Accs = HashMap<Option<Vec<u8>>, Vec<u8>>;
+
+/// Folds sample events one at a time (so that a trap names its line), from
+/// `start` accumulators. Returns the accumulators and the typed failures.
+fn fold_sample(
+    op: &mut Operator,
+    events: &[(usize, Event)],
+    mut accs: Accs,
+    who: &str,
+) -> Result<(Accs, usize), String> {
+    let mut failures = 0;
+    for (line, ev) in events {
+        let mut enc = BatchEncoder::new();
+        enc.push_event(ev);
+        let group = Group {
+            key: ev.key.clone(),
+            window: None,
+            acc: accs.get(&ev.key).cloned(),
+            events: enc.as_bytes().to_vec(),
+        };
+        for f in op.add(vec![group]).map_err(|e| trapped(who, *line, &e))? {
+            failures += f.failures.len();
+            accs.insert(ev.key.clone(), f.acc);
+        }
+    }
+    Ok((accs, failures))
+}
+
+/// Emits every accumulator; returns (outputs, typed failures).
+fn emit_all(op: &mut Operator, accs: Accs, who: &str) -> Result<(usize, usize), String> {
     let (mut outputs, mut failures) = (0, 0);
+    for (key, acc) in accs {
+        let request = EmitRequest { key, window: None, acc };
+        for r in op
+            .emit(vec![request])
+            .map_err(|e| format!("{who}'s emit trapped: {e}"))?
+        {
+            match r {
+                EventResult::Outputs(o) => outputs += o.len(),
+                EventResult::Failed(_) => failures += 1,
+            }
+        }
+    }
+    Ok((outputs, failures))
+}
+
+/// Runs a module on sample events, one event at a time, so that a trap
+/// names its line. Returns (events, outputs, typed failures), or the first trap.
+fn dry_run(
+    runtime: &Runtime,
+    module: &Arc<LoadedModule>,
+    events: &[(usize, Event)],
+    config: BTreeMap<String, String>,
+) -> Result<(usize, usize, usize), String> {
+    let mut op = runtime.operator(module.clone(), config);
+    let who = "the dry run";
     match module.kind() {
         OperatorKind::Processor => {
+            let (mut outputs, mut failures) = (0, 0);
             let owned: Vec<_> = events.iter().map(|(_, e)| e.clone()).collect();
             for ((line, _), r) in events.iter().zip(op.process_events(&owned)) {
-                match r.map_err(|e| trap(*line, &e))? {
+                match r.map_err(|e| trapped(who, *line, &e))? {
                     EventResult::Outputs(o) => outputs += o.len(),
                     EventResult::Failed(_) => failures += 1,
                 }
             }
+            Ok((events.len(), outputs, failures))
         }
         OperatorKind::Aggregator => {
-            let mut accs: HashMap<Option<Vec<u8>>, Vec<u8>> = HashMap::new();
-            for (line, ev) in &events {
-                let mut enc = BatchEncoder::new();
-                enc.push_event(ev);
-                let group = Group {
-                    key: ev.key.clone(),
-                    window: None,
-                    acc: accs.get(&ev.key).cloned(),
-                    events: enc.as_bytes().to_vec(),
-                };
-                let folded = op.add(vec![group]).map_err(|e| trap(*line, &e))?;
-                for f in folded {
-                    failures += f.failures.len();
-                    accs.insert(ev.key.clone(), f.acc);
-                }
-            }
-            for (key, acc) in accs {
-                let request = crate::runtime::EmitRequest { key, window: None, acc };
-                for r in op
-                    .emit(vec![request])
-                    .map_err(|e| format!("the dry run's emit trapped: {e}"))?
-                {
-                    match r {
-                        EventResult::Outputs(o) => outputs += o.len(),
-                        EventResult::Failed(_) => failures += 1,
-                    }
-                }
-            }
+            let (accs, failed) = fold_sample(&mut op, events, HashMap::new(), who)?;
+            let (outputs, emit_failed) = emit_all(&mut op, accs, who)?;
+            Ok((events.len(), outputs, failed + emit_failed))
         }
     }
-    Ok((events.len(), outputs, failures))
+}
+
+/// The state check of a swap between aggregators: the sample folded by the
+/// version the stage runs now, then carried over to the new one (through its
+/// `migrate`, or as it is), then folded and emitted by the new one. A trap,
+/// or a failed `migrate`, refuses. Returns the number of keys carried.
+fn dry_run_carry(
+    runtime: &Runtime,
+    current: &Arc<LoadedModule>,
+    module: &Arc<LoadedModule>,
+    events: &[(usize, Event)],
+    config: BTreeMap<String, String>,
+) -> Result<usize, String> {
+    let from = current.info().version_label();
+    let mut old = runtime.operator(current.clone(), config.clone());
+    let (accs, _) = fold_sample(&mut old, events, HashMap::new(), &format!("the running version {from}"))?;
+    let mut new = runtime.operator(module.clone(), config);
+    let mut carried = HashMap::new();
+    for (key, acc) in accs {
+        let shown = String::from_utf8_lossy(key.as_deref().unwrap_or_default()).into_owned();
+        let acc = match new.migrate(&from, key.as_deref(), &acc) {
+            Ok(None) => acc,
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(f))) => return Err(format!("migrate from {from} fails for key {shown:?}: {f}")),
+            Err(e) => return Err(format!("migrate from {from} trapped for key {shown:?}: {e}")),
+        };
+        carried.insert(key, acc);
+    }
+    let n = carried.len();
+    let who = "the new version, on the carried state,";
+    let (carried, _) = fold_sample(&mut new, events, carried, who)?;
+    emit_all(&mut new, carried, who)?;
+    Ok(n)
+}
+
+/// The name and bytes of the version a stage runs now: its activation's,
+/// else its pipeline file's module.
+fn current_version(registry: &Registry, pipeline: &Pipeline, stage: &str) -> anyhow::Result<(String, Vec<u8>)> {
+    let snap = registry.snapshot()?;
+    if let Some(a) = snap.active.get(&(pipeline.application_id.clone(), stage.to_owned()))
+        && let Some(record) = snap.get(&a.module)
+    {
+        return Ok((record.name.clone(), registry.fetch(record)?));
+    }
+    let file = pipeline
+        .stages
+        .iter()
+        .find(|s| s.name == stage)
+        .map(|s| s.module.clone())
+        .unwrap_or_default();
+    let bytes = std::fs::read(&file)
+        .with_context(|| format!("cannot read {}, the module stage {stage} runs", file.display()))?;
+    Ok((module_name(&file, None), bytes))
 }
 
 fn module_name(file: &Path, name: Option<&str>) -> String {
@@ -521,6 +633,7 @@ fn activate(
                 &module_name(file, None),
                 Some((stage.clone(), kind)),
                 &checks,
+                None,
             )
             .with_context(|| format!("cannot record {stage}'s module for rollbacks before its first activation"))?;
             if m.digest == record.digest {
@@ -611,7 +724,18 @@ impl Deploy {
         let guard = self.guard.guard()?;
         let registry = self.brokers.registry(Some(&pipeline))?;
         let name = module_name(&self.file, self.name.as_deref());
-        let record = report(push(&registry, &self.file, &name, Some(target), &self.checks)?);
+        let current = match &self.checks.sample {
+            Some(_) => Some(current_version(&registry, &pipeline, &self.stage)?),
+            None => None,
+        };
+        let record = report(push(
+            &registry,
+            &self.file,
+            &name,
+            Some(target),
+            &self.checks,
+            current.as_ref(),
+        )?);
         let snap = registry.snapshot()?;
         activate(
             &registry,
