@@ -43,6 +43,31 @@ fn pipeline(dir: &Path, app: &str, input: &str, output: &str, stage: &str) -> Pa
     path
 }
 
+/// A test's own topics (`partitions` each) and a one-stage pipeline file
+/// over them (`stage` is the body of its `[[stage]]`).
+struct Setup {
+    dir: tempfile::TempDir,
+    input: String,
+    output: String,
+    app: String,
+    file: PathBuf,
+}
+
+fn setup(tag: &str, partitions: i32, stage: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, app) = (unique(&format!("{tag}-in")), unique(&format!("{tag}-out")), unique(tag));
+    create_topic(&input, partitions);
+    create_topic(&output, partitions);
+    let file = pipeline(dir.path(), &app, &input, &output, stage);
+    Setup {
+        dir,
+        input,
+        output,
+        app,
+        file,
+    }
+}
+
 /// Runs `weir ARGS…`; returns (success, stdout, stderr).
 fn weir_cli(args: &[&str]) -> (bool, String, String) {
     let out = weir().args(args).output().expect("run weir");
@@ -168,16 +193,16 @@ impl Feeder {
 fn swap_and_rollback_mid_stream_across_two_instances_are_exact() {
     let _heavy = heavy();
     let g = guests();
-    let dir = tempfile::tempdir().unwrap();
-    let (input, output, app) = (unique("hs-in"), unique("hs-out"), unique("hs-swap"));
-    create_topic(&input, 4);
-    create_topic(&output, 4);
     let uppercase = g.example("rust", "uppercase");
-    let file = pipeline(
-        dir.path(),
-        &app,
-        &input,
-        &output,
+    let Setup {
+        dir: _dir,
+        input,
+        output,
+        app,
+        file,
+    } = setup(
+        "hs-swap",
+        4,
         &format!("name = \"shout\"\nmodule = \"{}\"", toml_path(&uppercase)),
     );
     let file_arg = file.to_str().unwrap();
@@ -275,18 +300,18 @@ fn swap_and_rollback_mid_stream_across_two_instances_are_exact() {
 fn windowed_state_survives_a_swap_from_rust_to_python() {
     let _heavy = heavy();
     let g = guests();
-    let dir = tempfile::tempdir().unwrap();
-    let (input, output, app) = (unique("hw-in"), unique("hw-out"), unique("hs-window"));
-    create_topic(&input, 2);
-    create_topic(&output, 2);
-    let file = pipeline(
-        dir.path(),
-        &app,
-        &input,
-        &output,
+    let Setup {
+        dir,
+        input,
+        output,
+        file,
+        ..
+    } = setup(
+        "hs-window",
+        2,
         &format!(
             "name = \"count\"\nkind = \"aggregate\"\nmodule = \"{}\"\n\
-             window = {{ kind = \"tumbling\", size = \"10s\", grace = \"0s\" }}\nemit = \"final\"",
+         window = {{ kind = \"tumbling\", size = \"10s\", grace = \"0s\" }}\nemit = \"final\"",
             toml_path(&g.example("rust", "count"))
         ),
     );
@@ -325,6 +350,23 @@ fn windowed_state_survives_a_swap_from_rust_to_python() {
         .and_then(|r| r.split('@').next())
         .unwrap()
         .to_owned();
+    // The registry holds the 19 MB component in chunks; pulling it back
+    // reassembles the same bytes.
+    let pulled = dir.path().join("pulled.wasm");
+    let (ok, out, err) = weir_cli(&[
+        "module",
+        "pull",
+        &format!("{name}@1"),
+        "-o",
+        pulled.to_str().unwrap(),
+        "--pipeline",
+        file_arg,
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        std::fs::read(&pulled).unwrap() == std::fs::read(&python).unwrap(),
+        "pulled bytes differ"
+    );
     wait_active(&mut w, &addr, "count", &name);
     produce(&input, &records[1100..]);
     let got = wait_for(&output, 45, PATIENCE);
@@ -361,15 +403,15 @@ fn windowed_state_survives_a_swap_from_rust_to_python() {
 fn migrate_carries_state_into_the_new_format_across_a_crash() {
     let _heavy = heavy();
     let g = guests();
-    let dir = tempfile::tempdir().unwrap();
-    let (input, output, app) = (unique("hm-in"), unique("hm-out"), unique("hs-migrate"));
-    create_topic(&input, 2);
-    create_topic(&output, 2);
-    let file = pipeline(
-        dir.path(),
-        &app,
-        &input,
-        &output,
+    let Setup {
+        dir,
+        input,
+        output,
+        file,
+        ..
+    } = setup(
+        "hs-migrate",
+        2,
         &format!(
             "name = \"count\"\nkind = \"aggregate\"\nmodule = \"{}\"",
             toml_path(&g.example("rust", "count"))
@@ -478,15 +520,15 @@ fn migrate_carries_state_into_the_new_format_across_a_crash() {
 fn invalid_pushes_are_refused_and_change_nothing() {
     let _heavy = heavy();
     let g = guests();
-    let dir = tempfile::tempdir().unwrap();
-    let (input, output, app) = (unique("hi-in"), unique("hi-out"), unique("hs-invalid"));
-    create_topic(&input, 1);
-    create_topic(&output, 1);
-    let file = pipeline(
-        dir.path(),
-        &app,
-        &input,
-        &output,
+    let Setup {
+        dir,
+        input,
+        output,
+        file,
+        ..
+    } = setup(
+        "hs-invalid",
+        1,
         &format!(
             "name = \"shout\"\nmodule = \"{}\"",
             toml_path(&g.example("rust", "uppercase"))
@@ -625,15 +667,15 @@ fn invalid_pushes_are_refused_and_change_nothing() {
 fn a_failing_version_rolls_back_automatically() {
     let _heavy = heavy();
     let g = guests();
-    let dir = tempfile::tempdir().unwrap();
-    let (input, output, app) = (unique("ha-in"), unique("ha-out"), unique("hs-auto"));
-    create_topic(&input, 2);
-    create_topic(&output, 2);
-    let file = pipeline(
-        dir.path(),
-        &app,
-        &input,
-        &output,
+    let Setup {
+        dir: _dir,
+        input,
+        output,
+        file,
+        ..
+    } = setup(
+        "hs-auto",
+        2,
         &format!(
             "name = \"shout\"\nmodule = \"{}\"\non-error = \"skip\"",
             toml_path(&g.example("rust", "uppercase"))

@@ -673,15 +673,10 @@ impl Task {
         self.aggregators.get(i).is_some_and(Option::is_some)
     }
 
-    /// The version each stage of the task's segment runs: (stage, `name@digest`).
-    pub fn module_labels(&self) -> Vec<(String, String)> {
+    /// The version (`name@digest`) each stage of the task's segment runs.
+    pub fn module_labels(&self) -> Vec<String> {
         self.stages()
-            .map(|i| {
-                (
-                    self.chain.stages[i].name.clone(),
-                    self.operators[i].module().info().version_label(),
-                )
-            })
+            .map(|i| self.operators[i].module().info().version_label())
             .collect()
     }
 

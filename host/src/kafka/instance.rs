@@ -923,7 +923,7 @@ impl Instance {
                 topic: topic.clone(),
                 partition: *partition,
                 stages: task.stages().map(|i| names[i].to_owned()).collect(),
-                modules: task.module_labels().into_iter().map(|(_, m)| m).collect(),
+                modules: task.module_labels(),
             })
             .collect();
         views.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
