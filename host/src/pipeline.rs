@@ -6,6 +6,8 @@
 //! inputs = ["orders"]
 //! guarantee = "exactly-once"           # or "at-least-once"
 //! commit-interval = "100ms"
+//! static-membership = true             # group.instance.id = <application-id>-<instance-id>
+//! repartition-purge-interval = "30s"   # how often consumed repartition records are deleted
 //!
 //! [[stage]]
 //! module = "../dist/rust-route-by-type.wasm"   # relative to this file
@@ -175,6 +177,13 @@ pub struct Pipeline {
     pub dev: DevSettings,
     /// Where state stores live (`weir run --state-dir` overrides it).
     pub state_dir: PathBuf,
+    /// Each instance joins the group as a static member
+    /// (`group.instance.id`), so that a restart within the session timeout
+    /// takes its partitions back without a rebalance.
+    pub static_membership: bool,
+    /// How often an instance deletes the repartition records its group has
+    /// committed (Kafka Streams' `repartition.purge.interval.ms`).
+    pub repartition_purge_interval: Duration,
 }
 
 /// The `[dev]` table: what `weir dev` feeds the pipeline.
@@ -282,6 +291,8 @@ struct RawPipeline {
     #[serde(default)]
     dev: RawDev,
     state_dir: Option<PathBuf>,
+    static_membership: Option<bool>,
+    repartition_purge_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,6 +344,7 @@ const RESERVED_KAFKA_KEYS: &[&str] = &[
     "enable.auto.commit",
     "enable.auto.offset.store",
     "enable.idempotence",
+    "group.instance.id",
 ];
 
 impl RawPipeline {
@@ -412,14 +424,27 @@ impl RawPipeline {
         let mut kafka = BTreeMap::new();
         for (k, v) in self.kafka {
             if RESERVED_KAFKA_KEYS.contains(&k.as_str()) {
-                return Err(invalid(
-                    &format!("kafka.\"{k}\""),
-                    "a property Weir does not set itself (the guarantee depends on this one)",
-                    &format!("{v:?}"),
-                ));
+                let expected = if k == "group.instance.id" {
+                    "a property Weir does not set itself (it derives group.instance.id from \
+                     application-id and --instance-id; `static-membership = false` turns it off)"
+                } else {
+                    "a property Weir does not set itself (the guarantee depends on this one)"
+                };
+                return Err(invalid(&format!("kafka.\"{k}\""), expected, &format!("{v:?}")));
             }
             kafka.insert(k.clone(), scalar(&format!("kafka.\"{k}\""), v)?);
         }
+        let repartition_purge_interval = match self.repartition_purge_interval {
+            Some(text) => units::parse_duration(&text).map_err(|e| {
+                invalid(
+                    "repartition-purge-interval",
+                    "a duration like \"30s\"",
+                    &e.to_string(),
+                )
+            })?,
+            // Kafka Streams' repartition.purge.interval.ms.
+            None => Duration::from_secs(30),
+        };
         if let Some(p) = self.dev.partitions
             && p < 1
         {
@@ -446,6 +471,8 @@ impl RawPipeline {
             state_dir: self
                 .state_dir
                 .unwrap_or_else(|| std::env::temp_dir().join("weir-state")),
+            static_membership: self.static_membership.unwrap_or(true),
+            repartition_purge_interval,
         })
     }
 }
@@ -728,6 +755,26 @@ default = "out"
         assert_eq!(p.stages[0].module, PathBuf::from("/p/m/upper.wasm"));
         assert_eq!(p.stages[0].on_error, ErrorPolicy::Fail);
         assert_eq!(p.batch_size, 500);
+        assert!(p.static_membership);
+        assert_eq!(p.repartition_purge_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn membership_and_purge_settings() {
+        let p = parse(&MINIMAL.replace(
+            "inputs = [\"in\"]",
+            "inputs = [\"in\"]\nstatic-membership = false\nrepartition-purge-interval = \"2s\"",
+        ))
+        .unwrap();
+        assert!(!p.static_membership);
+        assert_eq!(p.repartition_purge_interval, Duration::from_secs(2));
+        let e = error(&format!("{MINIMAL}[kafka]\n\"group.instance.id\" = \"x\"\n"));
+        assert!(e.contains("group.instance.id") && e.contains("static-membership = false"), "{e}");
+        let e = error(&MINIMAL.replace(
+            "inputs = [\"in\"]",
+            "inputs = [\"in\"]\nrepartition-purge-interval = \"soon\"",
+        ));
+        assert!(e.contains("repartition-purge-interval"), "{e}");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub fn consumer_config(pipeline: &Pipeline, instance_id: &str) -> ClientConfig {
                 Guarantee::AtLeastOnce => "read_uncommitted",
             },
         );
+    if pipeline.static_membership {
+        c.set("group.instance.id", group_instance_id(pipeline, instance_id));
+    }
     apply_user(&mut c, pipeline);
     // The guarantee depends on these; the pipeline parser refuses them in [kafka].
     c.set("enable.auto.commit", "false")
@@ -64,6 +67,14 @@ pub fn producer_config(pipeline: &Pipeline, instance_id: &str) -> ClientConfig {
 /// The transactional id of an instance: stable across restarts, so that a
 /// restarted instance fences its previous life and aborts its open transaction.
 pub fn transactional_id(pipeline: &Pipeline, instance_id: &str) -> String {
+    format!("{}-{instance_id}", pipeline.application_id)
+}
+
+/// The static group membership id of an instance (KIP-345): a restart
+/// within `session.timeout.ms` takes its partitions back at once, with no
+/// rebalance. Like the transactional.id it must be stable across restarts and
+/// unique among the instances running at once, so it has the same parts.
+pub fn group_instance_id(pipeline: &Pipeline, instance_id: &str) -> String {
     format!("{}-{instance_id}", pipeline.application_id)
 }
 
