@@ -673,6 +673,12 @@ impl Aggregator {
         let next = input_next.to_string();
         let headers = [(INPUT_NEXT, Some(next.as_bytes()))];
         let changelog = self.store.changelog().clone();
+        // The wall clock, not event time: a windowed changelog is deleted by
+        // time as well as compacted, and its retention must count from when
+        // the state was written, even when reprocessing year-old events.
+        let written = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         for k in std::mem::take(&mut self.touched) {
             let value = self.store.get(&k)?;
             sink.send(&OutRecord {
@@ -681,7 +687,7 @@ impl Aggregator {
                 key: Some(&k),
                 value: value.as_deref(),
                 headers: &headers,
-                timestamp: self.stream_time.0.max(0),
+                timestamp: written,
                 changelog: true,
             })?;
         }

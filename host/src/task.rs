@@ -216,8 +216,25 @@ pub struct InternalTopic {
     pub name: String,
     /// Partitions (`None`: as many as the inputs have).
     pub partitions: Option<i32>,
-    /// Compacted (changelogs) or deleted by retention (repartition topics).
-    pub compacted: bool,
+    /// What it holds, which decides how long the broker keeps it.
+    pub kind: InternalKind,
+}
+
+/// What an internal topic holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InternalKind {
+    /// Records between two sub-topologies: kept until the group has
+    /// committed past them (then purged), whatever their timestamps.
+    Repartition,
+    /// A store's changelog: the latest record per key.
+    Changelog {
+        /// For a windowed store, how long (ms) its records are needed
+        /// after they are written; older ones may be deleted as well as
+        /// compacted. `None`: kept until compacted away.
+        window_retention: Option<i64>,
+    },
+    /// A control topic (the module registry): compacted, kept forever.
+    Control,
 }
 
 /// A stage's module cannot be used.
@@ -415,15 +432,17 @@ impl Chain {
                 out.push(InternalTopic {
                     name: source.clone(),
                     partitions: seg.partitions,
-                    compacted: false,
+                    kind: InternalKind::Repartition,
                 });
             }
             for i in seg.first..seg.end {
-                if self.stages[i].aggregate.is_some() {
+                if let Some(agg) = &self.stages[i].aggregate {
                     out.push(InternalTopic {
                         name: self.changelog_topic(i),
                         partitions: seg.partitions,
-                        compacted: true,
+                        kind: InternalKind::Changelog {
+                            window_retention: agg.window.map(|w| w.retention()),
+                        },
                     });
                 }
             }

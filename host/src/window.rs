@@ -156,6 +156,20 @@ impl Windowing {
         window.end.saturating_add(reach).saturating_add(self.grace)
     }
 
+    /// How long, in event time, a window's state is needed after its start:
+    /// what its store keeps before the window closes (tumbling and hopping:
+    /// size + grace; sessions: gap + grace past the last event; sliding:
+    /// the events of 2 × size + grace). A windowed changelog keeps its
+    /// records at least this long, plus a margin (see `kafka::topics`).
+    pub fn retention(&self) -> i64 {
+        let span = match self.kind {
+            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => size,
+            WindowKind::Session { gap } => gap,
+            WindowKind::Sliding { size } => size.saturating_mul(2),
+        };
+        span.saturating_add(self.grace)
+    }
+
     /// True when an event for `window` arrives too late at `stream_time`.
     pub fn is_late(&self, window: Window, stream_time: i64) -> bool {
         self.close_time(window) <= stream_time
@@ -265,6 +279,20 @@ mod tests {
 
     fn tumbling(size: i64, grace: i64) -> Windowing {
         Windowing::new(WindowKind::Tumbling { size }, grace).unwrap()
+    }
+
+    #[test]
+    fn retention_covers_what_each_store_keeps_until_close() {
+        let kinds = [
+            (WindowKind::Tumbling { size: 100 }, 110),
+            (WindowKind::Hopping { size: 100, advance: 10 }, 110),
+            (WindowKind::Session { gap: 30 }, 40),
+            (WindowKind::Sliding { size: 100 }, 210),
+        ];
+        for (kind, want) in kinds {
+            let w = Windowing::new(kind, 10).unwrap();
+            assert_eq!(w.retention(), want, "{kind:?}");
+        }
     }
 
     #[test]

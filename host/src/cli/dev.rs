@@ -137,6 +137,7 @@ impl Dev {
             instance_id: "dev".into(),
             kafka_timeout: Duration::from_secs(10),
             stop: stop.clone(),
+            fault_abort_every: None,
         };
         let instance = Instance::connect(&pipeline, chain, options)?;
         let admin = super::run::start_admin(&self.admin, &instance)?;

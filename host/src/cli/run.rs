@@ -46,6 +46,10 @@ pub struct Run {
     /// Sandbox limits for the stages' modules.
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    /// Fault injection for tests: abort every Nth commit that has work in
+    /// it, as on an abortable broker error (the work is redone).
+    #[arg(long, value_name = "N", hide = true)]
+    pub fault_abort_every: Option<u64>,
 }
 
 impl Run {
@@ -66,6 +70,7 @@ impl Run {
             instance_id: self.instance_id,
             kafka_timeout: self.kafka_timeout,
             stop,
+            fault_abort_every: self.fault_abort_every,
         };
         let instance = Instance::connect(&pipeline, chain, options)?;
         let admin = start_admin(&self.admin, &instance)?;

@@ -29,6 +29,7 @@ use rdkafka::producer::Producer as _;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::clients::{self, Producer, ProducerCtx, ProducerSink};
+use super::purge::Purger;
 use super::restore::{RestoreError, Restorer};
 use super::topics::{self, TopicError};
 use crate::admin::{Restores, Status, StoreView, TaskView, Views};
@@ -54,6 +55,11 @@ pub struct RunOptions {
     /// Set to stop: the current batch finishes, is committed, and the
     /// instance leaves the group.
     pub stop: Arc<AtomicBool>,
+    /// Fault injection for tests: every Nth commit that has work in it
+    /// aborts instead, as on an abortable broker error (the transaction is
+    /// aborted, partitions rewind to their committed offsets, staged state
+    /// is discarded, and the work is redone).
+    pub fault_abort_every: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -62,6 +68,7 @@ impl Default for RunOptions {
             instance_id: "0".into(),
             kafka_timeout: Duration::from_secs(30),
             stop: Arc::new(AtomicBool::new(false)),
+            fault_abort_every: None,
         }
     }
 }
@@ -175,6 +182,8 @@ struct TxnState {
     /// How the last unit of work ended, until the run loop has applied it
     /// to the state stores: committed (`true`) or aborted.
     ended: Option<bool>,
+    /// Commits with work in them so far (for [`RunOptions::fault_abort_every`]).
+    commits_with_work: u64,
 }
 
 struct Shared {
@@ -189,6 +198,7 @@ struct Shared {
     transactional_id: String,
     metrics: Arc<Metrics>,
     state: Mutex<TxnState>,
+    fault_abort_every: Option<u64>,
 }
 
 impl Shared {
@@ -208,6 +218,18 @@ impl Shared {
     /// Closes the current unit of work: commits the transaction (or flushes
     /// and commits offsets). An abortable failure aborts and asks for a rewind.
     fn commit(&self, consumer: &BaseConsumer<ConsumerCtx>, st: &mut TxnState) -> Result<(), InstanceError> {
+        if let Some(every) = self.fault_abort_every
+            && !st.pending.is_empty()
+        {
+            st.commits_with_work += 1;
+            if st.commits_with_work.is_multiple_of(every) {
+                tracing::warn!(
+                    commit = st.commits_with_work,
+                    "injected abort (--fault-abort-every {every}); reprocessing since the last commit"
+                );
+                return self.abort(st);
+            }
+        }
         let started = Instant::now();
         let result = match self.guarantee {
             Guarantee::ExactlyOnce => self.commit_transaction(consumer, st),
@@ -453,6 +475,7 @@ pub struct Instance {
     views: Arc<Mutex<Views>>,
     queries: Option<Arc<StoreQueries>>,
     swapper: Mutex<Swapper>,
+    purger: Mutex<Option<Purger>>,
     started: Instant,
 }
 
@@ -480,6 +503,7 @@ impl Instance {
             transactional_id: clients::transactional_id(pipeline, &options.instance_id),
             metrics: chain.metrics().clone(),
             state: Mutex::new(TxnState::default()),
+            fault_abort_every: options.fault_abort_every.filter(|n| *n > 0),
         });
         let consumer = BaseConsumer::from_config_and_context(
             &clients::consumer_config(pipeline, &options.instance_id),
@@ -562,6 +586,13 @@ impl Instance {
         } else {
             None
         };
+        let purger = Purger::start(
+            &clients::base_config(pipeline),
+            chain.repartition_topics().into_iter().map(str::to_owned).collect(),
+            pipeline.repartition_purge_interval,
+            options.kafka_timeout,
+        )
+        .map_err(|e| client_error("admin client", e))?;
         let mut inputs: Vec<&str> = pipeline.inputs.iter().map(String::as_str).collect();
         inputs.extend(chain.repartition_topics());
         consumer.subscribe(&inputs).map_err(|e| client_error("consumer", e))?;
@@ -587,6 +618,7 @@ impl Instance {
             restores,
             views: Arc::default(),
             swapper: Mutex::new(swapper),
+            purger: Mutex::new(purger),
             started: Instant::now(),
         })
     }
@@ -733,6 +765,7 @@ impl Instance {
             if last_commit.elapsed() >= interval {
                 self.shared.commit(&self.consumer, &mut self.shared.lock())?;
                 self.apply_outcome(&mut tasks)?;
+                self.purge();
                 // A transaction boundary: guards are checked here.
                 self.swap(&mut tasks)?;
                 last_commit = Instant::now();
@@ -777,6 +810,15 @@ impl Instance {
                 }
                 Err(e) => return Err(InstanceError::Swap(SwapError::Registry(e))),
             }
+        }
+    }
+
+    /// Hands the committed positions to the repartition purger (which
+    /// acts once per purge interval).
+    fn purge(&self) {
+        let mut purger = self.purger.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = purger.as_mut() {
+            p.committed(&self.shared.lock().resume);
         }
     }
 

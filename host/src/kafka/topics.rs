@@ -12,7 +12,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::task::InternalTopic;
+use crate::task::{InternalKind, InternalTopic};
 
 /// An internal topic could not be created, or exists with the wrong shape.
 #[derive(Debug, thiserror::Error)]
@@ -86,17 +86,18 @@ pub fn ensure(
         topic: missing[0].0.name.clone(),
         reason: e.to_string(),
     })?;
+    let configs: Vec<Vec<(&str, String)>> = missing.iter().map(|(t, _)| topic_config(t.kind)).collect();
     // As Kafka Streams did before broker defaults: up to 3 replicas.
     let replication = metadata.brokers().len().clamp(1, 3) as i32;
     let new: Vec<NewTopic<'_>> = missing
         .iter()
-        .map(|(t, partitions)| {
-            let topic = NewTopic::new(&t.name, *partitions, TopicReplication::Fixed(replication));
-            if t.compacted {
-                topic.set("cleanup.policy", "compact")
-            } else {
-                topic
+        .zip(&configs)
+        .map(|((t, partitions), config)| {
+            let mut topic = NewTopic::new(&t.name, *partitions, TopicReplication::Fixed(replication));
+            for (key, value) in config {
+                topic = topic.set(key, value);
             }
+            topic
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(timeout));
@@ -120,9 +121,49 @@ pub fn ensure(
     Ok(())
 }
 
+/// How long a windowed changelog keeps records past what its windows need,
+/// as Kafka Streams' `windowstore.changelog.additional.retention.ms`: a
+/// margin for clock drift and for a task that restores late.
+pub const CHANGELOG_ADDITIONAL_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The topic configuration an internal topic is created with, as Kafka
+/// Streams creates its own.
+///
+/// - Repartition topics keep every record whatever its timestamp
+///   (`retention.ms = -1`): reprocessing old data must not lose records
+///   between two stages to time-based retention. Instances delete what
+///   their group has committed instead (`kafka::purge`).
+/// - Changelogs are compacted. A windowed store's changelog is also
+///   deleted by time (`compact,delete`), keeping each record for the
+///   windows' retention plus a day; Weir stamps changelog records with the
+///   wall clock, so that this counts from when the state was written, not
+///   from the (possibly year-old) event time.
+pub fn topic_config(kind: InternalKind) -> Vec<(&'static str, String)> {
+    match kind {
+        InternalKind::Repartition => vec![
+            ("cleanup.policy", "delete".into()),
+            ("retention.ms", "-1".into()),
+            // Smaller segments, so that purged records leave the disk sooner.
+            ("segment.bytes", (50 * 1024 * 1024).to_string()),
+        ],
+        InternalKind::Changelog {
+            window_retention: Some(retention),
+        } => vec![
+            ("cleanup.policy", "compact,delete".into()),
+            (
+                "retention.ms",
+                retention.saturating_add(CHANGELOG_ADDITIONAL_RETENTION_MS).to_string(),
+            ),
+        ],
+        InternalKind::Changelog { window_retention: None } | InternalKind::Control => {
+            vec![("cleanup.policy", "compact".into())]
+        }
+    }
+}
+
 /// Runs a future to completion on this thread. librdkafka's admin calls are
 /// futures completed by its own threads; this is all the executor they need.
-pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+pub fn block_on<F: Future>(f: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {

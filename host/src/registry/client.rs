@@ -18,7 +18,7 @@ use super::{
 use crate::kafka::clients::ReaderCtx;
 use crate::kafka::topics::{self, TopicError};
 use crate::module::ModuleInfo;
-use crate::task::InternalTopic;
+use crate::task::{InternalKind, InternalTopic};
 
 /// The registry could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +134,7 @@ impl Registry {
             .map(|name| InternalTopic {
                 name: name.to_owned(),
                 partitions: Some(1),
-                compacted: true,
+                kind: InternalKind::Control,
             })
             .collect();
         topics::ensure(&self.config, &metadata, &wanted, 1, self.timeout)?;
