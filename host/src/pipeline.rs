@@ -435,13 +435,8 @@ impl RawPipeline {
             kafka.insert(k.clone(), scalar(&format!("kafka.\"{k}\""), v)?);
         }
         let repartition_purge_interval = match self.repartition_purge_interval {
-            Some(text) => units::parse_duration(&text).map_err(|e| {
-                invalid(
-                    "repartition-purge-interval",
-                    "a duration like \"30s\"",
-                    &e.to_string(),
-                )
-            })?,
+            Some(text) => units::parse_duration(&text)
+                .map_err(|e| invalid("repartition-purge-interval", "a duration like \"30s\"", &e.to_string()))?,
             // Kafka Streams' repartition.purge.interval.ms.
             None => Duration::from_secs(30),
         };
@@ -769,7 +764,10 @@ default = "out"
         assert!(!p.static_membership);
         assert_eq!(p.repartition_purge_interval, Duration::from_secs(2));
         let e = error(&format!("{MINIMAL}[kafka]\n\"group.instance.id\" = \"x\"\n"));
-        assert!(e.contains("group.instance.id") && e.contains("static-membership = false"), "{e}");
+        assert!(
+            e.contains("group.instance.id") && e.contains("static-membership = false"),
+            "{e}"
+        );
         let e = error(&MINIMAL.replace(
             "inputs = [\"in\"]",
             "inputs = [\"in\"]\nrepartition-purge-interval = \"soon\"",
