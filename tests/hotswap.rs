@@ -11,13 +11,12 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::crash::{self, GroupProgress, KillRng, Life};
 use support::kafka::{
-    In, WeirProcess, admin_addr, broker, committed, create_topic, http_get, produce, producer, send, unique, wait_for,
+    Feeder, In, WeirProcess, admin_addr, broker, committed, create_topic, http_get, produce, unique, wait_for,
 };
 use support::{guests, heavy, weir};
 use weir_test_harness::committed::CommittedRecord;
@@ -136,53 +135,6 @@ fn runs<T: PartialEq + Clone>(items: impl IntoIterator<Item = T>) -> Vec<T> {
         }
     }
     out
-}
-
-/// Produces records at a steady pace on a thread; before record `at`, waits
-/// until `gate` opens, so that the stream is still flowing when the test's
-/// next step happens, however slow the machine.
-struct Feeder {
-    gates: Vec<(usize, Arc<AtomicBool>)>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Feeder {
-    fn start(topic: &str, records: Vec<In>, pause: Duration, holds: &[usize]) -> Feeder {
-        let gates: Vec<(usize, Arc<AtomicBool>)> = holds.iter().map(|at| (*at, Arc::default())).collect();
-        let (topic, mine) = (topic.to_owned(), gates.clone());
-        let handle = std::thread::spawn(move || {
-            let p = producer();
-            for (i, r) in records.iter().enumerate() {
-                for (at, gate) in &mine {
-                    while i == *at && !gate.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
-                send(&p, &topic, r);
-                if i % 100 == 99 {
-                    std::thread::sleep(pause);
-                }
-            }
-            rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush");
-        });
-        Feeder {
-            gates,
-            handle: Some(handle),
-        }
-    }
-
-    fn open(&self, n: usize) {
-        self.gates[n].1.store(true, Ordering::SeqCst);
-    }
-
-    fn finish(mut self) {
-        for (_, g) in &self.gates {
-            g.store(true, Ordering::SeqCst);
-        }
-        if let Some(h) = self.handle.take() {
-            h.join().expect("the feeder thread");
-        }
-    }
 }
 
 /// Two instances, continuous input on four partitions: `weir deploy` swaps
@@ -397,8 +349,11 @@ fn windowed_state_survives_a_swap_from_rust_to_python() {
 
 /// `count` (u64 state) replaced by `count-v2` (decimal text state) that
 /// exports `migrate`: accumulators pass through it in the first transaction
-/// after the swap. A SIGKILL right after the swap, and a restart that reads
-/// the active version from the registry, change nothing.
+/// after the swap. A SIGKILL while input flows after the swap (once v2 has
+/// committed progress, with a transaction open), and a restart that reads
+/// the active version from the registry, change nothing: every key's
+/// committed counts rise strictly, v1's then v2's, to exactly its number of
+/// inputs, and the store holds exactly that.
 #[test]
 fn migrate_carries_state_into_the_new_format_across_a_crash() {
     let _heavy = heavy();
@@ -407,8 +362,8 @@ fn migrate_carries_state_into_the_new_format_across_a_crash() {
         dir,
         input,
         output,
+        app,
         file,
-        ..
     } = setup(
         "hs-migrate",
         2,
@@ -418,10 +373,11 @@ fn migrate_carries_state_into_the_new_format_across_a_crash() {
         ),
     );
     let file_arg = file.to_str().unwrap();
+    const KEYS: usize = 10;
     let records = |range: std::ops::Range<usize>| -> Vec<In> {
         range
             .map(|i| In {
-                key: Some(format!("k{}", i % 10).into_bytes()),
+                key: Some(format!("k{}", i % KEYS).into_bytes()),
                 value: Some(b"x".to_vec()),
                 ..In::default()
             })
@@ -437,11 +393,11 @@ fn migrate_carries_state_into_the_new_format_across_a_crash() {
             })
             .collect()
     };
-    let mut w = WeirProcess::start(&file, "0", &[]);
+    let mut w = WeirProcess::start(&file, "0", crash::DENSE_FETCH);
     let addr = admin_addr(&mut w);
     produce(&input, &records(0..500));
     let deadline = Instant::now() + PATIENCE;
-    while last(&committed(&output)).values().filter(|(v, _)| v == "50").count() < 10 {
+    while last(&committed(&output)).values().filter(|(v, _)| v == "50").count() < KEYS {
         assert!(Instant::now() < deadline, "v1 never counted 50 per key");
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -468,50 +424,73 @@ fn migrate_carries_state_into_the_new_format_across_a_crash() {
         "{stderr}"
     );
     wait_active(&mut w, &addr, "count", "rust-count-v2");
-    w.kill();
+    // Input flows again (smoothly, so that a transaction is open most of the
+    // time); the rest waits for the restarted instance.
+    const TOTAL: usize = 2500;
+    let feeder = Feeder::paced(&input, records(500..TOTAL), 10, Duration::from_millis(25), &[1500]);
+    let progress = GroupProgress::of_topics(&app, &[input.as_str()]);
+    let changelog = format!("{app}-count-changelog");
+    let evidence = [output.clone(), changelog];
+    let open_now = || evidence.iter().any(|t| support::kafka::log_counts(t).open > 0);
+    let kill = Life::begin(0, &progress).kill_after_progress(
+        &mut w,
+        &progress,
+        KillRng::seeded().millis(100, 600),
+        Some(&open_now),
+    );
     let first_life = w.log_text();
-    let mut w = WeirProcess::start(&file, "0", &[]);
+    let mut w = WeirProcess::start(&file, "0", crash::DENSE_FETCH);
     let addr = admin_addr(&mut w);
     // The restarted instance runs the active version from the start.
     let v = wait_active(&mut w, &addr, "count", "rust-count-v2");
     assert_eq!(v["seq"], 1, "{v}");
-    produce(&input, &records(500..1000));
+    feeder.finish();
+    let per_key = (TOTAL / KEYS) as u64;
     let deadline = Instant::now() + PATIENCE;
-    loop {
-        let got = committed(&output);
-        let now = last(&got);
-        if now.values().filter(|(v, _)| v == "n=100").count() == 10 {
-            // Per key: v1's counts as numbers, then v2's as n=…, strictly
-            // increasing (no event counted twice, none lost).
-            let mut per_key: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
-            for r in &got {
-                let v = r.value_str().unwrap();
-                let n = v.strip_prefix("n=").unwrap_or(v).parse().unwrap();
-                per_key
-                    .entry(r.key_str().unwrap().to_owned())
-                    .or_default()
-                    .push((n, made_by(r)));
-            }
-            for (key, seq) in per_key {
-                assert!(seq.windows(2).all(|p| p[0].0 < p[1].0), "{key}: {seq:?}");
-                assert_eq!(
-                    runs(seq.iter().map(|(_, by)| by.clone())),
-                    ["rust-count", "rust-count-v2"],
-                    "{key}"
-                );
-            }
-            break;
-        }
-        assert!(Instant::now() < deadline, "no final counts: {now:?}\n{}", w.log_text());
+    let want = format!("n={per_key}");
+    while last(&committed(&output)).values().filter(|(v, _)| *v == want).count() < KEYS {
+        assert!(
+            Instant::now() < deadline,
+            "no final counts: {:?}\n{}",
+            last(&committed(&output)),
+            w.log_text()
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     // Queries read the migrated state through the new version's emit.
-    let answer = http_get(&addr, "/stores/count/k0");
-    assert!(answer.contains("n=100"), "{answer}");
+    for k in 0..KEYS {
+        let answer = http_get(&addr, &format!("/stores/count/k{k}"));
+        assert!(answer.contains(&format!("\"{want}\"")), "k{k}: {answer}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(w.terminate(Duration::from_secs(60)).success(), "{}", w.log_text());
+    // Per key: v1's counts as numbers, then v2's as n=…, strictly increasing
+    // (no event counted twice) up to exactly its inputs (none lost).
+    let got = committed(&output);
+    let mut per_key_counts: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+    for r in &got {
+        let v = r.value_str().unwrap();
+        let n = v.strip_prefix("n=").unwrap_or(v).parse().unwrap();
+        per_key_counts
+            .entry(r.key_str().unwrap().to_owned())
+            .or_default()
+            .push((n, made_by(r)));
+    }
+    assert_eq!(per_key_counts.len(), KEYS, "{per_key_counts:?}");
+    for (key, seq) in per_key_counts {
+        assert!(seq.windows(2).all(|p| p[0].0 < p[1].0), "{key}: {seq:?}");
+        assert_eq!(seq.last().map(|(n, _)| *n), Some(per_key), "{key}: {seq:?}");
+        assert_eq!(
+            runs(seq.iter().map(|(_, by)| by.clone())),
+            ["rust-count", "rust-count-v2"],
+            "{key}"
+        );
+    }
     // The migration ran at the swap, or (if the kill came before its
     // transaction committed) again in the restarted instance.
     let logs = format!("{first_life}{}", w.log_text());
     assert!(logs.contains("migrated the stage's accumulators"), "{logs}");
+    crash::assert_kills_left_open_transactions(&evidence, &[kill]);
 }
 
 /// Pushes that cannot run are refused in one line and change nothing; the

@@ -1,17 +1,19 @@
 //! `weir run` against a real Kafka-protocol broker (nisshi on loopback, or
 //! the broker in `WEIR_TEST_BOOTSTRAP`): stateless stages end to end, dead
-//! letters, exactly-once under SIGKILL, at-least-once, two instances, and
-//! the errors a user meets first. Assertions are on what a `read_committed`
-//! consumer sees.
+//! letters, exactly-once under SIGKILL and under injected aborts,
+//! at-least-once, two instances, and the errors a user meets first.
+//! Assertions are on what a `read_committed` consumer sees.
 
 mod support;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use support::crash::{self, Kill};
 use support::kafka::{
-    In, WeirProcess, admin_addr, committed, counts, create_topic, http_get, pipeline_file, produce, producer, send,
-    unique, values, wait_for,
+    Feeder, In, WeirProcess, admin_addr, committed, counts, create_topic, http_get, pipeline_file, produce, unique,
+    values, wait_for,
 };
 use support::{guests, read_events, testdata, weir_test};
 use weir_test_harness::committed::CommittedRecord;
@@ -326,53 +328,19 @@ fn fail_policy_stops_with_the_event_named() {
     assert!(out.iter().all(|v| v == "a" || v == "b"), "{out:?}");
 }
 
-/// A tiny seeded generator for kill times (printed, so a failure can be replayed).
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let seed = std::env::var("WEIR_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
-        eprintln!("kill-time seed: {seed} (WEIR_TEST_SEED={seed} replays it)");
-        Rng(seed | 1)
-    }
-
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        Duration::from_millis(lo + self.0 % (hi - lo))
-    }
+/// `n` input records `r-<i>`, keyed over 97 keys (so over every partition).
+fn upper_input(n: usize) -> Vec<In> {
+    (0..n)
+        .map(|i| In {
+            key: Some(format!("k-{}", i % 97).into_bytes()),
+            ..In::value(format!("r-{i}"))
+        })
+        .collect()
 }
 
-/// Feeds `n` records `r-<i>` (keys over many partitions) in a background
-/// thread at about `per_sec` records/s.
-fn feed(topic: &str, n: usize, per_sec: usize) -> std::thread::JoinHandle<()> {
-    let topic = topic.to_owned();
-    std::thread::spawn(move || {
-        let p = producer();
-        let chunk = per_sec / 20;
-        for start in (0..n).step_by(chunk) {
-            for i in start..(start + chunk).min(n) {
-                send(
-                    &p,
-                    &topic,
-                    &In {
-                        key: Some(format!("k-{}", i % 97).into_bytes()),
-                        ..In::value(format!("r-{i}"))
-                    },
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("flush input");
-    })
+/// Feeds `n` records `r-<i>` (see [`upper_input`]) at about 2500/s.
+fn feed(topic: &str, n: usize) -> Feeder {
+    Feeder::start(topic, upper_input(n), Duration::from_millis(40), &[])
 }
 
 fn uppercase_pipeline(dir: &Path, input: &str, output: &str, guarantee: &str) -> std::path::PathBuf {
@@ -393,103 +361,153 @@ fn expected_upper(n: usize) -> Vec<String> {
     v
 }
 
-/// Runs `weir run` while input flows, SIGKILLing it `kills` times at random
-/// moments and restarting it at once; returns the committed output values
-/// once the output has caught up (and a little longer, so that duplicates
-/// would show).
-fn run_with_kills(
-    file: &Path,
-    input_feed: std::thread::JoinHandle<()>,
-    output: &str,
-    n: usize,
-    kills: usize,
-) -> Vec<String> {
-    let mut rng = Rng::seeded();
-    let mut weir = WeirProcess::start(file, "0", &[]);
-    for k in 0..kills {
-        std::thread::sleep(rng.millis(700, 2500));
-        assert!(
-            weir.running(),
-            "weir exited by itself before kill {k}:\n{}",
-            weir.log_text()
-        );
-        weir.kill();
-        weir = WeirProcess::start(file, "0", &[]);
+/// Panics with what differs between two sorted multisets of values.
+#[track_caller]
+fn assert_same_values(got: &[String], want: &[String], what: &str) {
+    if got == want {
+        return;
     }
-    input_feed.join().expect("feeder");
-    let records = wait_for(output, n, Duration::from_secs(120));
-    // Anything still in flight would show up as extra records now.
-    std::thread::sleep(Duration::from_secs(2));
-    let status = weir.terminate(EXIT_WAIT);
-    assert!(status.success(), "{status}: {}", weir.log_text());
-    let after = committed(output);
-    assert!(after.len() >= records.len());
-    values(&after)
+    let (g, w) = (counts(got), counts(want));
+    let dup: Vec<_> = g
+        .iter()
+        .filter(|(k, c)| **c > w.get(*k).copied().unwrap_or(0))
+        .take(10)
+        .collect();
+    let lost: Vec<_> = w
+        .iter()
+        .filter(|(k, c)| g.get(*k).copied().unwrap_or(0) < **c)
+        .take(10)
+        .collect();
+    panic!(
+        "{what}: {} records, want {}; in excess (duplicated or never sent) e.g. {dup:?}; missing e.g. {lost:?}",
+        got.len(),
+        want.len()
+    );
+}
+
+/// What a crash run of the uppercase pipeline left.
+struct CrashRun {
+    /// The committed output values once every input had come out.
+    complete: Vec<String>,
+    /// The same two seconds later, while the last life still ran.
+    settled: Vec<String>,
+    /// The same after the last life stopped cleanly.
+    after_stop: Vec<String>,
+    /// The output topic.
+    output: String,
+    /// The kills, each after committed progress in its life.
+    kills: Vec<Kill>,
 }
 
 /// Feeds `n` records into a 4-partition topic while an uppercase pipeline
-/// with `guarantee` runs and is SIGKILLed `kills` times; returns the
-/// committed output values and the output topic.
-fn crash_run(n: usize, guarantee: &str, kills: usize) -> (Vec<String>, String) {
+/// with `guarantee` runs and is SIGKILLed `kills` times, each after it has
+/// committed progress in that life plus a seeded random 0.7–2.5 s (every
+/// life gets its share of the input, fed at one batch of 100 per `pause`);
+/// then waits until every input has come out and stops the last life.
+fn crash_run(n: usize, guarantee: &str, kills: usize, pause: Duration) -> CrashRun {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (unique("in"), unique("out"));
     create_topic(&input, 4);
     create_topic(&output, 4);
     let file = uppercase_pipeline(dir.path(), &input, &output, guarantee);
-    let feeding = feed(&input, n, 2500);
-    (run_with_kills(&file, feeding, &output, n, kills), output)
-}
-
-/// Exactly-once under failure: SIGKILL `weir run` six times while input
-/// flows; the committed output is exactly one output per input.
-#[test]
-fn exactly_once_survives_sigkill_at_random_moments() {
-    let _turn = heavy();
-    let n = 30_000;
-    let (got, output) = crash_run(n, "exactly-once", 6);
-    // Evidence that the kills hit open transactions: their records are in
-    // the log, and the committed view above must not contain them.
-    let raw = support::kafka::all_records(&output).len();
-    eprintln!(
-        "output log: {raw} records, {} of them from aborted transactions",
-        raw.saturating_sub(got.len())
-    );
-    let want = expected_upper(n);
-    if got != want {
-        let (g, w) = (counts(&got), counts(&want));
-        let dup: Vec<_> = g.iter().filter(|(_, c)| **c > 1).take(10).collect();
-        let lost: Vec<_> = w.keys().filter(|k| !g.contains_key(*k)).take(10).collect();
-        panic!(
-            "committed output is not exact: {} records for {n} inputs; duplicated e.g. {dup:?}; lost e.g. {lost:?}",
-            got.len()
-        );
+    let feeder = Feeder::for_lives(&input, upper_input(n), pause, kills + 1);
+    let (mut weir, kill_log) =
+        crash::run_with_kills(&file, crash::DENSE_FETCH, kills, &feeder, (700, 2500), &[&output]);
+    feeder.finish();
+    let want: BTreeSet<String> = expected_upper(n).into_iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let complete = loop {
+        let got = values(&committed(&output));
+        let seen: BTreeSet<&String> = got.iter().collect();
+        if want.iter().all(|w| seen.contains(w)) || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // Anything still in flight would show up as extra records now.
+    std::thread::sleep(Duration::from_secs(2));
+    let settled = values(&committed(&output));
+    let status = weir.terminate(EXIT_WAIT);
+    let log = weir.log_text();
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("stopped cleanly"), "{log}");
+    CrashRun {
+        complete,
+        settled,
+        after_stop: values(&committed(&output)),
+        output,
+        kills: kill_log,
     }
 }
 
-/// At-least-once under failure: nothing is lost (duplicates are allowed).
+/// Exactly-once under failure: SIGKILL `weir run` six times while input
+/// flows, each time after it committed progress in that life; the committed
+/// output is exactly one output per input, before and after the last life
+/// stops, and the log shows that kills hit open transactions (their records,
+/// aborted, are in the raw log but not in the committed view).
+#[test]
+fn exactly_once_survives_sigkill_at_random_moments() {
+    let _turn = heavy();
+    let n = 21_000;
+    let run = crash_run(n, "exactly-once", 6, Duration::from_millis(150));
+    let want = expected_upper(n);
+    assert_same_values(&run.complete, &want, "committed output once complete");
+    assert_same_values(&run.settled, &want, "committed output two seconds later");
+    assert_same_values(&run.after_stop, &want, "committed output after the last life stopped");
+    let counts = crash::assert_kills_left_open_transactions(std::slice::from_ref(&run.output), &run.kills);
+    assert_eq!(counts[0].1.committed, n, "committed records in the raw log");
+}
+
+/// At-least-once under failure, SIGKILLed five times after committed
+/// progress in each life: no input is lost and nothing appears that no input
+/// made; duplicates are allowed. That is its whole promise. There are no
+/// transactions: the raw log holds no markers and nothing aborted.
 #[test]
 fn at_least_once_loses_nothing_across_sigkill() {
     let _turn = heavy();
     let n = 15_000;
-    let (got, _) = crash_run(n, "at-least-once", 5);
-    let g = counts(&got);
+    let run = crash_run(n, "at-least-once", 5, Duration::from_millis(180));
     let want = expected_upper(n);
-    let lost: Vec<_> = want.iter().filter(|w| !g.contains_key(w.as_str())).take(10).collect();
-    assert!(lost.is_empty(), "lost records, e.g. {lost:?}");
-    let unexpected: Vec<_> = g
-        .keys()
-        .filter(|k| want.binary_search(&k.to_string()).is_err())
-        .take(10)
-        .collect();
-    assert!(unexpected.is_empty(), "records nobody sent: {unexpected:?}");
+    for (got, when) in [
+        (&run.settled, "while running"),
+        (&run.after_stop, "after the last life stopped"),
+    ] {
+        let g = counts(got);
+        let lost: Vec<_> = want.iter().filter(|w| !g.contains_key(w.as_str())).take(10).collect();
+        assert!(lost.is_empty(), "lost records {when}, e.g. {lost:?}");
+        let unexpected: Vec<_> = g
+            .keys()
+            .filter(|k| want.binary_search(&k.to_string()).is_err())
+            .take(10)
+            .collect();
+        assert!(unexpected.is_empty(), "records nobody sent {when}: {unexpected:?}");
+    }
+    eprintln!(
+        "{} duplicates after {} kills",
+        run.after_stop.len() - n,
+        run.kills.len()
+    );
+    let counts = support::kafka::log_counts(&run.output);
+    assert_eq!(
+        (counts.commit_markers, counts.abort_markers, counts.aborted, counts.open),
+        (0, 0, 0, 0),
+        "at-least-once writes no transactions: {counts}"
+    );
+    assert_eq!(counts.committed, run.after_stop.len(), "{counts}");
+}
+
+/// The number after `field ` in the `stopped cleanly:` summary line.
+fn summary_count(log: &str, field: &str) -> u64 {
+    log.lines()
+        .find_map(|l| l.split("stopped cleanly: ").nth(1))
+        .and_then(|summary| summary.split(&format!("{field} ")).nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `{field}` in the summary in log:\n{log}"))
 }
 
 fn consumed_from_summary(log: &str) -> u64 {
-    log.lines()
-        .find_map(|l| l.split("stopped cleanly: consumed ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no summary in log:\n{log}"))
+    summary_count(log, "consumed")
 }
 
 /// Two instances of one pipeline share the partitions (a rebalance happens
@@ -503,12 +521,12 @@ fn two_instances_share_partitions_and_stay_exact() {
     create_topic(&output, 4);
     let n = 12_000;
     let file = uppercase_pipeline(dir.path(), &input, &output, "exactly-once");
-    let feeding = feed(&input, n, 2500);
+    let feeding = feed(&input, n);
     let mut a = WeirProcess::start(&file, "a", &[]);
     std::thread::sleep(Duration::from_millis(1500));
     let mut b = WeirProcess::start(&file, "b", &[]);
-    feeding.join().unwrap();
-    let records = wait_for(&output, n, Duration::from_secs(120));
+    feeding.finish();
+    let records = values(&wait_for(&output, n, Duration::from_secs(120)));
     std::thread::sleep(Duration::from_secs(2));
     assert!(b.terminate(EXIT_WAIT).success(), "{}", b.log_text());
     assert!(a.terminate(EXIT_WAIT).success(), "{}", a.log_text());
@@ -517,10 +535,261 @@ fn two_instances_share_partitions_and_stay_exact() {
         consumed_from_summary(&b.log_text()),
     );
     assert!(ca > 0 && cb > 0, "both instances should have worked: a {ca}, b {cb}");
-    let got = values(&committed(&output));
-    assert!(got.len() >= records.len());
-    assert_eq!(got.len(), n, "a consumed {ca}, b consumed {cb}");
-    assert_eq!(got, expected_upper(n));
+    let want = expected_upper(n);
+    assert_same_values(
+        &records,
+        &want,
+        &format!("while running (a consumed {ca}, b consumed {cb})"),
+    );
+    assert_same_values(&values(&committed(&output)), &want, "after both stopped");
+}
+
+/// The value of the first sample `name{…} value` of metric `name` in `/metrics`.
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}{{")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{metrics}"))
+}
+
+/// What a run with injected aborts showed about them.
+struct Aborts {
+    /// `weir_aborts_total` while running.
+    metric: u64,
+    /// `aborts` in the summary line.
+    summary: u64,
+    /// "injected abort" lines in the log.
+    injected: usize,
+}
+
+/// Stops an instance run with `--fault-abort-every`, checks that it stopped
+/// cleanly, and collects the evidence of its aborts.
+fn stop_after_injected_aborts(w: &mut WeirProcess, addr: &str) -> Aborts {
+    let metrics = http_get(addr, "/metrics");
+    let metric = |name: &str| metric(&metrics, name);
+    let seconds: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("weir_commit_seconds_total{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    eprintln!(
+        "{} commits and {} aborts; {seconds:.1} s spent committing",
+        metric("weir_commits_total"),
+        metric("weir_aborts_total")
+    );
+    let metric = metric("weir_aborts_total");
+    let status = w.terminate(EXIT_WAIT);
+    let log = w.log_text();
+    assert!(status.success(), "SIGTERM should exit 0, got {status}; log:\n{log}");
+    assert!(log.contains("stopped cleanly"), "{log}");
+    let aborts = Aborts {
+        metric,
+        summary: summary_count(&log, "aborts"),
+        injected: log.matches("injected abort").count(),
+    };
+    assert!(
+        aborts.metric > 0 && aborts.summary >= aborts.metric && aborts.injected > 0,
+        "aborts were injected: weir_aborts_total {} while running, {} in the summary, {} logged; log:\n{log}",
+        aborts.metric,
+        aborts.summary,
+        aborts.injected
+    );
+    assert_eq!(
+        aborts.summary, aborts.injected as u64,
+        "every abort is an injected one (no other abortable error): log:\n{log}"
+    );
+    aborts
+}
+
+/// The abort-and-rewind path, driven on purpose rather than by a crash:
+/// `--fault-abort-every 3` aborts every third transaction that has work in
+/// it, as an abortable broker error would (abort, rewind every partition to
+/// its last committed offset, redo). The committed output of an uppercase
+/// pipeline is still exactly one output per input, the aborted records are
+/// in the raw log, and the instance stops cleanly.
+#[test]
+fn injected_aborts_rewind_a_stateless_pipeline_exactly() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (unique("in"), unique("out"));
+    create_topic(&input, 4);
+    create_topic(&output, 4);
+    let file = uppercase_pipeline(dir.path(), &input, &output, "exactly-once");
+    let n = 8_000;
+    let mut w = WeirProcess::start(&file, "0", &["--fault-abort-every", "3"]);
+    let addr = admin_addr(&mut w);
+    let feeder = Feeder::start(&input, upper_input(n), Duration::from_millis(100), &[]);
+    feeder.finish();
+    let want = expected_upper(n);
+    let got = values(&wait_for(&output, n, Duration::from_secs(120)));
+    std::thread::sleep(Duration::from_secs(2));
+    let settled = values(&committed(&output));
+    let aborts = stop_after_injected_aborts(&mut w, &addr);
+    assert_same_values(&got, &want, "committed output once complete");
+    assert_same_values(&settled, &want, "committed output two seconds later");
+    assert_same_values(&values(&committed(&output)), &want, "committed output after the stop");
+    let counts = crash::settled_log_counts(std::slice::from_ref(&output));
+    let counts = counts[0].1;
+    assert!(
+        counts.aborted > 0 && counts.abort_markers > 0 && counts.open == 0,
+        "the {} injected aborts left aborted records in the raw log: {counts}",
+        aborts.summary
+    );
+    assert_eq!(counts.committed, n, "{counts}");
+}
+
+/// `weir query --admin ADDR STAGE KEY` against a running instance.
+fn query(addr: &str, stage: &str, key: &str) -> serde_json::Value {
+    let out = support::weir()
+        .args(["query", "--admin", addr, stage, key])
+        .output()
+        .expect("run weir query");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("weir query printed no JSON ({e}): {text}"))
+}
+
+/// The count a `weir query` answer for an unwindowed count shows.
+fn queried_count(answer: &serde_json::Value) -> Option<u64> {
+    answer["value"]["outputs"][0]["value"].as_str()?.parse().ok()
+}
+
+/// Waits until every key's queried count is `want`; returns the last answers.
+fn wait_counts(addr: &str, keys: &[String], want: u64) -> BTreeMap<String, Option<u64>> {
+    let all = keys.iter().map(|k| (k.clone(), Some(want))).collect();
+    support::kafka::until(&all, Duration::from_secs(90), || {
+        keys.iter()
+            .map(|k| (k.clone(), queried_count(&query(addr, "count", k))))
+            .collect()
+    })
+}
+
+/// The same path in a stateful pipeline: a single-stage running count per
+/// key (`rust-count`, emit on update) under `--fault-abort-every 3`. An
+/// abort must also throw away the state the aborted transaction staged:
+/// every key's committed counts rise strictly and end exactly at the
+/// number of its inputs, the stores (queried) hold exactly that, and so does
+/// a full restore from the changelog, whose aborted records are in the raw
+/// log and must not count.
+#[test]
+fn injected_aborts_rewind_a_stateful_pipeline_exactly() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, app) = (unique("in"), unique("counts"), unique("count"));
+    create_topic(&input, 2);
+    create_topic(&output, 2);
+    let file = pipeline_file(
+        dir.path(),
+        &format!(
+            "application-id = \"{app}\"\ninputs = [\"{input}\"]\ncommit-interval = \"100ms\"\nstate-dir = \"{}\"\n\
+             [[stage]]\nname = \"count\"\nkind = \"aggregate\"\nmodule = \"{}\"\nemit = \"update\"\n\
+             [outputs]\ndefault = \"{output}\"\n",
+            toml_path(&dir.path().join("state")),
+            toml_path(&guests().example("rust", "count"))
+        ),
+    );
+    const KEYS: usize = 20;
+    const PER_KEY: u64 = 300;
+    let keys: Vec<String> = (0..KEYS).map(|k| format!("key-{k:02}")).collect();
+    let records: Vec<In> = (0..KEYS * PER_KEY as usize)
+        .map(|i| In {
+            key: Some(keys[i % KEYS].clone().into_bytes()),
+            ..In::value(format!("e-{i}"))
+        })
+        .collect();
+    let mut w = WeirProcess::start(&file, "0", &["--fault-abort-every", "3"]);
+    let addr = admin_addr(&mut w);
+    let feeder = Feeder::start(&input, records, Duration::from_millis(100), &[]);
+    feeder.finish();
+    let want: BTreeMap<String, Option<u64>> = keys.iter().map(|k| (k.clone(), Some(PER_KEY))).collect();
+    assert_eq!(wait_counts(&addr, &keys, PER_KEY), want, "queried state");
+    let aborts = stop_after_injected_aborts(&mut w, &addr);
+
+    // Committed output: per key, in log order, strictly rising to exactly PER_KEY.
+    let mut out = committed(&output);
+    out.sort_by_key(|r| (r.partition, r.offset));
+    let mut series: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in &out {
+        let count = r
+            .value_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("not a count: {r:?}"));
+        series
+            .entry(r.key_str().unwrap_or("<none>").to_owned())
+            .or_default()
+            .push(count);
+    }
+    assert_eq!(series.keys().collect::<Vec<_>>(), keys.iter().collect::<Vec<_>>());
+    for (key, counts) in &series {
+        assert!(
+            counts.windows(2).all(|p| p[0] < p[1]) && counts.last() == Some(&PER_KEY),
+            "{key}: committed counts must rise strictly to {PER_KEY}: {counts:?}"
+        );
+    }
+    let changelog = format!("{app}-count-changelog");
+    let logs = crash::settled_log_counts(&[output.clone(), changelog.clone()]);
+    for (topic, counts) in &logs {
+        assert!(
+            counts.aborted > 0 && counts.open == 0,
+            "{topic}: the {} injected aborts left aborted records in the raw log: {counts}",
+            aborts.summary
+        );
+    }
+
+    // A full restore from the changelog (no local state) gives the same state.
+    std::fs::remove_dir_all(dir.path().join("state")).expect("wipe the state directory");
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let addr = admin_addr(&mut w);
+    assert_eq!(
+        wait_counts(&addr, &keys, PER_KEY),
+        want,
+        "state restored from the changelog; log:\n{}",
+        w.log_text()
+    );
+    let log = w.log_text();
+    assert!(log.contains("restored state"), "a full restore: {log}");
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
+/// Static membership: an instance SIGKILLed and started again with the same
+/// `--instance-id` takes its partitions back at once (KIP-345: the broker
+/// hands the dead member's assignment to its successor), instead of waiting
+/// for its dead self's session to expire. The session timeout here is
+/// librdkafka's default, 45 s; with dynamic membership the restarted
+/// instance would get no partition before it has passed.
+#[test]
+fn a_restarted_instance_takes_its_partitions_back_at_once() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (unique("in"), unique("out"));
+    create_topic(&input, 4);
+    create_topic(&output, 4);
+    let file = uppercase_pipeline(dir.path(), &input, &output, "exactly-once");
+    assert!(
+        !std::fs::read_to_string(&file).unwrap().contains("session.timeout.ms"),
+        "this test relies on the default session timeout"
+    );
+    let records = upper_input(2000);
+    produce(&input, &records[..1000]);
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    wait_for(&output, 1000, Duration::from_secs(60));
+    w.kill();
+    produce(&input, &records[1000..]);
+    let restarted = Instant::now();
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let got = wait_for(&output, 2000, Duration::from_secs(90));
+    let resumed = restarted.elapsed();
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+    assert_eq!(got.len(), 2000, "{}", w.log_text());
+    assert!(
+        resumed < Duration::from_secs(15),
+        "the restarted instance processed the new records {resumed:?} after it started; with static \
+         membership it should not wait for the 45 s session timeout:\n{}",
+        w.log_text()
+    );
+    assert_same_values(&values(&committed(&output)), &expected_upper(2000), "committed output");
 }
 
 fn weir_run_fails(args: &[&str]) -> String {
@@ -655,7 +924,7 @@ fn a_fenced_instance_stops_with_a_clear_message() {
     create_topic(&output, 2);
     let n = 6_000;
     let file = uppercase_pipeline(dir.path(), &input, &output, "exactly-once");
-    let feeding = feed(&input, n, 2000);
+    let feeding = Feeder::start(&input, upper_input(n), Duration::from_millis(50), &[]);
     let mut first = WeirProcess::start(&file, "same", &[]);
     std::thread::sleep(Duration::from_millis(1500));
     let mut second = WeirProcess::start(&file, "same", &[]);
@@ -663,7 +932,7 @@ fn a_fenced_instance_stops_with_a_clear_message() {
     let log = first.log_text();
     assert!(!status.success(), "{log}");
     assert!(log.contains("fenced") && log.contains("--instance-id"), "{log}");
-    feeding.join().unwrap();
+    feeding.finish();
     wait_for(&output, n, Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(1));
     assert!(second.terminate(EXIT_WAIT).success(), "{}", second.log_text());

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -13,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::{Header, Headers as _, Message as _, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
 use weir_test_harness::broker::Broker;
-use weir_test_harness::committed::CommittedRecord;
+use weir_test_harness::committed::{CommittedRecord, LogCounts};
 
 /// The broker every test of this process shares.
 pub fn broker() -> &'static Broker {
@@ -129,9 +130,19 @@ pub fn committed(topic: &str) -> Vec<CommittedRecord> {
     }
 }
 
-/// Every record in `topic`, including those of aborted transactions.
-pub fn all_records(topic: &str) -> Vec<CommittedRecord> {
-    consume(topic, "read_uncommitted")
+/// The records in `topic`'s raw log counted by fate (committed, aborted,
+/// still open) with the transaction markers (see the harness's `log_counts`).
+pub fn log_counts(topic: &str) -> LogCounts {
+    broker()
+        .log_counts(topic, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("count the records of {topic}: {e}"))
+}
+
+/// [`log_counts`] partition by partition.
+pub fn partition_log_counts(topic: &str) -> Vec<(i32, LogCounts)> {
+    broker()
+        .partition_log_counts(topic, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("count the records of {topic}: {e}"))
 }
 
 fn consume(topic: &str, isolation: &str) -> Vec<CommittedRecord> {
@@ -324,27 +335,142 @@ pub fn until<T: PartialEq>(want: &T, timeout: Duration, now: impl Fn() -> T) -> 
     }
 }
 
-/// Feeds `records` into `topic` from a background thread, 100 at a time
-/// every `pause`, so that input keeps flowing while instances die.
-pub fn feed_slowly(topic: &str, records: Vec<In>, pause: Duration) -> std::thread::JoinHandle<()> {
-    let topic = topic.to_owned();
-    std::thread::spawn(move || {
-        let p = producer();
-        for chunk in records.chunks(100) {
-            for r in chunk {
-                send(&p, &topic, r);
-            }
-            std::thread::sleep(pause);
-        }
-        p.flush(Duration::from_secs(30)).expect("flush");
-    })
+/// Produces records into a topic at a steady pace on a thread, 100 at a time
+/// every `pause`. Before record `at` of each hold it waits until that hold's
+/// gate opens, so that input is still flowing when the test's next step
+/// happens, however slow the machine.
+pub struct Feeder {
+    gates: Vec<(usize, Arc<AtomicBool>)>,
+    handle: Option<std::thread::JoinHandle<()>>,
 }
 
+impl Feeder {
+    /// Starts feeding `records` into `topic`, 100 every `pause`, holding
+    /// before each index in `holds`.
+    pub fn start(topic: &str, records: Vec<In>, pause: Duration, holds: &[usize]) -> Feeder {
+        Feeder::paced(topic, records, 100, pause, holds)
+    }
+
+    /// Starts feeding `records` into `topic`, `chunk` every `pause`, holding
+    /// before each index in `holds`.
+    pub fn paced(topic: &str, records: Vec<In>, chunk: usize, pause: Duration, holds: &[usize]) -> Feeder {
+        let chunk = chunk.max(1);
+        let gates: Vec<(usize, Arc<AtomicBool>)> = holds.iter().map(|at| (*at, Arc::default())).collect();
+        let (topic, mine) = (topic.to_owned(), gates.clone());
+        let handle = std::thread::spawn(move || {
+            let p = producer();
+            for (i, r) in records.iter().enumerate() {
+                for (at, gate) in &mine {
+                    while i == *at && !gate.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                send(&p, &topic, r);
+                if i % chunk == chunk - 1 {
+                    std::thread::sleep(pause);
+                }
+            }
+            p.flush(Duration::from_secs(30)).expect("flush the fed records");
+        });
+        Feeder {
+            gates,
+            handle: Some(handle),
+        }
+    }
+
+    /// A feeder for a crash test of `lives` lives, at 100 records per
+    /// `pause` but smoothly (10 every tenth of it), so that a transaction is
+    /// open most of the time: the records in `lives` equal segments, segment
+    /// `k` (from 1) held until [`Feeder::open`]`(k - 1)`, which the crash
+    /// loop calls once life `k` has started. So every life has input arriving
+    /// while it runs, and can commit progress with it.
+    pub fn for_lives(topic: &str, records: Vec<In>, pause: Duration, lives: usize) -> Feeder {
+        let n = records.len();
+        let holds: Vec<usize> = (1..lives).map(|k| k * n / lives).collect();
+        Feeder::paced(topic, records, 10, pause / 10, &holds)
+    }
+
+    /// How many holds it has.
+    pub fn holds(&self) -> usize {
+        self.gates.len()
+    }
+
+    /// Opens hold `n`.
+    pub fn open(&self, n: usize) {
+        self.gates[n].1.store(true, Ordering::SeqCst);
+    }
+
+    /// Opens every hold and waits until every record is acknowledged.
+    pub fn finish(mut self) {
+        for (_, g) in &self.gates {
+            g.store(true, Ordering::SeqCst);
+        }
+        if let Some(h) = self.handle.take() {
+            h.join().expect("the feeder thread");
+        }
+    }
+}
+
+impl Drop for Feeder {
+    /// A test that failed half-way lets the thread run out instead of
+    /// waiting at a hold for ever.
+    fn drop(&mut self) {
+        for (_, g) in &self.gates {
+            g.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The body of `GET path` from the admin API at `addr`, with the status line and headers.
 pub fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read as _, Write as _};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the admin API");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap_or_else(|e| panic!("GET {path} from {addr}: {e}"));
     let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
+    s.read_to_string(&mut body)
+        .unwrap_or_else(|e| panic!("read the answer to GET {path} from {addr}: {e}"));
     body
+}
+
+/// `(log start, end)` of each partition of `topic`: where a reader can
+/// start (after DeleteRecords, the first record kept) and the high watermark.
+pub fn watermarks(topic: &str) -> Vec<(i64, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker().bootstrap)
+        .create()
+        .expect("create a metadata consumer");
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
+    let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len() as i32);
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, timeout)
+                .unwrap_or_else(|e| panic!("watermarks of {topic}[{p}]: {e}"))
+        })
+        .collect()
+}
+
+/// The configuration `topic` was created with, as DescribeConfigs reports it.
+pub fn topic_config(topic: &str) -> BTreeMap<String, String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker().bootstrap)
+        .create()
+        .expect("create an admin client");
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let results = weir::kafka::topics::block_on(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &options))
+        .unwrap_or_else(|e| panic!("describe the configuration of {topic}: {e}"));
+    let resource = results
+        .into_iter()
+        .next()
+        .expect("one result per resource")
+        .unwrap_or_else(|e| panic!("describe the configuration of {topic}: {e:?}"));
+    resource
+        .entries
+        .into_iter()
+        .filter_map(|e| Some((e.name, e.value?)))
+        .collect()
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
+pub mod crash;
 pub mod kafka;
 
 use std::fs::File;

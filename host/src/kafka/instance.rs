@@ -118,6 +118,24 @@ pub enum InstanceError {
         /// librdkafka's message.
         reason: String,
     },
+    /// Another consumer joined the group with our `group.instance.id`
+    /// (static membership): another instance runs with our instance id.
+    #[error(
+        "fenced: another instance joined the consumer group as {group_instance_id} ({reason}); \
+         run each instance of the application with its own --instance-id"
+    )]
+    FencedMember {
+        /// Our group.instance.id.
+        group_instance_id: String,
+        /// librdkafka's message.
+        reason: String,
+    },
+    /// The consumer failed fatally (librdkafka cannot go on with it).
+    #[error("the Kafka consumer failed: {reason}")]
+    Consumer {
+        /// librdkafka's message.
+        reason: String,
+    },
     /// A transaction operation failed in a way that cannot be recovered by aborting.
     #[error("Kafka transaction failed (transactional.id {transactional_id}): {reason}")]
     Transaction {
@@ -701,6 +719,7 @@ impl Instance {
                             .push(m);
                         count += 1;
                     }
+                    Err(e @ KafkaError::MessageConsumptionFatal(_)) => return Err(self.consumer_fatal(&e)),
                     Err(e) => errors.log(&e),
                 }
                 if count >= max_gather {
@@ -794,6 +813,18 @@ impl Instance {
             gathered.clear();
         }
         Ok(())
+    }
+
+    /// A fatal consumer error, explained: being fenced out of the group by
+    /// a static member with our id says what to do.
+    fn consumer_fatal(&self, e: &KafkaError) -> InstanceError {
+        match e.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::FencedInstanceId) => InstanceError::FencedMember {
+                group_instance_id: clients::group_instance_id(&self.pipeline, &self.options.instance_id),
+                reason: e.to_string(),
+            },
+            _ => InstanceError::Consumer { reason: e.to_string() },
+        }
     }
 
     /// Reads the registry to its end (see [`Swapper::catch_up`]), trying a

@@ -30,7 +30,7 @@ use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Error;
-use crate::committed::{self, CommittedRecord, Pool};
+use crate::committed::{self, CommittedRecord, LogCounts, Pool};
 use crate::error::code_name;
 use crate::wire::{Connection, api_name};
 
@@ -256,6 +256,18 @@ impl Broker {
     /// [`committed::read_committed`]): partition by partition, each in offset order.
     pub fn read_committed(&self, topic: &str, timeout: Duration) -> Result<Vec<CommittedRecord>, Error> {
         committed::read_committed(&self.bootstrap, topic, timeout)
+    }
+
+    /// The records in `topic`'s raw log counted by fate (committed, aborted, open) with the
+    /// transaction markers, summed over its partitions (see [`committed::read_log_counts`]).
+    /// Works on any broker: the markers are in every broker's log.
+    pub fn log_counts(&self, topic: &str, timeout: Duration) -> Result<LogCounts, Error> {
+        committed::read_log_counts(&self.bootstrap, topic, timeout)
+    }
+
+    /// [`Broker::log_counts`] partition by partition, in partition order.
+    pub fn partition_log_counts(&self, topic: &str, timeout: Duration) -> Result<Vec<(i32, LogCounts)>, Error> {
+        committed::read_partition_log_counts(&self.bootstrap, topic, timeout)
     }
 }
 

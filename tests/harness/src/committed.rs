@@ -10,6 +10,10 @@
 //! - [`committed_records`] is the pure part: raw record batches in, visible records out.
 //! - [`read_committed`] fetches every partition of a topic from offset 0 to its end over the
 //!   Kafka protocol (blocking, one request at a time) and applies [`committed_records`].
+//! - [`log_counts`] and [`read_log_counts`] (or [`read_partition_log_counts`]) count what the log
+//!   holds by the fate of each record
+//!   (committed, aborted, still open) and the markers that decided it: the evidence a crash test
+//!   needs that a SIGKILL left an open transaction behind, which the broker then aborted.
 //!
 //! The rules, from the Kafka consumer's:
 //!
@@ -30,9 +34,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, TopicName,
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Record, RecordBatchDecoder};
@@ -93,17 +99,120 @@ const MARKER_COMMIT: i16 = 1;
 /// broker may send when a response reaches its size limit, is ignored like a consumer does.
 /// Records at offsets already seen earlier in `batches` (overlapping batches) are skipped.
 pub fn committed_records(partition: i32, batches: &[u8]) -> Result<Vec<CommittedRecord>, Error> {
+    Ok(read_log(partition, 0, batches)?.0)
+}
+
+/// Applies `batches` of `partition` from offset `start` on (records below it are skipped, as a
+/// consumer skips them in a batch that begins before its position): the visible records and the
+/// counts.
+fn read_log(partition: i32, start: i64, batches: &[u8]) -> Result<(Vec<CommittedRecord>, LogCounts), Error> {
     let data = Bytes::copy_from_slice(batches);
     let (complete, _) = split_batches(partition, &data)?;
-    let mut log = CommittedLog::new(partition);
+    let mut log = CommittedLog::new(partition, start);
     for batch in complete {
         log.push(&batch)?;
     }
     Ok(log.finish())
 }
 
+/// What a topic's raw log holds, counted by the fate of each data record, and the transaction
+/// markers that decided it. See [`log_counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCounts {
+    /// Records of non-transactional batches and of transactions that a COMMIT marker ended.
+    /// Unlike [`committed_records`], this counts committed records past the last stable offset
+    /// too.
+    pub committed: usize,
+    /// Records of transactions that an ABORT marker ended.
+    pub aborted: usize,
+    /// Records of transactions with no marker yet (still open at the end of the data).
+    pub open: usize,
+    /// COMMIT markers.
+    pub commit_markers: usize,
+    /// ABORT markers.
+    pub abort_markers: usize,
+}
+
+impl LogCounts {
+    /// Whether the log shows an aborted transaction: aborted records or an ABORT marker.
+    pub fn shows_an_abort(&self) -> bool {
+        self.aborted > 0 || self.abort_markers > 0
+    }
+}
+
+impl std::ops::AddAssign for LogCounts {
+    fn add_assign(&mut self, other: LogCounts) {
+        self.committed += other.committed;
+        self.aborted += other.aborted;
+        self.open += other.open;
+        self.commit_markers += other.commit_markers;
+        self.abort_markers += other.abort_markers;
+    }
+}
+
+impl std::fmt::Display for LogCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} committed, {} aborted and {} open record(s); {} COMMIT and {} ABORT marker(s)",
+            self.committed, self.aborted, self.open, self.commit_markers, self.abort_markers
+        )
+    }
+}
+
+/// The records in `batches` (as for [`committed_records`]) counted by fate, with the markers.
+///
+/// The rules are those of [`committed_records`]: a transactional record's fate is decided by the
+/// next marker of its producer; one with no marker by the end of the data is open. A marker of a
+/// producer with no records held is counted all the same (its transaction may have started
+/// before the data given). Control records are not data records: they are counted as markers
+/// only.
+pub fn log_counts(partition: i32, batches: &[u8]) -> Result<LogCounts, Error> {
+    Ok(read_log(partition, 0, batches)?.1)
+}
+
+/// Reads every partition of `topic` from the broker(s) at `bootstrap` (as [`read_committed`]
+/// does, but `read_uncommitted`, so that open transactions are read too) and returns the sum of
+/// [`log_counts`] over the partitions.
+///
+/// A partition whose first records were deleted (DeleteRecords, retention) is read from its log
+/// start offset: the counts are of what the log still holds.
+pub fn read_log_counts(bootstrap: &str, topic: &str, timeout: Duration) -> Result<LogCounts, Error> {
+    let mut sum = LogCounts::default();
+    for (_, counts) in read_partition_log_counts(bootstrap, topic, timeout)? {
+        sum += counts;
+    }
+    Ok(sum)
+}
+
+/// [`read_log_counts`] partition by partition, in partition order.
+pub fn read_partition_log_counts(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(i32, LogCounts)>, Error> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut pool = Pool::new(io_timeout(timeout));
+    let leaders = retry(deadline, || partition_leaders(pool.bootstrap(bootstrap)?, topic))?;
+    let mut counts = Vec::with_capacity(leaders.len());
+    for (partition, leader) in leaders {
+        let read = Read {
+            topic,
+            partition,
+            isolation: Isolation::ReadUncommitted,
+            started,
+            deadline,
+        };
+        let fetched = fetch_partition(pool.get(&leader)?, &read)?;
+        counts.push((partition, read_log(partition, fetched.start, &fetched.batches)?.1));
+    }
+    Ok(counts)
+}
+
 /// Reads every partition of `topic` from the broker(s) at `bootstrap` (`host:port`, or several
-/// separated by commas) from offset 0 to its end, and returns what a `read_committed` consumer
+/// separated by commas) from offset 0 (or its log start offset, if records were deleted) to its
+/// end, and returns what a `read_committed` consumer
 /// would see: partition by partition, each in offset order (see [`committed_records`]).
 ///
 /// Each partition is fetched from its leader with `isolation_level` read_committed until the
@@ -117,8 +226,15 @@ pub fn read_committed(bootstrap: &str, topic: &str, timeout: Duration) -> Result
     let leaders = retry(deadline, || partition_leaders(pool.bootstrap(bootstrap)?, topic))?;
     let mut records = Vec::new();
     for (partition, leader) in leaders {
-        let batches = fetch_partition(pool.get(&leader)?, topic, partition, started, deadline)?;
-        records.extend(committed_records(partition, &batches)?);
+        let read = Read {
+            topic,
+            partition,
+            isolation: Isolation::ReadCommitted,
+            started,
+            deadline,
+        };
+        let fetched = fetch_partition(pool.get(&leader)?, &read)?;
+        records.extend(read_log(partition, fetched.start, &fetched.batches)?.0);
     }
     Ok(records)
 }
@@ -261,20 +377,66 @@ const FETCH_PARTITION_MAX_BYTES: i32 = 4 * 1024 * 1024;
 /// The largest per-partition byte limit to grow to.
 const FETCH_PARTITION_MAX_BYTES_LIMIT: i32 = 256 * 1024 * 1024;
 
-/// The complete record batches of `topic`/`partition`, laid end to end, fetched from
-/// `connection` (its leader) from offset 0 to the end of the partition.
-fn fetch_partition(
-    connection: &mut Connection,
-    topic: &str,
+/// Which records a Fetch may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// Up to the high watermark, open transactions included.
+    ReadUncommitted,
+    /// Up to the last stable offset.
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// The Fetch request's `isolation_level`.
+    fn level(self) -> i8 {
+        match self {
+            Isolation::ReadUncommitted => 0,
+            Isolation::ReadCommitted => 1,
+        }
+    }
+}
+
+/// One partition to read to its end.
+struct Read<'a> {
+    topic: &'a str,
     partition: i32,
+    isolation: Isolation,
+    /// When the whole operation started (for the timeout error).
     started: Instant,
+    /// When it must have finished.
     deadline: Instant,
-) -> Result<Vec<u8>, Error> {
+}
+
+/// Kafka's `OFFSET_OUT_OF_RANGE`.
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+/// What [`fetch_partition`] read.
+struct Fetched {
+    /// The log start offset the read began at: records below it in the first batch are not part
+    /// of the log any more.
+    start: i64,
+    /// The complete record batches, laid end to end.
+    batches: Vec<u8>,
+}
+
+/// The complete record batches of `read.topic`/`read.partition`, fetched from `connection` (its
+/// leader) from its log start offset (0 unless records were deleted) to the end of the
+/// partition: the high watermark, or under read_committed, the last stable offset once the
+/// broker has nothing more to send.
+fn fetch_partition(connection: &mut Connection, read: &Read<'_>) -> Result<Fetched, Error> {
+    let Read {
+        topic,
+        partition,
+        isolation,
+        started,
+        deadline,
+    } = *read;
     // v12 is the last version that names topics (v13 and later identify them by topic id).
     let version = connection.version::<FetchRequest>(ApiKey::Fetch, 4, 12)?;
     let api = api_name(ApiKey::Fetch);
     let mut data = Vec::new();
-    let mut next = 0;
+    let mut start = log_start_offset(connection, topic, partition)?.max(0);
+    let mut next = start;
     let mut high_watermark = -1;
     let mut last_stable = -1;
     let mut partition_max_bytes = FETCH_PARTITION_MAX_BYTES;
@@ -296,7 +458,7 @@ fn fetch_partition(
             .with_max_wait_ms(FETCH_MAX_WAIT_MS)
             .with_min_bytes(1)
             .with_max_bytes(partition_max_bytes)
-            .with_isolation_level(1)
+            .with_isolation_level(isolation.level())
             .with_topics(vec![
                 FetchTopic::default()
                     .with_topic(topic_name(topic))
@@ -328,6 +490,21 @@ fn fetch_partition(
             continue;
         };
 
+        // Records before the log start offset were deleted: read from there (Fetch v5 and later
+        // may say where it is; ListOffsets does).
+        if answer.error_code == OFFSET_OUT_OF_RANGE {
+            start = if answer.log_start_offset > next {
+                answer.log_start_offset
+            } else {
+                log_start_offset(connection, topic, partition)?
+            };
+            // Deleted while this read went on: only what is left counts.
+            if start > next {
+                data.clear();
+                next = start;
+                continue;
+            }
+        }
         if answer.error_code != 0 {
             let error = Error::Partition {
                 topic: topic.to_owned(),
@@ -357,7 +534,7 @@ fn fetch_partition(
         }
 
         if high_watermark >= 0 && next >= high_watermark {
-            return Ok(data);
+            return Ok(Fetched { start, batches: data });
         }
         if !progressed {
             if consumed < records.len() && partition_max_bytes < FETCH_PARTITION_MAX_BYTES_LIMIT {
@@ -368,14 +545,67 @@ fn fetch_partition(
                 continue;
             }
             // Under read_committed the broker sends nothing past the last stable offset.
-            let stable_end = if last_stable >= 0 { last_stable } else { high_watermark };
+            let stable_end = if isolation == Isolation::ReadCommitted && last_stable >= 0 {
+                last_stable
+            } else {
+                high_watermark
+            };
             if stable_end >= 0 && next >= stable_end {
-                return Ok(data);
+                return Ok(Fetched { start, batches: data });
             }
             thread::sleep(Duration::from_millis(50));
         }
     }
 }
+
+/// ListOffsets' timestamp asking for the earliest offset.
+const EARLIEST_TIMESTAMP: i64 = -2;
+
+/// The log start offset of `topic`/`partition` (ListOffsets for the earliest offset), asked of
+/// `connection`, its leader.
+fn log_start_offset(connection: &mut Connection, topic: &str, partition: i32) -> Result<i64, Error> {
+    // v1 is the first with one offset per partition; v7 the last before the request timeout.
+    let version = connection.version::<ListOffsetsRequest>(ApiKey::ListOffsets, 1, 7)?;
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(partition)
+                        .with_timestamp(EARLIEST_TIMESTAMP),
+                ]),
+        ]);
+    let response: ListOffsetsResponse = connection.call(ApiKey::ListOffsets, version, &request)?;
+    let api = api_name(ApiKey::ListOffsets);
+    let answer = response
+        .topics
+        .iter()
+        .filter(|t| t.name.0.as_str() == topic)
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.partition_index == partition);
+    let answer = answer.ok_or_else(|| Error::Partition {
+        topic: topic.to_owned(),
+        partition,
+        api,
+        code: UNKNOWN_TOPIC_OR_PARTITION,
+        name: code_name(UNKNOWN_TOPIC_OR_PARTITION),
+    })?;
+    if answer.error_code != 0 {
+        return Err(Error::Partition {
+            topic: topic.to_owned(),
+            partition,
+            api,
+            code: answer.error_code,
+            name: code_name(answer.error_code),
+        });
+    }
+    Ok(answer.offset)
+}
+
+/// Kafka's `UNKNOWN_TOPIC_OR_PARTITION`, for a response that leaves the partition out.
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 /// One complete record batch within a buffer.
 #[derive(Debug)]
@@ -458,15 +688,19 @@ struct CommittedLog {
     open: HashMap<i64, OpenTransaction>,
     /// The offset after the last record pushed; records below it were seen already.
     next_offset: i64,
+    /// Records and markers by fate so far (open records are counted at the end).
+    counts: LogCounts,
 }
 
 impl CommittedLog {
-    fn new(partition: i32) -> Self {
+    /// Reading `partition` from offset `start`.
+    fn new(partition: i32, start: i64) -> Self {
         CommittedLog {
             partition,
             visible: Vec::new(),
             open: HashMap::new(),
-            next_offset: 0,
+            next_offset: start,
+            counts: LogCounts::default(),
         }
     }
 
@@ -501,12 +735,17 @@ impl CommittedLog {
             for record in records {
                 match marker_type(partition, &record)? {
                     MARKER_COMMIT => {
+                        self.counts.commit_markers += 1;
                         if let Some(transaction) = self.open.remove(&info.producer_id) {
+                            self.counts.committed += transaction.records.len();
                             self.visible.extend(transaction.records);
                         }
                     }
                     MARKER_ABORT => {
-                        self.open.remove(&info.producer_id);
+                        self.counts.abort_markers += 1;
+                        if let Some(transaction) = self.open.remove(&info.producer_id) {
+                            self.counts.aborted += transaction.records.len();
+                        }
                     }
                     // Other control records (e.g. KRaft's leader change) end no transaction.
                     _ => {}
@@ -525,18 +764,22 @@ impl CommittedLog {
                     .push(committed(partition, record));
             }
         } else {
+            let before = self.visible.len();
             self.visible.extend(records.map(|record| committed(partition, record)));
+            self.counts.committed += self.visible.len() - before;
         }
         Ok(())
     }
 
-    /// The visible records below the last stable offset, in offset order.
-    fn finish(mut self) -> Vec<CommittedRecord> {
+    /// The visible records below the last stable offset, in offset order, and the counts of
+    /// the whole log.
+    fn finish(mut self) -> (Vec<CommittedRecord>, LogCounts) {
+        self.counts.open = self.open.values().map(|transaction| transaction.records.len()).sum();
         if let Some(last_stable) = self.open.values().map(|transaction| transaction.first_offset).min() {
             self.visible.retain(|record| record.offset < last_stable);
         }
         self.visible.sort_by_key(|record| record.offset);
-        self.visible
+        (self.visible, self.counts)
     }
 }
 
@@ -805,6 +1048,96 @@ mod tests {
         let records = committed_records(0, &data).unwrap();
 
         assert_eq!(offsets(&records), [2]);
+    }
+
+    #[test]
+    fn counts_records_by_fate_with_the_markers() {
+        let data = log(&[
+            batch(0, None, &["plain"]),
+            batch(1, Some(P1), &["aborted-1", "aborted-2"]),
+            batch(3, Some(P2), &["committed"]),
+            marker(4, P1, false),
+            marker(5, P2, true),
+            batch(6, Some(P1), &["open-1", "open-2", "open-3"]),
+        ]);
+
+        let counts = log_counts(0, &data).unwrap();
+
+        assert_eq!(
+            counts,
+            LogCounts {
+                committed: 2,
+                aborted: 2,
+                open: 3,
+                commit_markers: 1,
+                abort_markers: 1,
+            }
+        );
+        assert!(counts.shows_an_abort());
+        // The committed reader stops at the open transaction; the counts do not.
+        assert_eq!(offsets(&committed_records(0, &data).unwrap()), [0, 3]);
+    }
+
+    #[test]
+    fn counts_committed_records_past_an_open_transaction() {
+        let data = log(&[
+            batch(0, Some(P1), &["open"]),
+            batch(1, Some(P2), &["p2"]),
+            marker(2, P2, true),
+            batch(3, None, &["after"]),
+        ]);
+
+        let counts = log_counts(0, &data).unwrap();
+
+        assert_eq!((counts.committed, counts.open, counts.commit_markers), (2, 1, 1));
+        assert!(!counts.shows_an_abort());
+    }
+
+    #[test]
+    fn an_abort_marker_without_records_counts_as_evidence() {
+        // The transaction's records were before the data given (e.g. deleted records).
+        let data = log(&[marker(0, P1, false), batch(1, None, &["plain"])]);
+
+        let counts = log_counts(0, &data).unwrap();
+
+        assert_eq!(
+            counts,
+            LogCounts {
+                committed: 1,
+                abort_markers: 1,
+                ..LogCounts::default()
+            }
+        );
+        assert!(counts.shows_an_abort());
+    }
+
+    #[test]
+    fn a_producer_running_transactions_one_after_another_is_counted_per_transaction() {
+        let data = log(&[
+            batch(0, Some(P1), &["first"]),
+            marker(1, P1, false),
+            batch(2, Some(P1), &["second-a", "second-b"]),
+            marker(4, P1, true),
+            batch(5, Some(P1), &["third"]),
+            marker(6, P1, false),
+        ]);
+        let mut counts = log_counts(0, &data).unwrap();
+        counts += log_counts(1, &batch(0, None, &["other partition"])).unwrap();
+
+        assert_eq!(
+            counts,
+            LogCounts {
+                committed: 3,
+                aborted: 2,
+                open: 0,
+                commit_markers: 1,
+                abort_markers: 2,
+            }
+        );
+        assert_eq!(
+            counts.to_string(),
+            "3 committed, 2 aborted and 0 open record(s); 1 COMMIT and 2 ABORT marker(s)"
+        );
     }
 
     #[test]

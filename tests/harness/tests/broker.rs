@@ -10,11 +10,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, EndTxnRequest, EndTxnResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
-    ProduceResponse, ProducerId, TopicName, TransactionalId,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, DeleteRecordsRequest, DeleteRecordsResponse,
+    EndTxnRequest, EndTxnResponse, FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -23,7 +24,7 @@ use kafka_protocol::records::{
 };
 use weir_test_harness::Error;
 use weir_test_harness::broker::Broker;
-use weir_test_harness::committed::CommittedRecord;
+use weir_test_harness::committed::{CommittedRecord, LogCounts};
 use weir_test_harness::wire::Connection;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -331,6 +332,99 @@ fn stops_at_an_open_transaction() {
     // A read_committed consumer stops at the last stable offset, the open transaction's first.
     assert_eq!(key_values(&while_open), [("p", "before")]);
     assert_eq!(key_values(&after_abort), [("p", "before"), ("p", "after")]);
+}
+
+#[test]
+fn counts_committed_aborted_and_open_records_with_their_markers() {
+    let broker = Broker::shared();
+    let topic = unique("harness-counts");
+    broker.create_topic(&topic, 2).unwrap();
+    let mut plain = connect(broker);
+
+    produce(
+        &mut plain,
+        &topic,
+        0,
+        batch(&["p:plain"], None, -1, Compression::None),
+        None,
+    );
+    let mut producer = Transactional::new(broker, &unique("harness-counts-id"), 2);
+    producer.send(&topic, 0, &["a:aborted-1", "a:aborted-2"]);
+    producer.send(&topic, 1, &["a:aborted-3"]);
+    producer.end(false);
+    producer.send(&topic, 1, &["c:committed"]);
+    producer.end(true);
+    producer.send(&topic, 0, &["o:open-1", "o:open-2"]);
+    let counts = broker.log_counts(&topic, READ_TIMEOUT).unwrap();
+    producer.end(false);
+    let after = broker.log_counts(&topic, READ_TIMEOUT).unwrap();
+
+    // One marker per partition in the transaction: the aborted one spanned both.
+    assert_eq!(
+        counts,
+        LogCounts {
+            committed: 2,
+            aborted: 3,
+            open: 2,
+            commit_markers: 1,
+            abort_markers: 2,
+        },
+        "{counts}"
+    );
+    assert_eq!(
+        after,
+        LogCounts {
+            committed: 2,
+            aborted: 5,
+            open: 0,
+            commit_markers: 1,
+            abort_markers: 3,
+        },
+        "{after}"
+    );
+}
+
+#[test]
+fn reads_from_the_log_start_after_records_were_deleted() {
+    let broker = Broker::shared();
+    let topic = unique("harness-deleted");
+    broker.create_topic(&topic, 1).unwrap();
+    let mut connection = connect(broker);
+    produce(
+        &mut connection,
+        &topic,
+        0,
+        batch(&["k1:one", "k2:two", "k3:three"], None, -1, Compression::None),
+        None,
+    );
+    let version = connection
+        .version::<DeleteRecordsRequest>(ApiKey::DeleteRecords, 0, 2)
+        .unwrap();
+    let request = DeleteRecordsRequest::default()
+        .with_topics(vec![
+            DeleteRecordsTopic::default()
+                .with_name(TopicName(str_bytes(&topic)))
+                .with_partitions(vec![
+                    DeleteRecordsPartition::default().with_partition_index(0).with_offset(2),
+                ]),
+        ])
+        .with_timeout_ms(30_000);
+    let response: DeleteRecordsResponse = connection.call(ApiKey::DeleteRecords, version, &request).unwrap();
+    let answer = &response.topics[0].partitions[0];
+    assert_eq!((answer.error_code, answer.low_watermark), (0, 2), "{answer:?}");
+
+    let records = broker.read_committed(&topic, READ_TIMEOUT).unwrap();
+    let counts = broker.log_counts(&topic, READ_TIMEOUT).unwrap();
+
+    assert_eq!(key_values(&records), [("k3", "three")]);
+    assert_eq!(records[0].offset, 2);
+    assert_eq!(
+        counts,
+        LogCounts {
+            committed: 1,
+            ..LogCounts::default()
+        }
+    );
 }
 
 #[test]
