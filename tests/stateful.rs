@@ -973,6 +973,66 @@ fn year_old_trades_pass_both_stages_and_internal_topics_keep_them() {
     );
 }
 
+/// A windowed changelog is deleted by time as well as compacted, so a task
+/// whose local checkpoint lies before the changelog's start cannot catch up
+/// from it (the changes in between, tombstones included, are gone): it
+/// wipes its store and restores whole. Here instance `a` counts ten events
+/// and stops; instance `b` (another state dir) takes over and counts five
+/// more; the changelog is then deleted up to its end, as retention would;
+/// `a` comes back with its old local store. Its count starts again from
+/// what the changelog holds — nothing — instead of from its stale ten.
+#[test]
+fn a_store_older_than_its_changelog_restores_whole() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, app) = (unique("in"), unique("counts"), unique("wipe"));
+    create_topic(&input, 1);
+    create_topic(&output, 1);
+    let file = support::kafka::pipeline_file(
+        dir.path(),
+        &format!(
+            "application-id = \"{app}\"\ninputs = [\"{input}\"]\nstatic-membership = false\n\
+             [[stage]]\nname = \"count\"\nkind = \"aggregate\"\nmodule = \"{}\"\nemit = \"update\"\n\
+             window = {{ kind = \"tumbling\", size = \"1d\" }}\n[outputs]\ndefault = \"{output}\"\n",
+            guests().example("rust", "count").display()
+        ),
+    );
+    let t = T0 + 1000;
+    let events = |n: usize| -> Vec<In> {
+        (0..n)
+            .map(|i| In {
+                key: Some(b"k".to_vec()),
+                timestamp: Some(t + i as i64),
+                ..In::value(format!("e{i}"))
+            })
+            .collect()
+    };
+    let last_count = || {
+        let mut out = committed(&output);
+        out.sort_by_key(|r| r.offset);
+        out.last().and_then(|r| r.value_str().map(str::to_owned))
+    };
+    let life = |instance: &str, state: &str, n: usize, want: &str| -> String {
+        produce(&input, &events(n));
+        let state = dir.path().join(state);
+        let state = state.to_str().expect("a UTF-8 temp path");
+        let mut w = WeirProcess::start(&file, instance, &["--state-dir", state]);
+        let got = until(&Some(want.to_owned()), Duration::from_secs(60), last_count);
+        assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+        assert_eq!(got.as_deref(), Some(want), "{}", w.log_text());
+        w.log_text()
+    };
+    life("a", "state-a", 10, "10");
+    life("b", "state-b", 5, "15");
+    let changelog = format!("{app}-count-changelog");
+    support::kafka::delete_records_to_end(&changelog);
+    let log = life("a", "state-a", 3, "3");
+    assert!(
+        log.contains("restoring it whole"),
+        "the stale store says why it restores whole:\n{log}"
+    );
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -110,7 +110,15 @@ pub struct Aggregator {
     advanced_until: Instant,
     /// The version whose format the stored accumulators are in.
     format: Option<String>,
+    /// When the meta entries (stream time, format) last went to the changelog.
+    meta_sent: Instant,
 }
+
+/// How often a windowed stage writes its meta entries (stream time, format)
+/// to the changelog again while it runs, though they did not change: its
+/// changelog is deleted by time too (`retention + 1 day` after a record's
+/// writing), and a full restore needs them.
+const META_REFRESH: Duration = Duration::from_secs(60 * 60);
 
 impl Aggregator {
     /// The stage over `store` (already restored).
@@ -126,6 +134,7 @@ impl Aggregator {
             last_input: now,
             advanced_until: now,
             format: None,
+            meta_sent: now,
         };
         a.reload()?;
         Ok(a)
@@ -663,6 +672,14 @@ impl Aggregator {
 
     /// Sends every changed entry (and stream time, if it moved) to the changelog.
     fn flush(&mut self, input_next: i64, sink: &mut dyn Sink) -> Result<(), AggregateError> {
+        if self.spec.window.is_some() && self.meta_sent.elapsed() >= META_REFRESH {
+            self.meta_sent = Instant::now();
+            if let Some(format) = self.format.clone() {
+                self.put(keys::meta(keys::FORMAT), Some(format.into_bytes()));
+            }
+            // Forces the stream-time entry below.
+            self.saved_stream_time = StreamTime(self.stream_time.0.wrapping_add(1));
+        }
         if self.stream_time != self.saved_stream_time {
             self.saved_stream_time = self.stream_time;
             self.put(

@@ -474,3 +474,26 @@ pub fn topic_config(topic: &str) -> BTreeMap<String, String> {
         .filter_map(|e| Some((e.name, e.value?)))
         .collect()
 }
+
+/// Deletes every record of every partition of `topic` (DeleteRecords to the
+/// high watermark), as a broker's retention may.
+pub fn delete_records_to_end(topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::{Offset, TopicPartitionList};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker().bootstrap)
+        .create()
+        .expect("create an admin client");
+    let mut tpl = TopicPartitionList::new();
+    for (p, (_, high)) in watermarks(topic).into_iter().enumerate() {
+        tpl.add_partition_offset(topic, p as i32, Offset::Offset(high))
+            .expect("a valid offset");
+    }
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let done = weir::kafka::topics::block_on(admin.delete_records(&tpl, &options))
+        .unwrap_or_else(|e| panic!("delete the records of {topic}: {e}"));
+    for e in done.elements() {
+        e.error()
+            .unwrap_or_else(|err| panic!("delete the records of {topic}[{}]: {err}", e.partition()));
+    }
+}

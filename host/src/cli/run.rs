@@ -48,7 +48,7 @@ pub struct Run {
     pub sandbox: SandboxArgs,
     /// Fault injection for tests: abort every Nth commit that has work in
     /// it, as on an abortable broker error (the work is redone).
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(u64).range(2..))]
     pub fault_abort_every: Option<u64>,
 }
 

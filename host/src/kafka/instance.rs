@@ -52,13 +52,15 @@ pub struct RunOptions {
     /// How long to wait for the brokers at start-up and for a transaction
     /// operation.
     pub kafka_timeout: Duration,
-    /// Set to stop: the current batch finishes, is committed, and the
-    /// instance leaves the group.
+    /// Set to stop: the current batch finishes and is committed. A dynamic
+    /// member then leaves the group; a static one (the default) does not,
+    /// so that a restart within the session timeout causes no rebalance.
     pub stop: Arc<AtomicBool>,
     /// Fault injection for tests: every Nth commit that has work in it
     /// aborts instead, as on an abortable broker error (the transaction is
     /// aborted, partitions rewind to their committed offsets, staged state
-    /// is discarded, and the work is redone).
+    /// is discarded, and the work is redone). N ≥ 2, or no commit would
+    /// ever succeed; the last commit before a stop is never aborted.
     pub fault_abort_every: Option<u64>,
 }
 
@@ -217,6 +219,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     state: Mutex<TxnState>,
     fault_abort_every: Option<u64>,
+    /// The instance is stopping: its last commit is not aborted on purpose.
+    stop: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -238,6 +242,7 @@ impl Shared {
     fn commit(&self, consumer: &BaseConsumer<ConsumerCtx>, st: &mut TxnState) -> Result<(), InstanceError> {
         if let Some(every) = self.fault_abort_every
             && !st.pending.is_empty()
+            && !self.stop.load(Ordering::Relaxed)
         {
             st.commits_with_work += 1;
             if st.commits_with_work.is_multiple_of(every) {
@@ -521,7 +526,8 @@ impl Instance {
             transactional_id: clients::transactional_id(pipeline, &options.instance_id),
             metrics: chain.metrics().clone(),
             state: Mutex::new(TxnState::default()),
-            fault_abort_every: options.fault_abort_every.filter(|n| *n > 0),
+            fault_abort_every: options.fault_abort_every,
+            stop: options.stop.clone(),
         });
         let consumer = BaseConsumer::from_config_and_context(
             &clients::consumer_config(pipeline, &options.instance_id),
@@ -681,8 +687,14 @@ impl Instance {
                 let _ = self.shared.abort(&mut st);
             }
         }
-        // Leaving the group: the revoke callback sees nothing left to commit.
-        self.consumer.unsubscribe();
+        // A dynamic member leaves the group now (the revoke callback sees
+        // nothing left to commit). A static member only closes (when the
+        // consumer is dropped): librdkafka then sends no LeaveGroup, so a
+        // restart within the session timeout takes the same partitions back
+        // without a rebalance, as in Kafka Streams.
+        if !self.pipeline.static_membership {
+            self.consumer.unsubscribe();
+        }
         let snapshot = self.metrics().snapshot();
         drop(self.consumer);
         result.map(|()| snapshot)

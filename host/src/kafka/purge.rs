@@ -6,13 +6,14 @@
 //! `repartition-purge-interval`.
 //!
 //! Deleting is off the processing thread: the loop hands the committed
-//! offsets over and goes on; a background thread talks to the brokers. A
-//! failed purge is logged and tried again with later offsets: it costs
-//! disk, never correctness.
+//! offsets over and goes on; a background thread talks to the brokers. At
+//! most one purge waits while another runs (an unreachable broker does not
+//! pile them up). A failed purge is logged and tried again at the next
+//! interval: it costs disk, never correctness.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::mpsc::{self, Sender};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions};
@@ -30,10 +31,11 @@ pub struct Purger {
     topics: BTreeSet<String>,
     interval: Duration,
     last: Instant,
-    /// What was last handed over per partition (nothing is deleted twice).
-    purged: BTreeMap<TopicPartition, i64>,
-    tx: Option<Sender<TopicPartitionList>>,
-    worker: Option<JoinHandle<()>>,
+    /// Where each partition's records are deleted up to, as the brokers
+    /// confirmed (nothing is deleted twice; a failure is retried).
+    purged: Arc<Mutex<BTreeMap<TopicPartition, i64>>>,
+    /// To the purge thread, which ends when this is dropped.
+    tx: Option<SyncSender<TopicPartitionList>>,
 }
 
 impl Purger {
@@ -48,8 +50,12 @@ impl Purger {
             return Ok(None);
         }
         let admin: AdminClient<DefaultClientContext> = config.create()?;
-        let (tx, rx) = mpsc::channel::<TopicPartitionList>();
-        let worker = std::thread::Builder::new()
+        let (tx, rx) = mpsc::sync_channel::<TopicPartitionList>(1);
+        let purged: Arc<Mutex<BTreeMap<TopicPartition, i64>>> = Arc::default();
+        let done = purged.clone();
+        // Detached: it ends when the channel closes, after the purge it may
+        // be running (bounded by the Kafka timeout); a stop does not wait.
+        std::thread::Builder::new()
             .name("weir-purge".into())
             .spawn(move || {
                 let options = AdminOptions::new().operation_timeout(Some(timeout));
@@ -58,7 +64,7 @@ impl Purger {
                 let mut purging = true;
                 for offsets in rx {
                     if purging {
-                        purging = report(&offsets, block_on(admin.delete_records(&offsets, &options)));
+                        purging = report(&offsets, block_on(admin.delete_records(&offsets, &options)), &done);
                     }
                 }
             })
@@ -68,9 +74,8 @@ impl Purger {
             interval,
             // The first purge waits an interval too: a fresh start has little to delete.
             last: Instant::now(),
-            purged: BTreeMap::new(),
+            purged,
             tx: Some(tx),
-            worker: Some(worker),
         }))
     }
 
@@ -84,43 +89,38 @@ impl Purger {
         }
         self.last = Instant::now();
         let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), &next) in committed {
-            if !self.topics.contains(topic) || self.purged.get(&(topic.clone(), *partition)) >= Some(&next) {
-                continue;
-            }
-            // Only fails for an invalid offset value, which a committed position is not.
-            if offsets
-                .add_partition_offset(topic, *partition, Offset::Offset(next))
-                .is_ok()
-            {
-                self.purged.insert((topic.clone(), *partition), next);
+        {
+            let purged = self.purged.lock().unwrap_or_else(PoisonError::into_inner);
+            for ((topic, partition), &next) in committed {
+                if !self.topics.contains(topic) || purged.get(&(topic.clone(), *partition)) >= Some(&next) {
+                    continue;
+                }
+                // Only fails for an invalid offset value, which a committed position is not.
+                let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(next));
             }
         }
         if offsets.count() == 0 {
             return;
         }
-        if let Some(tx) = &self.tx
-            && tx.send(offsets).is_err()
-        {
-            tracing::warn!("the purge thread has stopped; repartition topics are no longer purged");
-            self.tx = None;
+        match self.tx.as_ref().map(|tx| tx.try_send(offsets)) {
+            // A purge is already waiting: the next interval brings later offsets.
+            Some(Ok(())) | Some(Err(TrySendError::Full(_))) | None => {}
+            Some(Err(TrySendError::Disconnected(_))) => {
+                tracing::warn!("the purge thread has stopped; repartition topics are no longer purged");
+                self.tx = None;
+            }
         }
     }
 }
 
-impl Drop for Purger {
-    fn drop(&mut self) {
-        // Closing the channel ends the thread once its last purge is done.
-        self.tx = None;
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
-    }
-}
-
-/// Logs how a purge went; `false` when the broker cannot delete records at
-/// all (librdkafka's mock cluster under `weir dev`), which is said once.
-fn report(asked: &TopicPartitionList, result: Result<TopicPartitionList, KafkaError>) -> bool {
+/// Notes and logs how a purge went; `false` when the broker cannot delete
+/// records at all (librdkafka's mock cluster under `weir dev`), which is
+/// said once.
+fn report(
+    asked: &TopicPartitionList,
+    result: Result<TopicPartitionList, KafkaError>,
+    purged: &Mutex<BTreeMap<TopicPartition, i64>>,
+) -> bool {
     let unsupported = |e: &KafkaError| e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnsupportedFeature);
     match result {
         Ok(done) => {
@@ -130,12 +130,23 @@ fn report(asked: &TopicPartitionList, result: Result<TopicPartitionList, KafkaEr
                         tracing::info!("the broker cannot delete records: repartition topics are not purged");
                         return false;
                     }
-                    Ok(()) => tracing::debug!(
-                        topic = e.topic(),
-                        partition = e.partition(),
-                        before = ?e.offset(),
-                        "purged committed repartition records"
-                    ),
+                    Ok(()) => {
+                        tracing::debug!(
+                            topic = e.topic(),
+                            partition = e.partition(),
+                            before = ?e.offset(),
+                            "purged committed repartition records"
+                        );
+                        // The offset asked for, not the answer's (librdkafka
+                        // reports the new low watermark there).
+                        if let Some(Offset::Offset(to)) =
+                            asked.find_partition(e.topic(), e.partition()).map(|a| a.offset())
+                        {
+                            let mut purged = purged.lock().unwrap_or_else(PoisonError::into_inner);
+                            let at = purged.entry((e.topic().to_owned(), e.partition())).or_insert(to);
+                            *at = (*at).max(to);
+                        }
+                    }
                     Err(err) => tracing::warn!(
                         topic = e.topic(),
                         partition = e.partition(),

@@ -83,11 +83,28 @@ impl Restorer {
             partition: cl.partition,
             reason: e.to_string(),
         };
-        let checkpoint = store.checkpoint()?;
+        let mut checkpoint = store.checkpoint()?;
         let (low, high) = self
             .consumer
             .fetch_watermarks(&cl.topic, cl.partition, self.timeout)
             .map_err(kafka)?;
+        if let Some(c) = checkpoint
+            && c < low
+        {
+            // A windowed changelog is deleted by time too: it no longer
+            // holds every change since the checkpoint (tombstones of closed
+            // windows among them), so local state cannot catch up from it.
+            tracing::info!(
+                stage,
+                partition = cl.partition,
+                checkpoint = c,
+                log_start = low,
+                "local state is older than what {} keeps; restoring it whole",
+                cl.topic
+            );
+            store.wipe()?;
+            checkpoint = None;
+        }
         let start = checkpoint.unwrap_or(0).max(low);
         let key = (stage.to_owned(), cl.partition);
         let total = (high - start).max(0) as u64;

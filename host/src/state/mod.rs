@@ -191,6 +191,19 @@ impl Store {
         self.db.write_opt(batch, &opts).map_err(|e| self.io("write", e))
     }
 
+    /// Deletes every entry and the checkpoint, so that the store restores
+    /// whole: its changelog no longer holds everything since the
+    /// checkpoint (a time-deleted windowed changelog moved its start past it).
+    /// Called before the task stages anything (restores run first).
+    pub fn wipe(&self) -> Result<(), StateError> {
+        let mut batch = WriteBatch::default();
+        for item in self.db.iterator(IteratorMode::Start) {
+            let (k, _) = item.map_err(|e| self.io("scan", e))?;
+            batch.delete(k);
+        }
+        self.db.write(batch).map_err(|e| self.io("write", e))
+    }
+
     /// Flushes memory tables to disk, making unlogged writes durable.
     pub fn persist(&self) -> Result<(), StateError> {
         self.db.flush().map_err(|e| self.io("flush", e))
