@@ -402,15 +402,10 @@ impl ResultBatch {
     }
 
     /// A batch of the host's own results (e.g. after isolating a trap).
-    pub fn from_results(results: &[EventResult]) -> Self {
-        // `encode_results` writes exactly what `decode` reads.
-        let decoded = Self::decode(encode_results(results), results.len());
-        debug_assert!(decoded.is_ok(), "host-encoded results must decode");
-        decoded.unwrap_or_else(|_| ResultBatch {
-            buf: Vec::new(),
-            entries: Vec::new(),
-            outputs: Vec::new(),
-        })
+    /// `encode_results` writes exactly what `decode` reads, so an error is a
+    /// bug in this codec, which the caller must not paper over.
+    pub fn from_results(results: &[EventResult]) -> Result<Self, CodecError> {
+        Self::decode(encode_results(results), results.len())
     }
 
     /// Number of results (one per input event).

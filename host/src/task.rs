@@ -569,6 +569,18 @@ pub enum TaskError {
         /// Stage name.
         stage: String,
     },
+    /// Something that cannot happen did: a batch the host encoded does not
+    /// read back, or results do not match their events. The task stops
+    /// rather than drop records and commit their offsets anyway.
+    #[error("stage {stage}: {what} ({detail}); this is a bug in Weir, and the open transaction is aborted")]
+    Invariant {
+        /// Stage name.
+        stage: String,
+        /// What broke.
+        what: &'static str,
+        /// The values that show it.
+        detail: String,
+    },
 }
 
 impl From<AggregateError> for TaskError {
@@ -649,8 +661,7 @@ impl Task {
     pub fn process(&mut self, batch: &BatchEncoder, sink: &mut dyn Sink) -> Result<(), TaskError> {
         let seg = &self.chain.segments[self.segment];
         let (first, end) = (seg.first, seg.end);
-        // The host encoded this batch itself, so it reads back.
-        let events = codec::read_events(batch.as_bytes()).unwrap_or_default();
+        let events = self.read_back(first, batch)?;
         if let Some(last) = events.last() {
             self.input_next = last.offset + 1;
         }
@@ -776,9 +787,35 @@ impl Task {
     }
 
     fn run_stage(&mut self, i: usize, batch: &BatchEncoder, sink: &mut dyn Sink) -> Result<(), TaskError> {
-        // The host encoded this batch itself, so it reads back.
-        let events = codec::read_events(batch.as_bytes()).unwrap_or_default();
+        let events = self.read_back(i, batch)?;
         self.run_events(i, batch, &events, sink)
+    }
+
+    /// The events of a batch the host encoded itself for stage `i`: they
+    /// always read back, and if they do not, the task stops.
+    fn read_back<'b>(&self, i: usize, batch: &'b BatchEncoder) -> Result<Vec<EventRef<'b>>, TaskError> {
+        let events = codec::read_events(batch.as_bytes())
+            .map_err(|e| self.invariant(i, "a host-encoded batch does not decode", e.to_string()))?;
+        if events.len() != batch.len() {
+            return Err(self.invariant(
+                i,
+                "a host-encoded batch reads back with another length",
+                format!("{} events encoded, {} read", batch.len(), events.len()),
+            ));
+        }
+        Ok(events)
+    }
+
+    fn invariant(&self, i: usize, what: &'static str, detail: String) -> TaskError {
+        TaskError::Invariant {
+            stage: self
+                .chain
+                .stages
+                .get(i)
+                .map_or_else(|| format!("#{i}"), |s| s.name.clone()),
+            what,
+            detail,
+        }
     }
 
     /// Runs stage `i` on `batch`, whose events are already read.
@@ -792,7 +829,7 @@ impl Task {
         let chain = self.chain.clone();
         metrics::add(&chain.metrics.stages[i].events, batch.len() as u64);
         if chain.stages[i].aggregate.is_none() {
-            let results = self.call(i, batch, events);
+            let results = self.call(i, batch, events)?;
             return self.deliver(i, &results.batch, &results.traps, events, sink);
         }
         let Some(agg) = self.aggregators[i].as_mut() else {
@@ -868,10 +905,16 @@ impl Task {
             Err(_) => requests
                 .into_iter()
                 .map(|r| {
-                    op.emit(vec![r])
-                        .map(|mut v| v.pop().unwrap_or(EventResult::Outputs(Vec::new())))
+                    // `emit` checks that there is one result per request.
+                    op.emit(vec![r]).map(|mut v| v.pop())
                 })
-                .collect(),
+                .map(|r| match r {
+                    Ok(Some(result)) => Ok(Ok(result)),
+                    Ok(None) => Err(()),
+                    Err(e) => Ok(Err(e)),
+                })
+                .collect::<Result<_, ()>>()
+                .map_err(|()| self.invariant(i, "emit returned no result for a request", String::new()))?,
         };
         let mut synthetic = BatchEncoder::new();
         let mut results = Vec::with_capacity(due.len());
@@ -913,8 +956,10 @@ impl Task {
                 }
             });
         }
-        let events = codec::read_events(synthetic.as_bytes()).unwrap_or_default();
-        self.deliver(i, &ResultBatch::from_results(&results), &traps, &events, sink)
+        let events = self.read_back(i, &synthetic)?;
+        let results = ResultBatch::from_results(&results)
+            .map_err(|e| self.invariant(i, "emitted results do not encode", e.to_string()))?;
+        self.deliver(i, &results, &traps, &events, sink)
     }
 
     /// Sends stage `i`'s results on: routed outputs to their topics, the
@@ -928,6 +973,13 @@ impl Task {
         events: &[EventRef<'_>],
         sink: &mut dyn Sink,
     ) -> Result<(), TaskError> {
+        if results.len() != events.len() {
+            return Err(self.invariant(
+                i,
+                "results do not match their events",
+                format!("{} events, {} results", events.len(), results.len()),
+            ));
+        }
         let chain = self.chain.clone();
         let counters = &chain.metrics.stages[i];
         let last = i + 1 == chain.segments[self.segment].end;
@@ -1013,14 +1065,14 @@ impl Task {
 
     /// Calls stage `i` on a batch. A trap is narrowed down to the events that
     /// cause it, whose results become placeholders with the trap on the side.
-    fn call(&mut self, i: usize, batch: &BatchEncoder, events: &[EventRef<'_>]) -> StageResults {
+    fn call(&mut self, i: usize, batch: &BatchEncoder, events: &[EventRef<'_>]) -> Result<StageResults, TaskError> {
         let op = &mut self.operators[i];
         let err = match op.process(batch) {
             Ok(batch) => {
-                return StageResults {
+                return Ok(StageResults {
                     batch,
                     traps: BTreeMap::new(),
-                };
+                });
             }
             Err(e) => e,
         };
@@ -1046,10 +1098,9 @@ impl Task {
                 }
             })
             .collect();
-        StageResults {
-            batch: ResultBatch::from_results(&results),
-            traps,
-        }
+        let batch = ResultBatch::from_results(&results)
+            .map_err(|e| self.invariant(i, "isolated results do not encode", e.to_string()))?;
+        Ok(StageResults { batch, traps })
     }
 
     /// Applies stage `i`'s error policy to one event.
