@@ -191,23 +191,36 @@ pub fn read_partition_log_counts(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<(i32, LogCounts)>, Error> {
+    read_partitions(bootstrap, topic, timeout, Isolation::ReadUncommitted)?
+        .into_iter()
+        .map(|(partition, fetched)| Ok((partition, read_log(partition, fetched.start, &fetched.batches)?.1)))
+        .collect()
+}
+
+/// Fetches every partition of `topic` from its leader with `isolation`, from its log start to its
+/// end (see [`read_committed`] for the rules and the timeout), in partition order.
+fn read_partitions(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    isolation: Isolation,
+) -> Result<Vec<(i32, Fetched)>, Error> {
     let started = Instant::now();
     let deadline = started + timeout;
     let mut pool = Pool::new(io_timeout(timeout));
     let leaders = retry(deadline, || partition_leaders(pool.bootstrap(bootstrap)?, topic))?;
-    let mut counts = Vec::with_capacity(leaders.len());
+    let mut fetched = Vec::with_capacity(leaders.len());
     for (partition, leader) in leaders {
         let read = Read {
             topic,
             partition,
-            isolation: Isolation::ReadUncommitted,
+            isolation,
             started,
             deadline,
         };
-        let fetched = fetch_partition(pool.get(&leader)?, &read)?;
-        counts.push((partition, read_log(partition, fetched.start, &fetched.batches)?.1));
+        fetched.push((partition, fetch_partition(pool.get(&leader)?, &read)?));
     }
-    Ok(counts)
+    Ok(fetched)
 }
 
 /// Reads every partition of `topic` from the broker(s) at `bootstrap` (`host:port`, or several
@@ -220,20 +233,8 @@ pub fn read_partition_log_counts(
 /// last stable offset. `timeout` bounds the whole read, including waiting for the topic's
 /// metadata; a partition not read to its end by then is an [`Error::Timeout`].
 pub fn read_committed(bootstrap: &str, topic: &str, timeout: Duration) -> Result<Vec<CommittedRecord>, Error> {
-    let started = Instant::now();
-    let deadline = started + timeout;
-    let mut pool = Pool::new(io_timeout(timeout));
-    let leaders = retry(deadline, || partition_leaders(pool.bootstrap(bootstrap)?, topic))?;
     let mut records = Vec::new();
-    for (partition, leader) in leaders {
-        let read = Read {
-            topic,
-            partition,
-            isolation: Isolation::ReadCommitted,
-            started,
-            deadline,
-        };
-        let fetched = fetch_partition(pool.get(&leader)?, &read)?;
+    for (partition, fetched) in read_partitions(bootstrap, topic, timeout, Isolation::ReadCommitted)? {
         records.extend(read_log(partition, fetched.start, &fetched.batches)?.0);
     }
     Ok(records)
