@@ -472,3 +472,59 @@ fn precompiled_modules_are_cached_by_digest() {
         "{entries:?}"
     );
 }
+
+/// `weir topology` prints every example pipeline's topology from the file
+/// alone (no broker, no module): the sub-topologies that repartition topics
+/// cut a chain into, the stores with their changelogs, and the internal
+/// topics. A malformed file is refused with the key named.
+#[test]
+fn weir_topology_describes_every_example_pipeline() {
+    let dir = repo().join("guest-examples/pipelines");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("the example pipelines") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let run = run_weir([std::ffi::OsStr::new("topology"), path.as_os_str()]);
+        assert!(run.ok, "{}: {}", path.display(), run.stderr);
+        let pipeline = weir::pipeline::Pipeline::load(&path).expect("an example pipeline loads");
+        let stateful = pipeline
+            .stages
+            .iter()
+            .filter(|s| matches!(s.kind, weir::pipeline::StageKind::Aggregate(_)))
+            .count();
+        assert_eq!(
+            run.stdout.matches("      store: ").count(),
+            stateful,
+            "{}: one store per aggregate stage:\n{}",
+            path.display(),
+            run.stdout
+        );
+        for s in &pipeline.stages {
+            assert!(
+                run.stdout.contains(&format!("    Stage: {} (", s.name)),
+                "{}: stage {} missing:\n{}",
+                path.display(),
+                s.name,
+                run.stdout
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 9, "only {seen} example pipelines");
+    let two = run_weir(["topology", &dir.join("trades-latest.toml").display().to_string()]);
+    assert!(
+        two.stdout.starts_with("Topology of trades-latest (2 sub-topologies)")
+            && two
+                .stdout
+                .contains("Source: trades-latest-latest-repartition (repartition topic)"),
+        "{}",
+        two.stdout
+    );
+    let bad = tempfile::tempdir().unwrap();
+    let file = bad.path().join("p.toml");
+    std::fs::write(&file, "application-id = \"a\"\ninputs = [\"i\"]\nstages = []\n").unwrap();
+    let run = run_weir([std::ffi::OsStr::new("topology"), file.as_os_str()]);
+    assert!(!run.ok && run.stderr.contains("stages"), "{}", run.stderr);
+}

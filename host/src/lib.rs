@@ -13,6 +13,9 @@
 //!   results and traps into typed errors.
 //! - [`pipeline`]: the pipeline file (TOML): inputs, stages, outputs,
 //!   guarantee, error policies, `[kafka]`.
+//! - [`topology`]: the pipeline as Kafka Streams would see it — sources,
+//!   stages, sinks, sub-topologies cut at repartition topics, internal
+//!   topics — and its description (`weir topology`).
 //! - [`task`]: the compiled stage chain ([`task::Chain`]) and the
 //!   per-partition [`task::Task`] that runs batches through it, applies
 //!   error policies and sends records to a [`task::Sink`].
@@ -65,5 +68,6 @@ pub mod runtime;
 pub mod state;
 pub mod swap;
 pub mod task;
+pub mod topology;
 pub mod units;
 pub mod window;

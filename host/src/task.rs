@@ -20,6 +20,7 @@ use crate::metrics::{self, Metrics, StageCounters};
 use crate::pipeline::{Aggregation, ErrorPolicy, Pipeline, StageKind};
 use crate::runtime::{EmitRequest, GuestError, GuestFault, LoadError, LoadedModule, Operator, Runtime};
 use crate::state::{Changelog, StateError, Store};
+use crate::topology::Topology;
 
 /// Header on every output naming the module version (`name@sha256:…`) that
 /// produced it.
@@ -181,6 +182,7 @@ pub struct Chain {
     runtime: Runtime,
     stages: Vec<ChainStage>,
     segments: Vec<Segment>,
+    topology: Topology,
     default_topic: Option<String>,
     routes: BTreeMap<String, String>,
     batch_size: usize,
@@ -196,46 +198,7 @@ struct ChainStage {
     aggregate: Option<Aggregation>,
 }
 
-/// A run of stages that one task executes, and where its records come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Segment {
-    /// Index of its first stage.
-    pub first: usize,
-    /// One past its last stage.
-    pub end: usize,
-    /// The repartition topic it reads; `None` for the pipeline's inputs.
-    pub source: Option<String>,
-    /// Partitions of that repartition topic (`None`: as many as the inputs).
-    pub partitions: Option<i32>,
-}
-
-/// A topic Weir creates and owns for a pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InternalTopic {
-    /// `<application>-<stage>-repartition` or `<application>-<stage>-changelog`.
-    pub name: String,
-    /// Partitions (`None`: as many as the inputs have).
-    pub partitions: Option<i32>,
-    /// What it holds, which decides how long the broker keeps it.
-    pub kind: InternalKind,
-}
-
-/// What an internal topic holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InternalKind {
-    /// Records between two sub-topologies: kept until the group has
-    /// committed past them (then purged), whatever their timestamps.
-    Repartition,
-    /// A store's changelog: the latest record per key.
-    Changelog {
-        /// For a windowed store, how long (ms) its records are needed
-        /// after they are written; older ones may be deleted as well as
-        /// compacted. `None`: kept until compacted away.
-        window_retention: Option<i64>,
-    },
-    /// A control topic (the module registry): compacted, kept forever.
-    Control,
-}
+pub use crate::topology::{InternalKind, InternalTopic, SubTopology as Segment};
 
 /// A stage's module cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -273,45 +236,6 @@ pub enum ChainError {
     },
 }
 
-/// Splits stages into segments at every aggregate that repartitions.
-fn segments(application_id: &str, stages: &[ChainStage]) -> Vec<Segment> {
-    let mut out = vec![Segment {
-        first: 0,
-        end: stages.len(),
-        source: None,
-        partitions: None,
-    }];
-    for (i, s) in stages.iter().enumerate() {
-        if let Some(a) = &s.aggregate
-            && a.repartition
-            && i > 0
-        {
-            if let Some(last) = out.last_mut() {
-                last.end = i;
-            }
-            out.push(Segment {
-                first: i,
-                end: stages.len(),
-                source: Some(format!("{application_id}-{}-repartition", s.name)),
-                partitions: a.partitions,
-            });
-        } else if let Some(a) = &s.aggregate
-            && a.repartition
-        {
-            // The first stage repartitions the inputs themselves: an empty
-            // segment writes them to the repartition topic unchanged.
-            out[0].end = 0;
-            out.push(Segment {
-                first: 0,
-                end: stages.len(),
-                source: Some(format!("{application_id}-{}-repartition", s.name)),
-                partitions: a.partitions,
-            });
-        }
-    }
-    out
-}
-
 impl Chain {
     /// Loads and validates every stage's module.
     pub fn load(pipeline: &Pipeline, runtime: &Runtime) -> Result<Arc<Chain>, ChainError> {
@@ -344,7 +268,8 @@ impl Chain {
                 aggregate,
             });
         }
-        let segments = segments(&pipeline.application_id, &stages);
+        let topology = Topology::from_pipeline(pipeline);
+        let segments = topology.sub_topologies().to_vec();
         if pipeline.inputs.len() > 1
             && let Some(s) = stages[..segments[0].end].iter().find(|s| s.aggregate.is_some())
         {
@@ -356,6 +281,7 @@ impl Chain {
             metrics: Metrics::new(stages.iter().map(|s| s.name.as_str())),
             stages,
             segments,
+            topology,
             default_topic: pipeline.outputs.default.clone(),
             routes: pipeline.outputs.routes.clone(),
             batch_size: pipeline.batch_size,
@@ -415,39 +341,22 @@ impl Chain {
 
     /// The repartition topics the instance must also consume.
     pub fn repartition_topics(&self) -> Vec<&str> {
-        self.segments.iter().filter_map(|s| s.source.as_deref()).collect()
+        self.topology.repartition_topics()
     }
 
     /// The changelog topic of a stateful stage.
     pub fn changelog_topic(&self, stage: usize) -> String {
-        format!("{}-{}-changelog", self.application_id, self.stages[stage].name)
+        self.topology.changelog_topic(stage)
     }
 
-    /// Topics Weir creates for this pipeline: repartition topics and the
-    /// changelogs of stateful stages (as many partitions as the segment's source).
+    /// Topics Weir creates for this pipeline (see [`Topology::internal_topics`]).
     pub fn internal_topics(&self) -> Vec<InternalTopic> {
-        let mut out = Vec::new();
-        for seg in &self.segments {
-            if let Some(source) = &seg.source {
-                out.push(InternalTopic {
-                    name: source.clone(),
-                    partitions: seg.partitions,
-                    kind: InternalKind::Repartition,
-                });
-            }
-            for i in seg.first..seg.end {
-                if let Some(agg) = &self.stages[i].aggregate {
-                    out.push(InternalTopic {
-                        name: self.changelog_topic(i),
-                        partitions: seg.partitions,
-                        kind: InternalKind::Changelog {
-                            window_retention: agg.window.map(|w| w.retention()),
-                        },
-                    });
-                }
-            }
-        }
-        out
+        self.topology.internal_topics()
+    }
+
+    /// The pipeline's topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
     }
 
     /// Whether any stage keeps state.

@@ -7,6 +7,7 @@ mod module;
 mod query;
 mod run;
 mod test;
+mod topology;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,8 @@ pub enum Command {
     Run(run::Run),
     /// Try a pipeline on an embedded broker with sample data (not durable).
     Dev(dev::Dev),
+    /// Print a pipeline's topology: sub-topologies, stages, stores, internal topics.
+    Topology(topology::TopologyCmd),
     /// Check that a module is a valid Weir operator and print what it is.
     Validate(validate::Validate),
     /// Run an operator locally on JSON-lines events and print its outputs.
@@ -56,6 +59,7 @@ impl Cli {
         match self.command {
             Command::Run(c) => c.execute(),
             Command::Dev(c) => c.execute(),
+            Command::Topology(c) => c.execute(),
             Command::Validate(c) => c.execute(),
             Command::Test(c) => c.execute(),
             Command::Componentize(c) => c.execute(),

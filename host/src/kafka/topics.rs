@@ -12,7 +12,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::task::{InternalKind, InternalTopic};
+use crate::topology::{InternalKind, InternalTopic};
 
 /// An internal topic could not be created, or exists with the wrong shape.
 #[derive(Debug, thiserror::Error)]

@@ -18,7 +18,7 @@ use super::{
 use crate::kafka::clients::ReaderCtx;
 use crate::kafka::topics::{self, TopicError};
 use crate::module::ModuleInfo;
-use crate::task::{InternalKind, InternalTopic};
+use crate::topology::{InternalKind, InternalTopic};
 
 /// The registry could not be read or written.
 #[derive(Debug, thiserror::Error)]
