@@ -343,31 +343,16 @@ fn feed(topic: &str, n: usize) -> Feeder {
     Feeder::start(topic, upper_input(n), Duration::from_millis(40), &[])
 }
 
-/// An uppercase pipeline between two new topics, in a directory of its own.
-struct Uppercase {
-    /// Holds the pipeline file (deleted on drop).
-    dir: tempfile::TempDir,
-    input: String,
-    output: String,
-    file: std::path::PathBuf,
-}
-
-impl Uppercase {
-    /// Input and output topics of `partitions` partitions each, and the
-    /// pipeline with `guarantee`.
-    fn new(partitions: i32, guarantee: &str) -> Uppercase {
-        let dir = tempfile::tempdir().unwrap();
-        let (input, output) = (unique("in"), unique("out"));
-        create_topic(&input, partitions);
-        create_topic(&output, partitions);
-        let file = uppercase_pipeline(dir.path(), &input, &output, guarantee);
-        Uppercase {
-            dir,
-            input,
-            output,
-            file,
-        }
-    }
+/// An uppercase pipeline with `guarantee` between two new topics of
+/// `partitions` partitions each: (its directory, deleted on drop; input;
+/// output; the pipeline file).
+fn uppercase(partitions: i32, guarantee: &str) -> (tempfile::TempDir, String, String, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (unique("in"), unique("out"));
+    create_topic(&input, partitions);
+    create_topic(&output, partitions);
+    let file = uppercase_pipeline(dir.path(), &input, &output, guarantee);
+    (dir, input, output, file)
 }
 
 fn uppercase_pipeline(dir: &Path, input: &str, output: &str, guarantee: &str) -> std::path::PathBuf {
@@ -432,12 +417,7 @@ struct CrashRun {
 /// life gets its share of the input, fed at one batch of 100 per `pause`);
 /// then waits until every input has come out and stops the last life.
 fn crash_run(n: usize, guarantee: &str, kills: usize, pause: Duration) -> CrashRun {
-    let Uppercase {
-        dir: _dir,
-        input,
-        output,
-        file,
-    } = Uppercase::new(4, guarantee);
+    let (_dir, input, output, file) = uppercase(4, guarantee);
     let feeder = Feeder::for_lives(&input, upper_input(n), pause, kills + 1);
     let (mut weir, kill_log) =
         crash::run_with_kills(&file, crash::DENSE_FETCH, kills, &feeder, (700, 2500), &[&output]);
@@ -543,12 +523,7 @@ fn consumed_from_summary(log: &str) -> u64 {
 #[test]
 fn two_instances_share_partitions_and_stay_exact() {
     let _turn = heavy();
-    let Uppercase {
-        dir: _dir,
-        input,
-        output,
-        file,
-    } = Uppercase::new(4, "exactly-once");
+    let (_dir, input, output, file) = uppercase(4, "exactly-once");
     let n = 12_000;
     let feeding = feed(&input, n);
     let mut a = WeirProcess::start(&file, "a", &[]);
@@ -642,12 +617,7 @@ fn stop_after_injected_aborts(w: &mut WeirProcess, addr: &str) -> Aborts {
 #[test]
 fn injected_aborts_rewind_a_stateless_pipeline_exactly() {
     let _turn = heavy();
-    let Uppercase {
-        dir: _dir,
-        input,
-        output,
-        file,
-    } = Uppercase::new(4, "exactly-once");
+    let (_dir, input, output, file) = uppercase(4, "exactly-once");
     let n = 8_000;
     let mut w = WeirProcess::start(&file, "0", &["--fault-abort-every", "3"]);
     let addr = admin_addr(&mut w);
@@ -792,12 +762,7 @@ fn injected_aborts_rewind_a_stateful_pipeline_exactly() {
 #[test]
 fn a_restarted_instance_takes_its_partitions_back_at_once() {
     let _turn = heavy();
-    let Uppercase {
-        dir: _dir,
-        input,
-        output,
-        file,
-    } = Uppercase::new(4, "exactly-once");
+    let (_dir, input, output, file) = uppercase(4, "exactly-once");
     assert!(
         !std::fs::read_to_string(&file).unwrap().contains("session.timeout.ms"),
         "this test relies on the default session timeout"
@@ -949,12 +914,7 @@ fn weir_dev_runs_an_example_pipeline_on_its_embedded_broker() {
 #[test]
 fn a_fenced_instance_stops_with_a_clear_message() {
     let _turn = heavy();
-    let Uppercase {
-        dir: _dir,
-        input,
-        output,
-        file,
-    } = Uppercase::new(2, "exactly-once");
+    let (_dir, input, output, file) = uppercase(2, "exactly-once");
     let n = 6_000;
     let feeding = Feeder::start(&input, upper_input(n), Duration::from_millis(50), &[]);
     let mut first = WeirProcess::start(&file, "same", &[]);

@@ -677,8 +677,9 @@ impl Aggregator {
             if let Some(format) = self.format.clone() {
                 self.put(keys::meta(keys::FORMAT), Some(format.into_bytes()));
             }
-            // Forces the stream-time entry below.
-            self.saved_stream_time = StreamTime(self.stream_time.0.wrapping_add(1));
+            if let Some(st) = self.stream_time() {
+                self.put(keys::meta(keys::STREAM_TIME), Some(st.to_le_bytes().to_vec()));
+            }
         }
         if self.stream_time != self.saved_stream_time {
             self.saved_stream_time = self.stream_time;

@@ -181,7 +181,6 @@ pub struct Chain {
     application_id: String,
     runtime: Runtime,
     stages: Vec<ChainStage>,
-    segments: Vec<Segment>,
     topology: Topology,
     default_topic: Option<String>,
     routes: BTreeMap<String, String>,
@@ -198,7 +197,8 @@ struct ChainStage {
     aggregate: Option<Aggregation>,
 }
 
-pub use crate::topology::{InternalKind, InternalTopic, SubTopology as Segment};
+use crate::topology::InternalTopic;
+pub use crate::topology::SubTopology as Segment;
 
 /// A stage's module cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -269,9 +269,10 @@ impl Chain {
             });
         }
         let topology = Topology::from_pipeline(pipeline);
-        let segments = topology.sub_topologies().to_vec();
         if pipeline.inputs.len() > 1
-            && let Some(s) = stages[..segments[0].end].iter().find(|s| s.aggregate.is_some())
+            && let Some(s) = stages[..topology.sub_topologies()[0].end]
+                .iter()
+                .find(|s| s.aggregate.is_some())
         {
             return Err(ChainError::UnpartitionedState { stage: s.name.clone() });
         }
@@ -280,7 +281,6 @@ impl Chain {
             runtime: runtime.clone(),
             metrics: Metrics::new(stages.iter().map(|s| s.name.as_str())),
             stages,
-            segments,
             topology,
             default_topic: pipeline.outputs.default.clone(),
             routes: pipeline.outputs.routes.clone(),
@@ -331,7 +331,7 @@ impl Chain {
 
     /// The stage segments (see [`Chain`]).
     pub fn segments(&self) -> &[Segment] {
-        &self.segments
+        self.topology.sub_topologies()
     }
 
     /// Stage names, in order.
@@ -366,7 +366,7 @@ impl Chain {
 
     /// The segment that reads `topic`.
     pub fn segment_of(&self, topic: &str) -> usize {
-        self.segments
+        self.segments()
             .iter()
             .position(|s| s.source.as_deref() == Some(topic))
             .unwrap_or(0)
@@ -384,7 +384,7 @@ impl Chain {
     pub fn open_task(self: &Arc<Self>, topic: &str, partition: i32, state_root: &Path) -> Result<Task, StateError> {
         let seg = self.segment_of(topic);
         let mut task = self.new_task(seg, (topic.to_owned(), partition));
-        let segment = &self.segments[seg];
+        let segment = &self.segments()[seg];
         for i in segment.first..segment.end {
             if let Some(spec) = &self.stages[i].aggregate {
                 let dir = state_root.join(&self.stages[i].name).join(partition.to_string());
@@ -568,7 +568,7 @@ impl Task {
     /// the task's segment, sending outputs, dead letters, repartitioned
     /// records and state changes to `sink`.
     pub fn process(&mut self, batch: &BatchEncoder, sink: &mut dyn Sink) -> Result<(), TaskError> {
-        let seg = &self.chain.segments[self.segment];
+        let seg = &self.chain.segments()[self.segment];
         let (first, end) = (seg.first, seg.end);
         let events = self.read_back(first, batch)?;
         if let Some(last) = events.last() {
@@ -626,7 +626,7 @@ impl Task {
 
     /// The indices of the stages this task runs (its segment).
     pub fn stages(&self) -> std::ops::Range<usize> {
-        let seg = &self.chain.segments[self.segment];
+        let seg = &self.chain.segments()[self.segment];
         seg.first..seg.end
     }
 
@@ -678,7 +678,12 @@ impl Task {
     /// A segment without stages (an aggregate that repartitions the inputs
     /// themselves): records go to the next segment's topic unchanged.
     fn forward(&mut self, events: &[EventRef<'_>], sink: &mut dyn Sink) -> Result<(), TaskError> {
-        let Some(topic) = self.chain.segments.get(self.segment + 1).and_then(|s| s.source.clone()) else {
+        let Some(topic) = self
+            .chain
+            .segments()
+            .get(self.segment + 1)
+            .and_then(|s| s.source.clone())
+        else {
             return Ok(());
         };
         let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
@@ -891,9 +896,9 @@ impl Task {
         }
         let chain = self.chain.clone();
         let counters = &chain.metrics.stages[i];
-        let last = i + 1 == chain.segments[self.segment].end;
+        let last = i + 1 == chain.segments()[self.segment].end;
         let repartition = if last {
-            chain.segments.get(self.segment + 1).and_then(|s| s.source.as_deref())
+            chain.segments().get(self.segment + 1).and_then(|s| s.source.as_deref())
         } else {
             None
         };
