@@ -783,12 +783,10 @@ fn injected_aborts_rewind_a_stateful_pipeline_exactly() {
 fn a_restarted_instance_takes_its_partitions_back_at_once() {
     let _turn = heavy();
     let (_dir, input, output, file) = uppercase(4, "exactly-once");
-    let text = std::fs::read_to_string(&file).unwrap();
     assert!(
-        !text.contains("session.timeout.ms"),
+        !std::fs::read_to_string(&file).unwrap().contains("session.timeout.ms"),
         "this test relies on the default session timeout"
     );
-    std::fs::write(&file, format!("static-membership = true\n{text}")).unwrap();
     let records = upper_input(2000);
     produce(&input, &records[..1000]);
     let mut w = WeirProcess::start(&file, "0", &[]);

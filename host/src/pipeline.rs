@@ -6,7 +6,7 @@
 //! inputs = ["orders"]
 //! guarantee = "exactly-once"           # or "at-least-once"
 //! commit-interval = "100ms"
-//! static-membership = false            # true: group.instance.id = <application-id>-<instance-id>
+//! static-membership = true             # group.instance.id = <application-id>-<instance-id>
 //! repartition-purge-interval = "30s"   # how often consumed repartition records are deleted
 //!
 //! [[stage]]
@@ -426,7 +426,7 @@ impl RawPipeline {
             if RESERVED_KAFKA_KEYS.contains(&k.as_str()) {
                 let expected = if k == "group.instance.id" {
                     "a property Weir does not set itself (it derives group.instance.id from \
-                     application-id and --instance-id with `static-membership = true`)"
+                     application-id and --instance-id; `static-membership = false` turns it off)"
                 } else {
                     "a property Weir does not set itself (the guarantee depends on this one)"
                 };
@@ -466,7 +466,7 @@ impl RawPipeline {
             state_dir: self
                 .state_dir
                 .unwrap_or_else(|| std::env::temp_dir().join("weir-state")),
-            static_membership: self.static_membership.unwrap_or(false),
+            static_membership: self.static_membership.unwrap_or(true),
             repartition_purge_interval,
         })
     }
@@ -750,7 +750,7 @@ default = "out"
         assert_eq!(p.stages[0].module, PathBuf::from("/p/m/upper.wasm"));
         assert_eq!(p.stages[0].on_error, ErrorPolicy::Fail);
         assert_eq!(p.batch_size, 500);
-        assert!(!p.static_membership);
+        assert!(p.static_membership);
         assert_eq!(p.repartition_purge_interval, Duration::from_secs(30));
     }
 
@@ -758,14 +758,14 @@ default = "out"
     fn membership_and_purge_settings() {
         let p = parse(&MINIMAL.replace(
             "inputs = [\"in\"]",
-            "inputs = [\"in\"]\nstatic-membership = true\nrepartition-purge-interval = \"2s\"",
+            "inputs = [\"in\"]\nstatic-membership = false\nrepartition-purge-interval = \"2s\"",
         ))
         .unwrap();
-        assert!(p.static_membership);
+        assert!(!p.static_membership);
         assert_eq!(p.repartition_purge_interval, Duration::from_secs(2));
         let e = error(&format!("{MINIMAL}[kafka]\n\"group.instance.id\" = \"x\"\n"));
         assert!(
-            e.contains("group.instance.id") && e.contains("static-membership = true"),
+            e.contains("group.instance.id") && e.contains("static-membership = false"),
             "{e}"
         );
         let e = error(&MINIMAL.replace(

@@ -53,7 +53,7 @@ pub struct RunOptions {
     /// operation.
     pub kafka_timeout: Duration,
     /// Set to stop: the current batch finishes and is committed. A dynamic
-    /// member (the default) then leaves the group; a static one does not,
+    /// member then leaves the group; a static one (the default) does not,
     /// so that a restart within the session timeout causes no rebalance.
     pub stop: Arc<AtomicBool>,
     /// Fault injection for tests: every Nth commit that has work in it
