@@ -541,9 +541,8 @@ fn two_instances_share_partitions_and_stay_exact() {
     assert!(ca > 0 && cb > 0, "both instances should have worked: a {ca}, b {cb}");
     let want = expected_upper(n);
     if records != want {
-        // Seen once in CI (210 outputs of early inputs missing after 120 s,
-        // each input consumed once): say whether a transaction stayed open
-        // (the broker) or records were lost (Weir), with both logs.
+        // Say whether a transaction stayed open (the broker) or records
+        // were lost (Weir), with both logs.
         let tail = |log: String| {
             log.chars()
                 .rev()
