@@ -173,6 +173,25 @@ pub fn wait_connected(w: &mut WeirProcess) {
     }
 }
 
+/// Waits until `w` has been assigned partitions (after a SIGKILL without
+/// static membership, that takes its dead self's session timeout).
+pub fn wait_assigned(w: &mut WeirProcess) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !w.log_text().contains("partitions assigned") {
+        assert!(
+            w.running(),
+            "weir exited before it was assigned partitions:\n{}",
+            w.log_text()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "weir was not assigned partitions within 90 s:\n{}",
+            w.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One life of an instance, from the moment it connected.
 #[derive(Debug)]
 pub struct Life {
@@ -308,7 +327,7 @@ impl Life {
 /// Runs `weir run FILE --instance-id 0 EXTRA…` and SIGKILLs it `kills` times,
 /// restarting it at once: each kill once the life has committed progress,
 /// plus a seeded random delay of `delay_ms` (from, to). When a life `k > 0`
-/// has begun, the feeder's hold `k - 1` opens (see [`Feeder::for_lives`]), so
+/// has been assigned its partitions, the feeder's hold `k - 1` opens (see [`Feeder::for_lives`]), so
 /// that every life has input to work on.
 ///
 /// Exactly-once, if no earlier kill has left an aborted transaction in the
@@ -354,6 +373,9 @@ pub fn run_with_kills(
         w = WeirProcess::start(file, "0", extra);
         wait_connected(&mut w);
         life = Life::begin(k + 1, &progress);
+        // Fed once it works: input piled up while it waits for the group
+        // would be done in one go, and the kill would find nothing open.
+        wait_assigned(&mut w);
         feeder.open(k);
     }
     (w, done)
