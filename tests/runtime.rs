@@ -225,7 +225,10 @@ fn aggregate_emit_modes_lateness_and_changelog() {
     let mut update = Agg::new("", "");
     let (out, changelog) = update.run(0, &[("a", 1), ("b", 2), ("a", 3)]);
     assert_eq!(out, owned(&[("b", "1", None), ("a", "2", None)]), "in event-time order");
-    assert_eq!(changelog, 4, "two keys, stream time and the format marker");
+    assert_eq!(
+        changelog, 6,
+        "two keys, their timestamps (the newest event folded in), stream time and the format marker"
+    );
     update.commit();
     let (out, _) = update.run(3, &[("a", 4)]);
     assert_eq!(out, owned(&[("a", "3", None)]));

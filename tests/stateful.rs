@@ -411,8 +411,8 @@ fn clicks(n: usize) -> Vec<Click> {
 }
 
 /// Sessions per user (gap 30 s, grace 0) and which have closed at the end:
-/// those whose last click + 1 ms + gap is at or before their partition's
-/// stream time.
+/// those whose last click + gap is at or before their partition's stream
+/// time (Kafka Streams' suppression of session windows: end + gap + grace).
 fn session_reference(clicks: &[Click], gap: i64) -> (Vec<Value>, BTreeMap<String, Value>) {
     let mut sessions: BTreeMap<String, Vec<(i64, i64, u64)>> = BTreeMap::new();
     let mut st: HashMap<i32, i64> = HashMap::new();
@@ -434,7 +434,7 @@ fn session_reference(clicks: &[Click], gap: i64) -> (Vec<Value>, BTreeMap<String
         let p = clicks.iter().find(|c| c.user == user).map_or(0, |c| c.partition);
         for (first, last, n) in list {
             let v = json!({"user": user, "start": first, "end": last + 1, "events": n});
-            if last + 1 + gap <= st[&p] {
+            if last + gap <= st[&p] {
                 closed.push(v);
             } else {
                 open.insert(user.clone(), v);

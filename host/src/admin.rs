@@ -119,6 +119,9 @@ pub enum QueryError {
     /// The stage's emit failed on the stored accumulator.
     #[error("{0}")]
     Emit(String),
+    /// A store could not be read.
+    #[error("{0}")]
+    Store(String),
 }
 
 /// Answers store queries from committed state.

@@ -24,6 +24,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use crate::codec;
 use crate::codec::{BatchEncoder, EventRef};
 use crate::event::{Failure, Window};
 use crate::pipeline::{Aggregation, Emit};
@@ -92,6 +93,114 @@ pub enum AggregateError {
     /// A changelog record could not be sent.
     #[error(transparent)]
     Sink(#[from] SinkError),
+}
+
+/// What an aggregate stage folds with: a guest's `add`, `merge` and
+/// `migrate` ([`Operator`]), or a native fold (tests, the driver's checks).
+pub trait Fold {
+    /// The version whose format its accumulators are in (`name@digest`).
+    fn version_label(&self) -> String;
+    /// Whether it converts accumulators of other versions (`migrate`).
+    fn migrates(&self) -> bool;
+    /// Folds each group's events into its accumulator.
+    fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError>;
+    /// Merges two sessions' accumulators (older first).
+    fn merge(&mut self, key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Result<Vec<u8>, Failure>, GuestError>;
+    /// Converts an accumulator written by version `from`; `None` when it
+    /// does not migrate.
+    fn migrate(
+        &mut self,
+        from: &str,
+        key: Option<&[u8]>,
+        acc: &[u8],
+    ) -> Result<Option<Result<Vec<u8>, Failure>>, GuestError>;
+}
+
+impl Fold for Operator {
+    fn version_label(&self) -> String {
+        self.module().info().version_label()
+    }
+
+    fn migrates(&self) -> bool {
+        self.module().info().migrate
+    }
+
+    fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError> {
+        Operator::add(self, groups)
+    }
+
+    fn merge(&mut self, key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Result<Vec<u8>, Failure>, GuestError> {
+        Operator::merge(self, key, a, b)
+    }
+
+    fn migrate(
+        &mut self,
+        from: &str,
+        key: Option<&[u8]>,
+        acc: &[u8],
+    ) -> Result<Option<Result<Vec<u8>, Failure>>, GuestError> {
+        Operator::migrate(self, from, key, acc)
+    }
+}
+
+/// A native count: the accumulator is a little-endian u64 of the events
+/// folded in (the same format as the example `count` guests), sessions
+/// merge by adding. For tests of the stage's semantics without a guest.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Count;
+
+impl Count {
+    /// An accumulator's count; `None` for bytes that are not one.
+    pub fn read(acc: &[u8]) -> Option<u64> {
+        acc.try_into().ok().map(u64::from_le_bytes)
+    }
+}
+
+impl Fold for Count {
+    fn version_label(&self) -> String {
+        "native-count@0".to_owned()
+    }
+
+    fn migrates(&self) -> bool {
+        false
+    }
+
+    fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError> {
+        Ok(groups
+            .into_iter()
+            .map(|g| {
+                let n = codec::batch_len(&g.events);
+                match g.acc.as_deref().map_or(Some(0), Count::read) {
+                    Some(before) => Folded {
+                        acc: (before + u64::from(n)).to_le_bytes().to_vec(),
+                        failures: Vec::new(),
+                    },
+                    None => Folded {
+                        acc: g.acc.unwrap_or_default(),
+                        failures: (0..n)
+                            .map(|i| (i, Failure::new("bad-accumulator", "not a little-endian u64")))
+                            .collect(),
+                    },
+                }
+            })
+            .collect())
+    }
+
+    fn merge(&mut self, _key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Result<Vec<u8>, Failure>, GuestError> {
+        Ok(match (Count::read(a), Count::read(b)) {
+            (Some(a), Some(b)) => Ok((a + b).to_le_bytes().to_vec()),
+            _ => Err(Failure::new("bad-accumulator", "not a little-endian u64")),
+        })
+    }
+
+    fn migrate(
+        &mut self,
+        _from: &str,
+        _key: Option<&[u8]>,
+        _acc: &[u8],
+    ) -> Result<Option<Result<Vec<u8>, Failure>>, GuestError> {
+        Ok(None)
+    }
 }
 
 /// One task's aggregate stage: its store, open windows and stream time.
@@ -187,15 +296,15 @@ impl Aggregator {
     /// in this step's transaction: eagerly, so that the changelog, the store
     /// and the outputs change together and a crash redoes all of it. Without
     /// `migrate` the state is kept as it is (the versions share a format).
-    fn adopt(&mut self, op: &mut Operator, step: &mut Step) -> Result<(), AggregateError> {
-        let label = op.module().info().version_label();
+    fn adopt(&mut self, op: &mut dyn Fold, step: &mut Step) -> Result<(), AggregateError> {
+        let label = op.version_label();
         // The same bytes may go by several names (a file, a registry name).
         let digest = |l: &str| l.rsplit_once('@').map_or(l, |(_, d)| d).to_owned();
         if self.format.as_deref().map(digest) == Some(digest(&label)) {
             return Ok(());
         }
         if let Some(previous) = self.format.clone()
-            && op.module().info().migrate
+            && op.migrates()
         {
             let mut migrated = 0u64;
             for prefix in [[1u8], [2u8]] {
@@ -229,7 +338,7 @@ impl Aggregator {
     /// to emit and which events were rejected.
     pub fn step(
         &mut self,
-        op: &mut Operator,
+        op: &mut dyn Fold,
         events: &[EventRef<'_>],
         input_next: i64,
         sink: &mut dyn Sink,
@@ -295,7 +404,7 @@ impl Aggregator {
     /// The migrated entries go to the changelog in the open transaction.
     pub fn adopt_now(
         &mut self,
-        op: &mut Operator,
+        op: &mut dyn Fold,
         input_next: i64,
         sink: &mut dyn Sink,
     ) -> Result<Step, AggregateError> {
@@ -309,7 +418,7 @@ impl Aggregator {
     /// and closes what that closes.
     pub fn idle_close(
         &mut self,
-        op: &mut Operator,
+        op: &mut dyn Fold,
         now: Instant,
         stream_time: i64,
         input_next: i64,
@@ -326,7 +435,7 @@ impl Aggregator {
 
     fn fold_fixed(
         &mut self,
-        op: &mut Operator,
+        op: &mut dyn Fold,
         windowing: Option<Windowing>,
         events: &[EventRef<'_>],
         step: &mut Step,
@@ -402,7 +511,8 @@ impl Aggregator {
             let Some(acc) = outcome.acc.filter(|_| outcome.changed) else {
                 continue;
             };
-            let ts = b.members.iter().map(|&i| events[i].timestamp).max().unwrap_or(0);
+            let newest = b.members.iter().map(|&i| events[i].timestamp).max();
+            let ts = self.restamp(&b.store_key, newest)?;
             if let (Some(w), Some(window)) = (windowing, b.window) {
                 self.open.insert((w.close_time(window), b.store_key.clone()));
             }
@@ -418,7 +528,7 @@ impl Aggregator {
     /// events, not a running total, since events drop out as it slides.
     fn fold_sliding(
         &mut self,
-        op: &mut Operator,
+        op: &mut dyn Fold,
         w: Windowing,
         size: i64,
         events: &[EventRef<'_>],
@@ -459,25 +569,34 @@ impl Aggregator {
                     _ => None,
                 })
                 .collect();
-            let times: Vec<i64> = kept.iter().map(|e| e.0).collect();
-            // Windows that hold a new event, and right windows of new events,
-            // unless already closed when that event arrived (a window can
-            // open and close within one batch; `final` then emits it below).
-            let affected: Vec<Window> = window::sliding_windows(&times, size)
-                .into_iter()
-                .filter(|win| {
-                    new_at.iter().any(|&(t, off)| {
-                        let right = win.start == t + 1 && win.end == t + size + 2;
-                        ((win.start..win.end).contains(&t) || right)
-                            && !w.is_closed(*win, arrived.get(&(t, off)).copied().unwrap_or(i64::MAX))
-                    })
-                })
-                .collect();
+            // When an event came, in stream time; events of earlier batches
+            // came before every window open now closed.
+            let came = |t: i64, off: i64| arrived.get(&(t, off)).copied().unwrap_or(i64::MIN);
+            // As if one event came at a time (Kafka Streams): each new event
+            // touches the windows that exist once it has come — over the
+            // events that came up to it (offsets order arrivals within a
+            // task) — that hold it or are its right window, if they are
+            // open when it comes; a window holds only the events that came
+            // while it was open.
+            let mut affected: BTreeSet<Window> = BTreeSet::new();
+            for &(t, off) in &new_at {
+                let times: Vec<i64> = kept.iter().filter(|e| e.1 <= off).map(|e| e.0).collect();
+                let right = Window {
+                    start: t + 1,
+                    end: t + size + 2,
+                };
+                affected.extend(window::sliding_windows(&times, size).into_iter().filter(|win| {
+                    ((win.start..win.end).contains(&t) || *win == right) && !w.is_closed(*win, came(t, off))
+                }));
+            }
+            let affected: Vec<Window> = affected.into_iter().collect();
             let members: Vec<Vec<usize>> = affected
                 .iter()
                 .map(|win| {
                     (0..kept.len())
-                        .filter(|&j| (win.start..win.end).contains(&kept[j].0))
+                        .filter(|&j| {
+                            (win.start..win.end).contains(&kept[j].0) && !w.is_closed(*win, came(kept[j].0, kept[j].1))
+                        })
                         .collect()
                 })
                 .collect();
@@ -508,7 +627,9 @@ impl Aggregator {
                 let Some(acc) = outcome.acc else { continue };
                 let k = keys::windowed(key.as_deref(), *win);
                 self.open.insert((w.close_time(*win), k.clone()));
+                // Refolded from all its events: the newest of them.
                 let ts = m.iter().map(|&j| kept[j].0).max().unwrap_or(win.start);
+                self.put(keys::stamp(&k), Some(ts.to_le_bytes().to_vec()));
                 latest.insert(k.clone(), ts);
                 self.put(k, Some(acc));
             }
@@ -533,7 +654,7 @@ impl Aggregator {
 
     fn fold_sessions(
         &mut self,
-        op: &mut Operator,
+        op: &mut dyn Fold,
         w: Windowing,
         gap: i64,
         events: &[EventRef<'_>],
@@ -577,8 +698,8 @@ impl Aggregator {
                     known.push(plan.window);
                     let k = keys::windowed(ev.key, plan.window);
                     self.open.insert((w.close_time(plan.window), k.clone()));
-                    let ts = latest.get(&k).copied().unwrap_or(i64::MIN).max(ev.timestamp);
-                    latest.insert(k.clone(), ts);
+                    // A session's results carry its end (its newest event).
+                    latest.insert(k.clone(), plan.window.end - 1);
                     self.put(k, Some(acc));
                 }
             }
@@ -591,7 +712,7 @@ impl Aggregator {
     /// event into the result.
     fn fold_into_session(
         &mut self,
-        op: &mut Operator,
+        op: &mut dyn Fold,
         ev: &EventRef<'_>,
         plan: &window::SessionPlan,
         events: &[EventRef<'_>],
@@ -643,10 +764,16 @@ impl Aggregator {
             if self.spec.emit == Emit::Final
                 && let (Some(acc), Some((key, Some(window)))) = (self.store.get(&k)?, split(&k))
             {
+                let timestamp = match self.stamp(&k)? {
+                    Some(ts) => ts,
+                    // Sessions carry their end; so did windows stored
+                    // before stamps were kept.
+                    None => window.end - 1,
+                };
                 step.due.push(Due {
                     key,
                     window: Some(window),
-                    timestamp: window.end - 1,
+                    timestamp,
                     acc,
                 });
             }
@@ -660,9 +787,42 @@ impl Aggregator {
             {
                 self.purge_events(key.as_deref(), size, grace)?;
             }
+            if self.stamp(&k)?.is_some() {
+                self.put(keys::stamp(&k), None);
+            }
             self.put(k, None);
         }
         Ok(())
+    }
+
+    /// The timestamp of the accumulator at `store_key`, if stamped.
+    fn stamp(&self, store_key: &[u8]) -> Result<Option<i64>, StateError> {
+        let Some(bytes) = self.store.get(&keys::stamp(store_key))? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StateError::Corrupt {
+            key: store_key.to_vec(),
+            what: "a timestamp that is not 8 bytes",
+        })?;
+        Ok(Some(i64::from_le_bytes(bytes)))
+    }
+
+    /// Moves the accumulator's timestamp to the newest event folded in
+    /// (`newest`, of this batch) if that is later, and returns it: results
+    /// carry the largest timestamp of the events in them, as in Kafka Streams.
+    fn restamp(&mut self, store_key: &[u8], newest: Option<i64>) -> Result<i64, StateError> {
+        let old = self.stamp(store_key)?;
+        let ts = match (old, newest) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => a.or(b).ok_or_else(|| StateError::Corrupt {
+                key: store_key.to_vec(),
+                what: "an accumulator folded from no events",
+            })?,
+        };
+        if old != Some(ts) {
+            self.put(keys::stamp(store_key), Some(ts.to_le_bytes().to_vec()));
+        }
+        Ok(ts)
     }
 
     fn put(&mut self, k: Vec<u8>, v: Option<Vec<u8>>) {
@@ -718,7 +878,7 @@ fn split(k: &[u8]) -> Option<(Option<Vec<u8>>, Option<Window>)> {
     match keys::decode(k)? {
         Entry::Plain(key) => Some((key, None)),
         Entry::Windowed(key, w) => Some((key, Some(w))),
-        Entry::Meta(_) | Entry::Event(..) => None,
+        Entry::Meta(_) | Entry::Event(..) | Entry::Stamp(_) => None,
     }
 }
 
@@ -763,7 +923,7 @@ struct Outcome {
 /// (`single(group, j)` encodes its `j`-th event alone), so that only the
 /// events that trap are rejected (operators are deterministic).
 fn fold(
-    op: &mut Operator,
+    op: &mut dyn Fold,
     groups: Vec<Group>,
     sizes: &[usize],
     single: &dyn Fn(usize, usize) -> Vec<u8>,
@@ -787,7 +947,7 @@ fn fold(
         .collect()
 }
 
-fn one_by_one(op: &mut Operator, g: Group, n: usize, single: &dyn Fn(usize) -> Vec<u8>) -> Outcome {
+fn one_by_one(op: &mut dyn Fold, g: Group, n: usize, single: &dyn Fn(usize) -> Vec<u8>) -> Outcome {
     let mut acc = g.acc.clone();
     let mut changed = false;
     let mut failures = Vec::new();
@@ -841,5 +1001,296 @@ fn all_trapped_text(n: usize) -> Outcome {
         failures: (0..n)
             .map(|j| (j, Rejection::Failed(Failure::new("bad-result", "add returned nothing"))))
             .collect(),
+    }
+}
+
+/// The stage's semantics against Kafka Streams' documented behaviour, on the
+/// in-memory store with the native [`Count`]: no broker, no guest. Every
+/// scenario runs at several batch sizes and must give the same windows,
+/// counts, timestamps and late records (updates aside, which are per batch).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Changelog;
+    use crate::window::WindowKind;
+
+    /// Changelog records are checked elsewhere; here they only go somewhere.
+    struct Discard;
+
+    impl Sink for Discard {
+        fn send(&mut self, _: &OutRecord<'_>) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    /// A result: key, window as `[start, end)`, count, timestamp.
+    type Out = (String, Option<(i64, i64)>, u64, i64);
+
+    /// What a run emitted, dropped as late (key, timestamp) and left in its
+    /// store (accumulators and their stamps).
+    #[derive(Debug, Default, PartialEq)]
+    struct Ran {
+        out: Vec<Out>,
+        late: Vec<(String, i64)>,
+        store: Vec<crate::state::Entry>,
+    }
+
+    fn spec(window: Option<(WindowKind, i64)>, emit: Emit) -> Aggregation {
+        Aggregation {
+            window: window.map(|(kind, grace)| Windowing::new(kind, grace).unwrap()),
+            emit,
+            idle_close: None,
+            repartition: false,
+            partitions: None,
+        }
+    }
+
+    /// Feeds `records` (key, timestamp) in order, `batch` at a time, each
+    /// batch committed before the next.
+    fn run(spec: &Aggregation, records: &[(&str, i64)], batch: usize) -> Ran {
+        let changelog = Changelog {
+            topic: "t-changelog".into(),
+            partition: 0,
+        };
+        let mut agg = Aggregator::open(spec.clone(), Store::in_memory(changelog)).unwrap();
+        let mut ran = Ran::default();
+        for (n, chunk) in records.chunks(batch).enumerate() {
+            let mut enc = BatchEncoder::new();
+            for (i, (key, ts)) in chunk.iter().enumerate() {
+                let offset = (n * batch + i) as i64;
+                enc.push(
+                    *ts,
+                    "in",
+                    0,
+                    offset,
+                    Some(key.as_bytes()),
+                    Some(b"v"),
+                    std::iter::empty(),
+                );
+            }
+            let events = codec::read_events(enc.as_bytes()).unwrap();
+            let step = agg
+                .step(&mut Count, &events, (n * batch + chunk.len()) as i64, &mut Discard)
+                .unwrap();
+            for (i, why) in step.rejected {
+                assert!(matches!(why, Rejection::Late { .. }), "{why:?}");
+                ran.late.push((chunk[i].0.to_owned(), chunk[i].1));
+            }
+            for d in step.due {
+                let key = String::from_utf8(d.key.unwrap()).unwrap();
+                let window = d.window.map(|w| (w.start, w.end));
+                ran.out.push((key, window, Count::read(&d.acc).unwrap(), d.timestamp));
+            }
+            agg.commit(None).unwrap();
+        }
+        ran.store = agg.store().scan(&[1]).unwrap();
+        ran.store.extend(agg.store().scan(&[2]).unwrap());
+        // Kept sliding events are left out: those no window needs go when
+        // their key is next touched, which depends on batching.
+        ran.store.extend(agg.store().scan(&[4]).unwrap());
+        ran
+    }
+
+    /// The same results at batch sizes 1, 2, 3 and all at once.
+    fn run_batched(spec: &Aggregation, records: &[(&str, i64)]) -> Ran {
+        let one = run(spec, records, 1);
+        for batch in [2, 3, records.len()] {
+            let other = run(spec, records, batch);
+            if spec.emit == Emit::Final {
+                let only =
+                    |a: &Ran, b: &Ran| -> Vec<Out> { a.out.iter().filter(|o| !b.out.contains(o)).cloned().collect() };
+                assert!(
+                    other == one,
+                    "batch size {batch}: only at batch 1 {:?}, only at batch {batch} {:?}; late {:?} vs {:?}",
+                    only(&one, &other),
+                    only(&other, &one),
+                    one.late,
+                    other.late
+                );
+            } else {
+                // Updates come once per batch (a session merged within a
+                // batch is never shown); what they leave is the same.
+                assert_eq!(other.late, one.late, "late records at batch size {batch}");
+                assert_eq!(other.store, one.store, "the store at batch size {batch}");
+            }
+        }
+        one
+    }
+
+    fn k1(times: &[i64]) -> Vec<(&'static str, i64)> {
+        times.iter().map(|t| ("k1", *t)).collect()
+    }
+
+    #[test]
+    fn tumbling_final_results_as_kafka_streams_suppression() {
+        // SuppressScenarioTest.shouldSupportFinalResultsForTimeWindows:
+        // size 2, grace 1; the last record is out of the grace period.
+        let s = spec(Some((WindowKind::Tumbling { size: 2 }, 1)), Emit::Final);
+        let ran = run_batched(&s, &k1(&[0, 1, 2, 1, 0, 5, 0]));
+        assert_eq!(
+            ran.out,
+            [("k1".into(), Some((0, 2)), 4, 1), ("k1".into(), Some((2, 4)), 1, 2)],
+            "window [0,2) holds four records and carries the newest one's time"
+        );
+        assert_eq!(ran.late, [("k1".to_owned(), 0)]);
+    }
+
+    #[test]
+    fn tumbling_final_results_with_a_large_jump() {
+        // shouldSupportFinalResultsForTimeWindowsWithLargeJump: size 2, grace 2.
+        let s = spec(Some((WindowKind::Tumbling { size: 2 }, 2)), Emit::Final);
+        let ran = run_batched(&s, &k1(&[0, 1, 2, 0, 3, 0, 4, 0, 30]));
+        assert_eq!(
+            ran.out,
+            [
+                ("k1".into(), Some((0, 2)), 4, 1),
+                ("k1".into(), Some((2, 4)), 2, 3),
+                ("k1".into(), Some((4, 6)), 1, 4)
+            ]
+        );
+        assert_eq!(ran.late, [("k1".to_owned(), 0)]);
+    }
+
+    #[test]
+    fn updates_carry_the_newest_time_in_the_window_across_batches() {
+        // The raw (update) stream of the same scenario: [0/2] is 4 at time 1
+        // even though its last record has time 0.
+        let s = spec(Some((WindowKind::Tumbling { size: 2 }, 1)), Emit::Update);
+        let ran = run(&s, &k1(&[0, 1, 2, 1, 0, 5, 0]), 1);
+        assert_eq!(
+            ran.out,
+            [
+                ("k1".into(), Some((0, 2)), 1, 0),
+                ("k1".into(), Some((0, 2)), 2, 1),
+                ("k1".into(), Some((2, 4)), 1, 2),
+                ("k1".into(), Some((0, 2)), 3, 1),
+                ("k1".into(), Some((0, 2)), 4, 1),
+                ("k1".into(), Some((4, 6)), 1, 5)
+            ]
+        );
+        run_batched(&s, &k1(&[0, 1, 2, 1, 0, 5, 0]));
+        // Unwindowed: the newest time folded in, too.
+        let plain = spec(None, Emit::Update);
+        let ran = run(&plain, &k1(&[5, 3]), 1);
+        assert_eq!(ran.out, [("k1".into(), None, 1, 5), ("k1".into(), None, 2, 5)]);
+    }
+
+    #[test]
+    fn hopping_lateness_is_per_window() {
+        // Size 10, advance 5, grace 0: a record at 7 belongs to [0,10) and
+        // [5,15). At stream time 12, [0,10) has closed and [5,15) has not:
+        // the record counts in [5,15) only.
+        let s = spec(Some((WindowKind::Hopping { size: 10, advance: 5 }, 0)), Emit::Final);
+        let ran = run_batched(&s, &[("a", 1), ("a", 12), ("a", 7), ("a", 40)]);
+        assert_eq!(
+            ran.out,
+            [
+                ("a".into(), Some((0, 10)), 1, 1),
+                ("a".into(), Some((5, 15)), 2, 12),
+                ("a".into(), Some((10, 20)), 1, 12)
+            ]
+        );
+        assert!(ran.late.is_empty(), "on time for one of its windows: {:?}", ran.late);
+    }
+
+    #[test]
+    fn stream_time_is_shared_across_keys() {
+        // Another key's record moves stream time: k1's window closes.
+        let s = spec(Some((WindowKind::Tumbling { size: 10 }, 0)), Emit::Final);
+        let ran = run_batched(&s, &[("k1", 1), ("k2", 10), ("k1", 2)]);
+        assert_eq!(ran.out, [("k1".into(), Some((0, 10)), 1, 1)]);
+        assert_eq!(ran.late, [("k1".to_owned(), 2)]);
+    }
+
+    #[test]
+    fn sessions_as_kafka_streams_suppression() {
+        // shouldSupportFinalResultsForSessionWindows: gap 5, grace 0. A
+        // session is stored as [start, last + 1).
+        let s = spec(Some((WindowKind::Session { gap: 5 }, 0)), Emit::Final);
+        let records = [("k1", 0), ("k1", 5), ("k1", 1), ("k2", 6), ("k1", 5), ("k1", 30)];
+        let ran = run_batched(&s, &records);
+        assert_eq!(
+            ran.out,
+            [("k1".into(), Some((0, 6)), 3, 5), ("k2".into(), Some((6, 7)), 1, 6)],
+            "final results wait for end + gap + grace"
+        );
+        assert_eq!(
+            ran.late,
+            [("k1".to_owned(), 5)],
+            "late once end + grace is behind stream time"
+        );
+    }
+
+    #[test]
+    fn session_merges_are_inclusive_on_both_sides_and_delete_what_they_merge() {
+        // Gap 10: sessions {0} and {20} are bridged by 10 (10 - 0 = gap and
+        // 20 - 10 = gap); the merged session replaces both.
+        let s = spec(Some((WindowKind::Session { gap: 10 }, 100)), Emit::Final);
+        let ran = run_batched(&s, &[("a", 0), ("a", 20), ("a", 10), ("b", 500)]);
+        assert_eq!(ran.out, [("a".into(), Some((0, 21)), 3, 20)]);
+        let ran = run_batched(&s, &[("a", 0), ("a", 11), ("b", 500)]);
+        assert_eq!(
+            ran.out,
+            [("a".into(), Some((0, 1)), 1, 0), ("a".into(), Some((11, 12)), 1, 11)],
+            "11 is past the gap"
+        );
+    }
+
+    #[test]
+    fn sliding_final_results_as_kafka_streams_suppression() {
+        // shouldSupportFinalResultsForSlidingWindows: time difference 5,
+        // grace 15; windows are inclusive, stored as [start, end + 1).
+        let s = spec(Some((WindowKind::Sliding { size: 5 }, 15)), Emit::Final);
+        let ran = run_batched(&s, &k1(&[10, 11, 10, 13, 10, 24, 5, 7, 90]));
+        let mut got = ran.out.clone();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("k1".into(), Some((5, 11)), 5, 10),
+                ("k1".into(), Some((6, 12)), 5, 11),
+                ("k1".into(), Some((8, 14)), 5, 13),
+                ("k1".into(), Some((11, 17)), 2, 13),
+                ("k1".into(), Some((12, 18)), 1, 13),
+                ("k1".into(), Some((19, 25)), 1, 24)
+            ]
+        );
+        assert!(ran.late.is_empty(), "{:?}", ran.late);
+    }
+
+    #[test]
+    fn results_never_depend_on_batching() {
+        // 300 out-of-order records over 4 keys, at batch sizes 1, 2, 3 and
+        // 300, for every kind of window (final) and for updates.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let keys = ["a", "b", "c", "d"];
+        let mut t = 0i64;
+        let records: Vec<(&str, i64)> = (0..300)
+            .map(|_| {
+                t += (next() % 7) as i64;
+                let jitter = (next() % 45) as i64;
+                (keys[(next() % 4) as usize], (t - jitter).max(0))
+            })
+            .collect();
+        for kind in [
+            WindowKind::Tumbling { size: 20 },
+            WindowKind::Hopping { size: 20, advance: 5 },
+            WindowKind::Session { gap: 6 },
+            WindowKind::Sliding { size: 10 },
+        ] {
+            for emit in [Emit::Final, Emit::Update] {
+                let ran = run_batched(&spec(Some((kind, 8)), emit), &records);
+                assert!(
+                    !ran.out.is_empty() && !ran.late.is_empty(),
+                    "{kind:?}: a test that proves something"
+                );
+            }
+        }
     }
 }

@@ -10,21 +10,20 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use rocksdb::DB;
 use serde_json::{Value, json};
 
 use crate::admin::{Queries, QueryError};
 use crate::aggregate;
 use crate::event::EventResult;
 use crate::runtime::EmitRequest;
+use crate::state::Reader;
 use crate::state::keys::{self, Entry};
-use crate::state::scan_committed;
 use crate::task::Chain;
 
 /// The stores of this instance, by (stage index, partition).
 pub struct StoreQueries {
     chain: Arc<Chain>,
-    stores: Mutex<BTreeMap<(usize, i32), Arc<DB>>>,
+    stores: Mutex<BTreeMap<(usize, i32), Arc<dyn Reader>>>,
 }
 
 impl StoreQueries {
@@ -37,7 +36,7 @@ impl StoreQueries {
     }
 
     /// A task opened a store.
-    pub fn add(&self, stage: usize, partition: i32, db: Arc<DB>) {
+    pub fn add(&self, stage: usize, partition: i32, db: Arc<dyn Reader>) {
         if let Ok(mut s) = self.stores.lock() {
             tracing::debug!(stage, partition, "store open for queries");
             s.insert((stage, partition), db);
@@ -61,7 +60,7 @@ impl Queries for StoreQueries {
             .filter(|i| self.chain.stage_is_stateful(*i))
             .ok_or_else(|| QueryError::NoStage(stage.to_owned()))?;
         let windowed = self.chain.is_windowed(i);
-        let stores: Vec<(i32, Arc<DB>)> = self
+        let stores: Vec<(i32, Arc<dyn Reader>)> = self
             .stores
             .lock()
             .map(|s| {
@@ -73,7 +72,10 @@ impl Queries for StoreQueries {
         let mut found: Vec<(i32, Option<crate::event::Window>, Vec<u8>)> = Vec::new();
         for (p, db) in &stores {
             if windowed {
-                for (k, acc) in scan_committed(db, &keys::windows_of(Some(key))) {
+                for (k, acc) in db
+                    .scan(&keys::windows_of(Some(key)))
+                    .map_err(|e| QueryError::Store(e.to_string()))?
+                {
                     if let Some(Entry::Windowed(_, w)) = keys::decode(&k)
                         && w.start >= from
                         && w.start < to
@@ -81,7 +83,10 @@ impl Queries for StoreQueries {
                         found.push((*p, Some(w), acc));
                     }
                 }
-            } else if let Ok(Some(acc)) = db.get(keys::plain(Some(key))) {
+            } else if let Some(acc) = db
+                .get(&keys::plain(Some(key)))
+                .map_err(|e| QueryError::Store(e.to_string()))?
+            {
                 found.push((*p, None, acc));
             }
         }

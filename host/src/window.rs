@@ -145,17 +145,24 @@ impl Windowing {
         }
     }
 
-    /// When `window` stops accepting events and its final result is due:
-    /// `end + grace` (for a session, `end + gap + grace`: until then an event
-    /// can still extend it).
+    /// When `window`'s final result is due and its state goes: stream time
+    /// at or past its end + grace, the moment it stops accepting events.
+    /// Session and sliding windows are stored as `[start, last + 1)`. A
+    /// session closes at its last event + gap + grace, as Kafka Streams'
+    /// suppression emits it (until then an event can still extend it). A
+    /// sliding window `[start, last]` closes at `last + 1 + grace`: Kafka
+    /// Streams still folds an event into it at `last + grace` (its
+    /// `windowEnd >= closeTime`), so Weir emits it one millisecond of stream
+    /// time later than Kafka Streams' suppression, with that event in it.
     pub fn close_time(&self, window: Window) -> i64 {
-        let reach = match self.kind {
-            WindowKind::Session { gap } => gap,
-            _ => 0,
+        let end = match self.kind {
+            WindowKind::Session { gap } => window.end.saturating_sub(1).saturating_add(gap),
+            _ => window.end,
         };
-        window.end.saturating_add(reach).saturating_add(self.grace)
+        end.saturating_add(self.grace)
     }
 
+    /// How long, in event time, a window's state is needed after its start:
     /// How long, in event time, a window's state is needed after its start:
     /// what its store keeps before the window closes (tumbling and hopping:
     /// size + grace; sessions: gap + grace past the last event; sliding:
@@ -170,15 +177,21 @@ impl Windowing {
         span.saturating_add(self.grace)
     }
 
-    /// True when an event for `window` arrives too late at `stream_time`.
+    /// True when an event for `window` arrives too late at `stream_time`:
+    /// stream time has passed its end + grace. A session counts from its
+    /// last event *after* the event joined it (Kafka Streams'
+    /// `mergedWindow.end() < windowCloseTime`), so its gap does not count
+    /// here.
     pub fn is_late(&self, window: Window, stream_time: i64) -> bool {
-        self.close_time(window) <= stream_time
+        match self.kind {
+            WindowKind::Session { .. } => window.end.saturating_add(self.grace) <= stream_time,
+            _ => self.close_time(window) <= stream_time,
+        }
     }
 
-    /// True when `window`'s final result is due at `stream_time` (the same
-    /// moment it stops accepting events).
+    /// True when `window`'s final result is due at `stream_time`.
     pub fn is_closed(&self, window: Window, stream_time: i64) -> bool {
-        self.is_late(window, stream_time)
+        self.close_time(window) <= stream_time
     }
 }
 
@@ -387,11 +400,26 @@ mod tests {
     #[test]
     fn a_session_closes_after_gap_and_grace() {
         let s = Windowing::new(WindowKind::Session { gap: 30 }, 5).unwrap();
-        // Last event at 120: it could still be extended by an event at 150,
-        // which is on time until stream time passes 150 + grace 5.
+        // Last event at 120: an event at 150 could still extend it while
+        // stream time is at most 150 + grace 5, so its final result is due
+        // at 120 + gap 30 + grace 5 (Kafka Streams' suppression).
         let win = w(100, 121);
-        assert!(!s.is_closed(win, 155));
-        assert!(s.is_closed(win, 156));
+        assert!(!s.is_closed(win, 154));
+        assert!(s.is_closed(win, 155));
+        // An event joining it is late once its end + grace is behind stream time.
+        assert!(!s.is_late(win, 125));
+        assert!(s.is_late(win, 126));
+    }
+
+    #[test]
+    fn sliding_windows_close_when_they_stop_accepting_events() {
+        let s = Windowing::new(WindowKind::Sliding { size: 5 }, 15).unwrap();
+        // [5, 10] inclusive is stored as [5, 11); Kafka Streams folds an
+        // event into it up to stream time 10 + 15.
+        let win = w(5, 11);
+        assert!(!s.is_late(win, 25));
+        assert!(!s.is_closed(win, 25));
+        assert!(s.is_late(win, 26) && s.is_closed(win, 26));
     }
 
     #[test]

@@ -1020,7 +1020,7 @@ impl Instance {
                     keys: agg.store().estimated_keys(),
                     open_windows: agg.open_windows(),
                     stream_time: agg.stream_time(),
-                    path: agg.store().path().display().to_string(),
+                    path: agg.store().location().display().to_string(),
                 });
             }
         }

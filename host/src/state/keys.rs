@@ -5,6 +5,8 @@
 //! plain     := 0x01 rkey                       (unwindowed accumulator)
 //! windowed  := 0x02 rkey start end             (one window of a key)
 //! event     := 0x03 rkey ts offset             (an event kept for sliding windows)
+//! stamp     := 0x04 (plain | windowed)         (the largest event time folded
+//!                                               into that accumulator, i64 LE)
 //! rkey      := 0x00                            (no key)
 //!            | 0x01 u32be len, bytes           (a key)
 //! start/end/ts/offset := i64 big-endian with the sign bit flipped, so
@@ -30,6 +32,7 @@ const META: u8 = 0;
 const PLAIN: u8 = 1;
 const WINDOWED: u8 = 2;
 const EVENT: u8 = 3;
+const STAMP: u8 = 4;
 
 /// What a store key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,9 @@ pub enum Entry {
     Windowed(Option<Vec<u8>>, Window),
     /// An event of a key kept for sliding windows: its time and offset.
     Event(Option<Vec<u8>>, i64, i64),
+    /// The timestamp of an accumulator (whose store key it holds): the
+    /// largest event time folded into it, the timestamp of its results.
+    Stamp(Vec<u8>),
 }
 
 /// The key of a meta entry.
@@ -88,6 +94,15 @@ pub fn event(key: Option<&[u8]>, ts: i64, offset: i64) -> Vec<u8> {
     k
 }
 
+/// The key of the timestamp of the accumulator at `store_key` (a plain or
+/// windowed key).
+pub fn stamp(store_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(store_key.len() + 1);
+    k.push(STAMP);
+    k.extend_from_slice(store_key);
+    k
+}
+
 /// Reads a store key back; `None` for bytes no store writes.
 pub fn decode(bytes: &[u8]) -> Option<Entry> {
     let (&tag, rest) = bytes.split_first()?;
@@ -110,6 +125,10 @@ pub fn decode(bytes: &[u8]) -> Option<Entry> {
                 Entry::Event(key, a, b)
             })
         }
+        STAMP => match decode(rest)? {
+            Entry::Plain(_) | Entry::Windowed(..) => Some(Entry::Stamp(rest.to_vec())),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -164,6 +183,13 @@ mod tests {
         assert_eq!(
             decode(&event(Some(b"k"), -3, 7)),
             Some(Entry::Event(Some(b"k".to_vec()), -3, 7))
+        );
+        let acc = windowed(Some(b"k"), w);
+        assert_eq!(decode(&stamp(&acc)), Some(Entry::Stamp(acc.clone())));
+        assert_eq!(
+            decode(&stamp(&meta(STREAM_TIME))),
+            None,
+            "only accumulators have stamps"
         );
         assert_eq!(decode(&[9, 1]), None);
         assert_eq!(decode(&[PLAIN, 1, 0, 0, 0, 9]), None, "length past the end");

@@ -1,35 +1,40 @@
-//! State stores: one RocksDB database per stateful stage per task, written
-//! only with what Kafka has committed.
+//! State stores, written only with what Kafka has committed.
 //!
-//! A [`Store`] has two layers. Writes of the open transaction are *staged*
-//! in memory (reads see them); when the transaction commits they are applied
-//! to RocksDB in one write batch together with a checkpoint — the changelog
-//! offset that local state is complete up to. An abort throws the staged
-//! writes away. So local state is never ahead of Kafka: after a crash a task
-//! replays at most the changelog tail past its checkpoint, and only a task
-//! with no local state at all restores everything.
+//! A [`Store`] is one stage's state for one task, in two layers. Writes of
+//! the open transaction are *staged* in memory (reads see them); when the
+//! transaction commits they are applied to the store's [`Engine`] in one
+//! atomic write together with a checkpoint — the changelog offset that local
+//! state is complete up to. An abort throws the staged writes away. So local
+//! state is never ahead of Kafka: after a crash a task replays at most the
+//! changelog tail past its checkpoint, and only a task with no local state
+//! at all restores everything.
+//!
+//! Engines: [`rocks`] (RocksDB on disk, what `weir run` uses) and
+//! [`memory`] (for tests and the broker-free driver). No RocksDB type leaves
+//! this module; readers outside a task (interactive queries) get a
+//! [`Reader`] of the committed state.
 //!
 //! Store keys ([`keys`]) are the changelog's record keys too, so restoring
 //! is applying records in order.
 
 pub mod keys;
+pub mod memory;
+pub mod rocks;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
-
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    /// RocksDB could not open the store (another process holds it, no
+    /// The store could not be opened (another process holds it, no
     /// permission, corrupt files…).
     #[error("cannot open the state store at {}: {reason}", path.display())]
     Open {
         /// The store's directory.
         path: PathBuf,
-        /// RocksDB's message.
+        /// The engine's message.
         reason: String,
     },
     /// A read or write failed.
@@ -39,8 +44,16 @@ pub enum StateError {
         path: PathBuf,
         /// What was attempted.
         op: &'static str,
-        /// RocksDB's message.
+        /// The engine's message.
         reason: String,
+    },
+    /// An entry holds what no store writes (a bug, or a foreign store).
+    #[error("state store entry {key:02x?} holds {what}")]
+    Corrupt {
+        /// The entry's key.
+        key: Vec<u8>,
+        /// What is wrong with it.
+        what: &'static str,
     },
 }
 
@@ -59,41 +72,62 @@ pub type Write = (Vec<u8>, Option<Vec<u8>>);
 /// An entry: key and value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// Reads of committed state; safe to share with other threads (interactive
+/// queries read while the task writes).
+pub trait Reader: Send + Sync {
+    /// A committed value.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Every committed entry whose key starts with `prefix`, in key order.
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError>;
+}
+
+/// Where a store's committed state lives.
+pub trait Engine: Reader {
+    /// Where it is (a directory, or `memory`), for messages.
+    fn location(&self) -> &Path;
+    /// Applies `writes` and the checkpoint (when given) atomically.
+    /// `logged = false` may skip the engine's own log (bulk restores): such
+    /// writes are durable only after [`Engine::persist`], and a crash before
+    /// that loses them *and* their checkpoint together.
+    fn write(&self, writes: Vec<Write>, checkpoint: Option<i64>, logged: bool) -> Result<(), StateError>;
+    /// Deletes every entry and the checkpoint.
+    fn wipe(&self) -> Result<(), StateError>;
+    /// Makes unlogged writes durable.
+    fn persist(&self) -> Result<(), StateError>;
+    /// Estimated number of entries.
+    fn estimated_keys(&self) -> u64;
+}
+
 /// One stage's state for one task.
 pub struct Store {
-    db: Arc<DB>,
-    path: PathBuf,
+    engine: Arc<dyn Engine>,
     changelog: Changelog,
     staged: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path`.
+    /// Opens (or creates) a RocksDB store in `path`.
     pub fn open(path: &Path, changelog: Changelog) -> Result<Store, StateError> {
-        std::fs::create_dir_all(path).map_err(|e| StateError::Open {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        // Small, many stores: keep each one's footprint modest.
-        opts.set_write_buffer_size(16 << 20);
-        opts.set_max_open_files(64);
-        let db = DB::open(&opts, path).map_err(|e| StateError::Open {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        Ok(Store {
-            db: Arc::new(db),
-            path: path.to_owned(),
-            changelog,
-            staged: BTreeMap::new(),
-        })
+        Ok(Store::on(Arc::new(rocks::Rocks::open(path)?), changelog))
     }
 
-    /// The store's directory.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// An empty store in memory.
+    pub fn in_memory(changelog: Changelog) -> Store {
+        Store::on(Arc::new(memory::Memory::default()), changelog)
+    }
+
+    /// A store over `engine`.
+    pub fn on(engine: Arc<dyn Engine>, changelog: Changelog) -> Store {
+        Store {
+            engine,
+            changelog,
+            staged: BTreeMap::new(),
+        }
+    }
+
+    /// Where the committed state lives (a directory, or `memory`).
+    pub fn location(&self) -> &Path {
+        self.engine.location()
     }
 
     /// Where changes go.
@@ -102,18 +136,15 @@ impl Store {
     }
 
     /// The committed state, for readers outside the task (interactive
-    /// queries): RocksDB serves concurrent reads.
-    pub fn committed(&self) -> Arc<DB> {
-        self.db.clone()
+    /// queries).
+    pub fn committed(&self) -> Arc<dyn Reader> {
+        self.engine.clone()
     }
 
     /// The changelog offset local state is complete up to; `None` for a store
     /// that has never been written (restore everything).
     pub fn checkpoint(&self) -> Result<Option<i64>, StateError> {
-        let v = self
-            .db
-            .get(keys::meta(keys::CHECKPOINT))
-            .map_err(|e| self.io("read", e))?;
+        let v = self.engine.get(&keys::meta(keys::CHECKPOINT))?;
         Ok(v.and_then(|b| b.try_into().ok()).map(i64::from_le_bytes))
     }
 
@@ -122,20 +153,13 @@ impl Store {
         if let Some(v) = self.staged.get(key) {
             return Ok(v.clone());
         }
-        self.db.get(key).map_err(|e| self.io("read", e))
+        self.engine.get(key)
     }
 
     /// Every entry whose key starts with `prefix`, staged writes applied, in
     /// key order.
     pub fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
-        let mut out: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for item in self.db.iterator(IteratorMode::From(prefix, Direction::Forward)) {
-            let (k, v) = item.map_err(|e| self.io("scan", e))?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.insert(k.into_vec(), v.into_vec());
-        }
+        let mut out: BTreeMap<Vec<u8>, Vec<u8>> = self.engine.scan(prefix)?.into_iter().collect();
         for (k, v) in self.staged.range(prefix.to_vec()..) {
             if !k.starts_with(prefix) {
                 break;
@@ -160,7 +184,7 @@ impl Store {
             return Ok(());
         }
         let staged = std::mem::take(&mut self.staged);
-        self.apply(staged, checkpoint)
+        self.engine.write(staged.into_iter().collect(), checkpoint, true)
     }
 
     /// The transaction aborted: forget its writes.
@@ -168,15 +192,13 @@ impl Store {
         self.staged.clear();
     }
 
-    /// Writes committed changes straight to RocksDB with a new checkpoint,
+    /// Writes committed changes straight to the engine with a new checkpoint,
     /// atomically (restoring from the changelog).
     pub fn apply(&self, writes: impl IntoIterator<Item = Write>, checkpoint: Option<i64>) -> Result<(), StateError> {
-        self.db
-            .write(batch(writes, checkpoint))
-            .map_err(|e| self.io("write", e))
+        self.engine.write(writes.into_iter().collect(), checkpoint, true)
     }
 
-    /// Like [`Store::apply`] without RocksDB's write-ahead log, for bulk
+    /// Like [`Store::apply`] without the engine's own log, for bulk
     /// restores: faster, and durable only after [`Store::persist`] (a crash
     /// before that loses these writes *and* their checkpoint together, so
     /// the restore simply starts again from the last persisted one).
@@ -185,10 +207,7 @@ impl Store {
         writes: impl IntoIterator<Item = Write>,
         checkpoint: Option<i64>,
     ) -> Result<(), StateError> {
-        let batch = batch(writes, checkpoint);
-        let mut opts = WriteOptions::default();
-        opts.disable_wal(true);
-        self.db.write_opt(batch, &opts).map_err(|e| self.io("write", e))
+        self.engine.write(writes.into_iter().collect(), checkpoint, false)
     }
 
     /// Deletes every entry and the checkpoint, so that the store restores
@@ -196,74 +215,33 @@ impl Store {
     /// checkpoint (a time-deleted windowed changelog moved its start past it).
     /// Called before the task stages anything (restores run first).
     pub fn wipe(&self) -> Result<(), StateError> {
-        let mut batch = WriteBatch::default();
-        for item in self.db.iterator(IteratorMode::Start) {
-            let (k, _) = item.map_err(|e| self.io("scan", e))?;
-            batch.delete(k);
-        }
-        self.db.write(batch).map_err(|e| self.io("write", e))
+        self.engine.wipe()
     }
 
-    /// Flushes memory tables to disk, making unlogged writes durable.
+    /// Makes unlogged writes durable.
     pub fn persist(&self) -> Result<(), StateError> {
-        self.db.flush().map_err(|e| self.io("flush", e))
+        self.engine.persist()
     }
 
-    /// Estimated number of entries (RocksDB's estimate).
+    /// Estimated number of entries.
     pub fn estimated_keys(&self) -> u64 {
-        self.db
-            .property_int_value("rocksdb.estimate-num-keys")
-            .ok()
-            .flatten()
-            .unwrap_or(0)
+        self.engine.estimated_keys()
     }
-
-    fn io(&self, op: &'static str, e: rocksdb::Error) -> StateError {
-        StateError::Io {
-            path: self.path.clone(),
-            op,
-            reason: e.to_string(),
-        }
-    }
-}
-
-/// One atomic RocksDB write: the writes and the checkpoint.
-fn batch(writes: impl IntoIterator<Item = Write>, checkpoint: Option<i64>) -> WriteBatch {
-    let mut batch = WriteBatch::default();
-    for (k, v) in writes {
-        match v {
-            Some(v) => batch.put(k, v),
-            None => batch.delete(k),
-        }
-    }
-    if let Some(c) = checkpoint {
-        batch.put(keys::meta(keys::CHECKPOINT), c.to_le_bytes());
-    }
-    batch
-}
-
-/// Every entry of a committed store whose key starts with `prefix`.
-pub fn scan_committed(db: &DB, prefix: &[u8]) -> Vec<Entry> {
-    db.iterator(IteratorMode::From(prefix, Direction::Forward))
-        .map_while(Result::ok)
-        .take_while(|(k, _)| k.starts_with(prefix))
-        .map(|(k, v)| (k.into_vec(), v.into_vec()))
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn changelog() -> Changelog {
+        Changelog {
+            topic: "app-s-changelog".into(),
+            partition: 0,
+        }
+    }
+
     fn store(dir: &Path) -> Store {
-        Store::open(
-            dir,
-            Changelog {
-                topic: "app-s-changelog".into(),
-                partition: 0,
-            },
-        )
-        .unwrap()
+        Store::open(dir, changelog()).unwrap()
     }
 
     #[test]
@@ -290,7 +268,28 @@ mod tests {
     #[test]
     fn scan_merges_staged_deletes_and_stays_in_prefix() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = store(dir.path());
+        for mut s in [store(dir.path()), Store::in_memory(changelog())] {
+            scan_merges(&mut s);
+        }
+    }
+
+    #[test]
+    fn memory_and_rocks_agree_on_commit_discard_and_wipe() {
+        let dir = tempfile::tempdir().unwrap();
+        for mut s in [store(dir.path()), Store::in_memory(changelog())] {
+            s.stage(b"a".to_vec(), Some(b"1".to_vec()));
+            s.commit(Some(4)).unwrap();
+            s.stage(b"a".to_vec(), Some(b"2".to_vec()));
+            s.discard();
+            assert_eq!(s.get(b"a").unwrap(), Some(b"1".to_vec()), "{}", s.location().display());
+            assert_eq!(s.checkpoint().unwrap(), Some(4));
+            s.wipe().unwrap();
+            assert_eq!(s.checkpoint().unwrap(), None);
+            assert!(s.scan(b"").unwrap().is_empty());
+        }
+    }
+
+    fn scan_merges(s: &mut Store) {
         s.apply(
             [
                 (b"k1".to_vec(), Some(b"x".to_vec())),
@@ -304,6 +303,6 @@ mod tests {
         s.stage(b"k3".to_vec(), Some(b"w".to_vec()));
         let keys: Vec<Vec<u8>> = s.scan(b"k").unwrap().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec![b"k2".to_vec(), b"k3".to_vec()]);
-        assert_eq!(scan_committed(&s.committed(), b"k").len(), 2);
+        assert_eq!(s.committed().scan(b"k").unwrap().len(), 2);
     }
 }
