@@ -56,6 +56,20 @@ pub enum InternalKind {
     Control,
 }
 
+/// Inputs that one stateful task reads together have different partition
+/// counts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "stage {stage} keeps state over inputs that are not co-partitioned: {topics}; give them the same \
+     number of partitions, or let the stage repartition them (remove `repartition = false`)"
+)]
+pub struct CoPartitionError {
+    /// The stateful stage.
+    pub stage: String,
+    /// Each input with its partition count.
+    pub topics: String,
+}
+
 /// A pipeline's topology.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
@@ -109,6 +123,37 @@ impl Topology {
     /// The sub-topologies, in the order records flow through them.
     pub fn sub_topologies(&self) -> &[SubTopology] {
         &self.subs
+    }
+
+    /// Checks that the topics a task reads together are co-partitioned:
+    /// a sub-topology that keeps state and reads several inputs folds the
+    /// records of one key in one task only if every input has the same
+    /// number of partitions (a key's records then share a partition
+    /// number, as the default partitioner puts them). `partitions` gives a
+    /// topic's count, `None` when it is unknown (a missing topic is
+    /// reported elsewhere).
+    pub fn check_co_partitioning(&self, partitions: &dyn Fn(&str) -> Option<i32>) -> Result<(), CoPartitionError> {
+        for sub in self.subs.iter().filter(|s| s.source.is_none()) {
+            let Some(stage) = self.stages[sub.first..sub.end].iter().find(|s| s.aggregate.is_some()) else {
+                continue;
+            };
+            let counts: Vec<(String, i32)> = self
+                .inputs
+                .iter()
+                .filter_map(|t| partitions(t).map(|n| (t.clone(), n)))
+                .collect();
+            if counts.windows(2).any(|w| w[0].1 != w[1].1) {
+                return Err(CoPartitionError {
+                    stage: stage.name.clone(),
+                    topics: counts
+                        .iter()
+                        .map(|(t, n)| format!("{t} ({n} partitions)"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The changelog topic of stage `stage`'s store.
@@ -399,5 +444,36 @@ default = "counts"
         assert_eq!(t.sub_topologies().len(), 1);
         assert!(t.internal_topics().is_empty());
         assert!(t.repartition_topics().is_empty());
+    }
+
+    #[test]
+    fn a_stateful_task_over_several_inputs_needs_them_co_partitioned() {
+        let text = r#"
+application-id = "j"
+inputs = ["a", "b"]
+[[stage]]
+name = "count"
+kind = "aggregate"
+module = "c.wasm"
+repartition = false
+[outputs]
+default = "out"
+"#;
+        let t = topology(text);
+        let counts = |a: i32, b: i32| move |topic: &str| Some(if topic == "a" { a } else { b });
+        assert_eq!(t.check_co_partitioning(&counts(3, 3)), Ok(()));
+        let e = t.check_co_partitioning(&counts(3, 4)).unwrap_err();
+        assert_eq!(e.topics, "a (3 partitions), b (4 partitions)");
+        assert!(e.to_string().contains("stage count"), "{e}");
+        // Repartitioned, the inputs need not match: the repartition topic does.
+        let t = topology(&text.replace("repartition = false", "repartition = true"));
+        assert_eq!(t.check_co_partitioning(&counts(3, 4)), Ok(()));
+        // Stateless: nothing to co-partition.
+        let t = topology(
+            &text
+                .replace("kind = \"aggregate\"\n", "")
+                .replace("repartition = false\n", ""),
+        );
+        assert_eq!(t.check_co_partitioning(&counts(3, 4)), Ok(()));
     }
 }

@@ -103,6 +103,9 @@ pub enum InstanceError {
         /// The pipeline file.
         file: PathBuf,
     },
+    /// A stateful task would read inputs with different partition counts.
+    #[error(transparent)]
+    NotCoPartitioned(#[from] crate::topology::CoPartitionError),
     /// Topics the pipeline reads or writes do not exist.
     #[error("topic(s) {topics} do not exist; weir does not create topics, so create them and start again")]
     MissingTopics {
@@ -567,6 +570,14 @@ impl Instance {
                 topics: missing.join(", "),
             });
         }
+        let partitions = |topic: &str| {
+            metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .map(|t| t.partitions().len() as i32)
+        };
+        chain.topology().check_co_partitioning(&partitions)?;
         if pipeline.guarantee == Guarantee::ExactlyOnce {
             shared
                 .producer
