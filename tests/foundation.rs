@@ -528,3 +528,91 @@ fn weir_topology_describes_every_example_pipeline() {
     let run = run_weir([std::ffi::OsStr::new("topology"), file.as_os_str()]);
     assert!(!run.ok && run.stderr.contains("stages"), "{}", run.stderr);
 }
+
+/// `weir test PIPELINE.toml` runs an example pipeline without a broker:
+/// daily-stats emits per record (update), dead-letters a trade that comes
+/// after its day closed, and `--state` shows the open days; trades-latest
+/// (two sub-topologies through a repartition topic) emits its final windows
+/// once the wall clock moves past `idle-close`.
+#[test]
+fn weir_test_runs_a_whole_pipeline_without_a_broker() {
+    let _ = guests();
+    let dir = tempfile::tempdir().unwrap();
+    let examples = repo().join("guest-examples/pipelines");
+    const DAY: i64 = 86_400_000;
+    let trade = |symbol: &str, price: &str, ts: i64| {
+        format!(r#"{{"key": "{symbol}", "value": {{"symbol": "{symbol}", "price": {price}}}, "timestamp": {ts}}}"#)
+    };
+    let lines = [
+        trade("SAP", "10.0", 1000),
+        trade("SAP", "12.0", 2000),
+        trade("ACME", "5.0", 3000),
+        // The next day, past the 1 h grace: day 0 closes.
+        trade("SAP", "11.0", DAY + 3_600_001),
+        // Day 0 again: late.
+        trade("SAP", "1.0", 4000),
+    ];
+    let input = dir.path().join("trades.jsonl");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let file = examples.join("daily-stats.toml");
+    let run = run_weir([
+        "test".as_ref(),
+        file.as_os_str(),
+        "--input".as_ref(),
+        format!("trades={}", input.display()).as_ref(),
+        "--state".as_ref(),
+    ]);
+    assert!(run.ok, "{}", run.stderr);
+    let out: Vec<serde_json::Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let on = |topic: &str| -> Vec<&serde_json::Value> { out.iter().filter(|v| v["topic"] == topic).collect() };
+    let stats = on("daily-stats");
+    assert_eq!(stats.len(), 4, "one update per on-time trade:\n{}", run.stdout);
+    assert_eq!(stats[1]["window"], serde_json::json!({"start": 0, "end": DAY}));
+    assert_eq!(stats[1]["timestamp"], 2000, "the newest trade in the window");
+    let stats1: serde_json::Value = serde_json::from_str(stats[1]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(stats1["count"], 2, "{stats1}");
+    let late = on("trades-late");
+    assert_eq!(late.len(), 1, "{}", run.stdout);
+    assert_eq!(late[0]["timestamp"], 4000);
+    let state: Vec<&serde_json::Value> = out.iter().filter_map(|v| v.get("state")).collect();
+    assert_eq!(state.len(), 1, "only day 1 is open:\n{}", run.stdout);
+    assert_eq!(state[0]["key"], "SAP");
+    assert_eq!(state[0]["window"]["start"], DAY);
+    assert!(run.stderr.contains("1 late"), "{}", run.stderr);
+
+    // trades-latest: 2 s windows, final, idle-close 1s.
+    let t = |isin: &str, ts: i64| {
+        format!(r#"{{"key": "S", "value": {{"isinStockCode": "{isin}", "price": 1, "seq": {ts}}}, "timestamp": {ts}}}"#)
+    };
+    let lines = [t("X1", 100), t("X1", 900), t("X2", 1500), t("X1", 2500)];
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let latest = examples.join("trades-latest.toml");
+    let arg = format!("trades={}", input.display());
+    let run = run_weir(["test", &latest.display().to_string(), "--input", &arg]);
+    assert!(run.ok, "{}", run.stderr);
+    let windows: Vec<serde_json::Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        windows.len(),
+        2,
+        "[0, 2000) of X1 and X2 closed at 2500:\n{}",
+        run.stdout
+    );
+    assert!(windows.iter().all(|w| w["window"]["start"] == 0));
+    let x1 = windows.iter().find(|w| w["key"] == "X1").expect("X1's window");
+    assert_eq!(x1["timestamp"], 900, "the latest trade of the window");
+    std::fs::write(
+        &input,
+        format!("{}\n{{\"advance-wall-clock\": \"3s\"}}\n", lines.join("\n")),
+    )
+    .unwrap();
+    let run = run_weir(["test", &latest.display().to_string(), "--input", &arg]);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(
+        run.stdout.lines().count(),
+        3,
+        "the wall clock closes [2000, 4000):\n{}",
+        run.stdout
+    );
+    let run = run_weir(["test", &latest.display().to_string(), "--input", "nope=x.jsonl"]);
+    assert!(!run.ok && run.stderr.contains("nope is not an input"), "{}", run.stderr);
+}

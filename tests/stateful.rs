@@ -45,6 +45,22 @@ const T0: i64 = 1_767_571_200_000;
 /// components, `[kafka]` and `[dev]` are replaced, and `extra` top-level keys
 /// are added.
 fn example(dir: &Path, name: &str, app: &str, names: &[(&str, &str)], extra: &str) -> PathBuf {
+    let body = example_body(name, app, names);
+    let path = dir.join(name);
+    let state = dir.join("state");
+    let text = format!(
+        "{extra}\nstate-dir = \"{}\"\n{body}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
+         \"session.timeout.ms\" = 6000\n",
+        state.display(),
+        broker().bootstrap
+    );
+    std::fs::write(&path, text).expect("write the pipeline");
+    path
+}
+
+/// An example pipeline's text before `[kafka]`, with the application id,
+/// topic names and module paths replaced as [`example`] says.
+fn example_body(name: &str, app: &str, names: &[(&str, &str)]) -> String {
     let _ = guests();
     let text = std::fs::read_to_string(repo().join("guest-examples/pipelines").join(name)).expect("example pipeline");
     let body = text.split("\n[kafka]").next().expect("a body");
@@ -65,16 +81,7 @@ fn example(dir: &Path, name: &str, app: &str, names: &[(&str, &str)], extra: &st
     for (from, to) in names {
         body = body.replace(&format!("\"{from}\""), &format!("\"{to}\""));
     }
-    let path = dir.join(name);
-    let state = dir.join("state");
-    let text = format!(
-        "{extra}\nstate-dir = \"{}\"\n{body}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
-         \"session.timeout.ms\" = 6000\n",
-        state.display(),
-        broker().bootstrap
-    );
-    std::fs::write(&path, text).expect("write the pipeline");
-    path
+    body
 }
 
 /// A top-level pipeline key for tests that read a repartition topic from its
@@ -1409,4 +1416,168 @@ fn bad_stateful_setups_say_what_is_wrong() {
         e.contains("cannot open the state store") && e.contains("not-a-dir"),
         "{e}"
     );
+
+    // A count over two inputs read directly (no repartition) with 2 and 3
+    // partitions: a key's records would meet in different tasks.
+    let (a, b) = (unique("left"), unique("right"));
+    create_topic(&a, 2);
+    create_topic(&b, 3);
+    let copart = dir.path().join("copart.toml");
+    std::fs::write(
+        &copart,
+        format!(
+            "application-id = \"{}\"\ninputs = [\"{a}\", \"{b}\"]\nstate-dir = \"{}\"\n[[stage]]\nname = \"count\"\n\
+             kind = \"aggregate\"\nmodule = \"{}\"\nrepartition = false\n[outputs]\ndefault = \"{output}\"\n\
+             [kafka]\n\"bootstrap.servers\" = \"{}\"\n",
+            unique("copart"),
+            dir.path().join("state").display(),
+            repo().join("guest-examples/dist/rust-count.wasm").display(),
+            broker().bootstrap
+        ),
+    )
+    .unwrap();
+    let e = run(&copart);
+    assert!(
+        e.contains("not co-partitioned")
+            && e.contains(&format!("{a} (2 partitions)"))
+            && e.contains(&format!("{b} (3 partitions)")),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The same examples through the broker-free driver (`weir::testing`), against
+// the same references: one partition per topic, so every reference runs with
+// all records on partition 0.
+
+/// Runs example `name` through the broker-free driver, record by record, on
+/// the same engine as `weir run` (every topic and store in memory): one
+/// input's records in their order, then `idle` of wall-clock time. Returns
+/// what each topic received, as records of partition 0.
+fn drive(name: &str, input: (&str, Vec<In>), idle: Duration) -> BTreeMap<String, Vec<CommittedRecord>> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    let body = example_body(name, &format!("drive-{name}"), &[]);
+    std::fs::write(
+        &file,
+        format!("{body}\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n"),
+    )
+    .unwrap();
+    let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
+    let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
+    let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+    let (topic, records) = input;
+    for r in &records {
+        let event = weir::event::Event {
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(name, value)| weir::event::Header {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            timestamp: r.timestamp.unwrap_or(0),
+            ..weir::event::Event::default()
+        };
+        driver.pipe(topic, vec![event]).unwrap();
+    }
+    if !idle.is_zero() {
+        driver.advance_wall_clock(idle).unwrap();
+    }
+    driver
+        .outputs()
+        .iter()
+        .map(|(topic, records)| {
+            let records = records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| CommittedRecord {
+                    partition: 0,
+                    offset: i as i64,
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                    headers: r.headers.clone(),
+                    timestamp: r.timestamp,
+                })
+                .collect();
+            (topic.clone(), records)
+        })
+        .collect()
+}
+
+/// What `topic` received in a driven run.
+fn received<'a>(out: &'a BTreeMap<String, Vec<CommittedRecord>>, topic: &str) -> &'a [CommittedRecord] {
+    out.get(topic).map_or(&[], Vec::as_slice)
+}
+
+#[test]
+fn daily_stats_through_the_driver() {
+    let mut trades = daily_trades(3000);
+    trades.iter_mut().for_each(|t| t.partition = 0);
+    let (want, late) = daily_reference(&trades, 3_600_000);
+    assert!(late.len() > 20, "the data must have late trades: {}", late.len());
+    let out = drive("daily-stats.toml", ("trades", trade_records(&trades)), Duration::ZERO);
+    assert_eq!(last_by_key_window(received(&out, "daily-stats")), want);
+    let mut got_late: Vec<usize> = received(&out, "trades-late")
+        .iter()
+        .map(|r| {
+            assert_eq!(r.header("weir.error.code"), Some(Some(&b"late"[..])), "{r:?}");
+            let v: Value = serde_json::from_str(r.value_str().unwrap()).unwrap();
+            v["seq"].as_u64().unwrap() as usize
+        })
+        .collect();
+    got_late.sort_unstable();
+    assert_eq!(got_late, late, "dead-lettered trades are exactly the late ones");
+}
+
+#[test]
+fn sessions_through_the_driver() {
+    let mut data = clicks(3000);
+    data.iter_mut().for_each(|c| c.partition = 0);
+    let (want_closed, _) = session_reference(&data, 30_000);
+    let records: Vec<In> = data
+        .iter()
+        .map(|c| In {
+            key: Some(c.user.as_bytes().to_vec()),
+            timestamp: Some(c.ts),
+            ..In::value(format!(r#"{{"user":"{}"}}"#, c.user))
+        })
+        .collect();
+    let out = drive("sessions.toml", ("clicks", records), Duration::ZERO);
+    assert_sessions(
+        &sessions_out(received(&out, "user-sessions")),
+        &want_closed,
+        "closed sessions",
+    );
+}
+
+#[test]
+fn word_count_through_the_driver() {
+    let (records, want) = sentences(2000);
+    let out = drive("word-count.toml", ("sentences", records), Duration::ZERO);
+    assert_eq!(last_counts(received(&out, "word-counts")), want);
+}
+
+#[test]
+fn trades_latest_through_the_driver_closes_the_last_windows_on_the_wall_clock() {
+    let (records, want) = latest_trades(1500, true);
+    let out = drive("trades-latest.toml", ("trades", records.clone()), Duration::ZERO);
+    let quiet = received(&out, "latest-trades").len();
+    assert!(quiet < want.len(), "the closers' windows wait for the wall clock");
+    let out = drive("trades-latest.toml", ("trades", records), Duration::from_secs(5));
+    check_latest(received(&out, "latest-trades"), &want);
+}
+
+#[test]
+fn top10_through_the_driver() {
+    let (records, want) = top10_trades(2000);
+    let out = drive("top10.toml", ("trades", records), Duration::ZERO);
+    let got: BTreeMap<i64, Value> = last_by_key_window(received(&out, "top10"))
+        .into_iter()
+        .map(|((_, day), v)| (day, v))
+        .collect();
+    assert_eq!(got, want);
 }

@@ -341,13 +341,14 @@ impl Aggregator {
         op: &mut dyn Fold,
         events: &[EventRef<'_>],
         input_next: i64,
+        now: Instant,
         sink: &mut dyn Sink,
     ) -> Result<Step, AggregateError> {
         let mut step = Step::default();
         self.adopt(op, &mut step)?;
         if !events.is_empty() {
-            self.last_input = Instant::now();
-            self.advanced_until = self.last_input;
+            self.last_input = now;
+            self.advanced_until = now;
         }
         let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
         match self.spec.window {
@@ -1069,8 +1070,9 @@ mod tests {
                 );
             }
             let events = codec::read_events(enc.as_bytes()).unwrap();
+            let next = (n * batch + chunk.len()) as i64;
             let step = agg
-                .step(&mut Count, &events, (n * batch + chunk.len()) as i64, &mut Discard)
+                .step(&mut Count, &events, next, Instant::now(), &mut Discard)
                 .unwrap();
             for (i, why) in step.rejected {
                 assert!(matches!(why, Rejection::Late { .. }), "{why:?}");
@@ -1292,5 +1294,50 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn idle_close_is_a_wall_clock_timer() {
+        // Final results of a quiet partition: once it has been quiet for
+        // `idle-close`, stream time moves with the wall clock from there.
+        let mut s = spec(Some((WindowKind::Tumbling { size: 10 }, 0)), Emit::Final);
+        s.idle_close = Some(Duration::from_secs(1));
+        let changelog = crate::state::Changelog {
+            topic: "t-changelog".into(),
+            partition: 0,
+        };
+        let mut agg = Aggregator::open(s, Store::in_memory(changelog)).unwrap();
+        let t0 = Instant::now();
+        let mut enc = BatchEncoder::new();
+        for (i, ts) in [1, 5].into_iter().enumerate() {
+            enc.push(ts, "in", 0, i as i64, Some(b"a"), Some(b"v"), std::iter::empty());
+        }
+        let events = codec::read_events(enc.as_bytes()).unwrap();
+        let step = agg.step(&mut Count, &events, 2, t0, &mut Discard).unwrap();
+        assert!(step.due.is_empty());
+        assert_eq!(
+            agg.idle_due(t0 + Duration::from_millis(500)),
+            None,
+            "not quiet long enough"
+        );
+        assert_eq!(
+            agg.idle_due(t0 + Duration::from_millis(1004)),
+            None,
+            "stream time 9: [0, 10) still open"
+        );
+        let st = agg
+            .idle_due(t0 + Duration::from_millis(1005))
+            .expect("stream time 10 closes [0, 10)");
+        assert_eq!(st, 10);
+        let step = agg
+            .idle_close(&mut Count, t0 + Duration::from_millis(1005), st, 2, &mut Discard)
+            .unwrap();
+        let due: Vec<_> = step
+            .due
+            .iter()
+            .map(|d| (d.window, Count::read(&d.acc), d.timestamp))
+            .collect();
+        assert_eq!(due, [(Some(Window { start: 0, end: 10 }), Some(2), 5)]);
+        assert_eq!(agg.open_windows(), 0);
     }
 }

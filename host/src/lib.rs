@@ -32,8 +32,11 @@
 //!   (pure functions of event time).
 //! - [`aggregate`]: the `aggregate` stage of one task — grouping, folding,
 //!   lateness, `update`/`final` emission, idle close.
-//! - [`state`]: RocksDB stores whose writes are applied only once Kafka has
-//!   committed them, with changelog checkpoints.
+//! - [`state`]: stores whose writes are applied only once Kafka has
+//!   committed them, with changelog checkpoints, over an engine (RocksDB, or
+//!   memory for tests and the driver).
+//! - [`testing`]: the broker-free driver (`weir test PIPELINE.toml`): the
+//!   same tasks as `weir run`, with every topic and store in memory.
 //! - [`dev`]: `weir dev` — an in-process broker, sample data and a live view.
 //! - [`componentize`]: turns a core module (C, or any language without
 //!   component tooling) into a component that implements a Weir world.
@@ -68,6 +71,7 @@ pub mod runtime;
 pub mod state;
 pub mod swap;
 pub mod task;
+pub mod testing;
 pub mod topology;
 pub mod units;
 pub mod window;

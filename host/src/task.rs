@@ -382,19 +382,34 @@ impl Chain {
     /// its stores opened under `state_root/<stage>/<partition>` (restore them
     /// from their changelogs, then [`Task::reload`], before processing).
     pub fn open_task(self: &Arc<Self>, topic: &str, partition: i32, state_root: &Path) -> Result<Task, StateError> {
+        self.open_task_with(topic, partition, &|stage, changelog| {
+            Store::open(&state_root.join(stage).join(partition.to_string()), changelog)
+        })
+    }
+
+    /// [`Chain::open_task`] with its stores in memory (the broker-free driver).
+    pub fn open_task_in_memory(self: &Arc<Self>, topic: &str, partition: i32) -> Result<Task, StateError> {
+        self.open_task_with(topic, partition, &|_, changelog| Ok(Store::in_memory(changelog)))
+    }
+
+    /// A task whose stateful stages get their stores from `open(stage name,
+    /// changelog)`.
+    fn open_task_with(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: i32,
+        open: &dyn Fn(&str, Changelog) -> Result<Store, StateError>,
+    ) -> Result<Task, StateError> {
         let seg = self.segment_of(topic);
         let mut task = self.new_task(seg, (topic.to_owned(), partition));
         let segment = &self.segments()[seg];
         for i in segment.first..segment.end {
             if let Some(spec) = &self.stages[i].aggregate {
-                let dir = state_root.join(&self.stages[i].name).join(partition.to_string());
-                let store = Store::open(
-                    &dir,
-                    Changelog {
-                        topic: self.changelog_topic(i),
-                        partition,
-                    },
-                )?;
+                let changelog = Changelog {
+                    topic: self.changelog_topic(i),
+                    partition,
+                };
+                let store = open(&self.stages[i].name, changelog)?;
                 task.aggregators[i] = Some(Aggregator::open(spec.clone(), store)?);
             }
         }
@@ -413,6 +428,7 @@ impl Chain {
             segment,
             source,
             input_next: 0,
+            now: Instant::now(),
             chain: self.clone(),
         }
     }
@@ -561,6 +577,9 @@ pub struct Task {
     source: (String, i32),
     /// The source offset after the last batch (changelog records carry it).
     input_next: i64,
+    /// The wall clock of the batch being processed (`idle-close` counts
+    /// quiet time from it; the broker-free driver moves it itself).
+    now: Instant,
 }
 
 impl Task {
@@ -568,6 +587,12 @@ impl Task {
     /// the task's segment, sending outputs, dead letters, repartitioned
     /// records and state changes to `sink`.
     pub fn process(&mut self, batch: &BatchEncoder, sink: &mut dyn Sink) -> Result<(), TaskError> {
+        self.process_at(batch, sink, Instant::now())
+    }
+
+    /// [`Task::process`] at wall-clock time `now`.
+    pub fn process_at(&mut self, batch: &BatchEncoder, sink: &mut dyn Sink, now: Instant) -> Result<(), TaskError> {
+        self.now = now;
         let seg = &self.chain.segments()[self.segment];
         let (first, end) = (seg.first, seg.end);
         let events = self.read_back(first, batch)?;
@@ -751,7 +776,7 @@ impl Task {
                 stage: chain.stages[i].name.clone(),
             });
         };
-        let step = agg.step(&mut self.operators[i], events, self.input_next, sink)?;
+        let step = agg.step(&mut self.operators[i], events, self.input_next, self.now, sink)?;
         self.unmigrated(i, &step.unmigrated);
         for (idx, why) in &step.rejected {
             let why = match why {

@@ -1,6 +1,6 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -11,34 +11,59 @@ use crate::codec::BatchEncoder;
 use crate::contract::OperatorKind;
 use crate::event::{Event, EventResult};
 use crate::jsonl;
+use crate::pipeline::Pipeline;
 use crate::runtime::{EmitRequest, Group, GuestError, Operator};
+use crate::testing::{self, Driver};
+use crate::units;
 
-/// Runs an operator locally on events given as JSON lines and prints each
-/// output as a JSON line. Failures go to stderr with the input's 1-based line
-/// number and do not stop the run. An aggregator folds the events per key and
-/// prints what `emit` returns for each key, keys in order of first appearance.
+/// Runs an operator, or a whole pipeline, locally on events given as JSON
+/// lines, with no broker.
+///
+/// An operator (`.wasm`): each output prints as a JSON line; failures go to
+/// stderr with the input's 1-based line number and do not stop the run. An
+/// aggregator folds the events per key and prints what `emit` returns for
+/// each key, keys in order of first appearance.
+///
+/// A pipeline (`.toml`): the same engine as `weir run`, with every topic and
+/// store in memory (one partition each), like Kafka Streams'
+/// `TopologyTestDriver`. Each input's records go through in the order of its
+/// file (out-of-order and late records stay so); across inputs, next is
+/// always the input whose next record has the smallest timestamp (ties: the
+/// order of the `--input` options), as a Kafka Streams task picks from its
+/// partitions. One record at a time unless `--batch-size` says otherwise,
+/// each through the whole pipeline before the next. Outputs print as JSON lines with their topic
+/// (dead letters included, windows with their bounds); `--state` then
+/// prints every store.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Input lines: {\"key\": …, \"value\": …, \"headers\": {…}, \"timestamp\": ms}
   a bytes field is a string (UTF-8), {\"base64\": \"…\"}, null, or any other JSON
-  value standing for its JSON text.
+  value standing for its JSON text. In a pipeline's inputs, a line
+  {\"advance-wall-clock\": \"5s\"} moves the wall clock (for idle-close).
 
 Examples:
   weir test guest-examples/dist/rust-uppercase.wasm --input events.jsonl
   echo '{\"value\": \"Hello world\"}' | weir test words.wasm --input -
-  weir test count.wasm --input keys.jsonl --config greeting=hi")]
+  weir test count.wasm --input keys.jsonl --config greeting=hi
+  weir test guest-examples/pipelines/sessions.toml --input clicks=clicks.jsonl --state")]
 pub struct Test {
-    /// The operator module (.wasm component).
+    /// The operator module (.wasm component), or a pipeline file (.toml).
     pub module: PathBuf,
-    /// JSON-lines events; `-` reads standard input.
+    /// JSON-lines events; `-` reads standard input. For a pipeline,
+    /// TOPIC=FILE, once per input topic.
     #[arg(short, long, value_name = "EVENTS.jsonl")]
-    pub input: PathBuf,
-    /// Deploy-time configuration for the operator, repeatable.
+    pub input: Vec<String>,
+    /// Deploy-time configuration for the operator, repeatable (an
+    /// operator only; a pipeline's stages have theirs in the file).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     pub config: Vec<String>,
-    /// Events per call into the operator.
-    #[arg(long, default_value_t = 256)]
-    pub batch_size: usize,
+    /// Events per call into the operator (default 256), or per batch through
+    /// a pipeline (default 1: record by record).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// After a pipeline ran, print the content of every store.
+    #[arg(long)]
+    pub state: bool,
     #[command(flatten)]
     sandbox: SandboxArgs,
 }
@@ -57,6 +82,18 @@ struct Report {
 impl Test {
     /// Runs the subcommand.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
+        if self.module.extension().is_some_and(|e| e == "toml") {
+            return self.run_pipeline();
+        }
+        anyhow::ensure!(
+            self.input.len() == 1,
+            "an operator reads one --input (a file, or - for standard input); got {}",
+            self.input.len()
+        );
+        anyhow::ensure!(
+            !self.state,
+            "--state is for pipelines; an aggregator prints what it folded"
+        );
         let runtime = self.sandbox.runtime()?;
         let module = runtime.load_file(&self.module)?;
         let mut op = runtime.operator(module.clone(), config_map(&self.config)?);
@@ -87,10 +124,11 @@ impl Test {
     }
 
     fn read_input(&self, report: &mut Report) -> anyhow::Result<Vec<Line>> {
-        let reader: Box<dyn Read> = if self.input.as_os_str() == "-" {
+        let input = PathBuf::from(&self.input[0]);
+        let reader: Box<dyn Read> = if input.as_os_str() == "-" {
             Box::new(std::io::stdin())
         } else {
-            Box::new(std::fs::File::open(&self.input).with_context(|| format!("cannot open {}", self.input.display()))?)
+            Box::new(std::fs::File::open(&input).with_context(|| format!("cannot open {}", input.display()))?)
         };
         let mut lines = Vec::new();
         let mut reader = BufReader::new(reader);
@@ -99,7 +137,7 @@ impl Test {
             raw.clear();
             let read = reader
                 .read_until(b'\n', &mut raw)
-                .with_context(|| format!("reading {}", self.input.display()))?;
+                .with_context(|| format!("reading {}", input.display()))?;
             if read == 0 {
                 break;
             }
@@ -129,7 +167,7 @@ impl Test {
         out: &mut impl Write,
         report: &mut Report,
     ) -> anyhow::Result<()> {
-        for chunk in lines.chunks(self.batch_size.max(1)) {
+        for chunk in lines.chunks(self.batch_size.unwrap_or(256).max(1)) {
             let events: Vec<Event> = chunk.iter().map(|l| l.event.clone()).collect();
             for (line, result) in chunk.iter().zip(op.process_events(&events)) {
                 match result {
@@ -153,6 +191,155 @@ impl Test {
         }
         Ok(())
     }
+}
+
+impl Test {
+    /// `weir test PIPELINE.toml`: every input's records in timestamp order
+    /// through the driver, outputs as they come, then the stores.
+    fn run_pipeline(&self) -> anyhow::Result<ExitCode> {
+        anyhow::ensure!(
+            self.config.is_empty(),
+            "--config is for an operator; a pipeline's stages take theirs from the pipeline file"
+        );
+        let pipeline = Pipeline::load(&self.module)?;
+        let mut files: Vec<VecDeque<(i64, Step)>> = Vec::new();
+        for spec in &self.input {
+            let (topic, file) = spec
+                .split_once('=')
+                .with_context(|| format!("--input {spec}: a pipeline takes TOPIC=FILE.jsonl"))?;
+            anyhow::ensure!(
+                pipeline.inputs.iter().any(|i| i == topic),
+                "--input {spec}: {topic} is not an input of {} (its inputs: {})",
+                self.module.display(),
+                pipeline.inputs.join(", ")
+            );
+            files.push(read_pipeline_input(topic, Path::new(file))?);
+        }
+        let steps = merge_by_time(files);
+        let runtime = self.sandbox.runtime()?;
+        let mut driver = Driver::new(&pipeline, &runtime, self.batch_size.unwrap_or(1))?;
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let mut records = 0usize;
+        let mut pending: Vec<Event> = Vec::new();
+        let mut pending_topic = String::new();
+        let batch = self.batch_size.unwrap_or(1).max(1);
+        for (_, step) in steps {
+            // Consecutive records of one topic go together, up to a batch.
+            let flush = match &step {
+                Step::Record { topic, .. } => *topic != pending_topic || pending.len() >= batch,
+                Step::Advance(_) => true,
+            };
+            if flush && !pending.is_empty() {
+                driver.pipe(&pending_topic, std::mem::take(&mut pending))?;
+                print_outputs(&mut driver, &mut out)?;
+            }
+            match step {
+                Step::Record { topic, event } => {
+                    records += 1;
+                    pending_topic = topic;
+                    pending.push(event);
+                }
+                Step::Advance(by) => {
+                    driver.advance_wall_clock(by)?;
+                    print_outputs(&mut driver, &mut out)?;
+                }
+            }
+        }
+        if !pending.is_empty() {
+            driver.pipe(&pending_topic, pending)?;
+            print_outputs(&mut driver, &mut out)?;
+        }
+        if self.state {
+            for entry in driver.state()? {
+                writeln!(out, "{}", serde_json::json!({"state": entry}))?;
+            }
+        }
+        out.flush()?;
+        let snapshot = driver.chain().metrics().snapshot();
+        let stages: Vec<String> = snapshot
+            .stages
+            .iter()
+            .map(|s| format!("{}: {} in, {} failed, {} late", s.name, s.events, s.failed, s.late))
+            .collect();
+        eprintln!("{records} records; {}", stages.join("; "));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// One step of a pipeline run: a record for an input, or the wall clock
+/// moving on.
+enum Step {
+    Record { topic: String, event: Event },
+    Advance(std::time::Duration),
+}
+
+/// The steps of every input in one sequence, as a Kafka Streams task
+/// picks records from its partitions: each input in its own order, and
+/// next always the input whose next record has the smallest timestamp
+/// (ties: the input given first).
+fn merge_by_time(mut files: Vec<VecDeque<(i64, Step)>>) -> Vec<(i64, Step)> {
+    let mut out = Vec::new();
+    while let Some(next) = files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.front().map(|(ts, _)| (*ts, i)))
+        .min()
+        .and_then(|(_, i)| files[i].pop_front())
+    {
+        out.push(next);
+    }
+    out
+}
+
+/// Reads `file`'s lines as records of `topic` (or wall-clock moves, which
+/// take the timestamp of the record before them so that they stay in place).
+fn read_pipeline_input(topic: &str, file: &Path) -> anyhow::Result<VecDeque<(i64, Step)>> {
+    let mut steps = VecDeque::new();
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut last = i64::MIN;
+    for (i, line) in text.lines().enumerate() {
+        let number = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.contains("advance-wall-clock") {
+            let v: serde_json::Value =
+                serde_json::from_str(line).with_context(|| format!("{}:{number}: not JSON", file.display()))?;
+            if let Some(by) = v.get("advance-wall-clock") {
+                let by = by.as_str().with_context(|| {
+                    format!(
+                        "{}:{number}: advance-wall-clock takes a duration like \"5s\"",
+                        file.display()
+                    )
+                })?;
+                let by = units::parse_duration(by).map_err(|e| anyhow::anyhow!("{}:{number}: {e}", file.display()))?;
+                steps.push_back((last, Step::Advance(by)));
+                continue;
+            }
+        }
+        let event = jsonl::parse_event(line, number).with_context(|| format!("in {}", file.display()))?;
+        last = event.timestamp;
+        steps.push_back((
+            event.timestamp,
+            Step::Record {
+                topic: topic.to_owned(),
+                event,
+            },
+        ));
+    }
+    Ok(steps)
+}
+
+/// Prints (and forgets) what the driver has written so far, topic by topic.
+fn print_outputs(driver: &mut Driver, out: &mut impl Write) -> anyhow::Result<()> {
+    let topics: Vec<String> = driver.outputs().keys().cloned().collect();
+    for topic in topics {
+        for r in driver.take_output(&topic) {
+            writeln!(out, "{}", testing::record_json(&r))?;
+        }
+    }
+    Ok(())
 }
 
 /// Folds every key's events in one `add` call; when that traps, folds each
