@@ -949,3 +949,120 @@ fn a_fenced_instance_stops_with_a_clear_message() {
     assert!(second.terminate(EXIT_WAIT).success(), "{}", second.log_text());
     assert_eq!(values(&committed(&output)), expected_upper(n));
 }
+
+/// Every stateless example pipeline through the broker-free driver
+/// (`weir test PIPELINE.toml`), against the oracle of the stateless broker
+/// test: what `weir test MODULE` makes of the same events, stage after
+/// stage, routed as the pipeline routes. An event that fails, or whose
+/// output names a route the pipeline lacks, is dead-lettered or skipped as
+/// its stage says. (The stateful examples run through the driver in
+/// `stateful.rs`, against their broker tests' references.)
+#[test]
+fn stateless_example_pipelines_run_through_the_driver() {
+    let _ = guests();
+    let scratch = tempfile::tempdir().unwrap();
+    // Operations for route-by-type: its four routes, a type it has no route
+    // for, and a value that is not JSON.
+    let operations = scratch.path().join("operations.jsonl");
+    let kinds = ["payment", "refund", "login", "logout", "chargeback"];
+    let mut lines: Vec<String> = (0..20)
+        .map(|i| {
+            format!(
+                r#"{{"key": "u{i}", "value": {{"type": "{}", "n": {i}}}, "timestamp": {}}}"#,
+                kinds[i % 5],
+                100 + i
+            )
+        })
+        .collect();
+    lines.push(r#"{"key": "u99", "value": "not json", "timestamp": 200}"#.to_owned());
+    std::fs::write(&operations, lines.join("\n")).unwrap();
+    let examples = [
+        ("errors-only.toml", "logs", testdata("logs.jsonl")),
+        ("isin-key.toml", "trades", testdata("trades.jsonl")),
+        ("route-by-type.toml", "operations", operations),
+        ("words.toml", "sentences", testdata("sentences.jsonl")),
+    ];
+    for (example, topic, data) in examples {
+        let path = support::repo().join("guest-examples/pipelines").join(example);
+        let pipeline = weir::pipeline::Pipeline::load(&path).unwrap();
+        let run = support::run_weir([
+            "test".to_owned(),
+            path.display().to_string(),
+            "--input".to_owned(),
+            format!("{topic}={}", data.display()),
+        ]);
+        assert!(run.ok, "{example}: {}", run.stderr);
+        let mut got: Vec<Rec> = run
+            .json_lines()
+            .iter()
+            .map(|o| {
+                (
+                    o["topic"].as_str().unwrap().to_owned(),
+                    json_bytes(&o["key"]),
+                    json_bytes(&o["value"]),
+                    o["timestamp"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+
+        // The oracle, stage by stage: each stage's outputs are the next one's events.
+        let dir = tempfile::tempdir().unwrap();
+        let mut input = data.clone();
+        let mut expected: Vec<Rec> = Vec::new();
+        let mut dead = 0usize;
+        let last = pipeline.stages.len() - 1;
+        for (i, stage) in pipeline.stages.iter().enumerate() {
+            let oracle = weir_test(&stage.module, &input, &[]);
+            assert!(oracle.ok, "{example}/{}: {}", stage.name, oracle.stderr);
+            let failed = oracle.failures().len();
+            let outputs = oracle.json_lines();
+            let mut next = String::new();
+            let mut unrouted: BTreeSet<i64> = BTreeSet::new();
+            for o in &outputs {
+                let topic = match o.get("route").and_then(|r| r.as_str()) {
+                    Some(r) => match pipeline.outputs.routes.get(r) {
+                        Some(t) => t.clone(),
+                        None => {
+                            // unknown-route: the event (by its timestamp) fails.
+                            unrouted.insert(o["timestamp"].as_i64().unwrap());
+                            continue;
+                        }
+                    },
+                    None => pipeline.outputs.default.clone().expect("a default output"),
+                };
+                if i == last {
+                    expected.push((
+                        topic,
+                        json_bytes(&o["key"]),
+                        json_bytes(&o["value"]),
+                        o["timestamp"].as_i64().unwrap(),
+                    ));
+                } else {
+                    let mut e = o.clone();
+                    e.as_object_mut().unwrap().remove("route");
+                    next.push_str(&format!("{e}\n"));
+                }
+            }
+            if let weir::pipeline::ErrorPolicy::DeadLetter(_) = stage.on_error {
+                dead += failed + unrouted.len();
+            }
+            input = dir.path().join(format!("stage-{i}.jsonl"));
+            std::fs::write(&input, next).unwrap();
+        }
+        expected.sort();
+        let dead_letter_topics: BTreeSet<String> = pipeline
+            .stages
+            .iter()
+            .filter_map(|s| match &s.on_error {
+                weir::pipeline::ErrorPolicy::DeadLetter(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        let (dead_got, out_got): (Vec<Rec>, Vec<Rec>) =
+            got.into_iter().partition(|r| dead_letter_topics.contains(&r.0));
+        assert_eq!(out_got, expected, "{example}: outputs differ from the modules' oracle");
+        assert_eq!(dead_got.len(), dead, "{example}: dead letters");
+        assert!(!expected.is_empty(), "{example}: a test that proves something");
+    }
+}
