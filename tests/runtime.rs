@@ -274,14 +274,18 @@ fn sessions_merge_and_an_abort_forgets_staged_state() {
     );
     s.commit();
     let (out, _) = s.run(2, &[("u", 22)]);
-    assert_eq!(out, owned(&[("u", "2", Some(15))]), "22 extends [15]");
+    assert_eq!(
+        out,
+        owned(&[("u", "", Some(15)), ("u", "2", Some(15))]),
+        "22 extends [15]: a tombstone (null value) for [15, 16), then [15, 23)"
+    );
     // Abort: the staged extension is forgotten.
     s.task.reload().unwrap();
     let (out, _) = s.run(2, &[("u", 8)]);
     assert_eq!(
         out,
-        owned(&[("u", "3", Some(0))]),
-        "8 bridges [0] and [15] (not [15, 22], which was aborted): one session of three"
+        owned(&[("u", "", Some(0)), ("u", "", Some(15)), ("u", "3", Some(0))]),
+        "8 bridges [0] and [15] (not [15, 22], which was aborted): tombstones for both, one session of three"
     );
 }
 

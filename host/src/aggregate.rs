@@ -65,11 +65,12 @@ pub struct Due {
     pub key: Option<Vec<u8>>,
     /// Its window.
     pub window: Option<Window>,
-    /// Timestamp of the outputs unless the guest sets one: the latest event
-    /// folded in (`update`), or the window's last millisecond (`final`).
+    /// Timestamp of the outputs unless the guest sets one: the newest event
+    /// folded in (a session: its last event).
     pub timestamp: i64,
-    /// The accumulator.
-    pub acc: Vec<u8>,
+    /// The accumulator; `None` for a session that a merge deleted, which
+    /// `update` emits as a tombstone (a null value), as Kafka Streams does.
+    pub acc: Option<Vec<u8>>,
 }
 
 /// What a batch (or an idle tick) did.
@@ -373,14 +374,16 @@ impl Aggregator {
                         key,
                         window,
                         timestamp: *ts,
-                        acc,
+                        acc: Some(acc),
                     });
                 }
             }
             // Emission in event-time order (then key), as records would go:
             // downstream stream time then moves forward through a batch.
-            step.due
-                .sort_by(|a, b| (a.timestamp, &a.key, a.window).cmp(&(b.timestamp, &b.key, b.window)));
+            // At one time and key, tombstones first (as a merge emits them).
+            step.due.sort_by(|a, b| {
+                (a.timestamp, &a.key, a.acc.is_some(), a.window).cmp(&(b.timestamp, &b.key, b.acc.is_some(), b.window))
+            });
         }
         self.close(self.stream_time.0, &mut step)?;
         self.flush(input_next, sink)?;
@@ -663,6 +666,9 @@ impl Aggregator {
         latest: &mut HashMap<Vec<u8>, i64>,
     ) -> Result<(), AggregateError> {
         let mut sessions: HashMap<Option<Vec<u8>>, Vec<Window>> = HashMap::new();
+        // Sessions that existed before this batch: `update` has shown them,
+        // so a merge that deletes one sends a tombstone.
+        let mut shown: BTreeSet<(Option<Vec<u8>>, Window)> = BTreeSet::new();
         for (i, ev) in events.iter().enumerate() {
             self.stream_time.observe(ev.timestamp);
             let key = ev.key.map(<[u8]>::to_vec);
@@ -671,6 +677,7 @@ impl Aggregator {
                 for (k, _) in self.store.scan(&keys::windows_of(ev.key))? {
                     if let Some(Entry::Windowed(_, window)) = keys::decode(&k) {
                         known.push(window);
+                        shown.insert((key.clone(), window));
                     }
                 }
                 sessions.insert(key.clone(), known);
@@ -694,6 +701,15 @@ impl Aggregator {
                         self.open.remove(&(w.close_time(*m), k.clone()));
                         latest.remove(&k);
                         self.put(k, None);
+                        // (A merge that ends in the same window updates it in place.)
+                        if self.spec.emit == Emit::Update && *m != plan.window && shown.remove(&(key.clone(), *m)) {
+                            step.due.push(Due {
+                                key: key.clone(),
+                                window: Some(*m),
+                                timestamp: m.end - 1,
+                                acc: None,
+                            });
+                        }
                     }
                     known.retain(|s| !plan.merged.contains(s));
                     known.push(plan.window);
@@ -775,7 +791,7 @@ impl Aggregator {
                     key,
                     window: Some(window),
                     timestamp,
-                    acc,
+                    acc: Some(acc),
                 });
             }
             if let (
@@ -1081,7 +1097,9 @@ mod tests {
             for d in step.due {
                 let key = String::from_utf8(d.key.unwrap()).unwrap();
                 let window = d.window.map(|w| (w.start, w.end));
-                ran.out.push((key, window, Count::read(&d.acc).unwrap(), d.timestamp));
+                // A tombstone counts as 0.
+                let count = d.acc.as_deref().map_or(Some(0), Count::read).unwrap();
+                ran.out.push((key, window, count, d.timestamp));
             }
             agg.commit(None).unwrap();
         }
@@ -1335,9 +1353,31 @@ mod tests {
         let due: Vec<_> = step
             .due
             .iter()
-            .map(|d| (d.window, Count::read(&d.acc), d.timestamp))
+            .map(|d| (d.window, d.acc.as_deref().and_then(Count::read), d.timestamp))
             .collect();
         assert_eq!(due, [(Some(Window { start: 0, end: 10 }), Some(2), 5)]);
         assert_eq!(agg.open_windows(), 0);
+    }
+
+    #[test]
+    fn update_sends_a_tombstone_for_a_session_a_merge_deletes() {
+        // Kafka Streams' raw stream of shouldSupportFinalResultsForSessionWindows
+        // (gap 5): [0,0] 1; then 5 merges it: null for [0,0], [0,5] 2; then
+        // 1 extends [0,5]: null for [0,5], [0,5] 3 (written [0, 6) here).
+        let s = spec(Some((WindowKind::Session { gap: 5 }, 0)), Emit::Update);
+        let ran = run(&s, &[("k1", 0), ("k1", 5), ("k1", 1)], 1);
+        assert_eq!(
+            ran.out,
+            [
+                ("k1".into(), Some((0, 1)), 1, 0),
+                ("k1".into(), Some((0, 1)), 0, 0),
+                ("k1".into(), Some((0, 6)), 2, 5),
+                ("k1".into(), Some((0, 6)), 3, 5)
+            ],
+            "a merge that keeps the same window updates it in place"
+        );
+        // Merged within one batch, [0,0] was never shown: no tombstone.
+        let ran = run(&s, &[("k1", 0), ("k1", 5)], 2);
+        assert_eq!(ran.out, [("k1".into(), Some((0, 6)), 2, 5)]);
     }
 }

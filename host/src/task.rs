@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::aggregate::{self, AggregateError, Aggregator, Due, Rejection};
 use crate::codec::{self, BatchEncoder, EventRef, ResultBatch, ResultRef};
 use crate::contract::OperatorKind;
-use crate::event::{EventResult, Failure, Header, Window};
+use crate::event::{EventResult, Failure, Header, Output, Window};
 use crate::metrics::{self, Metrics, StageCounters};
 use crate::pipeline::{Aggregation, ErrorPolicy, Pipeline, StageKind};
 use crate::runtime::{EmitRequest, GuestError, GuestFault, LoadError, LoadedModule, Operator, Runtime};
@@ -827,34 +827,37 @@ impl Task {
         if due.is_empty() {
             return Ok(());
         }
-        let op = &mut self.operators[i];
+        // Tombstones (sessions a merge deleted) are the host's: a null value.
         let requests: Vec<EmitRequest> = due
             .iter()
-            .map(|d| EmitRequest {
-                key: d.key.clone(),
-                window: d.window,
-                acc: d.acc.clone(),
+            .filter_map(|d| {
+                Some(EmitRequest {
+                    key: d.key.clone(),
+                    window: d.window,
+                    acc: d.acc.clone()?,
+                })
             })
             .collect();
-        let outcomes: Vec<Result<EventResult, GuestError>> = match op.emit(requests.clone()) {
-            Ok(results) => results.into_iter().map(Ok).collect(),
-            Err(e) if matches!(e.fault, GuestFault::Instantiate(_)) => {
-                requests.iter().map(|_| Err(e.clone())).collect()
-            }
-            Err(_) => requests
-                .into_iter()
-                .map(|r| {
-                    // `emit` checks that there is one result per request.
-                    op.emit(vec![r]).map(|mut v| v.pop())
-                })
-                .map(|r| match r {
-                    Ok(Some(result)) => Ok(Ok(result)),
-                    Ok(None) => Err(()),
-                    Err(e) => Ok(Err(e)),
-                })
-                .collect::<Result<_, ()>>()
-                .map_err(|()| self.invariant(i, "emit returned no result for a request", String::new()))?,
+        let outcomes: Vec<Result<EventResult, GuestError>> = if requests.is_empty() {
+            Vec::new()
+        } else {
+            self.emit_all(i, requests)?
         };
+        let mut outcomes = outcomes.into_iter();
+        let outcomes: Vec<Result<EventResult, GuestError>> = due
+            .iter()
+            .map(|d| match d.acc {
+                Some(_) => outcomes.next(),
+                None => Some(Ok(EventResult::Outputs(vec![Output {
+                    key: d.key.clone(),
+                    value: None,
+                    headers: Vec::new(),
+                    timestamp: Some(d.timestamp),
+                    route: None,
+                }]))),
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| self.invariant(i, "emit returned fewer results than requests", String::new()))?;
         let mut synthetic = BatchEncoder::new();
         let mut results = Vec::with_capacity(due.len());
         let mut traps = BTreeMap::new();
@@ -899,6 +902,35 @@ impl Task {
         let results = ResultBatch::from_results(&results)
             .map_err(|e| self.invariant(i, "emitted results do not encode", e.to_string()))?;
         self.deliver(i, &results, &traps, &events, sink)
+    }
+
+    /// Stage `i`'s `emit` over `requests`, one result each: one call, or
+    /// one call per request when the batch traps (to find the culprits).
+    fn emit_all(
+        &mut self,
+        i: usize,
+        requests: Vec<EmitRequest>,
+    ) -> Result<Vec<Result<EventResult, GuestError>>, TaskError> {
+        let op = &mut self.operators[i];
+        Ok(match op.emit(requests.clone()) {
+            Ok(results) => results.into_iter().map(Ok).collect(),
+            Err(e) if matches!(e.fault, GuestFault::Instantiate(_)) => {
+                requests.iter().map(|_| Err(e.clone())).collect()
+            }
+            Err(_) => requests
+                .into_iter()
+                .map(|r| {
+                    // `emit` checks that there is one result per request.
+                    op.emit(vec![r]).map(|mut v| v.pop())
+                })
+                .map(|r| match r {
+                    Ok(Some(result)) => Ok(Ok(result)),
+                    Ok(None) => Err(()),
+                    Err(e) => Ok(Err(e)),
+                })
+                .collect::<Result<_, ()>>()
+                .map_err(|()| self.invariant(i, "emit returned no result for a request", String::new()))?,
+        })
     }
 
     /// Sends stage `i`'s results on: routed outputs to their topics, the
