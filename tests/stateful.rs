@@ -290,6 +290,20 @@ fn daily_reference(trades: &[Trade], grace: i64) -> (BTreeMap<(String, i64), Val
     (stats, late)
 }
 
+/// The `seq` of every dead-lettered trade, sorted; each must say it was late.
+fn late_seqs(dead: &[CommittedRecord]) -> Vec<usize> {
+    let mut seqs: Vec<usize> = dead
+        .iter()
+        .map(|r| {
+            assert_eq!(r.header("weir.error.code"), Some(Some(&b"late"[..])), "{r:?}");
+            let v: Value = serde_json::from_str(r.value_str().unwrap()).unwrap();
+            v["seq"].as_u64().unwrap() as usize
+        })
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
 /// The daily-stats example: the last update of every (symbol, day) equals
 /// the reference; late trades are dead-lettered with the reason, counted in
 /// /metrics, and change nothing; the open days can be queried.
@@ -306,15 +320,7 @@ fn daily_stats_with_out_of_order_and_late_trades() {
     let mut w = WeirProcess::start(&file, "0", &[]);
     let addr = admin_addr(&mut w);
     let dead = wait_for(&late_topic, late.len(), Duration::from_secs(120));
-    let mut got_late: Vec<usize> = dead
-        .iter()
-        .map(|r| {
-            assert_eq!(r.header("weir.error.code"), Some(Some(&b"late"[..])), "{r:?}");
-            let v: Value = serde_json::from_str(r.value_str().unwrap()).unwrap();
-            v["seq"].as_u64().unwrap() as usize
-        })
-        .collect();
-    got_late.sort_unstable();
+    let got_late = late_seqs(&dead);
     assert_eq!(got_late, late, "dead-lettered trades are exactly the late ones");
     // Updates keep coming until every window has its final value.
     let got = until(&want, Duration::from_secs(60), || {
@@ -1522,15 +1528,7 @@ fn daily_stats_through_the_driver() {
     assert!(late.len() > 20, "the data must have late trades: {}", late.len());
     let out = drive("daily-stats.toml", ("trades", trade_records(&trades)), Duration::ZERO);
     assert_eq!(last_by_key_window(received(&out, "daily-stats")), want);
-    let mut got_late: Vec<usize> = received(&out, "trades-late")
-        .iter()
-        .map(|r| {
-            assert_eq!(r.header("weir.error.code"), Some(Some(&b"late"[..])), "{r:?}");
-            let v: Value = serde_json::from_str(r.value_str().unwrap()).unwrap();
-            v["seq"].as_u64().unwrap() as usize
-        })
-        .collect();
-    got_late.sort_unstable();
+    let got_late = late_seqs(received(&out, "trades-late"));
     assert_eq!(got_late, late, "dead-lettered trades are exactly the late ones");
 }
 

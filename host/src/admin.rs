@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::metrics::Metrics;
+use crate::task::Task;
 
 /// How far a store's restore has come.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -108,6 +109,46 @@ pub struct Views {
     /// Records behind the end of each assigned partition (high watermark
     /// minus the next offset to process).
     pub lag: BTreeMap<(String, i32), i64>,
+}
+
+impl Views {
+    /// The views of `tasks` (each with the input partition it reads), and
+    /// `lag` as the instance measured it.
+    pub fn of<'a>(
+        tasks: impl Iterator<Item = (&'a (String, i32), &'a Task)>,
+        lag: BTreeMap<(String, i32), i64>,
+    ) -> Views {
+        let mut views = Views {
+            lag,
+            ..Views::default()
+        };
+        for ((topic, partition), task) in tasks {
+            let names = task.stage_names();
+            views.tasks.push(TaskView {
+                topic: topic.clone(),
+                partition: *partition,
+                stages: task.stages().map(|i| names[i].to_owned()).collect(),
+                modules: task.module_labels(),
+            });
+            for (i, agg) in task.aggregators() {
+                views.stores.push(StoreView {
+                    stage: names[i].to_owned(),
+                    partition: *partition,
+                    keys: agg.store().estimated_keys(),
+                    open_windows: agg.open_windows(),
+                    stream_time: agg.stream_time(),
+                    path: agg.store().location().display().to_string(),
+                });
+            }
+        }
+        views
+            .tasks
+            .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        views
+            .stores
+            .sort_by(|a, b| (&a.stage, a.partition).cmp(&(&b.stage, b.partition)));
+        views
+    }
 }
 
 /// A store query could not be answered.

@@ -649,6 +649,11 @@ impl Task {
         self.operators.iter_mut().try_for_each(Operator::warm_up)
     }
 
+    /// The names of the chain's stages (index = stage).
+    pub fn stage_names(&self) -> Vec<&str> {
+        self.chain.stage_names()
+    }
+
     /// The indices of the stages this task runs (its segment).
     pub fn stages(&self) -> std::ops::Range<usize> {
         let seg = &self.chain.segments()[self.segment];

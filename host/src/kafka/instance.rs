@@ -32,7 +32,7 @@ use super::clients::{self, Producer, ProducerCtx, ProducerSink};
 use super::purge::Purger;
 use super::restore::{RestoreError, Restorer};
 use super::topics::{self, TopicError};
-use crate::admin::{Restores, Status, StoreView, TaskView, Views};
+use crate::admin::{Restores, Status, Views};
 use crate::codec::BatchEncoder;
 use crate::metrics::{self, Metrics, Snapshot};
 use crate::pipeline::{Guarantee, Pipeline};
@@ -774,11 +774,9 @@ impl Instance {
                     tasks.insert(tp.clone(), task);
                 }
             }
-            if !gathered.is_empty() {
-                self.shared.begin(&mut self.shared.lock())?;
-            }
             for (tp, messages) in gathered {
                 let Some(task) = tasks.get_mut(&tp) else { continue };
+                let mut sink = self.writer()?;
                 for chunk in messages.chunks(batch_size) {
                     encoder.clear();
                     for m in chunk {
@@ -793,9 +791,6 @@ impl Instance {
                             headers,
                         );
                     }
-                    let mut sink = ProducerSink {
-                        producer: &self.shared.producer,
-                    };
                     task.process(&encoder, &mut sink).map_err(|e| self.shared.explain(e))?;
                     if let Some(last) = chunk.last() {
                         self.shared.lock().pending.insert(tp.clone(), last.offset() + 1);
@@ -880,6 +875,15 @@ impl Instance {
         self.swapper.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Where a task writes: the producer, inside the unit of work, which
+    /// this opens when none is (the one place a transaction begins).
+    fn writer(&self) -> Result<ProducerSink<'_>, InstanceError> {
+        self.shared.begin(&mut self.shared.lock())?;
+        Ok(ProducerSink {
+            producer: &self.shared.producer,
+        })
+    }
+
     /// At a transaction boundary: swaps the versions that are ready into
     /// every task, and checks the guards of recent swaps. Must only run
     /// when no transaction is open (after a commit or an abort).
@@ -901,10 +905,7 @@ impl Instance {
             // of its own (committed at the next commit), so that quiet
             // partitions and queries see it too.
             if tasks.values().any(|t| t.has_state(r.stage)) {
-                self.shared.begin(&mut self.shared.lock())?;
-                let mut sink = ProducerSink {
-                    producer: &self.shared.producer,
-                };
+                let mut sink = self.writer()?;
                 for task in tasks.values_mut() {
                     task.adopt(r.stage, &mut sink).map_err(|e| self.shared.explain(e))?;
                 }
@@ -1000,42 +1001,14 @@ impl Instance {
             if !task.idle_due(now) {
                 continue;
             }
-            self.shared.begin(&mut self.shared.lock())?;
-            let mut sink = ProducerSink {
-                producer: &self.shared.producer,
-            };
+            let mut sink = self.writer()?;
             task.idle_close(now, &mut sink).map_err(|e| self.shared.explain(e))?;
         }
         Ok(())
     }
 
-    /// Refreshes what the admin API shows about stores and lag.
+    /// Refreshes what the admin API shows about tasks, stores and lag.
     fn refresh_views(&self, tasks: &HashMap<TopicPartition, Task>) {
-        let names = self.chain.stage_names();
-        let mut stores = Vec::new();
-        let mut views: Vec<TaskView> = tasks
-            .iter()
-            .map(|((topic, partition), task)| TaskView {
-                topic: topic.clone(),
-                partition: *partition,
-                stages: task.stages().map(|i| names[i].to_owned()).collect(),
-                modules: task.module_labels(),
-            })
-            .collect();
-        views.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-        for ((_, partition), task) in tasks {
-            for (i, agg) in task.aggregators() {
-                stores.push(StoreView {
-                    stage: names[i].to_owned(),
-                    partition: *partition,
-                    keys: agg.store().estimated_keys(),
-                    open_windows: agg.open_windows(),
-                    stream_time: agg.stream_time(),
-                    path: agg.store().location().display().to_string(),
-                });
-            }
-        }
-        stores.sort_by(|a, b| (&a.stage, a.partition).cmp(&(&b.stage, b.partition)));
         // Lag: the partition's end minus where this instance will read next.
         let positions: BTreeMap<TopicPartition, i64> = {
             let st = self.shared.lock();
@@ -1048,12 +1021,9 @@ impl Instance {
             .into_iter()
             .filter_map(|(tp, next)| ends.get(&tp).map(|end| (tp, (end - next).max(0))))
             .collect();
+        let views = Views::of(tasks.iter(), lag);
         if let Ok(mut v) = self.views.lock() {
-            *v = Views {
-                tasks: views,
-                stores,
-                lag,
-            };
+            *v = views;
         }
     }
 
