@@ -506,7 +506,9 @@ impl Aggregator {
         let outcomes = fold(op, groups, &sizes, &|g, j| encode(events, &[builds[g].members[j]]));
         let mut failed: BTreeSet<usize> = BTreeSet::new();
         for (b, outcome) in builds.into_iter().zip(outcomes) {
+            let mut refused: BTreeSet<usize> = BTreeSet::new();
             for (j, why) in outcome.failures {
+                refused.insert(j);
                 let i = b.members[j];
                 if failed.insert(i) {
                     step.rejected.push((i, why));
@@ -515,7 +517,14 @@ impl Aggregator {
             let Some(acc) = outcome.acc.filter(|_| outcome.changed) else {
                 continue;
             };
-            let newest = b.members.iter().map(|&i| events[i].timestamp).max();
+            // The newest event that went in (a refused one is not in it).
+            let newest = b
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| !refused.contains(j))
+                .map(|(_, &i)| events[i].timestamp)
+                .max();
             let ts = self.restamp(&b.store_key, newest)?;
             if let (Some(w), Some(window)) = (windowing, b.window) {
                 self.open.insert((w.close_time(window), b.store_key.clone()));
@@ -618,6 +627,7 @@ impl Aggregator {
             let outcomes = fold(op, groups, &sizes, &|g, j| kept[members[g][j]].2.clone());
             let mut failed: BTreeSet<(i64, i64)> = BTreeSet::new();
             for ((win, m), outcome) in affected.iter().zip(&members).zip(outcomes) {
+                let refused: BTreeSet<usize> = outcome.failures.iter().map(|(j, _)| *j).collect();
                 for (j, why) in outcome.failures {
                     let (ts, off) = (kept[m[j]].0, kept[m[j]].1);
                     // Only a new event can fail: the others went in before.
@@ -628,11 +638,20 @@ impl Aggregator {
                         self.put(keys::event(key.as_deref(), ts, off), None);
                     }
                 }
-                let Some(acc) = outcome.acc else { continue };
+                // A window none of whose events went in is not made.
+                let Some(acc) = outcome.acc.filter(|_| outcome.changed) else {
+                    continue;
+                };
                 let k = keys::windowed(key.as_deref(), *win);
                 self.open.insert((w.close_time(*win), k.clone()));
-                // Refolded from all its events: the newest of them.
-                let ts = m.iter().map(|&j| kept[j].0).max().unwrap_or(win.start);
+                // Refolded from all its events: the newest of those that went in.
+                let ts = m
+                    .iter()
+                    .enumerate()
+                    .filter(|(jj, _)| !refused.contains(jj))
+                    .map(|(_, &j)| kept[j].0)
+                    .max()
+                    .unwrap_or(win.start);
                 self.put(keys::stamp(&k), Some(ts.to_le_bytes().to_vec()));
                 latest.insert(k.clone(), ts);
                 self.put(k, Some(acc));
@@ -670,6 +689,10 @@ impl Aggregator {
         // so a merge that deletes one sends a tombstone.
         let mut shown: BTreeSet<(Option<Vec<u8>>, Window)> = BTreeSet::new();
         for (i, ev) in events.iter().enumerate() {
+            // Sessions closed before this event came are gone for it, as if
+            // every record were a batch of its own (they are emitted and
+            // deleted at the end of the batch).
+            let before = self.stream_time.0;
             self.stream_time.observe(ev.timestamp);
             let key = ev.key.map(<[u8]>::to_vec);
             if !sessions.contains_key(&key) {
@@ -682,7 +705,8 @@ impl Aggregator {
                 }
                 sessions.insert(key.clone(), known);
             }
-            let known = sessions.get_mut(&key).map(std::mem::take).unwrap_or_default();
+            let mut known = sessions.get_mut(&key).map(std::mem::take).unwrap_or_default();
+            known.retain(|s| !w.is_closed(*s, before));
             let plan = window::session_for(&known, ev.timestamp, gap);
             let outcome = if w.is_late(plan.window, self.stream_time.0) {
                 Err(Rejection::Late {
@@ -692,7 +716,6 @@ impl Aggregator {
             } else {
                 self.fold_into_session(op, ev, &plan, events, i)
             };
-            let mut known = known;
             match outcome {
                 Err(why) => step.rejected.push((i, why)),
                 Ok(acc) => {
@@ -1379,5 +1402,101 @@ mod tests {
         // Merged within one batch, [0,0] was never shown: no tombstone.
         let ran = run(&s, &[("k1", 0), ("k1", 5)], 2);
         assert_eq!(ran.out, [("k1".into(), Some((0, 6)), 2, 5)]);
+    }
+
+    #[test]
+    fn a_closed_session_is_not_merged_within_a_batch() {
+        // Gap 5, grace 0: [0] closes at stream time 5 (k2's record), so k1@5
+        // starts a new session, whether the three records come one by one
+        // or together.
+        let s = spec(Some((WindowKind::Session { gap: 5 }, 0)), Emit::Final);
+        let ran = run_batched(&s, &[("k1", 0), ("k2", 5), ("k1", 5), ("k3", 100)]);
+        assert_eq!(
+            ran.out,
+            [
+                ("k1".into(), Some((0, 1)), 1, 0),
+                ("k1".into(), Some((5, 6)), 1, 5),
+                ("k2".into(), Some((5, 6)), 1, 5)
+            ]
+        );
+    }
+
+    /// [`Count`], refusing the events whose value is `bad` (a guest's typed
+    /// failure).
+    struct Picky;
+
+    impl Fold for Picky {
+        fn version_label(&self) -> String {
+            "picky@0".to_owned()
+        }
+
+        fn migrates(&self) -> bool {
+            false
+        }
+
+        fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError> {
+            Ok(groups
+                .into_iter()
+                .map(|g| {
+                    let events = codec::read_events(&g.events).unwrap();
+                    let bad: Vec<u32> = (0..events.len() as u32)
+                        .filter(|&j| events[j as usize].value == Some(&b"bad"[..]))
+                        .collect();
+                    let before = g.acc.as_deref().map_or(0, |a| Count::read(a).unwrap());
+                    Folded {
+                        acc: (before + events.len() as u64 - bad.len() as u64).to_le_bytes().to_vec(),
+                        failures: bad.into_iter().map(|j| (j, Failure::new("bad", "refused"))).collect(),
+                    }
+                })
+                .collect())
+        }
+
+        fn merge(&mut self, key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Result<Vec<u8>, Failure>, GuestError> {
+            Count.merge(key, a, b)
+        }
+
+        fn migrate(
+            &mut self,
+            _: &str,
+            _: Option<&[u8]>,
+            _: &[u8],
+        ) -> Result<Option<Result<Vec<u8>, Failure>>, GuestError> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn a_refused_event_does_not_stamp_the_result() {
+        let changelog = crate::state::Changelog {
+            topic: "t-changelog".into(),
+            partition: 0,
+        };
+        for kind in [WindowKind::Tumbling { size: 10 }, WindowKind::Sliding { size: 10 }] {
+            let s = spec(Some((kind, 100)), Emit::Update);
+            let mut agg = Aggregator::open(s, Store::in_memory(changelog.clone())).unwrap();
+            let mut enc = BatchEncoder::new();
+            for (i, (ts, value)) in [(1, &b"ok"[..]), (5, &b"bad"[..])].into_iter().enumerate() {
+                enc.push(ts, "in", 0, i as i64, Some(b"a"), Some(value), std::iter::empty());
+            }
+            let events = codec::read_events(enc.as_bytes()).unwrap();
+            let step = agg.step(&mut Picky, &events, 2, Instant::now(), &mut Discard).unwrap();
+            assert!(
+                step.rejected
+                    .iter()
+                    .all(|(i, why)| *i == 1 && matches!(why, Rejection::Failed(_))),
+                "{kind:?}: {:?}",
+                step.rejected
+            );
+            let due: Vec<_> = step
+                .due
+                .iter()
+                .map(|d| (d.window, d.acc.as_deref().and_then(Count::read), d.timestamp))
+                .collect();
+            assert!(!due.is_empty(), "{kind:?}");
+            assert!(
+                due.iter().all(|(_, n, ts)| *n == Some(1) && *ts == 1),
+                "{kind:?}: only the event at 1 went in: {due:?}"
+            );
+        }
     }
 }

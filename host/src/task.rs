@@ -691,6 +691,9 @@ impl Task {
     /// Closes windows of quiet partitions on wall-clock time (`idle-close`),
     /// sending what they emit down the chain.
     pub fn idle_close(&mut self, now: Instant, sink: &mut dyn Sink) -> Result<(), TaskError> {
+        // What the closed windows emit may reach a later aggregate of this
+        // task: it runs at this wall-clock time too.
+        self.now = now;
         for i in 0..self.aggregators.len() {
             let Some(agg) = self.aggregators[i].as_mut() else {
                 continue;
@@ -832,7 +835,17 @@ impl Task {
         if due.is_empty() {
             return Ok(());
         }
-        // Tombstones (sessions a merge deleted) are the host's: a null value.
+        // Tombstones (sessions a merge deleted) are the host's: a null value
+        // with the record key, to the default output. Only the pipeline's
+        // last stage sends them: a later stage would take a null value for
+        // an event.
+        let mut due = due;
+        if i + 1 < self.chain.stages.len() {
+            due.retain(|d| d.acc.is_some());
+            if due.is_empty() {
+                return Ok(());
+            }
+        }
         let requests: Vec<EmitRequest> = due
             .iter()
             .filter_map(|d| {
