@@ -569,7 +569,11 @@ impl Aggregator {
         for (key, news) in new_by_key {
             let new_at: BTreeSet<(i64, i64)> = news.iter().map(|&i| (events[i].timestamp, events[i].offset)).collect();
             let (lo, hi) = match (new_at.first(), new_at.last()) {
-                (Some(a), Some(b)) => (a.0 - 2 * size - 2, b.0 + 2 * size + 2),
+                // Event times come from outside: saturate at the ends of time.
+                (Some(a), Some(b)) => {
+                    let reach = size.saturating_mul(2).saturating_add(2);
+                    (a.0.saturating_sub(reach), b.0.saturating_add(reach))
+                }
                 _ => continue,
             };
             // The key's kept events near the new ones, in (time, offset) order.
@@ -595,8 +599,8 @@ impl Aggregator {
             for &(t, off) in &new_at {
                 let times: Vec<i64> = kept.iter().filter(|e| e.1 <= off).map(|e| e.0).collect();
                 let right = Window {
-                    start: t + 1,
-                    end: t + size + 2,
+                    start: t.saturating_add(1),
+                    end: t.saturating_add(size).saturating_add(2),
                 };
                 affected.extend(window::sliding_windows(&times, size).into_iter().filter(|win| {
                     ((win.start..win.end).contains(&t) || *win == right) && !w.is_closed(*win, came(t, off))
