@@ -101,8 +101,11 @@ pub enum AggregateError {
 pub trait Fold {
     /// The version whose format its accumulators are in (`name@digest`).
     fn version_label(&self) -> String;
-    /// Whether it converts accumulators of other versions (`migrate`).
-    fn migrates(&self) -> bool;
+    /// Whether it converts accumulators of other versions (`migrate`); a
+    /// fold that does not keeps the defaults of this and [`Fold::migrate`].
+    fn migrates(&self) -> bool {
+        false
+    }
     /// Folds each group's events into its accumulator.
     fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError>;
     /// Merges two sessions' accumulators (older first).
@@ -111,10 +114,12 @@ pub trait Fold {
     /// does not migrate.
     fn migrate(
         &mut self,
-        from: &str,
-        key: Option<&[u8]>,
-        acc: &[u8],
-    ) -> Result<Option<Result<Vec<u8>, Failure>>, GuestError>;
+        _from: &str,
+        _key: Option<&[u8]>,
+        _acc: &[u8],
+    ) -> Result<Option<Result<Vec<u8>, Failure>>, GuestError> {
+        Ok(None)
+    }
 }
 
 impl Fold for Operator {
@@ -162,10 +167,6 @@ impl Fold for Count {
         "native-count@0".to_owned()
     }
 
-    fn migrates(&self) -> bool {
-        false
-    }
-
     fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError> {
         Ok(groups
             .into_iter()
@@ -192,15 +193,6 @@ impl Fold for Count {
             (Some(a), Some(b)) => Ok((a + b).to_le_bytes().to_vec()),
             _ => Err(Failure::new("bad-accumulator", "not a little-endian u64")),
         })
-    }
-
-    fn migrate(
-        &mut self,
-        _from: &str,
-        _key: Option<&[u8]>,
-        _acc: &[u8],
-    ) -> Result<Option<Result<Vec<u8>, Failure>>, GuestError> {
-        Ok(None)
     }
 }
 
@@ -1434,10 +1426,6 @@ mod tests {
             "picky@0".to_owned()
         }
 
-        fn migrates(&self) -> bool {
-            false
-        }
-
         fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError> {
             Ok(groups
                 .into_iter()
@@ -1457,15 +1445,6 @@ mod tests {
 
         fn merge(&mut self, key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Result<Vec<u8>, Failure>, GuestError> {
             Count.merge(key, a, b)
-        }
-
-        fn migrate(
-            &mut self,
-            _: &str,
-            _: Option<&[u8]>,
-            _: &[u8],
-        ) -> Result<Option<Result<Vec<u8>, Failure>>, GuestError> {
-            Ok(None)
         }
     }
 
