@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
     for value_size in [100usize, 1024] {
         let src = source(value_size);
         group.throughput(Throughput::Elements(RECORDS as u64));
-        let mut task = chain.task();
+        let mut task = chain.task().expect("task");
         let mut enc = BatchEncoder::new();
         group.bench_function(BenchmarkId::new("wasm-uppercase", value_size), |b| {
             b.iter(|| {

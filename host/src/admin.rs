@@ -89,7 +89,9 @@ pub struct StoreView {
 /// One task as `/status` shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TaskView {
-    /// The topic it reads (an input, or a repartition topic).
+    /// Its sub-topology.
+    pub sub_topology: usize,
+    /// The topics it reads (inputs, repartition topics), comma-separated.
     pub topic: String,
     /// Its partition.
     pub partition: i32,
@@ -112,32 +114,30 @@ pub struct Views {
 }
 
 impl Views {
-    /// The views of `tasks` (each with the input partition it reads), and
-    /// `lag` as the instance measured it.
-    pub fn of<'a>(
-        tasks: impl Iterator<Item = (&'a (String, i32), &'a Task)>,
-        lag: BTreeMap<(String, i32), i64>,
-    ) -> Views {
+    /// The views of `tasks`, and `lag` as the instance measured it.
+    pub fn of<'a>(tasks: impl Iterator<Item = &'a Task>, lag: BTreeMap<(String, i32), i64>) -> Views {
         let mut views = Views {
             lag,
             ..Views::default()
         };
-        for ((topic, partition), task) in tasks {
+        for task in tasks {
             let names = task.stage_names();
+            let partition = task.partition();
             views.tasks.push(TaskView {
-                topic: topic.clone(),
-                partition: *partition,
+                sub_topology: task.sub_topology(),
+                topic: task.sources().join(","),
+                partition,
                 stages: task.stages().map(|i| names[i].to_owned()).collect(),
                 modules: task.module_labels(),
             });
-            for (i, agg) in task.aggregators() {
+            for (i, stage, store) in task.stores() {
                 views.stores.push(StoreView {
                     stage: names[i].to_owned(),
-                    partition: *partition,
-                    keys: agg.store().estimated_keys(),
-                    open_windows: agg.open_windows(),
-                    stream_time: agg.stream_time(),
-                    path: agg.store().location().display().to_string(),
+                    partition,
+                    keys: store.estimated_keys(),
+                    open_windows: stage.open_windows(),
+                    stream_time: stage.stream_time(),
+                    path: store.location().display().to_string(),
                 });
             }
         }

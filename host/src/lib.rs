@@ -53,9 +53,9 @@
 #![warn(missing_docs)]
 
 pub mod admin;
-pub mod aggregate;
 pub mod cli;
 pub mod codec;
+pub mod collector;
 pub mod componentize;
 pub mod contract;
 pub mod dev;
@@ -68,10 +68,10 @@ pub mod pipeline;
 pub mod query;
 pub mod registry;
 pub mod runtime;
+pub mod stage;
 pub mod state;
 pub mod swap;
 pub mod task;
 pub mod testing;
 pub mod topology;
 pub mod units;
-pub mod window;

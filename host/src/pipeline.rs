@@ -25,6 +25,18 @@
 //! "bootstrap.servers" = "127.0.0.1:9092"
 //! ```
 //!
+//! A `[[stage]]` list is a chain: each stage reads the one before it, the
+//! first reads `inputs`. A stage may name what it reads instead, which
+//! makes a graph (fan-out, merge), and send its outputs to a topic of its
+//! own:
+//!
+//! ```toml
+//! [[stage]]
+//! name = "audit"
+//! inputs = ["parse"]                   # input topics or earlier stages
+//! to = "audit-log"                     # else [outputs] default, if no stage reads it
+//! ```
+//!
 //! Parsing is strict: an unknown key is an error naming the key, and every
 //! error names the file.
 
@@ -34,8 +46,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::stage::window::{WindowKind, Windowing};
 use crate::units;
-use crate::window::{WindowKind, Windowing};
 
 /// How hard a pipeline tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -122,17 +134,25 @@ pub struct Aggregation {
     /// this long (`final` mode only).
     pub idle_close: Option<Duration>,
     /// Read through an internal repartition topic keyed by the record key.
-    /// Default: whenever a stage precedes this one (it may have re-keyed).
+    /// Default: whenever it reads another stage (which may have re-keyed).
     pub repartition: bool,
     /// Partitions of the repartition topic (default: the inputs' count).
     pub partitions: Option<i32>,
 }
 
-/// One stage of the chain.
+/// One stage of the pipeline's graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stage {
     /// Name used in logs, counters and dead-letter headers.
     pub name: String,
+    /// What the stage reads: input topics of the pipeline and earlier
+    /// stages, by name. Default: the stage before it, or the pipeline's
+    /// `inputs` for the first stage — so a `[[stage]]` list is a chain.
+    pub inputs: Vec<StageInput>,
+    /// A topic that also gets the stage's unrouted outputs (`to = "…"`). A
+    /// stage that no stage reads sends them to `[outputs] default` unless
+    /// it names its own.
+    pub to: Option<String>,
     /// The module file.
     pub module: PathBuf,
     /// What kind of operator the module must be.
@@ -141,6 +161,15 @@ pub struct Stage {
     pub config: BTreeMap<String, String>,
     /// What happens to events the stage fails on.
     pub on_error: ErrorPolicy,
+}
+
+/// One input of a stage.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StageInput {
+    /// An input topic of the pipeline.
+    Topic(String),
+    /// The unrouted outputs of an earlier stage (its index).
+    Stage(usize),
 }
 
 /// Where outputs go.
@@ -200,6 +229,7 @@ impl Pipeline {
     pub fn output_topics(&self) -> Vec<&str> {
         let mut topics: Vec<&str> = self.outputs.default.iter().map(String::as_str).collect();
         topics.extend(self.outputs.routes.values().map(String::as_str));
+        topics.extend(self.stages.iter().filter_map(|s| s.to.as_deref()));
         for s in &self.stages {
             if let ErrorPolicy::DeadLetter(t) = &s.on_error {
                 topics.push(t);
@@ -305,6 +335,8 @@ struct RawStage {
     config: BTreeMap<String, toml::Value>,
     on_error: Option<String>,
     dead_letter_topic: Option<String>,
+    inputs: Option<Vec<String>>,
+    to: Option<String>,
     window: Option<RawWindow>,
     emit: Option<String>,
     idle_close: Option<String>,
@@ -394,12 +426,11 @@ impl RawPipeline {
             });
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        let stages = self
-            .stage
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| s.check(i, base))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut stages: Vec<Stage> = Vec::with_capacity(self.stage.len());
+        for (i, s) in self.stage.into_iter().enumerate() {
+            let stage = s.check(i, base, &inputs, &stages)?;
+            stages.push(stage);
+        }
         let mut names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -409,13 +440,25 @@ impl RawPipeline {
                 &format!("{:?} twice", w[0]),
             ));
         }
+        // An input nobody reads would be consumed and thrown away.
+        if let Some(t) = inputs.iter().find(|t| {
+            !stages
+                .iter()
+                .any(|s| s.inputs.contains(&StageInput::Topic((*t).clone())))
+        }) {
+            return Err(invalid(
+                "inputs",
+                "topics that some stage reads (a stage's `inputs` names them)",
+                &format!("{t:?}, which no stage reads"),
+            ));
+        }
         if let Some(t) = &self.outputs.default {
             check_topic("outputs.default", t)?;
         }
         for (name, t) in &self.outputs.routes {
             check_topic(&format!("outputs.routes.{name}"), t)?;
         }
-        if self.outputs.default.is_none() && self.outputs.routes.is_empty() {
+        if self.outputs.default.is_none() && self.outputs.routes.is_empty() && stages.iter().all(|s| s.to.is_none()) {
             return Err(ErrorKind::Missing {
                 key: "outputs.default".into(),
                 why: "outputs need a default topic or at least one route",
@@ -473,8 +516,50 @@ impl RawPipeline {
 }
 
 impl RawStage {
-    fn check(self, i: usize, base: &Path) -> Result<Stage, ErrorKind> {
+    /// Checks stage `i`, given the pipeline's input topics and the stages
+    /// before it (which alone it may read, so the graph has no cycles).
+    fn check(self, i: usize, base: &Path, topics: &[String], earlier: &[Stage]) -> Result<Stage, ErrorKind> {
         let key = |k: &str| format!("stage[{i}].{k}");
+        let inputs = match &self.inputs {
+            None if i == 0 => topics.iter().cloned().map(StageInput::Topic).collect(),
+            None => vec![StageInput::Stage(i - 1)],
+            Some(names) => {
+                if names.is_empty() {
+                    return Err(invalid(&key("inputs"), "at least one input topic or stage", "[]"));
+                }
+                let mut resolved = Vec::with_capacity(names.len());
+                for n in names {
+                    let stage = earlier.iter().position(|s| s.name == *n);
+                    let topic = topics.contains(n);
+                    let input = match (stage, topic) {
+                        (Some(_), true) => {
+                            return Err(invalid(
+                                &key("inputs"),
+                                "names that are either a stage or an input topic",
+                                &format!("{n:?}, which is both (rename the stage)"),
+                            ));
+                        }
+                        (Some(s), false) => StageInput::Stage(s),
+                        (None, true) => StageInput::Topic(n.clone()),
+                        (None, false) => {
+                            return Err(invalid(
+                                &key("inputs"),
+                                "topics of the pipeline's `inputs` or names of earlier stages",
+                                &format!("{n:?}"),
+                            ));
+                        }
+                    };
+                    if resolved.contains(&input) {
+                        return Err(invalid(&key("inputs"), "each input once", &format!("{n:?} twice")));
+                    }
+                    resolved.push(input);
+                }
+                resolved
+            }
+        };
+        if let Some(t) = &self.to {
+            check_topic(&key("to"), t)?;
+        }
         let module = self.module.clone().ok_or_else(|| ErrorKind::Missing {
             key: key("module"),
             why: "the path of the stage's .wasm component",
@@ -498,7 +583,11 @@ impl RawStage {
                 }
                 StageKind::Process
             }
-            Some("aggregate") => StageKind::Aggregate(self.aggregation(i)?),
+            Some("aggregate") => {
+                // Another stage may have re-keyed its records.
+                let reads_a_stage = inputs.iter().any(|s| matches!(s, StageInput::Stage(_)));
+                StageKind::Aggregate(self.aggregation(i, reads_a_stage)?)
+            }
             Some(k @ ("join" | "table")) => {
                 return Err(invalid(
                     &key("kind"),
@@ -556,6 +645,8 @@ impl RawStage {
             .collect::<Result<_, ErrorKind>>()?;
         Ok(Stage {
             name,
+            inputs,
+            to: self.to,
             module,
             kind,
             config,
@@ -565,7 +656,7 @@ impl RawStage {
 }
 
 impl RawStage {
-    fn aggregation(&self, i: usize) -> Result<Aggregation, ErrorKind> {
+    fn aggregation(&self, i: usize, reads_a_stage: bool) -> Result<Aggregation, ErrorKind> {
         let key = |k: &str| format!("stage[{i}].{k}");
         let window = self.window.as_ref().map(|w| w.check(i)).transpose()?;
         let emit = match self.emit.as_deref() {
@@ -596,7 +687,7 @@ impl RawStage {
         {
             return Err(invalid(&key("partitions"), "at least 1", &p.to_string()));
         }
-        let repartition = self.repartition.unwrap_or(i > 0);
+        let repartition = self.repartition.unwrap_or(reads_a_stage);
         if self.partitions.is_some() && !repartition {
             return Err(invalid(
                 &key("partitions"),

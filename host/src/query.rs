@@ -13,9 +13,9 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::admin::{Queries, QueryError};
-use crate::aggregate;
 use crate::event::EventResult;
 use crate::runtime::EmitRequest;
+use crate::stage::aggregate;
 use crate::state::Reader;
 use crate::state::keys::{self, Entry};
 use crate::task::Chain;

@@ -24,7 +24,7 @@ use crate::pipeline::Pipeline;
 use crate::runtime::{EmitRequest, Runtime};
 use crate::state::StateError;
 use crate::state::keys::{self, Entry};
-use crate::task::{Chain, ChainError, MemorySink, SentRecord, Task, TaskError};
+use crate::task::{Chain, ChainError, MemorySink, OpenError, SentRecord, Task, TaskError};
 
 /// The driver could not run the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,9 @@ pub enum DriverError {
     /// A store failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A task could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// A task stopped (its error policy is `fail`, or an invariant broke).
     #[error(transparent)]
     Task(#[from] TaskError),
@@ -85,14 +88,12 @@ impl Driver {
     pub fn new(pipeline: &Pipeline, runtime: &Runtime, batch_size: usize) -> Result<Driver, DriverError> {
         let chain = Chain::load(pipeline, runtime)?;
         let tasks = chain
-            .segments()
+            .topology()
+            .sub_topologies()
             .iter()
-            .map(|s| match &s.source {
-                Some(topic) => chain.open_task_in_memory(topic, 0),
-                None => chain.open_task_in_memory(pipeline.inputs.first().map_or("", String::as_str), 0),
-            })
+            .map(|s| chain.open_task_in_memory(s.sources.first().map_or("", String::as_str), 0))
             .collect::<Result<Vec<_>, _>>()?;
-        let repartition = chain.repartition_topics().into_iter().map(str::to_owned).collect();
+        let repartition = chain.repartition_topics().into_iter().collect();
         let changelogs = (0..pipeline.stages.len())
             .filter(|&i| chain.stage_is_stateful(i))
             .map(|i| chain.changelog_topic(i))
@@ -122,7 +123,8 @@ impl Driver {
             });
         }
         let now = self.now();
-        self.run(VecDeque::from([(0, topic.to_owned(), events)]), now)?;
+        let sub = self.sub_of(topic)?;
+        self.run(VecDeque::from([(sub, topic.to_owned(), events)]), now)?;
         self.commit()
     }
 
@@ -190,13 +192,12 @@ impl Driver {
     pub fn state(&self) -> Result<Vec<Value>, DriverError> {
         let mut out = Vec::new();
         for task in &self.tasks {
-            for (i, agg) in task.aggregators() {
+            for (i, _, store) in task.stores() {
                 let stage = self.chain.stage_names()[i].to_owned();
                 let mut entries: Vec<StoreEntry> = Vec::new();
                 for prefix in [[1u8], [2u8]] {
-                    for (k, acc) in agg.store().scan(&prefix)? {
-                        let stamp = agg
-                            .store()
+                    for (k, acc) in store.scan(&prefix)? {
+                        let stamp = store
                             .get(&keys::stamp(&k))?
                             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
                             .map(i64::from_le_bytes);
@@ -248,6 +249,14 @@ impl Driver {
         Ok(out)
     }
 
+    /// The sub-topology that reads `topic` (an input: checked by the caller).
+    fn sub_of(&self, topic: &str) -> Result<usize, DriverError> {
+        self.chain.sub_of(topic).ok_or_else(|| DriverError::NotAnInput {
+            topic: topic.to_owned(),
+            inputs: self.inputs.iter().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
     fn now(&self) -> Instant {
         self.started + self.advanced
     }
@@ -267,7 +276,9 @@ impl Driver {
                 continue;
             }
             if self.repartition.contains(&r.topic) {
-                let segment = self.chain.segment_of(&r.topic);
+                let Some(segment) = self.chain.sub_of(&r.topic) else {
+                    continue;
+                };
                 let event = Event {
                     key: r.key,
                     value: r.value,
@@ -313,15 +324,15 @@ pub fn record_json(r: &SentRecord) -> Value {
             .and_then(|s| s.parse::<i64>().ok())
     };
     if let (Some(start), Some(end)) = (
-        bound(crate::aggregate::WINDOW_START),
-        bound(crate::aggregate::WINDOW_END),
+        bound(crate::stage::aggregate::WINDOW_START),
+        bound(crate::stage::aggregate::WINDOW_END),
     ) {
         m.insert("window".into(), json!({"start": start, "end": end}));
     }
     let headers: Vec<Value> = r
         .headers
         .iter()
-        .filter(|(n, _)| n != crate::aggregate::WINDOW_START && n != crate::aggregate::WINDOW_END)
+        .filter(|(n, _)| n != crate::stage::aggregate::WINDOW_START && n != crate::stage::aggregate::WINDOW_END)
         .map(|(n, v)| json!([n, bytes_json(v.as_deref())]))
         .collect();
     if !headers.is_empty() {

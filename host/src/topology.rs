@@ -1,30 +1,34 @@
-//! A pipeline as a topology, as in Kafka Streams: sources, stages, sinks,
-//! and sub-topologies cut at internal repartition topics. A task runs one
-//! sub-topology for one partition of its source.
+//! A pipeline as a topology, as in Kafka Streams: sources, a graph of
+//! stages, sinks, and sub-topologies cut at internal repartition topics. A
+//! task runs one sub-topology for one partition number, and reads that
+//! partition of every source of its sub-topology.
 //!
-//! Today a pipeline is a chain: its `[[stage]]` list in order, over its
-//! inputs. An aggregate that repartitions (every aggregate after the first
-//! stage, unless `repartition = false`) starts a new sub-topology that reads
-//! `<application-id>-<stage>-repartition`, written by the one before it.
-//! [`Topology::describe`] prints it, like Kafka Streams' `Topology.describe()`
-//! (`weir topology PIPELINE.toml`).
+//! The stages form a graph: each reads input topics or earlier stages (a
+//! `[[stage]]` list without `inputs` is a chain), and a stage's unrouted
+//! outputs go to every stage that reads it. An aggregate that repartitions
+//! (by default, one that reads another stage) reads
+//! `<application-id>-<stage>-repartition` instead, which the stages and
+//! topics it names write. The sub-topologies are what stays connected once
+//! those edges are cut. [`Topology::describe`] prints it, like Kafka
+//! Streams' `Topology.describe()` (`weir topology PIPELINE.toml`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::pipeline::{Aggregation, Emit, ErrorPolicy, Pipeline, StageKind};
-use crate::window::WindowKind;
+use crate::pipeline::{Aggregation, Emit, ErrorPolicy, Pipeline, StageInput, StageKind};
+use crate::stage::window::WindowKind;
+use crate::state::{Durability, Scope, StoreSpec};
 
-/// A run of stages that one task executes, and where its records come from.
+/// Stages that one task executes, and the topics it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubTopology {
-    /// Index of its first stage.
-    pub first: usize,
-    /// One past its last stage.
-    pub end: usize,
-    /// The repartition topic it reads; `None` for the pipeline's inputs.
-    pub source: Option<String>,
-    /// Partitions of that repartition topic (`None`: as many as the inputs).
+    /// The topics its tasks read (input topics and repartition topics), in
+    /// the order the pipeline names them.
+    pub sources: Vec<String>,
+    /// Its stages (indices into the pipeline's stages), in pipeline order,
+    /// which is an order of the graph: a stage comes after what it reads.
+    pub stages: Vec<usize>,
+    /// Partitions of its repartition topic (`None`: as many as the inputs).
     pub partitions: Option<i32>,
 }
 
@@ -56,18 +60,30 @@ pub enum InternalKind {
     Control,
 }
 
-/// Inputs that one stateful task reads together have different partition
+/// Topics that one stateful task reads together have different partition
 /// counts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "stage {stage} keeps state over inputs that are not co-partitioned: {topics}; give them the same \
-     number of partitions, or let the stage repartition them (remove `repartition = false`)"
+    "stage {stage} keeps state over topics that are not co-partitioned: {topics}; give them the same \
+     number of partitions, or let the stage repartition them (`repartition = true`)"
 )]
 pub struct CoPartitionError {
     /// The stateful stage.
     pub stage: String,
-    /// Each input with its partition count.
+    /// Each topic with its partition count.
     pub topics: String,
+}
+
+/// Where one stage's or source's records go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hops {
+    /// Stages of the same task that read them, in pipeline order.
+    pub stages: Vec<usize>,
+    /// Repartition topics they are written to (read by another task).
+    pub repartition: Vec<String>,
+    /// The topic that gets them as the pipeline's output: the stage's `to`,
+    /// or `[outputs] default` for a stage that nothing reads.
+    pub sink: Option<String>,
 }
 
 /// A pipeline's topology.
@@ -77,6 +93,10 @@ pub struct Topology {
     inputs: Vec<String>,
     stages: Vec<StageNode>,
     subs: Vec<SubTopology>,
+    /// Where each stage's unrouted outputs go (index = stage).
+    stage_hops: Vec<Hops>,
+    /// Where each source topic's records go, by topic.
+    source_hops: BTreeMap<String, Hops>,
     default_sink: Option<String>,
     routes: BTreeMap<String, String>,
 }
@@ -86,8 +106,20 @@ pub struct Topology {
 struct StageNode {
     name: String,
     module: String,
+    inputs: Vec<StageInput>,
+    to: Option<String>,
     aggregate: Option<Aggregation>,
     dead_letters: Option<String>,
+}
+
+impl StageNode {
+    /// The repartition topic the stage reads instead of its inputs.
+    fn repartition_topic(&self, application_id: &str) -> Option<String> {
+        self.aggregate
+            .as_ref()
+            .filter(|a| a.repartition)
+            .map(|_| format!("{application_id}-{}-repartition", self.name))
+    }
 }
 
 impl Topology {
@@ -99,6 +131,8 @@ impl Topology {
             .map(|s| StageNode {
                 name: s.name.clone(),
                 module: s.module.display().to_string(),
+                inputs: s.inputs.clone(),
+                to: s.to.clone(),
                 aggregate: match &s.kind {
                     StageKind::Process => None,
                     StageKind::Aggregate(a) => Some(a.clone()),
@@ -109,42 +143,105 @@ impl Topology {
                 },
             })
             .collect();
-        let subs = cut(&pipeline.application_id, &stages);
+        let app = &pipeline.application_id;
+        let mut stage_hops = vec![Hops::default(); stages.len()];
+        let mut source_hops: BTreeMap<String, Hops> =
+            pipeline.inputs.iter().map(|t| (t.clone(), Hops::default())).collect();
+        for (i, s) in stages.iter().enumerate() {
+            let repartition = s.repartition_topic(app);
+            if let Some(r) = &repartition {
+                source_hops.insert(
+                    r.clone(),
+                    Hops {
+                        stages: vec![i],
+                        ..Hops::default()
+                    },
+                );
+            }
+            for input in &s.inputs {
+                let hops = match input {
+                    StageInput::Topic(t) => source_hops.entry(t.clone()).or_default(),
+                    StageInput::Stage(u) => &mut stage_hops[*u],
+                };
+                match &repartition {
+                    Some(r) => hops.repartition.push(r.clone()),
+                    None => hops.stages.push(i),
+                }
+            }
+        }
+        for (i, s) in stages.iter().enumerate() {
+            let read = !stage_hops[i].stages.is_empty() || !stage_hops[i].repartition.is_empty();
+            stage_hops[i].sink =
+                s.to.clone()
+                    .or_else(|| if read { None } else { pipeline.outputs.default.clone() });
+        }
+        let subs = cut(app, &pipeline.inputs, &stages);
         Topology {
-            application_id: pipeline.application_id.clone(),
+            application_id: app.clone(),
             inputs: pipeline.inputs.clone(),
             stages,
             subs,
+            stage_hops,
+            source_hops,
             default_sink: pipeline.outputs.default.clone(),
             routes: pipeline.outputs.routes.clone(),
         }
     }
 
-    /// The sub-topologies, in the order records flow through them.
+    /// The sub-topologies, in the order records first reach them.
     pub fn sub_topologies(&self) -> &[SubTopology] {
         &self.subs
     }
 
+    /// The sub-topology that reads `topic` (an input or repartition topic).
+    pub fn sub_of_topic(&self, topic: &str) -> Option<usize> {
+        self.subs.iter().position(|s| s.sources.iter().any(|t| t == topic))
+    }
+
+    /// The sub-topology that runs stage `stage`.
+    pub fn sub_of_stage(&self, stage: usize) -> Option<usize> {
+        self.subs.iter().position(|s| s.stages.contains(&stage))
+    }
+
+    /// Where a stage's unrouted outputs go.
+    pub fn stage_hops(&self, stage: usize) -> &Hops {
+        &self.stage_hops[stage]
+    }
+
+    /// Where the records of a source topic go (`None`: not a source).
+    pub fn source_hops(&self, topic: &str) -> Option<&Hops> {
+        self.source_hops.get(topic)
+    }
+
+    /// Whether a task of some sub-topology keeps state over more than one
+    /// topic: then a partition number of all of them must be assigned to one
+    /// instance together (the consumer uses a co-locating assignor).
+    pub fn needs_co_location(&self) -> bool {
+        self.subs
+            .iter()
+            .any(|s| s.sources.len() > 1 && s.stages.iter().any(|&i| self.stages[i].aggregate.is_some()))
+    }
+
     /// Checks that the topics a task reads together are co-partitioned:
-    /// a sub-topology that keeps state and reads several inputs folds the
-    /// records of one key in one task only if every input has the same
+    /// a sub-topology that keeps state and reads several topics folds the
+    /// records of one key in one task only if every topic has the same
     /// number of partitions (a key's records then share a partition
     /// number, as the default partitioner puts them). `partitions` gives a
     /// topic's count, `None` when it is unknown (a missing topic is
     /// reported elsewhere).
     pub fn check_co_partitioning(&self, partitions: &dyn Fn(&str) -> Option<i32>) -> Result<(), CoPartitionError> {
-        for sub in self.subs.iter().filter(|s| s.source.is_none()) {
-            let Some(stage) = self.stages[sub.first..sub.end].iter().find(|s| s.aggregate.is_some()) else {
+        for sub in self.subs.iter().filter(|s| s.sources.len() > 1) {
+            let Some(&stage) = sub.stages.iter().find(|&&i| self.stages[i].aggregate.is_some()) else {
                 continue;
             };
-            let counts: Vec<(String, i32)> = self
-                .inputs
+            let counts: Vec<(String, i32)> = sub
+                .sources
                 .iter()
                 .filter_map(|t| partitions(t).map(|n| (t.clone(), n)))
                 .collect();
             if counts.windows(2).any(|w| w[0].1 != w[1].1) {
                 return Err(CoPartitionError {
-                    stage: stage.name.clone(),
+                    stage: self.stages[stage].name.clone(),
                     topics: counts
                         .iter()
                         .map(|(t, n)| format!("{t} ({n} partitions)"))
@@ -156,30 +253,44 @@ impl Topology {
         Ok(())
     }
 
+    /// The store stage `stage` declares, if it keeps state: today an
+    /// aggregate's, per task, with its own changelog.
+    pub fn store(&self, stage: usize) -> Option<StoreSpec> {
+        self.stages.get(stage)?.aggregate.as_ref()?;
+        Some(StoreSpec {
+            name: self.stages[stage].name.clone(),
+            scope: Scope::Task,
+            durability: Durability::Changelog(self.changelog_topic(stage)),
+        })
+    }
+
     /// The changelog topic of stage `stage`'s store.
     pub fn changelog_topic(&self, stage: usize) -> String {
         format!("{}-{}-changelog", self.application_id, self.stages[stage].name)
     }
 
     /// The repartition topics (which the instance consumes as well).
-    pub fn repartition_topics(&self) -> Vec<&str> {
-        self.subs.iter().filter_map(|s| s.source.as_deref()).collect()
+    pub fn repartition_topics(&self) -> Vec<String> {
+        self.stages
+            .iter()
+            .filter_map(|s| s.repartition_topic(&self.application_id))
+            .collect()
     }
 
     /// Topics Weir creates for this pipeline: repartition topics and the
     /// changelogs of stateful stages (as many partitions as their
-    /// sub-topology's source).
+    /// sub-topology's tasks).
     pub fn internal_topics(&self) -> Vec<InternalTopic> {
         let mut out = Vec::new();
         for sub in &self.subs {
-            if let Some(source) = &sub.source {
+            for source in sub.sources.iter().filter(|t| !self.inputs.contains(t)) {
                 out.push(InternalTopic {
                     name: source.clone(),
                     partitions: sub.partitions,
                     kind: InternalKind::Repartition,
                 });
             }
-            for i in sub.first..sub.end {
+            for &i in &sub.stages {
                 if let Some(agg) = &self.stages[i].aggregate {
                     out.push(InternalTopic {
                         name: self.changelog_topic(i),
@@ -194,8 +305,8 @@ impl Topology {
         out
     }
 
-    /// The topology as text: each sub-topology with its source, stages,
-    /// stores and sinks, then the routes and internal topics.
+    /// The topology as text: each sub-topology with its sources, stages,
+    /// stores and where records go, then the routes and internal topics.
     pub fn describe(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -206,25 +317,28 @@ impl Topology {
             if self.subs.len() == 1 { "y" } else { "ies" }
         );
         for (n, sub) in self.subs.iter().enumerate() {
-            let sources = match &sub.source {
-                Some(t) => vec![format!("{t} (repartition topic)")],
-                None => self.inputs.clone(),
-            };
-            let _ = writeln!(out, "  Sub-topology {n}: one task per partition of its source");
-            let _ = writeln!(out, "    Source: {}", sources.join(", "));
-            let next = self.stages.get(sub.first).filter(|_| sub.first < sub.end);
             let _ = writeln!(
                 out,
-                "      --> {}",
-                next.map_or_else(|| self.hop_after(n), |s| s.name.clone())
+                "  Sub-topology {n}: one task per partition number, reading it of every source"
             );
-            for i in sub.first..sub.end {
+            for t in &sub.sources {
+                let what = if self.inputs.contains(t) {
+                    ""
+                } else {
+                    " (repartition topic)"
+                };
+                let _ = writeln!(out, "    Source: {t}{what}");
+                if let Some(h) = self.source_hops.get(t) {
+                    let _ = writeln!(out, "      --> {}", self.hop_list(h));
+                }
+            }
+            for &i in &sub.stages {
                 let s = &self.stages[i];
                 let _ = writeln!(out, "    Stage: {} ({})", s.name, self.stage_summary(s));
                 if s.aggregate.is_some() {
                     let _ = writeln!(
                         out,
-                        "      store: {} (RocksDB per task, changelog {})",
+                        "      store: {} (key-value per task, changelog {})",
                         s.name,
                         self.changelog_topic(i)
                     );
@@ -232,12 +346,7 @@ impl Topology {
                 if let Some(t) = &s.dead_letters {
                     let _ = writeln!(out, "      dead letters --> {t}");
                 }
-                let hop = if i + 1 < sub.end {
-                    self.stages[i + 1].name.clone()
-                } else {
-                    self.hop_after(n)
-                };
-                let _ = writeln!(out, "      --> {hop}");
+                let _ = writeln!(out, "      --> {}", self.hop_list(&self.stage_hops[i]));
             }
         }
         if !self.routes.is_empty() {
@@ -265,14 +374,15 @@ impl Topology {
         out
     }
 
-    /// Where the last stage of sub-topology `n` sends unrouted outputs.
-    fn hop_after(&self, n: usize) -> String {
-        match self.subs.get(n + 1).and_then(|s| s.source.as_deref()) {
-            Some(t) => format!("{t} (repartition topic)"),
-            None => self
-                .default_sink
-                .clone()
-                .unwrap_or_else(|| "(no default output: routes only)".into()),
+    /// Where records go, as text.
+    fn hop_list(&self, h: &Hops) -> String {
+        let mut to: Vec<String> = h.stages.iter().map(|&i| self.stages[i].name.clone()).collect();
+        to.extend(h.repartition.iter().map(|t| format!("{t} (repartition topic)")));
+        to.extend(h.sink.iter().cloned());
+        if to.is_empty() {
+            "(routes only: no default output)".into()
+        } else {
+            to.join(", ")
         }
     }
 
@@ -300,42 +410,83 @@ impl Topology {
     }
 }
 
-/// Splits stages into sub-topologies at every aggregate that repartitions.
-fn cut(application_id: &str, stages: &[StageNode]) -> Vec<SubTopology> {
-    let mut out = vec![SubTopology {
-        first: 0,
-        end: stages.len(),
-        source: None,
-        partitions: None,
-    }];
+/// The sub-topologies: stages and topics that stay connected once the
+/// edges into repartitioning stages are cut, in the order records first
+/// reach them (input topics, then stages, as the pipeline names them).
+fn cut(application_id: &str, inputs: &[String], stages: &[StageNode]) -> Vec<SubTopology> {
+    // Union-find over topics and stages.
+    let mut topics: Vec<String> = inputs.to_vec();
+    let mut parent: Vec<usize> = Vec::new();
+    fn find(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let stage_node = |i: usize| i;
+    let n_stages = stages.len();
+    let topic_node = |topics: &mut Vec<String>, t: &str| -> usize {
+        let k = topics.iter().position(|x| x == t).unwrap_or_else(|| {
+            topics.push(t.to_owned());
+            topics.len() - 1
+        });
+        n_stages + k
+    };
+    let mut edges: Vec<(usize, usize)> = Vec::new();
     for (i, s) in stages.iter().enumerate() {
-        let Some(a) = s.aggregate.as_ref().filter(|a| a.repartition) else {
-            continue;
-        };
-        let source = Some(format!("{application_id}-{}-repartition", s.name));
-        if i > 0 {
-            if let Some(last) = out.last_mut() {
-                last.end = i;
+        match s.repartition_topic(application_id) {
+            Some(r) => {
+                let t = topic_node(&mut topics, &r);
+                edges.push((stage_node(i), t));
             }
-            out.push(SubTopology {
-                first: i,
-                end: stages.len(),
-                source,
-                partitions: a.partitions,
-            });
-        } else {
-            // The first stage repartitions the inputs themselves: an empty
-            // sub-topology writes them to the repartition topic unchanged.
-            out[0].end = 0;
-            out.push(SubTopology {
-                first: 0,
-                end: stages.len(),
-                source,
-                partitions: a.partitions,
-            });
+            None => {
+                for input in &s.inputs {
+                    let other = match input {
+                        StageInput::Topic(t) => topic_node(&mut topics, t),
+                        StageInput::Stage(u) => stage_node(*u),
+                    };
+                    edges.push((stage_node(i), other));
+                }
+            }
         }
     }
-    out
+    parent.extend(0..n_stages + topics.len());
+    for (a, b) in edges {
+        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+        parent[ra] = rb;
+    }
+    // Order: input topics first, then stages in pipeline order.
+    let mut order: Vec<usize> = (0..inputs.len()).map(|k| n_stages + k).collect();
+    order.extend(0..n_stages);
+    let mut roots: Vec<usize> = Vec::new();
+    for x in order {
+        let r = find(&mut parent, x);
+        if !roots.contains(&r) {
+            roots.push(r);
+        }
+    }
+    roots
+        .iter()
+        .map(|&root| {
+            let mut sources = Vec::new();
+            for (k, t) in topics.iter().enumerate() {
+                if find(&mut parent, n_stages + k) == root {
+                    sources.push(t.clone());
+                }
+            }
+            let members: Vec<usize> = (0..n_stages).filter(|&i| find(&mut parent, i) == root).collect();
+            let partitions = members
+                .iter()
+                .filter_map(|&i| stages[i].aggregate.as_ref().filter(|a| a.repartition))
+                .find_map(|a| a.partitions);
+            SubTopology {
+                sources,
+                stages: members,
+                partitions,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -371,15 +522,13 @@ default = "counts"
             t.sub_topologies(),
             [
                 SubTopology {
-                    first: 0,
-                    end: 1,
-                    source: None,
+                    sources: vec!["sentences".into()],
+                    stages: vec![0],
                     partitions: None
                 },
                 SubTopology {
-                    first: 1,
-                    end: 2,
-                    source: Some("wc-count-repartition".into()),
+                    sources: vec!["wc-count-repartition".into()],
+                    stages: vec![1],
                     partitions: None
                 },
             ]
@@ -409,7 +558,7 @@ default = "counts"
             "--> wc-count-repartition (repartition topic)",
             "Source: wc-count-repartition (repartition topic)",
             "Stage: count (aggregate, tumbling 2000 ms, grace 1000 ms, emit final, /p/c.wasm)",
-            "store: count (RocksDB per task, changelog wc-count-changelog)",
+            "store: count (key-value per task, changelog wc-count-changelog)",
             "--> counts",
             "wc-count-changelog (changelog, windows kept 3000 ms; the inputs' partitions)",
         ] {
@@ -425,11 +574,14 @@ default = "counts"
                 .replace("emit = \"final\"", "emit = \"final\"\nrepartition = true"),
         );
         let subs = t.sub_topologies();
-        assert_eq!((subs[0].first, subs[0].end, subs[0].source.as_deref()), (0, 0, None));
-        assert_eq!(subs[1].source.as_deref(), Some("wc-count-repartition"));
+        assert_eq!(
+            (subs[0].sources.as_slice(), subs[0].stages.as_slice()),
+            (&["sentences".to_owned()][..], &[][..])
+        );
+        assert_eq!(subs[1].sources, ["wc-count-repartition"]);
         assert!(
             t.describe()
-                .contains("Source: sentences\n      --> wc-count-repartition"),
+                .contains("Source: sentences\n      --> wc-count-repartition (repartition topic)"),
             "{}",
             t.describe()
         );
@@ -460,6 +612,7 @@ repartition = false
 default = "out"
 "#;
         let t = topology(text);
+        assert!(t.needs_co_location());
         let counts = |a: i32, b: i32| move |topic: &str| Some(if topic == "a" { a } else { b });
         assert_eq!(t.check_co_partitioning(&counts(3, 3)), Ok(()));
         let e = t.check_co_partitioning(&counts(3, 4)).unwrap_err();
@@ -475,5 +628,89 @@ default = "out"
                 .replace("repartition = false\n", ""),
         );
         assert_eq!(t.check_co_partitioning(&counts(3, 4)), Ok(()));
+    }
+
+    const GRAPH: &str = r#"
+application-id = "g"
+inputs = ["orders", "refunds"]
+[[stage]]
+name = "parse-orders"
+module = "p.wasm"
+inputs = ["orders"]
+[[stage]]
+name = "parse-refunds"
+module = "p.wasm"
+inputs = ["refunds"]
+[[stage]]
+name = "audit"
+module = "a.wasm"
+inputs = ["parse-orders", "parse-refunds"]
+to = "audit-log"
+[[stage]]
+name = "total"
+kind = "aggregate"
+module = "t.wasm"
+inputs = ["parse-orders", "parse-refunds"]
+[[stage]]
+name = "alerts"
+module = "x.wasm"
+inputs = ["total"]
+[outputs]
+default = "out"
+"#;
+
+    #[test]
+    fn stages_that_name_their_inputs_make_a_graph_cut_at_repartition_topics() {
+        let t = topology(GRAPH);
+        assert_eq!(
+            t.sub_topologies(),
+            [
+                SubTopology {
+                    sources: vec!["orders".into(), "refunds".into()],
+                    stages: vec![0, 1, 2],
+                    partitions: None
+                },
+                SubTopology {
+                    sources: vec!["g-total-repartition".into()],
+                    stages: vec![3, 4],
+                    partitions: None
+                },
+            ]
+        );
+        assert_eq!(t.sub_of_topic("g-total-repartition"), Some(1));
+        assert_eq!(t.sub_of_stage(4), Some(1));
+        // Fan-out: both parse stages feed audit and the repartition topic.
+        let h = t.stage_hops(0);
+        assert_eq!(h.stages, [2]);
+        assert_eq!(h.repartition, ["g-total-repartition"]);
+        assert_eq!(h.sink, None);
+        // `to` sinks; a stage nothing reads goes to the default output.
+        assert_eq!(t.stage_hops(2).sink.as_deref(), Some("audit-log"));
+        assert_eq!(t.stage_hops(3).stages, [4]);
+        assert_eq!(t.stage_hops(4).sink.as_deref(), Some("out"));
+        // Two sources, but no state in that task: nothing to co-locate.
+        assert!(!t.needs_co_location());
+        let text = t.describe();
+        for line in [
+            "Source: orders\n      --> parse-orders",
+            "Source: refunds\n      --> parse-refunds",
+            "Stage: parse-orders (process, /p/p.wasm)\n      --> audit, g-total-repartition (repartition topic)",
+            "Stage: audit (process, /p/a.wasm)\n      --> audit-log",
+            "Source: g-total-repartition (repartition topic)\n      --> total",
+            "Stage: total (aggregate, per key, emit update, /p/t.wasm)\n      store: total (key-value per task, changelog g-total-changelog)\n      --> alerts",
+        ] {
+            assert!(text.contains(line), "{line:?} missing in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_stage_that_reads_an_input_and_a_repartitioned_stage_joins_their_tasks() {
+        let t = topology(&GRAPH.replace("inputs = [\"total\"]", "inputs = [\"total\", \"refunds\"]"));
+        assert_eq!(t.sub_topologies().len(), 1);
+        assert_eq!(
+            t.sub_topologies()[0].sources,
+            ["orders", "refunds", "g-total-repartition"]
+        );
+        assert!(t.needs_co_location());
     }
 }

@@ -13,6 +13,20 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedPro
 
 use crate::pipeline::{Guarantee, Pipeline};
 use crate::task::{OutRecord, Sink, SinkError};
+use crate::topology::Topology;
+
+/// The partition assignor: cooperative-sticky (partitions move one by one,
+/// the rest keep working), unless a task keeps state over several topics.
+/// Then partition `p` of all of them must go to one instance together:
+/// `range` does that for co-partitioned topics of one subscription, as
+/// Kafka Streams' own assignor does for its tasks.
+fn assignor(pipeline: &Pipeline) -> &'static str {
+    if Topology::from_pipeline(pipeline).needs_co_location() {
+        "range"
+    } else {
+        "cooperative-sticky"
+    }
+}
 
 /// Consumer settings: Weir's choices, then the pipeline's `[kafka]` table.
 pub fn consumer_config(pipeline: &Pipeline, instance_id: &str) -> ClientConfig {
@@ -21,7 +35,7 @@ pub fn consumer_config(pipeline: &Pipeline, instance_id: &str) -> ClientConfig {
         .set("group.id", &pipeline.application_id)
         // Kafka Streams starts a new application from the beginning.
         .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("partition.assignment.strategy", assignor(pipeline))
         // Bounded prefetch: a slow guest slows consumption, not memory.
         .set("queued.max.messages.kbytes", "16384")
         // Statistics carry the consumer lag the admin API reports.

@@ -30,7 +30,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::clients::{self, Producer, ProducerCtx, ProducerSink};
 use super::purge::Purger;
-use super::restore::{RestoreError, Restorer};
+use super::restore::{Committed, RestoreError, Restorer};
 use super::topics::{self, TopicError};
 use crate::admin::{Restores, Status, Views};
 use crate::codec::BatchEncoder;
@@ -40,7 +40,7 @@ use crate::query::StoreQueries;
 use crate::registry::Registry;
 use crate::state::StateError;
 use crate::swap::{Ready, SwapError, Swapper};
-use crate::task::{Chain, Task, TaskError};
+use crate::task::{Chain, OpenError, Task, TaskError};
 
 /// How an instance runs, beyond its pipeline file.
 #[derive(Debug, Clone)]
@@ -165,6 +165,9 @@ pub enum InstanceError {
     /// record could not be produced). Nothing after the last commit is kept.
     #[error(transparent)]
     Task(#[from] TaskError),
+    /// A task could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// An internal topic could not be created.
     #[error(transparent)]
     Topics(#[from] TopicError),
@@ -180,6 +183,9 @@ pub enum InstanceError {
 }
 
 type TopicPartition = (String, i32);
+
+/// A task: (sub-topology, partition number).
+type TaskId = (usize, i32);
 
 /// Transaction and offset bookkeeping, shared with the rebalance callback.
 #[derive(Default)]
@@ -615,7 +621,7 @@ impl Instance {
             // joins (no subscribe) and never commits.
             config.set("client.id", &name).set("group.id", &name);
             Some(
-                Restorer::new(config, options.kafka_timeout, restores.clone())
+                Restorer::new(config, options.kafka_timeout, restores.clone(), options.stop.clone())
                     .map_err(|e| client_error("restore consumer", e))?,
             )
         } else {
@@ -623,13 +629,14 @@ impl Instance {
         };
         let purger = Purger::start(
             &clients::base_config(pipeline),
-            chain.repartition_topics().into_iter().map(str::to_owned).collect(),
+            chain.repartition_topics(),
             pipeline.repartition_purge_interval,
             options.kafka_timeout,
         )
         .map_err(|e| client_error("admin client", e))?;
+        let repartition = chain.repartition_topics();
         let mut inputs: Vec<&str> = pipeline.inputs.iter().map(String::as_str).collect();
-        inputs.extend(chain.repartition_topics());
+        inputs.extend(repartition.iter().map(String::as_str));
         consumer.subscribe(&inputs).map_err(|e| client_error("consumer", e))?;
         tracing::info!(
             application = %pipeline.application_id,
@@ -715,7 +722,7 @@ impl Instance {
         let interval = self.pipeline.commit_interval;
         let batch_size = self.chain.batch_size();
         let max_gather = batch_size.saturating_mul(4);
-        let mut tasks: HashMap<TopicPartition, Task> = HashMap::new();
+        let mut tasks: HashMap<TaskId, Task> = HashMap::new();
         let mut encoder = BatchEncoder::new();
         let mut last_commit = Instant::now();
         // Views are due at once, then every second.
@@ -752,7 +759,7 @@ impl Instance {
             }
             let assigned = self.settle(&mut tasks, &mut gathered)?;
             self.swapper().poll();
-            if !assigned.is_empty() || gathered.keys().any(|tp| !tasks.contains_key(tp)) {
+            if !assigned.is_empty() || gathered.keys().any(|tp| !tasks.contains_key(&self.task_id(tp))) {
                 // New tasks start with the newest version, so that a
                 // partition never goes back to an older one when it changes
                 // hands. Catching up may wait for a compilation: end the open
@@ -769,13 +776,15 @@ impl Instance {
                 last_commit = Instant::now();
             }
             for tp in assigned.iter().chain(gathered.keys()) {
-                if !tasks.contains_key(tp) {
-                    let task = self.open_task(tp)?;
-                    tasks.insert(tp.clone(), task);
+                let id = self.task_id(tp);
+                if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(id) {
+                    slot.insert(self.open_task(id)?);
                 }
             }
             for (tp, messages) in gathered {
-                let Some(task) = tasks.get_mut(&tp) else { continue };
+                let Some(task) = tasks.get_mut(&self.task_id(&tp)) else {
+                    continue;
+                };
                 let mut sink = self.writer()?;
                 for chunk in messages.chunks(batch_size) {
                     encoder.clear();
@@ -822,7 +831,7 @@ impl Instance {
     /// after the rewind, behind the aborted ones.
     fn end_transaction(
         &self,
-        tasks: &mut HashMap<TopicPartition, Task>,
+        tasks: &mut HashMap<TaskId, Task>,
         gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>>,
     ) -> Result<(), InstanceError> {
         self.shared.commit(&self.consumer, &mut self.shared.lock())?;
@@ -887,7 +896,7 @@ impl Instance {
     /// At a transaction boundary: swaps the versions that are ready into
     /// every task, and checks the guards of recent swaps. Must only run
     /// when no transaction is open (after a commit or an abort).
-    fn swap(&self, tasks: &mut HashMap<TopicPartition, Task>) -> Result<(), InstanceError> {
+    fn swap(&self, tasks: &mut HashMap<TaskId, Task>) -> Result<(), InstanceError> {
         if self.shared.lock().open {
             return Ok(());
         }
@@ -926,30 +935,44 @@ impl Instance {
         Ok(())
     }
 
-    /// A task for a newly seen partition, its stores restored from their
-    /// changelogs (only the tail past the local checkpoint, when there is one).
-    fn open_task(&self, (topic, partition): &TopicPartition) -> Result<Task, InstanceError> {
-        let mut task = self.chain.open_task(topic, *partition, &self.state_root)?;
+    /// The task that reads a topic partition: the sub-topology that reads
+    /// the topic, at that partition number.
+    fn task_id(&self, (topic, partition): &TopicPartition) -> TaskId {
+        // Every subscribed topic is a source of some sub-topology.
+        (self.chain.sub_of(topic).unwrap_or(usize::MAX), *partition)
+    }
+
+    /// A task for a newly seen partition number, its stores restored from
+    /// their changelogs (only the tail past the local checkpoint, when there
+    /// is one).
+    fn open_task(&self, (sub, partition): TaskId) -> Result<Task, InstanceError> {
+        let sources = self
+            .chain
+            .topology()
+            .sub_topologies()
+            .get(sub)
+            .map(|s| s.sources.clone())
+            .unwrap_or_default();
+        let topic = sources.first().map_or("", String::as_str);
+        let mut task = self.chain.open_task(topic, partition, &self.state_root)?;
         let Some(restorer) = &self.restorer else {
             return Ok(task);
         };
-        if task.aggregators().next().is_none() {
+        if task.stores().next().is_none() {
             return Ok(task);
         }
-        let committed = self.committed_offset(topic, *partition)?;
-        let names = self
-            .chain
-            .stage_names()
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect::<Vec<_>>();
-        for (i, agg) in task.aggregators() {
-            restorer.restore(&names[i], agg.store(), committed)?;
+        let mut committed = Committed::new();
+        for t in &sources {
+            committed.insert(t.clone(), self.committed_offset(t, partition)?);
+        }
+        let names = self.chain.stage_names();
+        for (i, _, store) in task.stores() {
+            restorer.restore(names[i], store, &committed)?;
         }
         task.reload()?;
         if let Some(q) = &self.queries {
-            for (i, agg) in task.aggregators() {
-                q.add(i, *partition, agg.store().committed());
+            for (i, _, store) in task.stores() {
+                q.add(i, partition, store.committed());
             }
         }
         Ok(task)
@@ -975,7 +998,7 @@ impl Instance {
     /// Applies the end of the last unit of work to every store: a commit
     /// makes the staged writes durable (with each changelog's checkpoint), an
     /// abort throws them away.
-    fn apply_outcome(&self, tasks: &mut HashMap<TopicPartition, Task>) -> Result<(), InstanceError> {
+    fn apply_outcome(&self, tasks: &mut HashMap<TaskId, Task>) -> Result<(), InstanceError> {
         let ended = self.shared.lock().ended.take();
         match ended {
             Some(true) => {
@@ -995,7 +1018,7 @@ impl Instance {
     }
 
     /// Closes windows of quiet partitions (stages with `idle-close`).
-    fn idle_close(&self, tasks: &mut HashMap<TopicPartition, Task>) -> Result<(), InstanceError> {
+    fn idle_close(&self, tasks: &mut HashMap<TaskId, Task>) -> Result<(), InstanceError> {
         let now = Instant::now();
         for task in tasks.values_mut() {
             if !task.idle_due(now) {
@@ -1008,7 +1031,7 @@ impl Instance {
     }
 
     /// Refreshes what the admin API shows about tasks, stores and lag.
-    fn refresh_views(&self, tasks: &HashMap<TopicPartition, Task>) {
+    fn refresh_views(&self, tasks: &HashMap<TaskId, Task>) {
         // Lag: the partition's end minus where this instance will read next.
         let positions: BTreeMap<TopicPartition, i64> = {
             let st = self.shared.lock();
@@ -1021,7 +1044,7 @@ impl Instance {
             .into_iter()
             .filter_map(|(tp, next)| ends.get(&tp).map(|end| (tp, (end - next).max(0))))
             .collect();
-        let views = Views::of(tasks.iter(), lag);
+        let views = Views::of(tasks.values(), lag);
         if let Ok(mut v) = self.views.lock() {
             *v = views;
         }
@@ -1034,7 +1057,7 @@ impl Instance {
     /// Returns the partitions assigned since, whose tasks must open.
     fn settle(
         &self,
-        tasks: &mut HashMap<TopicPartition, Task>,
+        tasks: &mut HashMap<TaskId, Task>,
         gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>>,
     ) -> Result<Vec<TopicPartition>, InstanceError> {
         self.apply_outcome(tasks)?;
@@ -1044,10 +1067,15 @@ impl Instance {
         }
         let mut assigned = std::mem::take(&mut st.assigned);
         for tp in std::mem::take(&mut st.revoked) {
-            if let (Some(task), Some(q)) = (tasks.remove(&tp), &self.queries) {
-                for (i, _) in task.aggregators() {
-                    q.remove(i, tp.1);
+            // A task goes with any of its partitions: a stateless task
+            // whose other sources stay reopens on their next records.
+            if let Some(task) = tasks.remove(&self.task_id(&tp)) {
+                if let Some(q) = &self.queries {
+                    for (i, _, _) in task.stores() {
+                        q.remove(i, tp.1);
+                    }
                 }
+                task.close();
             }
             gathered.remove(&tp);
         }

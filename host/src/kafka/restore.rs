@@ -2,14 +2,17 @@
 //! checkpoint (all of it for a store with no local state), read
 //! `read_committed` up to the end of the partition.
 //!
-//! Records carry the input offset after the batch that wrote them
-//! ([`crate::aggregate::INPUT_NEXT`]). A record past the source partition's
-//! committed offset belongs to a transaction that never committed. A broker
+//! Records carry the task's input position after the batch that wrote them
+//! ([`crate::stage::aggregate::INPUT_NEXT`]). A record past a source
+//! partition's committed offset belongs to a transaction that never
+//! committed. A broker
 //! with an aborted-transaction index already hides those; for one without
 //! (the test broker), they are skipped here. A record written by an aborted
 //! attempt *below* the committed offset is harmless: the committed attempt
 //! that redid the same input wrote the same keys later in the log.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,7 +23,7 @@ use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::admin::{RestoreState, Restores};
-use crate::aggregate::INPUT_NEXT;
+use crate::stage::aggregate::INPUT_NEXT;
 use crate::state::{StateError, Store, Write};
 
 /// Records applied per RocksDB write batch (and checkpoint).
@@ -42,21 +45,36 @@ pub enum RestoreError {
     /// The store failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The instance is stopping.
+    #[error("restoring {topic}[{partition}]: stopped (the instance is shutting down)")]
+    Stopped {
+        /// Changelog topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
 }
+
+/// The committed offset of each topic a task reads, at its partition
+/// (`None`: nothing committed yet).
+pub type Committed = BTreeMap<String, Option<i64>>;
 
 /// Restores stores with one assign-only consumer.
 pub struct Restorer {
     consumer: BaseConsumer<ReaderCtx>,
     timeout: Duration,
     progress: Arc<Mutex<Restores>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Restorer {
-    /// A restorer with the pipeline's client settings (`base`).
+    /// A restorer with the pipeline's client settings (`base`); a restore
+    /// ends early once `stop` is set.
     pub fn new(
         mut base: ClientConfig,
         timeout: Duration,
         progress: Arc<Mutex<Restores>>,
+        stop: Arc<AtomicBool>,
     ) -> Result<Restorer, KafkaError> {
         base.set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
@@ -71,12 +89,14 @@ impl Restorer {
             consumer: base.create_with_context(ReaderCtx("restore consumer"))?,
             timeout,
             progress,
+            stop,
         })
     }
 
-    /// Brings `store` up to the end of its changelog. `committed_input` is
-    /// the source partition's committed offset. Returns the records applied.
-    pub fn restore(&self, stage: &str, store: &Store, committed_input: Option<i64>) -> Result<u64, RestoreError> {
+    /// Brings `store` up to the end of its changelog. `committed_input` has
+    /// the committed offsets of the task's sources. Returns the records
+    /// applied.
+    pub fn restore(&self, stage: &str, store: &Store, committed_input: &Committed) -> Result<u64, RestoreError> {
         let cl = store.changelog().clone();
         let kafka = |e: KafkaError| RestoreError::Kafka {
             topic: cl.topic.clone(),
@@ -139,6 +159,13 @@ impl Restorer {
         let mut last_log = Instant::now();
         let mut last_record = Instant::now();
         loop {
+            if self.stop.load(Ordering::Relaxed) {
+                let _ = self.consumer.unassign();
+                return Err(RestoreError::Stopped {
+                    topic: cl.topic.clone(),
+                    partition: cl.partition,
+                });
+            }
             match self.consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
                     last_record = Instant::now();
@@ -204,18 +231,61 @@ impl Restorer {
     }
 }
 
-/// Whether a changelog record belongs to committed work (see the module docs).
-fn committed(m: &rdkafka::message::BorrowedMessage<'_>, committed_input: Option<i64>) -> bool {
-    let next = m.headers().and_then(|hs| {
+/// Whether a changelog record belongs to committed work (see the module
+/// docs): every source position it carries is at or below that source's
+/// committed offset.
+fn committed(m: &rdkafka::message::BorrowedMessage<'_>, committed_input: &Committed) -> bool {
+    let position = m.headers().and_then(|hs| {
         hs.iter()
             .find(|h| h.key == INPUT_NEXT)
             .and_then(|h| h.value)
             .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.parse::<i64>().ok())
     });
-    match (next, committed_input) {
-        (None, _) => true,
-        (Some(next), Some(c)) => next <= c,
-        (Some(_), None) => false,
+    match position {
+        None => true,
+        Some(p) => position_committed(p, committed_input),
+    }
+}
+
+/// [`committed`] on the header's text: `next` for a task of one source,
+/// `topic=next,…` for a task of several. Anything else is not committed
+/// work (a record Weir did not write that way is not trusted).
+fn position_committed(position: &str, committed_input: &Committed) -> bool {
+    let at_most = |topic: Option<&str>, next: &str| {
+        let Ok(next) = next.parse::<i64>() else { return false };
+        let committed = match topic {
+            Some(t) => committed_input.get(t).copied().flatten(),
+            None if committed_input.len() == 1 => committed_input.values().next().copied().flatten(),
+            None => None,
+        };
+        committed.is_some_and(|c| next <= c)
+    };
+    if !position.contains('=') {
+        return at_most(None, position);
+    }
+    position
+        .split(',')
+        .all(|pair| pair.split_once('=').is_some_and(|(t, next)| at_most(Some(t), next)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_is_committed_when_every_source_is() {
+        let one: Committed = [("in".to_owned(), Some(10))].into();
+        assert!(position_committed("10", &one));
+        assert!(!position_committed("11", &one));
+        assert!(!position_committed("x", &one));
+        let none: Committed = [("in".to_owned(), None)].into();
+        assert!(!position_committed("0", &none));
+        let two: Committed = [("a".to_owned(), Some(5)), ("b".to_owned(), Some(7))].into();
+        assert!(position_committed("a=5,b=7", &two));
+        assert!(position_committed("a=0,b=7", &two));
+        assert!(!position_committed("a=6,b=7", &two));
+        assert!(!position_committed("a=5,c=1", &two));
+        // A plain number is ambiguous for a task of two sources.
+        assert!(!position_committed("5", &two));
     }
 }

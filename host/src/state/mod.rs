@@ -66,6 +66,48 @@ pub struct Changelog {
     pub partition: i32,
 }
 
+/// A store as a stage declares it, before the first record: the task
+/// opens (and the instance restores) it before the stage runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSpec {
+    /// Its name (the stage's): the directory under the task's state root.
+    pub name: String,
+    /// Who has one.
+    pub scope: Scope,
+    /// What it is restored from.
+    pub durability: Durability,
+}
+
+/// Who has a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Each task, for its partition number (aggregates, tables).
+    Task,
+    /// The instance, over every partition of its topic (global tables).
+    Global,
+}
+
+/// What a store is restored from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Durability {
+    /// Its own changelog topic, which the stage writes every change to.
+    Changelog(String),
+    /// A source topic that already is its changelog (a table read from a
+    /// compacted topic): the stage writes no changelog of its own.
+    SourceTopic(String),
+}
+
+impl StoreSpec {
+    /// The topic that restores the store, and the partition of it that a
+    /// task of partition `partition` reads.
+    pub fn changelog(&self, partition: i32) -> Changelog {
+        let topic = match &self.durability {
+            Durability::Changelog(t) | Durability::SourceTopic(t) => t.clone(),
+        };
+        Changelog { topic, partition }
+    }
+}
+
 /// A write: a value, or `None` to delete.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
 

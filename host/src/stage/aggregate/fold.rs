@@ -4,7 +4,7 @@
 //! A batch goes through in three steps:
 //!
 //! 1. **Assign**: each event advances stream time, then goes to its key's
-//!    accumulator, or to each window it falls in (see [`crate::window`]).
+//!    accumulator, or to each window it falls in (see [`crate::stage::window`]).
 //!    An event whose windows have all closed is *late* and goes to the
 //!    stage's error policy.
 //! 2. **Fold**: one guest `add` call for every (key, window) group of the
@@ -17,25 +17,26 @@
 //!
 //! Every store change is staged (see [`crate::state`]) and written to the
 //! changelog, inside the task's transaction. Changelog records carry
-//! [`INPUT_NEXT`], the input offset after the batch that wrote them; a
-//! restore uses it to skip records of transactions that never committed on
-//! brokers that do not filter them.
+//! [`INPUT_NEXT`], the task's input position after the batch that wrote
+//! them; a restore uses it to skip records of transactions that never
+//! committed on brokers that do not filter them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::codec;
 use crate::codec::{BatchEncoder, EventRef};
+use crate::collector::{OutRecord, Sink, SinkError};
 use crate::event::{Failure, Window};
 use crate::pipeline::{Aggregation, Emit};
 use crate::runtime::{Folded, Group, GuestError, GuestFault, Operator};
+use crate::stage::window::{self, StreamTime, WindowKind, Windowing};
 use crate::state::keys::{self, Entry};
 use crate::state::{StateError, Store};
-use crate::task::{OutRecord, Sink, SinkError};
-use crate::window::{self, StreamTime, WindowKind, Windowing};
 
-/// Header on changelog records: the input offset after the batch that wrote
-/// the record (decimal).
+/// Header on changelog records: the task's input position after the batch
+/// that wrote the record — the next offset (decimal) of a task that reads one
+/// topic, else `topic=next` for each of its topics, comma-separated.
 pub const INPUT_NEXT: &str = "weir.input.next";
 /// Header on windowed outputs: the window's start, ms (decimal).
 pub const WINDOW_START: &str = "weir.window.start";
@@ -333,7 +334,7 @@ impl Aggregator {
         &mut self,
         op: &mut dyn Fold,
         events: &[EventRef<'_>],
-        input_next: i64,
+        position: &str,
         now: Instant,
         sink: &mut dyn Sink,
     ) -> Result<Step, AggregateError> {
@@ -378,7 +379,7 @@ impl Aggregator {
             });
         }
         self.close(self.stream_time.0, &mut step)?;
-        self.flush(input_next, sink)?;
+        self.flush(position, sink)?;
         Ok(step)
     }
 
@@ -401,12 +402,12 @@ impl Aggregator {
     pub fn adopt_now(
         &mut self,
         op: &mut dyn Fold,
-        input_next: i64,
+        position: &str,
         sink: &mut dyn Sink,
     ) -> Result<Step, AggregateError> {
         let mut step = Step::default();
         self.adopt(op, &mut step)?;
-        self.flush(input_next, sink)?;
+        self.flush(position, sink)?;
         Ok(step)
     }
 
@@ -417,7 +418,7 @@ impl Aggregator {
         op: &mut dyn Fold,
         now: Instant,
         stream_time: i64,
-        input_next: i64,
+        position: &str,
         sink: &mut dyn Sink,
     ) -> Result<Step, AggregateError> {
         self.advanced_until = now;
@@ -425,7 +426,7 @@ impl Aggregator {
         let mut step = Step::default();
         self.adopt(op, &mut step)?;
         self.close(self.stream_time.0, &mut step)?;
-        self.flush(input_next, sink)?;
+        self.flush(position, sink)?;
         Ok(step)
     }
 
@@ -867,7 +868,7 @@ impl Aggregator {
     }
 
     /// Sends every changed entry (and stream time, if it moved) to the changelog.
-    fn flush(&mut self, input_next: i64, sink: &mut dyn Sink) -> Result<(), AggregateError> {
+    fn flush(&mut self, position: &str, sink: &mut dyn Sink) -> Result<(), AggregateError> {
         if self.spec.window.is_some() && self.meta_sent.elapsed() >= META_REFRESH {
             self.meta_sent = Instant::now();
             if let Some(format) = self.format.clone() {
@@ -884,8 +885,7 @@ impl Aggregator {
                 Some(self.stream_time.0.to_le_bytes().to_vec()),
             );
         }
-        let next = input_next.to_string();
-        let headers = [(INPUT_NEXT, Some(next.as_bytes()))];
+        let headers = [(INPUT_NEXT, Some(position.as_bytes()))];
         let changelog = self.store.changelog().clone();
         // The wall clock, not event time: a windowed changelog is deleted by
         // time as well as compacted, and its retention must count from when
@@ -1047,8 +1047,8 @@ fn all_trapped_text(n: usize) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::window::WindowKind;
     use crate::state::Changelog;
-    use crate::window::WindowKind;
 
     /// Changelog records are checked elsewhere; here they only go somewhere.
     struct Discard;
@@ -1107,7 +1107,7 @@ mod tests {
             let events = codec::read_events(enc.as_bytes()).unwrap();
             let next = (n * batch + chunk.len()) as i64;
             let step = agg
-                .step(&mut Count, &events, next, Instant::now(), &mut Discard)
+                .step(&mut Count, &events, &next.to_string(), Instant::now(), &mut Discard)
                 .unwrap();
             for (i, why) in step.rejected {
                 assert!(matches!(why, Rejection::Late { .. }), "{why:?}");
@@ -1350,7 +1350,7 @@ mod tests {
             enc.push(ts, "in", 0, i as i64, Some(b"a"), Some(b"v"), std::iter::empty());
         }
         let events = codec::read_events(enc.as_bytes()).unwrap();
-        let step = agg.step(&mut Count, &events, 2, t0, &mut Discard).unwrap();
+        let step = agg.step(&mut Count, &events, "2", t0, &mut Discard).unwrap();
         assert!(step.due.is_empty());
         assert_eq!(
             agg.idle_due(t0 + Duration::from_millis(500)),
@@ -1367,7 +1367,7 @@ mod tests {
             .expect("stream time 10 closes [0, 10)");
         assert_eq!(st, 10);
         let step = agg
-            .idle_close(&mut Count, t0 + Duration::from_millis(1005), st, 2, &mut Discard)
+            .idle_close(&mut Count, t0 + Duration::from_millis(1005), st, "2", &mut Discard)
             .unwrap();
         let due: Vec<_> = step
             .due
@@ -1462,7 +1462,9 @@ mod tests {
                 enc.push(ts, "in", 0, i as i64, Some(b"a"), Some(value), std::iter::empty());
             }
             let events = codec::read_events(enc.as_bytes()).unwrap();
-            let step = agg.step(&mut Picky, &events, 2, Instant::now(), &mut Discard).unwrap();
+            let step = agg
+                .step(&mut Picky, &events, "2", Instant::now(), &mut Discard)
+                .unwrap();
             assert!(
                 step.rejected
                     .iter()
