@@ -379,6 +379,128 @@ fn daily_stats_with_out_of_order_and_late_trades() {
     assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
 }
 
+/// Trades as `trade-desk` reads them: keyed by symbol, with an ISIN
+/// (`ISIN-<symbol>`), except every 11th, a quote without one.
+fn desk_records(trades: &[Trade]) -> Vec<In> {
+    trades
+        .iter()
+        .map(|t| {
+            let json = if has_isin(t) {
+                t.json()
+                    .replacen('{', &format!("{{\"isinStockCode\":\"ISIN-{}\",", t.symbol), 1)
+            } else {
+                t.json()
+            };
+            In {
+                key: Some(t.symbol.as_bytes().to_vec()),
+                timestamp: Some(t.ts),
+                partition: Some(t.partition),
+                ..In::value(json)
+            }
+        })
+        .collect()
+}
+
+fn has_isin(t: &Trade) -> bool {
+    t.seq % 11 != 4
+}
+
+/// What `by-isin` must give: every trade with an ISIN, keyed by it, value
+/// and timestamp unchanged (sorted by key, value, timestamp); and the `seq`
+/// of the quotes it dead-letters as `missing-isin`.
+fn by_isin_reference(trades: &[Trade], records: &[In]) -> (Vec<(String, String, i64)>, Vec<usize>) {
+    let mut keyed: Vec<(String, String, i64)> = trades
+        .iter()
+        .zip(records)
+        .filter(|(t, _)| has_isin(t))
+        .map(|(t, r)| {
+            (
+                format!("ISIN-{}", t.symbol),
+                String::from_utf8(r.value.clone().unwrap()).unwrap(),
+                t.ts,
+            )
+        })
+        .collect();
+    keyed.sort();
+    let quotes = trades.iter().filter(|t| !has_isin(t)).map(|t| t.seq).collect();
+    (keyed, quotes)
+}
+
+/// What `by-isin` gave, in the reference's shape.
+fn by_isin_got(keyed: &[CommittedRecord], dead: &[CommittedRecord]) -> (Vec<(String, String, i64)>, Vec<usize>) {
+    let mut got: Vec<(String, String, i64)> = keyed
+        .iter()
+        .map(|r| {
+            (
+                r.key_str().unwrap().to_owned(),
+                r.value_str().unwrap().to_owned(),
+                r.timestamp,
+            )
+        })
+        .collect();
+    got.sort();
+    let mut quotes: Vec<usize> = dead
+        .iter()
+        .map(|r| {
+            assert_eq!(r.header("weir.error.code"), Some(Some(&b"missing-isin"[..])), "{r:?}");
+            let v: Value = serde_json::from_str(r.value_str().unwrap()).unwrap();
+            v["seq"].as_u64().unwrap() as usize
+        })
+        .collect();
+    quotes.sort_unstable();
+    (got, quotes)
+}
+
+/// The graph example `trade-desk` on the broker: both stages read the input
+/// (a fan-out in one task per partition), one writes to its own `to`
+/// topic; each result is exactly its reference, late trades and quotes are
+/// dead-lettered by the stage they fail in.
+#[test]
+fn trade_desk_fans_one_input_out_to_two_stages() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, by_isin, quotes, daily, late_topic) = (
+        unique("trades"),
+        unique("by-isin"),
+        unique("quotes"),
+        unique("daily"),
+        unique("late"),
+    );
+    for (t, n) in [(&input, 2), (&by_isin, 2), (&quotes, 1), (&daily, 2), (&late_topic, 1)] {
+        create_topic(t, n);
+    }
+    let file = example(
+        dir.path(),
+        "trade-desk.toml",
+        &unique("trade-desk"),
+        &[
+            ("trades", &input),
+            ("trades-by-isin", &by_isin),
+            ("trades-dlq", &quotes),
+            ("daily-stats", &daily),
+            ("trades-late", &late_topic),
+        ],
+        "",
+    );
+    let trades = daily_trades(2000);
+    let records = desk_records(&trades);
+    let (want_stats, want_late) = daily_reference(&trades, 3_600_000);
+    let (want_keyed, want_quotes) = by_isin_reference(&trades, &records);
+    assert!(!want_late.is_empty() && !want_quotes.is_empty());
+    produce(&input, &records);
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let keyed = wait_for(&by_isin, want_keyed.len(), Duration::from_secs(120));
+    let dead = wait_for(&quotes, want_quotes.len(), Duration::from_secs(60));
+    assert_eq!(by_isin_got(&keyed, &dead), (want_keyed, want_quotes));
+    let got_late = late_seqs(&wait_for(&late_topic, want_late.len(), Duration::from_secs(60)));
+    assert_eq!(got_late, want_late, "dead-lettered trades are exactly the late ones");
+    let got = until(&want_stats, Duration::from_secs(60), || {
+        last_by_key_window(&committed(&daily))
+    });
+    assert_eq!(got, want_stats);
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
 /// Waits until the instance has opened (and restored) the stores of `n` tasks.
 fn wait_restored(w: &WeirProcess, addr: &str, n: usize) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -1424,10 +1546,9 @@ fn bad_stateful_setups_say_what_is_wrong() {
     );
 
     // A count over two inputs read directly (no repartition) with 2 and 3
-    // partitions: a key's records would meet in different tasks. A chain
-    // refuses any stateful stage over several inputs read directly; the
-    // partition-count check (`Topology::check_co_partitioning`) is for the
-    // tasks that read several topics together, which joins bring.
+    // partitions: one task per partition number reads both, so a key's
+    // records would meet in different tasks. The start fails naming both
+    // topics and their partition counts.
     let (a, b) = (unique("left"), unique("right"));
     create_topic(&a, 2);
     create_topic(&b, 3);
@@ -1447,7 +1568,9 @@ fn bad_stateful_setups_say_what_is_wrong() {
     .unwrap();
     let e = run(&copart);
     assert!(
-        e.contains("stage count") && e.contains("more than one input topic needs `repartition = true`"),
+        e.contains("stage count")
+            && e.contains("not co-partitioned")
+            && e.contains(&format!("{a} (2 partitions), {b} (3 partitions)")),
         "{e}"
     );
 }
@@ -1462,9 +1585,16 @@ fn bad_stateful_setups_say_what_is_wrong() {
 /// input's records in their order, then `idle` of wall-clock time. Returns
 /// what each topic received, as records of partition 0.
 fn drive(name: &str, input: (&str, Vec<In>), idle: Duration) -> BTreeMap<String, Vec<CommittedRecord>> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join(name);
     let body = example_body(name, &format!("drive-{name}"), &[]);
+    drive_text(&body, &[input], idle)
+}
+
+/// Runs the pipeline `body` (a pipeline file without `[kafka]`) through the
+/// driver: the inputs' records one at a time, taking turns between the
+/// inputs, then `idle` of wall-clock time.
+fn drive_text(body: &str, inputs: &[(&str, Vec<In>)], idle: Duration) -> BTreeMap<String, Vec<CommittedRecord>> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.toml");
     std::fs::write(
         &file,
         format!("{body}\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n"),
@@ -1473,23 +1603,26 @@ fn drive(name: &str, input: (&str, Vec<In>), idle: Duration) -> BTreeMap<String,
     let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
     let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
     let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
-    let (topic, records) = input;
-    for r in &records {
-        let event = weir::event::Event {
-            key: r.key.clone(),
-            value: r.value.clone(),
-            headers: r
-                .headers
-                .iter()
-                .map(|(name, value)| weir::event::Header {
-                    name: name.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
-            timestamp: r.timestamp.unwrap_or(0),
-            ..weir::event::Event::default()
-        };
-        driver.pipe(topic, vec![event]).unwrap();
+    let longest = inputs.iter().map(|(_, r)| r.len()).max().unwrap_or(0);
+    for i in 0..longest {
+        for (topic, records) in inputs {
+            let Some(r) = records.get(i) else { continue };
+            let event = weir::event::Event {
+                key: r.key.clone(),
+                value: r.value.clone(),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(name, value)| weir::event::Header {
+                        name: name.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+                timestamp: r.timestamp.unwrap_or(0),
+                ..weir::event::Event::default()
+            };
+            driver.pipe(topic, vec![event]).unwrap();
+        }
     }
     if !idle.is_zero() {
         driver.advance_wall_clock(idle).unwrap();
@@ -1579,4 +1712,198 @@ fn top10_through_the_driver() {
         .map(|((_, day), v)| (day, v))
         .collect();
     assert_eq!(got, want);
+}
+
+/// `trade-desk` through the driver: each result equals its reference, and
+/// record for record what the two chain examples it combines
+/// (`isin-key`, `daily-stats`) give on the same input.
+#[test]
+fn trade_desk_through_the_driver_is_its_two_chains_at_once() {
+    let mut trades = daily_trades(2000);
+    trades.iter_mut().for_each(|t| t.partition = 0);
+    let records = desk_records(&trades);
+    let out = drive("trade-desk.toml", ("trades", records.clone()), Duration::ZERO);
+    let (want_stats, want_late) = daily_reference(&trades, 3_600_000);
+    assert_eq!(last_by_key_window(received(&out, "daily-stats")), want_stats);
+    assert_eq!(late_seqs(received(&out, "trades-late")), want_late);
+    assert_eq!(
+        by_isin_got(received(&out, "trades-by-isin"), received(&out, "trades-dlq")),
+        by_isin_reference(&trades, &records)
+    );
+    let stats = drive("daily-stats.toml", ("trades", records.clone()), Duration::ZERO);
+    assert_eq!(received(&out, "daily-stats"), received(&stats, "daily-stats"));
+    let keyed = drive("isin-key.toml", ("trades", records), Duration::ZERO);
+    assert_eq!(received(&out, "trades-by-isin"), received(&keyed, "trades-by-isin"));
+}
+
+// ---------------------------------------------------------------------------
+// A graph over two inputs: merges into a stateless and a stateful stage.
+
+/// Topics of [`merge_body`].
+struct MergeTopics {
+    left: String,
+    right: String,
+    marked: String,
+    counts: String,
+}
+
+/// A graph pipeline over two inputs: `up` (uppercase) reads `left`; `mark`
+/// (exclaim) reads `up` and `right` — a merge — and writes to its own
+/// topic; `count` counts per key what `up` and `right` send it, through its
+/// repartition topic — or, `co_located`, reads `left` and `right` directly
+/// (`repartition = false`): one task per partition number then reads both
+/// inputs and keeps the count, and the instances of the group get partition
+/// `p` of both together.
+fn merge_body(app: &str, t: &MergeTopics, co_located: bool) -> String {
+    let count_inputs = if co_located {
+        format!("inputs = [\"{}\", \"{}\"]\nrepartition = false", t.left, t.right)
+    } else {
+        format!("inputs = [\"up\", \"{}\"]", t.right)
+    };
+    format!(
+        "application-id = \"{app}\"\ninputs = [\"{left}\", \"{right}\"]\n\
+         [[stage]]\nname = \"up\"\nmodule = \"{up}\"\ninputs = [\"{left}\"]\n\
+         [[stage]]\nname = \"mark\"\nmodule = \"{mark}\"\ninputs = [\"up\", \"{right}\"]\nto = \"{marked}\"\n\
+         [[stage]]\nname = \"count\"\nkind = \"aggregate\"\nmodule = \"{count}\"\n{count_inputs}\n\
+         [outputs]\ndefault = \"{counts}\"\n",
+        left = t.left,
+        right = t.right,
+        marked = t.marked,
+        counts = t.counts,
+        up = guests().example("rust", "uppercase").display(),
+        mark = guests().example("rust", "exclaim").display(),
+        count = guests().example("rust", "count").display(),
+    )
+}
+
+/// `n` records per side, keyed over 13 keys: `l-<i>` and `r-<i>`.
+fn merge_inputs(n: usize) -> (Vec<In>, Vec<In>) {
+    let side = |prefix: &str| -> Vec<In> {
+        (0..n)
+            .map(|i| In {
+                key: Some(format!("k-{}", i % 13).into_bytes()),
+                timestamp: Some(T0 + i as i64),
+                ..In::value(format!("{prefix}-{i}"))
+            })
+            .collect()
+    };
+    (side("l"), side("r"))
+}
+
+/// The reference: `L-<i>!` and `r-<i>!` for `mark` (sorted), and per key
+/// the number of records of both sides.
+fn merge_reference(left: &[In], right: &[In]) -> (Vec<String>, BTreeMap<String, u64>) {
+    let text = |r: &In| String::from_utf8(r.value.clone().unwrap()).unwrap();
+    let mut marked: Vec<String> = left
+        .iter()
+        .map(|r| format!("{}!", text(r).to_uppercase()))
+        .chain(right.iter().map(|r| format!("{}!", text(r))))
+        .collect();
+    marked.sort();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for r in left.iter().chain(right) {
+        *counts
+            .entry(String::from_utf8(r.key.clone().unwrap()).unwrap())
+            .or_default() += 1;
+    }
+    (marked, counts)
+}
+
+fn sorted_values(records: &[CommittedRecord]) -> Vec<String> {
+    let mut v: Vec<String> = records.iter().map(|r| r.value_str().unwrap().to_owned()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_graph_merges_two_inputs_through_the_driver() {
+    let (left, right) = merge_inputs(200);
+    let (want_marked, want_counts) = merge_reference(&left, &right);
+    for co_located in [false, true] {
+        let t = MergeTopics {
+            left: "left".into(),
+            right: "right".into(),
+            marked: "marked".into(),
+            counts: "counts".into(),
+        };
+        let out = drive_text(
+            &merge_body("merge", &t, co_located),
+            &[("left", left.clone()), ("right", right.clone())],
+            Duration::ZERO,
+        );
+        assert_eq!(
+            sorted_values(received(&out, "marked")),
+            want_marked,
+            "co-located: {co_located}"
+        );
+        assert_eq!(
+            last_counts(received(&out, "counts")),
+            want_counts,
+            "co-located: {co_located}"
+        );
+        // Record by record, a count grows by one with each record of its key.
+        assert_eq!(received(&out, "counts").len(), left.len() + right.len());
+    }
+}
+
+/// The merge graph on the broker: with a repartition topic (one instance),
+/// and co-located (three instances: the range assignor gives partition `p`
+/// of both inputs to one of them; the co-partitioning check passed at
+/// start).
+#[test]
+fn a_graph_merges_two_inputs_on_the_broker() {
+    let _turn = heavy();
+    let (left, right) = merge_inputs(1500);
+    let spread = |records: Vec<In>| -> Vec<In> {
+        records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| In {
+                partition: Some((i % 13 % 2) as i32),
+                ..r
+            })
+            .collect()
+    };
+    let (left, right) = (spread(left), spread(right));
+    let (want_marked, want_counts) = merge_reference(&left, &right);
+    // Three instances for two partitions: an assignor that balances
+    // partitions one by one (cooperative-sticky) would split a partition
+    // number's two topics between instances.
+    for (co_located, instances) in [(false, 1), (true, 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let t = MergeTopics {
+            left: unique("left"),
+            right: unique("right"),
+            marked: unique("marked"),
+            counts: unique("counts"),
+        };
+        for topic in [&t.left, &t.right, &t.marked, &t.counts] {
+            create_topic(topic, 2);
+        }
+        let body = merge_body(&unique("merge"), &t, co_located);
+        let file = dir.path().join("merge.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "state-dir = \"{}\"\n{body}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"session.timeout.ms\" = 6000\n",
+                dir.path().join("state").display(),
+                broker().bootstrap
+            ),
+        )
+        .unwrap();
+        produce(&t.left, &left);
+        produce(&t.right, &right);
+        let mut ws: Vec<WeirProcess> = (0..instances)
+            .map(|i| WeirProcess::start(&file, &i.to_string(), &[]))
+            .collect();
+        let marked = wait_for(&t.marked, want_marked.len(), Duration::from_secs(120));
+        assert_eq!(sorted_values(&marked), want_marked, "co-located: {co_located}");
+        let got = until(&want_counts, Duration::from_secs(60), || {
+            last_counts(&committed(&t.counts))
+        });
+        assert_eq!(got, want_counts, "co-located: {co_located}");
+        for w in &mut ws {
+            assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+        }
+    }
 }

@@ -1,54 +1,63 @@
 //! # Weir: a Kafka stream processor whose per-record logic is WebAssembly
 //!
-//! A map of the crate, in the order a record flows through it:
+//! A map of the crate, in the order a record meets it.
 //!
-//! - [`contract`]: the WIT contract (`wit/weir.wit`) as the host knows it —
-//!   interface names and operator kinds.
-//! - [`event`]: events going into an operator and outputs coming out.
-//! - [`codec`]: the flat batch encoding that carries a batch of events into a
-//!   guest and its results back out, in one buffer each way.
-//! - [`module`]: what a module is (digest, kind, SDK), read before it runs.
-//! - [`runtime`]: wasmtime engine, sandbox limits, compiled-module cache, and
-//!   [`runtime::Operator`] — a replaceable instance that turns batches into
-//!   results and traps into typed errors.
-//! - [`pipeline`]: the pipeline file (TOML): inputs, stages, outputs,
-//!   guarantee, error policies, `[kafka]`.
+//! **What a pipeline is**
+//! - [`pipeline`]: the pipeline file (TOML): inputs, a graph of stages
+//!   (each names what it reads), outputs, guarantee, error policies.
 //! - [`topology`]: the pipeline as Kafka Streams would see it — sources,
-//!   stages, sinks, sub-topologies cut at repartition topics, internal
-//!   topics — and its description (`weir topology`).
-//! - [`task`]: the compiled stage chain ([`task::Chain`]) and the
-//!   per-partition [`task::Task`] that runs batches through it, applies
-//!   error policies and sends records to a [`task::Sink`].
-//! - [`kafka`]: consumer group, producer, transactions — one
-//!   [`kafka::Instance`] per `weir run` process.
-//! - [`metrics`]: counters of a running pipeline.
-//! - [`registry`]: the module registry — versions and the activation table in
-//!   compacted control topics, modules chunked and digest-checked.
-//! - [`swap`]: hot swap in a running instance — follows activations,
-//!   compiles in the background, swaps at transaction boundaries, guards.
-//! - [`admin`]: the admin HTTP API (`/metrics`, `/status`, `/stores`) of an instance.
-//! - [`query`]: interactive queries over the committed state of a stage.
-//! - [`window`]: window assignment, grace, closing and session-merge rules
-//!   (pure functions of event time).
-//! - [`aggregate`]: the `aggregate` stage of one task — grouping, folding,
-//!   lateness, `update`/`final` emission, idle close.
-//! - [`state`]: stores whose writes are applied only once Kafka has
-//!   committed them, with changelog checkpoints, over an engine (RocksDB, or
-//!   memory for tests and the driver).
+//!   stages, stores, sinks, sub-topologies cut at repartition topics, and
+//!   where each stage's records go ([`topology::Hops`]); `weir topology`.
+//!
+//! **What runs a record**
+//! - [`kafka`]: Kafka I/O only — the instance loop polls records, hands
+//!   each topic partition's batch to its [`task::Task`], and commits or
+//!   aborts in one place ([`kafka::instance`], `txn`, `rebalance`); client
+//!   settings, internal topics, restores and purges.
+//! - [`codec`]: the flat batch encoding: a batch of events goes into a
+//!   guest in one buffer, results come back in one, read in place.
+//! - [`task`]: the compiled pipeline ([`task::Chain`]) and the task — one
+//!   sub-topology at one partition number, reading that partition of every
+//!   source — that owns its stages.
+//! - [`stage`]: the [`stage::Stage`] lifecycle (process a batch, timers,
+//!   commit and abort, swap and adopt, close) and its implementations:
+//!   [`stage::process`] (a guest processor) and [`stage::aggregate`]
+//!   (keyed folds, [`stage::window`]s, lateness, `update`/`final` emission).
+//! - [`collector`]: where a stage's records go — routes, the stages that
+//!   read it (run at once on one shared batch), repartition topics, sinks,
+//!   dead letters under the error policy, changelogs — through a
+//!   [`collector::Sink`] (the producer inside the transaction, or memory).
+//! - [`state`]: stores behind an engine trait (RocksDB, or memory), writes
+//!   staged until Kafka commits them, with changelog checkpoints; stores are
+//!   declared by stages up front ([`state::StoreSpec`]).
+//! - [`runtime`]: wasmtime, sandbox limits, the compiled-module cache, and
+//!   [`runtime::Operator`], a replaceable guest instance that turns batches
+//!   into results and traps into typed errors.
+//!
+//! **Around it**
+//! - [`swap`]: hot swap — follows the registry, compiles in the background,
+//!   applies ready versions at transaction boundaries ([`swap::apply`]).
+//! - [`registry`]: module versions and activations in compacted topics.
+//! - [`admin`]: the admin HTTP API (`/metrics`, `/status`, `/stores`), its
+//!   views and interactive queries ([`admin::query`]).
 //! - [`testing`]: the broker-free driver (`weir test PIPELINE.toml`): the
 //!   same tasks as `weir run`, with every topic and store in memory.
-//! - [`dev`]: `weir dev` — an in-process broker, sample data and a live view.
-//! - [`componentize`]: turns a core module (C, or any language without
-//!   component tooling) into a component that implements a Weir world.
-//! - [`jsonl`]: the JSON-lines event format of `weir test`.
-//! - [`units`]: durations and sizes as users write them (`"2s"`, `"256MiB"`).
-//! - [`cli`]: the `weir` command line, one file per subcommand.
+//! - [`metrics`], [`contract`], [`event`], [`module`], [`componentize`],
+//!   [`jsonl`], [`units`]: counters, the WIT contract as the host knows it,
+//!   events and outputs, module metadata, core-module wrapping, the JSON
+//!   lines format, durations and sizes.
+//! - [`dev`], [`cli`]: `weir dev` (embedded broker, samples, live view) and
+//!   the command line, one file per subcommand.
 //!
-//! Record flow: Kafka records → [`codec::BatchEncoder`] (per partition) →
-//! [`runtime::Operator::process`] (one call per batch and stage) →
-//! [`codec::ResultBatch`] (outputs read in place) → the next stage, an output
-//! topic, or the stage's error policy → the producer, inside the instance's
-//! transaction.
+//! A record's path: Kafka → [`kafka::Instance`] gathers it into its topic
+//! partition's batch ([`codec::BatchEncoder`]) → [`task::Task::process`]
+//! gives the batch to the stages that read its topic → each
+//! [`stage::Stage`] hands its results to a [`collector::Collector`] →
+//! routed topics, repartition topics, sinks and dead letters go to the
+//! [`collector::Sink`] (the producer, inside the open transaction); the
+//! stages that read this one get the outputs as their next batch → at the
+//! commit interval the instance commits the transaction with the input
+//! offsets, and the stores apply their staged writes.
 
 #![warn(missing_docs)]
 
@@ -65,7 +74,6 @@ pub mod kafka;
 pub mod metrics;
 pub mod module;
 pub mod pipeline;
-pub mod query;
 pub mod registry;
 pub mod runtime;
 pub mod stage;

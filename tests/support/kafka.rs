@@ -249,7 +249,7 @@ impl WeirProcess {
             .arg(pipeline)
             .args(["--instance-id", instance])
             .args(extra)
-            .env("WEIR_LOG", "info,librdkafka=warn,rdkafka=warn,weir::query=debug")
+            .env("WEIR_LOG", "info,librdkafka=warn,rdkafka=warn,weir::admin::query=debug")
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("create the log file"))
             .spawn()

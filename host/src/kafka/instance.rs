@@ -22,24 +22,26 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::FromClientConfigAndContext as _;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, RDKafkaError, RDKafkaErrorCode};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
 use rdkafka::producer::Producer as _;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::clients::{self, Producer, ProducerCtx, ProducerSink};
 use super::purge::Purger;
+use super::rebalance::ConsumerCtx;
 use super::restore::{Committed, RestoreError, Restorer};
 use super::topics::{self, TopicError};
+use super::txn::{Shared, TxnState};
+use crate::admin::query::StoreQueries;
 use crate::admin::{Restores, Status, Views};
 use crate::codec::BatchEncoder;
 use crate::metrics::{self, Metrics, Snapshot};
 use crate::pipeline::{Guarantee, Pipeline};
-use crate::query::StoreQueries;
 use crate::registry::Registry;
 use crate::state::StateError;
-use crate::swap::{Ready, SwapError, Swapper};
+use crate::swap::{self, SwapError, Swapper};
 use crate::task::{Chain, OpenError, Task, TaskError};
 
 /// How an instance runs, beyond its pipeline file.
@@ -182,316 +184,11 @@ pub enum InstanceError {
     Swap(#[from] SwapError),
 }
 
-type TopicPartition = (String, i32);
+/// A topic and a partition of it.
+pub(super) type TopicPartition = (String, i32);
 
 /// A task: (sub-topology, partition number).
 type TaskId = (usize, i32);
-
-/// Transaction and offset bookkeeping, shared with the rebalance callback.
-#[derive(Default)]
-struct TxnState {
-    /// A transaction is open (exactly-once).
-    open: bool,
-    /// Next offset per partition processed since the last commit.
-    pending: BTreeMap<TopicPartition, i64>,
-    /// Where each partition resumes after an abort: its last committed
-    /// position (or the first offset this instance saw of it).
-    resume: BTreeMap<TopicPartition, i64>,
-    /// Partitions revoked during `poll`; their tasks must go.
-    revoked: Vec<TopicPartition>,
-    /// An abort happened: kept partitions must seek back to `resume`.
-    rewind: bool,
-    /// A fatal error seen inside a callback.
-    fatal: Option<InstanceError>,
-    /// Partitions assigned during `poll`; their tasks open (and restore)
-    /// before anything is processed.
-    assigned: Vec<TopicPartition>,
-    /// Delivery failures already accounted for (at-least-once).
-    failures_seen: u64,
-    /// How the last unit of work ended, until the run loop has applied it
-    /// to the state stores: committed (`true`) or aborted.
-    ended: Option<bool>,
-    /// Commits with work in them so far (for [`RunOptions::fault_abort_every`]).
-    commits_with_work: u64,
-}
-
-struct Shared {
-    producer: Producer,
-    /// The end of each partition as this consumer sees it (the last stable
-    /// offset), from librdkafka's statistics.
-    ends: Mutex<BTreeMap<TopicPartition, i64>>,
-    /// Input partitions assigned now (for the admin API).
-    assigned: Arc<Mutex<std::collections::BTreeSet<TopicPartition>>>,
-    guarantee: Guarantee,
-    timeout: Duration,
-    transactional_id: String,
-    metrics: Arc<Metrics>,
-    state: Mutex<TxnState>,
-    fault_abort_every: Option<u64>,
-    /// The instance is stopping: its last commit is not aborted on purpose.
-    stop: Arc<AtomicBool>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, TxnState> {
-        // A panic while holding the lock would already have ended the loop.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn begin(&self, st: &mut TxnState) -> Result<(), InstanceError> {
-        if self.guarantee == Guarantee::ExactlyOnce && !st.open {
-            self.producer.begin_transaction().map_err(|e| self.fatal(&e))?;
-            st.open = true;
-        }
-        Ok(())
-    }
-
-    /// Closes the current unit of work: commits the transaction (or flushes
-    /// and commits offsets). An abortable failure aborts and asks for a rewind.
-    fn commit(&self, consumer: &BaseConsumer<ConsumerCtx>, st: &mut TxnState) -> Result<(), InstanceError> {
-        if let Some(every) = self.fault_abort_every
-            && !st.pending.is_empty()
-            && !self.stop.load(Ordering::Relaxed)
-        {
-            st.commits_with_work += 1;
-            if st.commits_with_work.is_multiple_of(every) {
-                tracing::warn!(
-                    commit = st.commits_with_work,
-                    "injected abort (--fault-abort-every {every}); reprocessing since the last commit"
-                );
-                return self.abort(st);
-            }
-        }
-        let started = Instant::now();
-        let result = match self.guarantee {
-            Guarantee::ExactlyOnce => self.commit_transaction(consumer, st),
-            Guarantee::AtLeastOnce => self.commit_offsets(consumer, st),
-        };
-        metrics::add(&self.metrics.commit_micros, started.elapsed().as_micros() as u64);
-        result
-    }
-
-    fn commit_transaction(&self, consumer: &BaseConsumer<ConsumerCtx>, st: &mut TxnState) -> Result<(), InstanceError> {
-        if !st.open {
-            return Ok(());
-        }
-        if !st.pending.is_empty() {
-            let Some(group) = consumer.group_metadata() else {
-                tracing::warn!("no consumer group metadata; aborting the transaction");
-                return self.abort(st);
-            };
-            if let Err(e) = self
-                .producer
-                .send_offsets_to_transaction(&offsets(&st.pending), &group, self.timeout)
-            {
-                return self.on_error(e, st);
-            }
-        }
-        let mut attempts = 0;
-        loop {
-            match self.producer.commit_transaction(self.timeout) {
-                Ok(()) => break,
-                Err(KafkaError::Transaction(e)) if e.is_retriable() && attempts < 3 => {
-                    attempts += 1;
-                    tracing::debug!("commit_transaction: {e}; retrying");
-                }
-                Err(e) => return self.on_error(e, st),
-            }
-        }
-        st.open = false;
-        st.ended = Some(true);
-        let pending = std::mem::take(&mut st.pending);
-        st.resume.extend(pending);
-        metrics::add(&self.metrics.commits, 1);
-        Ok(())
-    }
-
-    fn commit_offsets(&self, consumer: &BaseConsumer<ConsumerCtx>, st: &mut TxnState) -> Result<(), InstanceError> {
-        if let Err(e) = self.producer.flush(self.timeout) {
-            tracing::warn!("flushing outputs failed: {e}; reprocessing since the last commit");
-            return self.abort(st);
-        }
-        let failures = self.producer.context().failures();
-        if failures != st.failures_seen {
-            let new = failures - st.failures_seen;
-            st.failures_seen = failures;
-            tracing::warn!(
-                "{new} output(s) were not delivered (latest: {}); reprocessing since the last commit",
-                self.producer.context().last_failure().unwrap_or_default()
-            );
-            return self.abort(st);
-        }
-        // Everything sent so far, changelogs included, has arrived.
-        st.ended = Some(true);
-        if st.pending.is_empty() {
-            return Ok(());
-        }
-        match consumer.commit(&offsets(&st.pending), CommitMode::Sync) {
-            Ok(()) => {
-                let pending = std::mem::take(&mut st.pending);
-                st.resume.extend(pending);
-                metrics::add(&self.metrics.commits, 1);
-            }
-            // The outputs are out; a later commit covers these offsets too.
-            Err(e) => tracing::warn!("committing offsets failed: {e}; retrying at the next commit"),
-        }
-        Ok(())
-    }
-
-    fn on_error(&self, e: KafkaError, st: &mut TxnState) -> Result<(), InstanceError> {
-        match &e {
-            KafkaError::Transaction(rd) if rd.is_fatal() => Err(self.fatal_rd(rd)),
-            _ => {
-                tracing::warn!("transaction failed: {e}; aborting and reprocessing since the last commit");
-                self.abort(st)
-            }
-        }
-    }
-
-    /// Aborts the open transaction (if any) and asks for a rewind.
-    fn abort(&self, st: &mut TxnState) -> Result<(), InstanceError> {
-        if self.guarantee == Guarantee::ExactlyOnce && st.open {
-            self.producer
-                .abort_transaction(self.timeout)
-                .map_err(|e| self.fatal(&e))?;
-            st.open = false;
-        }
-        st.pending.clear();
-        st.rewind = true;
-        st.ended = Some(false);
-        metrics::add(&self.metrics.aborts, 1);
-        Ok(())
-    }
-
-    /// A task error, unless the producer failed fatally (e.g. fenced), which
-    /// is the real cause and says what to do.
-    fn explain(&self, e: TaskError) -> InstanceError {
-        match (&e, self.producer.client().fatal_error()) {
-            (TaskError::Sink(_), Some((code, reason))) => self.fatal_code(code, reason),
-            _ => InstanceError::Task(e),
-        }
-    }
-
-    fn fatal(&self, e: &KafkaError) -> InstanceError {
-        match e {
-            KafkaError::Transaction(rd) => self.fatal_rd(rd),
-            other => InstanceError::Transaction {
-                transactional_id: self.transactional_id.clone(),
-                reason: other.to_string(),
-            },
-        }
-    }
-
-    fn fatal_rd(&self, rd: &RDKafkaError) -> InstanceError {
-        self.fatal_code(rd.code(), rd.to_string())
-    }
-
-    fn fatal_code(&self, code: RDKafkaErrorCode, reason: String) -> InstanceError {
-        let transactional_id = self.transactional_id.clone();
-        match code {
-            RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch | RDKafkaErrorCode::Fenced => {
-                InstanceError::Fenced {
-                    transactional_id,
-                    reason,
-                }
-            }
-            _ => InstanceError::Transaction {
-                transactional_id,
-                reason,
-            },
-        }
-    }
-}
-
-fn offsets(pending: &BTreeMap<TopicPartition, i64>) -> TopicPartitionList {
-    let mut tpl = TopicPartitionList::with_capacity(pending.len());
-    for ((topic, partition), next) in pending {
-        // Only fails for an invalid offset value, which a next offset is not.
-        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
-    }
-    tpl
-}
-
-/// Consumer callbacks: commit (or abort) before partitions leave.
-struct ConsumerCtx {
-    shared: Arc<Shared>,
-}
-
-impl ClientContext for ConsumerCtx {
-    /// librdkafka's statistics (every `statistics.interval.ms`) carry each
-    /// partition's end: the last stable offset, which is what a
-    /// `read_committed` reader can reach (its own `consumer_lag` is unknown
-    /// here: offsets are committed through the producer's transactions).
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        let mut ends = BTreeMap::new();
-        for (topic, t) in statistics.topics {
-            for (p, part) in t.partitions {
-                if p >= 0 && part.ls_offset >= 0 {
-                    ends.insert((topic.clone(), p), part.ls_offset);
-                }
-            }
-        }
-        if let Ok(mut e) = self.shared.ends.lock() {
-            *e = ends;
-        }
-    }
-}
-
-impl ConsumerContext for ConsumerCtx {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(tpl) = rebalance else {
-            if let Rebalance::Assign(tpl) = rebalance {
-                tracing::info!(partitions = %describe(tpl), "partitions assigned");
-                let tps: Vec<TopicPartition> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect();
-                if let Ok(mut a) = self.shared.assigned.lock() {
-                    a.extend(tps.iter().cloned());
-                }
-                self.shared.lock().assigned.extend(tps);
-            }
-            return;
-        };
-        if let Ok(mut a) = self.shared.assigned.lock() {
-            for e in tpl.elements() {
-                a.remove(&(e.topic().to_owned(), e.partition()));
-            }
-        }
-        tracing::info!(partitions = %describe(tpl), lost = consumer.assignment_lost(), "partitions revoked");
-        let shared = &self.shared;
-        let mut st = shared.lock();
-        let result = if consumer.assignment_lost() {
-            // The group has moved on: our offsets would be refused, and the
-            // new owner may already be processing. Throw the work away.
-            shared.abort(&mut st)
-        } else {
-            shared.commit(consumer, &mut st)
-        };
-        if let Err(e) = result
-            && st.fatal.is_none()
-        {
-            st.fatal = Some(e);
-        }
-        for e in tpl.elements() {
-            let tp = (e.topic().to_owned(), e.partition());
-            st.resume.remove(&tp);
-            st.pending.remove(&tp);
-            // Assigned and revoked within one poll: nothing to open.
-            st.assigned.retain(|a| *a != tp);
-            st.revoked.push(tp);
-        }
-    }
-}
-
-fn describe(tpl: &TopicPartitionList) -> String {
-    tpl.elements()
-        .iter()
-        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// A pipeline instance connected to Kafka, ready to run.
 pub struct Instance {
@@ -894,45 +591,19 @@ impl Instance {
     }
 
     /// At a transaction boundary: swaps the versions that are ready into
-    /// every task, and checks the guards of recent swaps. Must only run
-    /// when no transaction is open (after a commit or an abort).
+    /// every task, and checks the guards of recent swaps. Does nothing while
+    /// a transaction is open.
     fn swap(&self, tasks: &mut HashMap<TaskId, Task>) -> Result<(), InstanceError> {
         if self.shared.lock().open {
             return Ok(());
         }
-        let mut swapper = self.swapper();
-        swapper.check_guards(self.metrics());
-        let ready: Vec<Ready> = swapper.take_ready();
-        for r in ready {
-            let started = Instant::now();
-            let from = self.chain.module(r.stage).info().version_label();
-            self.chain.set_module(r.stage, r.module.clone());
-            for task in tasks.values_mut() {
-                task.swap(r.stage, r.module.clone());
-            }
-            // State moves to the new version's format now, in a transaction
-            // of its own (committed at the next commit), so that quiet
-            // partitions and queries see it too.
-            if tasks.values().any(|t| t.has_state(r.stage)) {
-                let mut sink = self.writer()?;
-                for task in tasks.values_mut() {
-                    task.adopt(r.stage, &mut sink).map_err(|e| self.shared.explain(e))?;
-                }
-            }
-            let pause = started.elapsed();
-            tracing::info!(
-                stage = %self.pipeline.stages[r.stage].name,
-                from = %from,
-                to = %r.module.info().version_label(),
-                version = %r.activation.module,
-                tasks = tasks.len(),
-                pause_us = pause.as_micros() as u64,
-                since_activation_ms = r.seen_at.elapsed().as_millis() as u64,
-                "swapped at a transaction boundary"
-            );
-            swapper.applied(&r, pause, self.metrics());
-        }
-        Ok(())
+        swap::apply::apply_ready(
+            &mut self.swapper(),
+            &self.chain,
+            tasks.values_mut().collect(),
+            || self.writer(),
+            |e| self.shared.explain(e),
+        )
     }
 
     /// The task that reads a topic partition: the sub-topology that reads

@@ -3,8 +3,11 @@
 //!
 //! - [`clients`]: librdkafka settings Weir chooses, merged with the
 //!   pipeline's `[kafka]` table, and the producer side of a task ([`clients::ProducerSink`]).
-//! - [`instance`]: one `weir run` process: consumer group membership, one
-//!   task per assigned partition, and the commit protocol of each guarantee.
+//! - [`instance`]: one `weir run` process: the loop that polls, hands
+//!   batches to tasks (one per sub-topology and partition number), commits
+//!   or aborts in one place, and applies rebalances.
+//! - [`txn`]: the commit protocol — transactions, offsets, aborts, rewinds.
+//! - [`rebalance`]: the consumer's rebalance callbacks.
 //! - [`purge`]: deleting repartition records the group has committed past.
 //! - [`restore`]: bringing a store up to the end of its changelog.
 //! - [`topics`]: creating the internal repartition and changelog topics.
@@ -12,7 +15,9 @@
 pub mod clients;
 pub mod instance;
 pub mod purge;
+mod rebalance;
 pub mod restore;
 pub mod topics;
+mod txn;
 
 pub use instance::{Instance, InstanceError, RunOptions};

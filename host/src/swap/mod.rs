@@ -3,8 +3,8 @@
 //! The [`Swapper`] follows the registry's activation table. When a stage of
 //! this pipeline gets a new version, the module is fetched and compiled on a
 //! background thread (processing goes on meanwhile), then waits as
-//! [`Ready`] until the instance reaches a transaction boundary, where the
-//! instance swaps it into every task at once (see `kafka::instance`). A
+//! [`Ready`] until the instance reaches a transaction boundary, where
+//! [`apply::apply_ready`] swaps it into every task at once. A
 //! record is thus processed by the version that was active when its
 //! transaction began, and the swap costs only the instantiation of the new
 //! version in each task.
@@ -12,6 +12,8 @@
 //! An activation may carry a [`Guard`]: the swapper then watches the stage's
 //! first records under the new version and, when too many fail, writes the
 //! rollback to the registry, which every instance then applies the same way.
+
+pub mod apply;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
