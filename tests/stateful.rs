@@ -520,6 +520,74 @@ fn wait_restored(w: &WeirProcess, addr: &str, n: usize) -> Value {
     }
 }
 
+/// A stop (SIGTERM) reaches a restore: the instance ends at once and
+/// cleanly, before the store is whole; the next life restores it all.
+#[test]
+fn a_stop_during_a_restore_ends_the_instance_cleanly() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let app = unique("stop-restore");
+    let (input, output) = (unique("sentences"), unique("counts"));
+    create_topic(&input, 1);
+    create_topic(&output, 1);
+    let file = example(
+        dir.path(),
+        "word-count.toml",
+        &app,
+        &[("sentences", &input), ("word-counts", &output)],
+        "",
+    );
+    // A changelog of 400 000 counts of 1, as the count stage writes them.
+    let changelog = format!("{app}-count-changelog");
+    create_topic(&changelog, 1);
+    let n = 400_000;
+    let records: Vec<In> = (0..n)
+        .map(|i| {
+            let word = format!("w{i}");
+            let mut key = vec![1u8, 1u8];
+            key.extend_from_slice(&(word.len() as u32).to_be_bytes());
+            key.extend_from_slice(word.as_bytes());
+            In {
+                key: Some(key),
+                partition: Some(0),
+                value: Some(1u64.to_le_bytes().to_vec()),
+                ..In::default()
+            }
+        })
+        .collect();
+    produce(&changelog, &records);
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !w.log_text().contains("restoring state from") {
+        assert!(
+            w.running() && Instant::now() < deadline,
+            "no restore began:\n{}",
+            w.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = w.terminate(EXIT_WAIT);
+    let log = w.log_text();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("stopped while restoring state") && log.contains("stopped cleanly"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("restored state from"),
+        "the restore finished before the stop:\n{log}"
+    );
+    // The next life restores the whole store: every count is there.
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let addr = admin_addr(&mut w);
+    wait_restored(&w, &addr, 1);
+    for word in ["w0", "w199999", &format!("w{}", n - 1)] {
+        let q = query(&addr, "count", word);
+        assert_eq!(q["value"]["outputs"][0]["value"], json!("1"), "{word}: {q}");
+    }
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
 // ---------------------------------------------------------------------------
 // Sessions under SIGKILL.
 

@@ -427,7 +427,7 @@ impl Instance {
             .checked_sub(Duration::from_secs(1))
             .unwrap_or_else(Instant::now);
         let mut errors = ErrorLog::default();
-        loop {
+        'run: loop {
             if self.options.stop.load(Ordering::Relaxed) {
                 break;
             }
@@ -475,7 +475,18 @@ impl Instance {
             for tp in assigned.iter().chain(gathered.keys()) {
                 let id = self.task_id(tp);
                 if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(id) {
-                    slot.insert(self.open_task(id)?);
+                    match self.open_task(id) {
+                        Ok(task) => {
+                            slot.insert(task);
+                        }
+                        // A stop reaches a restore too: end as after any
+                        // batch, with the final commit of what is done.
+                        Err(InstanceError::Restore(RestoreError::Stopped { topic, partition })) => {
+                            tracing::info!(%topic, partition, "stopped while restoring state");
+                            break 'run;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             for (tp, messages) in gathered {
