@@ -5,9 +5,9 @@
 //! the stage's error policy, and changelogs. Records leave the task through
 //! a [`Sink`] (the Kafka producer, or memory).
 //!
-//! Between two stages of a task, outputs are encoded once into a batch that
-//! every reading stage gets as it is: a guest stage passes it to the guest,
-//! an aggregate reads its events in place.
+//! Between two stages of a task, outputs are encoded once into a batch (cut
+//! at the batch size) that every reading stage gets as it is: a guest stage
+//! passes it to the guest, an aggregate reads its events in place.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -218,7 +218,9 @@ impl Why<'_> {
             Why::Failure { code, message } => format!("{code}: {message}"),
             Why::Trap(e) => e.to_string(),
             Why::NoRoute(r) => format!("unknown-route: the output names route {r:?}, which [outputs.routes] lacks"),
-            Why::NoDefault => "no-default-output: an output has no route and [outputs] has no default topic".into(),
+            Why::NoDefault => "no-default-output: an output has no route, no stage reads the stage, \
+                               and it has no `to` topic and [outputs] no default"
+                .into(),
             Why::Late { window, stream_time } => format!(
                 "late: the event's window [{}, {}) closed before it arrived (stream time {stream_time} ms; \
                  raise the window's grace to accept it)",
@@ -297,12 +299,34 @@ pub struct Context<'a> {
     pub routing: &'a Routing,
     /// The wall clock of the batch (`idle-close` counts quiet time from it).
     pub now: Instant,
-    /// The task's input position, written into changelog records (see
-    /// [`crate::stage::aggregate::INPUT_NEXT`]).
-    pub position: String,
+    /// The topics the task reads.
+    pub sources: &'a [String],
+    /// How far the task has read each (see [`Context::position`]).
+    pub next: &'a [i64],
     /// The source of the batch: topic, partition, and the offset of its
     /// last record (synthetic events, such as emitted results, carry them).
     pub source: (&'a str, i32, i64),
+}
+
+impl Context<'_> {
+    /// The task's input position, which changelog records carry (see
+    /// [`crate::stage::aggregate::INPUT_NEXT`]): the next offset of a task
+    /// of one source; `topic=next` for each source read since the task
+    /// opened or last dropped uncommitted work, comma-separated, for a task
+    /// of several. A source not read since constrains nothing.
+    pub fn position(&self) -> String {
+        match self.next {
+            [one] => one.to_string(),
+            _ => self
+                .sources
+                .iter()
+                .zip(self.next)
+                .filter(|(_, n)| **n > 0)
+                .map(|(t, n)| format!("{t}={n}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
 }
 
 /// Reads back a batch the host encoded itself: it always reads back, and if
@@ -346,11 +370,10 @@ pub fn run_stages(
                 .invariant(d, "a stage is read by a task that does not run it", String::new())
         })?;
         metrics::add(&ctx.routing.metrics.stages[d].events, input.events.len() as u64);
-        let label = stage.module_label();
         let mut out = Collector {
             ctx,
             stage: d,
-            label,
+            label: stage.module_label().into(),
             sink: &mut *sink,
             later: after,
             offset: d + 1,
@@ -392,7 +415,7 @@ fn flush(
 pub struct Collector<'a> {
     ctx: &'a Context<'a>,
     stage: usize,
-    label: String,
+    label: Arc<str>,
     sink: &'a mut dyn Sink,
     later: &'a mut Slots,
     offset: usize,
@@ -413,7 +436,7 @@ impl<'a> Collector<'a> {
         Collector {
             ctx,
             stage,
-            label,
+            label: label.into(),
             sink,
             later,
             offset: stage + 1,
@@ -466,6 +489,9 @@ impl<'a> Collector<'a> {
                 format!("{} events, {} results", events.len(), results.len()),
             ));
         }
+        // One label and one header buffer for the batch's outputs.
+        let label = self.label.clone();
+        let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
         for (idx, (result, ev)) in results.iter().zip(events).enumerate() {
             match result {
                 ResultRef::Failed { code, message } => {
@@ -475,7 +501,7 @@ impl<'a> Collector<'a> {
                     };
                     self.fail(ev, &why)?;
                 }
-                ResultRef::Outputs(outs) => self.outputs(ev, outs)?,
+                ResultRef::Outputs(outs) => self.outputs(ev, outs, &label, &mut headers)?,
             }
         }
         Ok(())
@@ -484,7 +510,13 @@ impl<'a> Collector<'a> {
     /// Sends one event's outputs: routed ones to their topics, the rest to
     /// every hop of the stage. An event's outputs all go, or none: an
     /// unknown route or an output with nowhere to go fails the event.
-    pub fn outputs(&mut self, ev: &EventRef<'_>, outs: OutputsRef<'_>) -> Result<(), StageError> {
+    fn outputs<'h>(
+        &mut self,
+        ev: &EventRef<'_>,
+        outs: OutputsRef<'h>,
+        label: &'h str,
+        headers: &mut Vec<(&'h str, Option<&'h [u8]>)>,
+    ) -> Result<(), StageError> {
         let routing = self.ctx.routing;
         let hops = self.hops();
         let nowhere = hops.stages.is_empty() && hops.repartition.is_empty() && hops.sink.is_none();
@@ -497,19 +529,18 @@ impl<'a> Collector<'a> {
             return self.fail(ev, &why);
         }
         metrics::add(&self.counters().outputs, outs.len() as u64);
-        let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
         for o in outs.iter() {
             let timestamp = o.timestamp().unwrap_or(ev.timestamp);
             let mut send = |topic: &str, partition: Option<i32>, sink: &mut dyn Sink| {
                 headers.clear();
                 headers.extend(o.headers().filter(|(n, _)| *n != MODULE_HEADER));
-                headers.push((MODULE_HEADER, Some(self.label.as_bytes())));
+                headers.push((MODULE_HEADER, Some(label.as_bytes())));
                 sink.send(&OutRecord {
                     topic,
                     partition,
                     key: o.key(),
                     value: o.value(),
-                    headers: &headers,
+                    headers,
                     timestamp,
                     changelog: false,
                 })?;
@@ -540,7 +571,6 @@ impl<'a> Collector<'a> {
                     o.headers(),
                 );
                 if self.outbox.len() >= routing.batch_size {
-                    // Fields, not `self`: the headers borrow the label.
                     flush(
                         &mut self.outbox,
                         self.ctx,
@@ -607,7 +637,7 @@ impl<'a> Collector<'a> {
         match &routing.on_error[self.stage] {
             ErrorPolicy::Fail => Err(StageError::Failed {
                 stage: name.to_owned(),
-                module: self.label.clone(),
+                module: self.label.to_string(),
                 topic: ev.topic.to_owned(),
                 partition: ev.partition,
                 offset: ev.offset,

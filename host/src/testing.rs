@@ -49,6 +49,13 @@ pub enum DriverError {
         /// The pipeline's inputs.
         inputs: String,
     },
+    /// A record went to a repartition topic that no sub-topology reads (a
+    /// bug in Weir).
+    #[error("a record went to repartition topic {topic}, which no sub-topology reads")]
+    NoReader {
+        /// The topic.
+        topic: String,
+    },
     /// A stage's `emit` failed while showing its store.
     #[error("stage {stage}: emit failed while showing its store: {reason}")]
     Emit {
@@ -137,7 +144,7 @@ impl Driver {
             let mut sink = MemorySink::default();
             self.tasks[segment].idle_close(now, &mut sink)?;
             let mut queue = VecDeque::new();
-            self.route(sink, &mut queue);
+            self.route(sink, &mut queue)?;
             // What they sent on runs through the later sub-topologies.
             self.run(queue, now)?;
         }
@@ -165,7 +172,7 @@ impl Driver {
                 }
                 let mut sink = MemorySink::default();
                 self.tasks[segment].process_at(&encoder, &mut sink, now)?;
-                self.route(sink, &mut queue);
+                self.route(sink, &mut queue)?;
             }
         }
         Ok(())
@@ -270,14 +277,18 @@ impl Driver {
     /// Sends what a task wrote where it goes: repartition topics to the
     /// queue of the sub-topology that reads them, changelogs nowhere (the
     /// stores hold the same), everything else to the outputs.
-    fn route(&mut self, sink: MemorySink, queue: &mut VecDeque<(usize, String, Vec<Event>)>) {
+    fn route(
+        &mut self,
+        sink: MemorySink,
+        queue: &mut VecDeque<(usize, String, Vec<Event>)>,
+    ) -> Result<(), DriverError> {
         for r in sink.records {
             if self.changelogs.contains(&r.topic) {
                 continue;
             }
             if self.repartition.contains(&r.topic) {
                 let Some(segment) = self.chain.sub_of(&r.topic) else {
-                    continue;
+                    return Err(DriverError::NoReader { topic: r.topic });
                 };
                 let event = Event {
                     key: r.key,
@@ -300,6 +311,7 @@ impl Driver {
             }
             self.outputs.entry(r.topic.clone()).or_default().push(r);
         }
+        Ok(())
     }
 
     fn commit(&mut self) -> Result<(), DriverError> {

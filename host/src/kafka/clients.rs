@@ -54,6 +54,14 @@ pub fn consumer_config(pipeline: &Pipeline, instance_id: &str) -> ClientConfig {
     // The guarantee depends on these; the pipeline parser refuses them in [kafka].
     c.set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
+    if assignor(pipeline) == "range" && c.get("partition.assignment.strategy") != Some("range") {
+        // Co-location is what keeps such a task's state whole.
+        tracing::warn!(
+            "[kafka] partition.assignment.strategy is ignored: a task keeps state over several topics, \
+             which needs the range assignor"
+        );
+        c.set("partition.assignment.strategy", "range");
+    }
     c
 }
 

@@ -1,8 +1,10 @@
 //! One running instance of a pipeline: a consumer group member with one task
-//! per assigned partition, and the commit protocol of its guarantee.
+//! per sub-topology and assigned partition number, and the loop that feeds
+//! them and commits (the protocol is in `txn`, the rebalance callbacks in
+//! `rebalance`, restores in `restore`, swaps in [`crate::swap::apply`]).
 //!
-//! The loop: poll a batch of records → run each partition's records through
-//! its task (outputs go to the producer) → every commit interval, close the
+//! The loop: poll a batch of records → run each topic partition's records
+//! through its task (outputs go to the producer) → every commit interval, close the
 //! transaction with the input offsets in it (`send_offsets_to_transaction`),
 //! or, at-least-once, flush the producer and then commit the offsets.
 //!
@@ -273,12 +275,22 @@ impl Instance {
                 topics: missing.join(", "),
             });
         }
+        // Internal topics that do not exist yet are checked with the count
+        // they will be created with.
+        let internal = chain.internal_topics();
+        let inputs_count = topics::input_partitions(&metadata, &pipeline.inputs);
         let partitions = |topic: &str| {
             metadata
                 .topics()
                 .iter()
-                .find(|t| t.name() == topic)
+                .find(|t| t.name() == topic && !t.partitions().is_empty())
                 .map(|t| t.partitions().len() as i32)
+                .or_else(|| {
+                    internal
+                        .iter()
+                        .find(|t| t.name == topic)
+                        .map(|t| t.partitions.unwrap_or(inputs_count))
+                })
         };
         chain.topology().check_co_partitioning(&partitions)?;
         if pipeline.guarantee == Guarantee::ExactlyOnce {
@@ -475,7 +487,7 @@ impl Instance {
             for tp in assigned.iter().chain(gathered.keys()) {
                 let id = self.task_id(tp);
                 if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(id) {
-                    match self.open_task(id) {
+                    match self.open_task(id, tp) {
                         Ok(task) => {
                             slot.insert(task);
                         }
@@ -618,16 +630,17 @@ impl Instance {
     }
 
     /// The task that reads a topic partition: the sub-topology that reads
-    /// the topic, at that partition number.
+    /// the topic, at that partition number. Every subscribed topic is a
+    /// source of some sub-topology; `usize::MAX` (no task, which
+    /// [`Instance::open_task`] refuses naming the topic) if not.
     fn task_id(&self, (topic, partition): &TopicPartition) -> TaskId {
-        // Every subscribed topic is a source of some sub-topology.
         (self.chain.sub_of(topic).unwrap_or(usize::MAX), *partition)
     }
 
     /// A task for a newly seen partition number, its stores restored from
     /// their changelogs (only the tail past the local checkpoint, when there
     /// is one).
-    fn open_task(&self, (sub, partition): TaskId) -> Result<Task, InstanceError> {
+    fn open_task(&self, (sub, partition): TaskId, tp: &TopicPartition) -> Result<Task, InstanceError> {
         let sources = self
             .chain
             .topology()
@@ -635,7 +648,7 @@ impl Instance {
             .get(sub)
             .map(|s| s.sources.clone())
             .unwrap_or_default();
-        let topic = sources.first().map_or("", String::as_str);
+        let topic = sources.first().unwrap_or(&tp.0);
         let mut task = self.chain.open_task(topic, partition, &self.state_root)?;
         let Some(restorer) = &self.restorer else {
             return Ok(task);
@@ -749,8 +762,10 @@ impl Instance {
         }
         let mut assigned = std::mem::take(&mut st.assigned);
         for tp in std::mem::take(&mut st.revoked) {
-            // A task goes with any of its partitions: a stateless task
-            // whose other sources stay reopens on their next records.
+            // A task goes with any of its partitions; one whose other
+            // sources stay here reopens (and restores) on their next
+            // records. (A task with state over several topics loses them
+            // together: the `range` assignor moves a partition number whole.)
             if let Some(task) = tasks.remove(&self.task_id(&tp)) {
                 if let Some(q) = &self.queries {
                     for (i, _, _) in task.stores() {

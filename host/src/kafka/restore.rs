@@ -248,7 +248,9 @@ fn committed(m: &rdkafka::message::BorrowedMessage<'_>, committed_input: &Commit
 }
 
 /// [`committed`] on the header's text: `next` for a task of one source,
-/// `topic=next,…` for a task of several. Anything else is not committed
+/// `topic=next,…` for a task of several (only the sources it read since it
+/// opened or last dropped uncommitted work). A position that read nothing
+/// (`0`, or no pair) constrains nothing. Anything else is not committed
 /// work (a record Weir did not write that way is not trusted).
 fn position_committed(position: &str, committed_input: &Committed) -> bool {
     let at_most = |topic: Option<&str>, next: &str| {
@@ -258,8 +260,11 @@ fn position_committed(position: &str, committed_input: &Committed) -> bool {
             None if committed_input.len() == 1 => committed_input.values().next().copied().flatten(),
             None => None,
         };
-        committed.is_some_and(|c| next <= c)
+        next == 0 || committed.is_some_and(|c| next <= c)
     };
+    if position.is_empty() {
+        return true;
+    }
     if !position.contains('=') {
         return at_most(None, position);
     }
@@ -279,12 +284,17 @@ mod tests {
         assert!(!position_committed("11", &one));
         assert!(!position_committed("x", &one));
         let none: Committed = [("in".to_owned(), None)].into();
-        assert!(!position_committed("0", &none));
+        assert!(!position_committed("1", &none));
+        // Nothing read: nothing to be uncommitted about.
+        assert!(position_committed("0", &none));
+        assert!(position_committed("", &none));
         let two: Committed = [("a".to_owned(), Some(5)), ("b".to_owned(), Some(7))].into();
         assert!(position_committed("a=5,b=7", &two));
         assert!(position_committed("a=0,b=7", &two));
         assert!(!position_committed("a=6,b=7", &two));
         assert!(!position_committed("a=5,c=1", &two));
+        assert!(position_committed("b=7", &two));
+        assert!(!position_committed("a=6", &two));
         // A plain number is ambiguous for a task of two sources.
         assert!(!position_committed("5", &two));
     }

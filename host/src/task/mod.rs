@@ -6,7 +6,6 @@
 
 mod chain;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,10 +31,15 @@ pub struct Task {
     partition: i32,
     /// By stage index; `None` for stages of other sub-topologies.
     stages: Vec<Option<Box<dyn Stage>>>,
-    /// The next offset of each source topic (changelog records carry them).
-    positions: BTreeMap<String, i64>,
-    /// The source and last offset of the last batch (emitted results carry them).
-    last: (String, i64),
+    /// The topics it reads (its sub-topology's sources).
+    sources: Vec<String>,
+    /// The next offset of each source (by index) since the task opened or
+    /// last dropped uncommitted work; 0: not read since (changelog records
+    /// carry them, see [`crate::stage::aggregate::INPUT_NEXT`]).
+    next: Vec<i64>,
+    /// The source (index) and last offset of the last batch (emitted
+    /// results carry them).
+    last: (usize, i64),
     /// The wall clock of the batch being processed (`idle-close` counts
     /// quiet time from it; the broker-free driver moves it itself).
     now: Instant,
@@ -45,8 +49,9 @@ impl Task {
     fn new(chain: Arc<Chain>, sub: usize, partition: i32, stages: Vec<Option<Box<dyn Stage>>>) -> Task {
         let sources = chain.topology().sub_topologies()[sub].sources.clone();
         Task {
-            positions: sources.iter().map(|t| (t.clone(), 0)).collect(),
-            last: (sources.first().cloned().unwrap_or_default(), -1),
+            next: vec![0; sources.len()],
+            sources,
+            last: (0, -1),
             chain,
             sub,
             partition,
@@ -79,10 +84,11 @@ impl Task {
                 format!("{topic} and {}", other.topic),
             ));
         }
-        let hops = routing
-            .topology()
-            .source_hops(topic)
-            .filter(|_| self.positions.contains_key(topic))
+        let (source, hops) = self
+            .sources
+            .iter()
+            .position(|t| t == topic)
+            .zip(routing.topology().source_hops(topic))
             .ok_or_else(|| {
                 routing.invariant(
                     usize::MAX,
@@ -90,8 +96,8 @@ impl Task {
                     format!("{topic}[{}] to sub-topology {}", self.partition, self.sub),
                 )
             })?;
-        self.positions.insert(topic.to_owned(), last.offset + 1);
-        self.last = (topic.to_owned(), last.offset);
+        self.next[source] = last.offset + 1;
+        self.last = (source, last.offset);
         // Sources that a repartitioning stage reads directly go to its
         // repartition topic unchanged.
         let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
@@ -107,30 +113,15 @@ impl Task {
                 ))?;
             }
         }
-        let last = self.last.clone();
         let ctx = Context {
             routing,
             now: self.now,
-            position: self.position(),
-            source: (&last.0, self.partition, last.1),
+            sources: &self.sources,
+            next: &self.next,
+            source: (topic, self.partition, last.offset),
         };
         let input = Input { batch, events: &events };
         collector::run_stages(&mut self.stages, 0, &hops.stages, &input, &ctx, sink)
-    }
-
-    /// The task's input position (see [`crate::stage::aggregate::INPUT_NEXT`]).
-    fn position(&self) -> String {
-        match self.positions.len() {
-            1 => self.positions.values().map(i64::to_string).collect(),
-            // A source not read yet in this life constrains nothing.
-            _ => self
-                .positions
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(t, n)| format!("{t}={n}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        }
     }
 
     /// Runs `f` on stage `i` with a collector for its records.
@@ -141,12 +132,16 @@ impl Task {
         f: impl FnOnce(&mut dyn Stage, &mut Collector<'_>) -> Result<T, StageError>,
     ) -> Result<Option<T>, TaskError> {
         let chain = self.chain.clone();
-        let last = self.last.clone();
         let ctx = Context {
             routing: chain.routing(),
             now: self.now,
-            position: self.position(),
-            source: (&last.0, self.partition, last.1),
+            sources: &self.sources,
+            next: &self.next,
+            source: (
+                self.sources.get(self.last.0).map_or("", String::as_str),
+                self.partition,
+                self.last.1,
+            ),
         };
         let (head, later): (&mut Slots, &mut Slots) = self.stages.split_at_mut(i + 1);
         let Some(stage) = head.last_mut().and_then(Option::as_mut) else {
@@ -210,7 +205,7 @@ impl Task {
 
     /// The topics the task reads (that partition of each).
     pub fn sources(&self) -> &[String] {
-        &self.chain.topology().sub_topologies()[self.sub].sources
+        &self.sources
     }
 
     /// The sub-topology it runs.
@@ -231,8 +226,11 @@ impl Task {
             .filter_map(|(i, s)| s.as_deref().and_then(|s| s.store().map(|st| (i, s, st))))
     }
 
-    /// Re-reads every store (after a restore, or an abort).
+    /// Re-reads every store (after a restore, or an abort), and forgets
+    /// how far the dropped work had read: the next changelog records carry
+    /// only what is read from here on.
     pub fn reload(&mut self) -> Result<(), StateError> {
+        self.next.iter_mut().for_each(|n| *n = 0);
         self.stages.iter_mut().flatten().try_for_each(|s| s.abort())
     }
 

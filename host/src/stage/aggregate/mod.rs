@@ -203,7 +203,7 @@ impl AggregateStage {
 impl Stage for AggregateStage {
     fn process(&mut self, input: &Input<'_>, out: &mut Collector<'_>) -> Result<(), StageError> {
         let ctx = out.context();
-        let (now, position) = (ctx.now, ctx.position.clone());
+        let (now, position) = (ctx.now, ctx.position());
         let step = self.agg.step(&mut self.op, input.events, &position, now, out.sink())?;
         self.settle(step, Some(input), out)
     }
@@ -216,7 +216,7 @@ impl Stage for AggregateStage {
         let Some(st) = self.agg.idle_due(now) else {
             return Ok(());
         };
-        let position = out.context().position.clone();
+        let position = out.context().position();
         let step = self.agg.idle_close(&mut self.op, now, st, &position, out.sink())?;
         self.settle(step, None, out)
     }
@@ -239,7 +239,7 @@ impl Stage for AggregateStage {
     }
 
     fn adopt(&mut self, out: &mut Collector<'_>) -> Result<bool, StageError> {
-        let position = out.context().position.clone();
+        let position = out.context().position();
         let step = self.agg.adopt_now(&mut self.op, &position, out.sink())?;
         out.unmigrated(&step.unmigrated);
         Ok(true)
