@@ -224,6 +224,22 @@ fn daily_trades(n: usize) -> Vec<Trade> {
         .collect()
 }
 
+/// The word-count example as `app` on fresh topics of `partitions`
+/// partitions, with `extra` top-level keys: the file, input and output.
+fn word_count_pipeline(dir: &Path, app: &str, partitions: i32, extra: &str) -> (PathBuf, String, String) {
+    let (input, output) = (unique("sentences"), unique("counts"));
+    create_topic(&input, partitions);
+    create_topic(&output, partitions);
+    let file = example(
+        dir,
+        "word-count.toml",
+        app,
+        &[("sentences", &input), ("word-counts", &output)],
+        extra,
+    );
+    (file, input, output)
+}
+
 /// The daily-stats example on fresh topics (`partitions` each for input and
 /// output): the file, input, output and dead-letter topic.
 fn daily_stats_pipeline(dir: &Path, app: &str, partitions: i32) -> (PathBuf, String, String, String) {
@@ -527,16 +543,7 @@ fn a_stop_during_a_restore_ends_the_instance_cleanly() {
     let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let app = unique("stop-restore");
-    let (input, output) = (unique("sentences"), unique("counts"));
-    create_topic(&input, 1);
-    create_topic(&output, 1);
-    let file = example(
-        dir.path(),
-        "word-count.toml",
-        &app,
-        &[("sentences", &input), ("word-counts", &output)],
-        "",
-    );
+    let (file, _, _) = word_count_pipeline(dir.path(), &app, 1, "");
     // A changelog of 400 000 counts of 1, as the count stage writes them.
     let changelog = format!("{app}-count-changelog");
     create_topic(&changelog, 1);
@@ -801,16 +808,7 @@ fn word_count_through_a_repartition_topic() {
     let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let app = unique("word-count");
-    let (input, output) = (unique("sentences"), unique("counts"));
-    create_topic(&input, 3);
-    create_topic(&output, 3);
-    let file = example(
-        dir.path(),
-        "word-count.toml",
-        &app,
-        &[("sentences", &input), ("word-counts", &output)],
-        KEEP_REPARTITION_RECORDS,
-    );
+    let (file, input, output) = word_count_pipeline(dir.path(), &app, 3, KEEP_REPARTITION_RECORDS);
     let (records, want) = sentences(2000);
     produce(&input, &records);
     let mut w = WeirProcess::start(&file, "0", &[]);
@@ -852,16 +850,7 @@ fn word_count_across_sigkill() {
     let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let app = unique("word-count");
-    let (input, output) = (unique("sentences"), unique("counts"));
-    create_topic(&input, 3);
-    create_topic(&output, 3);
-    let file = example(
-        dir.path(),
-        "word-count.toml",
-        &app,
-        &[("sentences", &input), ("word-counts", &output)],
-        KEEP_REPARTITION_RECORDS,
-    );
+    let (file, input, output) = word_count_pipeline(dir.path(), &app, 3, KEEP_REPARTITION_RECORDS);
     let (records, want) = sentences(8000);
     let (mut w, kills) = run_with_kills(&file, (&input, &output), records, Duration::from_millis(500), 5);
     let words = want.values().sum::<u64>() as usize;
@@ -1560,16 +1549,7 @@ fn bad_stateful_setups_say_what_is_wrong() {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let app = unique("word-count");
-    let (input, output) = (unique("sentences"), unique("counts"));
-    create_topic(&input, 3);
-    create_topic(&output, 3);
-    let file = example(
-        dir.path(),
-        "word-count.toml",
-        &app,
-        &[("sentences", &input), ("word-counts", &output)],
-        "",
-    );
+    let (file, input, output) = word_count_pipeline(dir.path(), &app, 3, "");
 
     let wrong_kind = dir.path().join("wrong-kind.toml");
     let text = std::fs::read_to_string(&file)

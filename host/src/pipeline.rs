@@ -952,6 +952,74 @@ sample = "trades"
         assert!(e.contains("application-id"), "{e}");
     }
 
+    const GRAPH: &str = r#"
+application-id = "app"
+inputs = ["a", "b"]
+[[stage]]
+name = "p"
+module = "p.wasm"
+inputs = ["a"]
+[[stage]]
+name = "q"
+module = "q.wasm"
+inputs = ["p", "b"]
+to = "q-out"
+[[stage]]
+name = "agg"
+kind = "aggregate"
+module = "c.wasm"
+inputs = ["b"]
+[outputs]
+default = "out"
+"#;
+
+    #[test]
+    fn stages_name_their_inputs_and_a_list_without_them_is_a_chain() {
+        let p = parse(GRAPH).unwrap();
+        assert_eq!(p.stages[0].inputs, [StageInput::Topic("a".into())]);
+        assert_eq!(
+            p.stages[1].inputs,
+            [StageInput::Stage(0), StageInput::Topic("b".into())]
+        );
+        assert_eq!(p.stages[1].to.as_deref(), Some("q-out"));
+        assert_eq!(p.output_topics(), ["out", "q-out"]);
+        // An aggregate that reads only topics does not repartition unless told.
+        let StageKind::Aggregate(a) = &p.stages[2].kind else {
+            panic!("not an aggregate")
+        };
+        assert!(!a.repartition);
+        // The chain: the first stage reads every input, the others the one before.
+        let chain = parse(&MINIMAL.replace("[outputs]", "[[stage]]\nmodule = \"n.wasm\"\n[outputs]")).unwrap();
+        assert_eq!(chain.stages[0].inputs, [StageInput::Topic("in".into())]);
+        assert_eq!(chain.stages[1].inputs, [StageInput::Stage(0)]);
+    }
+
+    #[test]
+    fn stage_inputs_must_name_what_exists_before_them() {
+        let q = "inputs = [\"p\", \"b\"]";
+        for (edits, want) in [
+            (vec![(q, "inputs = [\"agg\"]")], "\"agg\""),
+            (vec![(q, "inputs = [\"nope\"]")], "\"nope\""),
+            (vec![(q, "inputs = [\"b\", \"b\"]")], "\"b\" twice"),
+            (vec![(q, "inputs = []")], "at least one"),
+            (
+                vec![("name = \"p\"", "name = \"b\""), (q, "inputs = [\"b\"]")],
+                "which is both",
+            ),
+            (
+                vec![(q, "inputs = [\"p\"]"), ("inputs = [\"b\"]", "inputs = [\"q\"]")],
+                "\"b\", which no stage reads",
+            ),
+            (vec![("to = \"q-out\"", "to = \"no way\"")], "stage[1].to"),
+        ] {
+            let text = edits
+                .iter()
+                .fold(GRAPH.to_owned(), |t, (from, to)| t.replacen(from, to, 1));
+            let e = error(&text);
+            assert!(e.contains(want), "{edits:?}: {e}");
+        }
+    }
+
     #[test]
     fn aggregate_stages() {
         let p = parse(
