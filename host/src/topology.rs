@@ -335,10 +335,15 @@ impl Topology {
             for &i in &sub.stages {
                 let s = &self.stages[i];
                 let _ = writeln!(out, "    Stage: {} ({})", s.name, self.stage_summary(s));
-                if s.aggregate.is_some() {
+                if let Some(a) = &s.aggregate {
+                    let kind = match a.window.map(|w| w.kind) {
+                        None => "key-value store",
+                        Some(WindowKind::Session { .. }) => "session store",
+                        Some(_) => "window store",
+                    };
                     let _ = writeln!(
                         out,
-                        "      store: {} (key-value per task, changelog {})",
+                        "      store: {} ({kind} per task, changelog {})",
                         s.name,
                         self.changelog_topic(i)
                     );
@@ -558,7 +563,7 @@ default = "counts"
             "--> wc-count-repartition (repartition topic)",
             "Source: wc-count-repartition (repartition topic)",
             "Stage: count (aggregate, tumbling 2000 ms, grace 1000 ms, emit final, /p/c.wasm)",
-            "store: count (key-value per task, changelog wc-count-changelog)",
+            "store: count (window store per task, changelog wc-count-changelog)",
             "--> counts",
             "wc-count-changelog (changelog, windows kept 3000 ms; the inputs' partitions)",
         ] {
@@ -697,7 +702,7 @@ default = "out"
             "Stage: parse-orders (process, /p/p.wasm)\n      --> audit, g-total-repartition (repartition topic)",
             "Stage: audit (process, /p/a.wasm)\n      --> audit-log",
             "Source: g-total-repartition (repartition topic)\n      --> total",
-            "Stage: total (aggregate, per key, emit update, /p/t.wasm)\n      store: total (key-value per task, changelog g-total-changelog)\n      --> alerts",
+            "Stage: total (aggregate, per key, emit update, /p/t.wasm)\n      store: total (key-value store per task, changelog g-total-changelog)\n      --> alerts",
         ] {
             assert!(text.contains(line), "{line:?} missing in:\n{text}");
         }

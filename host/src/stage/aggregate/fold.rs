@@ -201,7 +201,10 @@ impl Fold for Count {
 pub struct Aggregator {
     spec: Aggregation,
     store: Store,
-    /// Open windows by close time, for closing in order.
+    /// Open windows by close time: the stage's timers on stream time. One
+    /// fires (its window closes; in `final` mode it is emitted just before)
+    /// once stream time reaches it, record by record — or on the wall clock
+    /// for `idle-close`.
     open: BTreeSet<(i64, Vec<u8>)>,
     stream_time: StreamTime,
     saved_stream_time: StreamTime,
