@@ -760,7 +760,7 @@ impl Instance {
         if let Some(e) = st.fatal.take() {
             return Err(e);
         }
-        let mut assigned = std::mem::take(&mut st.assigned);
+        let assigned = std::mem::take(&mut st.assigned);
         for tp in std::mem::take(&mut st.revoked) {
             // A task goes with any of its partitions; one whose other
             // sources stay here reopens (and restores) on their next
@@ -776,10 +776,10 @@ impl Instance {
             }
             gathered.remove(&tp);
         }
-        // Stateless tasks cost nothing to open later; stateful ones restore now.
-        if !self.chain.is_stateful() {
-            assigned.clear();
-        }
+        // Tasks of assigned partitions open now, stateless ones too: the
+        // registry is then caught up once per rebalance, before records
+        // flow, rather than once per partition as its first records come
+        // (each time ending the open transaction early).
         for (tp, messages) in gathered.iter() {
             if let Some(first) = messages.first() {
                 st.resume.entry(tp.clone()).or_insert(first.offset());
