@@ -501,12 +501,25 @@ impl Instance {
                     }
                 }
             }
+            // A task's partitions (several when it reads several topics)
+            // give their records in timestamp order, as Kafka Streams'
+            // PartitionGroup picks them: runs of one partition at a time.
+            let mut by_task: BTreeMap<TaskId, Vec<(TopicPartition, Vec<BorrowedMessage<'_>>)>> = BTreeMap::new();
             for (tp, messages) in gathered {
-                let Some(task) = tasks.get_mut(&self.task_id(&tp)) else {
+                by_task.entry(self.task_id(&tp)).or_default().push((tp, messages));
+            }
+            for (id, parts) in by_task {
+                let Some(task) = tasks.get_mut(&id) else {
                     continue;
                 };
                 let mut sink = self.writer()?;
-                for chunk in messages.chunks(batch_size) {
+                let times: Vec<Vec<i64>> = parts
+                    .iter()
+                    .map(|(_, ms)| ms.iter().map(|m| m.timestamp().to_millis().unwrap_or(0)).collect())
+                    .collect();
+                for (part, range) in interleave(&times, batch_size) {
+                    let (tp, messages) = &parts[part];
+                    let chunk = &messages[range];
                     encoder.clear();
                     for m in chunk {
                         let headers = m.headers().into_iter().flat_map(|h| h.iter()).map(|h| (h.key, h.value));
@@ -804,6 +817,49 @@ impl Instance {
     }
 }
 
+/// The order in which a task takes the records of its partitions (each
+/// in offset order, with these timestamps): runs of one partition, at most
+/// `batch` long, always from the partition whose next record is the oldest
+/// (ties: the earlier partition) and on while that stays so — Kafka
+/// Streams' choice of the next record among a task's partitions. One
+/// partition is simply cut into batches.
+fn interleave(times: &[Vec<i64>], batch: usize) -> Vec<(usize, std::ops::Range<usize>)> {
+    let batch = batch.max(1);
+    let mut next = vec![0usize; times.len()];
+    let mut out = Vec::new();
+    loop {
+        let head = |p: usize, next: &[usize]| times[p].get(next[p]).copied();
+        let Some(part) = (0..times.len())
+            .filter_map(|p| head(p, &next).map(|t| (t, p)))
+            .min()
+            .map(|(_, p)| p)
+        else {
+            return out;
+        };
+        // The oldest next record of the other partitions bounds this run
+        // (strictly for later partitions, which lose ties).
+        let bound = (0..times.len())
+            .filter(|&p| p != part)
+            .filter_map(|p| head(p, &next).map(|t| (t, p)))
+            .min();
+        let start = next[part];
+        let mut end = start;
+        while end < times[part].len() && end - start < batch {
+            let t = times[part][end];
+            let ok = match bound {
+                None => true,
+                Some((b, p)) => t < b || (t == b && part < p),
+            };
+            if end > start && !ok {
+                break;
+            }
+            end += 1;
+        }
+        next[part] = end;
+        out.push((part, start..end));
+    }
+}
+
 /// Consumer errors, logged at most once per 5 s each so that an outage does
 /// not flood the log.
 #[derive(Default)]
@@ -826,5 +882,32 @@ impl ErrorLog {
             tracing::warn!("consumer: {text}");
             self.last.insert(text, now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interleave;
+
+    #[test]
+    fn one_partition_is_cut_into_batches() {
+        assert_eq!(
+            interleave(&[vec![5, 1, 9, 2, 7]], 2),
+            vec![(0, 0..2), (0, 2..4), (0, 4..5)]
+        );
+        assert_eq!(interleave(&[vec![]], 3), vec![]);
+    }
+
+    #[test]
+    fn several_partitions_give_their_records_oldest_first() {
+        // Partition 0: 1 2 5 9, partition 1: 3 4 5 6 — ties go to the first.
+        let order = interleave(&[vec![1, 2, 5, 9], vec![3, 4, 5, 6]], 10);
+        assert_eq!(order, vec![(0, 0..2), (1, 0..2), (0, 2..3), (1, 2..4), (0, 3..4)]);
+        // Each partition stays in offset order even when its own timestamps go back.
+        let order = interleave(&[vec![10, 1], vec![5]], 10);
+        assert_eq!(order, vec![(1, 0..1), (0, 0..2)]);
+        // Batches cut long runs.
+        let order = interleave(&[vec![1, 2, 3], vec![9]], 2);
+        assert_eq!(order, vec![(0, 0..2), (0, 2..3), (1, 0..1)]);
     }
 }
