@@ -328,6 +328,30 @@ fn fail_policy_stops_with_the_event_named() {
     assert!(out.iter().all(|v| v == "a" || v == "b"), "{out:?}");
 }
 
+/// Tasks open when their partitions are assigned, stateless ones too, not
+/// when the first records come: the instance catches up with the module
+/// registry once per rebalance, before records flow, instead of ending the
+/// open transaction early for each partition's first records.
+#[test]
+fn stateless_tasks_open_at_assignment() {
+    let (_dir, _input, _output, file) = uppercase(3, "exactly-once");
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let addr = admin_addr(&mut w);
+    // No record was produced: only the assignment can have opened them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = http_get(&addr, "/status");
+        let status: serde_json::Value =
+            serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or("{}")).unwrap_or_default();
+        if status["tasks"].as_array().map(Vec::len) == Some(3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tasks did not open at assignment: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
 /// `n` input records `r-<i>`, keyed over 97 keys (so over every partition).
 fn upper_input(n: usize) -> Vec<In> {
     (0..n)

@@ -308,10 +308,15 @@ fn daily_reference(trades: &[Trade], grace: i64) -> (BTreeMap<(String, i64), Val
 
 /// The `seq` of every dead-lettered trade, sorted; each must say it was late.
 fn late_seqs(dead: &[CommittedRecord]) -> Vec<usize> {
+    dead_seqs(dead, "late")
+}
+
+/// The `seq` of every dead letter, sorted; each must carry failure `code`.
+fn dead_seqs(dead: &[CommittedRecord], code: &str) -> Vec<usize> {
     let mut seqs: Vec<usize> = dead
         .iter()
         .map(|r| {
-            assert_eq!(r.header("weir.error.code"), Some(Some(&b"late"[..])), "{r:?}");
+            assert_eq!(r.header("weir.error.code"), Some(Some(code.as_bytes())), "{r:?}");
             let v: Value = serde_json::from_str(r.value_str().unwrap()).unwrap();
             v["seq"].as_u64().unwrap() as usize
         })
@@ -455,16 +460,7 @@ fn by_isin_got(keyed: &[CommittedRecord], dead: &[CommittedRecord]) -> (Vec<(Str
         })
         .collect();
     got.sort();
-    let mut quotes: Vec<usize> = dead
-        .iter()
-        .map(|r| {
-            assert_eq!(r.header("weir.error.code"), Some(Some(&b"missing-isin"[..])), "{r:?}");
-            let v: Value = serde_json::from_str(r.value_str().unwrap()).unwrap();
-            v["seq"].as_u64().unwrap() as usize
-        })
-        .collect();
-    quotes.sort_unstable();
-    (got, quotes)
+    (got, dead_seqs(dead, "missing-isin"))
 }
 
 /// The graph example `trade-desk` on the broker: both stages read the input

@@ -461,6 +461,11 @@ impl<'a> Collector<'a> {
         h.stages.is_empty() && h.repartition.is_empty()
     }
 
+    /// Reads back a batch this stage encoded itself (see [`read_back`]).
+    pub fn read_back<'b>(&self, batch: &'b BatchEncoder) -> Result<Vec<EventRef<'b>>, StageError> {
+        read_back(self.ctx.routing, self.stage, batch)
+    }
+
     /// An invariant of this stage broke.
     pub fn invariant(&self, what: &'static str, detail: String) -> StageError {
         self.ctx.routing.invariant(self.stage, what, detail)

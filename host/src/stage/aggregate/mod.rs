@@ -163,8 +163,7 @@ impl AggregateStage {
                 }
             });
         }
-        let events = crate::codec::read_events(synthetic.as_bytes())
-            .map_err(|e| out.invariant("emitted events do not decode", e.to_string()))?;
+        let events = out.read_back(&synthetic)?;
         let results = ResultBatch::from_results(&results)
             .map_err(|e| out.invariant("emitted results do not encode", e.to_string()))?;
         out.results(&results, &traps, &events)
