@@ -492,12 +492,17 @@ fn weir_topology_describes_every_example_pipeline() {
         let stateful = pipeline
             .stages
             .iter()
-            .filter(|s| matches!(s.kind, weir::pipeline::StageKind::Aggregate(_)))
+            .filter(|s| {
+                matches!(
+                    s.kind,
+                    weir::pipeline::StageKind::Aggregate(_) | weir::pipeline::StageKind::Table
+                )
+            })
             .count();
         assert_eq!(
             run.stdout.matches("      store: ").count(),
             stateful,
-            "{}: one store per aggregate stage:\n{}",
+            "{}: one store per aggregate and table stage:\n{}",
             path.display(),
             run.stdout
         );

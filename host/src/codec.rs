@@ -7,7 +7,7 @@
 //! [`Output`]s, checking every length against the buffer: a guest's result is
 //! untrusted input.
 
-use crate::event::{Event, EventResult, Failure, Header, Output};
+use crate::event::{Event, EventResult, Failure, Header, Output, Pair};
 
 const NONE_LEN: u32 = u32::MAX;
 const FLAG_TIMESTAMP: u8 = 1;
@@ -157,6 +157,76 @@ impl BatchEncoder {
     }
 }
 
+/// Builds a `join-batch` buffer: the pairs a joiner combines.
+#[derive(Debug, Clone)]
+pub struct PairEncoder {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl Default for PairEncoder {
+    fn default() -> Self {
+        PairEncoder::new()
+    }
+}
+
+impl PairEncoder {
+    /// An empty batch.
+    pub fn new() -> Self {
+        let mut buf = Vec::with_capacity(4096);
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        PairEncoder { buf, count: 0 }
+    }
+
+    /// Clears the batch, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.buf.extend_from_slice(&0u32.to_le_bytes());
+        self.count = 0;
+    }
+
+    /// Number of pairs pushed.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when no pair was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Appends one pair: the result's timestamp, the key, each side's value
+    /// (`None`: that side has no record) and the headers of the record that
+    /// caused the join.
+    pub fn push<'a>(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        left: Option<&[u8]>,
+        right: Option<&[u8]>,
+        headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+    ) {
+        let b = &mut self.buf;
+        b.extend_from_slice(&timestamp.to_le_bytes());
+        put_opt(b, key);
+        put_opt(b, left);
+        put_opt(b, right);
+        put_headers(b, headers);
+        self.count += 1;
+        self.buf[..4].copy_from_slice(&self.count.to_le_bytes());
+    }
+
+    /// The encoded batch.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The buffer as the generated bindings take it.
+    pub(crate) fn buffer(&self) -> &Vec<u8> {
+        &self.buf
+    }
+}
+
 /// The number of events in an encoded `event-batch` (0 if it is too short).
 pub fn batch_len(batch: &[u8]) -> u32 {
     batch
@@ -169,6 +239,21 @@ pub fn encode_events(events: &[Event]) -> BatchEncoder {
     let mut enc = BatchEncoder::new();
     for e in events {
         enc.push_event(e);
+    }
+    enc
+}
+
+/// Encodes owned pairs into one `join-batch`.
+pub fn encode_pairs(pairs: &[Pair]) -> PairEncoder {
+    let mut enc = PairEncoder::new();
+    for p in pairs {
+        enc.push(
+            p.timestamp,
+            p.key.as_deref(),
+            p.left.as_deref(),
+            p.right.as_deref(),
+            p.headers.iter().map(|h| (h.name.as_str(), h.value.as_deref())),
+        );
     }
     enc
 }
@@ -529,6 +614,38 @@ pub fn read_events(buf: &[u8]) -> Result<Vec<EventRef<'_>>, CodecError> {
     Ok(events)
 }
 
+/// Reads every pair of a `join-batch`, owned.
+pub fn read_pairs(buf: &[u8]) -> Result<Vec<Pair>, CodecError> {
+    let mut r = Reader { buf, at: 0 };
+    let count = r.u32()? as usize;
+    // A pair takes at least 24 bytes; never trust the count beyond that.
+    let mut pairs = Vec::with_capacity(count.min(buf.len() / 24));
+    let owned = |s: Option<Span>| s.map(|s| buf[s.start..s.start + s.len].to_vec());
+    for _ in 0..count {
+        let timestamp = r.i64()?;
+        let key = owned(r.opt_span()?);
+        let left = owned(r.opt_span()?);
+        let right = owned(r.opt_span()?);
+        let header_count = r.u32()?;
+        let start = r.at;
+        for _ in 0..header_count {
+            r.str_span("header name")?;
+            r.opt_span()?;
+        }
+        pairs.push(Pair {
+            key,
+            left,
+            right,
+            headers: owned_headers(headers_in(&buf[start..r.at], header_count)),
+            timestamp,
+        });
+    }
+    if r.remaining() != 0 {
+        return Err(CodecError::Trailing { extra: r.remaining() });
+    }
+    Ok(pairs)
+}
+
 /// Iterates `count` encoded headers that were checked when their batch was
 /// read (so reading them again cannot fail).
 fn headers_in(buf: &[u8], count: u32) -> impl Iterator<Item = (&str, Option<&[u8]>)> + '_ {
@@ -657,6 +774,30 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_read_back_as_encoded() {
+        let pairs = vec![
+            Pair {
+                key: Some(b"k".to_vec()),
+                left: Some(b"{}".to_vec()),
+                right: None,
+                headers: vec![
+                    Header::new("h", "v"),
+                    Header {
+                        name: "n".into(),
+                        value: None,
+                    },
+                ],
+                timestamp: -3,
+            },
+            Pair::default(),
+        ];
+        let enc = encode_pairs(&pairs);
+        assert_eq!(enc.len(), 2);
+        assert_eq!(read_pairs(enc.as_bytes()).unwrap(), pairs);
+        assert!(read_pairs(&enc.as_bytes()[..20]).is_err());
+    }
 
     fn out(value: &str) -> Output {
         Output {

@@ -403,6 +403,7 @@ fn flush(
         let input = Input {
             batch: outbox,
             events: &events,
+            from: Some(stage),
         };
         let targets = &ctx.routing.topology.stage_hops(stage).stages;
         run_stages(later, offset, targets, &input, ctx, sink)?;
@@ -615,6 +616,15 @@ impl<'a> Collector<'a> {
             return Ok(());
         }
         self.fail(ev, &Why::Late { window, stream_time })
+    }
+
+    /// A record the stage cannot use (a table record without a key, a
+    /// stream record that cannot join): counted and dropped, as Kafka
+    /// Streams drops them.
+    pub fn dropped(&self, ev: &EventRef<'_>, why: &str) {
+        metrics::add(&self.counters().dropped, 1);
+        tracing::debug!(stage = %self.ctx.routing.name(self.stage), topic = ev.topic, partition = ev.partition,
+            offset = ev.offset, "dropped a record: {why}");
     }
 
     /// Accumulators a new version could not migrate count as failures of

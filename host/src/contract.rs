@@ -13,6 +13,8 @@ pub const PACKAGE: &str = "weir:stream@0.1.0";
 pub const PROCESSOR: &str = "weir:stream/processor@0.1.0";
 /// Export of aggregators.
 pub const AGGREGATOR: &str = "weir:stream/aggregator@0.1.0";
+/// Export of joiners.
+pub const JOINER: &str = "weir:stream/joiner@0.1.0";
 /// Optional export of aggregators that can read older state.
 pub const MIGRATOR: &str = "weir:stream/migrator@0.1.0";
 
@@ -24,6 +26,8 @@ pub enum OperatorKind {
     Processor,
     /// Keyed aggregation (`aggregate` world).
     Aggregator,
+    /// Combines the two sides of a join (`join` world).
+    Joiner,
 }
 
 impl OperatorKind {
@@ -32,6 +36,7 @@ impl OperatorKind {
         match self {
             OperatorKind::Processor => "weir:stream/process@0.1.0",
             OperatorKind::Aggregator => "weir:stream/aggregate@0.1.0",
+            OperatorKind::Joiner => "weir:stream/join@0.1.0",
         }
     }
 
@@ -40,6 +45,7 @@ impl OperatorKind {
         match self {
             OperatorKind::Processor => "a processor",
             OperatorKind::Aggregator => "an aggregator",
+            OperatorKind::Joiner => "a joiner",
         }
     }
 
@@ -48,6 +54,7 @@ impl OperatorKind {
         match self {
             OperatorKind::Processor => PROCESSOR,
             OperatorKind::Aggregator => AGGREGATOR,
+            OperatorKind::Joiner => JOINER,
         }
     }
 }
@@ -57,6 +64,7 @@ impl std::fmt::Display for OperatorKind {
         f.write_str(match self {
             OperatorKind::Processor => "processor",
             OperatorKind::Aggregator => "aggregator",
+            OperatorKind::Joiner => "joiner",
         })
     }
 }

@@ -41,6 +41,21 @@ pub struct Event {
     pub offset: i64,
 }
 
+/// Two sides of a join, for a joiner.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pair {
+    /// The join key.
+    pub key: Option<Vec<u8>>,
+    /// The left side's value; `None`: no left record (an outer join).
+    pub left: Option<Vec<u8>>,
+    /// The right side's value; `None`: no right record (a left or outer join).
+    pub right: Option<Vec<u8>>,
+    /// Headers of the record that caused the join.
+    pub headers: Vec<Header>,
+    /// The result's timestamp, ms since the Unix epoch.
+    pub timestamp: i64,
+}
+
 /// A record produced by an operator.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Output {

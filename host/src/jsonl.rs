@@ -9,6 +9,9 @@
 //! object of name to bytes field, or a list of `[name, value]` pairs when
 //! names repeat.
 //!
+//! A joiner's input line has `key`, `left`, `right` (bytes fields; `null`
+//! or missing: that side is absent), `headers` and `timestamp`.
+//!
 //! An output line has `key`, `value`, `headers`, `timestamp` and, when routed,
 //! `route`; bytes print as a string when they are UTF-8, else as
 //! `{"base64": "…"}`.
@@ -17,7 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
-use crate::event::{Event, Header, Output};
+use crate::event::{Event, Header, Output, Pair};
 
 /// A JSON line that is not a valid event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +88,39 @@ pub fn parse_event(text: &str, line: usize) -> Result<Event, JsonlError> {
         }
     }
     Ok(event)
+}
+
+/// Parses one joiner input line (1-based `line` for messages).
+pub fn parse_pair(text: &str, line: usize) -> Result<Pair, JsonlError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| JsonlError::Syntax {
+        line,
+        reason: e.to_string(),
+    })?;
+    let err = |field: &str, problem: &str| JsonlError::Field {
+        line,
+        field: field.to_owned(),
+        problem: problem.to_owned(),
+    };
+    let Value::Object(obj) = value else {
+        return Err(err("line", "expected a JSON object"));
+    };
+    let mut pair = Pair::default();
+    for (name, v) in obj {
+        match name.as_str() {
+            "key" => pair.key = bytes_field(&v).map_err(|p| err("key", &p))?,
+            "left" => pair.left = bytes_field(&v).map_err(|p| err("left", &p))?,
+            "right" => pair.right = bytes_field(&v).map_err(|p| err("right", &p))?,
+            "headers" => pair.headers = headers_field(&v).map_err(|p| err("headers", &p))?,
+            "timestamp" => pair.timestamp = v.as_i64().ok_or_else(|| err("timestamp", "expected an integer (ms)"))?,
+            other => {
+                return Err(err(
+                    other,
+                    "unknown field (a joiner's line has key, left, right, headers, timestamp)",
+                ));
+            }
+        }
+    }
+    Ok(pair)
 }
 
 fn bytes_field(v: &Value) -> Result<Option<Vec<u8>>, String> {
@@ -197,6 +233,16 @@ mod tests {
             parse_event("not json", 2),
             Err(JsonlError::Syntax { line: 2, .. })
         ));
+    }
+
+    #[test]
+    fn pairs_parse_with_absent_sides() {
+        let p = parse_pair(r#"{"key":"k","left":{"id":1},"timestamp":4}"#, 1).unwrap();
+        assert_eq!(p.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(p.left.as_deref(), Some(&br#"{"id":1}"#[..]));
+        assert_eq!((p.right, p.timestamp), (None, 4));
+        let e = parse_pair(r#"{"value":"x"}"#, 2).unwrap_err();
+        assert!(e.to_string().starts_with("line 2: value: unknown field"), "{e}");
     }
 
     #[test]

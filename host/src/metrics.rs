@@ -26,6 +26,9 @@ pub struct StageCounters {
     pub dead_lettered: AtomicU64,
     /// Of the failed events, those later than their window's grace.
     pub late: AtomicU64,
+    /// Records dropped as unusable (a table record without a key, a stream
+    /// record without a key or value at a join), as Kafka Streams drops them.
+    pub dropped: AtomicU64,
 }
 
 /// Counters of a pipeline instance.
@@ -80,6 +83,7 @@ impl Metrics {
                     skipped: get(&s.skipped),
                     dead_lettered: get(&s.dead_lettered),
                     late: get(&s.late),
+                    dropped: get(&s.dropped),
                 })
                 .collect(),
         }
@@ -129,6 +133,8 @@ pub struct StageSnapshot {
     pub dead_lettered: u64,
     /// Late (beyond grace).
     pub late: u64,
+    /// Dropped as unusable (no key, or no value at a join).
+    pub dropped: u64,
 }
 
 impl std::fmt::Display for Snapshot {
@@ -144,6 +150,9 @@ impl std::fmt::Display for Snapshot {
                 " | {}: in {} out {} failed {} (traps {}, late {}, skipped {}, dead-lettered {})",
                 s.name, s.events, s.outputs, s.failed, s.trapped, s.late, s.skipped, s.dead_lettered
             )?;
+            if s.dropped > 0 {
+                write!(f, " dropped {}", s.dropped)?;
+            }
         }
         Ok(())
     }

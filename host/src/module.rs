@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::contract::{self, OperatorKind};
+use crate::contract::OperatorKind;
 
 /// Facts about a validated operator module, as `weir validate` prints them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,13 +48,16 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 /// Which operator kind a set of exported interface names implements.
-pub(crate) fn kind_from_exports(exports: &[String]) -> Option<Result<OperatorKind, [OperatorKind; 2]>> {
-    let has = |name: &str| exports.iter().any(|e| e == name);
-    match (has(contract::PROCESSOR), has(contract::AGGREGATOR)) {
-        (true, false) => Some(Ok(OperatorKind::Processor)),
-        (false, true) => Some(Ok(OperatorKind::Aggregator)),
-        (true, true) => Some(Err([OperatorKind::Processor, OperatorKind::Aggregator])),
-        (false, false) => None,
+/// `Err` holds every kind it exports, when that is more than one.
+pub(crate) fn kind_from_exports(exports: &[String]) -> Option<Result<OperatorKind, Vec<OperatorKind>>> {
+    let kinds: Vec<OperatorKind> = [OperatorKind::Processor, OperatorKind::Aggregator, OperatorKind::Joiner]
+        .into_iter()
+        .filter(|k| exports.iter().any(|e| e == k.interface()))
+        .collect();
+    match kinds.as_slice() {
+        [] => None,
+        [one] => Some(Ok(*one)),
+        _ => Some(Err(kinds)),
     }
 }
 
@@ -115,6 +118,7 @@ fn processed_by(data: &[u8], offset: usize) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract;
 
     #[test]
     fn digest_is_sha256_hex() {
@@ -129,5 +133,12 @@ mod tests {
         let p = vec![contract::PROCESSOR.to_owned(), "wasi:cli/run@0.2.0".to_owned()];
         assert_eq!(kind_from_exports(&p), Some(Ok(OperatorKind::Processor)));
         assert_eq!(kind_from_exports(&["x".to_owned()]), None);
+        let j = vec![contract::JOINER.to_owned()];
+        assert_eq!(kind_from_exports(&j), Some(Ok(OperatorKind::Joiner)));
+        let both = vec![contract::JOINER.to_owned(), contract::PROCESSOR.to_owned()];
+        assert_eq!(
+            kind_from_exports(&both),
+            Some(Err(vec![OperatorKind::Processor, OperatorKind::Joiner]))
+        );
     }
 }

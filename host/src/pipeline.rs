@@ -112,6 +112,58 @@ pub enum StageKind {
     Process,
     /// A keyed aggregation with its state store.
     Aggregate(Aggregation),
+    /// A table: the latest value per key of its one input topic (a null
+    /// value deletes), restored from that topic itself. Runs no module; its
+    /// outputs are its changes (the table as a stream).
+    Table,
+    /// A join of its two inputs (left, right), combined by a joiner module.
+    Join(Join),
+}
+
+/// How a `join` stage joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Join {
+    /// Which unmatched records still produce a result.
+    pub kind: JoinKind,
+    /// What the two inputs are.
+    pub shape: JoinShape,
+    /// Read the stream side through an internal repartition topic keyed by
+    /// the record key. Default: whenever the stream side is another stage
+    /// (which may have re-keyed it).
+    pub repartition: bool,
+    /// Partitions of the repartition topic (default: the inputs' count).
+    pub partitions: Option<i32>,
+}
+
+/// Which records of a join produce results without a partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Only pairs.
+    Inner,
+    /// Every left record, with or without a right one.
+    Left,
+    /// Every record of either side.
+    Outer,
+}
+
+impl std::fmt::Display for JoinKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JoinKind::Inner => "inner",
+            JoinKind::Left => "left",
+            JoinKind::Outer => "outer",
+        })
+    }
+}
+
+/// The two sides of a join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinShape {
+    /// A stream (left) looks up a table (right, a `table` stage) by key.
+    StreamTable {
+        /// The table stage.
+        table: usize,
+    },
 }
 
 /// When an aggregate stage publishes its accumulators.
@@ -153,8 +205,8 @@ pub struct Stage {
     /// stage that no stage reads sends them to `[outputs] default` unless
     /// it names its own.
     pub to: Option<String>,
-    /// The module file.
-    pub module: PathBuf,
+    /// The module file (`None` for a `table` stage, which runs none).
+    pub module: Option<PathBuf>,
     /// What kind of operator the module must be.
     pub kind: StageKind,
     /// Deploy-time configuration handed to the guest.
@@ -342,6 +394,7 @@ struct RawStage {
     idle_close: Option<String>,
     repartition: Option<bool>,
     partitions: Option<i32>,
+    join: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -560,40 +613,76 @@ impl RawStage {
         if let Some(t) = &self.to {
             check_topic(&key("to"), t)?;
         }
-        let module = self.module.clone().ok_or_else(|| ErrorKind::Missing {
-            key: key("module"),
-            why: "the path of the stage's .wasm component",
-        })?;
-        let module = if module.is_absolute() {
-            module
-        } else {
-            base.join(module)
+        let is_table = self.kind.as_deref() == Some("table");
+        let module = match (self.module.clone(), is_table) {
+            (Some(_), true) => {
+                return Err(invalid(
+                    &key("module"),
+                    "no module in a \"table\" stage (it keeps the latest value per key of its input)",
+                    "a module",
+                ));
+            }
+            (None, true) => None,
+            (Some(m), false) if m.is_absolute() => Some(m),
+            (Some(m), false) => Some(base.join(m)),
+            (None, false) => {
+                return Err(ErrorKind::Missing {
+                    key: key("module"),
+                    why: "the path of the stage's .wasm component",
+                });
+            }
         };
+        let set_keys = [
+            ("window", self.window.is_some()),
+            ("emit", self.emit.is_some()),
+            ("idle-close", self.idle_close.is_some()),
+            ("repartition", self.repartition.is_some()),
+            ("partitions", self.partitions.is_some()),
+            ("join", self.join.is_some()),
+        ];
+        let refuse_keys =
+            |kind: &str, allowed: &[&str]| match set_keys.iter().find(|(k, set)| *set && !allowed.contains(k)) {
+                Some((k, _)) => Err(invalid(&key(k), &format!("no such key in a {kind:?} stage"), "a value")),
+                None => Ok(()),
+            };
         let kind = match self.kind.as_deref() {
             None | Some("process") => {
-                let only_aggregate = [
-                    ("window", self.window.is_some()),
-                    ("emit", self.emit.is_some()),
-                    ("idle-close", self.idle_close.is_some()),
-                    ("repartition", self.repartition.is_some()),
-                    ("partitions", self.partitions.is_some()),
-                ];
-                if let Some((k, _)) = only_aggregate.iter().find(|(_, set)| *set) {
-                    return Err(invalid(&key(k), "no such key in a \"process\" stage", "a value"));
-                }
+                refuse_keys("process", &[])?;
                 StageKind::Process
             }
             Some("aggregate") => {
+                refuse_keys(
+                    "aggregate",
+                    &["window", "emit", "idle-close", "repartition", "partitions"],
+                )?;
                 // Another stage may have re-keyed its records.
                 let reads_a_stage = inputs.iter().any(|s| matches!(s, StageInput::Stage(_)));
                 StageKind::Aggregate(self.aggregation(i, reads_a_stage)?)
             }
-            Some(k @ ("join" | "table")) => {
-                return Err(invalid(
-                    &key("kind"),
-                    "\"process\" or \"aggregate\" (join and table stages are not available in this version)",
-                    &format!("{k:?}"),
-                ));
+            Some("table") => {
+                refuse_keys("table", &[])?;
+                match inputs.as_slice() {
+                    [StageInput::Topic(_)] => {}
+                    [StageInput::Stage(_)] => {
+                        return Err(invalid(
+                            &key("inputs"),
+                            "one input topic (a table of a stage's results is not available in this version)",
+                            "a stage",
+                        ));
+                    }
+                    _ => {
+                        return Err(invalid(
+                            &key("inputs"),
+                            "one input topic: a table is the latest value per key of one topic",
+                            &format!("{} inputs", inputs.len()),
+                        ));
+                    }
+                }
+                StageKind::Table
+            }
+            Some("join") => {
+                refuse_keys("join", &["join", "repartition", "partitions"])?;
+                StageKind::Join(self.join_spec(i, &inputs, earlier)?)
             }
             Some(other) => {
                 return Err(invalid(
@@ -635,7 +724,8 @@ impl RawStage {
             Some(n) if !n.is_empty() => n,
             Some(_) => return Err(invalid(&key("name"), "a non-empty name", "\"\"")),
             None => module
-                .file_stem()
+                .as_deref()
+                .and_then(Path::file_stem)
                 .map_or_else(|| format!("stage-{i}"), |s| s.to_string_lossy().into_owned()),
         };
         let config = self
@@ -656,6 +746,83 @@ impl RawStage {
 }
 
 impl RawStage {
+    /// A join's spec, from its two inputs (left, right) and `join`.
+    fn join_spec(&self, i: usize, inputs: &[StageInput], earlier: &[Stage]) -> Result<Join, ErrorKind> {
+        let key = |k: &str| format!("stage[{i}].{k}");
+        if self.inputs.is_none() {
+            return Err(ErrorKind::Missing {
+                key: key("inputs"),
+                why: "a join names its two inputs, left then right",
+            });
+        }
+        let [left, right] = inputs else {
+            return Err(invalid(
+                &key("inputs"),
+                "two inputs, left then right",
+                &format!("{} inputs", inputs.len()),
+            ));
+        };
+        let is_table = |input: &StageInput| match input {
+            StageInput::Stage(s) => earlier.get(*s).is_some_and(|s| s.kind == StageKind::Table),
+            StageInput::Topic(_) => false,
+        };
+        let kind = match self.join.as_deref() {
+            None | Some("inner") => JoinKind::Inner,
+            Some("left") => JoinKind::Left,
+            Some("outer") => JoinKind::Outer,
+            Some(other) => {
+                return Err(invalid(
+                    &key("join"),
+                    "\"inner\", \"left\" or \"outer\"",
+                    &format!("{other:?}"),
+                ));
+            }
+        };
+        let shape = match (is_table(left), right) {
+            (false, StageInput::Stage(t)) if is_table(right) => JoinShape::StreamTable { table: *t },
+            (true, _) => {
+                return Err(invalid(
+                    &key("inputs"),
+                    "a stream on the left and a table on the right (table-table joins are not available in this version)",
+                    "a table on the left",
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    &key("inputs"),
+                    "a table stage on the right (windowed stream-stream joins are not available in this version)",
+                    "a stream on the right",
+                ));
+            }
+        };
+        if kind == JoinKind::Outer {
+            return Err(invalid(
+                &key("join"),
+                "\"inner\" or \"left\" for a stream-table join (a table alone never emits)",
+                "\"outer\"",
+            ));
+        }
+        if let Some(p) = self.partitions
+            && p < 1
+        {
+            return Err(invalid(&key("partitions"), "at least 1", &p.to_string()));
+        }
+        let repartition = self.repartition.unwrap_or(matches!(left, StageInput::Stage(_)));
+        if self.partitions.is_some() && !repartition {
+            return Err(invalid(
+                &key("partitions"),
+                "partitions only for a stage that repartitions",
+                "repartition = false",
+            ));
+        }
+        Ok(Join {
+            kind,
+            shape,
+            repartition,
+            partitions: self.partitions,
+        })
+    }
+
     fn aggregation(&self, i: usize, reads_a_stage: bool) -> Result<Aggregation, ErrorKind> {
         let key = |k: &str| format!("stage[{i}].{k}");
         let window = self.window.as_ref().map(|w| w.check(i)).transpose()?;
@@ -838,7 +1005,7 @@ default = "out"
         assert_eq!(p.guarantee, Guarantee::ExactlyOnce);
         assert_eq!(p.commit_interval, Duration::from_millis(100));
         assert_eq!(p.stages[0].name, "upper");
-        assert_eq!(p.stages[0].module, PathBuf::from("/p/m/upper.wasm"));
+        assert_eq!(p.stages[0].module, Some(PathBuf::from("/p/m/upper.wasm")));
         assert_eq!(p.stages[0].on_error, ErrorPolicy::Fail);
         assert_eq!(p.batch_size, 500);
         assert!(p.static_membership);
@@ -915,6 +1082,94 @@ sample = "trades"
         assert!(e.contains("modul"), "{e}");
     }
 
+    const ENRICH: &str = r#"
+application-id = "shop"
+inputs = ["orders", "customers"]
+[[stage]]
+name = "customer-table"
+kind = "table"
+inputs = ["customers"]
+[[stage]]
+name = "enrich"
+kind = "join"
+join = "left"
+inputs = ["orders", "customer-table"]
+module = "pair.wasm"
+[outputs]
+default = "out"
+"#;
+
+    #[test]
+    fn a_table_and_a_stream_table_join_parse() {
+        let p = Pipeline::parse(Path::new("/p/pipe.toml"), ENRICH).unwrap();
+        assert_eq!(p.stages[0].kind, StageKind::Table);
+        assert_eq!(p.stages[0].module, None);
+        assert_eq!(
+            p.stages[1].kind,
+            StageKind::Join(Join {
+                kind: JoinKind::Left,
+                shape: JoinShape::StreamTable { table: 0 },
+                repartition: false,
+                partitions: None,
+            })
+        );
+        // A stream side that is a stage may have been re-keyed: repartitioned.
+        let rekeyed = ENRICH
+            .replace("inputs = [\"orders\", \"customer-table\"]", "inputs = [\"by-customer\", \"customer-table\"]")
+            .replace(
+                "[[stage]]\nname = \"enrich\"",
+                "[[stage]]\nname = \"by-customer\"\ninputs = [\"orders\"]\nmodule = \"k.wasm\"\n[[stage]]\nname = \"enrich\"",
+            );
+        let p = Pipeline::parse(Path::new("/p/pipe.toml"), &rekeyed).unwrap();
+        assert!(matches!(&p.stages[2].kind, StageKind::Join(j) if j.repartition));
+    }
+
+    #[test]
+    fn joins_and_tables_refuse_what_they_cannot_do() {
+        let cases = [
+            (ENRICH.replace("join = \"left\"", "join = \"outer\""), "stage[1].join"),
+            (ENRICH.replace("join = \"left\"", "join = \"full\""), "stage[1].join"),
+            (
+                ENRICH.replace("[\"orders\", \"customer-table\"]", "[\"customer-table\", \"orders\"]"),
+                "table-table joins are not available",
+            ),
+            (
+                ENRICH.replace("[\"orders\", \"customer-table\"]", "[\"orders\", \"customers\"]"),
+                "stream-stream joins are not available",
+            ),
+            (
+                ENRICH.replace("[\"orders\", \"customer-table\"]", "[\"orders\"]"),
+                "two inputs",
+            ),
+            (
+                ENRICH.replace(
+                    "inputs = [\"customers\"]",
+                    "inputs = [\"customers\"]\nmodule = \"x.wasm\"",
+                ),
+                "stage[0].module",
+            ),
+            (
+                ENRICH.replace("inputs = [\"customers\"]", "inputs = [\"customers\", \"orders\"]"),
+                "one input topic",
+            ),
+            (
+                ENRICH.replace(
+                    "join = \"left\"",
+                    "join = \"left\"\nwindow = { kind = \"tumbling\", size = \"1s\" }",
+                ),
+                "stage[1].window",
+            ),
+            (
+                ENRICH.replace("join = \"left\"", "join = \"left\"\npartitions = 3"),
+                "stage[1].partitions",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = error(&text);
+            assert!(e.contains(expected), "expected {expected:?} in: {e}");
+        }
+    }
+
     #[test]
     fn bad_values_name_key_and_expectation() {
         let e = error(&MINIMAL.replace("[outputs]", "on-error = \"retry\"\n[outputs]"));
@@ -928,7 +1183,9 @@ sample = "trades"
         let e = error(&format!("{MINIMAL}\n[kafka]\n\"transactional.id\" = \"x\""));
         assert!(e.contains("transactional.id"), "{e}");
         let e = error(&MINIMAL.replace("[outputs]", "kind = \"join\"\n[outputs]"));
-        assert!(e.contains("stage[0].kind"), "{e}");
+        assert!(e.contains("stage[0].inputs` is missing"), "{e}");
+        let e = error(&MINIMAL.replace("[outputs]", "kind = \"window\"\n[outputs]"));
+        assert!(e.contains("stage[0].kind") && e.contains("\"table\""), "{e}");
         let e = error(&MINIMAL.replace("[outputs]", "kind = \"aggregate\"\nemit = \"final\"\n[outputs]"));
         assert!(e.contains("stage[0].emit"), "{e}");
         let e = error(&MINIMAL.replace(

@@ -22,6 +22,7 @@ use crate::event::{Event, Header, Window};
 use crate::jsonl::bytes_json;
 use crate::pipeline::Pipeline;
 use crate::runtime::{EmitRequest, Runtime};
+use crate::stage::table;
 use crate::state::StateError;
 use crate::state::keys::{self, Entry};
 use crate::task::{Chain, ChainError, MemorySink, OpenError, SentRecord, Task, TaskError};
@@ -195,7 +196,7 @@ impl Driver {
 
     /// The content of every store, one JSON object per entry: stage, key,
     /// window, what the stage's `emit` makes of the accumulator, and the
-    /// accumulator's timestamp.
+    /// accumulator's timestamp; for a table, the row's value and timestamp.
     pub fn state(&self) -> Result<Vec<Value>, DriverError> {
         let mut out = Vec::new();
         for task in &self.tasks {
@@ -218,7 +219,18 @@ impl Driver {
                 if entries.is_empty() {
                     continue;
                 }
-                let (module, config) = self.chain.stage_module(i);
+                let Some((module, config)) = self.chain.stage_module(i) else {
+                    // A table: its rows as they are.
+                    for (key, _, stored, _) in entries {
+                        let (ts, value) = table::decode_value(&stored).ok_or_else(|| DriverError::Emit {
+                            stage: stage.clone(),
+                            reason: "a table row shorter than its timestamp".into(),
+                        })?;
+                        out.push(json!({"store": stage, "key": bytes_json(key.as_deref()),
+                            "timestamp": ts, "value": bytes_json(Some(value))}));
+                    }
+                    continue;
+                };
                 let mut op = self.chain.runtime().operator(module, config);
                 let requests = entries
                     .iter()

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::pipeline::{Aggregation, Emit, ErrorPolicy, Pipeline, StageInput, StageKind};
+use crate::pipeline::{Aggregation, Emit, ErrorPolicy, JoinShape, Pipeline, StageInput, StageKind};
 use crate::stage::window::WindowKind;
 use crate::state::{Durability, Scope, StoreSpec};
 
@@ -108,17 +108,46 @@ struct StageNode {
     module: String,
     inputs: Vec<StageInput>,
     to: Option<String>,
+    kind: StageKind,
     aggregate: Option<Aggregation>,
     dead_letters: Option<String>,
 }
 
 impl StageNode {
-    /// The repartition topic the stage reads instead of its inputs.
+    /// The repartition topic the stage reads instead of its inputs (an
+    /// aggregate) or instead of its stream side (a join).
     fn repartition_topic(&self, application_id: &str) -> Option<String> {
-        self.aggregate
-            .as_ref()
-            .filter(|a| a.repartition)
-            .map(|_| format!("{application_id}-{}-repartition", self.name))
+        let repartition = match &self.kind {
+            StageKind::Aggregate(a) => a.repartition,
+            StageKind::Join(j) => j.repartition,
+            StageKind::Process | StageKind::Table => false,
+        };
+        repartition.then(|| format!("{application_id}-{}-repartition", self.name))
+    }
+
+    /// Whether input `input` reaches the stage through its repartition
+    /// topic (when it has one): every input of an aggregate, the stream
+    /// side (left) of a join.
+    fn repartitions(&self, input: usize) -> bool {
+        match &self.kind {
+            StageKind::Join(_) => input == 0,
+            _ => true,
+        }
+    }
+
+    /// Whether it keeps state over its task's records (which then must be
+    /// co-partitioned): an aggregate, a table, or a join (through its table).
+    fn keyed(&self) -> bool {
+        !matches!(self.kind, StageKind::Process)
+    }
+
+    /// Its partitions setting for a repartition topic.
+    fn repartition_partitions(&self) -> Option<i32> {
+        match &self.kind {
+            StageKind::Aggregate(a) if a.repartition => a.partitions,
+            StageKind::Join(j) if j.repartition => j.partitions,
+            _ => None,
+        }
     }
 }
 
@@ -130,12 +159,13 @@ impl Topology {
             .iter()
             .map(|s| StageNode {
                 name: s.name.clone(),
-                module: s.module.display().to_string(),
+                module: s.module.as_ref().map(|m| m.display().to_string()).unwrap_or_default(),
                 inputs: s.inputs.clone(),
                 to: s.to.clone(),
+                kind: s.kind.clone(),
                 aggregate: match &s.kind {
-                    StageKind::Process => None,
                     StageKind::Aggregate(a) => Some(a.clone()),
+                    _ => None,
                 },
                 dead_letters: match &s.on_error {
                     ErrorPolicy::DeadLetter(t) => Some(t.clone()),
@@ -158,14 +188,14 @@ impl Topology {
                     },
                 );
             }
-            for input in &s.inputs {
+            for (n, input) in s.inputs.iter().enumerate() {
                 let hops = match input {
                     StageInput::Topic(t) => source_hops.entry(t.clone()).or_default(),
                     StageInput::Stage(u) => &mut stage_hops[*u],
                 };
                 match &repartition {
-                    Some(r) => hops.repartition.push(r.clone()),
-                    None => hops.stages.push(i),
+                    Some(r) if s.repartitions(n) => hops.repartition.push(r.clone()),
+                    _ => hops.stages.push(i),
                 }
             }
         }
@@ -219,7 +249,7 @@ impl Topology {
     pub fn needs_co_location(&self) -> bool {
         self.subs
             .iter()
-            .any(|s| s.sources.len() > 1 && s.stages.iter().any(|&i| self.stages[i].aggregate.is_some()))
+            .any(|s| s.sources.len() > 1 && s.stages.iter().any(|&i| self.stages[i].keyed()))
     }
 
     /// Checks that the topics a task reads together are co-partitioned:
@@ -231,7 +261,7 @@ impl Topology {
     /// reported elsewhere).
     pub fn check_co_partitioning(&self, partitions: &dyn Fn(&str) -> Option<i32>) -> Result<(), CoPartitionError> {
         for sub in self.subs.iter().filter(|s| s.sources.len() > 1) {
-            let Some(&stage) = sub.stages.iter().find(|&&i| self.stages[i].aggregate.is_some()) else {
+            let Some(&stage) = sub.stages.iter().find(|&&i| self.stages[i].keyed()) else {
                 continue;
             };
             let counts: Vec<(String, i32)> = sub
@@ -253,14 +283,20 @@ impl Topology {
         Ok(())
     }
 
-    /// The store stage `stage` declares, if it keeps state: today an
-    /// aggregate's, per task, with its own changelog.
+    /// The store stage `stage` declares, if it keeps state, per task: an
+    /// aggregate's, with its own changelog; a table's, restored from the
+    /// topic it reads. A stream-table join reads its table's store.
     pub fn store(&self, stage: usize) -> Option<StoreSpec> {
-        self.stages.get(stage)?.aggregate.as_ref()?;
+        let node = self.stages.get(stage)?;
+        let durability = match (&node.kind, node.inputs.as_slice()) {
+            (StageKind::Aggregate(_), _) => Durability::Changelog(self.changelog_topic(stage)),
+            (StageKind::Table, [StageInput::Topic(t)]) => Durability::SourceTopic(t.clone()),
+            _ => return None,
+        };
         Some(StoreSpec {
-            name: self.stages[stage].name.clone(),
+            name: node.name.clone(),
             scope: Scope::Task,
-            durability: Durability::Changelog(self.changelog_topic(stage)),
+            durability,
         })
     }
 
@@ -335,6 +371,13 @@ impl Topology {
             for &i in &sub.stages {
                 let s = &self.stages[i];
                 let _ = writeln!(out, "    Stage: {} ({})", s.name, self.stage_summary(s));
+                if let (StageKind::Table, [StageInput::Topic(t)]) = (&s.kind, s.inputs.as_slice()) {
+                    let _ = writeln!(
+                        out,
+                        "      store: {} (key-value store per task, restored from {t}, no changelog of its own)",
+                        s.name
+                    );
+                }
                 if let Some(a) = &s.aggregate {
                     let kind = match a.window.map(|w| w.kind) {
                         None => "key-value store",
@@ -392,8 +435,17 @@ impl Topology {
     }
 
     fn stage_summary(&self, s: &StageNode) -> String {
-        let Some(a) = &s.aggregate else {
-            return format!("process, {}", s.module);
+        let a = match &s.kind {
+            StageKind::Process => return format!("process, {}", s.module),
+            StageKind::Table => return "table".to_owned(),
+            StageKind::Join(j) => {
+                let JoinShape::StreamTable { table } = j.shape;
+                return format!(
+                    "{} join, stream-table with {}, {}",
+                    j.kind, self.stages[table].name, s.module
+                );
+            }
+            StageKind::Aggregate(a) => a,
         };
         let window = match a.window.map(|w| (w.kind, w.grace)) {
             None => "per key".to_owned(),
@@ -440,20 +492,20 @@ fn cut(application_id: &str, inputs: &[String], stages: &[StageNode]) -> Vec<Sub
     };
     let mut edges: Vec<(usize, usize)> = Vec::new();
     for (i, s) in stages.iter().enumerate() {
-        match s.repartition_topic(application_id) {
-            Some(r) => {
-                let t = topic_node(&mut topics, &r);
-                edges.push((stage_node(i), t));
+        let repartition = s.repartition_topic(application_id);
+        if let Some(r) = &repartition {
+            let t = topic_node(&mut topics, r);
+            edges.push((stage_node(i), t));
+        }
+        for (n, input) in s.inputs.iter().enumerate() {
+            if repartition.is_some() && s.repartitions(n) {
+                continue;
             }
-            None => {
-                for input in &s.inputs {
-                    let other = match input {
-                        StageInput::Topic(t) => topic_node(&mut topics, t),
-                        StageInput::Stage(u) => stage_node(*u),
-                    };
-                    edges.push((stage_node(i), other));
-                }
-            }
+            let other = match input {
+                StageInput::Topic(t) => topic_node(&mut topics, t),
+                StageInput::Stage(u) => stage_node(*u),
+            };
+            edges.push((stage_node(i), other));
         }
     }
     parent.extend(0..n_stages + topics.len());
@@ -481,10 +533,7 @@ fn cut(application_id: &str, inputs: &[String], stages: &[StageNode]) -> Vec<Sub
                 }
             }
             let members: Vec<usize> = (0..n_stages).filter(|&i| find(&mut parent, i) == root).collect();
-            let partitions = members
-                .iter()
-                .filter_map(|&i| stages[i].aggregate.as_ref().filter(|a| a.repartition))
-                .find_map(|a| a.partitions);
+            let partitions = members.iter().find_map(|&i| stages[i].repartition_partitions());
             SubTopology {
                 sources,
                 stages: members,

@@ -16,8 +16,9 @@
  *
  * {@link filter}, {@link map} and {@link flatMap} build the `processor`
  * export (world `process`); {@link aggregate} builds the `aggregator` export
- * (world `aggregate`). Records: {@link Event} in, {@link Output} out;
- * {@link Failure} reports a typed per-event failure.
+ * (world `aggregate`); {@link join} builds the `joiner` export (world
+ * `join`). Records: {@link Event} in (a joiner gets a {@link Pair}),
+ * {@link Output} out; {@link Failure} reports a typed per-event failure.
  *
  * The codec implements the batch ABI of `wit/weir.wit`:
  *
@@ -26,6 +27,9 @@
  * event        := s64 timestamp, s32 partition, s64 offset, str topic,
  *                 opt-bytes key, opt-bytes value, headers
  * headers      := u32 count, (str name, opt-bytes value){count}
+ * join-batch   := u32 count, pair{count}
+ * pair         := s64 timestamp, opt-bytes key, opt-bytes left,
+ *                 opt-bytes right, headers
  * result-batch := u32 count, result{count}
  * result       := u8 0, u32 n, output{n} | u8 1, str code, str message
  * output       := u8 flags, [s64 timestamp], opt-bytes key, opt-bytes value,
@@ -47,7 +51,10 @@ const FLAG_TIMESTAMP = 1;
 const FLAG_ROUTE = 2;
 
 const encoder = new TextEncoder();
-const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+// `ignoreBOM` keeps a leading byte order mark as U+FEFF (TextDecoder strips it
+// by default), so text and JSON read as in the Rust and Python SDKs: a value
+// starting with a BOM is not JSON.
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * Bytes as the SDK accepts them: a `Uint8Array` (or other typed array /
@@ -140,6 +147,27 @@ function utf8OrFail(bytes, what) {
 }
 
 /**
+ * @param {Uint8Array | null} bytes
+ * @param {string} what
+ * @returns {unknown}
+ * @throws {Failure} `invalid-json` if `bytes` is absent, not UTF-8 or not JSON
+ */
+function jsonOrFail(bytes, what) {
+  if (bytes === null) throw new Failure('invalid-json', `${what} is absent`);
+  let text;
+  try {
+    text = strictDecoder.decode(bytes);
+  } catch {
+    throw new Failure('invalid-json', `${what} is not UTF-8`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Failure('invalid-json', `${what} is not JSON: ${err.message}`);
+  }
+}
+
+/**
  * One input record. `key`, `value` and header values are `Uint8Array` views
  * into the batch (or `null`); `timestamp` is milliseconds since the Unix
  * epoch; `topic`, `partition` and `offset` say where it was read from.
@@ -213,26 +241,110 @@ export class Event {
    * @throws {Failure} `invalid-json` if the value is absent, not UTF-8 or not JSON
    */
   json() {
-    if (this.value === null) throw new Failure('invalid-json', 'value is absent');
-    let text;
-    try {
-      text = strictDecoder.decode(this.value);
-    } catch {
-      throw new Failure('invalid-json', 'value is not UTF-8');
-    }
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      throw new Failure('invalid-json', `value is not JSON: ${err.message}`);
-    }
+    return jsonOrFail(this.value, 'value');
+  }
+}
+
+/**
+ * The two sides of one join result, for a joiner ({@link join}). `left` and `right`
+ * are the two sides' values as `Uint8Array` views into the batch, or `null`
+ * when that side has no record (in a left or outer join) or its record has no
+ * value; `key` is the join key; `timestamp` (ms since the Unix epoch) is the
+ * join result's, the default of its outputs; `headers` are those of the
+ * record that caused the join.
+ *
+ * The SDK makes pairs; constructing one directly is meant for unit tests
+ * (strings are encoded as UTF-8):
+ *
+ * ```js
+ * new Pair({ key: 'k', left: '{"qty":2}', right: null, timestamp: 5 })
+ * ```
+ */
+export class Pair {
+  /**
+   * @param {object} [fields]
+   * @param {BytesLike | null} [fields.key]
+   * @param {BytesLike | null} [fields.left]
+   * @param {BytesLike | null} [fields.right]
+   * @param {HeadersLike} [fields.headers]
+   * @param {number} [fields.timestamp]
+   */
+  constructor({ key = null, left = null, right = null, headers = [], timestamp = 0 } = {}) {
+    /** @type {Uint8Array | null} The join key, or `null`. */
+    this.key = toBytes(key, 'key');
+    /** @type {Uint8Array | null} The left side's value, or `null` if that side is absent. */
+    this.left = toBytes(left, 'left');
+    /** @type {Uint8Array | null} The right side's value, or `null` if that side is absent. */
+    this.right = toBytes(right, 'right');
+    /** @type {Array<[string, Uint8Array | null]>} Headers in record order. */
+    this.headers = toHeaders(headers);
+    /** @type {number} The join result's time, ms since the Unix epoch. */
+    this.timestamp = timestamp;
+  }
+
+  /**
+   * The value of the first header called `name`, or `null`.
+   * @param {string} name
+   * @returns {Uint8Array | null}
+   */
+  header(name) {
+    const found = this.headers.find(([n]) => n === name);
+    return found ? found[1] : null;
+  }
+
+  /**
+   * The key decoded as UTF-8, or `null` if absent.
+   * @returns {string | null}
+   * @throws {Failure} `invalid-utf8` if the key is not UTF-8
+   */
+  keyStr() {
+    return utf8OrFail(this.key, 'key');
+  }
+
+  /**
+   * The left value decoded as UTF-8, or `null` if absent.
+   * @returns {string | null}
+   * @throws {Failure} `invalid-utf8` if it is not UTF-8
+   */
+  leftStr() {
+    return utf8OrFail(this.left, 'left');
+  }
+
+  /**
+   * The right value decoded as UTF-8, or `null` if absent.
+   * @returns {string | null}
+   * @throws {Failure} `invalid-utf8` if it is not UTF-8
+   */
+  rightStr() {
+    return utf8OrFail(this.right, 'right');
+  }
+
+  /**
+   * The left value parsed as JSON. Like {@link Event#json}, an absent side
+   * fails: test `pair.left === null` first where it may be missing.
+   * @returns {unknown}
+   * @throws {Failure} `invalid-json` if it is absent, not UTF-8 or not JSON
+   */
+  leftJson() {
+    return jsonOrFail(this.left, 'left');
+  }
+
+  /**
+   * The right value parsed as JSON. Like {@link Event#json}, an absent side
+   * fails: test `pair.right === null` first where it may be missing.
+   * @returns {unknown}
+   * @throws {Failure} `invalid-json` if it is absent, not UTF-8 or not JSON
+   */
+  rightJson() {
+    return jsonOrFail(this.right, 'right');
   }
 }
 
 /**
  * A record an operator produces. `key`, `value` and header values are
  * {@link BytesLike} or `null`; `timestamp` (ms) defaults to the input
- * event's; `route` names one of the stage's routes and defaults to its next
- * hop or default sink.
+ * event's (a joiner's: the pair's); `route` names one of the stage's routes
+ * and defaults to its next hop or default sink.
  */
 export class Output {
   /**
@@ -497,6 +609,48 @@ export function decodeEvents(batch) {
 }
 
 /**
+ * Decode a `join-batch` into pairs whose payloads view (not copy) `batch`.
+ * @param {Uint8Array} batch
+ * @returns {Pair[]}
+ * @throws {RangeError} if the batch is malformed
+ */
+export function decodePairs(batch) {
+  const r = new Reader(batch);
+  const count = r.u32();
+  const pairs = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const p = Object.create(Pair.prototype);
+    p.timestamp = Number(r.s64());
+    p.key = r.optBytes();
+    p.left = r.optBytes();
+    p.right = r.optBytes();
+    p.headers = r.headers();
+    pairs[i] = p;
+  }
+  r.finish();
+  return pairs;
+}
+
+/**
+ * Encode pairs as a `join-batch` (for tests: what the host would send a joiner).
+ * @param {Iterable<Pair>} pairs
+ * @returns {Uint8Array}
+ */
+export function encodePairs(pairs) {
+  const list = [...pairs];
+  const w = new Writer();
+  w.u32(list.length);
+  for (const p of list) {
+    w.s64(BigInt(p.timestamp));
+    w.optBytes(p.key);
+    w.optBytes(p.left);
+    w.optBytes(p.right);
+    w.headers(p.headers);
+  }
+  return w.finish();
+}
+
+/**
  * Encode events as an `event-batch` (for tests: what the host would send).
  * @param {Iterable<Event>} events
  * @returns {Uint8Array}
@@ -586,19 +740,30 @@ export function decodeResults(batch) {
 function processor(outputsOf) {
   return {
     process(events) {
-      const batch = decodeEvents(events);
-      const w = new Writer(Math.max(256, events.byteLength));
-      w.u32(batch.length);
-      for (const event of batch) {
-        try {
-          w.outputs(outputsOf(event));
-        } catch (err) {
-          w.failure(asFailure(err));
-        }
-      }
-      return w.finish();
+      return resultBatch(outputsOf, decodeEvents(events), events.byteLength);
     },
   };
+}
+
+/**
+ * The `result-batch` for `records`: each one's outputs, or its failure.
+ * @template T
+ * @param {(record: T) => Iterable<Output>} outputsOf
+ * @param {T[]} records
+ * @param {number} sizeHint the input batch's size, a guess at the output's
+ * @returns {Uint8Array}
+ */
+function resultBatch(outputsOf, records, sizeHint) {
+  const w = new Writer(Math.max(256, sizeHint));
+  w.u32(records.length);
+  for (const record of records) {
+    try {
+      w.outputs(outputsOf(record));
+    } catch (err) {
+      w.failure(asFailure(err));
+    }
+  }
+  return w.finish();
 }
 
 /**
@@ -723,6 +888,41 @@ export function aggregate(spec) {
         }
       }
       return w.finish();
+    },
+  };
+}
+
+/**
+ * The `weir:stream/joiner` interface object.
+ * @typedef {object} Joiner
+ * @property {(pairs: Uint8Array) => Uint8Array} join
+ *   Join a `join-batch`; returns the `result-batch`.
+ */
+
+/**
+ * A joiner: combines the two sides of each pair the host found. `fn` returns
+ * an {@link Output}, `null` (no output), or an iterable of outputs (an array,
+ * or a generator function's result). An output without a key gets the pair's
+ * key, and one without a timestamp the pair's. Throwing fails that pair only.
+ *
+ * ```js
+ * export const joiner = join((pair) => new Output({ value: pair.left }));
+ * ```
+ *
+ * (Named like {@link aggregate}, for the verb: the export is the noun.)
+ * @param {(pair: Pair) => Output | Iterable<Output> | null | undefined} fn
+ * @returns {Joiner} export it as `joiner`
+ */
+export function join(fn) {
+  const outputsOf = (pair) => {
+    const out = fn(pair);
+    if (out === null || out === undefined) return [];
+    if (out instanceof Output) return [out];
+    return out;
+  };
+  return {
+    join(pairs) {
+      return resultBatch(outputsOf, decodePairs(pairs), pairs.byteLength);
     },
   };
 }

@@ -8,13 +8,17 @@ import {
   Event,
   Failure,
   Output,
+  Pair,
   aggregate,
   decodeEvents,
+  decodePairs,
   decodeResults,
   encodeEvents,
+  encodePairs,
   encodeResults,
   filter,
   flatMap,
+  join,
   map,
 } from './weir-sdk.js';
 
@@ -84,8 +88,32 @@ const EVENT_BATCH = new Bytes()
   .u32(0)
   .build();
 
+// Three pairs: key, both sides and two headers (one without a value); then no
+// key, a left side only (not UTF-8) and no headers; then an empty right side only.
+const JOIN_BATCH = new Bytes()
+  .u32(3)
+  .s64(1_700_000_000_123).opt('k1').opt('{"qty": 2}').opt('[1]')
+  .u32(2).blob('trace').opt([0, 255]).blob('empty').opt(null)
+  .s64(-1).opt(null).opt([0xff]).opt(null).u32(0)
+  .s64(2n ** 53n).opt('k3').opt(null).opt('').u32(0)
+  .build();
+
 /** Process events through the batch codec, as the host would call the component. */
 const run = (processor, events) => decodeResults(processor.process(encodeEvents(events)));
+
+/** Join pairs through the batch codec, as the host would call the component. */
+const runJoin = (j, pairs) => decodeResults(j.join(encodePairs(pairs)));
+
+/** The code of the Failure `fn` throws ('no failure' if none). */
+const failureOf = (fn) => {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof Failure);
+    return err;
+  }
+  return { code: 'no failure' };
+};
 
 test('decodes events from hand-built bytes', () => {
   const [first, second] = decodeEvents(EVENT_BATCH);
@@ -257,4 +285,113 @@ test('aggregate folds, merges and emits', () => {
 
 test('aggregate rejects an incomplete spec', () => {
   assert.throws(() => aggregate({ init: () => '' }), /lacks add/);
+});
+
+test('decodes pairs from hand-built bytes', () => {
+  const [both, leftOnly, rightOnly] = decodePairs(JOIN_BATCH);
+  assert.equal(both.timestamp, 1_700_000_000_123);
+  assert.deepEqual([str(both.key), str(both.left), str(both.right)], ['k1', '{"qty": 2}', '[1]']);
+  assert.deepEqual(both.headers.map(([n, v]) => [n, v && [...v]]), [['trace', [0, 255]], ['empty', null]]);
+  assert.deepEqual([...both.header('trace')], [0, 255]);
+  assert.equal(both.header('missing'), null);
+  assert.equal(leftOnly.timestamp, -1);
+  assert.equal(leftOnly.key, null);
+  assert.deepEqual([...leftOnly.left], [0xff]);
+  assert.equal(leftOnly.right, null);
+  assert.deepEqual(leftOnly.headers, []);
+  assert.equal(rightOnly.timestamp, 2 ** 53);
+  assert.equal(rightOnly.left, null);
+  assert.equal(rightOnly.right.length, 0); // present but empty is not absent
+  assert.ok(both instanceof Pair);
+});
+
+test('pair payloads are views of the batch; encodePairs round-trips; malformed batches throw', () => {
+  const batch = JOIN_BATCH.slice();
+  const [pair] = decodePairs(batch);
+  assert.equal(pair.left.buffer, batch.buffer);
+  assert.deepEqual(encodePairs(decodePairs(JOIN_BATCH)), JOIN_BATCH);
+  assert.deepEqual(decodePairs(new Bytes().u32(0).build()), []);
+  assert.throws(() => decodePairs(JOIN_BATCH.subarray(0, JOIN_BATCH.length - 3)), RangeError);
+  const trailing = new Uint8Array(JOIN_BATCH.length + 1);
+  trailing.set(JOIN_BATCH);
+  assert.throws(() => decodePairs(trailing), /trailing/);
+});
+
+test('pair helpers decode and fail with typed codes', () => {
+  const [both, leftOnly, rightOnly] = decodePairs(JOIN_BATCH);
+  assert.deepEqual([both.keyStr(), both.leftStr(), both.rightStr()], ['k1', '{"qty": 2}', '[1]']);
+  assert.deepEqual([both.leftJson(), both.rightJson()], [{ qty: 2 }, [1]]);
+  assert.equal(leftOnly.keyStr(), null);
+  assert.equal(leftOnly.rightStr(), null);
+  assert.equal(failureOf(() => leftOnly.leftStr()).code, 'invalid-utf8');
+  const notUtf8 = failureOf(() => leftOnly.leftJson());
+  assert.deepEqual([notUtf8.code, notUtf8.message], ['invalid-json', 'left is not UTF-8']);
+  const absent = failureOf(() => leftOnly.rightJson());
+  assert.deepEqual([absent.code, absent.message], ['invalid-json', 'right is absent']);
+  assert.equal(failureOf(() => rightOnly.leftJson()).code, 'invalid-json');
+  assert.equal(failureOf(() => rightOnly.rightJson()).code, 'invalid-json'); // empty
+  assert.equal(failureOf(() => new Pair({ right: '{nope' }).rightJson()).code, 'invalid-json');
+  const made = new Pair({ key: 'k', left: 'l', right: Uint8Array.of(114), headers: { h: 'v' }, timestamp: 5 });
+  assert.deepEqual([made.keyStr(), made.leftStr(), made.rightStr(), str(made.header('h')), made.timestamp], ['k', 'l', 'r', 'v', 5]);
+  assert.deepEqual([new Pair().left, new Pair().right, new Pair().headers], [null, null, []]);
+  assert.throws(() => new Pair({ left: 3 }), TypeError);
+});
+
+test('a byte order mark is data, not stripped (as in the Rust and Python SDKs)', () => {
+  const bom = Uint8Array.of(0xef, 0xbb, 0xbf, 0x7b, 0x7d); // BOM then {}
+  assert.equal(new Event({ value: bom }).valueStr(), '\ufeff{}');
+  assert.equal(failureOf(() => new Event({ value: bom }).json()).code, 'invalid-json');
+  assert.equal(failureOf(() => new Pair({ left: bom }).leftJson()).code, 'invalid-json');
+});
+
+test('join gives an output, none for null, or a list', () => {
+  const j = join((pair) => {
+    if (pair.left === null && pair.right === null) return null;
+    if (pair.right === null) return new Output({ value: pair.left, headers: pair.headers, timestamp: pair.timestamp + 1 });
+    return [new Output({ value: pair.leftJson().a }), new Output({ key: 'r', value: pair.right, route: 'both' })];
+  });
+  assert.deepEqual(
+    runJoin(j, [
+      new Pair({ key: 'k', left: 'L', headers: [['h', 'v']], timestamp: 1 }),
+      new Pair({ key: 'k' }),
+      new Pair({ left: '{"a":"x"}', right: 'R' }),
+    ]),
+    [
+      [new Output({ value: 'L', headers: [['h', 'v']], timestamp: 2 })],
+      [],
+      [new Output({ value: 'x' }), new Output({ key: 'r', value: 'R', route: 'both' })],
+    ],
+  );
+  const undef = join(() => undefined);
+  assert.deepEqual(runJoin(undef, [new Pair()]), [[]]);
+});
+
+test('join takes generators', () => {
+  const sides = join(function* (pair) {
+    for (const side of [pair.left, pair.right]) if (side !== null) yield new Output({ value: side });
+  });
+  assert.deepEqual(runJoin(sides, [new Pair({ left: 'l', right: 'r' })])[0].map((o) => str(o.value)), ['l', 'r']);
+});
+
+test('join failures are per pair', () => {
+  const strict = join((pair) => {
+    if (pair.keyStr() === 'boom') throw new Failure('boom', 'on purpose');
+    return new Output({ value: String(pair.leftJson().n + pair.rightJson().n) });
+  });
+  const results = runJoin(strict, [
+    new Pair({ left: '{"n":1}', right: '{"n":2}' }),
+    new Pair({ left: 'nope', right: '{"n":2}' }),
+    new Pair({ left: '{"n":1}' }), // absent right side
+    new Pair({ key: 'boom' }),
+    new Pair({ left: 'null', right: 'null' }),
+    new Pair({ left: '{"n":3}', right: '{"n":4}' }),
+  ]);
+  assert.deepEqual(results[0], [new Output({ value: '3' })]);
+  assert.deepEqual(results.slice(1, 5).map((r) => r.code), ['invalid-json', 'invalid-json', 'boom', 'exception']);
+  assert.equal(results[3].message, 'on purpose');
+  assert.match(results[4].message, /^TypeError/);
+  assert.deepEqual(results[5], [new Output({ value: '7' })]);
+  for (const wrong of ['not an output', 3, [new Output(), 'x']]) {
+    assert.equal(runJoin(join(() => wrong), [new Pair()])[0].code, 'exception');
+  }
 });

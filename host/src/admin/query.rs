@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::admin::{Queries, QueryError};
 use crate::event::EventResult;
 use crate::runtime::EmitRequest;
-use crate::stage::aggregate;
+use crate::stage::{aggregate, table};
 use crate::state::Reader;
 use crate::state::keys::{self, Entry};
 use crate::task::Chain;
@@ -90,7 +90,9 @@ impl Queries for StoreQueries {
                 found.push((*p, None, acc));
             }
         }
-        let (module, config) = self.chain.stage_module(i);
+        let Some((module, config)) = self.chain.stage_module(i) else {
+            return table_row(stage, key, &stores, &found);
+        };
         let mut op = self.chain.runtime().operator(module, config);
         let requests: Vec<EmitRequest> = found
             .iter()
@@ -147,6 +149,30 @@ impl Queries for StoreQueries {
         }
         Ok(out)
     }
+}
+
+/// A table's answer: the row's value as it is, and its timestamp.
+fn table_row(
+    stage: &str,
+    key: &[u8],
+    stores: &[(i32, Arc<dyn Reader>)],
+    found: &[(i32, Option<crate::event::Window>, Vec<u8>)],
+) -> Result<Value, QueryError> {
+    let value = match found.first() {
+        None => Value::Null,
+        Some((p, _, stored)) => {
+            let (ts, v) = table::decode_value(stored)
+                .ok_or_else(|| QueryError::Store(format!("a row of table {stage} shorter than its timestamp")))?;
+            json!({"partition": p, "timestamp": ts, "value": bytes(v)})
+        }
+    };
+    Ok(json!({
+        "stage": stage,
+        "key": bytes(key),
+        "found": !found.is_empty(),
+        "partitions_here": stores.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        "value": value,
+    }))
 }
 
 /// Bytes as a JSON string when UTF-8, else `{"base64": …}`.

@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use super::{SandboxArgs, config_map};
 use crate::codec::BatchEncoder;
 use crate::contract::OperatorKind;
-use crate::event::{Event, EventResult};
+use crate::event::{Event, EventResult, Pair};
 use crate::jsonl;
 use crate::kafka::clients;
 use crate::module;
@@ -193,8 +193,19 @@ fn push(
             kind.with_article()
         )));
     }
-    if let Some(sample) = &checks.sample {
-        let sample_events = read_sample(sample).map_err(&refused)?;
+    if let Some(sample) = &checks.sample
+        && module.kind() == OperatorKind::Joiner
+    {
+        let pairs = read_sample(sample, jsonl::parse_pair).map_err(&refused)?;
+        let (outputs, failures) =
+            dry_run_join(&runtime, &module, &pairs, config_map(&checks.config)?).map_err(&refused)?;
+        eprintln!(
+            "dry run on {}: {} pair(s), {outputs} output(s), {failures} typed failure(s), no trap",
+            sample.display(),
+            pairs.len()
+        );
+    } else if let Some(sample) = &checks.sample {
+        let sample_events = read_sample(sample, jsonl::parse_event).map_err(&refused)?;
         let config = config_map(&checks.config)?;
         let (events, outputs, failures) =
             dry_run(&runtime, &module, &sample_events, config.clone()).map_err(&refused)?;
@@ -247,16 +258,39 @@ fn report(pushed: Pushed) -> ModuleRecord {
 }
 
 /// Reads a JSON-lines sample: (1-based line, event).
-fn read_sample(sample: &Path) -> Result<Vec<(usize, Event)>, String> {
+fn read_sample<T>(
+    sample: &Path,
+    parse: fn(&str, usize) -> Result<T, jsonl::JsonlError>,
+) -> Result<Vec<(usize, T)>, String> {
     let text =
         std::fs::read_to_string(sample).map_err(|e| format!("cannot read the sample {}: {e}", sample.display()))?;
-    let mut events = Vec::new();
+    let mut items = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if !line.trim().is_empty() {
-            events.push((i + 1, jsonl::parse_event(line, i + 1).map_err(|e| e.to_string())?));
+            items.push((i + 1, parse(line, i + 1).map_err(|e| e.to_string())?));
         }
     }
-    Ok(events)
+    Ok(items)
+}
+
+/// Runs a joiner on sample pairs, one at a time, so that a trap names its
+/// line. Returns (outputs, typed failures), or the first trap.
+fn dry_run_join(
+    runtime: &Runtime,
+    module: &Arc<LoadedModule>,
+    pairs: &[(usize, Pair)],
+    config: BTreeMap<String, String>,
+) -> Result<(usize, usize), String> {
+    let mut op = runtime.operator(module.clone(), config);
+    let owned: Vec<Pair> = pairs.iter().map(|(_, p)| p.clone()).collect();
+    let (mut outputs, mut failures) = (0, 0);
+    for ((line, _), r) in pairs.iter().zip(op.join_pairs(&owned)) {
+        match r.map_err(|e| trapped("the dry run", *line, &e))? {
+            EventResult::Outputs(o) => outputs += o.len(),
+            EventResult::Failed(_) => failures += 1,
+        }
+    }
+    Ok((outputs, failures))
 }
 
 fn trapped(who: &str, line: usize, e: &dyn std::fmt::Display) -> String {
@@ -337,6 +371,7 @@ fn dry_run(
             let (outputs, emit_failed) = emit_all(&mut op, accs, who)?;
             Ok((events.len(), outputs, failed + emit_failed))
         }
+        OperatorKind::Joiner => Err("a joiner's sample holds pairs, not events (this is a bug in weir)".into()),
     }
 }
 
@@ -386,7 +421,7 @@ fn current_version(registry: &Registry, pipeline: &Pipeline, stage: &str) -> any
         .stages
         .iter()
         .find(|s| s.name == stage)
-        .map(|s| s.module.clone())
+        .and_then(|s| s.module.clone())
         .unwrap_or_default();
     let bytes = std::fs::read(&file)
         .with_context(|| format!("cannot read {}, the module stage {stage} runs", file.display()))?;
@@ -417,6 +452,11 @@ fn stage_kind(pipeline: &Pipeline, stage: &str) -> anyhow::Result<(String, Opera
     let kind = match s.kind {
         StageKind::Process => OperatorKind::Processor,
         StageKind::Aggregate(_) => OperatorKind::Aggregator,
+        StageKind::Join(_) => OperatorKind::Joiner,
+        StageKind::Table => bail!(
+            "stage {stage} of {} is a table: it runs no module, so there is nothing to push or activate",
+            pipeline.file.display()
+        ),
     };
     Ok((stage.to_owned(), kind))
 }
@@ -620,7 +660,7 @@ fn activate(
                 .stages
                 .iter()
                 .find(|s| s.name == stage)
-                .map(|s| s.module.clone())
+                .and_then(|s| s.module.clone())
                 .unwrap_or_default();
             let checks = Checks {
                 sample: None,

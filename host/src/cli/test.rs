@@ -9,7 +9,7 @@ use clap::Args;
 use super::{SandboxArgs, config_map};
 use crate::codec::BatchEncoder;
 use crate::contract::OperatorKind;
-use crate::event::{Event, EventResult};
+use crate::event::{Event, EventResult, Pair};
 use crate::jsonl;
 use crate::pipeline::Pipeline;
 use crate::runtime::{EmitRequest, Group, GuestError, Operator};
@@ -37,6 +37,7 @@ use crate::units;
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Input lines: {\"key\": …, \"value\": …, \"headers\": {…}, \"timestamp\": ms}
+  (a joiner's: {\"key\": …, \"left\": …, \"right\": …, \"timestamp\": ms})
   a bytes field is a string (UTF-8), {\"base64\": \"…\"}, null, or any other JSON
   value standing for its JSON text. In a pipeline's inputs, a line
   {\"advance-wall-clock\": \"5s\"} moves the wall clock (for idle-close).
@@ -101,13 +102,27 @@ impl Test {
             failures: 0,
             outputs: 0,
         };
-        let lines = self.read_input(&mut report)?;
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        match module.kind() {
-            OperatorKind::Processor => self.run_processor(&mut op, &lines, &mut out, &mut report)?,
-            OperatorKind::Aggregator => run_aggregator(&mut op, &lines, &mut out, &mut report)?,
-        }
+        let read = match module.kind() {
+            OperatorKind::Joiner => {
+                let pairs = self.read_input(&mut report, jsonl::parse_pair)?;
+                self.run_joiner(&mut op, &pairs, &mut out, &mut report)?;
+                pairs.len()
+            }
+            kind => {
+                let lines: Vec<Line> = self
+                    .read_input(&mut report, jsonl::parse_event)?
+                    .into_iter()
+                    .map(|(number, event)| Line { number, event })
+                    .collect();
+                match kind {
+                    OperatorKind::Aggregator => run_aggregator(&mut op, &lines, &mut out, &mut report)?,
+                    _ => self.run_processor(&mut op, &lines, &mut out, &mut report)?,
+                }
+                lines.len()
+            }
+        };
         out.flush()?;
         let counters = op.context().counters();
         if !counters.is_empty() {
@@ -115,15 +130,26 @@ impl Test {
             eprintln!("counters: {}", text.join(" "));
         }
         eprintln!(
-            "{} events, {} outputs, {} failed",
-            lines.len(),
+            "{} {}, {} outputs, {} failed",
+            read,
+            if module.kind() == OperatorKind::Joiner {
+                "pairs"
+            } else {
+                "events"
+            },
             report.outputs,
             report.failures
         );
         Ok(ExitCode::SUCCESS)
     }
 
-    fn read_input(&self, report: &mut Report) -> anyhow::Result<Vec<Line>> {
+    /// The input's lines that parse (with their 1-based numbers); the
+    /// others are reported as failures.
+    fn read_input<T>(
+        &self,
+        report: &mut Report,
+        parse: fn(&str, usize) -> Result<T, jsonl::JsonlError>,
+    ) -> anyhow::Result<Vec<(usize, T)>> {
         let input = PathBuf::from(&self.input[0]);
         let reader: Box<dyn Read> = if input.as_os_str() == "-" {
             Box::new(std::io::stdin())
@@ -149,8 +175,8 @@ impl Test {
             if text.trim().is_empty() {
                 continue;
             }
-            match jsonl::parse_event(text, number) {
-                Ok(event) => lines.push(Line { number, event }),
+            match parse(text, number) {
+                Ok(item) => lines.push((number, item)),
                 Err(e) => {
                     eprintln!("{e}");
                     report.failures += 1;
@@ -184,6 +210,46 @@ impl Test {
                     }
                     Err(e) => {
                         eprintln!("line {}: {e}", line.number);
+                        report.failures += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Test {
+    /// A joiner: one call per batch of pairs; each output prints with the
+    /// pair's key when it sets none, and the pair's timestamp when it sets none.
+    fn run_joiner(
+        &self,
+        op: &mut Operator,
+        pairs: &[(usize, Pair)],
+        out: &mut impl Write,
+        report: &mut Report,
+    ) -> anyhow::Result<()> {
+        for chunk in pairs.chunks(self.batch_size.unwrap_or(256).max(1)) {
+            let owned: Vec<Pair> = chunk.iter().map(|(_, p)| p.clone()).collect();
+            for ((number, pair), result) in chunk.iter().zip(op.join_pairs(&owned)) {
+                match result {
+                    Ok(EventResult::Outputs(outputs)) => {
+                        for o in &outputs {
+                            let mut o = o.clone();
+                            if o.key.is_none() {
+                                o.key.clone_from(&pair.key);
+                            }
+                            let ts = o.timestamp.unwrap_or(pair.timestamp);
+                            writeln!(out, "{}", jsonl::output_json(&o, ts))?;
+                        }
+                        report.outputs += outputs.len();
+                    }
+                    Ok(EventResult::Failed(f)) => {
+                        eprintln!("line {number}: failure {f}");
+                        report.failures += 1;
+                    }
+                    Err(e) => {
+                        eprintln!("line {number}: {e}");
                         report.failures += 1;
                     }
                 }
@@ -260,7 +326,12 @@ impl Test {
         let stages: Vec<String> = snapshot
             .stages
             .iter()
-            .map(|s| format!("{}: {} in, {} failed, {} late", s.name, s.events, s.failed, s.late))
+            .map(|s| {
+                format!(
+                    "{}: {} in, {} failed, {} late, {} dropped",
+                    s.name, s.events, s.failed, s.late, s.dropped
+                )
+            })
             .collect();
         eprintln!("{records} records; {}", stages.join("; "));
         Ok(ExitCode::SUCCESS)

@@ -312,7 +312,12 @@ impl Instance {
         // before any task starts.
         let registry = Registry::new(clients::base_config(pipeline), options.kafka_timeout);
         let stages = (0..pipeline.stages.len())
-            .map(|i| (pipeline.stages[i].name.clone(), chain.stage_kind(i), chain.module(i)))
+            .map(|i| {
+                (
+                    pipeline.stages[i].name.clone(),
+                    chain.stage_kind(i).zip(chain.module(i)),
+                )
+            })
             .collect();
         let (mut swapper, active) =
             Swapper::start(registry, chain.runtime().clone(), &pipeline.application_id, stages)?;

@@ -2,6 +2,10 @@
 //! checkpoint (all of it for a store with no local state), read
 //! `read_committed` up to the end of the partition.
 //!
+//! A table's store is restored from its source topic instead, up to the
+//! group's committed offset of it (what comes after is input still to be
+//! processed), each record becoming the row of its key.
+//!
 //! Records carry the task's input position after the batch that wrote them
 //! ([`crate::stage::aggregate::INPUT_NEXT`]). A record past a source
 //! partition's committed offset belongs to a transaction that never
@@ -24,7 +28,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::admin::{RestoreState, Restores};
 use crate::stage::aggregate::INPUT_NEXT;
-use crate::state::{StateError, Store, Write};
+use crate::stage::table;
+use crate::state::{StateError, Store, Write, keys};
 
 /// Records applied per RocksDB write batch (and checkpoint).
 const CHUNK: usize = 20_000;
@@ -104,10 +109,27 @@ impl Restorer {
             reason: e.to_string(),
         };
         let mut checkpoint = store.checkpoint()?;
-        let (low, high) = self
+        let (low, mut high) = self
             .consumer
             .fetch_watermarks(&cl.topic, cl.partition, self.timeout)
             .map_err(kafka)?;
+        let source = store.is_source_topic();
+        if source {
+            // A table's source topic: only what the group has committed is
+            // the table's; the rest is read as input after the restore.
+            // The committed offset bounds it, not the high watermark: the
+            // group has read up to there, so those records exist (a broker
+            // whose watermark lags — the test broker's can — must not cut a
+            // table short).
+            let committed = committed_input.get(&cl.topic).copied().flatten();
+            high = committed.unwrap_or(low);
+            if checkpoint.is_some_and(|c| c > high) {
+                tracing::info!(stage, partition = cl.partition, checkpoint = ?checkpoint, committed = ?committed,
+                    "local table state is ahead of the group's committed offset of {}; restoring it whole", cl.topic);
+                store.wipe()?;
+                checkpoint = None;
+            }
+        }
         if let Some(c) = checkpoint
             && c < low
         {
@@ -167,15 +189,30 @@ impl Restorer {
                 });
             }
             match self.consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) if source && m.offset() >= high => break,
                 Some(Ok(m)) => {
                     last_record = Instant::now();
                     seen += 1;
                     last_offset = m.offset();
-                    if committed(&m, committed_input) {
+                    if source {
+                        // Rows keyed as the table keys them; a record
+                        // without a key has no row.
+                        if let Some(k) = m.key() {
+                            let ts = m.timestamp().to_millis().unwrap_or(0);
+                            chunk.push((keys::plain(Some(k)), m.payload().map(|v| table::encode_value(ts, v))));
+                        }
+                    } else if committed(&m, committed_input) {
                         let Some(k) = m.key() else { continue };
                         chunk.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
                     } else {
                         skipped += 1;
+                    }
+                    if source && m.offset() + 1 >= high {
+                        if chunk.len() >= CHUNK {
+                            applied += chunk.len() as u64;
+                            store.apply_unlogged(chunk.drain(..), Some(last_offset + 1))?;
+                        }
+                        break;
                     }
                     if chunk.len() >= CHUNK {
                         applied += chunk.len() as u64;
@@ -205,7 +242,13 @@ impl Restorer {
             }
         }
         applied += chunk.len() as u64;
-        let end = (last_offset + 1).max(start);
+        // A source topic ends at the committed offset, or where it ran out
+        // (compaction may have removed its last records).
+        let end = if source {
+            high.min(last_offset + 1).max(start)
+        } else {
+            (last_offset + 1).max(start)
+        };
         store.apply_unlogged(chunk, Some(end))?;
         // Unlogged writes become durable here, before any logged ones follow.
         store.persist()?;

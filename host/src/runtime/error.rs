@@ -60,8 +60,8 @@ pub enum LoadError {
         /// What happened.
         reason: String,
     },
-    /// A component exporting both kinds.
-    #[error("{name} exports both a processor and an aggregator; an operator implements one world")]
+    /// A component exporting several kinds.
+    #[error("{name} exports more than one of processor, aggregator and joiner; an operator implements one world")]
     Ambiguous {
         /// Module name.
         name: String,

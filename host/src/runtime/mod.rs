@@ -29,6 +29,7 @@ pub use operator::{EmitRequest, Folded, Group, Operator};
 use crate::contract::{self, OperatorKind};
 use crate::module::{self, ModuleInfo};
 use bindings::exports::weir::stream::{aggregator, migrator};
+use bindings::join::exports::weir::stream::joiner;
 use bindings::process::exports::weir::stream::processor;
 use host::HostState;
 
@@ -64,6 +65,7 @@ enum ExportIndices {
         aggregator: aggregator::GuestIndices,
         migrator: Option<migrator::GuestIndices>,
     },
+    Joiner(joiner::GuestIndices),
 }
 
 impl LoadedModule {
@@ -169,6 +171,9 @@ impl Runtime {
                     None
                 },
             },
+            OperatorKind::Joiner => {
+                ExportIndices::Joiner(joiner::GuestIndices::new(&pre).map_err(|e| contract_err(format!("{e:#}")))?)
+            }
         };
         let migrate = matches!(indices, ExportIndices::Aggregator { migrator: Some(_), .. });
         let info = ModuleInfo {

@@ -6,14 +6,15 @@ use wasmtime::component::Instance;
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
 use super::bindings::exports::weir::stream::{aggregator, migrator};
+use super::bindings::join::exports::weir::stream::joiner;
 use super::bindings::process::exports::weir::stream::processor;
 use super::bindings::weir::stream::types as wit;
 use super::error::{GuestError, GuestFault};
 use super::host::{HostState, OperatorContext};
 use super::{ExportIndices, LoadedModule, Runtime};
-use crate::codec::{self, BatchEncoder, ResultBatch};
+use crate::codec::{self, BatchEncoder, PairEncoder, ResultBatch};
 use crate::contract::OperatorKind;
-use crate::event::{Event, EventResult, Failure, Window};
+use crate::event::{Event, EventResult, Failure, Pair, Window};
 
 /// A run of events of one key (and window) for [`Operator::add`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,7 @@ struct Live {
 enum Guest {
     Processor(processor::Guest),
     Aggregator(aggregator::Guest, Option<migrator::Guest>),
+    Joiner(joiner::Guest),
 }
 
 impl Operator {
@@ -101,9 +103,22 @@ impl Operator {
         let count = batch.len();
         let out = self.call("process", |store, guest| match guest {
             Guest::Processor(p) => p.call_process(store, batch.buffer()),
-            Guest::Aggregator(..) => Err(wasmtime::format_err!("not a processor")),
+            _ => Err(wasmtime::format_err!("not a processor")),
         })?;
         ResultBatch::decode(out, count).map_err(|e| self.error("process", GuestFault::BadResult(e)))
+    }
+
+    /// Joins one encoded batch of pairs (joiners only): one result per pair.
+    /// Outputs without a key keep `None` here; the join stage gives them the
+    /// pair's key.
+    pub fn join(&mut self, pairs: &PairEncoder) -> Result<ResultBatch, GuestError> {
+        self.require("join", OperatorKind::Joiner)?;
+        let count = pairs.len();
+        let out = self.call("join", |store, guest| match guest {
+            Guest::Joiner(j) => j.call_join(store, pairs.buffer()),
+            _ => Err(wasmtime::format_err!("not a joiner")),
+        })?;
+        ResultBatch::decode(out, count).map_err(|e| self.error("join", GuestFault::BadResult(e)))
     }
 
     /// Processes events and returns one outcome per event. When a batch traps,
@@ -128,6 +143,31 @@ impl Operator {
                 let (a, b) = events.split_at(events.len() / 2);
                 self.process_range(a, out);
                 self.process_range(b, out);
+            }
+        }
+    }
+
+    /// Joins pairs and returns one outcome per pair, isolating the pairs
+    /// that trap as [`Operator::process_events`] does.
+    pub fn join_pairs(&mut self, pairs: &[Pair]) -> Vec<Result<EventResult, GuestError>> {
+        let mut out = Vec::with_capacity(pairs.len());
+        self.join_range(pairs, &mut out);
+        out
+    }
+
+    fn join_range(&mut self, pairs: &[Pair], out: &mut Vec<Result<EventResult, GuestError>>) {
+        if pairs.is_empty() {
+            return;
+        }
+        match self.join(&codec::encode_pairs(pairs)) {
+            Ok(results) => out.extend(results.into_owned().into_iter().map(Ok)),
+            Err(e) if pairs.len() == 1 || matches!(e.fault, GuestFault::Instantiate(_)) => {
+                out.extend(pairs.iter().map(|_| Err(e.clone())));
+            }
+            Err(_) => {
+                let (a, b) = pairs.split_at(pairs.len() / 2);
+                self.join_range(a, out);
+                self.join_range(b, out);
             }
         }
     }
@@ -260,6 +300,7 @@ impl Operator {
                 aggregator.load(&mut store, &instance)?,
                 migrator.as_ref().map(|m| m.load(&mut store, &instance)).transpose()?,
             ),
+            ExportIndices::Joiner(j) => Guest::Joiner(j.load(&mut store, &instance)?),
         };
         Ok(Live { store, guest })
     }
@@ -352,7 +393,7 @@ fn unreachable_error(export: &'static str) -> GuestError {
 fn aggregator_of(guest: &Guest) -> wasmtime::Result<&aggregator::Guest> {
     match guest {
         Guest::Aggregator(a, _) => Ok(a),
-        Guest::Processor(_) => Err(wasmtime::format_err!("not an aggregator")),
+        _ => Err(wasmtime::format_err!("not an aggregator")),
     }
 }
 

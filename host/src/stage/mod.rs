@@ -11,9 +11,14 @@
 //!   lateness, `update`/`final` emission; `final` emission is a timer on
 //!   stream time (it fires as stream time passes a window's close) and
 //!   `idle-close` a timer on the wall clock.
+//! - [`table::TableStage`]: the latest value per key of a topic, restored
+//!   from the topic itself; its outputs are its changes.
+//! - [`join::JoinStage`]: a stream-table join through a guest joiner.
 
 pub mod aggregate;
+pub mod join;
 pub mod process;
+pub mod table;
 pub mod window;
 
 use std::sync::Arc;
@@ -32,6 +37,8 @@ pub struct Input<'a> {
     pub batch: &'a BatchEncoder,
     /// Its events.
     pub events: &'a [EventRef<'a>],
+    /// The stage whose outputs these are; `None`: a source topic's records.
+    pub from: Option<usize>,
 }
 
 /// The lifecycle of a stage in one task.

@@ -23,7 +23,7 @@ pub mod rocks;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -140,11 +140,42 @@ pub trait Engine: Reader {
     fn estimated_keys(&self) -> u64;
 }
 
+/// Writes of the open transaction, shared with the store's [`View`]s.
+type Staged = Arc<Mutex<BTreeMap<Vec<u8>, Option<Vec<u8>>>>>;
+
 /// One stage's state for one task.
 pub struct Store {
     engine: Arc<dyn Engine>,
     changelog: Changelog,
-    staged: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Restored from a source topic (a table read from a topic), not a
+    /// changelog of its own: its records are the topic's, keyed as written.
+    source_topic: bool,
+    staged: Staged,
+}
+
+/// Reads of one store as its task sees it — staged writes of the open
+/// transaction first, then committed state — for another stage of the same
+/// task (a join reads its table's store this way).
+#[derive(Clone)]
+pub struct View {
+    engine: Arc<dyn Engine>,
+    staged: Staged,
+}
+
+impl View {
+    /// A value: staged if written in the open transaction, else committed.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some(v) = lock(&self.staged).get(key) {
+            return Ok(v.clone());
+        }
+        self.engine.get(key)
+    }
+}
+
+/// The staged writes; a panic elsewhere cannot leave them half-written (each
+/// operation is one map call), so a poisoned lock is still consistent.
+fn lock(staged: &Staged) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Option<Vec<u8>>>> {
+    staged.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Store {
@@ -163,7 +194,28 @@ impl Store {
         Store {
             engine,
             changelog,
-            staged: BTreeMap::new(),
+            source_topic: false,
+            staged: Staged::default(),
+        }
+    }
+
+    /// The same store, restored from its source topic (see
+    /// [`Durability::SourceTopic`]) instead of a changelog.
+    pub fn from_source_topic(mut self) -> Store {
+        self.source_topic = true;
+        self
+    }
+
+    /// Whether it is restored from a source topic.
+    pub fn is_source_topic(&self) -> bool {
+        self.source_topic
+    }
+
+    /// Reads of this store for another stage of the task (see [`View`]).
+    pub fn view(&self) -> View {
+        View {
+            engine: self.engine.clone(),
+            staged: self.staged.clone(),
         }
     }
 
@@ -192,7 +244,7 @@ impl Store {
 
     /// A value: staged if written in the open transaction, else committed.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        if let Some(v) = self.staged.get(key) {
+        if let Some(v) = lock(&self.staged).get(key) {
             return Ok(v.clone());
         }
         self.engine.get(key)
@@ -202,7 +254,7 @@ impl Store {
     /// key order.
     pub fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError> {
         let mut out: BTreeMap<Vec<u8>, Vec<u8>> = self.engine.scan(prefix)?.into_iter().collect();
-        for (k, v) in self.staged.range(prefix.to_vec()..) {
+        for (k, v) in lock(&self.staged).range(prefix.to_vec()..) {
             if !k.starts_with(prefix) {
                 break;
             }
@@ -216,22 +268,22 @@ impl Store {
 
     /// Stages a write of the open transaction.
     pub fn stage(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        self.staged.insert(key, value);
+        lock(&self.staged).insert(key, value);
     }
 
     /// The transaction committed: apply its writes, and move the checkpoint
     /// to `checkpoint` (the changelog's end after it) when known.
     pub fn commit(&mut self, checkpoint: Option<i64>) -> Result<(), StateError> {
-        if self.staged.is_empty() {
+        let staged = std::mem::take(&mut *lock(&self.staged));
+        if staged.is_empty() {
             return Ok(());
         }
-        let staged = std::mem::take(&mut self.staged);
         self.engine.write(staged.into_iter().collect(), checkpoint, true)
     }
 
     /// The transaction aborted: forget its writes.
     pub fn discard(&mut self) {
-        self.staged.clear();
+        lock(&self.staged).clear();
     }
 
     /// Writes committed changes straight to the engine with a new checkpoint,

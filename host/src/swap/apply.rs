@@ -24,7 +24,9 @@ pub fn apply_ready<W: Sink, E>(
     let ready: Vec<Ready> = swapper.take_ready();
     for r in ready {
         let started = Instant::now();
-        let from = chain.module(r.stage).info().version_label();
+        let from = chain
+            .module(r.stage)
+            .map_or_else(|| "(none)".to_owned(), |m| m.info().version_label());
         chain.set_module(r.stage, r.module.clone());
         for task in tasks.iter_mut() {
             task.swap(r.stage, r.module.clone());

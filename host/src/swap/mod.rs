@@ -92,13 +92,19 @@ struct Watch {
     base_failed: u64,
 }
 
+/// A stage's name, and the kind and current version of its module (`None`
+/// for a stage that runs none).
+pub type StageModule = (String, Option<(OperatorKind, Arc<LoadedModule>)>);
+
 /// Follows activations for one pipeline and prepares its swaps.
 pub struct Swapper {
     registry: Registry,
     tail: ActiveTail,
     runtime: Runtime,
     application: String,
-    stages: Vec<(String, OperatorKind)>,
+    /// Name and the kind of module it runs (`None`: a stage that runs
+    /// none, such as a table; activations for it are refused).
+    stages: Vec<(String, Option<OperatorKind>)>,
     /// The latest activation accepted per stage, and the digest it asks for.
     seq: Vec<u64>,
     desired: Vec<String>,
@@ -131,20 +137,23 @@ pub enum SwapError {
 
 impl Swapper {
     /// Starts following the activation table. `stages` are the pipeline's
-    /// (name, kind, current module). Returns the versions active now, to be
-    /// applied before any task starts.
+    /// (name, kind and current module — `None` for a stage without one).
+    /// Returns the versions active now, to be applied before any task starts.
     pub fn start(
         registry: Registry,
         runtime: Runtime,
         application: &str,
-        stages: Vec<(String, OperatorKind, Arc<LoadedModule>)>,
+        stages: Vec<StageModule>,
     ) -> Result<(Swapper, Vec<Ready>), SwapError> {
         let tail = ActiveTail::open(&registry)?;
         let views = stages
             .iter()
-            .map(|(name, _, m)| SwapView {
+            .map(|(name, m)| SwapView {
                 stage: name.clone(),
-                active: m.info().version_label(),
+                active: m.as_ref().map_or_else(
+                    || crate::stage::table::LABEL.to_owned(),
+                    |(_, m)| m.info().version_label(),
+                ),
                 ..SwapView::default()
             })
             .collect();
@@ -154,13 +163,16 @@ impl Swapper {
             runtime,
             application: application.to_owned(),
             seq: vec![0; stages.len()],
-            desired: stages.iter().map(|(_, _, m)| m.info().digest.clone()).collect(),
+            desired: stages
+                .iter()
+                .map(|(_, m)| m.as_ref().map(|(_, m)| m.info().digest.clone()).unwrap_or_default())
+                .collect(),
             records: HashMap::new(),
             loaded: stages
                 .iter()
-                .map(|(_, _, m)| (m.info().digest.clone(), m.clone()))
+                .filter_map(|(_, m)| m.as_ref().map(|(_, m)| (m.info().digest.clone(), m.clone())))
                 .collect(),
-            stages: stages.into_iter().map(|(n, k, _)| (n, k)).collect(),
+            stages: stages.into_iter().map(|(n, m)| (n, m.map(|(k, _)| k))).collect(),
             jobs: Vec::new(),
             ready: Vec::new(),
             watches: Vec::new(),
@@ -252,6 +264,13 @@ impl Swapper {
                 );
                 continue;
             };
+            let Some(kind) = self.stages[i].1 else {
+                tracing::warn!(
+                    stage,
+                    "an activation names a stage that runs no module (a table); ignored"
+                );
+                continue;
+            };
             // Two activations written at once can share a number: like
             // compaction, the later one in the log wins, in every instance.
             if a.seq < self.seq[i] || (a.seq == self.seq[i] && a.module.digest == self.desired[i]) {
@@ -264,7 +283,7 @@ impl Swapper {
             let seen_at = Instant::now();
             tracing::info!(stage, version = %a.module, by = %a.by, seq = a.seq, "activation received");
             if let Some(m) = self.loaded.get(&a.module.digest).cloned()
-                && m.kind() == self.stages[i].1
+                && m.kind() == kind
             {
                 self.queue(i, m, a, seen_at);
                 continue;
@@ -276,7 +295,7 @@ impl Swapper {
                 self.registry.clone(),
                 self.runtime.clone(),
                 a.module.clone(),
-                self.stages[i].1,
+                kind,
                 self.records.get(&a.module.digest).cloned(),
             );
             let handle = std::thread::spawn(move || {

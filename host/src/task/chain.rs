@@ -9,12 +9,14 @@ use super::Task;
 use crate::collector::Routing;
 use crate::contract::OperatorKind;
 use crate::metrics::Metrics;
-use crate::pipeline::{Aggregation, Pipeline, StageKind};
+use crate::pipeline::{JoinShape, Pipeline, StageKind};
 use crate::runtime::{LoadError, LoadedModule, Runtime};
 use crate::stage::Stage;
 use crate::stage::aggregate::{AggregateStage, Aggregator};
+use crate::stage::join::JoinStage;
 use crate::stage::process::ProcessStage;
-use crate::state::{Scope, StateError, Store, StoreSpec};
+use crate::stage::table::{TableStage, TableView};
+use crate::state::{Durability, Scope, StateError, Store, StoreSpec};
 use crate::topology::{InternalTopic, Topology};
 
 /// The compiled pipeline, shared by all tasks of an instance.
@@ -26,10 +28,11 @@ pub struct Chain {
 
 struct ChainStage {
     name: String,
-    /// The version new tasks start with; a hot swap replaces it.
-    module: RwLock<Arc<LoadedModule>>,
+    /// The version new tasks start with; a hot swap replaces it. `None`
+    /// for a stage that runs no module (a table).
+    module: Option<RwLock<Arc<LoadedModule>>>,
     config: BTreeMap<String, String>,
-    aggregate: Option<Aggregation>,
+    kind: StageKind,
 }
 
 /// A stage's module cannot be used.
@@ -70,6 +73,30 @@ pub enum OpenError {
         /// The topic.
         topic: String,
     },
+    /// A stage that runs a module has none (a bug: the chain loads one
+    /// for every such stage).
+    #[error("stage {stage} has no module loaded")]
+    NoModule {
+        /// Stage name.
+        stage: String,
+    },
+    /// A join's table is not in the join's task (a bug: the topology puts
+    /// them together).
+    #[error("stage {stage} joins table {table}, which its task does not hold")]
+    NoTable {
+        /// The join.
+        stage: String,
+        /// The table stage.
+        table: String,
+    },
+    /// A stage and the store the topology declares for it do not fit (a bug).
+    #[error("stage {stage}: {detail}")]
+    Store {
+        /// Stage name.
+        stage: String,
+        /// What does not fit.
+        detail: String,
+    },
     /// A stage declared a store of a scope this version does not open.
     #[error("stage {stage} declares a store of scope {scope:?}, which this version cannot open")]
     Scope {
@@ -85,30 +112,33 @@ impl Chain {
     pub fn load(pipeline: &Pipeline, runtime: &Runtime) -> Result<Arc<Chain>, ChainError> {
         let mut stages = Vec::with_capacity(pipeline.stages.len());
         for s in &pipeline.stages {
-            let module = runtime.load_file(&s.module).map_err(|source| ChainError::Load {
-                stage: s.name.clone(),
-                source,
-            })?;
-            let (expected, aggregate) = match &s.kind {
-                StageKind::Process => (OperatorKind::Processor, None),
-                StageKind::Aggregate(a) => (OperatorKind::Aggregator, Some(a.clone())),
+            let module = match (&s.module, operator_kind(&s.kind)) {
+                (Some(path), Some(expected)) => {
+                    let module = runtime.load_file(path).map_err(|source| ChainError::Load {
+                        stage: s.name.clone(),
+                        source,
+                    })?;
+                    if module.kind() != expected {
+                        return Err(ChainError::WrongKind {
+                            stage: s.name.clone(),
+                            module: path.clone(),
+                            kind: module.kind(),
+                            expected: match expected {
+                                OperatorKind::Processor => "process",
+                                OperatorKind::Aggregator => "aggregate",
+                                OperatorKind::Joiner => "join",
+                            },
+                        });
+                    }
+                    Some(RwLock::new(module))
+                }
+                _ => None,
             };
-            if module.kind() != expected {
-                return Err(ChainError::WrongKind {
-                    stage: s.name.clone(),
-                    module: s.module.clone(),
-                    kind: module.kind(),
-                    expected: match expected {
-                        OperatorKind::Processor => "process",
-                        OperatorKind::Aggregator => "aggregate",
-                    },
-                });
-            }
             stages.push(ChainStage {
                 name: s.name.clone(),
-                module: RwLock::new(module),
+                module,
                 config: s.config.clone(),
-                aggregate,
+                kind: s.kind.clone(),
             });
         }
         Ok(Arc::new(Chain {
@@ -133,35 +163,37 @@ impl Chain {
         self.routing.batch_size()
     }
 
-    /// Module labels (`name@digest`) per stage: what new tasks start with.
+    /// Module labels (`name@digest`) per stage: what new tasks start with
+    /// (a stage without a module shows as what it is, e.g. `(table)`).
     pub fn module_labels(&self) -> Vec<String> {
         (0..self.stages.len())
-            .map(|i| self.module(i).info().version_label())
+            .map(|i| {
+                self.module(i)
+                    .map_or_else(|| crate::stage::table::LABEL.to_owned(), |m| m.info().version_label())
+            })
             .collect()
     }
 
-    /// The module stage `i` runs in new tasks.
-    pub fn module(&self, i: usize) -> Arc<LoadedModule> {
-        self.stages[i]
+    /// The module stage `i` runs in new tasks (`None`: it runs none).
+    pub fn module(&self, i: usize) -> Option<Arc<LoadedModule>> {
+        self.stages
+            .get(i)?
             .module
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .as_ref()
+            .map(|m| m.read().unwrap_or_else(PoisonError::into_inner).clone())
     }
 
     /// Makes new tasks run `module` in stage `i` (a hot swap; running
-    /// tasks swap with [`Task::swap`]).
+    /// tasks swap with [`Task::swap`]). A stage without a module keeps none.
     pub fn set_module(&self, i: usize, module: Arc<LoadedModule>) {
-        *self.stages[i].module.write().unwrap_or_else(PoisonError::into_inner) = module;
+        if let Some(m) = self.stages.get(i).and_then(|s| s.module.as_ref()) {
+            *m.write().unwrap_or_else(PoisonError::into_inner) = module;
+        }
     }
 
-    /// The operator kind stage `i` needs.
-    pub fn stage_kind(&self, i: usize) -> OperatorKind {
-        if self.stages[i].aggregate.is_some() {
-            OperatorKind::Aggregator
-        } else {
-            OperatorKind::Processor
-        }
+    /// The operator kind stage `i` needs (`None`: it runs no module).
+    pub fn stage_kind(&self, i: usize) -> Option<OperatorKind> {
+        operator_kind(&self.stages[i].kind)
     }
 
     /// Stage names, in order.
@@ -191,7 +223,7 @@ impl Chain {
 
     /// Whether any stage keeps state.
     pub fn is_stateful(&self) -> bool {
-        self.stages.iter().any(|s| s.aggregate.is_some())
+        (0..self.stages.len()).any(|i| self.topology().store(i).is_some())
     }
 
     /// The sub-topology that reads `topic`.
@@ -235,26 +267,65 @@ impl Chain {
     ) -> Result<Task, OpenError> {
         let topology = self.topology();
         let mut stages: Vec<Option<Box<dyn Stage>>> = self.stages.iter().map(|_| None).collect();
+        let mut tables: BTreeMap<usize, TableView> = BTreeMap::new();
         for &i in &topology.sub_topologies()[sub].stages {
             let s = &self.stages[i];
-            let stage: Box<dyn Stage> = match (&s.aggregate, topology.store(i)) {
-                (Some(spec), Some(store)) => {
-                    if store.scope != Scope::Task {
-                        return Err(OpenError::Scope {
-                            stage: s.name.clone(),
-                            scope: store.scope,
-                        });
-                    }
-                    let opened = open(&store, store.changelog(partition))?;
-                    let agg = Aggregator::open(spec.clone(), opened)?;
-                    Box::new(AggregateStage::new(
+            let store = match topology.store(i) {
+                Some(spec) if spec.scope != Scope::Task => {
+                    return Err(OpenError::Scope {
+                        stage: s.name.clone(),
+                        scope: spec.scope,
+                    });
+                }
+                Some(spec) => {
+                    let store = open(&spec, spec.changelog(partition))?;
+                    Some(match spec.durability {
+                        Durability::SourceTopic(_) => store.from_source_topic(),
+                        Durability::Changelog(_) => store,
+                    })
+                }
+                None => None,
+            };
+            let module = || {
+                self.module(i)
+                    .ok_or_else(|| OpenError::NoModule { stage: s.name.clone() })
+            };
+            let stage: Box<dyn Stage> = match (&s.kind, store) {
+                (StageKind::Aggregate(spec), Some(store)) => {
+                    let agg = Aggregator::open(spec.clone(), store)?;
+                    Box::new(AggregateStage::new(&self.runtime, module()?, s.config.clone(), agg))
+                }
+                (StageKind::Table, Some(store)) => {
+                    let table = TableStage::new(store);
+                    tables.insert(i, table.view());
+                    Box::new(table)
+                }
+                (StageKind::Join(j), None) => {
+                    let JoinShape::StreamTable { table } = j.shape;
+                    let view = tables.get(&table).cloned().ok_or_else(|| OpenError::NoTable {
+                        stage: s.name.clone(),
+                        table: self.stages[table].name.clone(),
+                    })?;
+                    Box::new(JoinStage::stream_table(
                         &self.runtime,
-                        self.module(i),
+                        module()?,
                         s.config.clone(),
-                        agg,
+                        j.kind,
+                        table,
+                        view,
                     ))
                 }
-                _ => Box::new(ProcessStage::new(&self.runtime, self.module(i), s.config.clone())),
+                (StageKind::Process, None) => Box::new(ProcessStage::new(&self.runtime, module()?, s.config.clone())),
+                (kind, store) => {
+                    return Err(OpenError::Store {
+                        stage: s.name.clone(),
+                        detail: format!(
+                            "a {} stage with {} store",
+                            kind_name(kind),
+                            if store.is_some() { "a" } else { "no" }
+                        ),
+                    });
+                }
             };
             stages[i] = Some(stage);
         }
@@ -266,9 +337,10 @@ impl Chain {
         &self.runtime
     }
 
-    /// A stage's module and config (for a query's own operator instance).
-    pub fn stage_module(&self, stage: usize) -> (Arc<LoadedModule>, BTreeMap<String, String>) {
-        (self.module(stage), self.stages[stage].config.clone())
+    /// A stage's module and config (for a query's own operator instance);
+    /// `None` for a stage without a module.
+    pub fn stage_module(&self, stage: usize) -> Option<(Arc<LoadedModule>, BTreeMap<String, String>)> {
+        Some((self.module(stage)?, self.stages[stage].config.clone()))
     }
 
     /// The index of the stage called `name`.
@@ -278,11 +350,36 @@ impl Chain {
 
     /// Whether stage `i` keeps state.
     pub fn stage_is_stateful(&self, i: usize) -> bool {
-        self.stages.get(i).is_some_and(|s| s.aggregate.is_some())
+        self.topology().store(i).is_some()
+    }
+
+    /// Whether stage `i` is a table (its store holds rows, not accumulators).
+    pub fn is_table(&self, i: usize) -> bool {
+        self.stages.get(i).is_some_and(|s| s.kind == StageKind::Table)
     }
 
     /// Whether stage `i` is windowed.
     pub fn is_windowed(&self, i: usize) -> bool {
-        self.stages[i].aggregate.as_ref().is_some_and(|a| a.window.is_some())
+        matches!(&self.stages[i].kind, StageKind::Aggregate(a) if a.window.is_some())
+    }
+}
+
+/// The operator kind a stage needs (`None`: it runs no module).
+fn operator_kind(kind: &StageKind) -> Option<OperatorKind> {
+    match kind {
+        StageKind::Process => Some(OperatorKind::Processor),
+        StageKind::Aggregate(_) => Some(OperatorKind::Aggregator),
+        StageKind::Join(_) => Some(OperatorKind::Joiner),
+        StageKind::Table => None,
+    }
+}
+
+/// A stage kind's name in the pipeline file.
+fn kind_name(kind: &StageKind) -> &'static str {
+    match kind {
+        StageKind::Process => "process",
+        StageKind::Aggregate(_) => "aggregate",
+        StageKind::Table => "table",
+        StageKind::Join(_) => "join",
     }
 }

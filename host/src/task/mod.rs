@@ -120,7 +120,11 @@ impl Task {
             next: &self.next,
             source: (topic, self.partition, last.offset),
         };
-        let input = Input { batch, events: &events };
+        let input = Input {
+            batch,
+            events: &events,
+            from: None,
+        };
         collector::run_stages(&mut self.stages, 0, &hops.stages, &input, &ctx, sink)
     }
 

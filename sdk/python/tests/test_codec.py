@@ -3,7 +3,18 @@
 import struct
 import unittest
 
-from weir_sdk import Event, Failure, Output, decode_events, decode_results, encode_events, encode_results
+from weir_sdk import (
+    Event,
+    Failure,
+    Output,
+    Pair,
+    decode_events,
+    decode_pairs,
+    decode_results,
+    encode_events,
+    encode_pairs,
+    encode_results,
+)
 
 NONE = 0xFFFF_FFFF
 
@@ -97,6 +108,104 @@ class DecodeEvents(unittest.TestCase):
 
     def test_encode_events_round_trip(self):
         self.assertEqual(encode_events(decode_events(EVENT_BATCH)), EVENT_BATCH)
+
+
+# Three pairs: key, both sides and two headers (one without a value); then no
+# key, a left side only and no headers; then a right side only.
+JOIN_BATCH = (
+    u32(3)
+    + struct.pack("<q", 1_700_000_000_123)
+    + opt(b"k1")
+    + opt(b'{"qty": 2}')
+    + opt(b"[1]")
+    + u32(2)
+    + blob(b"trace")
+    + opt(b"\x00\xff")
+    + blob(b"empty")
+    + opt(None)
+    + struct.pack("<q", -1)
+    + opt(None)
+    + opt(b"\xff")
+    + opt(None)
+    + u32(0)
+    + struct.pack("<q", 2**63 - 1)
+    + opt(b"k3")
+    + opt(None)
+    + opt(b"")
+    + u32(0)
+)
+
+
+class DecodePairs(unittest.TestCase):
+    def test_fields(self):
+        both, left_only, right_only = decode_pairs(JOIN_BATCH)
+        self.assertEqual(both.timestamp, 1_700_000_000_123)
+        self.assertEqual((both.key, both.left, both.right), (b"k1", b'{"qty": 2}', b"[1]"))
+        self.assertEqual(both.headers, [("trace", b"\x00\xff"), ("empty", None)])
+        self.assertEqual(both.header("trace"), b"\x00\xff")
+        self.assertIsNone(both.header("missing"))
+        self.assertEqual(left_only.timestamp, -1)
+        self.assertIsNone(left_only.key)
+        self.assertEqual(left_only.left, b"\xff")
+        self.assertIsNone(left_only.right)
+        self.assertEqual(left_only.headers, [])
+        self.assertEqual(right_only.timestamp, 2**63 - 1)
+        self.assertIsNone(right_only.left)
+        self.assertEqual(right_only.right, b"")  # present but empty is not absent
+
+    def test_payloads_view_the_batch(self):
+        batch = bytearray(JOIN_BATCH)
+        (pair, _, _) = decode_pairs(batch)
+        index = batch.index(b"qty")
+        batch[index : index + 3] = b"QTY"
+        self.assertEqual(pair.left, b'{"QTY": 2}')
+
+    def test_helpers(self):
+        both, left_only, right_only = decode_pairs(JOIN_BATCH)
+        self.assertEqual((both.key_str(), both.left_str(), both.right_str()), ("k1", '{"qty": 2}', "[1]"))
+        self.assertEqual((both.left_json(), both.right_json()), ({"qty": 2}, [1]))
+        self.assertIsNone(left_only.key_str())
+        self.assertIsNone(left_only.right_str())
+        with self.assertRaises(Failure) as ctx:
+            left_only.left_str()
+        self.assertEqual(ctx.exception.code, "invalid-utf8")
+        for side in (left_only.left_json, left_only.right_json, right_only.left_json, right_only.right_json):
+            with self.assertRaises(Failure) as ctx:  # not UTF-8, absent, absent, empty
+                side()
+            self.assertEqual(ctx.exception.code, "invalid-json")
+        self.assertEqual(self._failure(left_only.right_json).message, "right is absent")
+        self.assertIn("left is not UTF-8", self._failure(left_only.left_json).message)
+        for text in ["{nope", '{"x": NaN}', "Infinity"]:
+            with self.assertRaises(Failure) as ctx:
+                Pair(right=text).right_json()
+            self.assertEqual(ctx.exception.code, "invalid-json")
+
+    @staticmethod
+    def _failure(fn):
+        try:
+            fn()
+        except Failure as failure:
+            return failure
+        return None
+
+    def test_constructed(self):
+        pair = Pair(key="k", left="l", right=b"r", headers={"h": "v"}, timestamp=5)
+        self.assertEqual((pair.key, pair.left, pair.right, pair.headers, pair.timestamp), (b"k", b"l", b"r", [("h", b"v")], 5))
+        self.assertEqual(Pair().headers, [])
+        with self.assertRaises(TypeError):
+            Pair(left=3)
+
+    def test_empty_batch(self):
+        self.assertEqual(decode_pairs(u32(0)), [])
+
+    def test_malformed(self):
+        with self.assertRaises(ValueError):
+            decode_pairs(JOIN_BATCH[:-3])
+        with self.assertRaises(ValueError):
+            decode_pairs(JOIN_BATCH + b"\x00")
+
+    def test_encode_pairs_round_trip(self):
+        self.assertEqual(encode_pairs(decode_pairs(JOIN_BATCH)), JOIN_BATCH)
 
 
 class EncodeResults(unittest.TestCase):

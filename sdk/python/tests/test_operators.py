@@ -6,13 +6,18 @@ import unittest
 from unittest import mock
 
 import weir_sdk
-from weir_sdk import Event, Failure, Output, Window, decode_results, encode_events
+from weir_sdk import Event, Failure, Output, Pair, Window, decode_results, encode_events, encode_pairs
 from weir_sdk import operators
 
 
 def run(op, events):
     """Process events through the batch codec, as the host would call the component."""
     return decode_results(op.process(encode_events(events)))
+
+
+def run_join(op, pairs):
+    """Join pairs through the batch codec, as the host would call the component."""
+    return decode_results(op.join(encode_pairs(pairs)))
 
 
 class Filter(unittest.TestCase):
@@ -86,6 +91,89 @@ class FlatMap(unittest.TestCase):
         with self.assertRaises(Failure) as ctx:
             failing.outputs(Event())
         self.assertEqual(ctx.exception.code, "exception")
+
+
+class Joiner(unittest.TestCase):
+    def test_output_none_or_list(self):
+        @weir_sdk.joiner
+        def combine(pair):
+            if pair.left is None and pair.right is None:
+                return None
+            if pair.right is None:
+                return Output(value=pair.left, headers=pair.headers, timestamp=pair.timestamp + 1)
+            return [Output(value=pair.left_json()["a"]), Output(key="r", value=pair.right, route="both")]
+
+        results = run_join(
+            combine,
+            [
+                Pair(key="k", left="L", headers=[("h", "v")], timestamp=1),
+                Pair(key="k"),
+                Pair(left='{"a": "x"}', right="R"),
+            ],
+        )
+        self.assertEqual(
+            results,
+            [
+                [Output(value="L", headers=[("h", "v")], timestamp=2)],
+                [],
+                [Output(value="x"), Output(key="r", value="R", route="both")],
+            ],
+        )
+
+    def test_generator(self):
+        @weir_sdk.joiner
+        def sides(pair):
+            for side in (pair.left, pair.right):
+                if side is not None:
+                    yield Output(value=side)
+
+        [result] = run_join(sides, [Pair(left="l", right="r")])
+        self.assertEqual([o.value for o in result], [b"l", b"r"])
+
+    def test_failures_are_per_pair(self):
+        @weir_sdk.joiner
+        def strict(pair):
+            if pair.key == b"boom":
+                raise Failure("boom", "on purpose")
+            return Output(value=str(pair.left_json()["n"] + pair.right_json()["n"]))
+
+        results = run_join(
+            strict,
+            [
+                Pair(left='{"n": 1}', right='{"n": 2}'),
+                Pair(left="nope", right='{"n": 2}'),
+                Pair(left='{"n": 1}'),  # absent right side
+                Pair(key="boom"),
+                Pair(left="[]", right="[]"),
+                Pair(left='{"n": 3}', right='{"n": 4}'),
+            ],
+        )
+        self.assertEqual(results[0], [Output(value="3")])
+        self.assertEqual([r.code for r in results[1:5]], ["invalid-json", "invalid-json", "boom", "exception"])
+        self.assertEqual(results[3].message, "on purpose")
+        self.assertIn("TypeError", results[4].message)
+        self.assertEqual(results[5], [Output(value="7")])
+
+    def test_wrong_return_type_is_a_failure(self):
+        for wrong in ("not an output", 3, [Output(), "x"]):
+            op = weir_sdk.joiner(lambda pair, wrong=wrong: wrong)
+            [result] = run_join(op, [Pair()])
+            self.assertEqual(result.code, "exception", wrong)
+
+    def test_callable_named_and_outputs_helper(self):
+        @weir_sdk.joiner
+        def left_value(pair):
+            """Forwards the left value."""
+            return Output(value=pair.left_json())
+
+        self.assertEqual(left_value(Pair(left='"v"')), Output(value="v"))
+        self.assertEqual(left_value.__name__, "left_value")
+        self.assertEqual(left_value.__doc__, "Forwards the left value.")
+        self.assertEqual(left_value.outputs(Pair(left='"v"')), [Output(value="v")])
+        with self.assertRaises(Failure) as ctx:
+            left_value.outputs(Pair())
+        self.assertEqual(ctx.exception.code, "invalid-json")
+        self.assertEqual(weir_sdk.joiner(lambda pair: None).outputs(Pair()), [])
 
 
 @weir_sdk.aggregator
@@ -170,6 +258,16 @@ class ExportBinding(unittest.TestCase):
         processor = self.module.Processor()
         results = decode_results(processor.process(encode_events([Event(value="v")])))
         self.assertEqual(results, [[Output(value="v")]])
+
+    def test_joiner_export(self):
+        weir_sdk.joiner(self.define("left_only", lambda pair: Output(value=pair.left)))
+        joiner = self.module.Joiner()
+        self.assertEqual(joiner._weir_operator.__name__, "left_only")
+        results = decode_results(joiner.join(encode_pairs([Pair(left="l", right="r"), Pair()])))
+        self.assertEqual(results, [[Output(value="l")], [Output()]])
+        with self.assertRaises(TypeError) as ctx:
+            weir_sdk.joiner(self.define("second", lambda pair: None))
+        self.assertIn("already defines Joiner", str(ctx.exception))
 
     def test_one_operator_per_module(self):
         weir_sdk.filter(self.define("first", lambda event: True))

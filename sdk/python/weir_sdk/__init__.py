@@ -10,9 +10,10 @@ function or class into one (built with componentize-py)::
         doc = event.json()  # raises Failure("invalid-json") for non-JSON values
         return isinstance(doc, dict) and doc.get("level") == "ERROR"
 
-Operators: :func:`filter`, :func:`map`, :func:`flat_map` (world ``process``)
-and :func:`aggregator` (world ``aggregate``). Records: :class:`Event` in,
-:class:`Output` out; :class:`Failure` reports a typed per-event failure.
+Operators: :func:`filter`, :func:`map`, :func:`flat_map` (world ``process``),
+:func:`aggregator` (world ``aggregate``) and :func:`joiner` (world ``join``).
+Records: :class:`Event` in (a joiner gets a :class:`Pair`), :class:`Output`
+out; :class:`Failure` reports a typed per-event failure.
 Host services: :func:`log`, :func:`config`, :func:`counter_add`.
 The batch codec (:mod:`weir_sdk.codec`) implements the ABI in ``wit/weir.wit``.
 """
@@ -21,14 +22,17 @@ from .codec import (
     Event,
     Failure,
     Output,
+    Pair,
     Window,
     decode_events,
+    decode_pairs,
     decode_results,
     encode_events,
+    encode_pairs,
     encode_results,
 )
 from .host import config, config_entries, counter_add, log, native_counters, set_native_config
-from .operators import AggregateOperator, ProcessOperator, aggregator, filter, flat_map, map
+from .operators import AggregateOperator, JoinOperator, ProcessOperator, aggregator, filter, flat_map, joiner, map
 
 __version__ = "0.1.0"
 
@@ -38,7 +42,9 @@ __all__ = [
     "AggregateOperator",
     "Event",
     "Failure",
+    "JoinOperator",
     "Output",
+    "Pair",
     "ProcessOperator",
     "Window",
     "aggregator",
@@ -46,10 +52,13 @@ __all__ = [
     "config_entries",
     "counter_add",
     "decode_events",
+    "decode_pairs",
     "decode_results",
     "encode_events",
+    "encode_pairs",
     "encode_results",
     "flat_map",
+    "joiner",
     "log",
     "native_counters",
     "set_native_config",

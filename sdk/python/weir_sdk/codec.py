@@ -1,12 +1,16 @@
 """The batch encodings of the Weir ABI (see ``wit/weir.wit``).
 
-Events arrive as one ``event-batch`` buffer and results leave as one
-``result-batch`` buffer::
+Events arrive as one ``event-batch`` buffer (a joiner's pairs as one
+``join-batch``) and results leave as one ``result-batch`` buffer::
 
     event-batch  := u32 count, event{count}
     event        := s64 timestamp, s32 partition, s64 offset, str topic,
                     opt-bytes key, opt-bytes value, headers
     headers      := u32 count, (str name, opt-bytes value){count}
+
+    join-batch   := u32 count, pair{count}
+    pair         := s64 timestamp, opt-bytes key, opt-bytes left,
+                    opt-bytes right, headers
 
     result-batch := u32 count, result{count}
     result       := u8 0, u32 n, output{n} | u8 1, str code, str message
@@ -16,9 +20,10 @@ Events arrive as one ``event-batch`` buffer and results leave as one
 Integers are little-endian; ``str``/``bytes`` are ``u32 len`` then the bytes;
 ``opt-bytes`` uses ``len = 0xffffffff`` for none.
 
-Decoding does not copy payloads: an :class:`Event` holds ``memoryview`` slices
-of the batch and only materialises ``bytes`` when asked. :func:`encode_events`
-and :func:`decode_results` are the reverse directions, for tests.
+Decoding does not copy payloads: an :class:`Event` (or :class:`Pair`) holds
+``memoryview`` slices of the batch and only materialises ``bytes`` when asked.
+:func:`encode_events`, :func:`encode_pairs` and :func:`decode_results` are the
+reverse directions, for tests.
 """
 
 from __future__ import annotations
@@ -33,11 +38,14 @@ __all__ = [
     "Event",
     "Failure",
     "Output",
+    "Pair",
     "Result",
     "Window",
     "decode_events",
+    "decode_pairs",
     "decode_results",
     "encode_events",
+    "encode_pairs",
     "encode_results",
 ]
 
@@ -181,16 +189,7 @@ class Event:
         UTF-8 or not JSON, so an operator can simply call it and let the SDK
         report the failure.
         """
-        if self._value is None:
-            raise Failure("invalid-json", "value is absent")
-        try:
-            text = str(self._value, "utf-8")
-        except UnicodeDecodeError as err:
-            raise Failure("invalid-json", f"value is not UTF-8: {err}") from None
-        try:
-            return json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as err:
-            raise Failure("invalid-json", f"value is not JSON: {err}") from None
+        return _parse_json(self._value, "value")
 
     def __repr__(self) -> str:
         return (
@@ -198,6 +197,20 @@ class Event:
             f"timestamp={self.timestamp}, topic={self.topic!r}, "
             f"partition={self.partition}, offset={self.offset})"
         )
+
+
+def _parse_json(data: Optional[memoryview], what: str) -> Any:
+    """``data`` parsed as JSON; :class:`Failure` ``invalid-json`` if absent, not UTF-8 or not JSON."""
+    if data is None:
+        raise Failure("invalid-json", f"{what} is absent")
+    try:
+        text = str(data, "utf-8")
+    except UnicodeDecodeError as err:
+        raise Failure("invalid-json", f"{what} is not UTF-8: {err}") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as err:
+        raise Failure("invalid-json", f"{what} is not JSON: {err}") from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -214,14 +227,119 @@ def _utf8(data: Optional[memoryview], what: str) -> Optional[str]:
         raise Failure("invalid-utf8", f"{what} is not UTF-8: {err}") from None
 
 
+class Pair:
+    """The two sides of one join result, for a joiner.
+
+    ``left`` and ``right`` are the two sides' values (``bytes``), or ``None``
+    when that side has no record (in a left or outer join) or its record has
+    no value. ``key`` is the join key, ``timestamp`` (ms since the epoch) the
+    join result's, the default of its outputs, and ``headers`` a list of
+    ``(name, bytes | None)``: those of the record that caused the join.
+    Payloads are decoded lazily from the batch buffer.
+
+    Pairs are normally made by the SDK; constructing one directly is meant for
+    unit tests (``str`` payloads are encoded as UTF-8)::
+
+        Pair(key="k", left='{"qty": 2}', right=None, timestamp=5)
+    """
+
+    __slots__ = ("timestamp", "_key", "_left", "_right", "_headers")
+
+    def __init__(
+        self,
+        key: Optional[BytesLike] = None,
+        left: Optional[BytesLike] = None,
+        right: Optional[BytesLike] = None,
+        headers: Any = None,
+        timestamp: int = 0,
+    ) -> None:
+        self.timestamp = timestamp
+        self._key = _as_bytes_like(key, "key")
+        self._left = _as_bytes_like(left, "left")
+        self._right = _as_bytes_like(right, "right")
+        self._headers = _as_headers(headers)
+
+    @property
+    def key(self) -> Optional[bytes]:
+        """The join key, or ``None`` if it has none."""
+        return None if self._key is None else bytes(self._key)
+
+    @property
+    def left(self) -> Optional[bytes]:
+        """The left side's value, or ``None`` if that side is absent."""
+        return None if self._left is None else bytes(self._left)
+
+    @property
+    def right(self) -> Optional[bytes]:
+        """The right side's value, or ``None`` if that side is absent."""
+        return None if self._right is None else bytes(self._right)
+
+    @property
+    def headers(self) -> list[tuple[str, Optional[bytes]]]:
+        """The headers as ``(name, value)`` pairs, in record order."""
+        return [(name, None if v is None else bytes(v)) for name, v in self._headers]
+
+    def header(self, name: str) -> Optional[bytes]:
+        """The value of the first header called ``name``, or ``None``."""
+        for header_name, value in self._headers:
+            if header_name == name:
+                return None if value is None else bytes(value)
+        return None
+
+    def key_str(self) -> Optional[str]:
+        """The key decoded as UTF-8, or ``None`` if absent.
+
+        Raises :class:`Failure` ``invalid-utf8`` if the key is not UTF-8.
+        """
+        return _utf8(self._key, "key")
+
+    def left_str(self) -> Optional[str]:
+        """The left value decoded as UTF-8, or ``None`` if absent.
+
+        Raises :class:`Failure` ``invalid-utf8`` if it is not UTF-8.
+        """
+        return _utf8(self._left, "left")
+
+    def right_str(self) -> Optional[str]:
+        """The right value decoded as UTF-8, or ``None`` if absent.
+
+        Raises :class:`Failure` ``invalid-utf8`` if it is not UTF-8.
+        """
+        return _utf8(self._right, "right")
+
+    def left_json(self) -> Any:
+        """The left value parsed as JSON.
+
+        Raises :class:`Failure` ``invalid-json`` if it is absent, not UTF-8 or
+        not JSON (like :meth:`Event.json`); check ``pair.left is None`` first
+        where an absent side is expected (left and outer joins).
+        """
+        return _parse_json(self._left, "left")
+
+    def right_json(self) -> Any:
+        """The right value parsed as JSON.
+
+        Raises :class:`Failure` ``invalid-json`` if it is absent, not UTF-8 or
+        not JSON (like :meth:`Event.json`); check ``pair.right is None`` first
+        where an absent side is expected (left and outer joins).
+        """
+        return _parse_json(self._right, "right")
+
+    def __repr__(self) -> str:
+        return (
+            f"Pair(key={self.key!r}, left={self.left!r}, right={self.right!r}, "
+            f"headers={self.headers!r}, timestamp={self.timestamp})"
+        )
+
+
 class Output:
     """A record an operator produces.
 
     ``key``, ``value`` and header values may be ``bytes``-like, ``str``
     (encoded as UTF-8) or ``None``. ``headers`` is a mapping or an iterable of
-    ``(name, value)`` pairs. ``timestamp`` (ms) defaults to the input event's;
-    ``route`` names one of the stage's routes and defaults to its next hop or
-    default sink.
+    ``(name, value)`` pairs. ``timestamp`` (ms) defaults to the input event's
+    (a joiner's: the pair's); ``route`` names one of the stage's routes and
+    defaults to its next hop or default sink.
     """
 
     __slots__ = ("key", "value", "headers", "timestamp", "route")
@@ -350,6 +468,26 @@ def decode_events(batch: Union[bytes, bytearray, memoryview]) -> list[Event]:
     return events
 
 
+def decode_pairs(batch: Union[bytes, bytearray, memoryview]) -> list[Pair]:
+    """Decode a ``join-batch`` into pairs that view (not copy) ``batch``.
+
+    Raises ``ValueError`` if the buffer is malformed.
+    """
+    r = _Reader(batch)
+    pairs = []
+    new = Pair.__new__
+    for _ in range(r.u32()):
+        p = new(Pair)
+        p.timestamp = r.s64()
+        p._key = r.opt_bytes()
+        p._left = r.opt_bytes()
+        p._right = r.opt_bytes()
+        p._headers = r.headers()
+        pairs.append(p)
+    r.finish()
+    return pairs
+
+
 class _Writer:
     """Appends little-endian values to a ``bytearray``."""
 
@@ -467,4 +605,18 @@ def encode_events(events: Iterable[Event]) -> bytes:
         w.opt_bytes(e._key)
         w.opt_bytes(e._value)
         w.headers(e._headers)
+    return bytes(w.buf)
+
+
+def encode_pairs(pairs: Iterable[Pair]) -> bytes:
+    """Encode pairs as a ``join-batch`` (for tests: what the host would send a joiner)."""
+    pairs = list(pairs)
+    w = _Writer()
+    w.u32(len(pairs))
+    for p in pairs:
+        w.s64(p.timestamp)
+        w.opt_bytes(p._key)
+        w.opt_bytes(p._left)
+        w.opt_bytes(p._right)
+        w.headers(p._headers)
     return bytes(w.buf)

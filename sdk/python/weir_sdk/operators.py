@@ -3,8 +3,9 @@
 Each decorator wraps the user's code in an operator object and, when the
 module is being built into a component, also defines in the user's module the
 class that componentize-py binds to the component's export: ``Processor``
-(interface ``weir:stream/processor`` of world ``process``) or ``Aggregator``
-(``weir:stream/aggregator`` of world ``aggregate``). So a whole operator is::
+(interface ``weir:stream/processor`` of world ``process``), ``Aggregator``
+(``weir:stream/aggregator`` of world ``aggregate``) or ``Joiner``
+(``weir:stream/joiner`` of world ``join``). So a whole operator is::
 
     import weir_sdk
 
@@ -12,11 +13,13 @@ class that componentize-py binds to the component's export: ``Processor``
     def errors_only(event):
         ...
 
-built with ``componentize-py -d wit -w process componentize app -p <sdk> -o op.wasm``.
+built with ``componentize-py -d wit -w process componentize app -p <sdk> -o op.wasm``
+(``-w join`` for a :func:`joiner`, ``-w aggregate`` for an :func:`aggregator`).
 
-Every failure is per event: a :class:`~weir_sdk.Failure` raised by user code
-becomes that code, any other exception becomes code ``exception``. Only
-malformed batches from the host (a host bug) trap.
+Every failure is per event (per pair, for a joiner): a
+:class:`~weir_sdk.Failure` raised by user code becomes that code, any other
+exception becomes code ``exception``. Only malformed batches from the host (a
+host bug) trap.
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Optional, Union
 
-from .codec import Event, Failure, Output, Window, _as_bytes_like, _Writer, decode_events
+from .codec import Event, Failure, Output, Pair, Window, _as_bytes_like, _Writer, decode_events, decode_pairs
 from .host import _IN_COMPONENT
 
 __all__ = [
     "AggregateOperator",
+    "JoinOperator",
     "ProcessOperator",
     "aggregator",
     "filter",
     "flat_map",
+    "joiner",
     "map",
 ]
 
@@ -58,6 +63,18 @@ def _bind_export(module_name: str, export_name: str, export_class: type, what: s
             f"a component holds one operator, so {what} must go in its own module"
         )
     setattr(module, export_name, export_class)
+
+
+def _result_batch(outputs: Callable[[Any], Iterable[Output]], records: list) -> bytes:
+    """The ``result-batch`` for ``records``: each one's outputs, or its failure."""
+    w = _Writer()
+    w.u32(len(records))
+    for record in records:
+        try:
+            w.outputs(outputs(record))
+        except Exception as err:
+            w.failure(_as_failure(err))
+    return bytes(w.buf)
 
 
 class ProcessOperator:
@@ -86,15 +103,7 @@ class ProcessOperator:
 
     def process(self, events: Union[bytes, bytearray, memoryview]) -> bytes:
         """Process an ``event-batch``; returns the ``result-batch`` (the ``process`` export)."""
-        batch = decode_events(events)
-        w = _Writer()
-        w.u32(len(batch))
-        for event in batch:
-            try:
-                w.outputs(self._outputs(event))
-            except Exception as err:
-                w.failure(_as_failure(err))
-        return bytes(w.buf)
+        return _result_batch(self._outputs, decode_events(events))
 
     def __repr__(self) -> str:
         return f"<weir operator {self.__name__}>"
@@ -143,6 +152,73 @@ def map(fn: Callable[[Event], Optional[Output]]) -> ProcessOperator:  # noqa: A0
 def flat_map(fn: Callable[[Event], Iterable[Output]]) -> ProcessOperator:
     """Zero or more outputs per event: ``fn(event)`` returns (or yields) :class:`Output` values."""
     return _process_operator(fn, fn)
+
+
+class JoinOperator:
+    """A joiner: one function applied to each pair of a ``join-batch``.
+
+    Calling it calls the wrapped function, so it can be unit-tested directly;
+    :meth:`join` runs the whole ABI path (decode, call, encode) natively.
+    """
+
+    def __init__(self, fn: Callable[[Pair], Any]) -> None:
+        self.__wrapped__ = fn
+        self.__name__ = getattr(fn, "__name__", "joiner")
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    def __call__(self, pair: Pair) -> Any:
+        """Call the wrapped function on one pair."""
+        return self.__wrapped__(pair)
+
+    def _outputs(self, pair: Pair) -> Iterable[Output]:
+        out = self.__wrapped__(pair)
+        if out is None:
+            return ()
+        if isinstance(out, Output):
+            return (out,)
+        return out
+
+    def outputs(self, pair: Pair) -> list[Output]:
+        """The outputs for one pair; raises :class:`Failure` like the operator would report it."""
+        try:
+            return list(self._outputs(pair))
+        except Exception as err:
+            raise _as_failure(err) from err
+
+    def join(self, pairs: Union[bytes, bytearray, memoryview]) -> bytes:
+        """Join a ``join-batch``; returns the ``result-batch`` (the ``join`` export)."""
+        return _result_batch(self._outputs, decode_pairs(pairs))
+
+    def __repr__(self) -> str:
+        return f"<weir joiner {self.__name__}>"
+
+
+def joiner(fn: Callable[[Pair], Any]) -> JoinOperator:
+    """Make ``fn`` the component's joiner (world ``join``): it combines each pair's two sides.
+
+    ``fn(pair)`` gets a :class:`~weir_sdk.Pair` and returns an
+    :class:`Output`, ``None`` (no output), or a list (any iterable, a generator
+    too) of outputs. An output without a key gets the pair's key, and one
+    without a timestamp the pair's. Raising fails that pair only.
+    """
+    op = JoinOperator(fn)
+    if _IN_COMPONENT:
+        _bind_export(fn.__module__, "Joiner", _joiner_export(op), op.__name__)
+    return op
+
+
+def _joiner_export(op: JoinOperator) -> type:
+    """The ``weir:stream/joiner`` export class for ``op``."""
+
+    class Joiner:
+        """The ``weir:stream/joiner`` export, bound by componentize-py."""
+
+        _weir_operator = op
+
+        def join(self, pairs: bytes) -> bytes:
+            return op.join(pairs)
+
+    return Joiner
 
 
 def _acc_bytes(acc: Any, what: str) -> bytes:

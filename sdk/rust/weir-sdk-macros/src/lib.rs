@@ -21,6 +21,7 @@ enum FnKind {
     FlatMap,
     Rekey,
     Route,
+    Join,
 }
 
 impl FnKind {
@@ -31,6 +32,15 @@ impl FnKind {
             FnKind::FlatMap => "flat_map",
             FnKind::Rekey => "rekey",
             FnKind::Route => "route",
+            FnKind::Join => "joiner",
+        }
+    }
+
+    /// The argument the function takes, as a parameter.
+    fn argument(self) -> &'static str {
+        match self {
+            FnKind::Join => "pair: &Pair",
+            _ => "event: &Event",
         }
     }
 
@@ -41,6 +51,7 @@ impl FnKind {
             FnKind::FlatMap => "`Vec<Output>` (or a `Result` of it with `Failure`)",
             FnKind::Rekey => "the new key: `Vec<u8>`, `String`, `&str` or an `Option` of one",
             FnKind::Route => "the route name: `&str` or `String`",
+            FnKind::Join => "`Output`, `Option<Output>` or `Vec<Output>` (or a `Result` of one with `Failure`)",
         }
     }
 }
@@ -75,6 +86,14 @@ pub fn rekey(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn route(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_fn(FnKind::Route, attr, item)
+}
+
+/// Combines the two sides of a join:
+/// `#[weir_sdk::joiner] fn f(pair: &Pair) -> Output`. An output without a
+/// key gets the pair's key; without a timestamp, the pair's.
+#[proc_macro_attribute]
+pub fn joiner(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand_fn(FnKind::Join, attr, item)
 }
 
 /// Exports an aggregator: `#[weir_sdk::aggregator] impl Aggregate for Count { … }`;
@@ -223,7 +242,10 @@ fn expand_fn(kind: FnKind, attr: TokenStream, item: TokenStream) -> TokenStream 
                 .map_or(Span::call_site(), |t| t.span());
             return error(
                 span,
-                &format!("#[weir_sdk::{name}] goes on a function: `fn f(event: &Event) -> …`"),
+                &format!(
+                    "#[weir_sdk::{name}] goes on a function: `fn f({}) -> …`",
+                    kind.argument()
+                ),
             );
         }
     };
@@ -239,10 +261,42 @@ fn expand_fn(kind: FnKind, attr: TokenStream, item: TokenStream) -> TokenStream 
     };
     let call = match kind {
         FnKind::Filter => quote_spanned!(ret_span=> ::weir_sdk::__private::write_filter(e, #ident(e), w)),
-        FnKind::Map | FnKind::FlatMap => quote_spanned!(ret_span=> ::weir_sdk::__private::write_outputs(#ident(e), w)),
+        FnKind::Map | FnKind::FlatMap | FnKind::Join => {
+            quote_spanned!(ret_span=> ::weir_sdk::__private::write_outputs(#ident(e), w))
+        }
         FnKind::Rekey => quote_spanned!(ret_span=> ::weir_sdk::__private::write_rekey(e, #ident(e), w)),
         FnKind::Route => quote_spanned!(ret_span=> ::weir_sdk::__private::write_route(e, #ident(e), w)),
     };
+    if let FnKind::Join = kind {
+        let bindings = bindings("join");
+        return quote! {
+            #f
+
+            /// The batch entry point: a `join-batch` in, a `result-batch` out.
+            #[doc(hidden)]
+            #[allow(dead_code)]
+            fn __weir_join(pairs: &[u8]) -> ::std::vec::Vec<u8> {
+                ::weir_sdk::__private::join_batch(pairs, |e, w| #call)
+            }
+
+            #[cfg(target_arch = "wasm32")]
+            #[doc(hidden)]
+            mod __weir_operator {
+                #bindings
+
+                struct Operator;
+
+                impl exports::weir::stream::joiner::Guest for Operator {
+                    fn join(pairs: ::std::vec::Vec<u8>) -> ::std::vec::Vec<u8> {
+                        super::__weir_join(&pairs)
+                    }
+                }
+
+                export!(Operator);
+            }
+        }
+        .into();
+    }
     let bindings = bindings("process");
     quote! {
         #f
@@ -312,7 +366,10 @@ fn check_signature(kind: FnKind, f: &ItemFn) -> syn::Result<()> {
             format!("a #[weir_sdk::{name}] function cannot be generic (lifetimes are fine)"),
         ));
     }
-    let arity = format!("a #[weir_sdk::{name}] function takes exactly one argument, `&Event`");
+    let arity = format!(
+        "a #[weir_sdk::{name}] function takes exactly one argument, `{}`",
+        kind.argument().split(": ").nth(1).unwrap_or("&Event")
+    );
     let mut inputs = sig.inputs.iter();
     let arg = match (inputs.next(), inputs.next()) {
         (Some(arg), None) => arg,
@@ -329,7 +386,8 @@ fn check_signature(kind: FnKind, f: &ItemFn) -> syn::Result<()> {
             return Err(syn::Error::new(
                 other.span(),
                 format!(
-                    "a #[weir_sdk::{name}] function takes `&Event` (a shared reference), not `{}`",
+                    "a #[weir_sdk::{name}] function takes `{}` (a shared reference), not `{}`",
+                    kind.argument().split(": ").nth(1).unwrap_or("&Event"),
                     quote!(#other)
                 ),
             ));

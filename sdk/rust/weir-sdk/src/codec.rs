@@ -72,6 +72,19 @@ pub(crate) fn events(batch: &[u8]) -> impl Iterator<Item = Event<'_>> {
     })
 }
 
+/// Decodes a `join-batch` lazily.
+pub(crate) fn pairs(batch: &[u8]) -> impl Iterator<Item = crate::Pair<'_>> {
+    let mut r = Reader::new(batch);
+    let mut left = r.u32().unwrap_or(0);
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        left -= 1;
+        crate::Pair::decode(&mut r)
+    })
+}
+
 /// Number of events in an `event-batch`.
 pub(crate) fn event_count(batch: &[u8]) -> u32 {
     Reader::new(batch).u32().unwrap_or(0)

@@ -148,7 +148,12 @@ enum HeadersRepr<'a> {
 }
 
 impl<'a> Headers<'a> {
-    const EMPTY: Headers<'static> = Headers(HeadersRepr::List(&[]));
+    pub(crate) const EMPTY: Headers<'static> = Headers(HeadersRepr::List(&[]));
+
+    /// Headers as encoded in a batch (checked by the decoder).
+    pub(crate) fn raw(raw: &'a [u8], count: u32) -> Self {
+        Headers(HeadersRepr::Raw { raw, count })
+    }
 
     /// Number of headers.
     pub fn len(&self) -> usize {

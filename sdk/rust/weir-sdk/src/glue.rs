@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use crate::codec::{self, ResultWriter};
-use crate::{Aggregate, Event, Failure, Migrate, Output, State, Window};
+use crate::{Aggregate, Event, Failure, Migrate, Output, Pair, State, Window};
 
 /// Runs `f` on every event of an `event-batch` and returns the `result-batch`.
 pub fn process_batch(batch: &[u8], mut f: impl FnMut(&Event<'_>, &mut ResultWriter)) -> Vec<u8> {
@@ -13,6 +13,17 @@ pub fn process_batch(batch: &[u8], mut f: impl FnMut(&Event<'_>, &mut ResultWrit
     for e in codec::events(batch) {
         w.begin();
         f(&e, &mut w);
+    }
+    w.finish()
+}
+
+/// Runs `f` on every pair of a `join-batch` and returns the `result-batch`.
+pub fn join_batch(batch: &[u8], mut f: impl FnMut(&Pair<'_>, &mut ResultWriter)) -> Vec<u8> {
+    install_panic_hook();
+    let mut w = ResultWriter::with_capacity(batch.len() + batch.len() / 4);
+    for p in codec::pairs(batch) {
+        w.begin();
+        f(&p, &mut w);
     }
     w.finish()
 }

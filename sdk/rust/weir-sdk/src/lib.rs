@@ -25,6 +25,7 @@
 //! | [`rekey`] | `fn(&Event) -> Vec<u8>` (or `String`, `&str`, `Option<…>`) | the event with a new key |
 //! | [`route`] | `fn(&Event) -> &str` (or `String`) | the event, sent to a named route |
 //! | [`aggregator`] | `impl Aggregate for T` | a keyed aggregator |
+//! | [`joiner`] | `fn(&Pair) -> Output` (or `Option`, `Vec`) | combines the two sides of a join |
 //!
 //! Any of them may return `Result<_, Failure>`: a [`Failure`] sends that one
 //! event to the stage's error policy. A panic traps the whole batch, which the
@@ -38,13 +39,15 @@ mod event;
 mod glue;
 mod host;
 mod output;
+mod pair;
 pub mod testing;
 
 pub use aggregate::{Aggregate, Migrate, State, Window};
 pub use event::{Event, Headers};
 pub use host::{config, log, metrics};
 pub use output::{Failure, Output, OutputHeader};
-pub use weir_sdk_macros::{aggregator, filter, flat_map, map, rekey, route};
+pub use pair::Pair;
+pub use weir_sdk_macros::{aggregator, filter, flat_map, joiner, map, rekey, route};
 
 /// Used by the attribute macros; not public API.
 #[doc(hidden)]
