@@ -191,6 +191,7 @@ fn every_language_agrees() {
         ("errors-only", "logs.jsonl", &["rust", "python", "js", "c"]),
         ("words", "sentences.jsonl", &["rust", "python", "js"]),
         ("count", "keys.jsonl", &["rust", "python", "js"]),
+        ("pair", "pairs.jsonl", &["rust", "python", "js"]),
     ];
     for (example, input, languages) in cases {
         let runs: BTreeMap<&str, Run> = languages
@@ -234,6 +235,9 @@ fn validate_describes_every_example() {
         ("js", "words", "processor"),
         ("js", "count", "aggregator"),
         ("c", "errors-only", "processor"),
+        ("rust", "pair", "joiner"),
+        ("python", "pair", "joiner"),
+        ("js", "pair", "joiner"),
     ];
     for (language, name, kind) in expected {
         let path = g.example(language, name);

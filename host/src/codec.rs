@@ -74,36 +74,63 @@ pub enum CodecError {
     },
 }
 
-/// Builds an `event-batch` buffer.
-#[derive(Debug, Default, Clone)]
-pub struct BatchEncoder {
+/// A buffer that starts with the `u32` count of the items appended to it:
+/// what `event-batch` and `join-batch` share.
+#[derive(Debug, Clone)]
+struct Counted {
     buf: Vec<u8>,
     count: u32,
 }
 
-impl BatchEncoder {
-    /// An empty batch.
-    pub fn new() -> Self {
+impl Counted {
+    fn new() -> Self {
         let mut buf = Vec::with_capacity(4096);
         buf.extend_from_slice(&0u32.to_le_bytes());
-        BatchEncoder { buf, count: 0 }
+        Counted { buf, count: 0 }
     }
 
-    /// Clears the batch, keeping its allocation.
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
         self.buf.clear();
         self.buf.extend_from_slice(&0u32.to_le_bytes());
         self.count = 0;
     }
 
+    /// Counts one more item, written to `buf` by the caller.
+    fn counted(&mut self) {
+        self.count += 1;
+        self.buf[..4].copy_from_slice(&self.count.to_le_bytes());
+    }
+}
+
+/// Builds an `event-batch` buffer.
+#[derive(Debug, Clone)]
+pub struct BatchEncoder(Counted);
+
+impl Default for BatchEncoder {
+    fn default() -> Self {
+        BatchEncoder::new()
+    }
+}
+
+impl BatchEncoder {
+    /// An empty batch.
+    pub fn new() -> Self {
+        BatchEncoder(Counted::new())
+    }
+
+    /// Clears the batch, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
     /// Number of events pushed.
     pub fn len(&self) -> usize {
-        self.count as usize
+        self.0.count as usize
     }
 
     /// True when no event was pushed.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.0.count == 0
     }
 
     /// Appends one event from borrowed parts.
@@ -121,7 +148,7 @@ impl BatchEncoder {
         value: Option<&[u8]>,
         headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
     ) {
-        let b = &mut self.buf;
+        let b = &mut self.0.buf;
         b.extend_from_slice(&timestamp.to_le_bytes());
         b.extend_from_slice(&partition.to_le_bytes());
         b.extend_from_slice(&offset.to_le_bytes());
@@ -129,8 +156,7 @@ impl BatchEncoder {
         put_opt(b, key);
         put_opt(b, value);
         put_headers(b, headers);
-        self.count += 1;
-        self.buf[..4].copy_from_slice(&self.count.to_le_bytes());
+        self.0.counted();
     }
 
     /// Appends an owned [`Event`].
@@ -148,21 +174,18 @@ impl BatchEncoder {
 
     /// The encoded batch.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
+        &self.0.buf
     }
 
     /// The buffer as the generated bindings take it.
     pub(crate) fn buffer(&self) -> &Vec<u8> {
-        &self.buf
+        &self.0.buf
     }
 }
 
 /// Builds a `join-batch` buffer: the pairs a joiner combines.
 #[derive(Debug, Clone)]
-pub struct PairEncoder {
-    buf: Vec<u8>,
-    count: u32,
-}
+pub struct PairEncoder(Counted);
 
 impl Default for PairEncoder {
     fn default() -> Self {
@@ -173,26 +196,22 @@ impl Default for PairEncoder {
 impl PairEncoder {
     /// An empty batch.
     pub fn new() -> Self {
-        let mut buf = Vec::with_capacity(4096);
-        buf.extend_from_slice(&0u32.to_le_bytes());
-        PairEncoder { buf, count: 0 }
+        PairEncoder(Counted::new())
     }
 
     /// Clears the batch, keeping its allocation.
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.buf.extend_from_slice(&0u32.to_le_bytes());
-        self.count = 0;
+        self.0.clear();
     }
 
     /// Number of pairs pushed.
     pub fn len(&self) -> usize {
-        self.count as usize
+        self.0.count as usize
     }
 
     /// True when no pair was pushed.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.0.count == 0
     }
 
     /// Appends one pair: the result's timestamp, the key, each side's value
@@ -206,24 +225,23 @@ impl PairEncoder {
         right: Option<&[u8]>,
         headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
     ) {
-        let b = &mut self.buf;
+        let b = &mut self.0.buf;
         b.extend_from_slice(&timestamp.to_le_bytes());
         put_opt(b, key);
         put_opt(b, left);
         put_opt(b, right);
         put_headers(b, headers);
-        self.count += 1;
-        self.buf[..4].copy_from_slice(&self.count.to_le_bytes());
+        self.0.counted();
     }
 
     /// The encoded batch.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
+        &self.0.buf
     }
 
     /// The buffer as the generated bindings take it.
     pub(crate) fn buffer(&self) -> &Vec<u8> {
-        &self.buf
+        &self.0.buf
     }
 }
 

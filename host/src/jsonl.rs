@@ -48,18 +48,8 @@ pub enum JsonlError {
 /// Parses one input line (1-based `line` for messages; `line - 1` is the
 /// default offset).
 pub fn parse_event(text: &str, line: usize) -> Result<Event, JsonlError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| JsonlError::Syntax {
-        line,
-        reason: e.to_string(),
-    })?;
-    let err = |field: &str, problem: &str| JsonlError::Field {
-        line,
-        field: field.to_owned(),
-        problem: problem.to_owned(),
-    };
-    let Value::Object(obj) = value else {
-        return Err(err("line", "expected a JSON object"));
-    };
+    let obj = object(text, line)?;
+    let err = field_error(line);
     let mut event = Event {
         topic: "weir-test".into(),
         offset: line as i64 - 1,
@@ -92,18 +82,8 @@ pub fn parse_event(text: &str, line: usize) -> Result<Event, JsonlError> {
 
 /// Parses one joiner input line (1-based `line` for messages).
 pub fn parse_pair(text: &str, line: usize) -> Result<Pair, JsonlError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| JsonlError::Syntax {
-        line,
-        reason: e.to_string(),
-    })?;
-    let err = |field: &str, problem: &str| JsonlError::Field {
-        line,
-        field: field.to_owned(),
-        problem: problem.to_owned(),
-    };
-    let Value::Object(obj) = value else {
-        return Err(err("line", "expected a JSON object"));
-    };
+    let obj = object(text, line)?;
+    let err = field_error(line);
     let mut pair = Pair::default();
     for (name, v) in obj {
         match name.as_str() {
@@ -121,6 +101,27 @@ pub fn parse_pair(text: &str, line: usize) -> Result<Pair, JsonlError> {
         }
     }
     Ok(pair)
+}
+
+/// A line as a JSON object.
+fn object(text: &str, line: usize) -> Result<Map<String, Value>, JsonlError> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(obj)) => Ok(obj),
+        Ok(_) => Err(field_error(line)("line", "expected a JSON object")),
+        Err(e) => Err(JsonlError::Syntax {
+            line,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Makes the error of one field of line `line`.
+fn field_error(line: usize) -> impl Fn(&str, &str) -> JsonlError {
+    move |field, problem| JsonlError::Field {
+        line,
+        field: field.to_owned(),
+        problem: problem.to_owned(),
+    }
 }
 
 fn bytes_field(v: &Value) -> Result<Option<Vec<u8>>, String> {

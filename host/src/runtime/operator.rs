@@ -49,6 +49,9 @@ pub struct EmitRequest {
     pub acc: Vec<u8>,
 }
 
+/// One guest call over a batch of items (events or pairs).
+type BatchCall<T> = dyn Fn(&mut Operator, &[T]) -> Result<ResultBatch, GuestError>;
+
 /// An instance of an operator. Calls run under the runtime's deadline, fuel
 /// and memory cap; a call that traps returns a [`GuestError`] and drops the
 /// instance, so the next call runs in a fresh one.
@@ -126,48 +129,35 @@ impl Operator {
     /// event costs only its own outcome (operators are deterministic).
     pub fn process_events(&mut self, events: &[Event]) -> Vec<Result<EventResult, GuestError>> {
         let mut out = Vec::with_capacity(events.len());
-        self.process_range(events, &mut out);
+        self.isolate(events, &mut out, &|op, events| {
+            op.process(&codec::encode_events(events))
+        });
         out
-    }
-
-    fn process_range(&mut self, events: &[Event], out: &mut Vec<Result<EventResult, GuestError>>) {
-        if events.is_empty() {
-            return;
-        }
-        match self.process(&codec::encode_events(events)) {
-            Ok(results) => out.extend(results.into_owned().into_iter().map(Ok)),
-            Err(e) if events.len() == 1 || matches!(e.fault, GuestFault::Instantiate(_)) => {
-                out.extend(events.iter().map(|_| Err(e.clone())));
-            }
-            Err(_) => {
-                let (a, b) = events.split_at(events.len() / 2);
-                self.process_range(a, out);
-                self.process_range(b, out);
-            }
-        }
     }
 
     /// Joins pairs and returns one outcome per pair, isolating the pairs
     /// that trap as [`Operator::process_events`] does.
     pub fn join_pairs(&mut self, pairs: &[Pair]) -> Vec<Result<EventResult, GuestError>> {
         let mut out = Vec::with_capacity(pairs.len());
-        self.join_range(pairs, &mut out);
+        self.isolate(pairs, &mut out, &|op, pairs| op.join(&codec::encode_pairs(pairs)));
         out
     }
 
-    fn join_range(&mut self, pairs: &[Pair], out: &mut Vec<Result<EventResult, GuestError>>) {
-        if pairs.is_empty() {
+    /// One outcome per item of `items` through `call`, halving a batch that
+    /// traps until the items that trap are found.
+    fn isolate<T>(&mut self, items: &[T], out: &mut Vec<Result<EventResult, GuestError>>, call: &BatchCall<T>) {
+        if items.is_empty() {
             return;
         }
-        match self.join(&codec::encode_pairs(pairs)) {
+        match call(self, items) {
             Ok(results) => out.extend(results.into_owned().into_iter().map(Ok)),
-            Err(e) if pairs.len() == 1 || matches!(e.fault, GuestFault::Instantiate(_)) => {
-                out.extend(pairs.iter().map(|_| Err(e.clone())));
+            Err(e) if items.len() == 1 || matches!(e.fault, GuestFault::Instantiate(_)) => {
+                out.extend(items.iter().map(|_| Err(e.clone())));
             }
             Err(_) => {
-                let (a, b) = pairs.split_at(pairs.len() / 2);
-                self.join_range(a, out);
-                self.join_range(b, out);
+                let (a, b) = items.split_at(items.len() / 2);
+                self.isolate(a, out, call);
+                self.isolate(b, out, call);
             }
         }
     }

@@ -130,10 +130,7 @@ impl Stage for JoinStage {
     }
 
     fn swap(&mut self, module: Arc<LoadedModule>) {
-        self.op = self.runtime.operator(module, self.config.clone());
-        if let Err(e) = self.op.warm_up() {
-            tracing::warn!(module = %self.module_label(), "the new version did not start: {e}");
-        }
+        self.op = super::swapped(&self.runtime, module, &self.config);
     }
 
     fn module_label(&self) -> String {

@@ -21,12 +21,13 @@ pub mod process;
 pub mod table;
 pub mod window;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::codec::{BatchEncoder, EventRef};
 use crate::collector::{Collector, SinkError};
-use crate::runtime::{GuestError, LoadedModule};
+use crate::runtime::{GuestError, LoadedModule, Operator, Runtime};
 use crate::state::{Changelog, StateError, Store};
 
 /// A batch for a stage: as encoded (what a guest call takes) and its events
@@ -104,6 +105,17 @@ pub trait Stage: Send {
     /// The task is closing (revoked, or the instance stops): release what
     /// is not dropped with the stage.
     fn close(&mut self) {}
+}
+
+/// A new operator instance of `module` for a stage that swaps to it, created
+/// now so that the first batch does not pay for it. One that does not start
+/// is logged; its first call retries and applies the stage's error policy.
+pub(crate) fn swapped(runtime: &Runtime, module: Arc<LoadedModule>, config: &BTreeMap<String, String>) -> Operator {
+    let mut op = runtime.operator(module, config.clone());
+    if let Err(e) = op.warm_up() {
+        tracing::warn!(module = %op.module().info().version_label(), "the new version did not start: {e}");
+    }
+    op
 }
 
 /// A stage stopped its task: an event failed under the `fail` policy, a

@@ -230,11 +230,7 @@ impl Stage for AggregateStage {
     }
 
     fn swap(&mut self, module: Arc<LoadedModule>) {
-        self.op = self.runtime.operator(module, self.config.clone());
-        if let Err(e) = self.op.warm_up() {
-            // The first call retries and applies the stage's error policy.
-            tracing::warn!(module = %self.module_label(), "the new version did not start: {e}");
-        }
+        self.op = crate::stage::swapped(&self.runtime, module, &self.config);
     }
 
     fn adopt(&mut self, out: &mut Collector<'_>) -> Result<bool, StageError> {
