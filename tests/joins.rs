@@ -491,3 +491,46 @@ fn orders_enriched_survive_sigkill_exactly() {
     crash::assert_kills_left_open_transactions(std::slice::from_ref(&topics.out), &done);
     assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
 }
+
+/// `weir dev` runs the example on its embedded broker, each input fed by
+/// its own sample (orders, and a customers CDC topic with deletes): orders
+/// come out enriched, some with a customer and some without.
+#[test]
+fn weir_dev_runs_orders_enriched() {
+    guests();
+    let out = weir()
+        .current_dir(repo())
+        .args([
+            "dev",
+            "guest-examples/pipelines/orders-enriched.toml",
+            "--for",
+            "10s",
+            "--every",
+            "1s",
+        ])
+        .output()
+        .expect("run weir dev");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("orders ← sample \"orders\"") && stdout.contains("customers ← sample \"customers\""),
+        "{stdout}"
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    let count = |stage: &str, what: &str| -> u64 {
+        summary
+            .split(&format!("{stage}: "))
+            .nth(1)
+            .and_then(|r| r.split(&format!("{what} ")).nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("enrich", "out") > 1000, "{summary}");
+    assert!(count("customer-table", "in") > 1000, "{summary}");
+    assert!(stdout.contains(r#""right":{"id":"#), "{stdout}");
+}

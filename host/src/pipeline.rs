@@ -270,8 +270,12 @@ pub struct Pipeline {
 /// The `[dev]` table: what `weir dev` feeds the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DevSettings {
-    /// Sample generator name (`trades`, `logs`, `operations`, `sentences`).
+    /// Sample generator name (`trades`, `logs`, `operations`, `sentences`,
+    /// `clicks`, `orders`, `customers`) for every input.
     pub sample: Option<String>,
+    /// A generator per input topic (`[dev] samples = { topic = "name" }`),
+    /// before `sample`.
+    pub samples: BTreeMap<String, String>,
     /// Partitions per created topic.
     pub partitions: Option<i32>,
 }
@@ -419,6 +423,8 @@ struct RawOutputs {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RawDev {
     sample: Option<String>,
+    #[serde(default)]
+    samples: BTreeMap<String, String>,
     partitions: Option<i32>,
 }
 
@@ -541,6 +547,13 @@ impl RawPipeline {
         {
             return Err(invalid("dev.partitions", "at least 1", &p.to_string()));
         }
+        if let Some(t) = self.dev.samples.keys().find(|t| !inputs.contains(t)) {
+            return Err(invalid(
+                "dev.samples",
+                "input topics of the pipeline, each with a sample generator",
+                &format!("{t:?}, which is not an input"),
+            ));
+        }
         Ok(Pipeline {
             file: path.to_owned(),
             application_id,
@@ -556,6 +569,7 @@ impl RawPipeline {
             kafka,
             dev: DevSettings {
                 sample: self.dev.sample,
+                samples: self.dev.samples,
                 partitions: self.dev.partitions,
             },
             // Kafka Streams' default is /tmp/kafka-streams; ours is alike.

@@ -36,8 +36,9 @@ const DEFAULT_PIPELINE: &str = "guest-examples/pipelines/route-by-type.toml";
 pub struct Dev {
     /// The pipeline file (default: guest-examples/pipelines/route-by-type.toml).
     pub pipeline: Option<PathBuf>,
-    /// Sample events to feed: trades, logs, operations or sentences
-    /// (default: the pipeline's [dev] sample, else trades).
+    /// Sample events to feed every input: trades, logs, operations, sentences,
+    /// clicks, orders or customers
+    /// (default: the pipeline's [dev] samples entry for the input, else its [dev] sample, else trades).
     #[arg(long)]
     pub sample: Option<String>,
     /// Sample events per second.
@@ -66,11 +67,22 @@ impl Dev {
             None => bail!("no pipeline file given, and {DEFAULT_PIPELINE} is not here; run `weir dev PIPELINE.toml`"),
         };
         let mut pipeline = Pipeline::load(&path)?;
-        let sample = self
-            .sample
-            .or_else(|| pipeline.dev.sample.clone())
-            .unwrap_or_else(|| "trades".into());
-        let samples = Samples::new(&sample, 42)?;
+        // Per input: `--sample`, else its `[dev] samples` entry, else `[dev] sample`.
+        let fallback = pipeline.dev.sample.clone().unwrap_or_else(|| "trades".into());
+        let samples: Vec<(String, String, Samples)> = pipeline
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let name = self
+                    .sample
+                    .clone()
+                    .or_else(|| pipeline.dev.samples.get(t).cloned())
+                    .unwrap_or_else(|| fallback.clone());
+                let generator = Samples::new(&name, 42 + i as u64)?;
+                Ok((t.clone(), name, generator))
+            })
+            .collect::<anyhow::Result<_>>()?;
         let runtime = self.sandbox.runtime()?;
         let chain = Chain::load(&pipeline, &runtime).map_err(|e| {
             let hint = if e.to_string().contains("dist/") {
@@ -114,21 +126,21 @@ impl Dev {
         println!(
             "  not durable, and read_committed consumers also see aborted transactions: use `weir run` on a real broker for exactly-once"
         );
-        println!(
-            "  {} ← sample {sample:?} at {}/s ({partitions} partitions each)",
-            pipeline.inputs.join(", "),
-            self.rate
-        );
+        for (topic, name, _) in &samples {
+            println!(
+                "  {topic} ← sample {name:?} at {}/s ({partitions} partitions each)",
+                self.rate
+            );
+        }
         println!("  stages: {}", chain.module_labels().join(" → "));
         println!("  outputs: {}", outputs.join(", "));
         println!(
             "  try: kcat -b {bootstrap} -C -t {} -o end",
             outputs.first().copied().unwrap_or("TOPIC")
         );
-        let feeders = pipeline
-            .inputs
-            .iter()
-            .map(|t| Feeder::start(&bootstrap, t, samples.clone(), self.rate, stop.clone()))
+        let feeders = samples
+            .into_iter()
+            .map(|(t, _, generator)| Feeder::start(&bootstrap, &t, generator, self.rate, stop.clone()))
             .collect::<Result<Vec<_>, _>>()
             .context("cannot start the sample feeder")?;
         let watcher = Watcher::start(&bootstrap, &outputs, 3, stop.clone()).context("cannot watch the outputs")?;

@@ -51,7 +51,10 @@ impl Feeder {
                 let due = (start.elapsed().as_secs_f64() * rate) as u64;
                 while count.load(Ordering::Relaxed) < due {
                     let Some(s) = samples.next() else { return };
-                    let mut record = BaseRecord::<str, str>::to(&topic).payload(&s.value);
+                    let mut record = BaseRecord::<str, str>::to(&topic);
+                    if let Some(v) = &s.value {
+                        record = record.payload(v);
+                    }
                     if let Some(k) = &s.key {
                         record = record.key(k);
                     }

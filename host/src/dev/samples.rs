@@ -1,17 +1,27 @@
 //! Sample events for `weir dev`: deterministic, endless, a little dirty
 //! (about 1% of events are malformed, so that error policies have work).
-//! Trades are keyed by symbol and clicks by user, as their producers would.
+//! Trades are keyed by symbol, clicks by user, and orders and customers (a
+//! CDC topic: upserts, and about 5% deletes) by customer id, as their
+//! producers would.
 
 /// The sample generators by name.
-pub const NAMES: &[&str] = &["trades", "logs", "operations", "sentences", "clicks"];
+pub const NAMES: &[&str] = &[
+    "trades",
+    "logs",
+    "operations",
+    "sentences",
+    "clicks",
+    "orders",
+    "customers",
+];
 
 /// One generated record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
     /// Record key.
     pub key: Option<String>,
-    /// Record value.
-    pub value: String,
+    /// Record value (`None`: a delete, for a table's topic).
+    pub value: Option<String>,
 }
 
 /// An endless stream of samples of one kind.
@@ -29,11 +39,13 @@ enum Kind {
     Operations,
     Sentences,
     Clicks,
+    Orders,
+    Customers,
 }
 
 /// An unknown generator name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown sample {0:?}; expected one of trades, logs, operations, sentences, clicks")]
+#[error("unknown sample {0:?}; expected one of trades, logs, operations, sentences, clicks, orders, customers")]
 pub struct UnknownSample(pub String);
 
 impl Samples {
@@ -45,6 +57,8 @@ impl Samples {
             "operations" => Kind::Operations,
             "sentences" => Kind::Sentences,
             "clicks" => Kind::Clicks,
+            "orders" => Kind::Orders,
+            "customers" => Kind::Customers,
             other => return Err(UnknownSample(other.to_owned())),
         };
         Ok(Samples {
@@ -76,6 +90,9 @@ const MESSAGES: &[&str] = &[
     "disk full",
     "user logged in",
 ];
+/// Customer ids of the orders and customers samples: `c0`…`c49`.
+const CUSTOMERS: u64 = 50;
+const TIERS: &[&str] = &["bronze", "silver", "gold"];
 const PAGES: &[&str] = &["/", "/search", "/product", "/cart", "/checkout", "/help"];
 const OPERATIONS: &[&str] = &["payment", "refund", "login", "logout", "audit"];
 const SENTENCES: &[&str] = &[
@@ -100,16 +117,16 @@ impl Iterator for Samples {
                 if dirty {
                     Sample {
                         key: Some(symbol.into()),
-                        value: format!(r#"{{"symbol":"{symbol}","type":"quote","bid":{base:.2}}}"#),
+                        value: Some(format!(r#"{{"symbol":"{symbol}","type":"quote","bid":{base:.2}}}"#)),
                     }
                 } else {
                     let price = base * (1.0 + (r.below(2001) as f64 - 1000.0) / 50_000.0);
                     let quantity = 1 + r.below(500);
                     Sample {
                         key: Some(symbol.into()),
-                        value: format!(
+                        value: Some(format!(
                             r#"{{"isinStockCode":"{isin}","symbol":"{symbol}","price":{price:.2},"quantity":{quantity},"type":"trade","seq":{n}}}"#
-                        ),
+                        )),
                     }
                 }
             }
@@ -118,7 +135,7 @@ impl Iterator for Samples {
                 if dirty {
                     Sample {
                         key: Some(host),
-                        value: "ERROR: this line is not JSON".into(),
+                        value: Some("ERROR: this line is not JSON".into()),
                     }
                 } else {
                     let mut pick = r.below(100);
@@ -132,7 +149,9 @@ impl Iterator for Samples {
                         .map_or("INFO", |(l, _)| l);
                     let msg = MESSAGES[r.below(MESSAGES.len() as u64) as usize];
                     Sample {
-                        value: format!(r#"{{"level":"{level}","host":"{host}","msg":"{msg}","seq":{n}}}"#),
+                        value: Some(format!(
+                            r#"{{"level":"{level}","host":"{host}","msg":"{msg}","seq":{n}}}"#
+                        )),
                         key: Some(host),
                     }
                 }
@@ -142,21 +161,43 @@ impl Iterator for Samples {
                 if dirty {
                     Sample {
                         key: Some(account),
-                        value: "{not json".into(),
+                        value: Some("{not json".into()),
                     }
                 } else {
                     let op = OPERATIONS[r.below(OPERATIONS.len() as u64) as usize];
                     let amount = r.below(100_000) as f64 / 100.0;
                     Sample {
-                        value: format!(r#"{{"type":"{op}","account":"{account}","amount":{amount:.2},"id":{n}}}"#),
+                        value: Some(format!(
+                            r#"{{"type":"{op}","account":"{account}","amount":{amount:.2},"id":{n}}}"#
+                        )),
                         key: Some(account),
                     }
                 }
             }
             Kind::Sentences => Sample {
                 key: Some(format!("s{n}")),
-                value: SENTENCES[r.below(SENTENCES.len() as u64) as usize].into(),
+                value: Some(SENTENCES[r.below(SENTENCES.len() as u64) as usize].into()),
             },
+            Kind::Orders => {
+                let customer = format!("c{}", r.below(CUSTOMERS));
+                let amount = r.below(50_000) as f64 / 100.0;
+                Sample {
+                    value: Some(format!(
+                        r#"{{"order":{n},"customer":"{customer}","amount":{amount:.2}}}"#
+                    )),
+                    // A dirty order has lost its key: a join drops it.
+                    key: (!dirty).then_some(customer),
+                }
+            }
+            Kind::Customers => {
+                // A customer changes tier now and then, or leaves.
+                let id = format!("c{}", r.below(CUSTOMERS));
+                let value = (r.below(20) != 0).then(|| {
+                    let tier = TIERS[r.below(TIERS.len() as u64) as usize];
+                    format!(r#"{{"id":"{id}","tier":"{tier}","version":{n}}}"#)
+                });
+                Sample { key: Some(id), value }
+            }
             Kind::Clicks => {
                 // A few users, each active in bursts: sessions form and end.
                 let user = format!("user-{}", 1 + r.below(12));
@@ -164,12 +205,12 @@ impl Iterator for Samples {
                 if dirty {
                     Sample {
                         key: None,
-                        value: format!(r#"{{"page":"{page}"}}"#),
+                        value: Some(format!(r#"{{"page":"{page}"}}"#)),
                     }
                 } else {
                     Sample {
                         key: Some(user.clone()),
-                        value: format!(r#"{{"user":"{user}","page":"{page}","seq":{n}}}"#),
+                        value: Some(format!(r#"{{"user":"{user}","page":"{page}","seq":{n}}}"#)),
                     }
                 }
             }
@@ -201,15 +242,20 @@ mod tests {
         for name in NAMES {
             let samples: Vec<_> = Samples::new(name, 7).unwrap().take(1000).collect();
             // Dirty trades are quotes without an ISIN; other dirty samples are not JSON.
-            let clean = |s: &Sample| match serde_json::from_str::<serde_json::Value>(&s.value) {
-                Ok(v) => {
-                    (*name != "trades" || v.get("isinStockCode").is_some()) && (*name != "clicks" || s.key.is_some())
-                }
-                Err(_) => false,
-            };
+            let clean =
+                |s: &Sample| match serde_json::from_str::<serde_json::Value>(s.value.as_deref().unwrap_or("null")) {
+                    Ok(v) => {
+                        (*name != "trades" || v.get("isinStockCode").is_some())
+                            && (!["clicks", "orders"].contains(name) || s.key.is_some())
+                    }
+                    Err(_) => false,
+                };
             let json = samples.iter().filter(|s| clean(s)).count();
             if *name == "sentences" {
                 assert_eq!(json, 0);
+            } else if *name == "customers" {
+                let deletes = samples.iter().filter(|s| s.value.is_none()).count();
+                assert!((20..90).contains(&deletes), "customers: {deletes} deletes of 1000");
             } else {
                 assert!((950..1000).contains(&json), "{name}: {json} of 1000 are JSON");
             }
