@@ -496,17 +496,12 @@ fn weir_topology_describes_every_example_pipeline() {
         let stateful = pipeline
             .stages
             .iter()
-            .filter(|s| {
-                matches!(
-                    s.kind,
-                    weir::pipeline::StageKind::Aggregate(_) | weir::pipeline::StageKind::Table
-                )
-            })
+            .filter(|s| s.kind.is_table() || matches!(s.kind, weir::pipeline::StageKind::Aggregate(_)))
             .count();
         assert_eq!(
             run.stdout.matches("      store: ").count(),
             stateful,
-            "{}: one store per aggregate and table stage:\n{}",
+            "{}: one store per aggregate, table and table-table join:\n{}",
             path.display(),
             run.stdout
         );

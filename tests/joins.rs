@@ -1,8 +1,10 @@
-//! Tables and joins: the `orders-enriched` example (a stream-table left join
-//! of orders with a table of customers read from a CDC topic), checked
-//! against a plain reference implementation in this file — through the
-//! broker-free driver, on the test broker while customers change and are
-//! deleted, and under SIGKILL with both inputs flowing.
+//! Tables and joins, each example checked against a plain reference
+//! implementation in this file — through the broker-free driver, on the
+//! test broker, under SIGKILL with both inputs flowing, and in `weir dev`:
+//! - `orders-enriched`: a stream-table left join of orders with a table of
+//!   customers read from a CDC topic, while customers change and are deleted;
+//! - `accounts-limits`: a table-table join of two compacted topics (inner,
+//!   left and outer), its result a table of its own.
 
 mod support;
 
@@ -497,12 +499,48 @@ fn orders_enriched_survive_sigkill_exactly() {
 /// come out enriched, some with a customer and some without.
 #[test]
 fn weir_dev_runs_orders_enriched() {
+    let stdout = weir_dev("orders-enriched.toml");
+    assert!(
+        stdout.contains("orders ← sample \"orders\"") && stdout.contains("customers ← sample \"customers\""),
+        "{stdout}"
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(stage_count(summary, "enrich", "out") > 1000, "{summary}");
+    assert!(stage_count(summary, "customer-table", "in") > 1000, "{summary}");
+    assert!(stdout.contains(r#""right":{"id":"#), "{stdout}");
+}
+
+/// `weir dev` runs the accounts-limits example: both tables fill, and the
+/// join emits on updates of either side.
+#[test]
+fn weir_dev_runs_accounts_limits() {
+    let stdout = weir_dev("accounts-limits.toml");
+    let summary = stdout.lines().last().unwrap_or_default();
+    for table in ["account-table", "limit-table"] {
+        assert!(stage_count(summary, table, "in") > 1000, "{summary}");
+    }
+    assert!(stage_count(summary, "with-limits", "out") > 1000, "{summary}");
+}
+
+/// A count in `weir dev`'s summary line, e.g. stage `enrich`, `out`.
+fn stage_count(summary: &str, stage: &str, what: &str) -> u64 {
+    summary
+        .split(&format!("{stage}: "))
+        .nth(1)
+        .and_then(|r| r.split(&format!("{what} ")).nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `weir dev` on an example for 10 s; its standard output.
+fn weir_dev(example: &str) -> String {
     guests();
     let out = weir()
         .current_dir(repo())
         .args([
             "dev",
-            "guest-examples/pipelines/orders-enriched.toml",
+            &format!("guest-examples/pipelines/{example}"),
             "--for",
             "10s",
             "--every",
@@ -510,27 +548,329 @@ fn weir_dev_runs_orders_enriched() {
         ])
         .output()
         .expect("run weir dev");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains("orders ← sample \"orders\"") && stdout.contains("customers ← sample \"customers\""),
-        "{stdout}"
-    );
-    let summary = stdout.lines().last().unwrap_or_default();
-    let count = |stage: &str, what: &str| -> u64 {
-        summary
-            .split(&format!("{stage}: "))
-            .nth(1)
-            .and_then(|r| r.split(&format!("{what} ")).nth(1))
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+    stdout
+}
+
+// ---------------------------------------------------------------------------
+// Accounts and limits: a table-table join (inner, left, outer).
+
+/// A change of one side of the accounts-limits join.
+#[derive(Debug, Clone)]
+struct SideChange {
+    /// `accounts` (left) or `limits` (right).
+    left: bool,
+    change: Change,
+}
+
+/// Random upserts and deletes of accounts and limits, by account id.
+fn account_changes(n: usize, seed: u64) -> Vec<SideChange> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|i| {
+            let left = rng.below(2) == 0;
+            let id = format!("a{}", rng.below(12));
+            let value = (rng.below(5) != 0).then(|| {
+                if left {
+                    format!(r#"{{"id":"{id}","balance":{i}}}"#)
+                } else {
+                    format!(r#"{{"limit":{}}}"#, 1000 * (1 + rng.below(9)))
+                }
+            });
+            SideChange {
+                left,
+                change: Change {
+                    customer: id,
+                    value,
+                    ts: 1_000 + (i as i64) * 10 + rng.below(7) as i64,
+                },
+            }
+        })
+        .collect()
+}
+
+/// The reference table-table join: the outputs (key, value, timestamp) in
+/// the order of the changes, and the final result table.
+#[expect(clippy::type_complexity, reason = "a test's reference")]
+fn table_join_reference(
+    changes: &[SideChange],
+    kind: &str,
+) -> (Vec<(String, Option<String>, i64)>, BTreeMap<String, String>) {
+    let mut sides: [BTreeMap<String, (i64, String)>; 2] = [BTreeMap::new(), BTreeMap::new()];
+    let mut result: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = Vec::new();
+    for c in changes {
+        let (key, side) = (&c.change.customer, usize::from(!c.left));
+        match &c.change.value {
+            Some(v) => sides[side].insert(key.clone(), (c.change.ts, v.clone())),
+            None => sides[side].remove(key),
+        };
+        let (l, r) = (sides[0].get(key), sides[1].get(key));
+        let joins = match kind {
+            "inner" => l.is_some() && r.is_some(),
+            "left" => l.is_some(),
+            _ => l.is_some() || r.is_some(),
+        };
+        let ts = match (l, r) {
+            (Some(a), Some(b)) => a.0.max(b.0),
+            _ => c.change.ts,
+        };
+        if joins {
+            let v = format!(
+                r#"{{"left":{},"right":{}}}"#,
+                l.map_or("null", |x| x.1.as_str()),
+                r.map_or("null", |x| x.1.as_str())
+            );
+            result.insert(key.clone(), v.clone());
+            out.push((key.clone(), Some(v), ts));
+        } else if result.remove(key).is_some() {
+            out.push((key.clone(), None, ts));
+        }
+    }
+    (out, result)
+}
+
+fn accounts_body(app: &str, t: &AccountTopics, kind: &str) -> String {
+    let _ = guests();
+    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines/accounts-limits.toml")).unwrap();
+    let body = text.split("\n[kafka]").next().unwrap();
+    body.replace(
+        "application-id = \"accounts-limits\"",
+        &format!("application-id = \"{app}\""),
+    )
+    .replace(
+        "module = \"../dist/",
+        &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
+    )
+    .replace("join = \"outer\"", &format!("join = \"{kind}\""))
+    .replace("\"account-limits\"", &format!("\"{}\"", t.out))
+    .replace("\"accounts\"", &format!("\"{}\"", t.accounts))
+    .replace("\"limits\"", &format!("\"{}\"", t.limits))
+}
+
+struct AccountTopics {
+    accounts: String,
+    limits: String,
+    out: String,
+}
+
+#[test]
+fn accounts_and_limits_through_the_driver_for_every_join_kind() {
+    let changes = account_changes(500, 3);
+    let t = AccountTopics {
+        accounts: "accounts".into(),
+        limits: "limits".into(),
+        out: "account-limits".into(),
     };
-    assert!(count("enrich", "out") > 1000, "{summary}");
-    assert!(count("customer-table", "in") > 1000, "{summary}");
-    assert!(stdout.contains(r#""right":{"id":"#), "{stdout}");
+    for kind in ["inner", "left", "outer"] {
+        let (want, table) = table_join_reference(&changes, kind);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pipeline.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "{}\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n",
+                accounts_body(&format!("drive-{kind}"), &t, kind)
+            ),
+        )
+        .unwrap();
+        let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
+        let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
+        let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+        for c in &changes {
+            let topic = if c.left { "accounts" } else { "limits" };
+            let r = change_record(&c.change);
+            let event = weir::event::Event {
+                key: r.key,
+                value: r.value,
+                timestamp: c.change.ts,
+                ..weir::event::Event::default()
+            };
+            driver.pipe(topic, vec![event]).unwrap();
+        }
+        let got: Vec<(String, Option<String>, i64)> = driver
+            .take_output("account-limits")
+            .into_iter()
+            .map(|r| {
+                (
+                    String::from_utf8(r.key.unwrap()).unwrap(),
+                    r.value.map(|v| String::from_utf8(v).unwrap()),
+                    r.timestamp,
+                )
+            })
+            .collect();
+        assert_eq!(got.len(), want.len(), "{kind}");
+        assert_eq!(got, want, "{kind}: every change's result, tombstones included");
+        assert!(
+            want.iter().any(|(_, v, _)| v.is_none()),
+            "{kind}: some pairs stop matching"
+        );
+        let state: BTreeMap<String, String> = driver
+            .state()
+            .unwrap()
+            .into_iter()
+            .filter(|e| e["store"] == "with-limits")
+            .map(|e| {
+                (
+                    e["key"].as_str().unwrap().to_owned(),
+                    e["value"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(state, table, "{kind}: the result table");
+    }
+}
+
+/// The last value per key of a table's output (`None`: its last record is a
+/// tombstone).
+fn last_values(records: &[CommittedRecord]) -> BTreeMap<String, Option<String>> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                String::from_utf8(r.key.clone().unwrap_or_default()).unwrap(),
+                r.value.clone().map(|v| String::from_utf8(v).unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// What the last output per key must be once every change is in: the
+/// final result, or a tombstone for a key that had one and lost it.
+fn want_last(want: &[(String, Option<String>, i64)]) -> BTreeMap<String, Option<String>> {
+    want.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect()
+}
+
+/// The result table's row of `key` through `weir query` (`None`: no row).
+fn result_row(addr: &str, key: &str) -> Option<String> {
+    let out = weir()
+        .args(["query", "--admin", addr, "with-limits", key])
+        .output()
+        .expect("run weir query");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("weir query printed no JSON ({e}): {text}"));
+    v["value"]["value"].as_str().map(str::to_owned)
+}
+
+fn account_topics() -> AccountTopics {
+    let t = AccountTopics {
+        accounts: unique("accounts"),
+        limits: unique("limits"),
+        out: unique("account-limits"),
+    };
+    for topic in [&t.accounts, &t.limits, &t.out] {
+        create_topic(topic, 2);
+    }
+    t
+}
+
+fn account_pipeline(dir: &Path, app: &str, t: &AccountTopics, kind: &str, extra: &str) -> PathBuf {
+    let path = dir.join("accounts-limits.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{extra}\nstate-dir = \"{}\"\n{}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
+             \"session.timeout.ms\" = 6000\n",
+            dir.join("state").display(),
+            accounts_body(app, t, kind),
+            broker().bootstrap
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Checks the result table through queries, and the last output per key.
+#[track_caller]
+fn assert_result_table(
+    addr: &str,
+    out: &str,
+    want: &[(String, Option<String>, i64)],
+    table: &BTreeMap<String, String>,
+) {
+    // A key without a final result may end in a tombstone or have none at
+    // all, depending on how the two topics interleaved: compare the rest.
+    let present = |m: BTreeMap<String, Option<String>>| -> BTreeMap<String, String> {
+        m.into_iter().filter_map(|(k, v)| Some((k, v?))).collect()
+    };
+    let last = present(want_last(want));
+    let got = until(&last, Duration::from_secs(90), || present(last_values(&committed(out))));
+    assert_eq!(got, last, "the last result of every key");
+    let keys: Vec<String> = (0..12).map(|i| format!("a{i}")).collect();
+    let rows: BTreeMap<String, String> = keys
+        .iter()
+        .filter_map(|k| result_row(addr, k).map(|v| (k.clone(), v)))
+        .collect();
+    assert_eq!(&rows, table, "the result table, queried");
+}
+
+/// Updates and deletes on both sides, in both topics at once: whatever
+/// order the task takes them in, each key's last result is the join of
+/// the final rows, and the result table (queried) holds exactly those.
+#[test]
+fn accounts_and_limits_on_the_broker_inner_and_outer() {
+    let _turn = heavy();
+    let changes = account_changes(600, 9);
+    for kind in ["inner", "outer"] {
+        let dir = tempfile::tempdir().unwrap();
+        let t = account_topics();
+        let file = account_pipeline(dir.path(), &unique("accounts"), &t, kind, "");
+        let mut w = WeirProcess::start(&file, "0", &[]);
+        let addr = admin_addr(&mut w);
+        let (left, right): (Vec<&SideChange>, Vec<&SideChange>) = changes.iter().partition(|c| c.left);
+        produce(
+            &t.accounts,
+            &left.iter().map(|c| change_record(&c.change)).collect::<Vec<_>>(),
+        );
+        produce(
+            &t.limits,
+            &right.iter().map(|c| change_record(&c.change)).collect::<Vec<_>>(),
+        );
+        let (want, table) = table_join_reference(&changes, kind);
+        assert_result_table(&addr, &t.out, &want, &table);
+        assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+    }
+}
+
+/// Both sides change while `weir run` is killed five times: the result
+/// table (restored from its changelog, its inputs from their topics) and
+/// each key's last result are exact.
+#[test]
+fn accounts_and_limits_survive_sigkill_exactly() {
+    let _turn = heavy();
+    let changes = account_changes(2_000, 17);
+    let dir = tempfile::tempdir().unwrap();
+    let t = account_topics();
+    let app = unique("accounts-crash");
+    let file = account_pipeline(dir.path(), &app, &t, "outer", "commit-interval = \"1s\"");
+    let (left, right): (Vec<SideChange>, Vec<SideChange>) = changes.iter().cloned().partition(|c| c.left);
+    let kills = 5;
+    let limits_feed = Feeder::paced(
+        &t.limits,
+        right.iter().map(|c| change_record(&c.change)).collect(),
+        10,
+        Duration::from_millis(100),
+        &[],
+    );
+    let feeder = Feeder::for_lives(
+        &t.accounts,
+        left.iter().map(|c| change_record(&c.change)).collect(),
+        Duration::from_secs(1),
+        kills + 1,
+    );
+    let (mut w, done) = crash::run_with_kills(&file, crash::DENSE_FETCH, kills, &feeder, (300, 1800), &[&t.out]);
+    feeder.finish();
+    limits_feed.finish();
+    let addr = admin_addr(&mut w);
+    let (want, table) = table_join_reference(&changes, "outer");
+    assert_result_table(&addr, &t.out, &want, &table);
+    let mut evidence = vec![t.out.clone()];
+    evidence.extend(crash::internal_topics(&app));
+    crash::assert_kills_left_open_transactions(&evidence, &done);
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
 }

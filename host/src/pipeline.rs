@@ -164,6 +164,29 @@ pub enum JoinShape {
         /// The table stage.
         table: usize,
     },
+    /// Two tables: an update on either side joins it with the other side's
+    /// current row; the result is a table of its own.
+    TableTable {
+        /// The left table stage.
+        left: usize,
+        /// The right table stage.
+        right: usize,
+    },
+}
+
+impl StageKind {
+    /// Whether the stage's results are a table (a `table` stage, or a
+    /// table-table join), which a join can read as its table side.
+    pub fn is_table(&self) -> bool {
+        matches!(
+            self,
+            StageKind::Table
+                | StageKind::Join(Join {
+                    shape: JoinShape::TableTable { .. },
+                    ..
+                })
+        )
+    }
 }
 
 /// When an aggregate stage publishes its accumulators.
@@ -777,7 +800,7 @@ impl RawStage {
             ));
         };
         let is_table = |input: &StageInput| match input {
-            StageInput::Stage(s) => earlier.get(*s).is_some_and(|s| s.kind == StageKind::Table),
+            StageInput::Stage(s) => earlier.get(*s).is_some_and(|s| s.kind.is_table()),
             StageInput::Topic(_) => false,
         };
         let kind = match self.join.as_deref() {
@@ -792,13 +815,16 @@ impl RawStage {
                 ));
             }
         };
-        let shape = match (is_table(left), right) {
-            (false, StageInput::Stage(t)) if is_table(right) => JoinShape::StreamTable { table: *t },
-            (true, _) => {
+        let shape = match (left, right) {
+            (StageInput::Stage(l), StageInput::Stage(r)) if is_table(left) && is_table(right) => {
+                JoinShape::TableTable { left: *l, right: *r }
+            }
+            (_, StageInput::Stage(t)) if !is_table(left) && is_table(right) => JoinShape::StreamTable { table: *t },
+            _ if is_table(left) => {
                 return Err(invalid(
                     &key("inputs"),
-                    "a stream on the left and a table on the right (table-table joins are not available in this version)",
-                    "a table on the left",
+                    "a stream or a table on the left and a table on the right",
+                    "a table on the left and a stream on the right (swap them)",
                 ));
             }
             _ => {
@@ -809,6 +835,24 @@ impl RawStage {
                 ));
             }
         };
+        if let JoinShape::TableTable { .. } = shape {
+            // Two tables of one task: nothing to repartition.
+            if let Some((k, _)) = [
+                ("repartition", self.repartition.is_some()),
+                ("partitions", self.partitions.is_some()),
+            ]
+            .iter()
+            .find(|(_, set)| *set)
+            {
+                return Err(invalid(&key(k), "no such key in a table-table join", "a value"));
+            }
+            return Ok(Join {
+                kind,
+                shape,
+                repartition: false,
+                partitions: None,
+            });
+        }
         if kind == JoinKind::Outer {
             return Err(invalid(
                 &key("join"),
@@ -1139,13 +1183,46 @@ default = "out"
     }
 
     #[test]
+    fn a_table_table_join_parses_with_every_kind() {
+        let two = r#"
+application-id = "bank"
+inputs = ["accounts", "limits"]
+[[stage]]
+name = "account-table"
+kind = "table"
+inputs = ["accounts"]
+[[stage]]
+name = "limit-table"
+kind = "table"
+inputs = ["limits"]
+[[stage]]
+name = "with-limits"
+kind = "join"
+join = "outer"
+inputs = ["account-table", "limit-table"]
+module = "pair.wasm"
+[outputs]
+default = "out"
+"#;
+        let p = Pipeline::parse(Path::new("/p/pipe.toml"), two).unwrap();
+        let StageKind::Join(j) = &p.stages[2].kind else {
+            panic!("a join")
+        };
+        assert_eq!(j.shape, JoinShape::TableTable { left: 0, right: 1 });
+        assert_eq!(j.kind, JoinKind::Outer);
+        assert!(p.stages[2].kind.is_table(), "its result is a table");
+        let e = error(&two.replace("join = \"outer\"", "join = \"outer\"\nrepartition = true"));
+        assert!(e.contains("stage[2].repartition"), "{e}");
+    }
+
+    #[test]
     fn joins_and_tables_refuse_what_they_cannot_do() {
         let cases = [
             (ENRICH.replace("join = \"left\"", "join = \"outer\""), "stage[1].join"),
             (ENRICH.replace("join = \"left\"", "join = \"full\""), "stage[1].join"),
             (
                 ENRICH.replace("[\"orders\", \"customer-table\"]", "[\"customer-table\", \"orders\"]"),
-                "table-table joins are not available",
+                "swap them",
             ),
             (
                 ENRICH.replace("[\"orders\", \"customer-table\"]", "[\"orders\", \"customers\"]"),

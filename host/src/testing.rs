@@ -219,7 +219,8 @@ impl Driver {
                 if entries.is_empty() {
                     continue;
                 }
-                let Some((module, config)) = self.chain.stage_module(i) else {
+                let module = self.chain.stage_module(i);
+                let (Some((module, config)), false) = (module, self.chain.is_table(i)) else {
                     // A table: its rows as they are.
                     for (key, _, stored, _) in entries {
                         let (ts, value) = table::decode_value(&stored).ok_or_else(|| DriverError::Emit {

@@ -284,12 +284,16 @@ impl Topology {
     }
 
     /// The store stage `stage` declares, if it keeps state, per task: an
-    /// aggregate's, with its own changelog; a table's, restored from the
-    /// topic it reads. A stream-table join reads its table's store.
+    /// aggregate's and a table-table join's (its result table), with their
+    /// own changelog; a table's, restored from the topic it reads. A
+    /// stream-table join reads its table's store.
     pub fn store(&self, stage: usize) -> Option<StoreSpec> {
         let node = self.stages.get(stage)?;
         let durability = match (&node.kind, node.inputs.as_slice()) {
             (StageKind::Aggregate(_), _) => Durability::Changelog(self.changelog_topic(stage)),
+            (StageKind::Join(j), _) if matches!(j.shape, JoinShape::TableTable { .. }) => {
+                Durability::Changelog(self.changelog_topic(stage))
+            }
             (StageKind::Table, [StageInput::Topic(t)]) => Durability::SourceTopic(t.clone()),
             _ => return None,
         };
@@ -327,12 +331,17 @@ impl Topology {
                 });
             }
             for &i in &sub.stages {
-                if let Some(agg) = &self.stages[i].aggregate {
+                if let Some(StoreSpec {
+                    durability: Durability::Changelog(name),
+                    ..
+                }) = self.store(i)
+                {
+                    let window = self.stages[i].aggregate.as_ref().and_then(|a| a.window);
                     out.push(InternalTopic {
-                        name: self.changelog_topic(i),
+                        name,
                         partitions: sub.partitions,
                         kind: InternalKind::Changelog {
-                            window_retention: agg.window.map(|w| w.retention()),
+                            window_retention: window.map(|w| w.retention()),
                         },
                     });
                 }
@@ -376,6 +385,16 @@ impl Topology {
                         out,
                         "      store: {} (key-value store per task, restored from {t}, no changelog of its own)",
                         s.name
+                    );
+                }
+                if let StageKind::Join(j) = &s.kind
+                    && let JoinShape::TableTable { .. } = j.shape
+                {
+                    let _ = writeln!(
+                        out,
+                        "      store: {} (its result table: key-value store per task, changelog {})",
+                        s.name,
+                        self.changelog_topic(i)
                     );
                 }
                 if let Some(a) = &s.aggregate {
@@ -439,11 +458,18 @@ impl Topology {
             StageKind::Process => return format!("process, {}", s.module),
             StageKind::Table => return "table".to_owned(),
             StageKind::Join(j) => {
-                let JoinShape::StreamTable { table } = j.shape;
-                return format!(
-                    "{} join, stream-table with {}, {}",
-                    j.kind, self.stages[table].name, s.module
-                );
+                return match j.shape {
+                    JoinShape::StreamTable { table } => {
+                        format!(
+                            "{} join, stream-table with {}, {}",
+                            j.kind, self.stages[table].name, s.module
+                        )
+                    }
+                    JoinShape::TableTable { left, right } => format!(
+                        "{} join, table-table of {} and {}, {}",
+                        j.kind, self.stages[left].name, self.stages[right].name, s.module
+                    ),
+                };
             }
             StageKind::Aggregate(a) => a,
         };

@@ -90,7 +90,9 @@ impl Queries for StoreQueries {
                 found.push((*p, None, acc));
             }
         }
-        let Some((module, config)) = self.chain.stage_module(i) else {
+        let module = self.chain.stage_module(i);
+        let (Some((module, config)), false) = (module, self.chain.is_table(i)) else {
+            // A table's rows are values already.
             return table_row(stage, key, &stores, &found);
         };
         let mut op = self.chain.runtime().operator(module, config);

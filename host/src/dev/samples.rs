@@ -1,8 +1,8 @@
 //! Sample events for `weir dev`: deterministic, endless, a little dirty
 //! (about 1% of events are malformed, so that error policies have work).
-//! Trades are keyed by symbol, clicks by user, and orders and customers (a
-//! CDC topic: upserts, and about 5% deletes) by customer id, as their
-//! producers would.
+//! Trades are keyed by symbol, clicks by user, orders and customers (a CDC
+//! topic: upserts, and about 5% deletes) by customer id, and accounts and
+//! limits (both CDC topics) by account id, as their producers would.
 
 /// The sample generators by name.
 pub const NAMES: &[&str] = &[
@@ -13,6 +13,8 @@ pub const NAMES: &[&str] = &[
     "clicks",
     "orders",
     "customers",
+    "accounts",
+    "limits",
 ];
 
 /// One generated record.
@@ -41,11 +43,15 @@ enum Kind {
     Clicks,
     Orders,
     Customers,
+    Accounts,
+    Limits,
 }
 
 /// An unknown generator name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown sample {0:?}; expected one of trades, logs, operations, sentences, clicks, orders, customers")]
+#[error(
+    "unknown sample {0:?}; expected one of trades, logs, operations, sentences, clicks, orders, customers, accounts, limits"
+)]
 pub struct UnknownSample(pub String);
 
 impl Samples {
@@ -59,6 +65,8 @@ impl Samples {
             "clicks" => Kind::Clicks,
             "orders" => Kind::Orders,
             "customers" => Kind::Customers,
+            "accounts" => Kind::Accounts,
+            "limits" => Kind::Limits,
             other => return Err(UnknownSample(other.to_owned())),
         };
         Ok(Samples {
@@ -92,6 +100,8 @@ const MESSAGES: &[&str] = &[
 ];
 /// Customer ids of the orders and customers samples: `c0`…`c49`.
 const CUSTOMERS: u64 = 50;
+/// Account ids of the accounts and limits samples: `a0`…`a29`.
+const ACCOUNTS: u64 = 30;
 const TIERS: &[&str] = &["bronze", "silver", "gold"];
 const PAGES: &[&str] = &["/", "/search", "/product", "/cart", "/checkout", "/help"];
 const OPERATIONS: &[&str] = &["payment", "refund", "login", "logout", "audit"];
@@ -198,6 +208,20 @@ impl Iterator for Samples {
                 });
                 Sample { key: Some(id), value }
             }
+            Kind::Accounts => {
+                let id = format!("a{}", r.below(ACCOUNTS));
+                let value = (r.below(20) != 0).then(|| {
+                    let balance = r.below(1_000_000) as f64 / 100.0;
+                    format!(r#"{{"id":"{id}","balance":{balance:.2},"version":{n}}}"#)
+                });
+                Sample { key: Some(id), value }
+            }
+            Kind::Limits => {
+                let id = format!("a{}", r.below(ACCOUNTS));
+                let value =
+                    (r.below(20) != 0).then(|| format!(r#"{{"limit":{},"version":{n}}}"#, 1000 * (1 + r.below(50))));
+                Sample { key: Some(id), value }
+            }
             Kind::Clicks => {
                 // A few users, each active in bursts: sessions form and end.
                 let user = format!("user-{}", 1 + r.below(12));
@@ -253,9 +277,9 @@ mod tests {
             let json = samples.iter().filter(|s| clean(s)).count();
             if *name == "sentences" {
                 assert_eq!(json, 0);
-            } else if *name == "customers" {
+            } else if ["customers", "accounts", "limits"].contains(name) {
                 let deletes = samples.iter().filter(|s| s.value.is_none()).count();
-                assert!((20..90).contains(&deletes), "customers: {deletes} deletes of 1000");
+                assert!((20..90).contains(&deletes), "{name}: {deletes} deletes of 1000");
             } else {
                 assert!((950..1000).contains(&json), "{name}: {json} of 1000 are JSON");
             }

@@ -1,70 +1,73 @@
-//! The `join` stage. A stream-table join, as Kafka Streams'
-//! `KStream#join/leftJoin(KTable)`: each stream record (left) looks up the
-//! table's current row for its key, in the same task (the two are
-//! co-partitioned), and the joiner combines the two values.
+//! The `join` stage: two inputs combined by a guest joiner, with Kafka
+//! Streams' semantics.
 //!
+//! **Stream-table** ([`JoinStage`], `KStream#join/leftJoin(KTable)`): each
+//! stream record (left) looks up the table's current row for its key, in
+//! the same task (the two are co-partitioned).
 //! - `inner`: a record whose key has no row produces nothing; `left`: it is
 //!   joined with an absent right side.
-//! - A stream record without a key or without a value is dropped (counted),
-//!   as Kafka Streams drops them.
-//! - Table updates never produce results: the table's changes reach the
-//!   join only as its new rows (the table stage keeps them).
-//! - A result's timestamp is the stream record's; an output without a key
-//!   gets the record's key.
+//! - A stream record without a key or without a value is dropped (counted).
+//! - Table updates never produce results.
+//! - A result's timestamp is the stream record's.
+//!
+//! **Table-table** ([`TableJoinStage`], `KTable#join/leftJoin/outerJoin`):
+//! an update on either side joins the updated row with the other side's
+//! current row, and the result is a table of its own (a store with a
+//! changelog, queryable).
+//! - A key has a result when both sides have a row (`inner`), when the left
+//!   one has (`left`), or when either has (`outer`); the joiner makes it.
+//! - When a key that had a result stops having one (a delete on one side),
+//!   a tombstone goes out and the result row is deleted; an update that
+//!   leaves nothing to join, where nothing was joined before, emits nothing.
+//! - A result's timestamp is the larger of the two rows' when both exist,
+//!   else the updating record's.
+//! - The joiner's outputs for a pair: none is no result (as a delete); one
+//!   gives the value; more than one is a failure of that update (a table
+//!   holds one value per key). The key is always the pair's.
+//!
+//! In both, an output without a key gets the pair's key.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::codec::{EventRef, PairEncoder, ResultBatch};
-use crate::collector::Collector;
-use crate::event::{EventResult, Failure, Pair};
+use crate::collector::{Collector, OutRecord, Why};
+use crate::event::{EventResult, Failure, Output};
 use crate::pipeline::JoinKind;
 use crate::runtime::{GuestError, GuestFault, LoadedModule, Operator, Runtime};
-use crate::stage::table::TableView;
+use crate::stage::aggregate::INPUT_NEXT;
+use crate::stage::table::{self, TableView};
 use crate::stage::{Input, Stage, StageError};
+use crate::state::{Changelog, StateError, Store, keys};
 
-/// A stream-table join in one task.
-pub struct JoinStage {
+/// The guest side of a join: the joiner, and the pairs of one call.
+struct Joiner {
     runtime: Runtime,
     config: BTreeMap<String, String>,
     op: Operator,
-    kind: JoinKind,
-    /// The table stage (its changes arrive as batches from it).
-    table_stage: usize,
-    table: TableView,
     pairs: PairEncoder,
 }
 
-impl JoinStage {
-    /// A `kind` join of a stream with the table of stage `table_stage`,
-    /// combined by `module`.
-    pub fn stream_table(
-        runtime: &Runtime,
-        module: Arc<LoadedModule>,
-        config: BTreeMap<String, String>,
-        kind: JoinKind,
-        table_stage: usize,
-        table: TableView,
-    ) -> JoinStage {
-        JoinStage {
+impl Joiner {
+    fn new(runtime: &Runtime, module: Arc<LoadedModule>, config: BTreeMap<String, String>) -> Joiner {
+        Joiner {
             op: runtime.operator(module, config.clone()),
             runtime: runtime.clone(),
             config,
-            kind,
-            table_stage,
-            table,
             pairs: PairEncoder::new(),
         }
     }
 
-    /// The joiner's results for the pairs encoded in `self.pairs`, and the
-    /// traps of pairs that had to be isolated (their results are failures).
+    /// The joiner's results for the pairs pushed since the last clear, and
+    /// the traps of pairs that had to be isolated (their results are
+    /// failures).
     fn call(&mut self, out: &Collector<'_>) -> Result<(ResultBatch, BTreeMap<usize, GuestError>), StageError> {
         let err = match self.op.join(&self.pairs) {
             Ok(batch) => return Ok((batch, BTreeMap::new())),
             Err(e) => e,
         };
-        let pairs = decode_pairs(&self.pairs, out)?;
+        let pairs = crate::codec::read_pairs(self.pairs.as_bytes())
+            .map_err(|e| out.invariant("a host-encoded join batch does not decode", e.to_string()))?;
         let outcomes: Vec<Result<EventResult, GuestError>> = if matches!(err.fault, GuestFault::Instantiate(_)) {
             pairs.iter().map(|_| Err(err.clone())).collect()
         } else {
@@ -86,12 +89,43 @@ impl JoinStage {
             .map_err(|e| out.invariant("isolated join results do not encode", e.to_string()))?;
         Ok((batch, traps))
     }
+
+    fn swap(&mut self, module: Arc<LoadedModule>) {
+        self.op = super::swapped(&self.runtime, module, &self.config);
+    }
+
+    fn label(&self) -> String {
+        self.op.module().info().version_label()
+    }
 }
 
-/// The pairs of an encoded batch, owned (to retry them one by one).
-fn decode_pairs(enc: &PairEncoder, out: &Collector<'_>) -> Result<Vec<Pair>, StageError> {
-    crate::codec::read_pairs(enc.as_bytes())
-        .map_err(|e| out.invariant("a host-encoded join batch does not decode", e.to_string()))
+/// A stream-table join in one task.
+pub struct JoinStage {
+    joiner: Joiner,
+    kind: JoinKind,
+    /// The table stage (its changes arrive as batches from it).
+    table_stage: usize,
+    table: TableView,
+}
+
+impl JoinStage {
+    /// A `kind` join of a stream with the table of stage `table_stage`,
+    /// combined by `module`.
+    pub fn stream_table(
+        runtime: &Runtime,
+        module: Arc<LoadedModule>,
+        config: BTreeMap<String, String>,
+        kind: JoinKind,
+        table_stage: usize,
+        table: TableView,
+    ) -> JoinStage {
+        JoinStage {
+            joiner: Joiner::new(runtime, module, config),
+            kind,
+            table_stage,
+            table,
+        }
+    }
 }
 
 impl Stage for JoinStage {
@@ -101,7 +135,7 @@ impl Stage for JoinStage {
             // with nothing (stream-table joins are driven by the stream).
             return Ok(());
         }
-        self.pairs.clear();
+        self.joiner.pairs.clear();
         let mut joined: Vec<EventRef<'_>> = Vec::with_capacity(input.events.len());
         for ev in input.events {
             let (Some(key), Some(value)) = (ev.key, ev.value) else {
@@ -112,7 +146,7 @@ impl Stage for JoinStage {
             if row.is_none() && self.kind == JoinKind::Inner {
                 continue;
             }
-            self.pairs.push(
+            self.joiner.pairs.push(
                 ev.timestamp,
                 Some(key),
                 Some(value),
@@ -124,26 +158,26 @@ impl Stage for JoinStage {
         if joined.is_empty() {
             return Ok(());
         }
-        let (results, traps) = self.call(out)?;
+        let (results, traps) = self.joiner.call(out)?;
         let results = with_keys(results, &joined, out)?;
         out.results(&results, &traps, &joined)
     }
 
     fn swap(&mut self, module: Arc<LoadedModule>) {
-        self.op = super::swapped(&self.runtime, module, &self.config);
+        self.joiner.swap(module);
     }
 
     fn module_label(&self) -> String {
-        self.op.module().info().version_label()
+        self.joiner.label()
     }
 
     fn warm_up(&mut self) -> Result<(), GuestError> {
-        self.op.warm_up()
+        self.joiner.op.warm_up()
     }
 }
 
 /// The contract: an output without a key gets the pair's key. Results are
-/// rebuilt only when some output lacks one (the SDKs set it).
+/// rebuilt only when some output lacks one.
 fn with_keys(results: ResultBatch, events: &[EventRef<'_>], out: &Collector<'_>) -> Result<ResultBatch, StageError> {
     use crate::codec::ResultRef;
     let keyless = results
@@ -161,4 +195,222 @@ fn with_keys(results: ResultBatch, events: &[EventRef<'_>], out: &Collector<'_>)
         }
     }
     ResultBatch::from_results(&owned).map_err(|e| out.invariant("join results do not encode", e.to_string()))
+}
+
+/// One side of a table-table join.
+pub struct Side {
+    /// The table stage.
+    pub stage: usize,
+    /// Its rows.
+    pub table: TableView,
+}
+
+/// What one update of a table-table join does.
+enum Step {
+    /// The key has a result: the pair's index in the call, and its timestamp.
+    Join(usize, i64),
+    /// The key's result is gone: a tombstone at this timestamp.
+    Delete(i64),
+}
+
+/// A table-table join in one task: its result table is its store.
+pub struct TableJoinStage {
+    joiner: Joiner,
+    kind: JoinKind,
+    left: Side,
+    right: Side,
+    store: Store,
+}
+
+impl TableJoinStage {
+    /// A `kind` join of two tables, combined by `module`, its results kept
+    /// in `store`.
+    pub fn new(
+        runtime: &Runtime,
+        module: Arc<LoadedModule>,
+        config: BTreeMap<String, String>,
+        kind: JoinKind,
+        (left, right): (Side, Side),
+        store: Store,
+    ) -> TableJoinStage {
+        TableJoinStage {
+            joiner: Joiner::new(runtime, module, config),
+            kind,
+            left,
+            right,
+            store,
+        }
+    }
+
+    /// Reads of its result rows, for a join that reads it as a table.
+    pub fn view(&self) -> TableView {
+        TableView::of(&self.store)
+    }
+
+    /// Writes a result row (or deletes it) to the store and the changelog.
+    fn write(&mut self, key: &[u8], row: Option<(i64, &[u8])>, out: &mut Collector<'_>) -> Result<(), StageError> {
+        let k = keys::plain(Some(key));
+        let stored = row.map(|(ts, v)| table::encode_value(ts, v));
+        let position = out.context().position();
+        let changelog = self.store.changelog().clone();
+        out.sink().send(&OutRecord {
+            topic: &changelog.topic,
+            partition: Some(changelog.partition),
+            key: Some(&k),
+            value: stored.as_deref(),
+            headers: &[(INPUT_NEXT, Some(position.as_bytes()))],
+            timestamp: now_ms(),
+            changelog: true,
+        })?;
+        self.store.stage(k, stored);
+        Ok(())
+    }
+}
+
+/// The wall clock in ms (changelog records' timestamps, as the aggregate's).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Stage for TableJoinStage {
+    fn process(&mut self, input: &Input<'_>, out: &mut Collector<'_>) -> Result<(), StageError> {
+        let from_left = match input.from {
+            Some(s) if s == self.left.stage => true,
+            Some(s) if s == self.right.stage => false,
+            other => {
+                return Err(out.invariant(
+                    "a table-table join got a batch that is neither of its tables' changes",
+                    format!("from {other:?}"),
+                ));
+            }
+        };
+        self.joiner.pairs.clear();
+        let mut steps: Vec<(usize, Step)> = Vec::new();
+        for (idx, ev) in input.events.iter().enumerate() {
+            // Table stages forward only keyed changes.
+            let Some(key) = ev.key else {
+                return Err(out.invariant("a table change without a key", format!("offset {}", ev.offset)));
+            };
+            // The updated side as the change says (its table may already
+            // hold later changes of this batch); the other as it is now.
+            let other = if from_left { &self.right } else { &self.left }.table.get(key)?;
+            let (left, right) = if from_left {
+                (ev.value, other.as_ref().map(|r| r.value.as_slice()))
+            } else {
+                (other.as_ref().map(|r| r.value.as_slice()), ev.value)
+            };
+            let joins = match self.kind {
+                JoinKind::Inner => left.is_some() && right.is_some(),
+                JoinKind::Left => left.is_some(),
+                JoinKind::Outer => left.is_some() || right.is_some(),
+            };
+            let timestamp = match (&other, ev.value) {
+                (Some(row), Some(_)) => row.timestamp.max(ev.timestamp),
+                _ => ev.timestamp,
+            };
+            if joins {
+                self.joiner.pairs.push(timestamp, Some(key), left, right, ev.headers());
+                steps.push((idx, Step::Join(self.joiner.pairs.len() - 1, timestamp)));
+            } else {
+                steps.push((idx, Step::Delete(timestamp)));
+            }
+        }
+        let (results, traps) = if self.joiner.pairs.is_empty() {
+            (
+                ResultBatch::from_results(&[]).map_err(|e| out.invariant("no results do not encode", e.to_string()))?,
+                BTreeMap::new(),
+            )
+        } else {
+            self.joiner.call(out)?
+        };
+        let results: Vec<EventResult> = results.into_owned();
+        for (idx, step) in steps {
+            let ev = &input.events[idx];
+            let Some(key) = ev.key else { continue };
+            let (value, timestamp) = match step {
+                Step::Delete(ts) => (None, ts),
+                Step::Join(p, ts) => match results.get(p) {
+                    Some(EventResult::Outputs(outputs)) => match outputs.as_slice() {
+                        [] => (None, ts),
+                        [one] => (one.value.clone(), ts),
+                        more => {
+                            let message = format!(
+                                "the joiner returned {} outputs; a table-table join keeps one value per key",
+                                more.len()
+                            );
+                            out.fail(
+                                ev,
+                                &Why::Failure {
+                                    code: "too-many-outputs",
+                                    message: &message,
+                                },
+                            )?;
+                            continue;
+                        }
+                    },
+                    Some(EventResult::Failed(f)) => {
+                        match traps.get(&p) {
+                            Some(trap) => out.fail(ev, &Why::Trap(trap))?,
+                            None => out.fail(
+                                ev,
+                                &Why::Failure {
+                                    code: &f.code,
+                                    message: &f.message,
+                                },
+                            )?,
+                        }
+                        continue;
+                    }
+                    None => {
+                        return Err(out.invariant("join results do not match the pairs", format!("pair {p}")));
+                    }
+                },
+            };
+            let had = self.store.get(&keys::plain(Some(key)))?.is_some();
+            if value.is_none() && !had {
+                // Nothing joined before, nothing now: no change.
+                continue;
+            }
+            self.write(key, value.as_deref().map(|v| (timestamp, v)), out)?;
+            let change = EventResult::Outputs(vec![Output {
+                key: Some(key.to_vec()),
+                value,
+                headers: Vec::new(),
+                timestamp: Some(timestamp),
+                route: None,
+            }]);
+            let batch = ResultBatch::from_results(std::slice::from_ref(&change))
+                .map_err(|e| out.invariant("a join result does not encode", e.to_string()))?;
+            out.results(&batch, &BTreeMap::new(), std::slice::from_ref(ev))?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, checkpoint: &dyn Fn(&Changelog) -> Option<i64>) -> Result<(), StateError> {
+        let c = checkpoint(self.store.changelog());
+        self.store.commit(c)
+    }
+
+    fn abort(&mut self) -> Result<(), StateError> {
+        self.store.discard();
+        Ok(())
+    }
+
+    fn swap(&mut self, module: Arc<LoadedModule>) {
+        self.joiner.swap(module);
+    }
+
+    fn module_label(&self) -> String {
+        self.joiner.label()
+    }
+
+    fn warm_up(&mut self) -> Result<(), GuestError> {
+        self.joiner.op.warm_up()
+    }
+
+    fn store(&self) -> Option<&Store> {
+        Some(&self.store)
+    }
 }

@@ -50,6 +50,11 @@ pub struct Row {
 pub struct TableView(View);
 
 impl TableView {
+    /// Reads of the rows of `store` (a table's, or a table-table join's).
+    pub fn of(store: &Store) -> TableView {
+        TableView(store.view())
+    }
+
     /// The row of `key`, if any.
     pub fn get(&self, key: &[u8]) -> Result<Option<Row>, StateError> {
         let k = keys::plain(Some(key));
@@ -93,7 +98,7 @@ impl TableStage {
 
     /// Reads of its rows for a join of the same task.
     pub fn view(&self) -> TableView {
-        TableView(self.store.view())
+        TableView::of(&self.store)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::pipeline::{JoinShape, Pipeline, StageKind};
 use crate::runtime::{LoadError, LoadedModule, Runtime};
 use crate::stage::Stage;
 use crate::stage::aggregate::{AggregateStage, Aggregator};
-use crate::stage::join::JoinStage;
+use crate::stage::join::{JoinStage, Side, TableJoinStage};
 use crate::stage::process::ProcessStage;
 use crate::stage::table::{TableStage, TableView};
 use crate::state::{Durability, Scope, StateError, Store, StoreSpec};
@@ -300,20 +300,49 @@ impl Chain {
                     tables.insert(i, table.view());
                     Box::new(table)
                 }
-                (StageKind::Join(j), None) => {
-                    let JoinShape::StreamTable { table } = j.shape;
-                    let view = tables.get(&table).cloned().ok_or_else(|| OpenError::NoTable {
-                        stage: s.name.clone(),
-                        table: self.stages[table].name.clone(),
-                    })?;
-                    Box::new(JoinStage::stream_table(
-                        &self.runtime,
-                        module()?,
-                        s.config.clone(),
-                        j.kind,
-                        table,
-                        view,
-                    ))
+                (StageKind::Join(j), store) => {
+                    let view = |table: usize| {
+                        tables.get(&table).cloned().ok_or_else(|| OpenError::NoTable {
+                            stage: s.name.clone(),
+                            table: self.stages[table].name.clone(),
+                        })
+                    };
+                    match (j.shape, store) {
+                        (JoinShape::StreamTable { table }, None) => Box::new(JoinStage::stream_table(
+                            &self.runtime,
+                            module()?,
+                            s.config.clone(),
+                            j.kind,
+                            table,
+                            view(table)?,
+                        )),
+                        (JoinShape::TableTable { left, right }, Some(store)) => {
+                            let sides = (
+                                Side {
+                                    stage: left,
+                                    table: view(left)?,
+                                },
+                                Side {
+                                    stage: right,
+                                    table: view(right)?,
+                                },
+                            );
+                            let join =
+                                TableJoinStage::new(&self.runtime, module()?, s.config.clone(), j.kind, sides, store);
+                            tables.insert(i, join.view());
+                            Box::new(join)
+                        }
+                        (_, store) => {
+                            return Err(OpenError::Store {
+                                stage: s.name.clone(),
+                                detail: format!(
+                                    "a join of shape {:?} with {} store",
+                                    j.shape,
+                                    if store.is_some() { "a" } else { "no" }
+                                ),
+                            });
+                        }
+                    }
                 }
                 (StageKind::Process, None) => Box::new(ProcessStage::new(&self.runtime, module()?, s.config.clone())),
                 (kind, store) => {
@@ -353,9 +382,10 @@ impl Chain {
         self.topology().store(i).is_some()
     }
 
-    /// Whether stage `i` is a table (its store holds rows, not accumulators).
+    /// Whether stage `i`'s results are a table (a table, or a table-table
+    /// join): its store holds rows, not accumulators.
     pub fn is_table(&self, i: usize) -> bool {
-        self.stages.get(i).is_some_and(|s| s.kind == StageKind::Table)
+        self.stages.get(i).is_some_and(|s| s.kind.is_table())
     }
 
     /// Whether stage `i` is windowed.
