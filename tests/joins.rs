@@ -4,7 +4,9 @@
 //! - `orders-enriched`: a stream-table left join of orders with a table of
 //!   customers read from a CDC topic, while customers change and are deleted;
 //! - `accounts-limits`: a table-table join of two compacted topics (inner,
-//!   left and outer), its result a table of its own.
+//!   left and outer), its result a table of its own;
+//! - `searches-clicks`: a windowed stream-stream join (inner, left and
+//!   outer), unmatched searches coming out as their windows close.
 
 mod support;
 
@@ -522,6 +524,17 @@ fn weir_dev_runs_accounts_limits() {
     assert!(stage_count(summary, "with-limits", "out") > 1000, "{summary}");
 }
 
+/// `weir dev` runs the searches-clicks example: searches meet the clicks
+/// that follow them (wall-clock timestamps, so pairs come out at once).
+#[test]
+fn weir_dev_runs_searches_clicks() {
+    let stdout = weir_dev("searches-clicks.toml");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(stage_count(summary, "clicked", "in") > 1000, "{summary}");
+    assert!(stage_count(summary, "clicked", "out") > 100, "{summary}");
+    assert!(stdout.contains(r#""right":{"user":"#), "{stdout}");
+}
+
 /// A count in `weir dev`'s summary line, e.g. stage `enrich`, `out`.
 fn stage_count(summary: &str, stage: &str, what: &str) -> u64 {
     summary
@@ -872,5 +885,415 @@ fn accounts_and_limits_survive_sigkill_exactly() {
     let mut evidence = vec![t.out.clone()];
     evidence.extend(crash::internal_topics(&app));
     crash::assert_kills_left_open_transactions(&evidence, &done);
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
+// ---------------------------------------------------------------------------
+// Searches and clicks: a windowed stream-stream join.
+
+/// A search (left) or a click (right) of a user.
+#[derive(Debug, Clone)]
+struct Act {
+    left: bool,
+    user: String,
+    value: String,
+    ts: i64,
+}
+
+/// The join's window, in ms.
+#[derive(Debug, Clone, Copy)]
+struct Win {
+    before: i64,
+    after: i64,
+    grace: i64,
+}
+
+/// A result: key, left, right, timestamp.
+type Joined = (String, Option<String>, Option<String>, i64);
+
+/// The reference windowed join over the records in processing order: every
+/// result, and the number of late records. Also checks, record by record,
+/// that `emitted(i)` (what the pipeline emitted up to record `i`) holds no
+/// unmatched result whose window had not closed by then.
+fn window_join_reference(acts: &[Act], kind: &str, w: Win) -> (Vec<Joined>, usize) {
+    struct Kept {
+        left: bool,
+        user: String,
+        value: String,
+        ts: i64,
+        done: bool,
+    }
+    let emits = |left: bool| kind == "outer" || (kind == "left" && left);
+    let close = |left: bool, ts: i64| ts + if left { w.after } else { w.before } + w.grace;
+    let mut kept: Vec<Kept> = Vec::new();
+    let mut st = i64::MIN;
+    let mut out = Vec::new();
+    let mut late = 0;
+    for a in acts {
+        st = st.max(a.ts);
+        if close(a.left, a.ts) < st {
+            late += 1;
+            continue;
+        }
+        let (from, to) = if a.left {
+            (a.ts - w.before, a.ts + w.after)
+        } else {
+            (a.ts - w.after, a.ts + w.before)
+        };
+        let mut found = false;
+        for k in kept
+            .iter_mut()
+            .filter(|k| k.left != a.left && k.user == a.user && (from..=to).contains(&k.ts))
+        {
+            found = true;
+            k.done = true;
+            let (l, r) = if a.left {
+                (&a.value, &k.value)
+            } else {
+                (&k.value, &a.value)
+            };
+            out.push((a.user.clone(), Some(l.clone()), Some(r.clone()), a.ts.max(k.ts)));
+        }
+        kept.push(Kept {
+            left: a.left,
+            user: a.user.clone(),
+            value: a.value.clone(),
+            ts: a.ts,
+            done: found,
+        });
+        for k in kept
+            .iter_mut()
+            .filter(|k| !k.done && emits(k.left) && close(k.left, k.ts) < st)
+        {
+            k.done = true;
+            let v = Some(k.value.clone());
+            let (l, r) = if k.left { (v, None) } else { (None, v) };
+            out.push((k.user.clone(), l, r, k.ts));
+        }
+    }
+    (out, late)
+}
+
+/// Reads a `pair` result back: key, left, right (JSON text), timestamp.
+fn joined(key: Option<Vec<u8>>, value: Option<Vec<u8>>, ts: i64) -> Joined {
+    let text = String::from_utf8(value.expect("a value")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let side = |s: &str| (!v[s].is_null()).then(|| v[s].to_string());
+    (
+        String::from_utf8(key.unwrap_or_default()).unwrap(),
+        side("left"),
+        side("right"),
+        ts,
+    )
+}
+
+fn canonical(j: &Joined) -> Joined {
+    let norm = |s: &Option<String>| {
+        s.as_ref()
+            .map(|t| serde_json::from_str::<Value>(t).unwrap().to_string())
+    };
+    (j.0.clone(), norm(&j.1), norm(&j.2), j.3)
+}
+
+/// Asserts the same results, listing what is missing and what is extra.
+#[track_caller]
+fn assert_same_joined(got: Vec<Joined>, want: Vec<Joined>, what: &str) {
+    let (got, want) = (sorted(got), sorted(want));
+    if got == want {
+        return;
+    }
+    let mut missing = want.clone();
+    let mut extra = Vec::new();
+    for g in &got {
+        match missing.iter().position(|w| w == g) {
+            Some(i) => {
+                missing.remove(i);
+            }
+            None => extra.push(g.clone()),
+        }
+    }
+    panic!(
+        "{what}: {} results, {} expected; {} missing, first {:?}; {} extra, first {:?}",
+        got.len(),
+        want.len(),
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        extra.len(),
+        &extra[..extra.len().min(5)]
+    );
+}
+
+fn sorted(mut v: Vec<Joined>) -> Vec<Joined> {
+    v = v.iter().map(canonical).collect();
+    v.sort();
+    v
+}
+
+/// Searches and clicks of 8 users, event time mostly rising (steps of up
+/// to `step` ms), with `jitter` records a little out of order and a few
+/// far behind (late).
+fn acts(n: usize, seed: u64, step: u64, disorder: bool) -> Vec<Act> {
+    let mut rng = Rng(seed);
+    let mut ts = 1_000_000;
+    (0..n)
+        .map(|i| {
+            ts += rng.below(step) as i64;
+            let left = rng.below(2) == 0;
+            let user = format!("u{}", rng.below(8));
+            let at = match rng.below(40) {
+                0 if disorder => ts - 600_000,
+                1..=4 if disorder => ts - rng.below(90_000) as i64,
+                _ => ts,
+            };
+            let value = if left {
+                format!(r#"{{"search":{i},"user":"{user}"}}"#)
+            } else {
+                format!(r#"{{"click":{i},"user":"{user}"}}"#)
+            };
+            Act {
+                left,
+                user,
+                value,
+                ts: at,
+            }
+        })
+        .collect()
+}
+
+fn act_record(a: &Act) -> In {
+    In {
+        key: Some(a.user.clone().into_bytes()),
+        value: Some(a.value.clone().into_bytes()),
+        timestamp: Some(a.ts),
+        ..In::default()
+    }
+}
+
+struct ClickTopics {
+    searches: String,
+    clicks: String,
+    out: String,
+}
+
+fn clicks_body(app: &str, t: &ClickTopics, kind: &str, window: &str) -> String {
+    let _ = guests();
+    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines/searches-clicks.toml")).unwrap();
+    let body = text.split("\n[kafka]").next().unwrap();
+    body.replace(
+        "application-id = \"searches-clicks\"",
+        &format!("application-id = \"{app}\""),
+    )
+    .replace(
+        "module = \"../dist/",
+        &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
+    )
+    .replace("join = \"left\"", &format!("join = \"{kind}\""))
+    .replace("window = { before = \"0s\", after = \"5m\", grace = \"1m\" }", window)
+    .replace("\"search-clicks\"", &format!("\"{}\"", t.out))
+    .replace("\"searches\"", &format!("\"{}\"", t.searches))
+    .replace("\"clicks\"", &format!("\"{}\"", t.clicks))
+}
+
+/// Through the driver, record by record (out of order and late ones
+/// included), for every kind: the results are the reference's, and no
+/// unmatched record comes out before its window has closed.
+#[test]
+fn searches_and_clicks_through_the_driver_for_every_join_kind() {
+    let w = Win {
+        before: 0,
+        after: 300_000,
+        grace: 60_000,
+    };
+    let data = acts(1_500, 21, 40_000, true);
+    let t = ClickTopics {
+        searches: "searches".into(),
+        clicks: "clicks".into(),
+        out: "search-clicks".into(),
+    };
+    for kind in ["inner", "left", "outer"] {
+        let (want, late) = window_join_reference(&data, kind, w);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pipeline.toml");
+        let window = "window = { before = \"0s\", after = \"5m\", grace = \"1m\" }";
+        std::fs::write(
+            &file,
+            format!(
+                "{}\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n",
+                clicks_body(&format!("drive-{kind}"), &t, kind, window)
+            ),
+        )
+        .unwrap();
+        let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
+        let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
+        let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+        let mut got: Vec<Joined> = Vec::new();
+        let mut st = i64::MIN;
+        for a in &data {
+            let r = act_record(a);
+            st = st.max(a.ts);
+            let event = weir::event::Event {
+                key: r.key,
+                value: r.value,
+                timestamp: a.ts,
+                ..weir::event::Event::default()
+            };
+            driver
+                .pipe(if a.left { "searches" } else { "clicks" }, vec![event])
+                .unwrap();
+            for r in driver.take_output("search-clicks") {
+                let j = joined(r.key, r.value, r.timestamp);
+                // Never before its window closed.
+                match (&j.1, &j.2) {
+                    (Some(_), None) => assert!(j.3 + w.after + w.grace < st, "{kind}: {j:?} early at {st}"),
+                    (None, Some(_)) => assert!(j.3 + w.before + w.grace < st, "{kind}: {j:?} early at {st}"),
+                    _ => {}
+                }
+                got.push(j);
+            }
+        }
+        assert_eq!(got.len(), want.len(), "{kind}");
+        assert_eq!(sorted(got), sorted(want.clone()), "{kind}: the reference's results");
+        assert!(late > 0, "some records are late");
+        let stages = driver.chain().metrics().snapshot().stages;
+        assert_eq!(stages[0].late as usize, late, "{kind}: late records counted");
+        if kind != "inner" {
+            assert!(want.iter().any(|j| j.2.is_none()), "{kind}: searches without a click");
+        }
+    }
+}
+
+fn click_topics() -> ClickTopics {
+    let t = ClickTopics {
+        searches: unique("searches"),
+        clicks: unique("clicks"),
+        out: unique("search-clicks"),
+    };
+    for topic in [&t.searches, &t.clicks, &t.out] {
+        create_topic(topic, 2);
+    }
+    t
+}
+
+/// A window whose grace (2 h of event time) covers how far one topic's
+/// records may lag the other's in a task, so that results do not depend on
+/// how the two topics interleave (Weir does not wait for a lagging
+/// partition: see the README).
+const TOLERANT: &str = "window = { before = \"0s\", after = \"5m\", grace = \"2h\" }";
+
+fn tolerant() -> Win {
+    Win {
+        before: 0,
+        after: 300_000,
+        grace: 7_200_000,
+    }
+}
+
+/// In-order searches and clicks, two closing records far ahead (a pair of
+/// their own) so that every window closes.
+fn broker_acts(n: usize, seed: u64) -> Vec<Act> {
+    let mut data = acts(n, seed, 10_000, false);
+    let end = data.iter().map(|a| a.ts).max().unwrap_or(0) + 10_000_000;
+    for left in [true, false] {
+        data.push(Act {
+            left,
+            user: "closer".into(),
+            value: format!(r#"{{"closer":{left}}}"#),
+            ts: end,
+        });
+    }
+    data
+}
+
+fn click_pipeline(dir: &Path, app: &str, t: &ClickTopics, extra: &str) -> PathBuf {
+    let path = dir.join("searches-clicks.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{extra}\nstate-dir = \"{}\"\n{}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
+             \"session.timeout.ms\" = 6000\n",
+            dir.join("state").display(),
+            clicks_body(app, t, "left", TOLERANT),
+            broker().bootstrap
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn click_results(topic: &str) -> Vec<Joined> {
+    committed(topic)
+        .into_iter()
+        .map(|r| joined(r.key, r.value, r.timestamp))
+        .collect()
+}
+
+/// Both topics fed side by side on the broker: each search with each click
+/// of its user within 5 minutes after it, once; searches without one once
+/// their windows close.
+#[test]
+fn searches_and_clicks_on_the_broker() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let t = click_topics();
+    let file = click_pipeline(dir.path(), &unique("clicks"), &t, "");
+    let data = broker_acts(1_200, 31);
+    let (want, late) = window_join_reference(&data, "left", tolerant());
+    assert_eq!(late, 0);
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let (searches, clicks): (Vec<&Act>, Vec<&Act>) = data.iter().partition(|a| a.left);
+    let feeds = [
+        Feeder::paced(
+            &t.searches,
+            searches.iter().map(|a| act_record(a)).collect(),
+            10,
+            Duration::from_millis(50),
+            &[],
+        ),
+        Feeder::paced(
+            &t.clicks,
+            clicks.iter().map(|a| act_record(a)).collect(),
+            10,
+            Duration::from_millis(50),
+            &[],
+        ),
+    ];
+    for f in feeds {
+        f.finish();
+    }
+    let n = want.len();
+    until(&n, Duration::from_secs(90), || committed(&t.out).len());
+    assert_same_joined(click_results(&t.out), want.clone(), "every result once");
+    assert!(want.iter().any(|j| j.2.is_none()) && want.iter().any(|j| j.2.is_some()));
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
+/// Both topics flow while `weir run` is killed five times: every result
+/// exactly once (the kept records, their marks and stream time come back
+/// from the changelog).
+#[test]
+fn searches_and_clicks_survive_sigkill_exactly() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let t = click_topics();
+    let app = unique("clicks-crash");
+    let file = click_pipeline(dir.path(), &app, &t, "commit-interval = \"1s\"");
+    let data = broker_acts(3_000, 37);
+    let (want, _) = window_join_reference(&data, "left", tolerant());
+    let kills = 5;
+    // Both topics in event-time order, pausing together at each restart.
+    let records = data
+        .iter()
+        .map(|a| (if a.left { &t.searches } else { &t.clicks }.clone(), act_record(a)))
+        .collect();
+    let feeder = Feeder::for_lives_to(records, Duration::from_secs(1), kills + 1);
+    let (mut w, done) = crash::run_with_kills(&file, crash::DENSE_FETCH, kills, &feeder, (300, 1800), &[&t.out]);
+    feeder.finish();
+    let n = want.len();
+    until(&n, Duration::from_secs(120), || committed(&t.out).len());
+    assert_same_joined(click_results(&t.out), want, "every result exactly once");
+    let mut evidence = vec![t.out.clone()];
+    evidence.extend(crash::internal_topics(&app));
+    crash::assert_kills_left_open_transactions(&evidence, &done);
+    assert!(w.running(), "{}", w.log_text());
     assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
 }

@@ -133,6 +133,9 @@ pub struct Join {
     pub repartition: bool,
     /// Partitions of the repartition topic (default: the inputs' count).
     pub partitions: Option<i32>,
+    /// Emit the unmatched records of a stream-stream join on wall-clock
+    /// time after the task has been quiet this long (as `idle-close`).
+    pub idle_close: Option<Duration>,
 }
 
 /// Which records of a join produce results without a partner.
@@ -164,6 +167,11 @@ pub enum JoinShape {
         /// The table stage.
         table: usize,
     },
+    /// Two streams: records join when their timestamps are close enough.
+    StreamStream {
+        /// How close.
+        window: JoinWindow,
+    },
     /// Two tables: an update on either side joins it with the other side's
     /// current row; the result is a table of its own.
     TableTable {
@@ -172,6 +180,25 @@ pub enum JoinShape {
         /// The right table stage.
         right: usize,
     },
+}
+
+/// A stream-stream join's window, in ms: a left record at `t` joins right
+/// records at `t - before ..= t + after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinWindow {
+    /// How much earlier a right record may be.
+    pub before: i64,
+    /// How much later a right record may be.
+    pub after: i64,
+    /// How long after a record's window ends it is still accepted.
+    pub grace: i64,
+}
+
+impl JoinWindow {
+    /// How long (ms) both sides' records are kept after their timestamp.
+    pub fn retention(&self) -> i64 {
+        self.before.saturating_add(self.after).saturating_add(self.grace)
+    }
 }
 
 impl StageKind {
@@ -432,6 +459,9 @@ struct RawWindow {
     advance: Option<String>,
     gap: Option<String>,
     grace: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+    within: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -718,7 +748,7 @@ impl RawStage {
                 StageKind::Table
             }
             Some("join") => {
-                refuse_keys("join", &["join", "repartition", "partitions"])?;
+                refuse_keys("join", &["join", "repartition", "partitions", "window", "idle-close"])?;
                 StageKind::Join(self.join_spec(i, &inputs, earlier)?)
             }
             Some(other) => {
@@ -827,14 +857,58 @@ impl RawStage {
                     "a table on the left and a stream on the right (swap them)",
                 ));
             }
+            (StageInput::Topic(_), StageInput::Topic(_)) => {
+                let window = self.window.as_ref().ok_or_else(|| ErrorKind::Missing {
+                    key: key("window"),
+                    why: "a join of two streams joins records within a window (within, or before and after)",
+                })?;
+                JoinShape::StreamStream {
+                    window: window.join_window(i)?,
+                }
+            }
             _ => {
                 return Err(invalid(
                     &key("inputs"),
-                    "a table stage on the right (windowed stream-stream joins are not available in this version)",
-                    "a stream on the right",
+                    "input topics on both sides of a stream-stream join (joining a stage's results, \
+                     which would need repartitioning, is not available in this version)",
+                    "a stage",
                 ));
             }
         };
+        let idle_close = self
+            .idle_close
+            .as_deref()
+            .map(|t| duration(&key("idle-close"), t))
+            .transpose()?;
+        if !matches!(shape, JoinShape::StreamStream { .. }) {
+            for (k, set) in [("window", self.window.is_some()), ("idle-close", idle_close.is_some())] {
+                if set {
+                    return Err(invalid(&key(k), "no such key but in a stream-stream join", "a value"));
+                }
+            }
+        }
+        if matches!(shape, JoinShape::StreamStream { .. }) {
+            if let Some((k, _)) = [
+                ("repartition", self.repartition.is_some()),
+                ("partitions", self.partitions.is_some()),
+            ]
+            .iter()
+            .find(|(_, set)| *set)
+            {
+                return Err(invalid(
+                    &key(k),
+                    "no such key in a stream-stream join of two topics",
+                    "a value",
+                ));
+            }
+            return Ok(Join {
+                kind,
+                shape,
+                repartition: false,
+                partitions: None,
+                idle_close,
+            });
+        }
         if let JoinShape::TableTable { .. } = shape {
             // Two tables of one task: nothing to repartition.
             if let Some((k, _)) = [
@@ -851,6 +925,7 @@ impl RawStage {
                 shape,
                 repartition: false,
                 partitions: None,
+                idle_close: None,
             });
         }
         if kind == JoinKind::Outer {
@@ -878,6 +953,7 @@ impl RawStage {
             shape,
             repartition,
             partitions: self.partitions,
+            idle_close: None,
         })
     }
 
@@ -953,6 +1029,19 @@ impl RawWindow {
             Some(_) => Err(invalid(&key(k), "no such key for this kind of window", "a value")),
             None => Ok(()),
         };
+        for (k, v) in [
+            ("before", &self.before),
+            ("after", &self.after),
+            ("within", &self.within),
+        ] {
+            if v.is_some() {
+                return Err(invalid(
+                    &key(k),
+                    "no such key in an aggregate's window (a join's window has it)",
+                    "a value",
+                ));
+            }
+        }
         let kind = match self.kind.as_deref() {
             Some("tumbling") => {
                 unused("advance", advance)?;
@@ -996,6 +1085,54 @@ impl RawWindow {
         };
         let grace = ms("grace", &self.grace)?.unwrap_or(0);
         Windowing::new(kind, grace).map_err(|e| invalid(&key("kind"), "a window that works", &e.to_string()))
+    }
+}
+
+impl RawWindow {
+    /// A stream-stream join's window: `before`/`after` (or `within` for
+    /// both) and `grace` (default 0).
+    fn join_window(&self, i: usize) -> Result<JoinWindow, ErrorKind> {
+        let key = |k: &str| format!("stage[{i}].window.{k}");
+        let ms = |k: &str, v: &Option<String>| -> Result<Option<i64>, ErrorKind> {
+            v.as_ref()
+                .map(|text| duration(&key(k), text).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+                .transpose()
+        };
+        for (k, set) in [
+            ("kind", self.kind.is_some()),
+            ("size", self.size.is_some()),
+            ("advance", self.advance.is_some()),
+            ("gap", self.gap.is_some()),
+        ] {
+            if set {
+                return Err(invalid(
+                    &key(k),
+                    "no such key in a join's window (it has before, after or within, and grace)",
+                    "a value",
+                ));
+            }
+        }
+        let within = ms("within", &self.within)?;
+        let (before, after) = match (within, ms("before", &self.before)?, ms("after", &self.after)?) {
+            (Some(w), None, None) => (w, w),
+            (None, Some(b), Some(a)) => (b, a),
+            (None, Some(b), None) => (b, 0),
+            (None, None, Some(a)) => (0, a),
+            (Some(_), _, _) => {
+                return Err(invalid(&key("within"), "either within, or before and after", "both"));
+            }
+            (None, None, None) => {
+                return Err(ErrorKind::Missing {
+                    key: key("within"),
+                    why: "a join's window says how far apart records may be (within, or before and after)",
+                });
+            }
+        };
+        Ok(JoinWindow {
+            before,
+            after,
+            grace: ms("grace", &self.grace)?.unwrap_or(0),
+        })
     }
 }
 
@@ -1169,6 +1306,7 @@ default = "out"
                 shape: JoinShape::StreamTable { table: 0 },
                 repartition: false,
                 partitions: None,
+                idle_close: None,
             })
         );
         // A stream side that is a stage may have been re-keyed: repartitioned.
@@ -1226,7 +1364,7 @@ default = "out"
             ),
             (
                 ENRICH.replace("[\"orders\", \"customer-table\"]", "[\"orders\", \"customers\"]"),
-                "stream-stream joins are not available",
+                "stage[1].window` is missing",
             ),
             (
                 ENRICH.replace("[\"orders\", \"customer-table\"]", "[\"orders\"]"),

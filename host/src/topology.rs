@@ -291,7 +291,7 @@ impl Topology {
         let node = self.stages.get(stage)?;
         let durability = match (&node.kind, node.inputs.as_slice()) {
             (StageKind::Aggregate(_), _) => Durability::Changelog(self.changelog_topic(stage)),
-            (StageKind::Join(j), _) if matches!(j.shape, JoinShape::TableTable { .. }) => {
+            (StageKind::Join(j), _) if !matches!(j.shape, JoinShape::StreamTable { .. }) => {
                 Durability::Changelog(self.changelog_topic(stage))
             }
             (StageKind::Table, [StageInput::Topic(t)]) => Durability::SourceTopic(t.clone()),
@@ -336,13 +336,18 @@ impl Topology {
                     ..
                 }) = self.store(i)
                 {
-                    let window = self.stages[i].aggregate.as_ref().and_then(|a| a.window);
+                    let window_retention = match &self.stages[i].kind {
+                        StageKind::Aggregate(a) => a.window.map(|w| w.retention()),
+                        StageKind::Join(j) => match j.shape {
+                            JoinShape::StreamStream { window } => Some(window.retention()),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
                     out.push(InternalTopic {
                         name,
                         partitions: sub.partitions,
-                        kind: InternalKind::Changelog {
-                            window_retention: window.map(|w| w.retention()),
-                        },
+                        kind: InternalKind::Changelog { window_retention },
                     });
                 }
             }
@@ -387,15 +392,20 @@ impl Topology {
                         s.name
                     );
                 }
-                if let StageKind::Join(j) = &s.kind
-                    && let JoinShape::TableTable { .. } = j.shape
-                {
-                    let _ = writeln!(
-                        out,
-                        "      store: {} (its result table: key-value store per task, changelog {})",
-                        s.name,
-                        self.changelog_topic(i)
-                    );
+                if let StageKind::Join(j) = &s.kind {
+                    let what = match j.shape {
+                        JoinShape::TableTable { .. } => Some("its result table: key-value store per task"),
+                        JoinShape::StreamStream { .. } => Some("both sides' records: window store per task"),
+                        JoinShape::StreamTable { .. } => None,
+                    };
+                    if let Some(what) = what {
+                        let _ = writeln!(
+                            out,
+                            "      store: {} ({what}, changelog {})",
+                            s.name,
+                            self.changelog_topic(i)
+                        );
+                    }
                 }
                 if let Some(a) = &s.aggregate {
                     let kind = match a.window.map(|w| w.kind) {
@@ -468,6 +478,10 @@ impl Topology {
                     JoinShape::TableTable { left, right } => format!(
                         "{} join, table-table of {} and {}, {}",
                         j.kind, self.stages[left].name, self.stages[right].name, s.module
+                    ),
+                    JoinShape::StreamStream { window } => format!(
+                        "{} join, stream-stream, {} ms before to {} ms after, grace {} ms, {}",
+                        j.kind, window.before, window.after, window.grace, s.module
                     ),
                 };
             }

@@ -354,18 +354,33 @@ impl Feeder {
     /// Starts feeding `records` into `topic`, `chunk` every `pause`, holding
     /// before each index in `holds`.
     pub fn paced(topic: &str, records: Vec<In>, chunk: usize, pause: Duration, holds: &[usize]) -> Feeder {
+        let records = records.into_iter().map(|r| (topic.to_owned(), r)).collect();
+        Feeder::paced_to(records, chunk, pause, holds)
+    }
+
+    /// [`Feeder::for_lives`] for records of several topics, each with its
+    /// topic, fed in the order given (so that, e.g., both sides of a join
+    /// flow together and pause together).
+    pub fn for_lives_to(records: Vec<(String, In)>, pause: Duration, lives: usize) -> Feeder {
+        let n = records.len();
+        let holds: Vec<usize> = (1..lives).map(|k| k * n / lives).collect();
+        Feeder::paced_to(records, 10, pause / 10, &holds)
+    }
+
+    /// [`Feeder::paced`] for records each with its topic.
+    pub fn paced_to(records: Vec<(String, In)>, chunk: usize, pause: Duration, holds: &[usize]) -> Feeder {
         let chunk = chunk.max(1);
         let gates: Vec<(usize, Arc<AtomicBool>)> = holds.iter().map(|at| (*at, Arc::default())).collect();
-        let (topic, mine) = (topic.to_owned(), gates.clone());
+        let mine = gates.clone();
         let handle = std::thread::spawn(move || {
             let p = producer();
-            for (i, r) in records.iter().enumerate() {
+            for (i, (topic, r)) in records.iter().enumerate() {
                 for (at, gate) in &mine {
                     while i == *at && !gate.load(Ordering::SeqCst) {
                         std::thread::sleep(Duration::from_millis(20));
                     }
                 }
-                send(&p, &topic, r);
+                send(&p, topic, r);
                 if i % chunk == chunk - 1 {
                     std::thread::sleep(pause);
                 }

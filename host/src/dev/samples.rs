@@ -15,6 +15,7 @@ pub const NAMES: &[&str] = &[
     "customers",
     "accounts",
     "limits",
+    "searches",
 ];
 
 /// One generated record.
@@ -45,6 +46,7 @@ enum Kind {
     Customers,
     Accounts,
     Limits,
+    Searches,
 }
 
 /// An unknown generator name.
@@ -67,6 +69,7 @@ impl Samples {
             "customers" => Kind::Customers,
             "accounts" => Kind::Accounts,
             "limits" => Kind::Limits,
+            "searches" => Kind::Searches,
             other => return Err(UnknownSample(other.to_owned())),
         };
         Ok(Samples {
@@ -103,6 +106,7 @@ const CUSTOMERS: u64 = 50;
 /// Account ids of the accounts and limits samples: `a0`…`a29`.
 const ACCOUNTS: u64 = 30;
 const TIERS: &[&str] = &["bronze", "silver", "gold"];
+const QUERIES: &[&str] = &["boots", "rain jacket", "tent", "stove", "headlamp"];
 const PAGES: &[&str] = &["/", "/search", "/product", "/cart", "/checkout", "/help"];
 const OPERATIONS: &[&str] = &["payment", "refund", "login", "logout", "audit"];
 const SENTENCES: &[&str] = &[
@@ -222,6 +226,15 @@ impl Iterator for Samples {
                     (r.below(20) != 0).then(|| format!(r#"{{"limit":{},"version":{n}}}"#, 1000 * (1 + r.below(50))));
                 Sample { key: Some(id), value }
             }
+            Kind::Searches => {
+                // The users of the clicks sample, searching.
+                let user = format!("user-{}", 1 + r.below(12));
+                let query = QUERIES[r.below(QUERIES.len() as u64) as usize];
+                Sample {
+                    value: Some(format!(r#"{{"user":"{user}","query":"{query}","search":{n}}}"#)),
+                    key: Some(user),
+                }
+            }
             Kind::Clicks => {
                 // A few users, each active in bursts: sessions form and end.
                 let user = format!("user-{}", 1 + r.below(12));
@@ -270,7 +283,7 @@ mod tests {
                 |s: &Sample| match serde_json::from_str::<serde_json::Value>(s.value.as_deref().unwrap_or("null")) {
                     Ok(v) => {
                         (*name != "trades" || v.get("isinStockCode").is_some())
-                            && (!["clicks", "orders"].contains(name) || s.key.is_some())
+                            && (!["clicks", "orders", "searches"].contains(name) || s.key.is_some())
                     }
                     Err(_) => false,
                 };

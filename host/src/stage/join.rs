@@ -41,7 +41,7 @@ use crate::stage::{Input, Stage, StageError};
 use crate::state::{Changelog, StateError, Store, keys};
 
 /// The guest side of a join: the joiner, and the pairs of one call.
-struct Joiner {
+pub(crate) struct Joiner {
     runtime: Runtime,
     config: BTreeMap<String, String>,
     op: Operator,
@@ -49,7 +49,7 @@ struct Joiner {
 }
 
 impl Joiner {
-    fn new(runtime: &Runtime, module: Arc<LoadedModule>, config: BTreeMap<String, String>) -> Joiner {
+    pub(crate) fn new(runtime: &Runtime, module: Arc<LoadedModule>, config: BTreeMap<String, String>) -> Joiner {
         Joiner {
             op: runtime.operator(module, config.clone()),
             runtime: runtime.clone(),
@@ -61,7 +61,10 @@ impl Joiner {
     /// The joiner's results for the pairs pushed since the last clear, and
     /// the traps of pairs that had to be isolated (their results are
     /// failures).
-    fn call(&mut self, out: &Collector<'_>) -> Result<(ResultBatch, BTreeMap<usize, GuestError>), StageError> {
+    pub(crate) fn call(
+        &mut self,
+        out: &Collector<'_>,
+    ) -> Result<(ResultBatch, BTreeMap<usize, GuestError>), StageError> {
         let err = match self.op.join(&self.pairs) {
             Ok(batch) => return Ok((batch, BTreeMap::new())),
             Err(e) => e,
@@ -90,13 +93,45 @@ impl Joiner {
         Ok((batch, traps))
     }
 
-    fn swap(&mut self, module: Arc<LoadedModule>) {
+    pub(crate) fn swap(&mut self, module: Arc<LoadedModule>) {
         self.op = super::swapped(&self.runtime, module, &self.config);
     }
 
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         self.op.module().info().version_label()
     }
+
+    pub(crate) fn warm_up(&mut self) -> Result<(), GuestError> {
+        self.op.warm_up()
+    }
+
+    /// The pairs of the next call.
+    pub(crate) fn pairs(&mut self) -> &mut PairEncoder {
+        &mut self.pairs
+    }
+}
+
+/// Stages a write of `store` and sends it to the store's changelog, with
+/// the task's input position (as the aggregate's writes).
+pub(crate) fn write_logged(
+    store: &mut Store,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+    out: &mut Collector<'_>,
+) -> Result<(), StageError> {
+    let position = out.context().position();
+    let changelog = store.changelog().clone();
+    out.sink().send(&OutRecord {
+        topic: &changelog.topic,
+        partition: Some(changelog.partition),
+        key: Some(&key),
+        value: value.as_deref(),
+        headers: &[(INPUT_NEXT, Some(position.as_bytes()))],
+        timestamp: now_ms(),
+        changelog: true,
+    })?;
+    store.stage(key, value);
+    Ok(())
 }
 
 /// A stream-table join in one task.
@@ -172,13 +207,17 @@ impl Stage for JoinStage {
     }
 
     fn warm_up(&mut self) -> Result<(), GuestError> {
-        self.joiner.op.warm_up()
+        self.joiner.warm_up()
     }
 }
 
 /// The contract: an output without a key gets the pair's key. Results are
 /// rebuilt only when some output lacks one.
-fn with_keys(results: ResultBatch, events: &[EventRef<'_>], out: &Collector<'_>) -> Result<ResultBatch, StageError> {
+pub(crate) fn with_keys(
+    results: ResultBatch,
+    events: &[EventRef<'_>],
+    out: &Collector<'_>,
+) -> Result<ResultBatch, StageError> {
     use crate::codec::ResultRef;
     let keyless = results
         .iter()
@@ -249,21 +288,8 @@ impl TableJoinStage {
 
     /// Writes a result row (or deletes it) to the store and the changelog.
     fn write(&mut self, key: &[u8], row: Option<(i64, &[u8])>, out: &mut Collector<'_>) -> Result<(), StageError> {
-        let k = keys::plain(Some(key));
         let stored = row.map(|(ts, v)| table::encode_value(ts, v));
-        let position = out.context().position();
-        let changelog = self.store.changelog().clone();
-        out.sink().send(&OutRecord {
-            topic: &changelog.topic,
-            partition: Some(changelog.partition),
-            key: Some(&k),
-            value: stored.as_deref(),
-            headers: &[(INPUT_NEXT, Some(position.as_bytes()))],
-            timestamp: now_ms(),
-            changelog: true,
-        })?;
-        self.store.stage(k, stored);
-        Ok(())
+        write_logged(&mut self.store, keys::plain(Some(key)), stored, out)
     }
 }
 
@@ -407,7 +433,7 @@ impl Stage for TableJoinStage {
     }
 
     fn warm_up(&mut self) -> Result<(), GuestError> {
-        self.joiner.op.warm_up()
+        self.joiner.warm_up()
     }
 
     fn store(&self) -> Option<&Store> {

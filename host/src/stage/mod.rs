@@ -13,13 +13,17 @@
 //!   `idle-close` a timer on the wall clock.
 //! - [`table::TableStage`]: the latest value per key of a topic, restored
 //!   from the topic itself; its outputs are its changes.
-//! - [`join::JoinStage`]: a stream-table join through a guest joiner.
+//! - [`join::JoinStage`], [`join::TableJoinStage`]: stream-table and
+//!   table-table joins through a guest joiner.
+//! - [`window_join::WindowJoinStage`]: the windowed stream-stream join;
+//!   unmatched records go out as stream time closes their windows.
 
 pub mod aggregate;
 pub mod join;
 pub mod process;
 pub mod table;
 pub mod window;
+pub mod window_join;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -7,6 +7,9 @@
 //! event     := 0x03 rkey ts offset             (an event kept for sliding windows)
 //! stamp     := 0x04 (plain | windowed)         (the largest event time folded
 //!                                               into that accumulator, i64 LE)
+//! joined    := 0x05 side rkey ts seq           (a record kept by a windowed
+//!                                               stream-stream join; side 0 is
+//!                                               the left input, 1 the right)
 //! rkey      := 0x00                            (no key)
 //!            | 0x01 u32be len, bytes           (a key)
 //! start/end/ts/offset := i64 big-endian with the sign bit flipped, so
@@ -33,6 +36,7 @@ const PLAIN: u8 = 1;
 const WINDOWED: u8 = 2;
 const EVENT: u8 = 3;
 const STAMP: u8 = 4;
+const JOINED: u8 = 5;
 
 /// What a store key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +52,9 @@ pub enum Entry {
     /// The timestamp of an accumulator (whose store key it holds): the
     /// largest event time folded into it, the timestamp of its results.
     Stamp(Vec<u8>),
+    /// A record a stream-stream join keeps: its side (0 left, 1 right),
+    /// key, time and sequence number.
+    Joined(u8, Option<Vec<u8>>, i64, i64),
 }
 
 /// The key of a meta entry.
@@ -94,6 +101,25 @@ pub fn event(key: Option<&[u8]>, ts: i64, offset: i64) -> Vec<u8> {
     k
 }
 
+/// The prefix of every record a stream-stream join keeps.
+pub const JOINED_PREFIX: [u8; 1] = [JOINED];
+
+/// The prefix of the records of `side` with `key` a stream-stream join keeps.
+pub fn joined_of(side: u8, key: Option<&[u8]>) -> Vec<u8> {
+    let mut k = vec![JOINED, side];
+    record_key(&mut k, key);
+    k
+}
+
+/// The key of a record a stream-stream join keeps, ordered by time, then
+/// sequence number.
+pub fn joined(side: u8, key: Option<&[u8]>, ts: i64, seq: i64) -> Vec<u8> {
+    let mut k = joined_of(side, key);
+    k.extend_from_slice(&ordered(ts));
+    k.extend_from_slice(&ordered(seq));
+    k
+}
+
 /// The key of the timestamp of the accumulator at `store_key` (a plain or
 /// windowed key).
 pub fn stamp(store_key: &[u8]) -> Vec<u8> {
@@ -124,6 +150,16 @@ pub fn decode(bytes: &[u8]) -> Option<Entry> {
             } else {
                 Entry::Event(key, a, b)
             })
+        }
+        JOINED => {
+            let (&side, rest) = rest.split_first()?;
+            let (key, rest) = read_record_key(rest)?;
+            if rest.len() != 16 || side > 1 {
+                return None;
+            }
+            let ts = from_ordered(rest[..8].try_into().ok()?);
+            let seq = from_ordered(rest[8..].try_into().ok()?);
+            Some(Entry::Joined(side, key, ts, seq))
         }
         STAMP => match decode(rest)? {
             Entry::Plain(_) | Entry::Windowed(..) => Some(Entry::Stamp(rest.to_vec())),
@@ -190,6 +226,10 @@ mod tests {
             decode(&stamp(&meta(STREAM_TIME))),
             None,
             "only accumulators have stamps"
+        );
+        assert_eq!(
+            decode(&joined(1, Some(b"k"), -3, 7)),
+            Some(Entry::Joined(1, Some(b"k".to_vec()), -3, 7))
         );
         assert_eq!(decode(&[9, 1]), None);
         assert_eq!(decode(&[PLAIN, 1, 0, 0, 0, 9]), None, "length past the end");

@@ -9,13 +9,14 @@ use super::Task;
 use crate::collector::Routing;
 use crate::contract::OperatorKind;
 use crate::metrics::Metrics;
-use crate::pipeline::{JoinShape, Pipeline, StageKind};
+use crate::pipeline::{JoinShape, Pipeline, StageInput, StageKind};
 use crate::runtime::{LoadError, LoadedModule, Runtime};
 use crate::stage::Stage;
 use crate::stage::aggregate::{AggregateStage, Aggregator};
 use crate::stage::join::{JoinStage, Side, TableJoinStage};
 use crate::stage::process::ProcessStage;
 use crate::stage::table::{TableStage, TableView};
+use crate::stage::window_join::WindowJoinStage;
 use crate::state::{Durability, Scope, StateError, Store, StoreSpec};
 use crate::topology::{InternalTopic, Topology};
 
@@ -33,6 +34,7 @@ struct ChainStage {
     module: Option<RwLock<Arc<LoadedModule>>>,
     config: BTreeMap<String, String>,
     kind: StageKind,
+    inputs: Vec<StageInput>,
 }
 
 /// A stage's module cannot be used.
@@ -139,6 +141,7 @@ impl Chain {
                 module,
                 config: s.config.clone(),
                 kind: s.kind.clone(),
+                inputs: s.inputs.clone(),
             });
         }
         Ok(Arc::new(Chain {
@@ -316,6 +319,27 @@ impl Chain {
                             table,
                             view(table)?,
                         )),
+                        (JoinShape::StreamStream { window }, Some(store)) => {
+                            let topics = match s.inputs.as_slice() {
+                                [StageInput::Topic(l), StageInput::Topic(r)] => [l.clone(), r.clone()],
+                                other => {
+                                    return Err(OpenError::Store {
+                                        stage: s.name.clone(),
+                                        detail: format!("a stream-stream join of {other:?}, not of two topics"),
+                                    });
+                                }
+                            };
+                            Box::new(WindowJoinStage::new(
+                                &self.runtime,
+                                module()?,
+                                s.config.clone(),
+                                j.kind,
+                                window,
+                                topics,
+                                j.idle_close,
+                                store,
+                            )?)
+                        }
                         (JoinShape::TableTable { left, right }, Some(store)) => {
                             let sides = (
                                 Side {

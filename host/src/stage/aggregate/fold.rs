@@ -917,7 +917,7 @@ fn split(k: &[u8]) -> Option<(Option<Vec<u8>>, Option<Window>)> {
     match keys::decode(k)? {
         Entry::Plain(key) => Some((key, None)),
         Entry::Windowed(key, w) => Some((key, Some(w))),
-        Entry::Meta(_) | Entry::Event(..) | Entry::Stamp(_) => None,
+        Entry::Meta(_) | Entry::Event(..) | Entry::Stamp(_) | Entry::Joined(..) => None,
     }
 }
 

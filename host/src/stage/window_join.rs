@@ -1,0 +1,409 @@
+//! The windowed stream-stream join, as Kafka Streams'
+//! `KStream#join/leftJoin/outerJoin(KStream, JoinWindows)`.
+//!
+//! - A left record at `t` joins every right record of its key at
+//!   `t - before ..= t + after` (both ends inclusive), whichever comes
+//!   first; each pair once, when its second record arrives. The result's
+//!   timestamp is the larger of the two.
+//! - Both sides' records are kept in the stage's store for
+//!   `before + after + grace` after their timestamp, then deleted.
+//! - A record whose own window has closed when it arrives — a left one at
+//!   `t` once stream time is past `t + after + grace`, a right one past
+//!   `t + before + grace` — is late: dropped (counted), or dead-lettered
+//!   under that policy, as a late record of a windowed aggregate.
+//! - `left` and `outer`: a left record (and for `outer` a right one) that
+//!   has found no partner is emitted with an absent other side once its
+//!   window has closed (stream time past the ends above), never before, and
+//!   never if a partner arrived in time. Its timestamp is its own.
+//!   `idle-close` also emits them after the task has been quiet that long
+//!   on the wall clock.
+//! - A record without a key or a value is dropped (counted).
+//!
+//! Stream time is the largest timestamp the stage has seen on either side.
+//! Records, their "found a partner" mark and stream time are in the store,
+//! changelogged like every store change, so emission is exactly-once across
+//! crashes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::codec::{BatchEncoder, EventRef};
+use crate::collector::Collector;
+use crate::event::Window;
+use crate::pipeline::{JoinKind, JoinWindow};
+use crate::runtime::{GuestError, LoadedModule, Runtime};
+use crate::stage::join::{Joiner, with_keys, write_logged};
+use crate::stage::{Input, Stage, StageError};
+use crate::state::keys::{self, Entry};
+use crate::state::{Changelog, StateError, Store};
+
+const LEFT: u8 = 0;
+const RIGHT: u8 = 1;
+/// Flag of a kept record: it has found a partner, or was emitted unmatched.
+const DONE: u8 = 1;
+
+/// A windowed stream-stream join in one task.
+pub struct WindowJoinStage {
+    joiner: Joiner,
+    kind: JoinKind,
+    window: JoinWindow,
+    /// The input topic of each side.
+    topics: [String; 2],
+    idle_close: Option<Duration>,
+    store: Store,
+    /// The largest timestamp seen (`i64::MIN`: none yet).
+    stream_time: i64,
+    /// Records of a side that emits unmatched ones and have no partner yet,
+    /// by when their window closes: (close, store key).
+    pending: BTreeSet<(i64, Vec<u8>)>,
+    /// Every kept record, by when it may be deleted: (expiry, store key).
+    expiry: BTreeSet<(i64, Vec<u8>)>,
+    /// The next record's sequence number (keeps equal keys and times apart).
+    seq: i64,
+    /// The wall clock of the last input (`idle-close`).
+    last_input: Option<Instant>,
+}
+
+/// A kept record as stored: its flags, then its value.
+fn encode(flags: u8, value: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + value.len());
+    v.push(flags);
+    v.extend_from_slice(value);
+    v
+}
+
+impl WindowJoinStage {
+    /// A `kind` join of the records of `topics` (left, right) within
+    /// `window`, combined by `module`, its records kept in `store`.
+    #[expect(clippy::too_many_arguments, reason = "the join's settings, each one")]
+    pub fn new(
+        runtime: &Runtime,
+        module: Arc<LoadedModule>,
+        config: BTreeMap<String, String>,
+        kind: JoinKind,
+        window: JoinWindow,
+        topics: [String; 2],
+        idle_close: Option<Duration>,
+        store: Store,
+    ) -> Result<WindowJoinStage, StateError> {
+        let mut stage = WindowJoinStage {
+            joiner: Joiner::new(runtime, module, config),
+            kind,
+            window,
+            topics,
+            idle_close,
+            store,
+            stream_time: i64::MIN,
+            pending: BTreeSet::new(),
+            expiry: BTreeSet::new(),
+            seq: 0,
+            last_input: None,
+        };
+        stage.reload()?;
+        Ok(stage)
+    }
+
+    /// Re-reads the committed store: stream time, the kept records and
+    /// which of them still wait for their window to close.
+    fn reload(&mut self) -> Result<(), StateError> {
+        self.store.discard();
+        self.stream_time = match self.store.get(&keys::meta(keys::STREAM_TIME))? {
+            Some(b) => i64::from_le_bytes(b.as_slice().try_into().map_err(|_| StateError::Corrupt {
+                key: keys::meta(keys::STREAM_TIME),
+                what: "a stream time that is not 8 bytes",
+            })?),
+            None => i64::MIN,
+        };
+        self.pending.clear();
+        self.expiry.clear();
+        self.seq = 0;
+        for (k, v) in self.store.scan(&keys::JOINED_PREFIX)? {
+            let Some(Entry::Joined(side, _, ts, seq)) = keys::decode(&k) else {
+                return Err(StateError::Corrupt {
+                    key: k,
+                    what: "a join record key that does not decode",
+                });
+            };
+            let done = v.first().ok_or_else(|| StateError::Corrupt {
+                key: k.clone(),
+                what: "a join record without its flags",
+            })? & DONE
+                != 0;
+            self.seq = self.seq.max(seq + 1);
+            self.expiry
+                .insert((ts.saturating_add(self.window.retention()), k.clone()));
+            if !done && self.emits(side) {
+                self.pending.insert((self.closes_at(side, ts), k));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether unmatched records of `side` are emitted.
+    fn emits(&self, side: u8) -> bool {
+        match self.kind {
+            JoinKind::Inner => false,
+            JoinKind::Left => side == LEFT,
+            JoinKind::Outer => true,
+        }
+    }
+
+    /// When the window of a record of `side` at `ts` closes.
+    fn closes_at(&self, side: u8, ts: i64) -> i64 {
+        let reach = if side == LEFT {
+            self.window.after
+        } else {
+            self.window.before
+        };
+        ts.saturating_add(reach).saturating_add(self.window.grace)
+    }
+
+    /// The times a record of `side` at `ts` joins records of the other side at.
+    fn partners(&self, side: u8, ts: i64) -> (i64, i64) {
+        let w = self.window;
+        if side == LEFT {
+            (ts.saturating_sub(w.before), ts.saturating_add(w.after))
+        } else {
+            (ts.saturating_sub(w.after), ts.saturating_add(w.before))
+        }
+    }
+
+    /// Marks the kept record `key` done (it found a partner, or went out
+    /// unmatched); it no longer waits for its window to close.
+    fn mark_done(&mut self, key: &[u8], value: &[u8], out: &mut Collector<'_>) -> Result<(), StageError> {
+        if let Some(Entry::Joined(side, _, ts, _)) = keys::decode(key) {
+            self.pending.remove(&(self.closes_at(side, ts), key.to_vec()));
+        }
+        write_logged(&mut self.store, key.to_vec(), Some(encode(DONE, value)), out)
+    }
+
+    /// Emits the unmatched records whose window closed before stream time
+    /// (all of them when `all`, on the wall clock), and deletes the records
+    /// kept past their retention.
+    fn fire(&mut self, all: bool, batch: &mut Pending, out: &mut Collector<'_>) -> Result<(), StageError> {
+        while let Some((close, key)) = self.pending.first().cloned() {
+            if !all && close >= self.stream_time {
+                break;
+            }
+            self.pending.pop_first();
+            let Some(stored) = self.store.get(&key)? else { continue };
+            let Some(Entry::Joined(side, rkey, ts, _)) = keys::decode(&key) else {
+                return Err(out.invariant("a pending join record's key does not decode", format!("{key:02x?}")));
+            };
+            let (flags, value) = stored
+                .split_first()
+                .ok_or_else(|| out.invariant("a join record without its flags", format!("{key:02x?}")))?;
+            if flags & DONE != 0 {
+                continue;
+            }
+            let (left, right) = if side == LEFT {
+                (Some(value), None)
+            } else {
+                (None, Some(value))
+            };
+            let topic = self.topics[usize::from(side)].clone();
+            batch.push(&mut self.joiner, ts, &topic, rkey.as_deref(), (left, right));
+            let value = value.to_vec();
+            self.mark_done(&key, &value, out)?;
+        }
+        while let Some((expiry, key)) = self.expiry.first().cloned() {
+            if expiry >= self.stream_time {
+                break;
+            }
+            self.expiry.pop_first();
+            write_logged(&mut self.store, key, None, out)?;
+        }
+        Ok(())
+    }
+
+    /// Calls the joiner on what `batch` holds and sends the results on.
+    fn flush(&mut self, batch: Pending, out: &mut Collector<'_>) -> Result<(), StageError> {
+        if batch.events.is_empty() {
+            return Ok(());
+        }
+        let (results, traps) = self.joiner.call(out)?;
+        let events = out.read_back(&batch.events)?;
+        let results = with_keys(results, &events, out)?;
+        out.results(&results, &traps, &events)
+    }
+}
+
+/// The pairs of one call, with an event per pair for routing and error
+/// policies (the record that completed the pair, or the unmatched record).
+struct Pending {
+    events: BatchEncoder,
+    partition: i32,
+    offset: i64,
+}
+
+impl Pending {
+    fn push(
+        &mut self,
+        joiner: &mut Joiner,
+        ts: i64,
+        topic: &str,
+        key: Option<&[u8]>,
+        (left, right): (Option<&[u8]>, Option<&[u8]>),
+    ) {
+        joiner.pairs().push(ts, key, left, right, std::iter::empty());
+        self.events.push(
+            ts,
+            topic,
+            self.partition,
+            self.offset,
+            key,
+            left.or(right),
+            std::iter::empty(),
+        );
+    }
+}
+
+impl Stage for WindowJoinStage {
+    fn process(&mut self, input: &Input<'_>, out: &mut Collector<'_>) -> Result<(), StageError> {
+        let Some(first) = input.events.first() else {
+            return Ok(());
+        };
+        let side = match (input.from, first.topic) {
+            (None, t) if t == self.topics[0] => LEFT,
+            (None, t) if t == self.topics[1] => RIGHT,
+            (from, topic) => {
+                return Err(out.invariant(
+                    "a stream-stream join got a batch of neither of its topics",
+                    format!("{topic} from {from:?}"),
+                ));
+            }
+        };
+        self.last_input = Some(out.context().now);
+        self.joiner.pairs().clear();
+        let (_, partition, offset) = out.context().source;
+        let mut batch = Pending {
+            events: BatchEncoder::new(),
+            partition,
+            offset,
+        };
+        let before = self.stream_time;
+        for ev in input.events {
+            self.record(side, ev, &mut batch, out)?;
+        }
+        if self.stream_time != before {
+            let st = self.stream_time.to_le_bytes().to_vec();
+            write_logged(&mut self.store, keys::meta(keys::STREAM_TIME), Some(st), out)?;
+        }
+        self.flush(batch, out)
+    }
+
+    fn wall_clock_due(&self, now: Instant) -> bool {
+        match (self.idle_close, self.last_input) {
+            (Some(idle), Some(last)) => !self.pending.is_empty() && now.saturating_duration_since(last) >= idle,
+            _ => false,
+        }
+    }
+
+    fn on_wall_clock(&mut self, _now: Instant, out: &mut Collector<'_>) -> Result<(), StageError> {
+        self.joiner.pairs().clear();
+        let (_, partition, offset) = out.context().source;
+        let mut batch = Pending {
+            events: BatchEncoder::new(),
+            partition,
+            offset,
+        };
+        self.fire(true, &mut batch, out)?;
+        self.flush(batch, out)
+    }
+
+    fn commit(&mut self, checkpoint: &dyn Fn(&Changelog) -> Option<i64>) -> Result<(), StateError> {
+        let c = checkpoint(self.store.changelog());
+        self.store.commit(c)
+    }
+
+    fn abort(&mut self) -> Result<(), StateError> {
+        self.reload()
+    }
+
+    fn swap(&mut self, module: Arc<LoadedModule>) {
+        self.joiner.swap(module);
+    }
+
+    fn module_label(&self) -> String {
+        self.joiner.label()
+    }
+
+    fn warm_up(&mut self) -> Result<(), GuestError> {
+        self.joiner.warm_up()
+    }
+
+    fn store(&self) -> Option<&Store> {
+        Some(&self.store)
+    }
+
+    fn stream_time(&self) -> Option<i64> {
+        (self.stream_time != i64::MIN).then_some(self.stream_time)
+    }
+
+    fn open_windows(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+impl WindowJoinStage {
+    /// One record of `side`: late, or joined with the other side's kept
+    /// records in its window, then kept; then windows that closed fire.
+    fn record(
+        &mut self,
+        side: u8,
+        ev: &EventRef<'_>,
+        batch: &mut Pending,
+        out: &mut Collector<'_>,
+    ) -> Result<(), StageError> {
+        let (Some(key), Some(value)) = (ev.key, ev.value) else {
+            out.dropped(ev, "a stream record without a key or value cannot join");
+            return Ok(());
+        };
+        self.stream_time = self.stream_time.max(ev.timestamp);
+        let (from, to) = self.partners(side, ev.timestamp);
+        if self.closes_at(side, ev.timestamp) < self.stream_time {
+            return out.late(ev, Window { start: from, end: to }, self.stream_time);
+        }
+        let other = 1 - side;
+        let mut found = false;
+        for (k, stored) in self.store.scan(&keys::joined_of(other, Some(key)))? {
+            let Some(Entry::Joined(_, _, ts, _)) = keys::decode(&k) else {
+                return Err(out.invariant("a join record key that does not decode", format!("{k:02x?}")));
+            };
+            if ts < from || ts > to {
+                continue;
+            }
+            let (flags, partner) = stored
+                .split_first()
+                .ok_or_else(|| out.invariant("a join record without its flags", format!("{k:02x?}")))?;
+            found = true;
+            let (left, right) = if side == LEFT {
+                (value, partner)
+            } else {
+                (partner, value)
+            };
+            batch.push(
+                &mut self.joiner,
+                ts.max(ev.timestamp),
+                ev.topic,
+                Some(key),
+                (Some(left), Some(right)),
+            );
+            if flags & DONE == 0 {
+                let partner = partner.to_vec();
+                self.mark_done(&k, &partner, out)?;
+            }
+        }
+        let k = keys::joined(side, Some(key), ev.timestamp, self.seq);
+        self.seq += 1;
+        let flags = if found { DONE } else { 0 };
+        write_logged(&mut self.store, k.clone(), Some(encode(flags, value)), out)?;
+        self.expiry
+            .insert((ev.timestamp.saturating_add(self.window.retention()), k.clone()));
+        if !found && self.emits(side) {
+            self.pending.insert((self.closes_at(side, ev.timestamp), k));
+        }
+        self.fire(false, batch, out)
+    }
+}
