@@ -493,15 +493,14 @@ fn weir_topology_describes_every_example_pipeline() {
         let run = run_weir([std::ffi::OsStr::new("topology"), path.as_os_str()]);
         assert!(run.ok, "{}: {}", path.display(), run.stderr);
         let pipeline = weir::pipeline::Pipeline::load(&path).expect("an example pipeline loads");
-        let stateful = pipeline
-            .stages
-            .iter()
-            .filter(|s| s.kind.is_table() || matches!(s.kind, weir::pipeline::StageKind::Aggregate(_)))
+        let topology = weir::topology::Topology::from_pipeline(&pipeline);
+        let stateful = (0..pipeline.stages.len())
+            .filter(|&i| topology.store(i).is_some())
             .count();
         assert_eq!(
             run.stdout.matches("      store: ").count(),
             stateful,
-            "{}: one store per aggregate, table and table-table join:\n{}",
+            "{}: one store per stage that keeps state:\n{}",
             path.display(),
             run.stdout
         );

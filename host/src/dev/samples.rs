@@ -232,7 +232,8 @@ impl Iterator for Samples {
                 let query = QUERIES[r.below(QUERIES.len() as u64) as usize];
                 Sample {
                     value: Some(format!(r#"{{"user":"{user}","query":"{query}","search":{n}}}"#)),
-                    key: Some(user),
+                    // A dirty search has lost its key: a join drops it.
+                    key: (!dirty).then_some(user),
                 }
             }
             Kind::Clicks => {
