@@ -25,20 +25,17 @@
 //! rate is a bare librdkafka consumer reading the same changelog in the same
 //! run.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::Producer as _;
-use support::kafka::{In, WeirProcess, broker, create_topic, producer, send, unique};
-use weir::kafka::{Instance, RunOptions};
-use weir::pipeline::Pipeline;
+use common::{bare_consume, consumed_all, load, ready, run_in_process};
+use support::kafka::{WeirProcess, broker, create_topic, unique};
 use weir::runtime::{Runtime, RuntimeConfig};
-use weir::task::Chain;
 
 const PARTITIONS: i32 = 4;
 
@@ -59,25 +56,6 @@ fn main() {
     }
 }
 
-fn load(topic: &str, n: usize, partitions: i32, key: impl Fn(usize) -> String) {
-    let p = producer();
-    for i in 0..n {
-        let value: String = (0..100).map(|j| (b'a' + ((i + j) % 26) as u8) as char).collect();
-        send(
-            &p,
-            topic,
-            &In {
-                key: Some(key(i).into_bytes()),
-                // 1 ms of event time per record: 10 s windows of 10 000 records.
-                timestamp: Some(1_767_571_200_000 + i as i64),
-                partition: Some((i % partitions as usize) as i32),
-                ..In::value(value)
-            },
-        );
-    }
-    p.flush(Duration::from_secs(120)).expect("flush input");
-}
-
 fn windowed_vs_stateless(n: usize, reps: usize) {
     let input = unique("bench-state-in");
     create_topic(&input, PARTITIONS);
@@ -94,13 +72,13 @@ fn windowed_vs_stateless(n: usize, reps: usize) {
     for _ in 0..reps {
         stateless.push(run_in_process(
             &runtime,
-            &input,
+            &[&input],
             n,
             &format!("[[stage]]\nmodule = \"{}\"\n", upper.display()),
         ));
         windowed.push(run_in_process(
             &runtime,
-            &input,
+            &[&input],
             n,
             &format!(
                 "[[stage]]\nname = \"count\"\nkind = \"aggregate\"\nmodule = \"{}\"\n\
@@ -115,135 +93,6 @@ fn windowed_vs_stateless(n: usize, reps: usize) {
     println!("| stateless (wasm uppercase) | {s:.0} |");
     println!("| windowed count (tumbling 10 s, final; RocksDB + changelog) | {w:.0} |");
     println!("| windowed ÷ stateless | {:.0}% |", 100.0 * w / s);
-}
-
-fn run_in_process(runtime: &Runtime, input: &str, n: usize, stage: &str) -> f64 {
-    let output = unique("bench-state-out");
-    create_topic(&output, PARTITIONS);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("bench.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "application-id = \"{}\"\ninputs = [\"{input}\"]\nstate-dir = \"{}\"\n{stage}\
-             [outputs]\ndefault = \"{output}\"\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n",
-            unique("bench-state"),
-            dir.path().join("state").display(),
-            broker().bootstrap
-        ),
-    )
-    .expect("write the pipeline");
-    let pipeline = Pipeline::load(&file).expect("pipeline");
-    let chain = Chain::load(&pipeline, runtime).expect("chain");
-    let stop = Arc::new(AtomicBool::new(false));
-    let options = RunOptions {
-        instance_id: unique("i"),
-        stop: stop.clone(),
-        ..RunOptions::default()
-    };
-    let instance = Instance::connect(&pipeline, chain, options).expect("connect");
-    let metrics = instance.metrics().clone();
-    let watch = std::thread::spawn(move || {
-        let mut start = None;
-        loop {
-            let consumed = metrics.consumed.load(Ordering::Relaxed) as usize;
-            if consumed > 0 {
-                start.get_or_insert_with(Instant::now);
-            }
-            if consumed >= n {
-                stop.store(true, Ordering::Relaxed);
-                return start;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    });
-    instance.run().expect("run");
-    let start = watch.join().expect("watcher");
-    n as f64 / start.map_or(f64::NAN, |s| s.elapsed().as_secs_f64())
-}
-
-/// Seconds of the log's clock from "partitions assigned" to the last store
-/// ready, and the records the restores applied.
-fn ready(w: &mut WeirProcess) -> (f64, u64) {
-    let deadline = Instant::now() + Duration::from_secs(900);
-    loop {
-        let log = w.log_text();
-        let done = log
-            .lines()
-            .rfind(|l| l.contains("restored state") || l.contains("state is up to date"));
-        let assigned = log.lines().find(|l| l.contains("partitions assigned"));
-        if let (Some(done), Some(assigned)) = (done, assigned) {
-            let applied: u64 = log
-                .lines()
-                .filter(|l| l.contains("restored state"))
-                .filter_map(|l| {
-                    l.split("applied=")
-                        .nth(1)?
-                        .split_whitespace()
-                        .next()?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .sum();
-            return (clock(done) - clock(assigned), applied);
-        }
-        assert!(
-            w.running() && Instant::now() < deadline,
-            "no store became ready:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Seconds since midnight of a log line's RFC 3339 timestamp (`…THH:MM:SS.ffffffZ`).
-fn clock(line: &str) -> f64 {
-    let t = line
-        .split('T')
-        .nth(1)
-        .unwrap_or("")
-        .trim_end_matches(|c: char| c != 'Z');
-    let t = t.split('Z').next().unwrap_or("");
-    let mut parts = t.split(':').map(|p| p.parse::<f64>().unwrap_or(0.0));
-    let (h, m, s) = (
-        parts.next().unwrap_or(0.0),
-        parts.next().unwrap_or(0.0),
-        parts.next().unwrap_or(0.0),
-    );
-    h * 3600.0 + m * 60.0 + s
-}
-
-/// Records/s of a bare consumer reading `topic`[0] from the start to its end.
-fn bare_consume(topic: &str) -> (u64, f64) {
-    use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &broker().bootstrap)
-        .set("group.id", unique("bench-bare"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "50")
-        .set("max.partition.fetch.bytes", "16777216")
-        .create()
-        .expect("bare consumer");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
-        .expect("offset");
-    consumer.assign(&tpl).expect("assign");
-    let (mut n, start) = (0u64, Instant::now());
-    loop {
-        match consumer.poll(Duration::from_secs(10)) {
-            Some(Ok(m)) => {
-                use rdkafka::message::{Headers as _, Message as _};
-                // The same per-record work a restore starts with: read the key,
-                // value and headers.
-                std::hint::black_box((m.key(), m.payload(), m.headers().map(|h| h.count())));
-                n += 1;
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => break,
-            Some(Err(e)) => panic!("bare consume: {e}"),
-        }
-    }
-    (n, n as f64 / start.elapsed().as_secs_f64())
 }
 
 fn restore_and_resume(keys: usize) {
@@ -308,38 +157,6 @@ fn restore_and_resume(keys: usize) {
         100.0 * resume / full,
         100.0 * (applied as f64 / full) / bare
     );
-}
-
-fn consumed_all(w: &WeirProcess, keys: usize) -> bool {
-    // The admin API's /metrics says how far the instance is.
-    let log = w.log_text();
-    let Some(addr) = log
-        .split("admin API at http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-    else {
-        return false;
-    };
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return false;
-    };
-    use std::io::{Read as _, Write as _};
-    let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    let consumed = body
-        .lines()
-        .find(|l| l.starts_with("weir_records_consumed_total"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let commits_after = body
-        .lines()
-        .find(|l| l.starts_with("weir_commits_total"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    consumed >= keys && commits_after > 0
 }
 
 fn remove(p: &Path) {

@@ -1,0 +1,214 @@
+//! What the broker benchmarks share: loading topics, running a pipeline in
+//! process until it has consumed its input, reading restore times from an
+//! instance's log, and a bare consumer as a baseline.
+
+#![allow(dead_code, reason = "each bench uses a different part")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::Producer as _;
+
+use crate::support::kafka::{In, WeirProcess, broker, create_topic, producer, send, unique};
+use weir::kafka::{Instance, RunOptions};
+use weir::pipeline::Pipeline;
+use weir::runtime::Runtime;
+use weir::task::Chain;
+
+/// Loads `n` records of 100 bytes into `topic`, record `i` keyed `key(i)`
+/// in partition `i % partitions`, 1 ms of event time apart (10 s windows
+/// of 10 000 records).
+pub fn load(topic: &str, n: usize, partitions: i32, key: impl Fn(usize) -> String) {
+    load_with(topic, n, |i| (key(i), (i % partitions as usize) as i32, value(i)));
+}
+
+/// A 100-byte value of lower-case letters.
+pub fn value(i: usize) -> String {
+    (0..100).map(|j| (b'a' + ((i + j) % 26) as u8) as char).collect()
+}
+
+/// Loads `n` records into `topic`: record `i` is `record(i)` = (key,
+/// partition, value), 1 ms of event time apart.
+pub fn load_with(topic: &str, n: usize, record: impl Fn(usize) -> (String, i32, String)) {
+    let p = producer();
+    for i in 0..n {
+        let (key, partition, value) = record(i);
+        send(
+            &p,
+            topic,
+            &In {
+                key: Some(key.into_bytes()),
+                timestamp: Some(1_767_571_200_000 + i as i64),
+                partition: Some(partition),
+                ..In::value(value)
+            },
+        );
+    }
+    p.flush(Duration::from_secs(120)).expect("flush input");
+}
+
+/// Runs the pipeline of `stages` over `inputs` in process, exactly-once,
+/// until it has consumed `n` records; records/s from the first consumed.
+pub fn run_in_process(runtime: &Runtime, inputs: &[&str], n: usize, stage: &str) -> f64 {
+    let output = unique("bench-state-out");
+    create_topic(&output, 4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bench.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "application-id = \"{}\"\ninputs = [{}]\nstate-dir = \"{}\"\n{stage}\
+             [outputs]\ndefault = \"{output}\"\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n",
+            unique("bench-state"),
+            inputs.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", "),
+            dir.path().join("state").display(),
+            broker().bootstrap
+        ),
+    )
+    .expect("write the pipeline");
+    let pipeline = Pipeline::load(&file).expect("pipeline");
+    let chain = Chain::load(&pipeline, runtime).expect("chain");
+    let stop = Arc::new(AtomicBool::new(false));
+    let options = RunOptions {
+        instance_id: unique("i"),
+        stop: stop.clone(),
+        ..RunOptions::default()
+    };
+    let instance = Instance::connect(&pipeline, chain, options).expect("connect");
+    let metrics = instance.metrics().clone();
+    let watch = std::thread::spawn(move || {
+        let mut start = None;
+        loop {
+            let consumed = metrics.consumed.load(Ordering::Relaxed) as usize;
+            if consumed > 0 {
+                start.get_or_insert_with(Instant::now);
+            }
+            if consumed >= n {
+                stop.store(true, Ordering::Relaxed);
+                return start;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    instance.run().expect("run");
+    let start = watch.join().expect("watcher");
+    n as f64 / start.map_or(f64::NAN, |s| s.elapsed().as_secs_f64())
+}
+
+/// Seconds of the log's clock from "partitions assigned" to the last store
+/// ready, and the records the restores applied.
+pub fn ready(w: &mut WeirProcess) -> (f64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let log = w.log_text();
+        let done = log
+            .lines()
+            .rfind(|l| l.contains("restored state") || l.contains("state is up to date"));
+        let assigned = log.lines().find(|l| l.contains("partitions assigned"));
+        if let (Some(done), Some(assigned)) = (done, assigned) {
+            let applied: u64 = log
+                .lines()
+                .filter(|l| l.contains("restored state"))
+                .filter_map(|l| {
+                    l.split("applied=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .sum();
+            return (clock(done) - clock(assigned), applied);
+        }
+        assert!(
+            w.running() && Instant::now() < deadline,
+            "no store became ready:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Seconds since midnight of a log line's RFC 3339 timestamp (`…THH:MM:SS.ffffffZ`).
+pub fn clock(line: &str) -> f64 {
+    let t = line
+        .split('T')
+        .nth(1)
+        .unwrap_or("")
+        .trim_end_matches(|c: char| c != 'Z');
+    let t = t.split('Z').next().unwrap_or("");
+    let mut parts = t.split(':').map(|p| p.parse::<f64>().unwrap_or(0.0));
+    let (h, m, s) = (
+        parts.next().unwrap_or(0.0),
+        parts.next().unwrap_or(0.0),
+        parts.next().unwrap_or(0.0),
+    );
+    h * 3600.0 + m * 60.0 + s
+}
+
+/// Records/s of a bare consumer reading `topic`[0] from the start to its end.
+pub fn bare_consume(topic: &str) -> (u64, f64) {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker().bootstrap)
+        .set("group.id", unique("bench-bare"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "50")
+        .set("max.partition.fetch.bytes", "16777216")
+        .create()
+        .expect("bare consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .expect("offset");
+    consumer.assign(&tpl).expect("assign");
+    let (mut n, start) = (0u64, Instant::now());
+    loop {
+        match consumer.poll(Duration::from_secs(10)) {
+            Some(Ok(m)) => {
+                use rdkafka::message::{Headers as _, Message as _};
+                // The same per-record work a restore starts with: read the key,
+                // value and headers.
+                std::hint::black_box((m.key(), m.payload(), m.headers().map(|h| h.count())));
+                n += 1;
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => break,
+            Some(Err(e)) => panic!("bare consume: {e}"),
+        }
+    }
+    (n, n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Whether the instance has consumed `keys` records and committed since.
+pub fn consumed_all(w: &WeirProcess, keys: usize) -> bool {
+    // The admin API's /metrics says how far the instance is.
+    let log = w.log_text();
+    let Some(addr) = log
+        .split("admin API at http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+    else {
+        return false;
+    };
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    use std::io::{Read as _, Write as _};
+    let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    let consumed = body
+        .lines()
+        .find(|l| l.starts_with("weir_records_consumed_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let commits_after = body
+        .lines()
+        .find(|l| l.starts_with("weir_commits_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    consumed >= keys && commits_after > 0
+}
