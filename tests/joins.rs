@@ -6,7 +6,9 @@
 //! - `accounts-limits`: a table-table join of two compacted topics (inner,
 //!   left and outer), its result a table of its own;
 //! - `searches-clicks`: a windowed stream-stream join (inner, left and
-//!   outer), unmatched searches coming out as their windows close.
+//!   outer), unmatched searches coming out as their windows close;
+//! - `trades-instruments`: trades joined with a global table of instruments
+//!   by a field of the trade.
 
 mod support;
 
@@ -1296,4 +1298,411 @@ fn searches_and_clicks_survive_sigkill_exactly() {
     crash::assert_kills_left_open_transactions(&evidence, &done);
     assert!(w.running(), "{}", w.log_text());
     assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
+// ---------------------------------------------------------------------------
+// Trades and instruments: a join with a global table, by a field of the trade.
+
+/// A trade: its symbol (the record key) and the ISIN it names (or none).
+#[derive(Debug, Clone)]
+struct Trade {
+    seq: usize,
+    symbol: String,
+    isin: Option<String>,
+    ts: i64,
+}
+
+impl Trade {
+    fn json(&self) -> String {
+        match &self.isin {
+            Some(isin) => format!(
+                r#"{{"isinStockCode":"{isin}","seq":{},"symbol":"{}"}}"#,
+                self.seq, self.symbol
+            ),
+            None => format!(r#"{{"seq":{},"symbol":"{}"}}"#, self.seq, self.symbol),
+        }
+    }
+
+    fn record(&self) -> In {
+        In {
+            key: Some(self.symbol.clone().into_bytes()),
+            value: Some(self.json().into_bytes()),
+            timestamp: Some(self.ts),
+            ..In::default()
+        }
+    }
+}
+
+/// The reference: a left join of the trade with its instrument's current
+/// value (`null` without an ISIN or an instrument).
+fn trade_enriched(t: &Trade, instruments: &BTreeMap<String, String>) -> String {
+    let right = t.isin.as_ref().and_then(|i| instruments.get(i));
+    format!(
+        r#"{{"left":{},"right":{}}}"#,
+        t.json(),
+        right.map_or("null", String::as_str)
+    )
+}
+
+fn instrument_change(isin: &str, value: Option<String>, ts: i64) -> Change {
+    Change {
+        customer: isin.to_owned(),
+        value,
+        ts,
+    }
+}
+
+struct TradeTopics {
+    trades: String,
+    instruments: String,
+    out: String,
+}
+
+fn trades_body(app: &str, t: &TradeTopics) -> String {
+    let _ = guests();
+    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines/trades-instruments.toml")).unwrap();
+    let body = text.split("\n[kafka]").next().unwrap();
+    body.replace(
+        "application-id = \"trades-instruments\"",
+        &format!("application-id = \"{app}\""),
+    )
+    .replace(
+        "module = \"../dist/",
+        &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
+    )
+    .replace("\"trades-enriched\"", &format!("\"{}\"", t.out))
+    .replace("\"trades\"", &format!("\"{}\"", t.trades))
+    .replace("\"instruments\"", &format!("\"{}\"", t.instruments))
+}
+
+/// Results by trade number: (key, value, timestamp).
+fn by_trade(records: &[CommittedRecord]) -> ByOrder {
+    let mut out: ByOrder = BTreeMap::new();
+    for r in records {
+        let value = String::from_utf8(r.value.clone().unwrap_or_default()).unwrap();
+        let v: Value = serde_json::from_str(&value).unwrap_or_else(|e| panic!("{e}: {value}"));
+        let seq = v["left"]["seq"].as_u64().expect("a trade number");
+        let key = String::from_utf8(r.key.clone().unwrap_or_default()).unwrap();
+        out.entry(seq).or_default().push((key, value, r.timestamp));
+    }
+    out
+}
+
+fn want_by_trade(want: &[(Trade, String)]) -> ByOrder {
+    want.iter()
+        .map(|(t, v)| (t.seq as u64, vec![(t.symbol.clone(), v.clone(), t.ts)]))
+        .collect()
+}
+
+fn isin(i: u64) -> String {
+    format!("XS{i:010}")
+}
+
+#[test]
+fn trades_and_instruments_through_the_driver() {
+    let t = TradeTopics {
+        trades: "trades".into(),
+        instruments: "instruments".into(),
+        out: "trades-enriched".into(),
+    };
+    let mut rng = Rng(13);
+    let mut instruments: BTreeMap<String, String> = BTreeMap::new();
+    let mut steps: Vec<(&str, In)> = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..800 {
+        let ts = 1_000 + i as i64;
+        match rng.below(10) {
+            0..=1 => {
+                let id = isin(rng.below(15));
+                let value = (rng.below(6) != 0).then(|| format!(r#"{{"isin":"{id}","lot":{i}}}"#));
+                match &value {
+                    Some(v) => instruments.insert(id.clone(), v.clone()),
+                    None => instruments.remove(&id),
+                };
+                steps.push(("instruments", change_record(&instrument_change(&id, value, ts))));
+            }
+            _ => {
+                let trade = Trade {
+                    seq: i,
+                    symbol: format!("S{}", rng.below(5)),
+                    isin: (rng.below(8) != 0).then(|| isin(rng.below(18))),
+                    ts,
+                };
+                want.push((trade.clone(), trade_enriched(&trade, &instruments)));
+                steps.push(("trades", trade.record()));
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n",
+            trades_body("drive-trades", &t)
+        ),
+    )
+    .unwrap();
+    let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
+    let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
+    let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+    for (topic, r) in &steps {
+        let event = weir::event::Event {
+            key: r.key.clone(),
+            value: r.value.clone(),
+            timestamp: r.timestamp.unwrap_or(0),
+            ..weir::event::Event::default()
+        };
+        driver.pipe(topic, vec![event]).unwrap();
+    }
+    let got: Vec<(String, String, i64)> = driver
+        .take_output("trades-enriched")
+        .into_iter()
+        .map(|r| {
+            (
+                String::from_utf8(r.key.unwrap()).unwrap(),
+                String::from_utf8(r.value.unwrap()).unwrap(),
+                r.timestamp,
+            )
+        })
+        .collect();
+    let want_list: Vec<(String, String, i64)> = want.iter().map(|(t, v)| (t.symbol.clone(), v.clone(), t.ts)).collect();
+    assert_eq!(
+        got, want_list,
+        "each trade with its instrument as it was then, keyed by the trade's symbol"
+    );
+    assert!(want.iter().any(|(_, v)| v.ends_with(r#""right":null}"#)));
+    let state: BTreeMap<String, String> = driver
+        .state()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["store"] == "instrument-table")
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap().to_owned(),
+                e["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(state, instruments, "the global table");
+}
+
+fn trade_topics(partitions: i32) -> TradeTopics {
+    let t = TradeTopics {
+        trades: unique("trades"),
+        instruments: unique("instruments"),
+        out: unique("trades-enriched"),
+    };
+    for topic in [&t.trades, &t.instruments, &t.out] {
+        create_topic(topic, partitions);
+    }
+    t
+}
+
+fn trades_pipeline(dir: &Path, app: &str, t: &TradeTopics, extra: &str) -> PathBuf {
+    let path = dir.join("trades-instruments.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{extra}\nstate-dir = \"{}\"\n{}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
+             \"session.timeout.ms\" = 6000\n",
+            dir.join("state").display(),
+            trades_body(app, t),
+            broker().bootstrap
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The global table's row of `isin` through `weir query`.
+fn instrument_row(addr: &str, isin: &str) -> Option<String> {
+    let out = weir()
+        .args(["query", "--admin", addr, "instrument-table", isin])
+        .output()
+        .expect("run weir query");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("weir query printed no JSON ({e}): {text}"));
+    v["value"]["value"].as_str().map(str::to_owned)
+}
+
+fn wait_instruments(addr: &str, ids: &[String], table: &BTreeMap<String, String>) {
+    let want: Vec<Option<String>> = ids.iter().map(|c| table.get(c).cloned()).collect();
+    let got = until(&want, Duration::from_secs(60), || {
+        ids.iter().map(|c| instrument_row(addr, c)).collect::<Vec<_>>()
+    });
+    assert_eq!(got, want, "the global table shows the changes");
+}
+
+/// Two instances, each holding the whole global table (no co-partitioning:
+/// trades are keyed by symbol, instruments by ISIN, in topics of different
+/// partition counts); instruments change while trades flow.
+#[test]
+fn trades_and_instruments_on_the_broker() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TradeTopics {
+        trades: unique("trades"),
+        instruments: unique("instruments"),
+        out: unique("trades-enriched"),
+    };
+    create_topic(&t.trades, 2);
+    create_topic(&t.instruments, 3);
+    create_topic(&t.out, 2);
+    let file = trades_pipeline(dir.path(), &unique("trades"), &t, "");
+    let mut table: BTreeMap<String, String> = BTreeMap::new();
+    let first: Vec<Change> = (0..20)
+        .map(|i| {
+            let v = format!(r#"{{"isin":"{}","round":0}}"#, isin(i));
+            table.insert(isin(i), v.clone());
+            instrument_change(&isin(i), Some(v), 100 + i as i64)
+        })
+        .collect();
+    produce(&t.instruments, &first.iter().map(change_record).collect::<Vec<_>>());
+    let mut ws: Vec<WeirProcess> = (0..2).map(|i| WeirProcess::start(&file, &i.to_string(), &[])).collect();
+    let addrs: Vec<String> = ws.iter_mut().map(admin_addr).collect();
+    let mut rng = Rng(19);
+    let mut want: Vec<(Trade, String)> = Vec::new();
+    let mut seq = 0;
+    for round in 1..5 {
+        let mut changes = Vec::new();
+        for _ in 0..8 {
+            let id = isin(rng.below(24));
+            let value = (rng.below(4) != 0).then(|| format!(r#"{{"isin":"{id}","round":{round}}}"#));
+            match &value {
+                Some(v) => table.insert(id.clone(), v.clone()),
+                None => table.remove(&id),
+            };
+            changes.push(instrument_change(&id, value, 1_000 * round));
+        }
+        produce(&t.instruments, &changes.iter().map(change_record).collect::<Vec<_>>());
+        let ids: Vec<String> = (0..24).map(isin).collect();
+        // Every instance holds the whole table.
+        for addr in &addrs {
+            wait_instruments(addr, &ids, &table);
+        }
+        let trades: Vec<Trade> = (0..100)
+            .map(|_| {
+                seq += 1;
+                Trade {
+                    seq,
+                    symbol: format!("S{}", rng.below(7)),
+                    isin: (rng.below(10) != 0).then(|| isin(rng.below(26))),
+                    ts: 1_000 * round + 500,
+                }
+            })
+            .collect();
+        for tr in &trades {
+            want.push((tr.clone(), trade_enriched(tr, &table)));
+        }
+        produce(&t.trades, &trades.iter().map(Trade::record).collect::<Vec<_>>());
+        let n = want.len();
+        until(&n, Duration::from_secs(60), || committed(&t.out).len());
+    }
+    assert_same(
+        &by_trade(&committed(&t.out)),
+        &want_by_trade(&want),
+        "each trade once, with its instrument",
+    );
+    for w in &mut ws {
+        assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+    }
+}
+
+/// Trades and instruments flow while `weir run` is killed five times:
+/// trades of instruments loaded before the start, and new instruments. Each
+/// trade comes out exactly once with its instrument; after the kills the
+/// global table (read on from where each life left it) holds every
+/// instrument, and trades of the new ones find them.
+#[test]
+fn trades_and_instruments_survive_sigkill_exactly() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let t = trade_topics(2);
+    let app = unique("trades-crash");
+    let file = trades_pipeline(dir.path(), &app, &t, "commit-interval = \"1s\"");
+    let mut table: BTreeMap<String, String> = BTreeMap::new();
+    let loaded: Vec<Change> = (0..30)
+        .map(|i| {
+            let v = format!(r#"{{"isin":"{}","loaded":true}}"#, isin(i));
+            table.insert(isin(i), v.clone());
+            instrument_change(&isin(i), Some(v), 100)
+        })
+        .collect();
+    produce(&t.instruments, &loaded.iter().map(change_record).collect::<Vec<_>>());
+    let mut rng = Rng(23);
+    let trades: Vec<Trade> = (0..2_000)
+        .map(|seq| Trade {
+            seq,
+            symbol: format!("S{}", rng.below(9)),
+            isin: (rng.below(10) != 0).then(|| isin(rng.below(33))),
+            ts: 10_000 + seq as i64,
+        })
+        .collect();
+    let mut want: Vec<(Trade, String)> = trades
+        .iter()
+        .map(|tr| (tr.clone(), trade_enriched(tr, &table)))
+        .collect();
+    let fresh: Vec<Change> = (100..400)
+        .map(|i| instrument_change(&isin(i), Some(format!(r#"{{"isin":"{}","new":true}}"#, isin(i))), 200))
+        .collect();
+    let kills = 5;
+    let fresh_feed = Feeder::paced(
+        &t.instruments,
+        fresh.iter().map(change_record).collect(),
+        5,
+        Duration::from_millis(40),
+        &[],
+    );
+    let feeder = Feeder::for_lives(
+        &t.trades,
+        trades.iter().map(Trade::record).collect(),
+        Duration::from_secs(1),
+        kills + 1,
+    );
+    let (mut w, done) = crash::run_with_kills(&file, crash::DENSE_FETCH, kills, &feeder, (300, 1800), &[&t.out]);
+    feeder.finish();
+    fresh_feed.finish();
+    for c in &fresh {
+        table.insert(c.customer.clone(), c.value.clone().unwrap());
+    }
+    let n = want.len();
+    until(&n, Duration::from_secs(120), || committed(&t.out).len());
+    let addr = admin_addr(&mut w);
+    let last: Vec<String> = (390..400).map(isin).collect();
+    wait_instruments(&addr, &last, &table);
+    let late: Vec<Trade> = (0..100)
+        .map(|i| Trade {
+            seq: 2_000 + i,
+            symbol: "NEW".into(),
+            isin: Some(isin(100 + 3 * i as u64)),
+            ts: 20_000 + i as i64,
+        })
+        .collect();
+    for tr in &late {
+        want.push((tr.clone(), trade_enriched(tr, &table)));
+    }
+    produce(&t.trades, &late.iter().map(Trade::record).collect::<Vec<_>>());
+    let n = want.len();
+    until(&n, Duration::from_secs(120), || committed(&t.out).len());
+    assert_same(
+        &by_trade(&committed(&t.out)),
+        &want_by_trade(&want),
+        "each trade exactly once, with its instrument",
+    );
+    let ids: Vec<String> = (0..33).map(isin).chain((100..400).step_by(29).map(isin)).collect();
+    wait_instruments(&addr, &ids, &table);
+    crash::assert_kills_left_open_transactions(std::slice::from_ref(&t.out), &done);
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
+/// `weir dev` runs the trades-instruments example, feeding the global
+/// table's topic too: trades come out joined (the lines it shows are cut
+/// before the instrument).
+#[test]
+fn weir_dev_runs_trades_instruments() {
+    let stdout = weir_dev("trades-instruments.toml");
+    assert!(stdout.contains("instruments ← sample \"instruments\""), "{stdout}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(stage_count(summary, "enrich", "out") > 1000, "{summary}");
 }

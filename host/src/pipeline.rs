@@ -118,6 +118,11 @@ pub enum StageKind {
     Table,
     /// A join of its two inputs (left, right), combined by a joiner module.
     Join(Join),
+    /// A global table: every partition of one topic of `globals`, held
+    /// whole by every instance, restored at start and kept current while
+    /// the pipeline runs. Runs no module; a stream joins it by a key it
+    /// chooses per record.
+    GlobalTable,
 }
 
 /// How a `join` stage joins.
@@ -160,7 +165,7 @@ impl std::fmt::Display for JoinKind {
 }
 
 /// The two sides of a join.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinShape {
     /// A stream (left) looks up a table (right, a `table` stage) by key.
     StreamTable {
@@ -171,6 +176,15 @@ pub enum JoinShape {
     StreamStream {
         /// How close.
         window: JoinWindow,
+    },
+    /// A stream (left) looks up a global table (right) by a key chosen per
+    /// record.
+    StreamGlobal {
+        /// The global-table stage.
+        table: usize,
+        /// The JSON field of the stream record's value that holds the
+        /// lookup key (`None`: the record's key).
+        key_field: Option<String>,
     },
     /// Two tables: an update on either side joins it with the other side's
     /// current row; the result is a table of its own.
@@ -208,6 +222,7 @@ impl StageKind {
         matches!(
             self,
             StageKind::Table
+                | StageKind::GlobalTable
                 | StageKind::Join(Join {
                     shape: JoinShape::TableTable { .. },
                     ..
@@ -292,6 +307,8 @@ pub struct Pipeline {
     pub application_id: String,
     /// Topics to consume.
     pub inputs: Vec<String>,
+    /// Topics every instance reads whole into a global table.
+    pub globals: Vec<String>,
     /// Stages, in order.
     pub stages: Vec<Stage>,
     /// Output topics.
@@ -415,6 +432,7 @@ pub enum ErrorKind {
 struct RawPipeline {
     application_id: Option<String>,
     inputs: Option<Vec<String>>,
+    globals: Option<Vec<String>>,
     guarantee: Option<Guarantee>,
     commit_interval: Option<String>,
     batch_size: Option<usize>,
@@ -449,6 +467,7 @@ struct RawStage {
     repartition: Option<bool>,
     partitions: Option<i32>,
     join: Option<String>,
+    key_field: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -518,6 +537,17 @@ impl RawPipeline {
         for (i, t) in inputs.iter().enumerate() {
             check_topic(&format!("inputs[{i}]"), t)?;
         }
+        let globals = self.globals.unwrap_or_default();
+        for (i, t) in globals.iter().enumerate() {
+            check_topic(&format!("globals[{i}]"), t)?;
+            if inputs.contains(t) {
+                return Err(invalid(
+                    &format!("globals[{i}]"),
+                    "topics that are not also `inputs` (a global table's topic is read whole by every instance)",
+                    &format!("{t:?}"),
+                ));
+            }
+        }
         let guarantee = self.guarantee.unwrap_or(Guarantee::ExactlyOnce);
         let commit_interval = match self.commit_interval {
             Some(text) => units::parse_duration(&text)
@@ -540,7 +570,7 @@ impl RawPipeline {
         let base = path.parent().unwrap_or(Path::new("."));
         let mut stages: Vec<Stage> = Vec::with_capacity(self.stage.len());
         for (i, s) in self.stage.into_iter().enumerate() {
-            let stage = s.check(i, base, &inputs, &stages)?;
+            let stage = s.check(i, base, (&inputs, &globals), &stages)?;
             stages.push(stage);
         }
         let mut names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
@@ -550,6 +580,17 @@ impl RawPipeline {
                 "stage[].name",
                 "a different name for each stage",
                 &format!("{:?} twice", w[0]),
+            ));
+        }
+        if let Some(t) = globals.iter().find(|t| {
+            !stages
+                .iter()
+                .any(|s| s.kind == StageKind::GlobalTable && s.inputs.contains(&StageInput::Topic((*t).clone())))
+        }) {
+            return Err(invalid(
+                "globals",
+                "topics that a `global-table` stage reads",
+                &format!("{t:?}, which no global-table stage reads"),
             ));
         }
         // An input nobody reads would be consumed and thrown away.
@@ -600,7 +641,12 @@ impl RawPipeline {
         {
             return Err(invalid("dev.partitions", "at least 1", &p.to_string()));
         }
-        if let Some(t) = self.dev.samples.keys().find(|t| !inputs.contains(t)) {
+        if let Some(t) = self
+            .dev
+            .samples
+            .keys()
+            .find(|t| !inputs.contains(t) && !globals.contains(t))
+        {
             return Err(invalid(
                 "dev.samples",
                 "input topics of the pipeline, each with a sample generator",
@@ -611,6 +657,7 @@ impl RawPipeline {
             file: path.to_owned(),
             application_id,
             inputs,
+            globals,
             stages,
             outputs: Outputs {
                 default: self.outputs.default,
@@ -638,8 +685,15 @@ impl RawPipeline {
 impl RawStage {
     /// Checks stage `i`, given the pipeline's input topics and the stages
     /// before it (which alone it may read, so the graph has no cycles).
-    fn check(self, i: usize, base: &Path, topics: &[String], earlier: &[Stage]) -> Result<Stage, ErrorKind> {
+    fn check(
+        self,
+        i: usize,
+        base: &Path,
+        (topics, globals): (&[String], &[String]),
+        earlier: &[Stage],
+    ) -> Result<Stage, ErrorKind> {
         let key = |k: &str| format!("stage[{i}].{k}");
+        let global_kind = self.kind.as_deref() == Some("global-table");
         let inputs = match &self.inputs {
             None if i == 0 => topics.iter().cloned().map(StageInput::Topic).collect(),
             None => vec![StageInput::Stage(i - 1)],
@@ -650,7 +704,14 @@ impl RawStage {
                 let mut resolved = Vec::with_capacity(names.len());
                 for n in names {
                     let stage = earlier.iter().position(|s| s.name == *n);
-                    let topic = topics.contains(n);
+                    if globals.contains(n) && !global_kind {
+                        return Err(invalid(
+                            &key("inputs"),
+                            "topics of `inputs` or earlier stages (a global topic is read by a global-table stage)",
+                            &format!("{n:?}, a global topic"),
+                        ));
+                    }
+                    let topic = topics.contains(n) || globals.contains(n);
                     let input = match (stage, topic) {
                         (Some(_), true) => {
                             return Err(invalid(
@@ -680,7 +741,7 @@ impl RawStage {
         if let Some(t) = &self.to {
             check_topic(&key("to"), t)?;
         }
-        let is_table = self.kind.as_deref() == Some("table");
+        let is_table = matches!(self.kind.as_deref(), Some("table" | "global-table"));
         let module = match (self.module.clone(), is_table) {
             (Some(_), true) => {
                 return Err(invalid(
@@ -706,6 +767,7 @@ impl RawStage {
             ("repartition", self.repartition.is_some()),
             ("partitions", self.partitions.is_some()),
             ("join", self.join.is_some()),
+            ("key-field", self.key_field.is_some()),
         ];
         let refuse_keys =
             |kind: &str, allowed: &[&str]| match set_keys.iter().find(|(k, set)| *set && !allowed.contains(k)) {
@@ -747,14 +809,31 @@ impl RawStage {
                 }
                 StageKind::Table
             }
+            Some("global-table") => {
+                refuse_keys("global-table", &[])?;
+                match inputs.as_slice() {
+                    [StageInput::Topic(t)] if globals.contains(t) => {}
+                    _ => {
+                        return Err(invalid(
+                            &key("inputs"),
+                            "one topic of `globals`: a global table is every partition of one topic",
+                            &format!("{:?}", self.inputs.clone().unwrap_or_default()),
+                        ));
+                    }
+                }
+                StageKind::GlobalTable
+            }
             Some("join") => {
-                refuse_keys("join", &["join", "repartition", "partitions", "window", "idle-close"])?;
+                refuse_keys(
+                    "join",
+                    &["join", "repartition", "partitions", "window", "idle-close", "key-field"],
+                )?;
                 StageKind::Join(self.join_spec(i, &inputs, earlier)?)
             }
             Some(other) => {
                 return Err(invalid(
                     &key("kind"),
-                    "one of \"process\", \"aggregate\", \"join\", \"table\"",
+                    "one of \"process\", \"aggregate\", \"join\", \"table\", \"global-table\"",
                     &format!("{other:?}"),
                 ));
             }
@@ -845,6 +924,62 @@ impl RawStage {
                 ));
             }
         };
+        let is_global = |input: &StageInput| match input {
+            StageInput::Stage(s) => earlier.get(*s).is_some_and(|s| s.kind == StageKind::GlobalTable),
+            StageInput::Topic(_) => false,
+        };
+        if is_global(left) {
+            return Err(invalid(
+                &key("inputs"),
+                "a stream on the left of a join with a global table",
+                "a global table on the left",
+            ));
+        }
+        if let StageInput::Stage(table) = right
+            && is_global(right)
+        {
+            if is_table(left) {
+                return Err(invalid(
+                    &key("inputs"),
+                    "a stream on the left of a join with a global table",
+                    "a table",
+                ));
+            }
+            if kind == JoinKind::Outer {
+                return Err(invalid(
+                    &key("join"),
+                    "\"inner\" or \"left\" for a join with a global table",
+                    "\"outer\"",
+                ));
+            }
+            for (k, set) in [
+                ("window", self.window.is_some()),
+                ("idle-close", self.idle_close.is_some()),
+                ("repartition", self.repartition.is_some()),
+                ("partitions", self.partitions.is_some()),
+            ] {
+                if set {
+                    return Err(invalid(&key(k), "no such key in a join with a global table", "a value"));
+                }
+            }
+            return Ok(Join {
+                kind,
+                shape: JoinShape::StreamGlobal {
+                    table: *table,
+                    key_field: self.key_field.clone(),
+                },
+                repartition: false,
+                partitions: None,
+                idle_close: None,
+            });
+        }
+        if self.key_field.is_some() {
+            return Err(invalid(
+                &key("key-field"),
+                "key-field only in a join with a global table",
+                "a value",
+            ));
+        }
         let shape = match (left, right) {
             (StageInput::Stage(l), StageInput::Stage(r)) if is_table(left) && is_table(right) => {
                 JoinShape::TableTable { left: *l, right: *r }
@@ -1351,6 +1486,64 @@ default = "out"
         assert!(p.stages[2].kind.is_table(), "its result is a table");
         let e = error(&two.replace("join = \"outer\"", "join = \"outer\"\nrepartition = true"));
         assert!(e.contains("stage[2].repartition"), "{e}");
+    }
+
+    const GLOBAL: &str = r#"
+application-id = "desk"
+inputs = ["trades"]
+globals = ["instruments"]
+[[stage]]
+name = "instrument-table"
+kind = "global-table"
+inputs = ["instruments"]
+[[stage]]
+name = "enrich"
+kind = "join"
+join = "left"
+inputs = ["trades", "instrument-table"]
+key-field = "isin"
+module = "pair.wasm"
+[outputs]
+default = "out"
+"#;
+
+    #[test]
+    fn a_global_table_join_parses_and_refuses_what_it_cannot_do() {
+        let p = Pipeline::parse(Path::new("/p/pipe.toml"), GLOBAL).unwrap();
+        assert_eq!(p.globals, vec!["instruments".to_owned()]);
+        assert_eq!(p.stages[0].kind, StageKind::GlobalTable);
+        let StageKind::Join(j) = &p.stages[1].kind else {
+            panic!("a join")
+        };
+        assert_eq!(
+            j.shape,
+            JoinShape::StreamGlobal {
+                table: 0,
+                key_field: Some("isin".into())
+            }
+        );
+        let cases = [
+            (GLOBAL.replace("globals = [\"instruments\"]", "globals = [\"trades\"]"), "globals[0]"),
+            (GLOBAL.replace("kind = \"global-table\"", "kind = \"table\""), "stage[0].inputs"),
+            (GLOBAL.replace("join = \"left\"", "join = \"outer\""), "stage[1].join"),
+            (
+                GLOBAL.replace("[\"trades\", \"instrument-table\"]", "[\"instrument-table\", \"trades\"]"),
+                "a global table on the left",
+            ),
+            (GLOBAL.replace("key-field = \"isin\"", "key-field = \"isin\"\nwindow = { within = \"1s\" }"), "stage[1].window"),
+            (
+                GLOBAL.replace("[[stage]]\nname = \"enrich\"", "[[stage]]\nname = \"x\"\ninputs = [\"instruments\"]\nmodule = \"m.wasm\"\n[[stage]]\nname = \"enrich\""),
+                "a global topic",
+            ),
+        ];
+        for (text, expected) in &cases {
+            let e = error(text);
+            assert!(e.contains(expected), "expected {expected:?} in: {e}");
+        }
+        let unread = "application-id = \"a\"\ninputs = [\"t\"]\nglobals = [\"g\"]\n\
+                      [[stage]]\nmodule = \"m.wasm\"\n[outputs]\ndefault = \"o\"\n";
+        let e = error(unread);
+        assert!(e.contains("globals") && e.contains("no global-table stage reads"), "{e}");
     }
 
     #[test]

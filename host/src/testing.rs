@@ -22,9 +22,11 @@ use crate::event::{Event, Header, Window};
 use crate::jsonl::bytes_json;
 use crate::pipeline::Pipeline;
 use crate::runtime::{EmitRequest, Runtime};
-use crate::stage::table;
+use crate::stage::table::{self, TableView};
 use crate::state::StateError;
+use crate::state::global::{GlobalStore, Record};
 use crate::state::keys::{self, Entry};
+use crate::state::{Changelog, Store};
 use crate::task::{Chain, ChainError, MemorySink, OpenError, SentRecord, Task, TaskError};
 
 /// The driver could not run the pipeline.
@@ -77,6 +79,9 @@ pub struct Driver {
     /// One task per sub-topology (index = sub-topology), reading partition 0.
     tasks: Vec<Task>,
     inputs: BTreeSet<String>,
+    /// Global tables by topic, in memory: piping into their topic updates
+    /// them at once.
+    globals: BTreeMap<String, (String, GlobalStore)>,
     repartition: BTreeSet<String>,
     changelogs: BTreeSet<String>,
     /// The next offset of each topic piped into (inputs, repartition topics).
@@ -95,6 +100,15 @@ impl Driver {
     /// Kafka Streams' driver, record by record).
     pub fn new(pipeline: &Pipeline, runtime: &Runtime, batch_size: usize) -> Result<Driver, DriverError> {
         let chain = Chain::load(pipeline, runtime)?;
+        let mut globals = BTreeMap::new();
+        for (stage, name, topic) in chain.global_tables() {
+            let table = GlobalStore::new(Store::in_memory(Changelog {
+                topic: topic.clone(),
+                partition: -1,
+            }));
+            chain.set_global(stage, TableView::from_view(table.view()));
+            globals.insert(topic, (name, table));
+        }
         let tasks = chain
             .topology()
             .sub_topologies()
@@ -109,6 +123,7 @@ impl Driver {
         Ok(Driver {
             tasks,
             inputs: pipeline.inputs.iter().cloned().collect(),
+            globals,
             repartition,
             changelogs,
             offsets: HashMap::new(),
@@ -124,16 +139,45 @@ impl Driver {
     /// set here), processes them — and everything they send through
     /// repartition topics — and commits.
     pub fn pipe(&mut self, topic: &str, events: Vec<Event>) -> Result<(), DriverError> {
+        if self.globals.contains_key(topic) {
+            return self.pipe_global(topic, &events);
+        }
         if !self.inputs.contains(topic) {
             return Err(DriverError::NotAnInput {
                 topic: topic.to_owned(),
-                inputs: self.inputs.iter().cloned().collect::<Vec<_>>().join(", "),
+                inputs: self
+                    .inputs
+                    .iter()
+                    .chain(self.globals.keys())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
         let now = self.now();
         let sub = self.sub_of(topic)?;
         self.run(VecDeque::from([(sub, topic.to_owned(), events)]), now)?;
         self.commit()
+    }
+
+    /// Applies records of a global table's topic to the table at once (as
+    /// an instance's global thread would, outside any transaction).
+    fn pipe_global(&mut self, topic: &str, events: &[Event]) -> Result<(), DriverError> {
+        let mut records = Vec::with_capacity(events.len());
+        for e in events {
+            let offset = self.next_offset(topic);
+            records.push(Record {
+                partition: 0,
+                offset,
+                key: e.key.as_deref(),
+                value: e.value.as_deref(),
+                timestamp: e.timestamp,
+            });
+        }
+        if let Some((_, table)) = self.globals.get(topic) {
+            table.apply(&records)?;
+        }
+        Ok(())
     }
 
     /// Moves the wall clock on by `by` and lets `idle-close` stages close
@@ -199,6 +243,16 @@ impl Driver {
     /// accumulator's timestamp; for a table, the row's value and timestamp.
     pub fn state(&self) -> Result<Vec<Value>, DriverError> {
         let mut out = Vec::new();
+        for (name, table) in self.globals.values() {
+            for (k, stored) in table.store().scan(&[1u8])? {
+                let (Some(Entry::Plain(key)), Some((ts, value))) = (keys::decode(&k), table::decode_value(&stored))
+                else {
+                    continue;
+                };
+                out.push(json!({"store": name, "key": bytes_json(key.as_deref()),
+                    "timestamp": ts, "value": bytes_json(Some(value))}));
+            }
+        }
         for task in &self.tasks {
             for (i, _, store) in task.stores() {
                 let stage = self.chain.stage_names()[i].to_owned();

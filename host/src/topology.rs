@@ -120,7 +120,7 @@ impl StageNode {
         let repartition = match &self.kind {
             StageKind::Aggregate(a) => a.repartition,
             StageKind::Join(j) => j.repartition,
-            StageKind::Process | StageKind::Table => false,
+            StageKind::Process | StageKind::Table | StageKind::GlobalTable => false,
         };
         repartition.then(|| format!("{application_id}-{}-repartition", self.name))
     }
@@ -178,6 +178,10 @@ impl Topology {
         let mut source_hops: BTreeMap<String, Hops> =
             pipeline.inputs.iter().map(|t| (t.clone(), Hops::default())).collect();
         for (i, s) in stages.iter().enumerate() {
+            if s.kind == StageKind::GlobalTable {
+                // Read by every instance whole, outside the tasks.
+                continue;
+            }
             let repartition = s.repartition_topic(app);
             if let Some(r) = &repartition {
                 source_hops.insert(
@@ -191,6 +195,8 @@ impl Topology {
             for (n, input) in s.inputs.iter().enumerate() {
                 let hops = match input {
                     StageInput::Topic(t) => source_hops.entry(t.clone()).or_default(),
+                    // A global table's changes reach no stage.
+                    StageInput::Stage(u) if stages[*u].kind == StageKind::GlobalTable => continue,
                     StageInput::Stage(u) => &mut stage_hops[*u],
                 };
                 match &repartition {
@@ -291,10 +297,19 @@ impl Topology {
         let node = self.stages.get(stage)?;
         let durability = match (&node.kind, node.inputs.as_slice()) {
             (StageKind::Aggregate(_), _) => Durability::Changelog(self.changelog_topic(stage)),
-            (StageKind::Join(j), _) if !matches!(j.shape, JoinShape::StreamTable { .. }) => {
+            (StageKind::Join(j), _)
+                if matches!(j.shape, JoinShape::TableTable { .. } | JoinShape::StreamStream { .. }) =>
+            {
                 Durability::Changelog(self.changelog_topic(stage))
             }
             (StageKind::Table, [StageInput::Topic(t)]) => Durability::SourceTopic(t.clone()),
+            (StageKind::GlobalTable, [StageInput::Topic(t)]) => {
+                return Some(StoreSpec {
+                    name: node.name.clone(),
+                    scope: Scope::Global,
+                    durability: Durability::SourceTopic(t.clone()),
+                });
+            }
             _ => return None,
         };
         Some(StoreSpec {
@@ -338,7 +353,7 @@ impl Topology {
                 {
                     let window_retention = match &self.stages[i].kind {
                         StageKind::Aggregate(a) => a.window.map(|w| w.retention()),
-                        StageKind::Join(j) => match j.shape {
+                        StageKind::Join(j) => match &j.shape {
                             JoinShape::StreamStream { window } => Some(window.retention()),
                             _ => None,
                         },
@@ -393,10 +408,10 @@ impl Topology {
                     );
                 }
                 if let StageKind::Join(j) = &s.kind {
-                    let what = match j.shape {
+                    let what = match &j.shape {
                         JoinShape::TableTable { .. } => Some("its result table: key-value store per task"),
                         JoinShape::StreamStream { .. } => Some("both sides' records: window store per task"),
-                        JoinShape::StreamTable { .. } => None,
+                        JoinShape::StreamTable { .. } | JoinShape::StreamGlobal { .. } => None,
                     };
                     if let Some(what) = what {
                         let _ = writeln!(
@@ -425,6 +440,17 @@ impl Topology {
                 }
                 let _ = writeln!(out, "      --> {}", self.hop_list(&self.stage_hops[i]));
             }
+        }
+        for s in self.stages.iter().filter(|s| s.kind == StageKind::GlobalTable) {
+            let topic = match s.inputs.as_slice() {
+                [StageInput::Topic(t)] => t.as_str(),
+                _ => "?",
+            };
+            let _ = writeln!(
+                out,
+                "  Global table: {} (every partition of {topic}, held whole by every instance; no changelog of its own)",
+                s.name
+            );
         }
         if !self.routes.is_empty() {
             let routes: Vec<String> = self.routes.iter().map(|(r, t)| format!("{r} --> {t}")).collect();
@@ -467,17 +493,27 @@ impl Topology {
         let a = match &s.kind {
             StageKind::Process => return format!("process, {}", s.module),
             StageKind::Table => return "table".to_owned(),
+            StageKind::GlobalTable => return "global table".to_owned(),
             StageKind::Join(j) => {
-                return match j.shape {
+                return match &j.shape {
                     JoinShape::StreamTable { table } => {
                         format!(
                             "{} join, stream-table with {}, {}",
-                            j.kind, self.stages[table].name, s.module
+                            j.kind, self.stages[*table].name, s.module
                         )
                     }
                     JoinShape::TableTable { left, right } => format!(
                         "{} join, table-table of {} and {}, {}",
-                        j.kind, self.stages[left].name, self.stages[right].name, s.module
+                        j.kind, self.stages[*left].name, self.stages[*right].name, s.module
+                    ),
+                    JoinShape::StreamGlobal { table, key_field } => format!(
+                        "{} join, stream with global table {} by {}, {}",
+                        j.kind,
+                        self.stages[*table].name,
+                        key_field
+                            .as_ref()
+                            .map_or_else(|| "the record key".to_owned(), |f| format!("field {f:?} of the value")),
+                        s.module
                     ),
                     JoinShape::StreamStream { window } => format!(
                         "{} join, stream-stream, {} ms before to {} ms after, grace {} ms, {}",
@@ -530,8 +566,12 @@ fn cut(application_id: &str, inputs: &[String], stages: &[StageNode]) -> Vec<Sub
         });
         n_stages + k
     };
+    let global = |i: usize| stages[i].kind == StageKind::GlobalTable;
     let mut edges: Vec<(usize, usize)> = Vec::new();
     for (i, s) in stages.iter().enumerate() {
+        if global(i) {
+            continue;
+        }
         let repartition = s.repartition_topic(application_id);
         if let Some(r) = &repartition {
             let t = topic_node(&mut topics, r);
@@ -543,6 +583,7 @@ fn cut(application_id: &str, inputs: &[String], stages: &[StageNode]) -> Vec<Sub
             }
             let other = match input {
                 StageInput::Topic(t) => topic_node(&mut topics, t),
+                StageInput::Stage(u) if global(*u) => continue,
                 StageInput::Stage(u) => stage_node(*u),
             };
             edges.push((stage_node(i), other));
@@ -555,7 +596,7 @@ fn cut(application_id: &str, inputs: &[String], stages: &[StageNode]) -> Vec<Sub
     }
     // Order: input topics first, then stages in pipeline order.
     let mut order: Vec<usize> = (0..inputs.len()).map(|k| n_stages + k).collect();
-    order.extend(0..n_stages);
+    order.extend((0..n_stages).filter(|&i| !global(i)));
     let mut roots: Vec<usize> = Vec::new();
     for x in order {
         let r = find(&mut parent, x);
@@ -572,7 +613,9 @@ fn cut(application_id: &str, inputs: &[String], stages: &[StageNode]) -> Vec<Sub
                     sources.push(t.clone());
                 }
             }
-            let members: Vec<usize> = (0..n_stages).filter(|&i| find(&mut parent, i) == root).collect();
+            let members: Vec<usize> = (0..n_stages)
+                .filter(|&i| !global(i) && find(&mut parent, i) == root)
+                .collect();
             let partitions = members.iter().find_map(|&i| stages[i].repartition_partitions());
             SubTopology {
                 sources,

@@ -72,6 +72,7 @@ impl Dev {
         let samples: Vec<(String, String, Samples)> = pipeline
             .inputs
             .iter()
+            .chain(&pipeline.globals)
             .enumerate()
             .map(|(i, t)| {
                 let name = self
@@ -96,7 +97,12 @@ impl Dev {
         let cluster = MockCluster::new(1).context("cannot start the embedded broker")?;
         let bootstrap = cluster.bootstrap_servers();
         let partitions = pipeline.dev.partitions.unwrap_or(3);
-        let mut topics: Vec<(String, i32)> = pipeline.inputs.iter().map(|t| (t.clone(), partitions)).collect();
+        let mut topics: Vec<(String, i32)> = pipeline
+            .inputs
+            .iter()
+            .chain(&pipeline.globals)
+            .map(|t| (t.clone(), partitions))
+            .collect();
         topics.extend(pipeline.output_topics().into_iter().map(|t| (t.to_owned(), partitions)));
         // Internal topics too: the mock cluster's admin API is not complete.
         topics.extend(

@@ -274,10 +274,16 @@ impl Test {
                 .split_once('=')
                 .with_context(|| format!("--input {spec}: a pipeline takes TOPIC=FILE.jsonl"))?;
             anyhow::ensure!(
-                pipeline.inputs.iter().any(|i| i == topic),
+                pipeline.inputs.iter().chain(&pipeline.globals).any(|i| i == topic),
                 "--input {spec}: {topic} is not an input of {} (its inputs: {})",
                 self.module.display(),
-                pipeline.inputs.join(", ")
+                pipeline
+                    .inputs
+                    .iter()
+                    .chain(&pipeline.globals)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             files.push(read_pipeline_input(topic, Path::new(file))?);
         }

@@ -16,6 +16,7 @@ pub const NAMES: &[&str] = &[
     "accounts",
     "limits",
     "searches",
+    "instruments",
 ];
 
 /// One generated record.
@@ -47,6 +48,7 @@ enum Kind {
     Accounts,
     Limits,
     Searches,
+    Instruments,
 }
 
 /// An unknown generator name.
@@ -70,6 +72,7 @@ impl Samples {
             "accounts" => Kind::Accounts,
             "limits" => Kind::Limits,
             "searches" => Kind::Searches,
+            "instruments" => Kind::Instruments,
             other => return Err(UnknownSample(other.to_owned())),
         };
         Ok(Samples {
@@ -226,6 +229,18 @@ impl Iterator for Samples {
                     (r.below(20) != 0).then(|| format!(r#"{{"limit":{},"version":{n}}}"#, 1000 * (1 + r.below(50))));
                 Sample { key: Some(id), value }
             }
+            Kind::Instruments => {
+                // Reference data of the trades' instruments, keyed by ISIN,
+                // restated now and then.
+                let (isin, symbol, base) = STOCKS[r.below(STOCKS.len() as u64) as usize];
+                let lot = [1, 10, 100][r.below(3) as usize];
+                Sample {
+                    value: Some(format!(
+                        r#"{{"isin":"{isin}","symbol":"{symbol}","lot":{lot},"reference":{base:.2},"version":{n}}}"#
+                    )),
+                    key: Some(isin.into()),
+                }
+            }
             Kind::Searches => {
                 // The users of the clicks sample, searching.
                 let user = format!("user-{}", 1 + r.below(12));
@@ -291,6 +306,8 @@ mod tests {
             let json = samples.iter().filter(|s| clean(s)).count();
             if *name == "sentences" {
                 assert_eq!(json, 0);
+            } else if *name == "instruments" {
+                assert_eq!(json, 1000, "instruments are all clean");
             } else if ["customers", "accounts", "limits"].contains(name) {
                 let deletes = samples.iter().filter(|s| s.value.is_none()).count();
                 assert!((20..90).contains(&deletes), "{name}: {deletes} deletes of 1000");

@@ -31,6 +31,7 @@ use rdkafka::producer::Producer as _;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::clients::{self, Producer, ProducerCtx, ProducerSink};
+use super::global::{GlobalError, GlobalTables};
 use super::purge::Purger;
 use super::rebalance::ConsumerCtx;
 use super::restore::{Committed, RestoreError, Restorer};
@@ -107,6 +108,9 @@ pub enum InstanceError {
         /// The pipeline file.
         file: PathBuf,
     },
+    /// A global table could not be read.
+    #[error(transparent)]
+    Global(#[from] GlobalError),
     /// A stateful task would read inputs with different partition counts.
     #[error(transparent)]
     NotCoPartitioned(#[from] crate::topology::CoPartitionError),
@@ -208,6 +212,9 @@ pub struct Instance {
     swapper: Mutex<Swapper>,
     purger: Mutex<Option<Purger>>,
     started: Instant,
+    /// Kept current while the instance lives.
+    #[expect(dead_code, reason = "held for its threads, which stop when it drops")]
+    globals: GlobalTables,
 }
 
 impl Instance {
@@ -348,6 +355,19 @@ impl Instance {
             options.kafka_timeout,
         )
         .map_err(|e| client_error("admin client", e))?;
+        let state_root = pipeline
+            .state_dir
+            .join(&pipeline.application_id)
+            .join(&options.instance_id);
+        let queries = chain.is_stateful().then(|| StoreQueries::new(chain.clone()));
+        // Global tables are whole before any task opens.
+        let globals = GlobalTables::start(
+            &chain,
+            &clients::base_config(pipeline),
+            &state_root,
+            options.kafka_timeout,
+            queries.as_deref(),
+        )?;
         let repartition = chain.repartition_topics();
         let mut inputs: Vec<&str> = pipeline.inputs.iter().map(String::as_str).collect();
         inputs.extend(repartition.iter().map(String::as_str));
@@ -358,12 +378,9 @@ impl Instance {
             guarantee = %pipeline.guarantee,
             "joined the consumer group"
         );
-        let state_root = pipeline
-            .state_dir
-            .join(&pipeline.application_id)
-            .join(&options.instance_id);
         Ok(Instance {
-            queries: chain.is_stateful().then(|| StoreQueries::new(chain.clone())),
+            queries,
+            globals,
             chain,
             pipeline: pipeline.clone(),
             options,

@@ -11,8 +11,10 @@
 //! - [`purge`]: deleting repartition records the group has committed past.
 //! - [`restore`]: bringing a store up to the end of its changelog.
 //! - [`topics`]: creating the internal repartition and changelog topics.
+//! - [`global`]: reading global tables whole, and keeping them current.
 
 pub mod clients;
+pub mod global;
 pub mod instance;
 pub mod purge;
 mod rebalance;

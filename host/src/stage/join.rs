@@ -134,13 +134,16 @@ pub(crate) fn write_logged(
     Ok(())
 }
 
-/// A stream-table join in one task.
+/// A stream-table join in one task (or a stream-global-table join).
 pub struct JoinStage {
     joiner: Joiner,
     kind: JoinKind,
     /// The table stage (its changes arrive as batches from it).
     table_stage: usize,
     table: TableView,
+    /// The JSON field of a stream record's value that holds the lookup key
+    /// (a global-table join's `key-field`); `None`: the record's key.
+    key_field: Option<String>,
 }
 
 impl JoinStage {
@@ -159,8 +162,35 @@ impl JoinStage {
             kind,
             table_stage,
             table,
+            key_field: None,
         }
     }
+
+    /// The same join looking its table up by the JSON field `key_field` of
+    /// each record's value (a global table's join).
+    pub fn by_field(mut self, key_field: Option<String>) -> JoinStage {
+        self.key_field = key_field;
+        self
+    }
+}
+
+/// Where a stream record looks its table up.
+enum Lookup {
+    /// At this key.
+    At(Vec<u8>),
+    /// Nowhere: the record has no lookup key (a missing or null field).
+    Nowhere,
+}
+
+/// The lookup key in `field` of a JSON `value`: a string's text, or another
+/// scalar's JSON text; `Nowhere` for a missing or null field.
+fn field_key(value: &[u8], field: &str) -> Result<Lookup, String> {
+    let doc: serde_json::Value = serde_json::from_slice(value).map_err(|e| format!("the value is not JSON: {e}"))?;
+    Ok(match doc.get(field) {
+        None | Some(serde_json::Value::Null) => Lookup::Nowhere,
+        Some(serde_json::Value::String(s)) => Lookup::At(s.clone().into_bytes()),
+        Some(other) => Lookup::At(other.to_string().into_bytes()),
+    })
 }
 
 impl Stage for JoinStage {
@@ -173,19 +203,45 @@ impl Stage for JoinStage {
         self.joiner.pairs.clear();
         let mut joined: Vec<EventRef<'_>> = Vec::with_capacity(input.events.len());
         for ev in input.events {
-            let (Some(key), Some(value)) = (ev.key, ev.value) else {
-                out.dropped(ev, "a stream record without a key or value cannot join");
+            let Some(value) = ev.value else {
+                out.dropped(ev, "a stream record without a value cannot join");
                 continue;
             };
-            let row = self.table.get(key)?;
+            let lookup = match (&self.key_field, ev.key) {
+                (None, Some(key)) => Lookup::At(key.to_vec()),
+                (None, None) => {
+                    out.dropped(ev, "a stream record without a key cannot join");
+                    continue;
+                }
+                (Some(field), _) => match field_key(value, field) {
+                    Ok(lookup) => lookup,
+                    Err(message) => {
+                        out.fail(
+                            ev,
+                            &Why::Failure {
+                                code: "invalid-json",
+                                message: &message,
+                            },
+                        )?;
+                        continue;
+                    }
+                },
+            };
+            let row = match &lookup {
+                Lookup::At(k) => self.table.get(k)?,
+                Lookup::Nowhere => None,
+            };
             if row.is_none() && self.kind == JoinKind::Inner {
+                if let Lookup::Nowhere = lookup {
+                    out.dropped(ev, "no lookup key in the record's value");
+                }
                 continue;
             }
             self.joiner.pairs.push(
                 ev.timestamp,
-                Some(key),
+                ev.key,
                 Some(value),
-                row.as_ref().map(|r| r.value.as_slice()),
+                row.as_ref().map(|r| r.value()),
                 ev.headers(),
             );
             joined.push(*ev);
@@ -323,9 +379,9 @@ impl Stage for TableJoinStage {
             // hold later changes of this batch); the other as it is now.
             let other = if from_left { &self.right } else { &self.left }.table.get(key)?;
             let (left, right) = if from_left {
-                (ev.value, other.as_ref().map(|r| r.value.as_slice()))
+                (ev.value, other.as_ref().map(|r| r.value()))
             } else {
-                (other.as_ref().map(|r| r.value.as_slice()), ev.value)
+                (other.as_ref().map(|r| r.value()), ev.value)
             };
             let joins = match self.kind {
                 JoinKind::Inner => left.is_some() && right.is_some(),

@@ -40,8 +40,15 @@ pub struct TableStage {
 pub struct Row {
     /// The timestamp of the record that wrote it.
     pub timestamp: i64,
+    /// As stored: the timestamp, then the value.
+    stored: Vec<u8>,
+}
+
+impl Row {
     /// Its value.
-    pub value: Vec<u8>,
+    pub fn value(&self) -> &[u8] {
+        &self.stored[8..]
+    }
 }
 
 /// Reads a table's current rows (staged writes included) from another stage
@@ -50,6 +57,11 @@ pub struct Row {
 pub struct TableView(View);
 
 impl TableView {
+    /// Reads of rows through `view` (a global table's).
+    pub fn from_view(view: View) -> TableView {
+        TableView(view)
+    }
+
     /// Reads of the rows of `store` (a table's, or a table-table join's).
     pub fn of(store: &Store) -> TableView {
         TableView(store.view())
@@ -60,17 +72,13 @@ impl TableView {
         let k = keys::plain(Some(key));
         match self.0.get(&k)? {
             None => Ok(None),
-            Some(stored) => decode_value(&stored)
-                .map(|(timestamp, value)| {
-                    Some(Row {
-                        timestamp,
-                        value: value.to_vec(),
-                    })
-                })
-                .ok_or(StateError::Corrupt {
+            Some(stored) => match decode_value(&stored) {
+                Some((timestamp, _)) => Ok(Some(Row { timestamp, stored })),
+                None => Err(StateError::Corrupt {
                     key: k,
                     what: "a table row shorter than its timestamp",
                 }),
+            },
         }
     }
 }

@@ -17,6 +17,7 @@
 //! Store keys ([`keys`]) are the changelog's record keys too, so restoring
 //! is applying records in order.
 
+pub mod global;
 pub mod keys;
 pub mod memory;
 pub mod rocks;
@@ -209,6 +210,15 @@ impl Store {
     /// Whether it is restored from a source topic.
     pub fn is_source_topic(&self) -> bool {
         self.source_topic
+    }
+
+    /// Reads of this store's committed state only (a global table, which
+    /// stages nothing).
+    pub fn read_view(&self) -> View {
+        View {
+            engine: self.engine.clone(),
+            staged: Staged::default(),
+        }
     }
 
     /// Reads of this store for another stage of the task (see [`View`]).

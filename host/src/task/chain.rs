@@ -25,6 +25,9 @@ pub struct Chain {
     runtime: Runtime,
     stages: Vec<ChainStage>,
     routing: Routing,
+    /// The rows of each global table (by stage), once the instance (or the
+    /// driver) has opened it: joins of every task read them.
+    globals: RwLock<BTreeMap<usize, TableView>>,
 }
 
 struct ChainStage {
@@ -148,7 +151,30 @@ impl Chain {
             runtime: runtime.clone(),
             routing: Routing::of(pipeline, Topology::from_pipeline(pipeline)),
             stages,
+            globals: RwLock::default(),
         }))
+    }
+
+    /// The global-table stages: (stage index, name, topic).
+    pub fn global_tables(&self) -> Vec<(usize, String, String)> {
+        self.stages
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.kind == StageKind::GlobalTable)
+            .filter_map(|(i, s)| match s.inputs.as_slice() {
+                [StageInput::Topic(t)] => Some((i, s.name.clone(), t.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Makes the rows of global table `stage` readable by joins (before
+    /// tasks open).
+    pub fn set_global(&self, stage: usize, rows: TableView) {
+        self.globals
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(stage, rows);
     }
 
     /// Names, policies, routes and hops, as collectors need them.
@@ -310,15 +336,38 @@ impl Chain {
                             table: self.stages[table].name.clone(),
                         })
                     };
-                    match (j.shape, store) {
+                    match (&j.shape, store) {
                         (JoinShape::StreamTable { table }, None) => Box::new(JoinStage::stream_table(
                             &self.runtime,
                             module()?,
                             s.config.clone(),
                             j.kind,
-                            table,
-                            view(table)?,
+                            *table,
+                            view(*table)?,
                         )),
+                        (JoinShape::StreamGlobal { table, key_field }, None) => {
+                            let rows = self
+                                .globals
+                                .read()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get(table)
+                                .cloned()
+                                .ok_or_else(|| OpenError::NoTable {
+                                    stage: s.name.clone(),
+                                    table: self.stages[*table].name.clone(),
+                                })?;
+                            Box::new(
+                                JoinStage::stream_table(
+                                    &self.runtime,
+                                    module()?,
+                                    s.config.clone(),
+                                    j.kind,
+                                    *table,
+                                    rows,
+                                )
+                                .by_field(key_field.clone()),
+                            )
+                        }
                         (JoinShape::StreamStream { window }, Some(store)) => {
                             let topics = match s.inputs.as_slice() {
                                 [StageInput::Topic(l), StageInput::Topic(r)] => [l.clone(), r.clone()],
@@ -334,7 +383,7 @@ impl Chain {
                                 module()?,
                                 s.config.clone(),
                                 j.kind,
-                                window,
+                                *window,
                                 topics,
                                 j.idle_close,
                                 store,
@@ -343,12 +392,12 @@ impl Chain {
                         (JoinShape::TableTable { left, right }, Some(store)) => {
                             let sides = (
                                 Side {
-                                    stage: left,
-                                    table: view(left)?,
+                                    stage: *left,
+                                    table: view(*left)?,
                                 },
                                 Side {
-                                    stage: right,
-                                    table: view(right)?,
+                                    stage: *right,
+                                    table: view(*right)?,
                                 },
                             );
                             let join =
@@ -424,7 +473,7 @@ fn operator_kind(kind: &StageKind) -> Option<OperatorKind> {
         StageKind::Process => Some(OperatorKind::Processor),
         StageKind::Aggregate(_) => Some(OperatorKind::Aggregator),
         StageKind::Join(_) => Some(OperatorKind::Joiner),
-        StageKind::Table => None,
+        StageKind::Table | StageKind::GlobalTable => None,
     }
 }
 
@@ -434,6 +483,7 @@ fn kind_name(kind: &StageKind) -> &'static str {
         StageKind::Process => "process",
         StageKind::Aggregate(_) => "aggregate",
         StageKind::Table => "table",
+        StageKind::GlobalTable => "global-table",
         StageKind::Join(_) => "join",
     }
 }

@@ -96,6 +96,9 @@ pub struct ResultWriter {
     buf: Vec<u8>,
     results: u32,
     current: Current,
+    /// A joiner's pair key, which outputs without a key get (so the host
+    /// need not fill it in); `None` outside a join.
+    default_key: Option<Vec<u8>>,
 }
 
 /// The state of the result being written.
@@ -118,6 +121,20 @@ impl ResultWriter {
             buf,
             results: 0,
             current: Current::Idle,
+            default_key: None,
+        }
+    }
+
+    /// Outputs without a key get `key` from here on (a joiner's pair key;
+    /// `None`: they keep none). The buffer is reused from pair to pair.
+    pub(crate) fn default_key(&mut self, key: Option<&[u8]>) {
+        match (key, &mut self.default_key) {
+            (Some(k), Some(buf)) => {
+                buf.clear();
+                buf.extend_from_slice(k);
+            }
+            (Some(k), slot @ None) => *slot = Some(k.to_vec()),
+            (None, slot) => *slot = None,
         }
     }
 
@@ -169,7 +186,14 @@ impl ResultWriter {
         if let Some(ts) = o.timestamp {
             self.buf.extend_from_slice(&ts.to_le_bytes());
         }
-        put_opt(&mut self.buf, o.key.as_deref());
+        match (o.key.as_deref(), &self.default_key) {
+            (Some(k), _) => put_opt(&mut self.buf, Some(k)),
+            (None, Some(k)) => {
+                put_u32(&mut self.buf, k.len() as u32);
+                self.buf.extend_from_slice(k);
+            }
+            (None, None) => put_opt(&mut self.buf, None),
+        }
         put_opt(&mut self.buf, o.value.as_deref());
         let inherited = o.inherited_headers.map_or(0, |h| h.len());
         put_u32(&mut self.buf, (inherited + o.headers.len()) as u32);

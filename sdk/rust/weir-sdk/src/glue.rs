@@ -23,6 +23,8 @@ pub fn join_batch(batch: &[u8], mut f: impl FnMut(&Pair<'_>, &mut ResultWriter))
     let mut w = ResultWriter::with_capacity(batch.len() + batch.len() / 4);
     for p in codec::pairs(batch) {
         w.begin();
+        // An output without a key gets the pair's (the contract).
+        w.default_key(p.key());
         f(&p, &mut w);
     }
     w.finish()
