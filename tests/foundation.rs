@@ -494,8 +494,9 @@ fn weir_topology_describes_every_example_pipeline() {
         assert!(run.ok, "{}: {}", path.display(), run.stderr);
         let pipeline = weir::pipeline::Pipeline::load(&path).expect("an example pipeline loads");
         let topology = weir::topology::Topology::from_pipeline(&pipeline);
+        // Stores of tasks (a global table is printed on its own line).
         let stateful = (0..pipeline.stages.len())
-            .filter(|&i| topology.store(i).is_some())
+            .filter(|&i| topology.store(i).is_some_and(|s| s.scope == weir::state::Scope::Task))
             .count();
         assert_eq!(
             run.stdout.matches("      store: ").count(),
@@ -505,8 +506,12 @@ fn weir_topology_describes_every_example_pipeline() {
             run.stdout
         );
         for s in &pipeline.stages {
+            let line = match s.kind {
+                weir::pipeline::StageKind::GlobalTable => format!("  Global table: {} (", s.name),
+                _ => format!("    Stage: {} (", s.name),
+            };
             assert!(
-                run.stdout.contains(&format!("    Stage: {} (", s.name)),
+                run.stdout.contains(&line),
                 "{}: stage {} missing:\n{}",
                 path.display(),
                 s.name,

@@ -1543,7 +1543,10 @@ default = "out"
         let unread = "application-id = \"a\"\ninputs = [\"t\"]\nglobals = [\"g\"]\n\
                       [[stage]]\nmodule = \"m.wasm\"\n[outputs]\ndefault = \"o\"\n";
         let e = error(unread);
-        assert!(e.contains("globals") && e.contains("no global-table stage reads"), "{e}");
+        assert!(
+            e.contains("globals") && e.contains("no global-table stage reads"),
+            "{e}"
+        );
     }
 
     #[test]
