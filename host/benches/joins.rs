@@ -172,6 +172,7 @@ fn table_restore(keys: usize) {
     load_with(&table, keys, |i| (format!("key-{i:08}"), 0, value(i)));
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("table.toml");
+    let app = unique("bench-table");
     std::fs::write(
         &file,
         format!(
@@ -179,7 +180,7 @@ fn table_restore(keys: usize) {
              [[stage]]\nname = \"rows\"\nkind = \"table\"\ninputs = [\"{table}\"]\n\
              [[stage]]\nname = \"lookup\"\nkind = \"join\"\ninputs = [\"{orders}\", \"rows\"]\nmodule = \"{}\"\n\
              [outputs]\ndefault = \"{output}\"\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"session.timeout.ms\" = 6000\n",
-            unique("bench-table"),
+            app,
             dir.path().join("state").display(),
             support::guests().example("rust", "pair").display(),
             broker().bootstrap
@@ -190,7 +191,10 @@ fn table_restore(keys: usize) {
     let mut w = WeirProcess::start(&file, "0", &[]);
     let started = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(1800);
-    while !consumed_all(&w, keys) {
+    // Until the group has committed the whole topic: the restore reads up
+    // to the committed offset.
+    let progress = support::crash::GroupProgress::of_topics(&app, &[&table]);
+    while !consumed_all(&w, keys) || progress.committed() < keys as i64 {
         assert!(
             w.running() && Instant::now() < deadline,
             "weir did not finish:\n{}",
@@ -198,7 +202,6 @@ fn table_restore(keys: usize) {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    std::thread::sleep(Duration::from_secs(1));
     eprintln!("table of {keys} keys built in {:.1} s", started.elapsed().as_secs_f64());
     w.kill();
     // A new machine: no state directory; the table comes back from its topic.

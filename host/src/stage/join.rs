@@ -112,14 +112,15 @@ impl Joiner {
 }
 
 /// Stages a write of `store` and sends it to the store's changelog, with
-/// the task's input position (as the aggregate's writes).
+/// the task's input `position` (as the aggregate's writes; see
+/// [`crate::collector::Context::position`], taken once per batch).
 pub(crate) fn write_logged(
     store: &mut Store,
     key: Vec<u8>,
     value: Option<Vec<u8>>,
+    position: &str,
     out: &mut Collector<'_>,
 ) -> Result<(), StageError> {
-    let position = out.context().position();
     let changelog = store.changelog().clone();
     out.sink().send(&OutRecord {
         topic: &changelog.topic,
@@ -343,9 +344,15 @@ impl TableJoinStage {
     }
 
     /// Writes a result row (or deletes it) to the store and the changelog.
-    fn write(&mut self, key: &[u8], row: Option<(i64, &[u8])>, out: &mut Collector<'_>) -> Result<(), StageError> {
+    fn write(
+        &mut self,
+        key: &[u8],
+        row: Option<(i64, &[u8])>,
+        position: &str,
+        out: &mut Collector<'_>,
+    ) -> Result<(), StageError> {
         let stored = row.map(|(ts, v)| table::encode_value(ts, v));
-        write_logged(&mut self.store, keys::plain(Some(key)), stored, out)
+        write_logged(&mut self.store, keys::plain(Some(key)), stored, position, out)
     }
 }
 
@@ -408,6 +415,7 @@ impl Stage for TableJoinStage {
             self.joiner.call(out)?
         };
         let results: Vec<EventResult> = results.into_owned();
+        let position = out.context().position();
         for (idx, step) in steps {
             let ev = &input.events[idx];
             let Some(key) = ev.key else { continue };
@@ -455,7 +463,7 @@ impl Stage for TableJoinStage {
                 // Nothing joined before, nothing now: no change.
                 continue;
             }
-            self.write(key, value.as_deref().map(|v| (timestamp, v)), out)?;
+            self.write(key, value.as_deref().map(|v| (timestamp, v)), &position, out)?;
             let change = EventResult::Outputs(vec![Output {
                 key: Some(key.to_vec()),
                 value,

@@ -63,6 +63,8 @@ pub struct WindowJoinStage {
     seq: i64,
     /// The wall clock of the last input (`idle-close`).
     last_input: Option<Instant>,
+    /// The task's input position for this batch's changelog records.
+    position: String,
 }
 
 /// A kept record as stored: its flags, then its value.
@@ -99,6 +101,7 @@ impl WindowJoinStage {
             expiry: BTreeSet::new(),
             seq: 0,
             last_input: None,
+            position: String::new(),
         };
         stage.reload()?;
         Ok(stage)
@@ -175,7 +178,13 @@ impl WindowJoinStage {
         if let Some(Entry::Joined(side, _, ts, _)) = keys::decode(key) {
             self.pending.remove(&(self.closes_at(side, ts), key.to_vec()));
         }
-        write_logged(&mut self.store, key.to_vec(), Some(encode(DONE, value)), out)
+        write_logged(
+            &mut self.store,
+            key.to_vec(),
+            Some(encode(DONE, value)),
+            &self.position,
+            out,
+        )
     }
 
     /// Emits the unmatched records whose window closed before stream time
@@ -212,7 +221,12 @@ impl WindowJoinStage {
                 break;
             }
             self.expiry.pop_first();
-            write_logged(&mut self.store, key, None, out)?;
+            // Not changelogged: the changelog is deleted by time (after the
+            // same retention), and a record that a restore brings back past
+            // its retention joins nothing (no record on time is that far
+            // from it) and is already marked done if it was to be emitted;
+            // it is deleted again at the next firing.
+            self.store.stage(key, None);
         }
         Ok(())
     }
@@ -275,6 +289,7 @@ impl Stage for WindowJoinStage {
             }
         };
         self.last_input = Some(out.context().now);
+        self.position = out.context().position();
         self.joiner.pairs().clear();
         let (_, partition, offset) = out.context().source;
         let mut batch = Pending {
@@ -288,7 +303,13 @@ impl Stage for WindowJoinStage {
         }
         if self.stream_time != before {
             let st = self.stream_time.to_le_bytes().to_vec();
-            write_logged(&mut self.store, keys::meta(keys::STREAM_TIME), Some(st), out)?;
+            write_logged(
+                &mut self.store,
+                keys::meta(keys::STREAM_TIME),
+                Some(st),
+                &self.position,
+                out,
+            )?;
         }
         self.flush(batch, out)
     }
@@ -301,6 +322,7 @@ impl Stage for WindowJoinStage {
     }
 
     fn on_wall_clock(&mut self, _now: Instant, out: &mut Collector<'_>) -> Result<(), StageError> {
+        self.position = out.context().position();
         self.joiner.pairs().clear();
         let (_, partition, offset) = out.context().source;
         let mut batch = Pending {
@@ -390,7 +412,8 @@ impl WindowJoinStage {
                 Some(key),
                 (Some(left), Some(right)),
             );
-            if flags & DONE == 0 {
+            // Only a record that may go out unmatched needs to know.
+            if flags & DONE == 0 && self.emits(other) {
                 let partner = partner.to_vec();
                 self.mark_done(&k, &partner, out)?;
             }
@@ -398,7 +421,13 @@ impl WindowJoinStage {
         let k = keys::joined(side, Some(key), ev.timestamp, self.seq);
         self.seq += 1;
         let flags = if found { DONE } else { 0 };
-        write_logged(&mut self.store, k.clone(), Some(encode(flags, value)), out)?;
+        write_logged(
+            &mut self.store,
+            k.clone(),
+            Some(encode(flags, value)),
+            &self.position,
+            out,
+        )?;
         self.expiry
             .insert((ev.timestamp.saturating_add(self.window.retention()), k.clone()));
         if !found && self.emits(side) {
