@@ -1706,3 +1706,94 @@ fn weir_dev_runs_trades_instruments() {
     let summary = stdout.lines().last().unwrap_or_default();
     assert!(stage_count(summary, "enrich", "out") > 1000, "{summary}");
 }
+
+/// A joiner is hot-swapped like any module: `weir deploy` replaces the
+/// Rust `pair` of a running stream-table join with the JavaScript build of
+/// the same joiner; orders before the swap come out of the one, orders
+/// after it out of the other (per the `weir.module` header), each exactly
+/// once and the same.
+#[test]
+fn a_joiner_is_hot_swapped_mid_stream() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let topics = new_topics(2);
+    let app = unique("enrich-swap");
+    let file = pipeline(dir.path(), &app, &topics, "");
+    let mut table = BTreeMap::new();
+    let customers: Vec<Change> = (0..10)
+        .map(|i| {
+            let v = format!(r#"{{"id":"c{i}"}}"#);
+            table.insert(format!("c{i}"), v.clone());
+            Change {
+                customer: format!("c{i}"),
+                value: Some(v),
+                ts: 1,
+            }
+        })
+        .collect();
+    produce(
+        &topics.customers,
+        &customers.iter().map(change_record).collect::<Vec<_>>(),
+    );
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let addr = admin_addr(&mut w);
+    wait_rows(&addr, &["c9".to_owned()], &table);
+    let orders: Vec<Order> = (0..400)
+        .map(|seq| Order {
+            seq,
+            customer: format!("c{}", seq % 12),
+            ts: 10 + seq as i64,
+        })
+        .collect();
+    let want: Vec<(Order, String)> = orders
+        .iter()
+        .map(|o| (o.clone(), enriched(o, table.get(&o.customer))))
+        .collect();
+    produce(
+        &topics.orders,
+        &orders[..200].iter().map(order_record).collect::<Vec<_>>(),
+    );
+    until(&200, Duration::from_secs(60), || committed(&topics.out).len());
+    let name = unique("js-pair");
+    let js = support::guests().example("js", "pair");
+    let out = weir()
+        .args([
+            "deploy",
+            file.to_str().unwrap(),
+            "enrich",
+            js.to_str().unwrap(),
+            "--name",
+            &name,
+        ])
+        .output()
+        .expect("run weir deploy");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("activated"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The instance runs it once `/status` says so.
+    let running = until(&true, Duration::from_secs(120), || {
+        support::kafka::http_get(&addr, "/status").contains(&format!("\"active\":\"{name}@"))
+    });
+    assert!(running, "the new joiner never became active:\n{}", w.log_text());
+    produce(
+        &topics.orders,
+        &orders[200..].iter().map(order_record).collect::<Vec<_>>(),
+    );
+    until(&400, Duration::from_secs(60), || committed(&topics.out).len());
+    let records = committed(&topics.out);
+    assert_same(
+        &by_order(&records),
+        &want_by_order(&want),
+        "each order once, the same from both joiners",
+    );
+    for r in &records {
+        let seq = by_order(std::slice::from_ref(r)).into_keys().next().unwrap();
+        let label = String::from_utf8_lossy(r.header("weir.module").flatten().unwrap_or_default()).into_owned();
+        let want = if seq < 200 { "rust-pair@" } else { &format!("{name}@") };
+        assert!(label.starts_with(want), "order {seq} made by {label}");
+    }
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
