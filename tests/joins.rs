@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::crash;
-use support::kafka::{Feeder, In, WeirProcess, admin_addr, broker, committed, create_topic, produce, unique, until};
+use support::kafka::{
+    Feeder, In, WeirProcess, admin_addr, broker, committed, create_topic, produce, produce_as_java, unique, until,
+};
 use support::{guests, heavy, repo, weir};
 use weir_test_harness::committed::CommittedRecord;
 
@@ -1796,4 +1798,515 @@ fn a_joiner_is_hot_swapped_mid_stream() {
         assert!(label.starts_with(want), "order {seq} made by {label}");
     }
     assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
+// ---------------------------------------------------------------------------
+// A re-keyed stream joins a table through a repartition topic; topics that
+// are not co-partitioned stop the start.
+
+/// Trades keyed by symbol, re-keyed by ISIN (`isin-key`), joined with a
+/// table of instruments keyed by ISIN: the join reads the re-keyed trades
+/// through `<app>-enrich-repartition`.
+fn rekeyed_body(app: &str, trades: &str, instruments: &str, out: &str) -> String {
+    let g = guests();
+    format!(
+        "application-id = \"{app}\"\ninputs = [\"{trades}\", \"{instruments}\"]\n\
+         [[stage]]\nname = \"by-isin\"\ninputs = [\"{trades}\"]\nmodule = \"{}\"\non-error = \"skip\"\n\
+         [[stage]]\nname = \"instrument-table\"\nkind = \"table\"\ninputs = [\"{instruments}\"]\n\
+         [[stage]]\nname = \"enrich\"\nkind = \"join\"\njoin = \"left\"\ninputs = [\"by-isin\", \"instrument-table\"]\n\
+         module = \"{}\"\n[outputs]\ndefault = \"{out}\"\n",
+        g.example("rust", "isin-key").display(),
+        g.example("rust", "pair").display()
+    )
+}
+
+#[test]
+fn a_rekeyed_stream_joins_a_table_through_a_repartition_topic_in_the_driver() {
+    let body = rekeyed_body("rekeyed", "trades", "instruments", "out");
+    let pipeline = weir::pipeline::Pipeline::parse(Path::new("/x/p.toml"), &body).unwrap();
+    let topology = weir::topology::Topology::from_pipeline(&pipeline);
+    assert_eq!(
+        topology.repartition_topics(),
+        vec!["rekeyed-enrich-repartition".to_owned()]
+    );
+    let subs = topology.sub_topologies();
+    assert_eq!(subs.len(), 2, "{subs:?}");
+    assert_eq!(
+        subs[1].sources,
+        vec!["instruments".to_owned(), "rekeyed-enrich-repartition".to_owned()],
+        "the join's task reads the table's topic and the repartitioned trades together"
+    );
+    let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
+    let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+    let mut rng = Rng(29);
+    let mut table: BTreeMap<String, String> = BTreeMap::new();
+    let mut want: Vec<(String, String, i64)> = Vec::new();
+    for i in 0..400 {
+        let ts = 1_000 + i as i64;
+        if rng.below(4) == 0 {
+            let id = isin(rng.below(6));
+            let v = format!(r#"{{"isin":"{id}","v":{i}}}"#);
+            table.insert(id.clone(), v.clone());
+            let r = change_record(&instrument_change(&id, Some(v), ts));
+            let event = weir::event::Event {
+                key: r.key,
+                value: r.value,
+                timestamp: ts,
+                ..weir::event::Event::default()
+            };
+            driver.pipe("instruments", vec![event]).unwrap();
+        } else {
+            let trade = Trade {
+                seq: i,
+                symbol: format!("S{}", rng.below(3)),
+                isin: (rng.below(10) != 0).then(|| isin(rng.below(8))),
+                ts,
+            };
+            if let Some(id) = &trade.isin {
+                // Re-keyed by its ISIN: the result's key.
+                want.push((id.clone(), trade_enriched(&trade, &table), ts));
+            }
+            let r = trade.record();
+            let event = weir::event::Event {
+                key: r.key,
+                value: r.value,
+                timestamp: ts,
+                ..weir::event::Event::default()
+            };
+            driver.pipe("trades", vec![event]).unwrap();
+        }
+    }
+    let got: Vec<(String, String, i64)> = driver
+        .take_output("out")
+        .into_iter()
+        .map(|r| {
+            (
+                String::from_utf8(r.key.unwrap()).unwrap(),
+                String::from_utf8(r.value.unwrap()).unwrap(),
+                r.timestamp,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got, want,
+        "each trade with an ISIN, keyed by it, with its instrument then"
+    );
+}
+
+/// On the broker, the re-keyed trades reach the instruments' task through
+/// the repartition topic (instruments loaded first, waited for through a
+/// query), and a stream-table join over topics of different partition counts
+/// does not start, naming both.
+#[test]
+fn a_rekeyed_stream_joins_a_table_on_the_broker_and_co_partitioning_is_checked() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (trades, instruments, out) = (unique("trades"), unique("instruments"), unique("out"));
+    create_topic(&trades, 3);
+    create_topic(&instruments, 2);
+    create_topic(&out, 2);
+    let app = unique("rekeyed");
+    let file = dir.path().join("rekeyed.toml");
+    // Trades have 3 partitions, instruments 2: the repartition topic gets 2,
+    // so that the join's task reads partition p of both.
+    let body = rekeyed_body(&app, &trades, &instruments, &out).replace(
+        "inputs = [\"by-isin\", \"instrument-table\"]\n",
+        "inputs = [\"by-isin\", \"instrument-table\"]\npartitions = 2\n",
+    );
+    std::fs::write(
+        &file,
+        format!(
+            "state-dir = \"{}\"\n{body}[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
+             \"session.timeout.ms\" = 6000\n",
+            dir.path().join("state").display(),
+            broker().bootstrap
+        ),
+    )
+    .unwrap();
+    let mut table = BTreeMap::new();
+    let loaded: Vec<Change> = (0..8)
+        .map(|i| {
+            let v = format!(r#"{{"isin":"{}"}}"#, isin(i));
+            table.insert(isin(i), v.clone());
+            instrument_change(&isin(i), Some(v), 1)
+        })
+        .collect();
+    // Partitioned as the repartitioned trades are (murmur2, as Java clients are).
+    produce_as_java(&instruments, &loaded.iter().map(change_record).collect::<Vec<_>>());
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let addr = admin_addr(&mut w);
+    let ids: Vec<String> = (0..8).map(isin).collect();
+    let got = until(&true, Duration::from_secs(60), || {
+        ids.iter().all(|id| {
+            let out = weir()
+                .args(["query", "--admin", &addr, "instrument-table", id])
+                .output()
+                .expect("run weir query");
+            serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|v| v["found"] == true)
+        })
+    });
+    assert!(got, "the table never held every instrument:\n{}", w.log_text());
+    let trades_in: Vec<Trade> = (0..300)
+        .map(|seq| Trade {
+            seq,
+            symbol: format!("S{}", seq % 5),
+            isin: Some(isin(seq as u64 % 10)),
+            ts: 100 + seq as i64,
+        })
+        .collect();
+    let want: Vec<(Trade, String)> = trades_in
+        .iter()
+        .map(|t| (t.clone(), trade_enriched(t, &table)))
+        .collect();
+    produce(&trades, &trades_in.iter().map(Trade::record).collect::<Vec<_>>());
+    until(&300, Duration::from_secs(90), || committed(&out).len());
+    let by_isin: ByOrder = want
+        .iter()
+        .map(|(t, v)| (t.seq as u64, vec![(t.isin.clone().unwrap(), v.clone(), t.ts)]))
+        .collect();
+    assert_same(
+        &by_trade(&committed(&out)),
+        &by_isin,
+        "each trade once, keyed by its ISIN, with its instrument",
+    );
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+
+    // Orders and customers of different partition counts: no start.
+    let (orders, customers) = (unique("orders"), unique("customers"));
+    create_topic(&orders, 2);
+    create_topic(&customers, 3);
+    let t = Topics {
+        orders: orders.clone(),
+        customers: customers.clone(),
+        out: out.clone(),
+    };
+    let bad = pipeline(dir.path(), &unique("copart"), &t, "");
+    let run = weir().args(["run", bad.to_str().unwrap()]).output().expect("run weir");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("not co-partitioned")
+            && stderr.contains(&format!("{orders} (2 partitions)"))
+            && stderr.contains(&format!("{customers} (3 partitions)")),
+        "{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// A table of a stage's results: a process stage on a table's changes, made
+// a table again (repartitioned, with a changelog of its own), joined.
+
+fn loud_body(app: &str, orders: &str, customers: &str, out: &str) -> String {
+    let g = guests();
+    format!(
+        "application-id = \"{app}\"\ninputs = [\"{orders}\", \"{customers}\"]\n\
+         [[stage]]\nname = \"customer-table\"\nkind = \"table\"\ninputs = [\"{customers}\"]\n\
+         [[stage]]\nname = \"shout\"\ninputs = [\"customer-table\"]\nmodule = \"{}\"\n\
+         [[stage]]\nname = \"loud-table\"\nkind = \"table\"\ninputs = [\"shout\"]\n\
+         [[stage]]\nname = \"enrich\"\nkind = \"join\"\njoin = \"left\"\ninputs = [\"{orders}\", \"loud-table\"]\n\
+         module = \"{}\"\n[outputs]\ndefault = \"{out}\"\n",
+        g.example("rust", "uppercase").display(),
+        g.example("rust", "pair").display()
+    )
+}
+
+fn loud(v: &str) -> String {
+    v.to_ascii_uppercase()
+}
+
+#[test]
+fn a_table_of_a_stage_s_results_joins_in_the_driver() {
+    let body = loud_body("loud", "orders", "customers", "out");
+    let pipeline = weir::pipeline::Pipeline::parse(Path::new("/x/p.toml"), &body).unwrap();
+    let topology = weir::topology::Topology::from_pipeline(&pipeline);
+    assert_eq!(
+        topology.repartition_topics(),
+        vec!["loud-loud-table-repartition".to_owned()]
+    );
+    assert!(
+        topology
+            .describe()
+            .contains("store: loud-table (key-value store per task, changelog loud-loud-table-changelog)"),
+        "{}",
+        topology.describe()
+    );
+    let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
+    let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+    let mut rng = Rng(41);
+    let mut table: BTreeMap<String, String> = BTreeMap::new();
+    let mut want: Vec<(String, String, i64)> = Vec::new();
+    for i in 0..400 {
+        let ts = 1_000 + i as i64;
+        let customer = format!("c{}", rng.below(8));
+        let (topic, r) = match rng.below(5) {
+            0 => {
+                let value = (rng.below(4) != 0).then(|| format!(r#"{{"id":"{customer}","name":"n{i}"}}"#));
+                match &value {
+                    Some(v) => table.insert(customer.clone(), loud(v)),
+                    None => table.remove(&customer),
+                };
+                ("customers", change_record(&Change { customer, value, ts }))
+            }
+            _ => {
+                let o = Order { seq: i, customer, ts };
+                want.push((o.customer.clone(), enriched(&o, table.get(&o.customer)), ts));
+                ("orders", order_record(&o))
+            }
+        };
+        let event = weir::event::Event {
+            key: r.key,
+            value: r.value,
+            timestamp: ts,
+            ..weir::event::Event::default()
+        };
+        driver.pipe(topic, vec![event]).unwrap();
+    }
+    let got: Vec<(String, String, i64)> = driver
+        .take_output("out")
+        .into_iter()
+        .map(|r| {
+            (
+                String::from_utf8(r.key.unwrap()).unwrap(),
+                String::from_utf8(r.value.unwrap()).unwrap(),
+                r.timestamp,
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "orders see the upper-cased customers, deletes included");
+    let rows: BTreeMap<String, String> = driver
+        .state()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["store"] == "loud-table")
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap().to_owned(),
+                e["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, table);
+}
+
+/// On the broker the table of a stage's results comes back from its own
+/// changelog on a new machine (no state directory), and joins as before.
+#[test]
+fn a_table_of_a_stage_s_results_restores_from_its_changelog() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let topics = new_topics(2);
+    let app = unique("loud");
+    let file = dir.path().join("loud.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "state-dir = \"{}\"\n{}[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
+             \"session.timeout.ms\" = 6000\n",
+            dir.path().join("state").display(),
+            loud_body(&app, &topics.orders, &topics.customers, &topics.out),
+            broker().bootstrap
+        ),
+    )
+    .unwrap();
+    let mut table = BTreeMap::new();
+    let changes: Vec<Change> = (0..30)
+        .map(|i| {
+            let customer = format!("c{}", i % 12);
+            let value = (i % 7 != 6).then(|| format!(r#"{{"id":"{customer}","v":{i}}}"#));
+            match &value {
+                Some(v) => table.insert(customer.clone(), loud(v)),
+                None => table.remove(&customer),
+            };
+            Change { customer, value, ts: i }
+        })
+        .collect();
+    produce(
+        &topics.customers,
+        &changes.iter().map(change_record).collect::<Vec<_>>(),
+    );
+    let keys: Vec<String> = (0..12).map(|i| format!("c{i}")).collect();
+    let rows = |addr: &str| -> Vec<Option<String>> {
+        keys.iter()
+            .map(|k| {
+                let out = weir()
+                    .args(["query", "--admin", addr, "loud-table", k])
+                    .output()
+                    .expect("run weir query");
+                let v: Value = serde_json::from_slice(&out.stdout).expect("weir query prints JSON");
+                v["value"]["value"].as_str().map(str::to_owned)
+            })
+            .collect()
+    };
+    let want_rows: Vec<Option<String>> = keys.iter().map(|k| table.get(k).cloned()).collect();
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let addr = admin_addr(&mut w);
+    assert_eq!(until(&want_rows, Duration::from_secs(60), || rows(&addr)), want_rows);
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+    // A new machine: the table comes back from its changelog.
+    std::fs::remove_dir_all(dir.path().join("state")).unwrap();
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let addr = admin_addr(&mut w);
+    assert_eq!(until(&want_rows, Duration::from_secs(60), || rows(&addr)), want_rows);
+    assert!(
+        w.log_text()
+            .contains(&format!("restoring state from {app}-loud-table-changelog"))
+            || w.log_text()
+                .contains(&format!("restored state from {app}-loud-table-changelog")),
+        "{}",
+        w.log_text()
+    );
+    let orders: Vec<Order> = (0..50)
+        .map(|seq| Order {
+            seq,
+            customer: format!("c{}", seq % 14),
+            ts: 100 + seq as i64,
+        })
+        .collect();
+    let want: Vec<(Order, String)> = orders
+        .iter()
+        .map(|o| (o.clone(), enriched(o, table.get(&o.customer))))
+        .collect();
+    // Partitioned as the table's repartitioned rows are (murmur2, as Java clients are).
+    produce_as_java(&topics.orders, &orders.iter().map(order_record).collect::<Vec<_>>());
+    until(&50, Duration::from_secs(60), || committed(&topics.out).len());
+    assert_same(
+        &by_order(&committed(&topics.out)),
+        &want_by_order(&want),
+        "orders joined with the restored table",
+    );
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
+/// `idle-close` lets unmatched searches out on the wall clock once the task
+/// has been quiet that long, before stream time would; once out, they do
+/// not come again when stream time passes.
+#[test]
+fn idle_close_emits_unmatched_searches_on_the_wall_clock() {
+    let t = ClickTopics {
+        searches: "searches".into(),
+        clicks: "clicks".into(),
+        out: "search-clicks".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.toml");
+    let window = "window = { before = \"0s\", after = \"5m\", grace = \"1m\" }";
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n",
+            clicks_body("idle", &t, "left", window)
+        ),
+    )
+    .unwrap();
+    let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
+    let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
+    let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+    let event = |user: &str, value: &str, ts: i64| weir::event::Event {
+        key: Some(user.as_bytes().to_vec()),
+        value: Some(value.as_bytes().to_vec()),
+        timestamp: ts,
+        ..weir::event::Event::default()
+    };
+    driver.pipe("searches", vec![event("u1", r#"{"s":1}"#, 0)]).unwrap();
+    driver.pipe("clicks", vec![event("u1", r#"{"c":1}"#, 1_000)]).unwrap();
+    driver.pipe("searches", vec![event("u2", r#"{"s":2}"#, 2_000)]).unwrap();
+    let joined = driver.take_output("search-clicks");
+    assert_eq!(joined.len(), 1, "u1's search and click");
+    // 29 s of quiet: not yet (idle-close is 30 s).
+    driver.advance_wall_clock(Duration::from_secs(29)).unwrap();
+    assert!(driver.take_output("search-clicks").is_empty());
+    driver.advance_wall_clock(Duration::from_secs(2)).unwrap();
+    let out = driver.take_output("search-clicks");
+    assert_eq!(out.len(), 1, "u2's search, unmatched, on the wall clock");
+    let j = joined_one(&out[0]);
+    assert_eq!((j.0.as_str(), j.2.is_none(), j.3), ("u2", true, 2_000));
+    // Stream time passes its window later: it does not come again.
+    driver
+        .pipe("searches", vec![event("u3", r#"{"s":3}"#, 10_000_000)])
+        .unwrap();
+    assert!(driver.take_output("search-clicks").is_empty(), "u2 went out once");
+}
+
+fn joined_one(r: &weir::task::SentRecord) -> Joined {
+    joined(r.key.clone(), r.value.clone(), r.timestamp)
+}
+
+/// A global table looked up by the key a `process` guest makes of each
+/// record (`key-module`, here `isin-key`): the result keeps the trade's
+/// key; a trade the guest fails on goes to the stage's error policy.
+#[test]
+fn a_global_table_is_looked_up_by_a_key_module() {
+    let t = TradeTopics {
+        trades: "trades".into(),
+        instruments: "instruments".into(),
+        out: "trades-enriched".into(),
+    };
+    let body = trades_body("keymod", &t).replace(
+        "key-field = \"isinStockCode\"",
+        &format!(
+            "key-module = \"{}\"\non-error = \"skip\"",
+            guests().example("rust", "isin-key").display()
+        ),
+    );
+    let pipeline = weir::pipeline::Pipeline::parse(Path::new("/x/p.toml"), &body).unwrap();
+    let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
+    let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 4).unwrap();
+    let mut table = BTreeMap::new();
+    let loaded: Vec<weir::event::Event> = (0..5)
+        .map(|i| {
+            let v = format!(r#"{{"isin":"{}"}}"#, isin(i));
+            table.insert(isin(i), v.clone());
+            weir::event::Event {
+                key: Some(isin(i).into_bytes()),
+                value: Some(v.into_bytes()),
+                ..weir::event::Event::default()
+            }
+        })
+        .collect();
+    driver.pipe("instruments", loaded).unwrap();
+    let trades: Vec<Trade> = (0..40)
+        .map(|seq| Trade {
+            seq,
+            symbol: format!("S{}", seq % 3),
+            isin: (seq % 4 != 0).then(|| isin(seq as u64 % 7)),
+            ts: seq as i64,
+        })
+        .collect();
+    let events: Vec<weir::event::Event> = trades
+        .iter()
+        .map(|tr| {
+            let r = tr.record();
+            weir::event::Event {
+                key: r.key,
+                value: r.value,
+                timestamp: tr.ts,
+                ..weir::event::Event::default()
+            }
+        })
+        .collect();
+    driver.pipe("trades", events).unwrap();
+    let got: Vec<(String, String)> = driver
+        .take_output("trades-enriched")
+        .into_iter()
+        .map(|r| {
+            (
+                String::from_utf8(r.key.unwrap()).unwrap(),
+                String::from_utf8(r.value.unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = trades
+        .iter()
+        .filter(|tr| tr.isin.is_some())
+        .map(|tr| (tr.symbol.clone(), trade_enriched(tr, &table)))
+        .collect();
+    assert_eq!(
+        got, want,
+        "trades with an ISIN, keyed by their symbol, with their instrument"
+    );
+    let enrich = &driver.chain().metrics().snapshot().stages[1];
+    assert_eq!(
+        enrich.skipped, 10,
+        "the trades without an ISIN fail isin-key and are skipped"
+    );
 }

@@ -112,8 +112,10 @@ pub enum StageKind {
     Process,
     /// A keyed aggregation with its state store.
     Aggregate(Aggregation),
-    /// A table: the latest value per key of its one input topic (a null
-    /// value deletes), restored from that topic itself. Runs no module; its
+    /// A table: the latest value per key of its one input (a null value
+    /// deletes). Of a topic, it is restored from that topic itself; of a
+    /// stage's results, it reads them through a repartition topic keyed by
+    /// their key and keeps a changelog of its own. Runs no module; its
     /// outputs are its changes (the table as a stream).
     Table,
     /// A join of its two inputs (left, right), combined by a joiner module.
@@ -182,9 +184,8 @@ pub enum JoinShape {
     StreamGlobal {
         /// The global-table stage.
         table: usize,
-        /// The JSON field of the stream record's value that holds the
-        /// lookup key (`None`: the record's key).
-        key_field: Option<String>,
+        /// How each stream record finds its row.
+        key: LookupKey,
     },
     /// Two tables: an update on either side joins it with the other side's
     /// current row; the result is a table of its own.
@@ -194,6 +195,18 @@ pub enum JoinShape {
         /// The right table stage.
         right: usize,
     },
+}
+
+/// The key a stream record looks a global table up by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupKey {
+    /// The record's key.
+    RecordKey,
+    /// This JSON field of the record's value (`key-field`).
+    Field(String),
+    /// The key of the first output a `process` module makes of the record
+    /// (`key-module`); no output: no lookup key.
+    Module(PathBuf),
 }
 
 /// A stream-stream join's window, in ms: a left record at `t` joins right
@@ -468,6 +481,7 @@ struct RawStage {
     partitions: Option<i32>,
     join: Option<String>,
     key_field: Option<String>,
+    key_module: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -768,6 +782,7 @@ impl RawStage {
             ("partitions", self.partitions.is_some()),
             ("join", self.join.is_some()),
             ("key-field", self.key_field.is_some()),
+            ("key-module", self.key_module.is_some()),
         ];
         let refuse_keys =
             |kind: &str, allowed: &[&str]| match set_keys.iter().find(|(k, set)| *set && !allowed.contains(k)) {
@@ -792,17 +807,13 @@ impl RawStage {
                 refuse_keys("table", &[])?;
                 match inputs.as_slice() {
                     [StageInput::Topic(_)] => {}
-                    [StageInput::Stage(_)] => {
-                        return Err(invalid(
-                            &key("inputs"),
-                            "one input topic (a table of a stage's results is not available in this version)",
-                            "a stage",
-                        ));
-                    }
+                    // A stage's results (an aggregate's, a process stage's
+                    // on a table's changes…): repartitioned by their key.
+                    [StageInput::Stage(s)] if !earlier.get(*s).is_some_and(|s| s.kind == StageKind::GlobalTable) => {}
                     _ => {
                         return Err(invalid(
                             &key("inputs"),
-                            "one input topic: a table is the latest value per key of one topic",
+                            "one input topic or stage: a table is the latest value per key of one input",
                             &format!("{} inputs", inputs.len()),
                         ));
                     }
@@ -826,9 +837,17 @@ impl RawStage {
             Some("join") => {
                 refuse_keys(
                     "join",
-                    &["join", "repartition", "partitions", "window", "idle-close", "key-field"],
+                    &[
+                        "join",
+                        "repartition",
+                        "partitions",
+                        "window",
+                        "idle-close",
+                        "key-field",
+                        "key-module",
+                    ],
                 )?;
-                StageKind::Join(self.join_spec(i, &inputs, earlier)?)
+                StageKind::Join(self.join_spec(i, &inputs, earlier, base)?)
             }
             Some(other) => {
                 return Err(invalid(
@@ -893,7 +912,7 @@ impl RawStage {
 
 impl RawStage {
     /// A join's spec, from its two inputs (left, right) and `join`.
-    fn join_spec(&self, i: usize, inputs: &[StageInput], earlier: &[Stage]) -> Result<Join, ErrorKind> {
+    fn join_spec(&self, i: usize, inputs: &[StageInput], earlier: &[Stage], base: &Path) -> Result<Join, ErrorKind> {
         let key = |k: &str| format!("stage[{i}].{k}");
         if self.inputs.is_none() {
             return Err(ErrorKind::Missing {
@@ -962,12 +981,18 @@ impl RawStage {
                     return Err(invalid(&key(k), "no such key in a join with a global table", "a value"));
                 }
             }
+            let key = match (&self.key_field, &self.key_module) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(&key("key-module"), "either key-field or key-module", "both"));
+                }
+                (Some(f), None) => LookupKey::Field(f.clone()),
+                (None, Some(m)) if m.is_absolute() => LookupKey::Module(m.clone()),
+                (None, Some(m)) => LookupKey::Module(base.join(m)),
+                (None, None) => LookupKey::RecordKey,
+            };
             return Ok(Join {
                 kind,
-                shape: JoinShape::StreamGlobal {
-                    table: *table,
-                    key_field: self.key_field.clone(),
-                },
+                shape: JoinShape::StreamGlobal { table: *table, key },
                 repartition: false,
                 partitions: None,
                 idle_close: None,
@@ -1519,7 +1544,7 @@ default = "out"
             j.shape,
             JoinShape::StreamGlobal {
                 table: 0,
-                key_field: Some("isin".into())
+                key: LookupKey::Field("isin".into())
             }
         );
         let cases = [
@@ -1540,6 +1565,18 @@ default = "out"
             let e = error(text);
             assert!(e.contains(expected), "expected {expected:?} in: {e}");
         }
+        let by_module = Pipeline::parse(
+            Path::new("/p/pipe.toml"),
+            &GLOBAL.replace("key-field = \"isin\"", "key-module = \"k.wasm\""),
+        )
+        .unwrap();
+        assert!(matches!(
+            &by_module.stages[1].kind,
+            StageKind::Join(Join { shape: JoinShape::StreamGlobal { key: LookupKey::Module(m), .. }, .. })
+                if m == Path::new("/p/k.wasm")
+        ));
+        let e = error(&GLOBAL.replace("key-field = \"isin\"", "key-field = \"isin\"\nkey-module = \"k.wasm\""));
+        assert!(e.contains("either key-field or key-module"), "{e}");
         let unread = "application-id = \"a\"\ninputs = [\"t\"]\nglobals = [\"g\"]\n\
                       [[stage]]\nmodule = \"m.wasm\"\n[outputs]\ndefault = \"o\"\n";
         let e = error(unread);

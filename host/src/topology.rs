@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::pipeline::{Aggregation, Emit, ErrorPolicy, JoinShape, Pipeline, StageInput, StageKind};
+use crate::pipeline::{Aggregation, Emit, ErrorPolicy, JoinShape, LookupKey, Pipeline, StageInput, StageKind};
 use crate::stage::window::WindowKind;
 use crate::state::{Durability, Scope, StoreSpec};
 
@@ -120,7 +120,9 @@ impl StageNode {
         let repartition = match &self.kind {
             StageKind::Aggregate(a) => a.repartition,
             StageKind::Join(j) => j.repartition,
-            StageKind::Process | StageKind::Table | StageKind::GlobalTable => false,
+            // A table of a stage's results: keyed as the results are.
+            StageKind::Table => matches!(self.inputs.as_slice(), [StageInput::Stage(_)]),
+            StageKind::Process | StageKind::GlobalTable => false,
         };
         repartition.then(|| format!("{application_id}-{}-repartition", self.name))
     }
@@ -303,6 +305,7 @@ impl Topology {
                 Durability::Changelog(self.changelog_topic(stage))
             }
             (StageKind::Table, [StageInput::Topic(t)]) => Durability::SourceTopic(t.clone()),
+            (StageKind::Table, [StageInput::Stage(_)]) => Durability::Changelog(self.changelog_topic(stage)),
             (StageKind::GlobalTable, [StageInput::Topic(t)]) => {
                 return Some(StoreSpec {
                     name: node.name.clone(),
@@ -400,12 +403,23 @@ impl Topology {
             for &i in &sub.stages {
                 let s = &self.stages[i];
                 let _ = writeln!(out, "    Stage: {} ({})", s.name, self.stage_summary(s));
-                if let (StageKind::Table, [StageInput::Topic(t)]) = (&s.kind, s.inputs.as_slice()) {
-                    let _ = writeln!(
-                        out,
-                        "      store: {} (key-value store per task, restored from {t}, no changelog of its own)",
-                        s.name
-                    );
+                match (&s.kind, s.inputs.as_slice()) {
+                    (StageKind::Table, [StageInput::Topic(t)]) => {
+                        let _ = writeln!(
+                            out,
+                            "      store: {} (key-value store per task, restored from {t}, no changelog of its own)",
+                            s.name
+                        );
+                    }
+                    (StageKind::Table, _) => {
+                        let _ = writeln!(
+                            out,
+                            "      store: {} (key-value store per task, changelog {})",
+                            s.name,
+                            self.changelog_topic(i)
+                        );
+                    }
+                    _ => {}
                 }
                 if let StageKind::Join(j) = &s.kind {
                     let what = match &j.shape {
@@ -506,13 +520,15 @@ impl Topology {
                         "{} join, table-table of {} and {}, {}",
                         j.kind, self.stages[*left].name, self.stages[*right].name, s.module
                     ),
-                    JoinShape::StreamGlobal { table, key_field } => format!(
+                    JoinShape::StreamGlobal { table, key } => format!(
                         "{} join, stream with global table {} by {}, {}",
                         j.kind,
                         self.stages[*table].name,
-                        key_field
-                            .as_ref()
-                            .map_or_else(|| "the record key".to_owned(), |f| format!("field {f:?} of the value")),
+                        match key {
+                            LookupKey::RecordKey => "the record key".to_owned(),
+                            LookupKey::Field(f) => format!("field {f:?} of the value"),
+                            LookupKey::Module(m) => format!("the key {} makes", m.display()),
+                        },
                         s.module
                     ),
                     JoinShape::StreamStream { window } => format!(

@@ -75,6 +75,23 @@ pub fn producer() -> ThreadedProducer<DefaultProducerContext> {
         .expect("create a test producer")
 }
 
+/// Produces records partitioned by key as Java clients (and Kafka Streams,
+/// and Weir's repartition topics) do — murmur2 — rather than librdkafka's
+/// default, and waits until all are acknowledged: for topics that must be
+/// co-partitioned with a topic Weir repartitions into.
+pub fn produce_as_java(topic: &str, records: &[In]) {
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker().bootstrap)
+        .set("linger.ms", "5")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("create a test producer");
+    for r in records {
+        send(&p, topic, r);
+    }
+    p.flush(Duration::from_secs(30)).expect("flush test input");
+}
+
 /// Produces records and waits until all are acknowledged.
 pub fn produce(topic: &str, records: &[In]) {
     let p = producer();

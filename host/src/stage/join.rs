@@ -142,9 +142,19 @@ pub struct JoinStage {
     /// The table stage (its changes arrive as batches from it).
     table_stage: usize,
     table: TableView,
-    /// The JSON field of a stream record's value that holds the lookup key
-    /// (a global-table join's `key-field`); `None`: the record's key.
-    key_field: Option<String>,
+    /// How a stream record finds its row.
+    key_by: KeyBy,
+}
+
+/// How a stream record finds its row in the table.
+pub enum KeyBy {
+    /// By its key.
+    Record,
+    /// By this JSON field of its value (a global-table join's `key-field`).
+    Field(String),
+    /// By the key of the first output this processor makes of it (a
+    /// global-table join's `key-module`).
+    Guest(Operator),
 }
 
 impl JoinStage {
@@ -163,16 +173,45 @@ impl JoinStage {
             kind,
             table_stage,
             table,
-            key_field: None,
+            key_by: KeyBy::Record,
         }
     }
 
-    /// The same join looking its table up by the JSON field `key_field` of
-    /// each record's value (a global table's join).
-    pub fn by_field(mut self, key_field: Option<String>) -> JoinStage {
-        self.key_field = key_field;
+    /// The same join looking its table up as `key_by` says (a global
+    /// table's join).
+    pub fn keyed_by(mut self, key_by: KeyBy) -> JoinStage {
+        self.key_by = key_by;
         self
     }
+
+    /// The lookup key of each event by the key module: the first output's
+    /// key, or the failure (or trap) of the event.
+    fn guest_keys(op: &mut Operator, input: &Input<'_>) -> Vec<Result<Option<Vec<u8>>, KeyFailure>> {
+        let results: Vec<Result<EventResult, GuestError>> = match op.process(input.batch) {
+            Ok(batch) => batch.into_owned().into_iter().map(Ok).collect(),
+            Err(e) if matches!(e.fault, GuestFault::Instantiate(_)) => {
+                input.events.iter().map(|_| Err(e.clone())).collect()
+            }
+            Err(_) => {
+                let owned: Vec<_> = input.events.iter().map(EventRef::to_event).collect();
+                op.process_events(&owned)
+            }
+        };
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(EventResult::Outputs(outputs)) => Ok(outputs.into_iter().next().and_then(|o| o.key)),
+                Ok(EventResult::Failed(f)) => Err(KeyFailure::Failed(f)),
+                Err(e) => Err(KeyFailure::Trapped(e)),
+            })
+            .collect()
+    }
+}
+
+/// Why the key module gave an event no lookup key.
+enum KeyFailure {
+    Failed(Failure),
+    Trapped(GuestError),
 }
 
 /// Where a stream record looks its table up.
@@ -202,19 +241,45 @@ impl Stage for JoinStage {
             return Ok(());
         }
         self.joiner.pairs.clear();
+        let mut guest_keys = match &mut self.key_by {
+            KeyBy::Guest(op) => Some(Self::guest_keys(op, input).into_iter()),
+            _ => None,
+        };
         let mut joined: Vec<EventRef<'_>> = Vec::with_capacity(input.events.len());
         for ev in input.events {
+            let guest_key = guest_keys.as_mut().and_then(Iterator::next);
             let Some(value) = ev.value else {
                 out.dropped(ev, "a stream record without a value cannot join");
                 continue;
             };
-            let lookup = match (&self.key_field, ev.key) {
-                (None, Some(key)) => Lookup::At(key.to_vec()),
-                (None, None) => {
+            let lookup = match (&self.key_by, ev.key) {
+                (KeyBy::Record, Some(key)) => Lookup::At(key.to_vec()),
+                (KeyBy::Record, None) => {
                     out.dropped(ev, "a stream record without a key cannot join");
                     continue;
                 }
-                (Some(field), _) => match field_key(value, field) {
+                (KeyBy::Guest(_), _) => match guest_key {
+                    Some(Ok(Some(k))) => Lookup::At(k),
+                    Some(Ok(None)) => Lookup::Nowhere,
+                    Some(Err(KeyFailure::Failed(f))) => {
+                        out.fail(
+                            ev,
+                            &Why::Failure {
+                                code: &f.code,
+                                message: &f.message,
+                            },
+                        )?;
+                        continue;
+                    }
+                    Some(Err(KeyFailure::Trapped(e))) => {
+                        out.fail(ev, &Why::Trap(&e))?;
+                        continue;
+                    }
+                    None => {
+                        return Err(out.invariant("the key module gave fewer results than events", String::new()));
+                    }
+                },
+                (KeyBy::Field(field), _) => match field_key(value, field) {
                     Ok(lookup) => lookup,
                     Err(message) => {
                         out.fail(

@@ -3,9 +3,11 @@
 //! null value deletes it; a record without a key is dropped (counted), as a
 //! table has no row for it.
 //!
-//! The store is the topic's own image: it writes no changelog, and a restore
-//! reads the source topic up to the group's committed offset (Kafka Streams'
-//! source-topic optimisation). Its checkpoint is the next offset of that
+//! The store of a table of a topic is the topic's own image: it writes no
+//! changelog, and a restore reads the source topic up to the group's
+//! committed offset (Kafka Streams' source-topic optimisation). A table of a
+//! stage's results reads them through its repartition topic (which is
+//! purged) and writes every change to a changelog of its own. Its checkpoint is the next offset of that
 //! topic that committed state covers. Values are stored with the timestamp
 //! of the record that wrote them ([`encode_value`]).
 //!
@@ -33,6 +35,9 @@ pub struct TableStage {
     store: Store,
     /// The next offset of the source topic after the staged writes.
     next: Option<i64>,
+    /// It keeps a changelog of its own (a table of a stage's results, which
+    /// reads a repartition topic that is purged).
+    logged: bool,
 }
 
 /// One row of a table as a join reads it.
@@ -101,7 +106,20 @@ impl TableStage {
     /// A table over `store` (restored from its source topic before the
     /// first record).
     pub fn new(store: Store) -> TableStage {
-        TableStage { store, next: None }
+        TableStage {
+            store,
+            next: None,
+            logged: false,
+        }
+    }
+
+    /// A table that writes every change to its own changelog (a table of a
+    /// stage's results).
+    pub fn logged(store: Store) -> TableStage {
+        TableStage {
+            logged: true,
+            ..TableStage::new(store)
+        }
     }
 
     /// Reads of its rows for a join of the same task.
@@ -113,6 +131,11 @@ impl TableStage {
 impl Stage for TableStage {
     fn process(&mut self, input: &Input<'_>, out: &mut Collector<'_>) -> Result<(), StageError> {
         let mut results = Vec::with_capacity(input.events.len());
+        let position = if self.logged {
+            out.context().position()
+        } else {
+            String::new()
+        };
         for ev in input.events {
             self.next = Some(ev.offset + 1);
             let Some(key) = ev.key else {
@@ -120,8 +143,12 @@ impl Stage for TableStage {
                 results.push(EventResult::Outputs(Vec::new()));
                 continue;
             };
-            self.store
-                .stage(keys::plain(Some(key)), ev.value.map(|v| encode_value(ev.timestamp, v)));
+            let row = ev.value.map(|v| encode_value(ev.timestamp, v));
+            if self.logged {
+                crate::stage::join::write_logged(&mut self.store, keys::plain(Some(key)), row, &position, out)?;
+            } else {
+                self.store.stage(keys::plain(Some(key)), row);
+            }
             results.push(EventResult::Outputs(vec![Output {
                 key: Some(key.to_vec()),
                 value: ev.value.map(<[u8]>::to_vec),
@@ -141,9 +168,13 @@ impl Stage for TableStage {
         out.results(&results, &BTreeMap::new(), input.events)
     }
 
-    fn commit(&mut self, _checkpoint: &dyn Fn(&Changelog) -> Option<i64>) -> Result<(), StateError> {
-        // The source topic is the changelog: committed input is the checkpoint.
+    fn commit(&mut self, checkpoint: &dyn Fn(&Changelog) -> Option<i64>) -> Result<(), StateError> {
         let next = self.next.take();
+        if self.logged {
+            let c = checkpoint(self.store.changelog());
+            return self.store.commit(c);
+        }
+        // The source topic is the changelog: committed input is the checkpoint.
         self.store.commit(next)
     }
 

@@ -9,11 +9,11 @@ use super::Task;
 use crate::collector::Routing;
 use crate::contract::OperatorKind;
 use crate::metrics::Metrics;
-use crate::pipeline::{JoinShape, Pipeline, StageInput, StageKind};
+use crate::pipeline::{Join, JoinShape, LookupKey, Pipeline, StageInput, StageKind};
 use crate::runtime::{LoadError, LoadedModule, Runtime};
 use crate::stage::Stage;
 use crate::stage::aggregate::{AggregateStage, Aggregator};
-use crate::stage::join::{JoinStage, Side, TableJoinStage};
+use crate::stage::join::{JoinStage, KeyBy, Side, TableJoinStage};
 use crate::stage::process::ProcessStage;
 use crate::stage::table::{TableStage, TableView};
 use crate::stage::window_join::WindowJoinStage;
@@ -38,6 +38,9 @@ struct ChainStage {
     config: BTreeMap<String, String>,
     kind: StageKind,
     inputs: Vec<StageInput>,
+    /// A global-table join's `key-module` (a processor whose first output's
+    /// key is each record's lookup key). Not hot-swapped.
+    key_module: Option<Arc<LoadedModule>>,
 }
 
 /// A stage's module cannot be used.
@@ -139,12 +142,38 @@ impl Chain {
                 }
                 _ => None,
             };
+            let key_module = match &s.kind {
+                StageKind::Join(Join {
+                    shape:
+                        JoinShape::StreamGlobal {
+                            key: LookupKey::Module(path),
+                            ..
+                        },
+                    ..
+                }) => {
+                    let m = runtime.load_file(path).map_err(|source| ChainError::Load {
+                        stage: s.name.clone(),
+                        source,
+                    })?;
+                    if m.kind() != OperatorKind::Processor {
+                        return Err(ChainError::WrongKind {
+                            stage: s.name.clone(),
+                            module: path.clone(),
+                            kind: m.kind(),
+                            expected: "process (its key-module)",
+                        });
+                    }
+                    Some(m)
+                }
+                _ => None,
+            };
             stages.push(ChainStage {
                 name: s.name.clone(),
                 module,
                 config: s.config.clone(),
                 kind: s.kind.clone(),
                 inputs: s.inputs.clone(),
+                key_module,
             });
         }
         Ok(Arc::new(Chain {
@@ -325,7 +354,11 @@ impl Chain {
                     Box::new(AggregateStage::new(&self.runtime, module()?, s.config.clone(), agg))
                 }
                 (StageKind::Table, Some(store)) => {
-                    let table = TableStage::new(store);
+                    let table = if store.is_source_topic() {
+                        TableStage::new(store)
+                    } else {
+                        TableStage::logged(store)
+                    };
                     tables.insert(i, table.view());
                     Box::new(table)
                 }
@@ -345,7 +378,17 @@ impl Chain {
                             *table,
                             view(*table)?,
                         )),
-                        (JoinShape::StreamGlobal { table, key_field }, None) => {
+                        (JoinShape::StreamGlobal { table, key }, None) => {
+                            let by = match (key, &s.key_module) {
+                                (LookupKey::RecordKey, _) => KeyBy::Record,
+                                (LookupKey::Field(f), _) => KeyBy::Field(f.clone()),
+                                (LookupKey::Module(_), Some(m)) => {
+                                    KeyBy::Guest(self.runtime.operator(m.clone(), s.config.clone()))
+                                }
+                                (LookupKey::Module(_), None) => {
+                                    return Err(OpenError::NoModule { stage: s.name.clone() });
+                                }
+                            };
                             let rows = self
                                 .globals
                                 .read()
@@ -365,7 +408,7 @@ impl Chain {
                                     *table,
                                     rows,
                                 )
-                                .by_field(key_field.clone()),
+                                .keyed_by(by),
                             )
                         }
                         (JoinShape::StreamStream { window }, Some(store)) => {
