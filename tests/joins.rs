@@ -70,23 +70,104 @@ fn enriched(order: &Order, customer: Option<&String>) -> String {
     )
 }
 
-/// The example pipeline's text before `[kafka]`, with `app` as its
-/// application id, unique topic names and the built joiner.
-fn example_body(app: &str, topics: &Topics) -> String {
+/// Example `name`'s text before `[kafka]`, with `app` as its application
+/// id, module paths pointing at the built components, and each quoted
+/// topic name `"from"` of `names` replaced by `"to"`.
+fn body_of(name: &str, app: &str, names: &[(&str, &str)]) -> String {
     let _ = guests();
-    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines/orders-enriched.toml")).unwrap();
+    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines").join(name)).unwrap();
     let body = text.split("\n[kafka]").next().unwrap();
-    body.replace(
-        "application-id = \"orders-enriched\"",
-        &format!("application-id = \"{app}\""),
-    )
-    .replace(
+    let mut body: String = body
+        .lines()
+        .map(|l| {
+            if l.starts_with("application-id") {
+                format!("application-id = \"{app}\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    body = body.replace(
         "module = \"../dist/",
         &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
+    );
+    for (from, to) in names {
+        body = body.replace(&format!("\"{from}\""), &format!("\"{to}\""));
+    }
+    body
+}
+
+/// A pipeline file for the test broker in `dir`: `extra` top-level keys, a
+/// state directory in `dir`, `body`, and `[kafka]`.
+fn broker_file(dir: &Path, body: &str, extra: &str) -> PathBuf {
+    let path = dir.join("pipeline.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{extra}\nstate-dir = \"{}\"\n{body}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\
+             \"transaction.timeout.ms\" = 10000\n\"session.timeout.ms\" = 6000\n",
+            dir.join("state").display(),
+            broker().bootstrap
+        ),
     )
-    .replace("\"orders-enriched\"", &format!("\"{}\"", topics.out))
-    .replace("\"orders\"", &format!("\"{}\"", topics.orders))
-    .replace("\"customers\"", &format!("\"{}\"", topics.customers))
+    .unwrap();
+    path
+}
+
+/// The broker-free driver for the pipeline `body`, record by record.
+fn driver_for(body: &str) -> weir::testing::Driver {
+    let pipeline = weir::pipeline::Pipeline::parse(Path::new("/driven/pipeline.toml"), body).unwrap();
+    let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
+    weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap()
+}
+
+/// An input record as the driver takes it.
+fn event_of(r: &In) -> weir::event::Event {
+    weir::event::Event {
+        key: r.key.clone(),
+        value: r.value.clone(),
+        timestamp: r.timestamp.unwrap_or(0),
+        ..weir::event::Event::default()
+    }
+}
+
+/// What the driver sent to `topic`: key, value (UTF-8), timestamp.
+fn driven(driver: &mut weir::testing::Driver, topic: &str) -> Vec<(String, String, i64)> {
+    driver
+        .take_output(topic)
+        .into_iter()
+        .map(|r| {
+            (
+                String::from_utf8(r.key.unwrap_or_default()).unwrap(),
+                String::from_utf8(r.value.unwrap_or_default()).unwrap(),
+                r.timestamp,
+            )
+        })
+        .collect()
+}
+
+/// A store's row of `key` through `weir query` (`None`: no row).
+fn query_row(addr: &str, stage: &str, key: &str) -> Option<String> {
+    let out = weir()
+        .args(["query", "--admin", addr, stage, key])
+        .output()
+        .expect("run weir query");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("weir query printed no JSON ({e}): {text}"));
+    v["value"]["value"].as_str().map(str::to_owned)
+}
+
+/// The orders-enriched example with `app` and `topics`.
+fn example_body(app: &str, topics: &Topics) -> String {
+    body_of(
+        "orders-enriched.toml",
+        app,
+        &[
+            ("orders-enriched", &topics.out),
+            ("orders", &topics.orders),
+            ("customers", &topics.customers),
+        ],
+    )
 }
 
 struct Topics {
@@ -210,39 +291,12 @@ fn orders_enriched_through_the_driver_as_the_reference_says() {
             }
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("pipeline.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "{}\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n",
-            example_body("drive-enrich", &topics)
-        ),
-    )
-    .unwrap();
-    let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
-    let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
-    let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+    let mut driver = driver_for(&example_body("drive-enrich", &topics));
     for (topic, r) in &timeline {
-        let event = weir::event::Event {
-            key: r.key.clone(),
-            value: r.value.clone(),
-            timestamp: r.timestamp.unwrap_or(0),
-            ..weir::event::Event::default()
-        };
+        let event = event_of(&r);
         driver.pipe(topic, vec![event]).unwrap();
     }
-    let got: Vec<(String, String, i64)> = driver
-        .take_output("orders-enriched")
-        .into_iter()
-        .map(|r| {
-            (
-                String::from_utf8(r.key.unwrap()).unwrap(),
-                String::from_utf8(r.value.unwrap()).unwrap(),
-                r.timestamp,
-            )
-        })
-        .collect();
+    let got = driven(&mut driver, "orders-enriched");
     let want_list: Vec<(String, String, i64)> = want
         .iter()
         .map(|(o, v)| (o.customer.clone(), v.clone(), o.ts))
@@ -284,19 +338,7 @@ fn orders_enriched_through_the_driver_as_the_reference_says() {
 
 /// A file for the example on the test broker.
 fn pipeline(dir: &Path, app: &str, topics: &Topics, extra: &str) -> PathBuf {
-    let path = dir.join("orders-enriched.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "{extra}\nstate-dir = \"{}\"\n{}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
-             \"session.timeout.ms\" = 6000\n",
-            dir.join("state").display(),
-            example_body(app, topics),
-            broker().bootstrap
-        ),
-    )
-    .unwrap();
-    path
+    broker_file(dir, &example_body(app, topics), extra)
 }
 
 fn new_topics(partitions: i32) -> Topics {
@@ -311,15 +353,9 @@ fn new_topics(partitions: i32) -> Topics {
     t
 }
 
-/// The table's row of `customer` through `weir query` (`None`: no row).
+/// The customer table's row of `customer` (`None`: no row).
 fn row(addr: &str, customer: &str) -> Option<String> {
-    let out = weir()
-        .args(["query", "--admin", addr, "customer-table", customer])
-        .output()
-        .expect("run weir query");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("weir query printed no JSON ({e}): {text}"));
-    v["value"]["value"].as_str().map(str::to_owned)
+    query_row(addr, "customer-table", customer)
 }
 
 /// Waits until the table shows `table` for each of `customers`.
@@ -653,21 +689,16 @@ fn table_join_reference(
 }
 
 fn accounts_body(app: &str, t: &AccountTopics, kind: &str) -> String {
-    let _ = guests();
-    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines/accounts-limits.toml")).unwrap();
-    let body = text.split("\n[kafka]").next().unwrap();
-    body.replace(
-        "application-id = \"accounts-limits\"",
-        &format!("application-id = \"{app}\""),
-    )
-    .replace(
-        "module = \"../dist/",
-        &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
+    body_of(
+        "accounts-limits.toml",
+        app,
+        &[
+            ("account-limits", &t.out),
+            ("accounts", &t.accounts),
+            ("limits", &t.limits),
+        ],
     )
     .replace("join = \"outer\"", &format!("join = \"{kind}\""))
-    .replace("\"account-limits\"", &format!("\"{}\"", t.out))
-    .replace("\"accounts\"", &format!("\"{}\"", t.accounts))
-    .replace("\"limits\"", &format!("\"{}\"", t.limits))
 }
 
 struct AccountTopics {
@@ -686,28 +717,11 @@ fn accounts_and_limits_through_the_driver_for_every_join_kind() {
     };
     for kind in ["inner", "left", "outer"] {
         let (want, table) = table_join_reference(&changes, kind);
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("pipeline.toml");
-        std::fs::write(
-            &file,
-            format!(
-                "{}\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n",
-                accounts_body(&format!("drive-{kind}"), &t, kind)
-            ),
-        )
-        .unwrap();
-        let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
-        let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
-        let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+        let mut driver = driver_for(&accounts_body(&format!("drive-{kind}"), &t, kind));
         for c in &changes {
             let topic = if c.left { "accounts" } else { "limits" };
             let r = change_record(&c.change);
-            let event = weir::event::Event {
-                key: r.key,
-                value: r.value,
-                timestamp: c.change.ts,
-                ..weir::event::Event::default()
-            };
+            let event = event_of(&r);
             driver.pipe(topic, vec![event]).unwrap();
         }
         let got: Vec<(String, Option<String>, i64)> = driver
@@ -763,15 +777,9 @@ fn want_last(want: &[(String, Option<String>, i64)]) -> BTreeMap<String, Option<
     want.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect()
 }
 
-/// The result table's row of `key` through `weir query` (`None`: no row).
+/// The with-limits row of `key` (`None`: no row).
 fn result_row(addr: &str, key: &str) -> Option<String> {
-    let out = weir()
-        .args(["query", "--admin", addr, "with-limits", key])
-        .output()
-        .expect("run weir query");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("weir query printed no JSON ({e}): {text}"));
-    v["value"]["value"].as_str().map(str::to_owned)
+    query_row(addr, "with-limits", key)
 }
 
 fn account_topics() -> AccountTopics {
@@ -787,19 +795,7 @@ fn account_topics() -> AccountTopics {
 }
 
 fn account_pipeline(dir: &Path, app: &str, t: &AccountTopics, kind: &str, extra: &str) -> PathBuf {
-    let path = dir.join("accounts-limits.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "{extra}\nstate-dir = \"{}\"\n{}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
-             \"session.timeout.ms\" = 6000\n",
-            dir.join("state").display(),
-            accounts_body(app, t, kind),
-            broker().bootstrap
-        ),
-    )
-    .unwrap();
-    path
+    broker_file(dir, &accounts_body(app, t, kind), extra)
 }
 
 /// Checks the result table through queries, and the last output per key.
@@ -1080,22 +1076,17 @@ struct ClickTopics {
 }
 
 fn clicks_body(app: &str, t: &ClickTopics, kind: &str, window: &str) -> String {
-    let _ = guests();
-    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines/searches-clicks.toml")).unwrap();
-    let body = text.split("\n[kafka]").next().unwrap();
-    body.replace(
-        "application-id = \"searches-clicks\"",
-        &format!("application-id = \"{app}\""),
-    )
-    .replace(
-        "module = \"../dist/",
-        &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
+    body_of(
+        "searches-clicks.toml",
+        app,
+        &[
+            ("search-clicks", &t.out),
+            ("searches", &t.searches),
+            ("clicks", &t.clicks),
+        ],
     )
     .replace("join = \"left\"", &format!("join = \"{kind}\""))
     .replace("window = { before = \"0s\", after = \"5m\", grace = \"1m\" }", window)
-    .replace("\"search-clicks\"", &format!("\"{}\"", t.out))
-    .replace("\"searches\"", &format!("\"{}\"", t.searches))
-    .replace("\"clicks\"", &format!("\"{}\"", t.clicks))
 }
 
 /// Through the driver, record by record (out of order and late ones
@@ -1116,31 +1107,14 @@ fn searches_and_clicks_through_the_driver_for_every_join_kind() {
     };
     for kind in ["inner", "left", "outer"] {
         let (want, late) = window_join_reference(&data, kind, w);
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("pipeline.toml");
         let window = "window = { before = \"0s\", after = \"5m\", grace = \"1m\" }";
-        std::fs::write(
-            &file,
-            format!(
-                "{}\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n",
-                clicks_body(&format!("drive-{kind}"), &t, kind, window)
-            ),
-        )
-        .unwrap();
-        let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
-        let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
-        let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+        let mut driver = driver_for(&clicks_body(&format!("drive-{kind}"), &t, kind, window));
         let mut got: Vec<Joined> = Vec::new();
         let mut st = i64::MIN;
         for a in &data {
             let r = act_record(a);
             st = st.max(a.ts);
-            let event = weir::event::Event {
-                key: r.key,
-                value: r.value,
-                timestamp: a.ts,
-                ..weir::event::Event::default()
-            };
+            let event = event_of(&r);
             driver
                 .pipe(if a.left { "searches" } else { "clicks" }, vec![event])
                 .unwrap();
@@ -1209,19 +1183,7 @@ fn broker_acts(n: usize, seed: u64) -> Vec<Act> {
 }
 
 fn click_pipeline(dir: &Path, app: &str, t: &ClickTopics, extra: &str) -> PathBuf {
-    let path = dir.join("searches-clicks.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "{extra}\nstate-dir = \"{}\"\n{}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
-             \"session.timeout.ms\" = 6000\n",
-            dir.join("state").display(),
-            clicks_body(app, t, "left", TOLERANT),
-            broker().bootstrap
-        ),
-    )
-    .unwrap();
-    path
+    broker_file(dir, &clicks_body(app, t, "left", TOLERANT), extra)
 }
 
 fn click_results(topic: &str) -> Vec<Joined> {
@@ -1361,20 +1323,15 @@ struct TradeTopics {
 }
 
 fn trades_body(app: &str, t: &TradeTopics) -> String {
-    let _ = guests();
-    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines/trades-instruments.toml")).unwrap();
-    let body = text.split("\n[kafka]").next().unwrap();
-    body.replace(
-        "application-id = \"trades-instruments\"",
-        &format!("application-id = \"{app}\""),
+    body_of(
+        "trades-instruments.toml",
+        app,
+        &[
+            ("trades-enriched", &t.out),
+            ("trades", &t.trades),
+            ("instruments", &t.instruments),
+        ],
     )
-    .replace(
-        "module = \"../dist/",
-        &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
-    )
-    .replace("\"trades-enriched\"", &format!("\"{}\"", t.out))
-    .replace("\"trades\"", &format!("\"{}\"", t.trades))
-    .replace("\"instruments\"", &format!("\"{}\"", t.instruments))
 }
 
 /// Results by trade number: (key, value, timestamp).
@@ -1435,39 +1392,12 @@ fn trades_and_instruments_through_the_driver() {
             }
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("pipeline.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "{}\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n",
-            trades_body("drive-trades", &t)
-        ),
-    )
-    .unwrap();
-    let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
-    let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
-    let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+    let mut driver = driver_for(&trades_body("drive-trades", &t));
     for (topic, r) in &steps {
-        let event = weir::event::Event {
-            key: r.key.clone(),
-            value: r.value.clone(),
-            timestamp: r.timestamp.unwrap_or(0),
-            ..weir::event::Event::default()
-        };
+        let event = event_of(&r);
         driver.pipe(topic, vec![event]).unwrap();
     }
-    let got: Vec<(String, String, i64)> = driver
-        .take_output("trades-enriched")
-        .into_iter()
-        .map(|r| {
-            (
-                String::from_utf8(r.key.unwrap()).unwrap(),
-                String::from_utf8(r.value.unwrap()).unwrap(),
-                r.timestamp,
-            )
-        })
-        .collect();
+    let got = driven(&mut driver, "trades-enriched");
     let want_list: Vec<(String, String, i64)> = want.iter().map(|(t, v)| (t.symbol.clone(), v.clone(), t.ts)).collect();
     assert_eq!(
         got, want_list,
@@ -1502,30 +1432,12 @@ fn trade_topics(partitions: i32) -> TradeTopics {
 }
 
 fn trades_pipeline(dir: &Path, app: &str, t: &TradeTopics, extra: &str) -> PathBuf {
-    let path = dir.join("trades-instruments.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "{extra}\nstate-dir = \"{}\"\n{}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
-             \"session.timeout.ms\" = 6000\n",
-            dir.join("state").display(),
-            trades_body(app, t),
-            broker().bootstrap
-        ),
-    )
-    .unwrap();
-    path
+    broker_file(dir, &trades_body(app, t), extra)
 }
 
-/// The global table's row of `isin` through `weir query`.
+/// The instrument-table row of `isin` (`None`: no row).
 fn instrument_row(addr: &str, isin: &str) -> Option<String> {
-    let out = weir()
-        .args(["query", "--admin", addr, "instrument-table", isin])
-        .output()
-        .expect("run weir query");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("weir query printed no JSON ({e}): {text}"));
-    v["value"]["value"].as_str().map(str::to_owned)
+    query_row(addr, "instrument-table", isin)
 }
 
 fn wait_instruments(addr: &str, ids: &[String], table: &BTreeMap<String, String>) {
@@ -1848,12 +1760,7 @@ fn a_rekeyed_stream_joins_a_table_through_a_repartition_topic_in_the_driver() {
             let v = format!(r#"{{"isin":"{id}","v":{i}}}"#);
             table.insert(id.clone(), v.clone());
             let r = change_record(&instrument_change(&id, Some(v), ts));
-            let event = weir::event::Event {
-                key: r.key,
-                value: r.value,
-                timestamp: ts,
-                ..weir::event::Event::default()
-            };
+            let event = event_of(&r);
             driver.pipe("instruments", vec![event]).unwrap();
         } else {
             let trade = Trade {
@@ -1867,26 +1774,11 @@ fn a_rekeyed_stream_joins_a_table_through_a_repartition_topic_in_the_driver() {
                 want.push((id.clone(), trade_enriched(&trade, &table), ts));
             }
             let r = trade.record();
-            let event = weir::event::Event {
-                key: r.key,
-                value: r.value,
-                timestamp: ts,
-                ..weir::event::Event::default()
-            };
+            let event = event_of(&r);
             driver.pipe("trades", vec![event]).unwrap();
         }
     }
-    let got: Vec<(String, String, i64)> = driver
-        .take_output("out")
-        .into_iter()
-        .map(|r| {
-            (
-                String::from_utf8(r.key.unwrap()).unwrap(),
-                String::from_utf8(r.value.unwrap()).unwrap(),
-                r.timestamp,
-            )
-        })
-        .collect();
+    let got = driven(&mut driver, "out");
     assert_eq!(
         got, want,
         "each trade with an ISIN, keyed by it, with its instrument then"
@@ -2053,25 +1945,10 @@ fn a_table_of_a_stage_s_results_joins_in_the_driver() {
                 ("orders", order_record(&o))
             }
         };
-        let event = weir::event::Event {
-            key: r.key,
-            value: r.value,
-            timestamp: ts,
-            ..weir::event::Event::default()
-        };
+        let event = event_of(&r);
         driver.pipe(topic, vec![event]).unwrap();
     }
-    let got: Vec<(String, String, i64)> = driver
-        .take_output("out")
-        .into_iter()
-        .map(|r| {
-            (
-                String::from_utf8(r.key.unwrap()).unwrap(),
-                String::from_utf8(r.value.unwrap()).unwrap(),
-                r.timestamp,
-            )
-        })
-        .collect();
+    let got = driven(&mut driver, "out");
     assert_eq!(got, want, "orders see the upper-cased customers, deletes included");
     let rows: BTreeMap<String, String> = driver
         .state()
@@ -2187,20 +2064,8 @@ fn idle_close_emits_unmatched_searches_on_the_wall_clock() {
         clicks: "clicks".into(),
         out: "search-clicks".into(),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("pipeline.toml");
     let window = "window = { before = \"0s\", after = \"5m\", grace = \"1m\" }";
-    std::fs::write(
-        &file,
-        format!(
-            "{}\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n",
-            clicks_body("idle", &t, "left", window)
-        ),
-    )
-    .unwrap();
-    let pipeline = weir::pipeline::Pipeline::load(&file).unwrap();
-    let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
-    let mut driver = weir::testing::Driver::new(&pipeline, &runtime, 1).unwrap();
+    let mut driver = driver_for(&clicks_body("idle", &t, "left", window));
     let event = |user: &str, value: &str, ts: i64| weir::event::Event {
         key: Some(user.as_bytes().to_vec()),
         value: Some(value.as_bytes().to_vec()),
