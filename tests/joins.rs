@@ -293,7 +293,7 @@ fn orders_enriched_through_the_driver_as_the_reference_says() {
     }
     let mut driver = driver_for(&example_body("drive-enrich", &topics));
     for (topic, r) in &timeline {
-        let event = event_of(&r);
+        let event = event_of(r);
         driver.pipe(topic, vec![event]).unwrap();
     }
     let got = driven(&mut driver, "orders-enriched");
@@ -1394,7 +1394,7 @@ fn trades_and_instruments_through_the_driver() {
     }
     let mut driver = driver_for(&trades_body("drive-trades", &t));
     for (topic, r) in &steps {
-        let event = event_of(&r);
+        let event = event_of(r);
         driver.pipe(topic, vec![event]).unwrap();
     }
     let got = driven(&mut driver, "trades-enriched");
