@@ -2175,3 +2175,28 @@ fn a_global_table_is_looked_up_by_a_key_module() {
         "the trades without an ISIN fail isin-key and are skipped"
     );
 }
+
+/// A global table whose topic does not exist stops the start, naming the
+/// stage and the topic.
+#[test]
+fn a_missing_global_topic_is_named_at_start() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TradeTopics {
+        trades: unique("trades"),
+        instruments: unique("no-such-instruments"),
+        out: unique("trades-enriched"),
+    };
+    create_topic(&t.trades, 1);
+    create_topic(&t.out, 1);
+    let file = trades_pipeline(dir.path(), &unique("missing-global"), &t, "");
+    let run = weir().args(["run", file.to_str().unwrap()]).output().expect("run weir");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("global table instrument-table")
+            && stderr.contains(&t.instruments)
+            && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+}

@@ -231,6 +231,19 @@ impl WindowJoinStage {
         Ok(())
     }
 
+    /// Starts a call: the input position for its changelog records, no
+    /// pairs yet, and events that carry the batch's source.
+    fn begin(&mut self, out: &Collector<'_>) -> Pending {
+        self.position = out.context().position();
+        self.joiner.pairs().clear();
+        let (_, partition, offset) = out.context().source;
+        Pending {
+            events: BatchEncoder::new(),
+            partition,
+            offset,
+        }
+    }
+
     /// Calls the joiner on what `batch` holds and sends the results on.
     fn flush(&mut self, batch: Pending, out: &mut Collector<'_>) -> Result<(), StageError> {
         if batch.events.is_empty() {
@@ -289,14 +302,7 @@ impl Stage for WindowJoinStage {
             }
         };
         self.last_input = Some(out.context().now);
-        self.position = out.context().position();
-        self.joiner.pairs().clear();
-        let (_, partition, offset) = out.context().source;
-        let mut batch = Pending {
-            events: BatchEncoder::new(),
-            partition,
-            offset,
-        };
+        let mut batch = self.begin(out);
         let before = self.stream_time;
         for ev in input.events {
             self.record(side, ev, &mut batch, out)?;
@@ -322,14 +328,7 @@ impl Stage for WindowJoinStage {
     }
 
     fn on_wall_clock(&mut self, _now: Instant, out: &mut Collector<'_>) -> Result<(), StageError> {
-        self.position = out.context().position();
-        self.joiner.pairs().clear();
-        let (_, partition, offset) = out.context().source;
-        let mut batch = Pending {
-            events: BatchEncoder::new(),
-            partition,
-            offset,
-        };
+        let mut batch = self.begin(out);
         self.fire(true, &mut batch, out)?;
         self.flush(batch, out)
     }
