@@ -1371,7 +1371,10 @@ fn scale_out_and_takeover_keep_state_exact() {
     }
     let (want, _) = daily_reference(&trades, 3_600_000);
     let records = trade_records(&trades);
-    let feeder = Feeder::paced(&input, records, 10, Duration::from_millis(30), &[]);
+    // A quarter is fed at once; the rest, held until the two instances have
+    // split the partitions, flows while b is killed, however long the split
+    // took on a slow machine.
+    let feeder = Feeder::paced(&input, records, 10, Duration::from_millis(30), &[1500]);
     // Each instance has its own state directory, as on separate machines.
     let other = dir.path().join("b.toml");
     std::fs::write(
@@ -1404,6 +1407,7 @@ fn scale_out_and_takeover_keep_state_exact() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
+    feeder.open(0);
     let progress = GroupProgress::of_partitions(&app, &b_partitions);
     let changelog = format!("{app}-stats-changelog");
     let b_open = || {

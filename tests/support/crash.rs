@@ -43,6 +43,10 @@ pub const DENSE_FETCH: &[&str] = &["--kafka", "fetch.wait.max.ms=50"];
 /// How long an aimed kill waits for the raw log to show an open transaction.
 pub const AIM_WAIT: Duration = Duration::from_secs(10);
 
+/// How long an aimed kill lets requests already sent by a frozen process
+/// land before it checks that the transaction it saw is still open.
+const FREEZE_SETTLE: Duration = Duration::from_millis(300);
+
 /// Seeded random kill delays. The seed is printed, and `WEIR_TEST_SEED`
 /// replays it.
 pub struct KillRng(u64);
@@ -275,9 +279,20 @@ impl Life {
         std::thread::sleep(delay);
         let mut open_seen = false;
         if let Some(open_now) = aim {
+            // Seeing a transaction open and then killing races its commit,
+            // so the process is frozen first: a transaction still open a
+            // moment after SIGSTOP (time for requests already sent to land)
+            // stays open, and the kill leaves it behind for certain.
             let until = Instant::now() + AIM_WAIT;
             while !open_seen && Instant::now() < until && w.running() {
-                open_seen = open_now();
+                if open_now() {
+                    w.signal("STOP");
+                    std::thread::sleep(FREEZE_SETTLE);
+                    open_seen = open_now();
+                    if !open_seen {
+                        w.signal("CONT");
+                    }
+                }
                 if !open_seen {
                     std::thread::sleep(Duration::from_millis(5));
                 }

@@ -280,6 +280,13 @@ impl WeirProcess {
         let _ = self.child.wait();
     }
 
+    /// Sends `kill -SIG` (e.g. `STOP`, `CONT`) to the process.
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status();
+    }
+
     /// SIGTERM, then waits up to `timeout` for the exit.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         let _ = Command::new("kill")
