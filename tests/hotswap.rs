@@ -393,7 +393,7 @@ fn migrate_carries_state_into_the_new_format_across_a_crash() {
             })
             .collect()
     };
-    let mut w = WeirProcess::start(&file, "0", crash::DENSE_FETCH);
+    let mut w = WeirProcess::start(&file, "0", crash::CRASH_ARGS);
     let addr = admin_addr(&mut w);
     produce(&input, &records(0..500));
     let deadline = Instant::now() + PATIENCE;
@@ -439,7 +439,7 @@ fn migrate_carries_state_into_the_new_format_across_a_crash() {
         Some(&open_now),
     );
     let first_life = w.log_text();
-    let mut w = WeirProcess::start(&file, "0", crash::DENSE_FETCH);
+    let mut w = WeirProcess::start(&file, "0", crash::CRASH_ARGS);
     let addr = admin_addr(&mut w);
     // The restarted instance runs the active version from the start.
     let v = wait_active(&mut w, &addr, "count", "rust-count-v2");

@@ -494,7 +494,7 @@ fn orders_enriched_survive_sigkill_exactly() {
         &[],
     );
     let feeder = Feeder::for_lives(&topics.orders, orders, Duration::from_secs(1), kills + 1);
-    let (mut w, done) = crash::run_with_kills(&file, crash::DENSE_FETCH, kills, &feeder, (300, 1800), &[&topics.out]);
+    let (mut w, done) = crash::run_with_kills(&file, crash::CRASH_ARGS, kills, &feeder, (300, 1800), &[&topics.out]);
     feeder.finish();
     customers_feed.finish();
     for s in &signups {
@@ -876,7 +876,7 @@ fn accounts_and_limits_survive_sigkill_exactly() {
         Duration::from_secs(1),
         kills + 1,
     );
-    let (mut w, done) = crash::run_with_kills(&file, crash::DENSE_FETCH, kills, &feeder, (300, 1800), &[&t.out]);
+    let (mut w, done) = crash::run_with_kills(&file, crash::CRASH_ARGS, kills, &feeder, (300, 1800), &[&t.out]);
     feeder.finish();
     limits_feed.finish();
     let addr = admin_addr(&mut w);
@@ -1252,7 +1252,7 @@ fn searches_and_clicks_survive_sigkill_exactly() {
         .map(|a| (if a.left { &t.searches } else { &t.clicks }.clone(), act_record(a)))
         .collect();
     let feeder = Feeder::for_lives_to(records, Duration::from_secs(1), kills + 1);
-    let (mut w, done) = crash::run_with_kills(&file, crash::DENSE_FETCH, kills, &feeder, (300, 1800), &[&t.out]);
+    let (mut w, done) = crash::run_with_kills(&file, crash::CRASH_ARGS, kills, &feeder, (300, 1800), &[&t.out]);
     feeder.finish();
     let n = want.len();
     until(&n, Duration::from_secs(120), || committed(&t.out).len());
@@ -1574,7 +1574,7 @@ fn trades_and_instruments_survive_sigkill_exactly() {
         Duration::from_secs(1),
         kills + 1,
     );
-    let (mut w, done) = crash::run_with_kills(&file, crash::DENSE_FETCH, kills, &feeder, (300, 1800), &[&t.out]);
+    let (mut w, done) = crash::run_with_kills(&file, crash::CRASH_ARGS, kills, &feeder, (300, 1800), &[&t.out]);
     feeder.finish();
     fresh_feed.finish();
     for c in &fresh {

@@ -443,8 +443,7 @@ struct CrashRun {
 fn crash_run(n: usize, guarantee: &str, kills: usize, pause: Duration) -> CrashRun {
     let (_dir, input, output, file) = uppercase(4, guarantee);
     let feeder = Feeder::for_lives(&input, upper_input(n), pause, kills + 1);
-    let (mut weir, kill_log) =
-        crash::run_with_kills(&file, crash::DENSE_FETCH, kills, &feeder, (700, 2500), &[&output]);
+    let (mut weir, kill_log) = crash::run_with_kills(&file, crash::CRASH_ARGS, kills, &feeder, (700, 2500), &[&output]);
     feeder.finish();
     let want: BTreeSet<String> = expected_upper(n).into_iter().collect();
     let deadline = Instant::now() + Duration::from_secs(120);

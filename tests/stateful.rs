@@ -147,7 +147,7 @@ impl Rng {
 /// while `weir run FILE` is SIGKILLed `kills` times, each time once it has
 /// committed progress in that life and a seeded random 0.3–1.8 s later, and
 /// restarted at once, with short fetches (see [`crash::run_with_kills`] and
-/// [`crash::DENSE_FETCH`]; `output` is where the
+/// [`crash::CRASH_ARGS`]; `output` is where the
 /// last kill looks for open transactions if it must). Returns the last life,
 /// still running, and the kills.
 fn run_with_kills(
@@ -158,7 +158,7 @@ fn run_with_kills(
     kills: usize,
 ) -> (WeirProcess, Vec<Kill>) {
     let feeder = Feeder::for_lives(input, records, pause, kills + 1);
-    let (w, done) = crash::run_with_kills(file, crash::DENSE_FETCH, kills, &feeder, (300, 1800), &[output]);
+    let (w, done) = crash::run_with_kills(file, crash::CRASH_ARGS, kills, &feeder, (300, 1800), &[output]);
     feeder.finish();
     (w, done)
 }
@@ -1384,8 +1384,8 @@ fn scale_out_and_takeover_keep_state_exact() {
             .replace("/state\"", "/state-b\""),
     )
     .unwrap();
-    let mut a = WeirProcess::start(&file, "a", crash::DENSE_FETCH);
-    let mut b = WeirProcess::start(&other, "b", crash::DENSE_FETCH);
+    let mut a = WeirProcess::start(&file, "a", crash::CRASH_ARGS);
+    let mut b = WeirProcess::start(&other, "b", crash::CRASH_ARGS);
     // Kill b mid-stream, once it has committed progress on its share (after
     // the split, so that a commits none of it), a random moment later, when
     // one of its transactions is open.

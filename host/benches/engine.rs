@@ -9,6 +9,12 @@
 //!   the value, add the module header, hand the record to the sink) — the
 //!   baseline.
 //!
+//! - `threads/N`: eight tasks (partitions) of the same pipeline, each given
+//!   2 500 records per round, run on N processing threads by
+//!   [`weir::task::Workers`] as an instance runs them (each task encodes its
+//!   batches and calls its guest on its thread), N = 1, 2 and the number of
+//!   cores if larger: records/s against N.
+//!
 //! Run: `cargo bench -p weir --bench engine` (it builds the guests first).
 
 #[path = "../../tests/support/mod.rs"]
@@ -21,7 +27,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use weir::codec::BatchEncoder;
 use weir::pipeline::Pipeline;
 use weir::runtime::{Runtime, RuntimeConfig};
-use weir::task::{Chain, CountingSink, OutRecord, Sink as _};
+use weir::task::{Chain, CountingSink, OutRecord, Sink as _, Task, Workers};
 
 const RECORDS: usize = 10_000;
 const BATCH: usize = 500;
@@ -60,7 +66,7 @@ fn bench(c: &mut Criterion) {
     let pipeline = Pipeline::load(&file).expect("pipeline");
     let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
     let chain = Chain::load(&pipeline, &runtime).expect("chain");
-    let label = chain.module_labels().remove(0);
+    let label = weir::task::header_label(&chain.module_labels().remove(0)).to_owned();
     let mut group = c.benchmark_group("task");
     group.measurement_time(Duration::from_secs(8));
     for value_size in [100usize, 1024] {
@@ -107,6 +113,67 @@ fn bench(c: &mut Criterion) {
                     .expect("send");
                 }
                 black_box(sink.bytes)
+            })
+        });
+    }
+    group.finish();
+    threads(c, &chain);
+}
+
+/// Tasks of one round and what each one runs.
+struct Share {
+    task: Task,
+    encoder: BatchEncoder,
+    sink: CountingSink,
+    first: usize,
+}
+
+const TASKS: usize = 8;
+const PER_TASK: usize = 2_500;
+
+/// The same round of eight tasks on 1, 2, … processing threads.
+fn threads(c: &mut Criterion, chain: &std::sync::Arc<Chain>) {
+    let src = source(100);
+    let mut counts = vec![1, 2];
+    if Workers::per_core() > 2 {
+        counts.push(Workers::per_core());
+    }
+    let mut group = c.benchmark_group("threads");
+    group.measurement_time(Duration::from_secs(8));
+    group.throughput(Throughput::Elements((TASKS * PER_TASK) as u64));
+    for n in counts {
+        let workers = Workers::new(n).expect("processing threads");
+        let mut shares: Vec<Share> = (0..TASKS)
+            .map(|t| Share {
+                task: chain.task().expect("task"),
+                encoder: BatchEncoder::new(),
+                sink: CountingSink::default(),
+                first: (t * PER_TASK) % RECORDS,
+            })
+            .collect();
+        group.bench_function(BenchmarkId::new("wasm-uppercase-100", n), |b| {
+            b.iter(|| {
+                workers
+                    .for_each(&mut shares, |s| {
+                        for start in (s.first..s.first + PER_TASK).step_by(BATCH) {
+                            s.encoder.clear();
+                            for i in start..start + BATCH {
+                                s.encoder.push(
+                                    i as i64,
+                                    "in",
+                                    0,
+                                    i as i64,
+                                    Some(&src.keys[i]),
+                                    Some(&src.values[i]),
+                                    [("source", Some(&b"bench"[..]))],
+                                );
+                            }
+                            s.task.process(&s.encoder, &mut s.sink)?;
+                        }
+                        Ok::<(), weir::task::TaskError>(())
+                    })
+                    .expect("process");
+                black_box(shares.iter().map(|s| s.sink.bytes).sum::<u64>())
             })
         });
     }

@@ -66,7 +66,7 @@ fn main() {
         let m = runtime
             .load_file(&support::guests().example("rust", "uppercase"))
             .expect("load uppercase");
-        m.info().version_label()
+        weir::task::header_label(&m.info().version_label()).to_owned()
     };
     let reps: usize = std::env::var("WEIR_BENCH_REPS")
         .ok()

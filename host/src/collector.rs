@@ -21,9 +21,28 @@ use crate::runtime::GuestError;
 use crate::stage::{Input, Stage, StageError};
 use crate::topology::{Hops, Topology};
 
-/// Header on every output naming the module version (`name@sha256:…`) that
-/// produced it.
+/// Header on every output naming the module version that produced it:
+/// `name@sha256:` and the first [`HEADER_DIGEST_HEX`] hex digits of its
+/// digest (see [`header_label`]).
 pub const MODULE_HEADER: &str = "weir.module";
+
+/// Hex digits of the digest that an output's [`MODULE_HEADER`] keeps.
+pub const HEADER_DIGEST_HEX: usize = 12;
+
+/// The version label an output's [`MODULE_HEADER`] carries: the full
+/// label (`name@sha256:<64 hex>`) cut after [`HEADER_DIGEST_HEX`] hex digits of
+/// the digest, as git abbreviates commits. The header is on every output,
+/// and the full label is 90 bytes for a typical name: nearly a 100-byte
+/// record's size again. `weir module activate|rollback` resolve the short
+/// label like the full one (an ambiguous prefix is refused, naming it); dead
+/// letters, logs, `/status` and the registry keep the full digest.
+pub fn header_label(label: &str) -> &str {
+    const MARK: &str = "@sha256:";
+    match label.rfind(MARK) {
+        Some(at) => label.get(..at + MARK.len() + HEADER_DIGEST_HEX).unwrap_or(label),
+        None => label,
+    }
+}
 
 /// Headers on a dead letter.
 pub mod dead_letter {
@@ -378,6 +397,7 @@ pub fn run_stages(
             later: after,
             offset: d + 1,
             outbox: BatchEncoder::new(),
+            counted: (0, 0),
         };
         stage.process(input, &mut out)?;
         out.finish()?;
@@ -422,6 +442,11 @@ pub struct Collector<'a> {
     offset: usize,
     /// Unrouted outputs for the stages that read this one.
     outbox: BatchEncoder,
+    /// Outputs made and records sent in this batch, added to the shared
+    /// counters once at its end: a per-record atomic add on a counter that
+    /// every processing thread writes would bounce its cache line between
+    /// cores.
+    counted: (u64, u64),
 }
 
 impl<'a> Collector<'a> {
@@ -442,6 +467,7 @@ impl<'a> Collector<'a> {
             later,
             offset: stage + 1,
             outbox: BatchEncoder::new(),
+            counted: (0, 0),
         }
     }
 
@@ -496,7 +522,8 @@ impl<'a> Collector<'a> {
             ));
         }
         // One label and one header buffer for the batch's outputs.
-        let label = self.label.clone();
+        let full = self.label.clone();
+        let label = header_label(&full);
         let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
         for (idx, (result, ev)) in results.iter().zip(events).enumerate() {
             match result {
@@ -507,7 +534,7 @@ impl<'a> Collector<'a> {
                     };
                     self.fail(ev, &why)?;
                 }
-                ResultRef::Outputs(outs) => self.outputs(ev, outs, &label, &mut headers)?,
+                ResultRef::Outputs(outs) => self.outputs(ev, outs, label, &mut headers)?,
             }
         }
         Ok(())
@@ -534,7 +561,8 @@ impl<'a> Collector<'a> {
         if let Some(why) = bad {
             return self.fail(ev, &why);
         }
-        metrics::add(&self.counters().outputs, outs.len() as u64);
+        self.counted.0 += outs.len() as u64;
+        let mut produced = 0;
         for o in outs.iter() {
             let timestamp = o.timestamp().unwrap_or(ev.timestamp);
             let mut send = |topic: &str, partition: Option<i32>, sink: &mut dyn Sink| {
@@ -550,7 +578,7 @@ impl<'a> Collector<'a> {
                     timestamp,
                     changelog: false,
                 })?;
-                metrics::add(&routing.metrics.produced, 1);
+                produced += 1;
                 Ok::<(), StageError>(())
             };
             if let Some(r) = o.route() {
@@ -588,11 +616,15 @@ impl<'a> Collector<'a> {
                 }
             }
         }
+        self.counted.1 += produced;
         Ok(())
     }
 
     /// Ends the batch: what is left for the reading stages runs now.
     pub fn finish(self) -> Result<(), StageError> {
+        let (outputs, produced) = self.counted;
+        metrics::add(&self.counters().outputs, outputs);
+        metrics::add(&self.ctx.routing.metrics.produced, produced);
         let Collector {
             ctx,
             stage,
@@ -684,5 +716,16 @@ impl<'a> Collector<'a> {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_header_label_keeps_twelve_hex_digits_of_the_digest() {
+        let full = format!("rust-uppercase@sha256:{}", "0123456789abcdef".repeat(4));
+        assert_eq!(super::header_label(&full), "rust-uppercase@sha256:0123456789ab");
+        assert_eq!(super::header_label("odd@sha256:abc"), "odd@sha256:abc");
+        assert_eq!(super::header_label("no-digest"), "no-digest");
     }
 }

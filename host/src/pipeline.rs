@@ -8,6 +8,7 @@
 //! commit-interval = "100ms"
 //! static-membership = true             # group.instance.id = <application-id>-<instance-id>
 //! repartition-purge-interval = "30s"   # how often consumed repartition records are deleted
+//! threads = 4                          # processing threads (default: one per core)
 //!
 //! [[stage]]
 //! module = "../dist/rust-route-by-type.wasm"   # relative to this file
@@ -332,6 +333,9 @@ pub struct Pipeline {
     pub commit_interval: Duration,
     /// Most events per call into a guest.
     pub batch_size: usize,
+    /// Processing threads per instance (`threads`; `weir run --threads`
+    /// overrides it); `None`: one per core.
+    pub threads: Option<usize>,
     /// librdkafka properties, verbatim.
     pub kafka: BTreeMap<String, String>,
     /// Settings for `weir dev`.
@@ -449,6 +453,7 @@ struct RawPipeline {
     guarantee: Option<Guarantee>,
     commit_interval: Option<String>,
     batch_size: Option<usize>,
+    threads: Option<usize>,
     #[serde(default)]
     stage: Vec<RawStage>,
     #[serde(default)]
@@ -575,6 +580,9 @@ impl RawPipeline {
         if batch_size == 0 {
             return Err(invalid("batch-size", "at least 1", "0"));
         }
+        if self.threads == Some(0) {
+            return Err(invalid("threads", "at least 1 (leave it out for one per core)", "0"));
+        }
         if self.stage.is_empty() {
             return Err(ErrorKind::Missing {
                 key: "stage".into(),
@@ -680,6 +688,7 @@ impl RawPipeline {
             guarantee,
             commit_interval,
             batch_size,
+            threads: self.threads,
             kafka,
             dev: DevSettings {
                 sample: self.dev.sample,

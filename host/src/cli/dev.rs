@@ -156,6 +156,7 @@ impl Dev {
             kafka_timeout: Duration::from_secs(10),
             stop: stop.clone(),
             fault_abort_every: None,
+            threads: None,
         };
         let instance = Instance::connect(&pipeline, chain, options)?;
         let admin = super::run::start_admin(&self.admin, &instance)?;

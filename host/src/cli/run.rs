@@ -43,6 +43,10 @@ pub struct Run {
     /// with local state restores only the changelog tail.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Processing threads: tasks (partitions) run on this many threads at
+    /// once (default: the pipeline's `threads`, else one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Sandbox limits for the stages' modules.
     #[command(flatten)]
     pub sandbox: SandboxArgs,
@@ -71,14 +75,16 @@ impl Run {
             kafka_timeout: self.kafka_timeout,
             stop,
             fault_abort_every: self.fault_abort_every,
+            threads: self.threads.map(usize::from),
         };
         let instance = Instance::connect(&pipeline, chain, options)?;
         let admin = start_admin(&self.admin, &instance)?;
         eprintln!(
-            "weir: running {} ({}, {} stage(s)){}; Ctrl-C stops after a final commit",
+            "weir: running {} ({}, {} stage(s), {} thread(s)){}; Ctrl-C stops after a final commit",
             pipeline.application_id,
             pipeline.guarantee,
             pipeline.stages.len(),
+            instance.threads(),
             admin
                 .as_ref()
                 .map(|a| format!("; admin API at http://{}/ (/metrics, /status, /stores)", a.addr()))

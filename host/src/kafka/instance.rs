@@ -8,6 +8,13 @@
 //! transaction with the input offsets in it (`send_offsets_to_transaction`),
 //! or, at-least-once, flush the producer and then commit the offsets.
 //!
+//! Tasks run on the instance's processing threads ([`Workers`]): each poll
+//! gives a round, every task with records in it runs on one thread, and
+//! the round ends when all are done. All threads write into the one open
+//! transaction through the one producer, so a commit (and a swap, a
+//! rebalance, a restore) happens on the loop's thread between rounds, with
+//! every task idle: one transaction boundary that every thread reaches.
+//!
 //! Between two batches nothing is in flight inside a task: that is where a
 //! transaction ends, where state will be flushed and modules swapped.
 //!
@@ -45,7 +52,7 @@ use crate::pipeline::{Guarantee, Pipeline};
 use crate::registry::Registry;
 use crate::state::StateError;
 use crate::swap::{self, SwapError, Swapper};
-use crate::task::{Chain, OpenError, Task, TaskError};
+use crate::task::{Chain, OpenError, Task, TaskError, Workers, WorkersError};
 
 /// How an instance runs, beyond its pipeline file.
 #[derive(Debug, Clone)]
@@ -67,6 +74,9 @@ pub struct RunOptions {
     /// is discarded, and the work is redone). N ≥ 2, or no commit would
     /// ever succeed; the last commit before a stop is never aborted.
     pub fault_abort_every: Option<u64>,
+    /// Processing threads, over the pipeline file's `threads` (`None`:
+    /// the file's, else one per core).
+    pub threads: Option<usize>,
 }
 
 impl Default for RunOptions {
@@ -76,6 +86,7 @@ impl Default for RunOptions {
             kafka_timeout: Duration::from_secs(30),
             stop: Arc::new(AtomicBool::new(false)),
             fault_abort_every: None,
+            threads: None,
         }
     }
 }
@@ -188,6 +199,9 @@ pub enum InstanceError {
     /// The module registry could not be followed.
     #[error(transparent)]
     Swap(#[from] SwapError),
+    /// The processing threads could not be started.
+    #[error(transparent)]
+    Workers(#[from] WorkersError),
 }
 
 /// A topic and a partition of it.
@@ -211,6 +225,7 @@ pub struct Instance {
     queries: Option<Arc<StoreQueries>>,
     swapper: Mutex<Swapper>,
     purger: Mutex<Option<Purger>>,
+    workers: Workers,
     started: Instant,
     /// Kept current while the instance lives.
     #[expect(dead_code, reason = "held for its threads, which stop when it drops")]
@@ -378,7 +393,10 @@ impl Instance {
             guarantee = %pipeline.guarantee,
             "joined the consumer group"
         );
+        let workers = Workers::new(options.threads.or(pipeline.threads).unwrap_or_else(Workers::per_core))?;
+        tracing::info!(threads = workers.threads(), "processing threads");
         Ok(Instance {
+            workers,
             queries,
             globals,
             chain,
@@ -394,6 +412,11 @@ impl Instance {
             purger: Mutex::new(purger),
             started: Instant::now(),
         })
+    }
+
+    /// How many processing threads run its tasks.
+    pub fn threads(&self) -> usize {
+        self.workers.threads()
     }
 
     /// The instance's counters.
@@ -454,7 +477,8 @@ impl Instance {
         let batch_size = self.chain.batch_size();
         let max_gather = batch_size.saturating_mul(4);
         let mut tasks: HashMap<TaskId, Task> = HashMap::new();
-        let mut encoder = BatchEncoder::new();
+        // One batch encoder per task running at once, kept across rounds.
+        let mut encoders: Vec<BatchEncoder> = Vec::new();
         let mut last_commit = Instant::now();
         // Views are due at once, then every second.
         let mut last_views = Instant::now()
@@ -530,36 +554,40 @@ impl Instance {
             for (tp, messages) in gathered {
                 by_task.entry(self.task_id(&tp)).or_default().push((tp, messages));
             }
-            for (id, parts) in by_task {
-                let Some(task) = tasks.get_mut(&id) else {
-                    continue;
-                };
-                let mut sink = self.writer()?;
-                let times: Vec<Vec<i64>> = parts
-                    .iter()
-                    .map(|(_, ms)| ms.iter().map(|m| m.timestamp().to_millis().unwrap_or(0)).collect())
-                    .collect();
-                for (part, range) in interleave(&times, batch_size) {
-                    let (tp, messages) = &parts[part];
-                    let chunk = &messages[range];
-                    encoder.clear();
-                    for m in chunk {
-                        let headers = m.headers().into_iter().flat_map(|h| h.iter()).map(|h| (h.key, h.value));
-                        encoder.push(
-                            m.timestamp().to_millis().unwrap_or(0),
-                            m.topic(),
-                            m.partition(),
-                            m.offset(),
-                            m.key(),
-                            m.payload(),
-                            headers,
-                        );
+            let mut rounds: Vec<Round<'_, '_>> = tasks
+                .iter_mut()
+                .filter_map(|(id, task)| {
+                    let parts = by_task.remove(id)?;
+                    Some(Round {
+                        task,
+                        parts,
+                        encoder: encoders.pop().unwrap_or_default(),
+                    })
+                })
+                .collect();
+            if !rounds.is_empty() {
+                // The one place a transaction begins; every thread writes into it.
+                self.shared.begin(&mut self.shared.lock())?;
+                let shared = &self.shared;
+                self.workers.for_each(&mut rounds, |round| {
+                    round
+                        .run(
+                            batch_size,
+                            &mut ProducerSink {
+                                producer: &shared.producer,
+                            },
+                        )
+                        .map_err(|e| shared.explain(e))
+                })?;
+                let mut st = self.shared.lock();
+                for round in rounds {
+                    for (tp, messages) in &round.parts {
+                        if let Some(last) = messages.last() {
+                            st.pending.insert(tp.clone(), last.offset() + 1);
+                        }
+                        metrics::add(&self.metrics().consumed, messages.len() as u64);
                     }
-                    task.process(&encoder, &mut sink).map_err(|e| self.shared.explain(e))?;
-                    if let Some(last) = chunk.last() {
-                        self.shared.lock().pending.insert(tp.clone(), last.offset() + 1);
-                    }
-                    metrics::add(&self.metrics().consumed, chunk.len() as u64);
+                    encoders.push(round.encoder);
                 }
             }
             self.idle_close(&mut tasks)?;
@@ -732,10 +760,13 @@ impl Instance {
         let ended = self.shared.lock().ended.take();
         match ended {
             Some(true) => {
+                // Stores are a task's own: they apply their staged writes
+                // on the processing threads too.
                 let ctx = self.shared.producer.context();
-                for task in tasks.values_mut() {
-                    task.commit_state(|cl| ctx.changelog_end(&cl.topic, cl.partition))?;
-                }
+                let mut all: Vec<&mut Task> = tasks.values_mut().collect();
+                self.workers.for_each(&mut all, |task| {
+                    task.commit_state(|cl| ctx.changelog_end(&cl.topic, cl.partition))
+                })?;
             }
             Some(false) => {
                 for task in tasks.values_mut() {
@@ -836,6 +867,43 @@ impl Instance {
             tracing::info!(partitions = st.resume.len(), "rewound to the last committed offsets");
         }
         Ok(assigned)
+    }
+}
+
+/// A task's share of a poll round: its records, by partition, and the
+/// encoder its batches are built in.
+struct Round<'t, 'm> {
+    task: &'t mut Task,
+    parts: Vec<(TopicPartition, Vec<BorrowedMessage<'m>>)>,
+    encoder: BatchEncoder,
+}
+
+impl Round<'_, '_> {
+    /// Runs the records through the task, in batches of at most `batch_size`.
+    fn run(&mut self, batch_size: usize, sink: &mut ProducerSink<'_>) -> Result<(), TaskError> {
+        let times: Vec<Vec<i64>> = self
+            .parts
+            .iter()
+            .map(|(_, ms)| ms.iter().map(|m| m.timestamp().to_millis().unwrap_or(0)).collect())
+            .collect();
+        for (part, range) in interleave(&times, batch_size) {
+            let (_, messages) = &self.parts[part];
+            self.encoder.clear();
+            for m in &messages[range] {
+                let headers = m.headers().into_iter().flat_map(|h| h.iter()).map(|h| (h.key, h.value));
+                self.encoder.push(
+                    m.timestamp().to_millis().unwrap_or(0),
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
+                    m.key(),
+                    m.payload(),
+                    headers,
+                );
+            }
+            self.task.process(&self.encoder, sink)?;
+        }
+        Ok(())
     }
 }
 

@@ -424,6 +424,21 @@ mod tests {
     }
 
     #[test]
+    fn the_label_on_outputs_resolves_to_its_version() {
+        let mut s = Snapshot::default();
+        let d1 = format!("sha256:{}", "0123456789ab".repeat(5) + "cdef");
+        let d2 = format!("sha256:{}", "0123456789ac".repeat(5) + "cdef");
+        s.add_module(record("up", 1, &d1));
+        s.add_module(record("up", 2, &d2));
+        for (version, digest) in [(1, &d1), (2, &d2)] {
+            let full = format!("up@{digest}");
+            let short = crate::collector::header_label(&full);
+            assert!(short.len() < full.len(), "{short}");
+            assert_eq!(s.resolve(short).unwrap().version, version, "{short}");
+        }
+    }
+
+    #[test]
     fn chunks_reassemble_and_check_the_digest() {
         // xorshift64: bytes zstd cannot shrink much.
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;

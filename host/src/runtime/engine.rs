@@ -70,6 +70,11 @@ pub(crate) fn build_engine(cfg: &RuntimeConfig) -> wasmtime::Result<Engine> {
     // Guest backtraces would make trap messages multi-line; the SDKs log a
     // panic's message instead, which the trap error carries.
     c.wasm_backtrace_max_frames(None);
+    // `WEIR_PERFMAP=1` names guest functions for `perf` (in
+    // /tmp/perf-<pid>.map): how BENCHMARKS.md's profiles see into guests.
+    if std::env::var_os("WEIR_PERFMAP").is_some() {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if cfg.pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.max_memory_size(cfg.memory_limit);

@@ -5,16 +5,19 @@
 //! ends; between two batches is a boundary where modules can be swapped.
 
 mod chain;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 pub use chain::{Chain, ChainError, OpenError};
+pub use workers::{Workers, WorkersError};
 
 use crate::codec::BatchEncoder;
 use crate::collector::{self, Collector, Context, Slots};
 pub use crate::collector::{
-    CountingSink, MODULE_HEADER, MemorySink, OutRecord, SentRecord, Sink, SinkError, dead_letter,
+    CountingSink, HEADER_DIGEST_HEX, MODULE_HEADER, MemorySink, OutRecord, SentRecord, Sink, SinkError, dead_letter,
+    header_label,
 };
 use crate::runtime::{GuestError, LoadedModule};
 use crate::stage::{Input, Stage, StageError};
