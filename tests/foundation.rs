@@ -188,6 +188,7 @@ fn latest_keeps_the_greatest_timestamp_and_later_arrival_wins_ties() {
 fn every_language_agrees() {
     let g = guests();
     let cases: &[(&str, &str, &[&str])] = &[
+        ("uppercase", "logs.jsonl", &["rust", "python", "js"]),
         ("errors-only", "logs.jsonl", &["rust", "python", "js", "c"]),
         ("words", "sentences.jsonl", &["rust", "python", "js"]),
         ("count", "keys.jsonl", &["rust", "python", "js"]),
@@ -228,9 +229,11 @@ fn validate_describes_every_example() {
         ("rust", "isin-key", "processor"),
         ("rust", "count", "aggregator"),
         ("rust", "latest", "aggregator"),
+        ("python", "uppercase", "processor"),
         ("python", "errors-only", "processor"),
         ("python", "words", "processor"),
         ("python", "count", "aggregator"),
+        ("js", "uppercase", "processor"),
         ("js", "errors-only", "processor"),
         ("js", "words", "processor"),
         ("js", "count", "aggregator"),

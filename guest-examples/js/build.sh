@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the JavaScript example operators into components.
 #
-#   guest-examples/js/build.sh OUT_DIR  -> OUT_DIR/js-{errors-only,words,count,pair}.wasm
+#   guest-examples/js/build.sh OUT_DIR  -> OUT_DIR/js-{uppercase,errors-only,words,count,pair}.wasm
 #
 # Each example is one ES module (errors-only.js, ...) importing the SDK at
 # sdk/js/weir-sdk.js; componentize.mjs runs ComponentizeJS 0.23.0 (installed
@@ -27,6 +27,7 @@ version=$(node -p "require(process.argv[1]).version" "$pkg")
 
 # output name -> WIT world
 EXAMPLES=(
+    "uppercase process"
     "errors-only process"
     "words process"
     "count aggregate"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Python example operators into components.
 #
-#   guest-examples/python/build.sh OUT_DIR  -> OUT_DIR/python-{errors-only,words,count,pair}.wasm
+#   guest-examples/python/build.sh OUT_DIR  -> OUT_DIR/python-{uppercase,errors-only,words,count,pair}.wasm
 #
 # Each example is a directory holding app.py; componentize-py 0.25.1 bundles it
 # with the SDK (sdk/python/weir_sdk) and CPython, for the world in wit/ that the
@@ -26,6 +26,7 @@ version=$("$CPY" --version 2>/dev/null | awk '{print $2}') ||
 
 # output name -> example directory and WIT world
 EXAMPLES=(
+    "uppercase uppercase process"
     "errors-only errors_only process"
     "words words process"
     "count count aggregate"

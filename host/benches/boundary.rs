@@ -1,11 +1,15 @@
 //! The cost of the component boundary, per record.
 //!
-//! `uppercase` three ways, each from host-owned events to host-owned outputs:
+//! `uppercase` several ways, each from host-owned events to host-owned outputs:
 //! - `native`: the same logic compiled into the host (the baseline);
-//! - `wasm-flat`: the example component through Weir's flat batch ABI
-//!   (encode the batch, one call, decode the results);
+//! - `wasm-flat`: the Rust example component (`#[map_value]`) through Weir's
+//!   flat batch ABI (encode the batch, one call, check the results);
+//! - `wasm-flat-map`: the same logic as a `#[map]` returning an `Output`
+//!   (a new value allocated per record), through the same ABI;
 //! - `wasm-typed`: the same logic over a `list<record>` ABI (`typed.wit`), the
-//!   design the contract did not choose.
+//!   design the contract did not choose;
+//! - `python` and `js`: the Python and JavaScript examples through the flat
+//!   ABI (batches of 64 and 1024 only).
 //!
 //! Plus instantiation of a precompiled module, on demand and pooled.
 //!
@@ -22,7 +26,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use weir::codec::{ResultBatch, ResultRef, encode_events};
+use weir::codec::{BatchEncoder, ResultBatch, ResultRef, encode_events};
 use weir::event::{Event, EventResult, Header, Output};
 use weir::runtime::{Runtime, RuntimeConfig};
 
@@ -145,6 +149,21 @@ fn boundary(c: &mut Criterion) {
         .load_file(&g.example("rust", "uppercase"))
         .expect("load uppercase");
     let mut op = runtime.operator(module, BTreeMap::new());
+    let flat = |language: &str, name: &str| {
+        let path = match language {
+            "test" => g.test_guest(name),
+            _ => g.example(language, name),
+        };
+        let module = runtime
+            .load_file(&path)
+            .unwrap_or_else(|e| panic!("load {}: {e}", path.display()));
+        runtime.operator(module, BTreeMap::new())
+    };
+    let mut others = [
+        ("wasm-flat-map", flat("test", "map-uppercase"), false),
+        ("python", flat("python", "uppercase"), true),
+        ("js", flat("js", "uppercase"), true),
+    ];
 
     // The typed design, on an engine configured like Weir's.
     let mut config = Config::new();
@@ -188,9 +207,32 @@ fn boundary(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("native", &id), |b| {
                 b.iter(|| consume_native(&native_uppercase(black_box(&evs))))
             });
+            // One encoder, cleared per batch, as a task keeps one.
+            let mut enc = BatchEncoder::new();
             group.bench_function(BenchmarkId::new("wasm-flat", &id), |b| {
-                b.iter(|| consume_wasm(&op.process(&encode_events(black_box(&evs))).expect("process")))
+                b.iter(|| {
+                    enc.clear();
+                    black_box(&evs).iter().for_each(|e| enc.push_event(e));
+                    consume_wasm(&op.process(&enc).expect("process"))
+                })
             });
+            for (name, other, slow) in &mut others {
+                assert_eq!(
+                    other.process(&encode_events(&evs)).expect(name).into_owned(),
+                    want,
+                    "{name}"
+                );
+                if *slow && batch == 1 {
+                    continue;
+                }
+                group.bench_function(BenchmarkId::new(*name, &id), |b| {
+                    b.iter(|| {
+                        enc.clear();
+                        black_box(&evs).iter().for_each(|e| enc.push_event(e));
+                        consume_wasm(&other.process(&enc).expect("process"))
+                    })
+                });
+            }
             group.bench_function(BenchmarkId::new("wasm-typed", &id), |b| {
                 b.iter(|| {
                     let input: Vec<tp::Event> = black_box(&evs).iter().map(to_typed).collect();

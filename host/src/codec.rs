@@ -149,6 +149,9 @@ impl BatchEncoder {
         headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
     ) {
         let b = &mut self.0.buf;
+        // One growth check for the record's fixed part, key and value.
+        let len = |x: Option<&[u8]>| x.map_or(0, <[u8]>::len);
+        b.reserve(20 + 16 + topic.len() + len(key) + len(value));
         b.extend_from_slice(&timestamp.to_le_bytes());
         b.extend_from_slice(&partition.to_le_bytes());
         b.extend_from_slice(&offset.to_le_bytes());
@@ -452,7 +455,19 @@ impl<'a> OutputRef<'a> {
 
     /// The headers in order.
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
-        headers_in(self.slice(self.pos.headers), self.pos.header_count)
+        let mut r = Reader {
+            buf: self.slice(self.pos.headers),
+            at: 0,
+        };
+        (0..self.pos.header_count).map_while(move |_| {
+            let name = r.bytes().ok()?;
+            // SAFETY: `ResultBatch::decode` checked every header name of every
+            // output as UTF-8 (`str_span`), and an `OutputRef` only reads the
+            // buffer of a decoded `ResultBatch`, which never changes after.
+            // (Checking again cost 3% of a 100-byte record's trip.)
+            let name = unsafe { std::str::from_utf8_unchecked(name) };
+            Some((name, r.opt_span().ok()?.map(|s| &r.buf[s.start..s.start + s.len])))
+        })
     }
 
     /// An owned copy.

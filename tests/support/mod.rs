@@ -87,6 +87,8 @@ fn build_guests() -> Guests {
             "typed-uppercase",
             "-p",
             "count-text",
+            "-p",
+            "map-uppercase",
         ])
         .env("CARGO_TARGET_DIR", &guest_target)
         // The same code generation as the examples (guest-examples/build.sh).

@@ -18,6 +18,7 @@ const SDK_ID: &str = concat!("weir-sdk-rust ", env!("CARGO_PKG_VERSION"));
 enum FnKind {
     Filter,
     Map,
+    MapValue,
     FlatMap,
     Rekey,
     Route,
@@ -29,6 +30,7 @@ impl FnKind {
         match self {
             FnKind::Filter => "filter",
             FnKind::Map => "map",
+            FnKind::MapValue => "map_value",
             FnKind::FlatMap => "flat_map",
             FnKind::Rekey => "rekey",
             FnKind::Route => "route",
@@ -40,6 +42,7 @@ impl FnKind {
     fn argument(self) -> &'static str {
         match self {
             FnKind::Join => "pair: &Pair",
+            FnKind::MapValue => "event: &Event, out: &mut ValueOut",
             _ => "event: &Event",
         }
     }
@@ -48,6 +51,7 @@ impl FnKind {
         match self {
             FnKind::Filter => "`bool` or `Result<bool, Failure>`",
             FnKind::Map => "`Output` (or `Option<Output>`, or a `Result` of one with `Failure`)",
+            FnKind::MapValue => "nothing, or `Result<(), Failure>`",
             FnKind::FlatMap => "`Vec<Output>` (or a `Result` of it with `Failure`)",
             FnKind::Rekey => "the new key: `Vec<u8>`, `String`, `&str` or an `Option` of one",
             FnKind::Route => "the route name: `&str` or `String`",
@@ -67,6 +71,16 @@ pub fn filter(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn map(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_fn(FnKind::Map, attr, item)
+}
+
+/// The event with a new value, which the function writes straight into the
+/// results the host reads (no allocation, one copy):
+/// `#[weir_sdk::map_value] fn f(event: &Event, out: &mut ValueOut)`. Key,
+/// headers and timestamp stay the event's; a tombstone passes unchanged,
+/// without a call. The fastest kind of map.
+#[proc_macro_attribute]
+pub fn map_value(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand_fn(FnKind::MapValue, attr, item)
 }
 
 /// Zero or more outputs per event:
@@ -261,6 +275,9 @@ fn expand_fn(kind: FnKind, attr: TokenStream, item: TokenStream) -> TokenStream 
     };
     let call = match kind {
         FnKind::Filter => quote_spanned!(ret_span=> ::weir_sdk::__private::write_filter(e, #ident(e), w)),
+        FnKind::MapValue => {
+            quote_spanned!(ret_span=> ::weir_sdk::__private::write_value(e, w, |out| #ident(e, out)))
+        }
         FnKind::Map | FnKind::FlatMap | FnKind::Join => {
             quote_spanned!(ret_span=> ::weir_sdk::__private::write_outputs(#ident(e), w))
         }
@@ -352,6 +369,9 @@ fn bindings(world: &str) -> TokenStream2 {
 }
 
 fn check_signature(kind: FnKind, f: &ItemFn) -> syn::Result<()> {
+    if let FnKind::MapValue = kind {
+        return check_map_value(f);
+    }
     let name = kind.attr();
     let sig = &f.sig;
     if let Some(a) = &sig.asyncness {
@@ -400,6 +420,39 @@ fn check_signature(kind: FnKind, f: &ItemFn) -> syn::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `fn f(event: &Event, out: &mut ValueOut)`, returning nothing or a `Result`.
+fn check_map_value(f: &ItemFn) -> syn::Result<()> {
+    let sig = &f.sig;
+    if let Some(a) = &sig.asyncness {
+        return Err(syn::Error::new(
+            a.span,
+            "a #[weir_sdk::map_value] function cannot be async",
+        ));
+    }
+    if sig.generics.type_params().next().is_some() || sig.generics.const_params().next().is_some() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "a #[weir_sdk::map_value] function cannot be generic (lifetimes are fine)",
+        ));
+    }
+    let arity = "a #[weir_sdk::map_value] function takes two arguments, `&Event` and `&mut ValueOut`";
+    let types: Vec<&Type> = sig
+        .inputs
+        .iter()
+        .map(|a| match a {
+            FnArg::Typed(pat) => Ok(&*pat.ty),
+            FnArg::Receiver(r) => Err(syn::Error::new(r.span(), arity)),
+        })
+        .collect::<syn::Result<_>>()?;
+    let [event, out] = types.as_slice() else {
+        return Err(syn::Error::new(sig.inputs.span(), arity));
+    };
+    match (event, out) {
+        (Type::Reference(e), Type::Reference(o)) if e.mutability.is_none() && o.mutability.is_some() => Ok(()),
+        _ => Err(syn::Error::new(sig.inputs.span(), arity)),
+    }
 }
 
 fn error(span: Span, message: &str) -> TokenStream {

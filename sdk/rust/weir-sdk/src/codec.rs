@@ -1,6 +1,6 @@
 //! The guest side of the flat batch encoding specified in `wit/weir.wit`.
 
-use crate::{Event, Failure, Output};
+use crate::{Event, Failure, Headers, Output, OutputHeader};
 
 const NONE_LEN: u32 = u32::MAX;
 
@@ -11,33 +11,41 @@ pub(crate) struct Reader<'a> {
     at: usize,
 }
 
+// The small readers and writers below run several times per record: they
+// are inlined, which the guest build does not always do by itself.
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
         Reader { buf, at: 0 }
     }
 
+    #[inline(always)]
     pub(crate) fn position(&self) -> usize {
         self.at
     }
 
+    #[inline(always)]
     pub(crate) fn slice_from(&self, start: usize) -> &'a [u8] {
         &self.buf[start..self.at]
     }
 
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let s = self.buf.get(self.at..self.at.checked_add(n)?)?;
         self.at += n;
         Some(s)
     }
 
+    #[inline(always)]
     pub(crate) fn u32(&mut self) -> Option<u32> {
         self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    #[inline(always)]
     pub(crate) fn i32(&mut self) -> Option<i32> {
         self.u32().map(|v| v as i32)
     }
 
+    #[inline(always)]
     pub(crate) fn i64(&mut self) -> Option<i64> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
@@ -45,11 +53,13 @@ impl<'a> Reader<'a> {
         Some(i64::from_le_bytes(a))
     }
 
+    #[inline(always)]
     pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.u32()? as usize;
         self.take(n)
     }
 
+    #[inline(always)]
     pub(crate) fn opt_bytes(&mut self) -> Option<Option<&'a [u8]>> {
         let n = self.u32()?;
         if n == NONE_LEN {
@@ -139,12 +149,14 @@ impl ResultWriter {
     }
 
     /// Starts the result of the next input.
+    #[inline(always)]
     pub(crate) fn begin(&mut self) {
         self.close();
         self.results += 1;
         self.current = Current::Pending;
     }
 
+    #[inline(always)]
     fn close(&mut self) {
         match std::mem::replace(&mut self.current, Current::Idle) {
             Current::Pending => {
@@ -157,6 +169,7 @@ impl ResultWriter {
     }
 
     /// Opens the outputs list if needed; false when the input already failed.
+    #[inline(always)]
     fn open(&mut self) -> bool {
         match self.current {
             Current::Pending | Current::Idle => {
@@ -195,12 +208,7 @@ impl ResultWriter {
             (None, None) => put_opt(&mut self.buf, None),
         }
         put_opt(&mut self.buf, o.value.as_deref());
-        let inherited = o.inherited_headers.map_or(0, |h| h.len());
-        put_u32(&mut self.buf, (inherited + o.headers.len()) as u32);
-        for (name, value) in o.all_headers() {
-            put_bytes(&mut self.buf, name.as_bytes());
-            put_opt(&mut self.buf, value);
-        }
+        self.headers(o.inherited_headers, &o.headers);
         if let Some(route) = &o.route {
             put_bytes(&mut self.buf, route.as_bytes());
         }
@@ -215,14 +223,60 @@ impl ResultWriter {
         self.buf.push(u8::from(route.is_some()) << 1);
         put_opt(&mut self.buf, key.unwrap_or(e.key()));
         put_opt(&mut self.buf, e.value());
-        let headers = e.headers();
-        put_u32(&mut self.buf, headers.len() as u32);
-        for (name, value) in headers.iter() {
-            put_bytes(&mut self.buf, name.as_bytes());
-            put_opt(&mut self.buf, value);
-        }
+        self.headers(Some(e.headers()), &[]);
         if let Some(route) = route {
             put_bytes(&mut self.buf, route.as_bytes());
+        }
+    }
+
+    /// Appends the event with a new value that `write` puts straight into
+    /// the result buffer (a `#[map_value]`): no allocation for the value,
+    /// and one pass over it. A tombstone passes as it is, unwritten.
+    pub fn map_value(&mut self, e: &Event<'_>, write: impl FnOnce(&mut ValueOut<'_>) -> Result<(), Failure>) {
+        if e.value().is_none() {
+            return self.forward(e, None, None);
+        }
+        if !self.open() {
+            return;
+        }
+        self.buf.push(0);
+        put_opt(&mut self.buf, e.key());
+        let at = self.buf.len();
+        put_u32(&mut self.buf, 0);
+        let written = write(&mut ValueOut {
+            buf: &mut self.buf,
+            start: at + 4,
+        });
+        match written {
+            Ok(()) => {
+                // wasm32: a buffer is below 4 GiB, so below NONE_LEN.
+                let len = (self.buf.len() - at - 4) as u32;
+                self.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+                self.headers(Some(e.headers()), &[]);
+            }
+            Err(f) => self.fail(&f),
+        }
+    }
+
+    /// Writes an output's headers: the inherited ones as they came (copied
+    /// in one piece when they came in a batch), then the added ones.
+    fn headers(&mut self, inherited: Option<Headers<'_>>, added: &[OutputHeader<'_>]) {
+        let count = inherited.map_or(0, |h| h.len()) + added.len();
+        put_u32(&mut self.buf, count as u32);
+        if let Some(h) = inherited {
+            match h.encoded() {
+                Some(raw) => self.buf.extend_from_slice(raw),
+                None => {
+                    for (name, value) in h.iter() {
+                        put_bytes(&mut self.buf, name.as_bytes());
+                        put_opt(&mut self.buf, value);
+                    }
+                }
+            }
+        }
+        for (name, value) in added {
+            put_bytes(&mut self.buf, name.as_bytes());
+            put_opt(&mut self.buf, value.as_deref());
         }
     }
 
@@ -248,15 +302,102 @@ impl ResultWriter {
     }
 }
 
+/// Where a [`crate::map_value`] function writes its event's new value: straight
+/// into the batch of results the host reads, so making a value allocates
+/// nothing and copies it once. It is a `Vec<u8>`-like writer (and
+/// [`std::io::Write`], for `serde_json::to_writer`, and [`std::fmt::Write`],
+/// for `write!`) that can only append.
+pub struct ValueOut<'a> {
+    buf: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl<'a> ValueOut<'a> {
+    /// A writer appending to `buf` (for tests: the value is what it appends).
+    pub fn new(buf: &'a mut Vec<u8>) -> Self {
+        let start = buf.len();
+        ValueOut { buf, start }
+    }
+
+    /// Appends one byte.
+    pub fn push(&mut self, b: u8) {
+        self.buf.push(b);
+    }
+
+    /// Appends bytes.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Makes room for `n` more bytes.
+    pub fn reserve(&mut self, n: usize) {
+        self.buf.reserve(n);
+    }
+
+    /// The value written so far.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// The value written so far, to change in place (e.g. copy the input's
+    /// value with [`ValueOut::extend_from_slice`], then edit it here).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// True when nothing is written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Extend<u8> for ValueOut<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.buf.extend(iter);
+    }
+}
+
+impl<'b> Extend<&'b u8> for ValueOut<'_> {
+    fn extend<I: IntoIterator<Item = &'b u8>>(&mut self, iter: I) {
+        self.buf.extend(iter);
+    }
+}
+
+impl std::io::Write for ValueOut<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::fmt::Write for ValueOut<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.buf.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[inline(always)]
 fn put_u32(b: &mut Vec<u8>, v: u32) {
     b.extend_from_slice(&v.to_le_bytes());
 }
 
+#[inline(always)]
 fn put_bytes(b: &mut Vec<u8>, bytes: &[u8]) {
     put_u32(b, bytes.len() as u32);
     b.extend_from_slice(bytes);
 }
 
+#[inline(always)]
 fn put_opt(b: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
         Some(bytes) => put_bytes(b, bytes),
@@ -367,6 +508,55 @@ mod tests {
         let out = &results[0].as_ref().unwrap()[0];
         let got: Vec<(&str, Option<&[u8]>)> = out.all_headers().collect();
         assert_eq!(got, [("a", Some(&b"1"[..])), ("n", None), ("b", Some(&b"2"[..]))]);
+    }
+
+    #[test]
+    fn headers_from_a_batch_are_copied_whole_before_added_ones() {
+        let headers = [("a", Some(&b"1"[..])), ("n", None)];
+        let batch = encode_events(&[Event::new(b"v").with_headers(&headers).with_source("t", 0, 1)]);
+        let e = events(&batch).next().unwrap();
+        let mut w = ResultWriter::with_capacity(0);
+        w.begin();
+        w.output(&Output::forward(&e).header("b", b"2".to_vec()));
+        w.forward(&e, None, None);
+        let results = decode_results(&w.finish()).unwrap();
+        let outs = results[0].as_ref().unwrap();
+        let got: Vec<(&str, Option<&[u8]>)> = outs[0].all_headers().collect();
+        assert_eq!(got, [("a", Some(&b"1"[..])), ("n", None), ("b", Some(&b"2"[..]))]);
+        assert_eq!(outs[1].all_headers().collect::<Vec<_>>(), headers);
+    }
+
+    #[test]
+    fn a_value_is_written_in_place_and_a_tombstone_passes() {
+        let headers = [("h", Some(&b"x"[..]))];
+        let batch = encode_events(&[
+            Event::new(b"abc").with_key(b"k").with_headers(&headers),
+            Event::new(b"").with_key(b"gone").without_value(),
+            Event::new(b"bad"),
+            Event::new(b"def"),
+        ]);
+        let mut w = ResultWriter::with_capacity(0);
+        for e in events(&batch) {
+            w.begin();
+            w.map_value(&e, |out| {
+                if e.value() == Some(b"bad") {
+                    out.extend_from_slice(b"half-written");
+                    return Err(Failure::new("bad", "no"));
+                }
+                out.extend(e.value().unwrap_or_default().iter().map(u8::to_ascii_uppercase));
+                std::fmt::Write::write_str(out, "!").map_err(|_| Failure::new("fmt", ""))?;
+                assert_eq!(out.len(), 4);
+                Ok(())
+            });
+        }
+        let results = decode_results(&w.finish()).unwrap();
+        let first = &results[0].as_ref().unwrap()[0];
+        assert_eq!((first.key_str(), first.value_str()), (Some("k"), Some("ABC!")));
+        assert_eq!(first.all_headers().collect::<Vec<_>>(), headers);
+        let tombstone = &results[1].as_ref().unwrap()[0];
+        assert_eq!((tombstone.key_str(), tombstone.value.as_deref()), (Some("gone"), None));
+        assert_eq!(results[2], Err(Failure::new("bad", "no")));
+        assert_eq!(results[3].as_ref().unwrap()[0].value_str(), Some("DEF!"));
     }
 
     #[test]

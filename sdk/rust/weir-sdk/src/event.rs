@@ -10,7 +10,9 @@ pub struct Event<'a> {
     value: Option<&'a [u8]>,
     headers: Headers<'a>,
     timestamp: i64,
-    topic: &'a str,
+    /// Checked as UTF-8 when read ([`Event::topic`]): most operators never
+    /// look at it.
+    topic: &'a [u8],
     partition: i32,
     offset: i64,
 }
@@ -24,7 +26,7 @@ impl<'a> Event<'a> {
             value: Some(value),
             headers: Headers::EMPTY,
             timestamp: 0,
-            topic: "",
+            topic: b"",
             partition: 0,
             offset: 0,
         }
@@ -56,7 +58,7 @@ impl<'a> Event<'a> {
 
     /// This event with a provenance.
     pub fn with_source(mut self, topic: &'a str, partition: i32, offset: i64) -> Self {
-        (self.topic, self.partition, self.offset) = (topic, partition, offset);
+        (self.topic, self.partition, self.offset) = (topic.as_bytes(), partition, offset);
         self
     }
 
@@ -97,7 +99,8 @@ impl<'a> Event<'a> {
 
     /// Source topic.
     pub fn topic(&self) -> &'a str {
-        self.topic
+        // The host sends topic names, which are ASCII.
+        std::str::from_utf8(self.topic).unwrap_or("")
     }
 
     /// Source partition.
@@ -115,7 +118,7 @@ impl<'a> Event<'a> {
         let timestamp = r.i64()?;
         let partition = r.i32()?;
         let offset = r.i64()?;
-        let topic = std::str::from_utf8(r.bytes()?).unwrap_or("");
+        let topic = r.bytes()?;
         let key = r.opt_bytes()?;
         let value = r.opt_bytes()?;
         let count = r.u32()?;
@@ -153,6 +156,15 @@ impl<'a> Headers<'a> {
     /// Headers as encoded in a batch (checked by the decoder).
     pub(crate) fn raw(raw: &'a [u8], count: u32) -> Self {
         Headers(HeadersRepr::Raw { raw, count })
+    }
+
+    /// The headers as a batch encodes them (after their count), when they
+    /// came in one: outputs copy them in one piece.
+    pub(crate) fn encoded(&self) -> Option<&'a [u8]> {
+        match self.0 {
+            HeadersRepr::Raw { raw, .. } => Some(raw),
+            HeadersRepr::List(_) => None,
+        }
     }
 
     /// Number of headers.

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::codec::{self, ResultWriter};
+use crate::codec::{self, ResultWriter, ValueOut};
 use crate::{Aggregate, Event, Failure, Migrate, Output, Pair, State, Window};
 
 /// Runs `f` on every event of an `event-batch` and returns the `result-batch`.
@@ -112,6 +112,32 @@ impl<T: IntoOutputs> IntoOutputs for Result<T, Failure> {
 /// Writes a map's outputs.
 pub fn write_outputs(outputs: impl IntoOutputs, w: &mut ResultWriter) {
     outputs.write_to(w);
+}
+
+/// What a `#[map_value]` function may return.
+#[diagnostic::on_unimplemented(
+    message = "a #[weir_sdk::map_value] function must return nothing or `Result<(), Failure>`, not `{Self}`"
+)]
+pub trait IntoWritten {
+    /// The value is written, or the event failed.
+    fn into_written(self) -> Result<(), Failure>;
+}
+
+impl IntoWritten for () {
+    fn into_written(self) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
+impl IntoWritten for Result<(), Failure> {
+    fn into_written(self) -> Result<(), Failure> {
+        self
+    }
+}
+
+/// Writes a `#[map_value]`'s output: the event, with the value `f` writes.
+pub fn write_value<R: IntoWritten>(e: &Event<'_>, w: &mut ResultWriter, f: impl FnOnce(&mut ValueOut<'_>) -> R) {
+    w.map_value(e, |out| f(out).into_written());
 }
 
 /// What a `#[rekey]` function may return: the new key.

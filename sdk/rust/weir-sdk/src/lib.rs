@@ -21,6 +21,7 @@
 //! |---|---|---|
 //! | [`filter`] | `fn(&Event) -> bool` | keeps the event or drops it |
 //! | [`map`] | `fn(&Event) -> Output` | one output per event |
+//! | [`map_value`] | `fn(&Event, &mut ValueOut)` | the event with a new value, written straight into the results |
 //! | [`flat_map`] | `fn(&Event) -> Vec<Output>` | zero or more outputs |
 //! | [`rekey`] | `fn(&Event) -> Vec<u8>` (or `String`, `&str`, `Option<…>`) | the event with a new key |
 //! | [`route`] | `fn(&Event) -> &str` (or `String`) | the event, sent to a named route |
@@ -43,11 +44,12 @@ mod pair;
 pub mod testing;
 
 pub use aggregate::{Aggregate, Migrate, State, Window};
+pub use codec::ValueOut;
 pub use event::{Event, Headers};
 pub use host::{config, log, metrics};
 pub use output::{Failure, Output, OutputHeader};
 pub use pair::Pair;
-pub use weir_sdk_macros::{aggregator, filter, flat_map, joiner, map, rekey, route};
+pub use weir_sdk_macros::{aggregator, filter, flat_map, joiner, map, map_value, rekey, route};
 
 /// Used by the attribute macros; not public API.
 #[doc(hidden)]
