@@ -620,8 +620,7 @@ pub fn read_events(buf: &[u8]) -> Result<Vec<EventRef<'_>>, CodecError> {
         let timestamp = r.i64()?;
         let partition = r.u32()? as i32;
         let offset = r.i64()?;
-        let topic = r.str_span("topic")?;
-        let topic = std::str::from_utf8(&buf[topic.start..topic.start + topic.len]).unwrap_or_default();
+        let topic = r.str("topic")?;
         let key = r.opt_span()?.map(|s| &buf[s.start..s.start + s.len]);
         let value = r.opt_span()?.map(|s| &buf[s.start..s.start + s.len]);
         let header_count = r.u32()?;
@@ -754,6 +753,14 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         self.span(n as usize).map(Some)
+    }
+
+    /// Text, checked once.
+    fn str(&mut self, field: &'static str) -> Result<&'a str, CodecError> {
+        let n = self.u32()? as usize;
+        let at = self.at;
+        let bytes = self.take(n)?;
+        std::str::from_utf8(bytes).map_err(|_| CodecError::NotUtf8 { field, at })
     }
 
     fn str_span(&mut self, field: &'static str) -> Result<Span, CodecError> {

@@ -1377,6 +1377,20 @@ default = "out"
     }
 
     #[test]
+    fn processing_threads() {
+        assert_eq!(
+            parse(MINIMAL).unwrap().threads,
+            None,
+            "default: one per core, decided at run time"
+        );
+        let with = |n: &str| MINIMAL.replace("inputs = [\"in\"]", &format!("inputs = [\"in\"]\nthreads = {n}"));
+        assert_eq!(parse(&with("3")).unwrap().threads, Some(3));
+        let e = error(&with("0"));
+        assert!(e.contains("threads") && e.contains("at least 1"), "{e}");
+        assert!(error(&with("\"many\"")).contains("threads"));
+    }
+
+    #[test]
     fn membership_and_purge_settings() {
         let p = parse(&MINIMAL.replace(
             "inputs = [\"in\"]",

@@ -30,16 +30,15 @@ use super::kafka::{Feeder, WeirProcess, broker, log_counts};
 /// restoring stores, catching up with what arrived while it was down.
 pub const PROGRESS_WAIT: Duration = Duration::from_secs(90);
 
-/// `weir run` arguments for crash tests: two processing threads (tasks run
-/// in parallel on any machine, as on a many-core one), and consumer fetches
-/// that wait at most 50 ms for data. A broker holds a Fetch with nothing to return for up to
+/// `weir run` arguments for crash tests: consumer fetches that wait at most
+/// 50 ms for data. A broker holds a Fetch with nothing to return for up to
 /// `fetch.wait.max.ms` (librdkafka's default: 500 ms); nisshi 0.7.0 then
 /// looks for new data only now and then (after half the time left, and so
 /// on), so by default input reaches the instance in bursts some 250 ms
 /// apart, each transaction is open for a fraction of that, and most random
 /// kills land between transactions. With short fetches input arrives as it
 /// flows and a transaction is open most of the time.
-pub const CRASH_ARGS: &[&str] = &["--threads", "2", "--kafka", "fetch.wait.max.ms=50"];
+pub const CRASH_ARGS: &[&str] = &["--kafka", "fetch.wait.max.ms=50"];
 
 /// How long an aimed kill waits for the raw log to show an open transaction.
 pub const AIM_WAIT: Duration = Duration::from_secs(10);

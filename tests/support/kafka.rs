@@ -258,13 +258,21 @@ pub struct WeirProcess {
 }
 
 impl WeirProcess {
-    /// Starts `weir run PIPELINE --instance-id ID EXTRA…`.
+    /// Starts `weir run PIPELINE --instance-id ID EXTRA…`, with two
+    /// processing threads unless `EXTRA` says otherwise: tasks run in
+    /// parallel in every test, on any machine, as on a many-core one.
     pub fn start(pipeline: &Path, instance: &str, extra: &[&str]) -> WeirProcess {
         let log = pipeline.with_file_name(format!("weir-{instance}-{}.log", unique("run")));
+        let threads: &[&str] = if extra.contains(&"--threads") {
+            &[]
+        } else {
+            &["--threads", "2"]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("run")
             .arg(pipeline)
             .args(["--instance-id", instance])
+            .args(threads)
             .args(extra)
             .env("WEIR_LOG", "info,librdkafka=warn,rdkafka=warn,weir::admin::query=debug")
             .stdout(Stdio::null())
@@ -278,6 +286,11 @@ impl WeirProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends `kill -SIG` (e.g. `STOP`, `CONT`) to the process.

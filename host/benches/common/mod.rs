@@ -212,3 +212,146 @@ pub fn consumed_all(w: &WeirProcess, keys: usize) -> bool {
         .unwrap_or(0);
     consumed >= keys && commits_after > 0
 }
+
+/// What a benchmarked process used: wall time from its start to its exit,
+/// from its first record consumed to its exit, CPU time (user + system, all
+/// threads) and peak resident memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// Wall seconds from process start to exit.
+    pub wall: f64,
+    /// Wall seconds from the first record consumed to exit.
+    pub processing: f64,
+    /// CPU seconds spent before the first record was consumed (starting,
+    /// joining the group); NaN where not measured.
+    pub startup_cpu: f64,
+    /// CPU seconds.
+    pub cpu: f64,
+    /// Peak resident set, KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// CPU seconds (user + system) and peak RSS (KiB) of a live process, from /proc.
+pub fn proc_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) in clock ticks; after the ")" they are 12 and 13.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    // Clock ticks are 100 per second on Linux (USER_HZ).
+    Some((ticks / 100.0, kib("VmHWM:")?))
+}
+
+/// CPU seconds of a live process by thread name (digits dropped, so that
+/// e.g. librdkafka's broker threads add up), largest first.
+pub fn proc_threads(pid: u32) -> Vec<(String, f64)> {
+    let mut by: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    for t in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some((head, rest))) = (stat.find('('), stat.rsplit_once(')')) else {
+            continue;
+        };
+        let name: String = head[open + 1..].chars().filter(|c| !c.is_ascii_digit()).collect();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        *by.entry(name).or_default() += ticks / 100.0;
+    }
+    let mut v: Vec<(String, f64)> = by.into_iter().collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v
+}
+
+/// Current resident set of a live process, KiB.
+pub fn proc_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Runs `weir run FILE` as a process until it has consumed `n` records, then
+/// stops it (SIGTERM: a final commit); what it used, counted from its start.
+pub fn run_weir_process(file: &std::path::Path, n: usize, extra: &[&str]) -> Usage {
+    let started = Instant::now();
+    // Weir's default, one thread per core (the tests' harness would pick two).
+    let threads = weir::task::Workers::per_core().to_string();
+    let mut args = vec!["--threads", &threads];
+    args.extend_from_slice(extra);
+    let mut w = WeirProcess::start(file, "0", &args);
+    let mut first = None;
+    let mut last = (0.0, 0);
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        assert!(
+            w.running() && Instant::now() < deadline,
+            "weir did not consume {n} records:\n{}",
+            w.log_text()
+        );
+        if let Some(u) = proc_usage(w.pid()) {
+            last = u;
+        }
+        let consumed = consumed(&w);
+        if consumed > 0 {
+            first.get_or_insert_with(|| (Instant::now(), last.0));
+        }
+        if consumed >= n {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(u) = proc_usage(w.pid()) {
+        last = u;
+    }
+    let threads: Vec<String> = proc_threads(w.pid())
+        .into_iter()
+        .take(8)
+        .map(|(name, cpu)| format!("{name} {cpu:.2}s"))
+        .collect();
+    eprintln!("  CPU by thread: {}", threads.join(", "));
+    assert!(w.terminate(Duration::from_secs(60)).success(), "{}", w.log_text());
+    Usage {
+        wall: started.elapsed().as_secs_f64(),
+        processing: first.map_or(f64::NAN, |(f, _)| f.elapsed().as_secs_f64()),
+        startup_cpu: first.map_or(f64::NAN, |(_, cpu)| cpu),
+        cpu: last.0,
+        peak_rss_kib: last.1,
+    }
+}
+
+/// Records consumed so far, from the instance's /metrics (0 before it serves them).
+pub fn consumed(w: &WeirProcess) -> usize {
+    metric(w, "weir_records_consumed_total").unwrap_or(0.0) as usize
+}
+
+/// A metric's value from the admin API of `w`.
+pub fn metric(w: &WeirProcess, name: &str) -> Option<f64> {
+    let log = w.log_text();
+    let addr = log
+        .split("admin API at http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())?;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    use std::io::{Read as _, Write as _};
+    write!(s, "GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}

@@ -475,7 +475,11 @@ impl Instance {
     fn run_loop(&self) -> Result<(), InstanceError> {
         let interval = self.pipeline.commit_interval;
         let batch_size = self.chain.batch_size();
-        let max_gather = batch_size.saturating_mul(4);
+        // A round takes what the consumer has ready, up to this: enough
+        // that it spans several partitions (librdkafka queues a fetch's
+        // records partition after partition, thousands each), so that
+        // several tasks, and threads, have work in it.
+        let max_gather = batch_size.saturating_mul(8).saturating_mul(self.workers.threads());
         let mut tasks: HashMap<TaskId, Task> = HashMap::new();
         // One batch encoder per task running at once, kept across rounds.
         let mut encoders: Vec<BatchEncoder> = Vec::new();
