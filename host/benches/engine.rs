@@ -37,6 +37,24 @@ struct Source {
     values: Vec<Vec<u8>>,
 }
 
+impl Source {
+    /// Records `range` as one batch, as a task's batch arrives.
+    fn encode(&self, enc: &mut BatchEncoder, range: std::ops::Range<usize>) {
+        enc.clear();
+        for i in range {
+            enc.push(
+                i as i64,
+                "in",
+                0,
+                i as i64,
+                Some(&self.keys[i]),
+                Some(&self.values[i]),
+                [("source", Some(&b"bench"[..]))],
+            );
+        }
+    }
+}
+
 fn source(value_size: usize) -> Source {
     Source {
         keys: (0..RECORDS).map(|i| format!("key-{i}").into_bytes()).collect(),
@@ -78,18 +96,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let mut sink = CountingSink::default();
                 for start in (0..RECORDS).step_by(BATCH) {
-                    enc.clear();
-                    for i in start..start + BATCH {
-                        enc.push(
-                            i as i64,
-                            "in",
-                            0,
-                            i as i64,
-                            Some(&src.keys[i]),
-                            Some(&src.values[i]),
-                            [("source", Some(&b"bench"[..]))],
-                        );
-                    }
+                    src.encode(&mut enc, start..start + BATCH);
                     task.process(&enc, &mut sink).expect("process");
                 }
                 black_box(sink.bytes)
@@ -156,18 +163,7 @@ fn threads(c: &mut Criterion, chain: &std::sync::Arc<Chain>) {
                 workers
                     .for_each(&mut shares, |s| {
                         for start in (s.first..s.first + PER_TASK).step_by(BATCH) {
-                            s.encoder.clear();
-                            for i in start..start + BATCH {
-                                s.encoder.push(
-                                    i as i64,
-                                    "in",
-                                    0,
-                                    i as i64,
-                                    Some(&src.keys[i]),
-                                    Some(&src.values[i]),
-                                    [("source", Some(&b"bench"[..]))],
-                                );
-                            }
+                            src.encode(&mut s.encoder, start..start + BATCH);
                             s.task.process(&s.encoder, &mut s.sink)?;
                         }
                         Ok::<(), weir::task::TaskError>(())

@@ -168,19 +168,5 @@ fn pressure(dir: &Path, stage: &str, base: u64) {
 
 /// A pipeline file over `input` with `stage`, exactly-once.
 fn pipeline(dir: &Path, input: &str, stage: &str) -> PathBuf {
-    let app = unique("bench-mem");
-    let output = unique("bench-mem-out");
-    create_topic(&output, 4);
-    let file = dir.join(format!("{app}.toml"));
-    std::fs::write(
-        &file,
-        format!(
-            "application-id = \"{app}\"\ninputs = [\"{input}\"]\nstate-dir = \"{}\"\n{stage}\
-             [outputs]\ndefault = \"{output}\"\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n",
-            dir.join(format!("{app}-state")).display(),
-            broker().bootstrap
-        ),
-    )
-    .expect("write the pipeline");
-    file
+    common::pipeline_file(dir, "bench-mem", &[input], stage, "")
 }

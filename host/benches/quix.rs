@@ -39,7 +39,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|s| s.parse().ok()).unwrap_or(d);
+    let env = common::setting;
     let n = env("WEIR_BENCH_RECORDS", 200_000);
     let reps = env("WEIR_BENCH_REPS", 3);
     let parts = std::env::var("WEIR_BENCH_PARTS").unwrap_or_else(|_| "stateless,windowed".into());
@@ -96,24 +96,15 @@ fn main() {
     }
 }
 
-/// A pipeline file reading `input` with `stage`, exactly-once (100 ms commits).
+/// A pipeline file over `input` with `stage`, exactly-once.
 fn pipeline(dir: &Path, input: &str, stage: &str) -> PathBuf {
-    let app = unique("bench-quix");
-    let output = unique("bench-quix-out");
-    create_topic(&output, PARTITIONS);
-    let file = dir.join(format!("{app}.toml"));
-    std::fs::write(
-        &file,
-        format!(
-            "application-id = \"{app}\"\ninputs = [\"{input}\"]\nstate-dir = \"{}\"\n{stage}\
-             [outputs]\ndefault = \"{output}\"\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n{}",
-            dir.join(format!("{app}-state")).display(),
-            broker().bootstrap,
-            std::env::var("WEIR_BENCH_KAFKA").unwrap_or_default().replace(';', "\n")
-        ),
+    common::pipeline_file(
+        dir,
+        "bench-quix",
+        &[input],
+        stage,
+        &std::env::var("WEIR_BENCH_KAFKA").unwrap_or_default().replace(';', "\n"),
     )
-    .expect("write the pipeline");
-    file
 }
 
 /// The Python with `quixstreams` installed.

@@ -43,7 +43,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|s| s.parse().ok()).unwrap_or(d);
+    let env = common::setting;
     let n = env("WEIR_BENCH_RECORDS", 200_000);
     let keys = env("WEIR_BENCH_KEYS", 1_000_000);
     let reps = env("WEIR_BENCH_REPS", 3);

@@ -16,6 +16,40 @@ use weir::pipeline::Pipeline;
 use weir::runtime::Runtime;
 use weir::task::Chain;
 
+/// A numeric setting from the environment (`WEIR_BENCH_…`), else `default`.
+pub fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// Writes a pipeline file in `dir` reading `inputs` with `stage` (TOML of
+/// `[[stage]]` tables) into a new 4-partition output topic, exactly-once, on
+/// the test broker, with its state under `dir`; `kafka` adds lines to its
+/// `[kafka]` table.
+pub fn pipeline_file(
+    dir: &std::path::Path,
+    prefix: &str,
+    inputs: &[&str],
+    stage: &str,
+    kafka: &str,
+) -> std::path::PathBuf {
+    let app = unique(prefix);
+    let output = unique(&format!("{prefix}-out"));
+    create_topic(&output, 4);
+    let file = dir.join(format!("{app}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "application-id = \"{app}\"\ninputs = [{}]\nstate-dir = \"{}\"\n{stage}\
+             [outputs]\ndefault = \"{output}\"\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n{kafka}",
+            inputs.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", "),
+            dir.join(format!("{app}-state")).display(),
+            broker().bootstrap
+        ),
+    )
+    .expect("write the pipeline");
+    file
+}
+
 /// Loads `n` records of 100 bytes into `topic`, record `i` keyed `key(i)`
 /// in partition `i % partitions`, 1 ms of event time apart (10 s windows
 /// of 10 000 records).
@@ -51,22 +85,8 @@ pub fn load_with(topic: &str, n: usize, record: impl Fn(usize) -> (String, i32, 
 /// Runs the pipeline of `stages` over `inputs` in process, exactly-once,
 /// until it has consumed `n` records; records/s from the first consumed.
 pub fn run_in_process(runtime: &Runtime, inputs: &[&str], n: usize, stage: &str) -> f64 {
-    let output = unique("bench-state-out");
-    create_topic(&output, 4);
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("bench.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "application-id = \"{}\"\ninputs = [{}]\nstate-dir = \"{}\"\n{stage}\
-             [outputs]\ndefault = \"{output}\"\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n",
-            unique("bench-state"),
-            inputs.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", "),
-            dir.path().join("state").display(),
-            broker().bootstrap
-        ),
-    )
-    .expect("write the pipeline");
+    let file = pipeline_file(dir.path(), "bench-state", inputs, stage, "");
     let pipeline = Pipeline::load(&file).expect("pipeline");
     let chain = Chain::load(&pipeline, runtime).expect("chain");
     let stop = Arc::new(AtomicBool::new(false));
