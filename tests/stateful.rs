@@ -1371,10 +1371,11 @@ fn scale_out_and_takeover_keep_state_exact() {
     }
     let (want, _) = daily_reference(&trades, 3_600_000);
     let records = trade_records(&trades);
-    // A quarter is fed at once; the rest, held until the two instances have
-    // split the partitions, flows while b is killed, however long the split
-    // took on a slow machine.
-    let feeder = Feeder::paced(&input, records, 10, Duration::from_millis(30), &[1500]);
+    // A quarter is fed at once; the next part once the two instances have
+    // split the partitions; the last third once b has committed progress on
+    // its share, so that it flows while b is killed, however slow the split
+    // and b's first commits were on a slow machine.
+    let feeder = Feeder::paced(&input, records, 10, Duration::from_millis(40), &[1500, 4000]);
     // Each instance has its own state directory, as on separate machines.
     let other = dir.path().join("b.toml");
     std::fs::write(
@@ -1415,6 +1416,16 @@ fn scale_out_and_takeover_keep_state_exact() {
             .iter()
             .any(|(p, c)| c.open > 0 && b_partitions.iter().any(|(_, bp)| bp == p))
     };
+    let deadline = Instant::now() + crash::PROGRESS_WAIT;
+    while progress.committed() <= 0 {
+        assert!(
+            b.running() && Instant::now() < deadline,
+            "b committed nothing on its share:\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    feeder.open(1);
     let kill = Life::begin(0, &progress).kill_after_progress(
         &mut b,
         &progress,
