@@ -52,14 +52,26 @@ fn json_bytes(v: &serde_json::Value) -> Option<Vec<u8>> {
     }
 }
 
-/// One stateless example end to end: the testdata goes in, `weir run`
-/// processes it, and the committed output equals what `weir test` says the
-/// module makes of the same events, topic by topic, with the module header.
+/// One stateless example end to end: the testdata goes in, `weir run` (on
+/// three processing threads) processes it, and the committed output equals
+/// what `weir test` says the module makes of the same events, topic by
+/// topic, with the module's short version label in its header.
 struct Case {
     module: &'static str,
     input: &'static str,
     on_error: &'static str,
     routes: &'static [&'static str],
+}
+
+/// How many processing threads (`weir-task-N`) the process runs.
+fn task_threads(w: &WeirProcess) -> usize {
+    std::fs::read_dir(format!("/proc/{}/task", w.pid()))
+        .map(|d| {
+            d.flatten()
+                .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("weir-task-")))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 #[test]
@@ -153,7 +165,7 @@ fn map_filter_flat_map_and_route_pipelines_end_to_end() {
             .collect();
         expected.sort();
         assert!(!expected.is_empty(), "{}: the oracle produced nothing", case.module);
-        let weir = WeirProcess::start(&file, "0", &[]);
+        let weir = WeirProcess::start(&file, "0", &["--threads", "3"]);
         running.push((case, dir, weir, output, route_topics, expected, module));
     }
     for (case, _dir, mut weir, output, route_topics, expected, module) in running {
@@ -171,6 +183,8 @@ fn map_filter_flat_map_and_route_pipelines_end_to_end() {
             }
             std::thread::sleep(Duration::from_millis(300));
         }
+        let pool = task_threads(&weir);
+        assert_eq!(pool, 3, "{}: processing threads running: {pool}", case.module);
         let status = weir.terminate(EXIT_WAIT);
         let log = weir.log_text();
         assert!(
@@ -179,12 +193,16 @@ fn map_filter_flat_map_and_route_pipelines_end_to_end() {
             case.module
         );
         assert!(log.contains("stopped cleanly"), "{}: {log}", case.module);
-        let label = format!("rust-{}@sha256:", case.module);
+        // `name@sha256:` and the digest's first 12 hex digits.
+        let digest = weir::module::digest(&std::fs::read(&module).unwrap());
+        let full = format!("rust-{}@{digest}", case.module);
+        let label = &full[..full.len() - 64 + 12];
         for (_, r) in &actual {
             let header = r.header("weir.module").flatten().map(String::from_utf8_lossy);
-            assert!(
-                header.as_deref().is_some_and(|h| h.starts_with(&label)),
-                "{}: output without the module header: {r:?}",
+            assert_eq!(
+                header.as_deref(),
+                Some(label),
+                "{}: output without the module's short label: {r:?}",
                 case.module
             );
         }
@@ -877,6 +895,19 @@ fn bad_pipelines_and_unreachable_brokers_give_clear_errors() {
     let p = write("garbage.toml", &good("", &toml_path(&garbage), ""));
     let e = weir_run_fails(&[p.to_str().unwrap()]);
     assert!(e.contains("garbage"), "{e}");
+
+    let p = write(
+        "threads.toml",
+        &good("", &upper, "").replace("inputs = [\"in\"]", "inputs = [\"in\"]\nthreads = 0"),
+    );
+    let e = weir_run_fails(&[p.to_str().unwrap()]);
+    assert!(
+        e.contains("threads.toml") && e.contains("threads") && e.contains("at least 1"),
+        "{e}"
+    );
+    let p = write("ok.toml", &good("", &upper, ""));
+    let e = weir_run_fails(&[p.to_str().unwrap(), "--threads", "0"]);
+    assert!(e.contains("--threads"), "{e}");
 
     let count = toml_path(&g.example("rust", "count"));
     let p = write("kind.toml", &good("", &count, ""));
