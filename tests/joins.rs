@@ -21,7 +21,7 @@ use support::crash;
 use support::kafka::{
     Feeder, In, WeirProcess, admin_addr, broker, committed, create_topic, produce, produce_as_java, unique, until,
 };
-use support::{guests, heavy, repo, weir};
+use support::{example_body as body_of, guests, heavy, repo, weir};
 use weir_test_harness::committed::CommittedRecord;
 
 const EXIT_WAIT: Duration = Duration::from_secs(60);
@@ -68,33 +68,6 @@ fn enriched(order: &Order, customer: Option<&String>) -> String {
         order.json(),
         customer.map_or("null", String::as_str)
     )
-}
-
-/// Example `name`'s text before `[kafka]`, with `app` as its application
-/// id, module paths pointing at the built components, and each quoted
-/// topic name `"from"` of `names` replaced by `"to"`.
-fn body_of(name: &str, app: &str, names: &[(&str, &str)]) -> String {
-    let _ = guests();
-    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines").join(name)).unwrap();
-    let body = text.split("\n[kafka]").next().unwrap();
-    let mut body: String = body
-        .lines()
-        .map(|l| {
-            if l.starts_with("application-id") {
-                format!("application-id = \"{app}\"\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    body = body.replace(
-        "module = \"../dist/",
-        &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
-    );
-    for (from, to) in names {
-        body = body.replace(&format!("\"{from}\""), &format!("\"{to}\""));
-    }
-    body
 }
 
 /// A pipeline file for the test broker in `dir`: `extra` top-level keys, a

@@ -31,7 +31,7 @@ use support::crash::{self, GroupProgress, Kill, KillRng, Life};
 use support::kafka::{
     Feeder, In, WeirProcess, admin_addr, broker, committed, create_topic, http_get, produce, unique, until, wait_for,
 };
-use support::{guests, heavy, repo, weir};
+use support::{example_body, guests, heavy, repo, weir};
 use weir_test_harness::committed::CommittedRecord;
 
 const EXIT_WAIT: Duration = Duration::from_secs(60);
@@ -56,32 +56,6 @@ fn example(dir: &Path, name: &str, app: &str, names: &[(&str, &str)], extra: &st
     );
     std::fs::write(&path, text).expect("write the pipeline");
     path
-}
-
-/// An example pipeline's text before `[kafka]`, with the application id,
-/// topic names and module paths replaced as [`example`] says.
-fn example_body(name: &str, app: &str, names: &[(&str, &str)]) -> String {
-    let _ = guests();
-    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines").join(name)).expect("example pipeline");
-    let body = text.split("\n[kafka]").next().expect("a body");
-    let body: String = body
-        .lines()
-        .map(|l| {
-            if l.starts_with("application-id") {
-                format!("application-id = \"{app}\"\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    let mut body = body.replace(
-        "module = \"../dist/",
-        &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
-    );
-    for (from, to) in names {
-        body = body.replace(&format!("\"{from}\""), &format!("\"{to}\""));
-    }
-    body
 }
 
 /// A top-level pipeline key for tests that read a repartition topic from its

@@ -190,3 +190,30 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
     static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
     HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// Example pipeline `name`'s text before `[kafka]`, with `app` as its
+/// application id, module paths pointing at the built components, and each
+/// quoted topic name `"from"` of `names` replaced by `"to"`.
+pub fn example_body(name: &str, app: &str, names: &[(&str, &str)]) -> String {
+    let _ = guests();
+    let text = std::fs::read_to_string(repo().join("guest-examples/pipelines").join(name)).expect("example pipeline");
+    let body = text.split("\n[kafka]").next().expect("a body");
+    let mut body: String = body
+        .lines()
+        .map(|l| {
+            if l.starts_with("application-id") {
+                format!("application-id = \"{app}\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    body = body.replace(
+        "module = \"../dist/",
+        &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
+    );
+    for (from, to) in names {
+        body = body.replace(&format!("\"{from}\""), &format!("\"{to}\""));
+    }
+    body
+}
