@@ -570,7 +570,8 @@ impl Instance {
                 })
                 .collect();
             if !rounds.is_empty() {
-                // The one place a transaction begins; every thread writes into it.
+                // Begins the transaction if none is open, as `writer` does for
+                // the loop's own writes; every thread writes into it.
                 self.shared.begin(&mut self.shared.lock())?;
                 let shared = &self.shared;
                 self.workers.for_each(&mut rounds, |round| {
