@@ -24,7 +24,7 @@
 //! changelogged like every store change, so emission is exactly-once across
 //! crashes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,12 +36,20 @@ use crate::runtime::{GuestError, LoadedModule, Runtime};
 use crate::stage::join::{Joiner, with_keys, write_logged};
 use crate::stage::{Input, Stage, StageError};
 use crate::state::keys::{self, Entry};
-use crate::state::{Changelog, StateError, Store};
+use crate::state::{Changelog, StateError, Store, Timers};
 
 const LEFT: u8 = 0;
 const RIGHT: u8 = 1;
 /// Flag of a kept record: it has found a partner, or was emitted unmatched.
 const DONE: u8 = 1;
+
+/// The timer queue of records waiting to go out unmatched (when their
+/// window closes), and of every kept record's deletion (past retention).
+const PENDING: u8 = 0;
+const EXPIRY: u8 = 1;
+
+/// How many timers fire at a time.
+const FIRE_PAGE: usize = 1024;
 
 /// A windowed stream-stream join in one task.
 pub struct WindowJoinStage {
@@ -55,16 +63,40 @@ pub struct WindowJoinStage {
     /// The largest timestamp seen (`i64::MIN`: none yet).
     stream_time: i64,
     /// Records of a side that emits unmatched ones and have no partner yet,
-    /// by when their window closes: (close, store key).
-    pending: BTreeSet<(i64, Vec<u8>)>,
-    /// Every kept record, by when it may be deleted: (expiry, store key).
-    expiry: BTreeSet<(i64, Vec<u8>)>,
-    /// The next record's sequence number (keeps equal keys and times apart).
-    seq: i64,
+    /// by when their window closes (timers in the store).
+    pending: Timers,
+    /// Every kept record, by when it may be deleted.
+    expiry: Timers,
     /// The wall clock of the last input (`idle-close`).
     last_input: Option<Instant>,
     /// The task's input position for this batch's changelog records.
     position: String,
+}
+
+/// Whether a `kind` join emits unmatched records of `side`.
+fn emits(kind: JoinKind, side: u8) -> bool {
+    match kind {
+        JoinKind::Inner => false,
+        JoinKind::Left => side == LEFT,
+        JoinKind::Outer => true,
+    }
+}
+
+/// When the window of a record of `side` at `ts` closes.
+fn closes_at(window: JoinWindow, side: u8, ts: i64) -> i64 {
+    let reach = if side == LEFT { window.after } else { window.before };
+    ts.saturating_add(reach).saturating_add(window.grace)
+}
+
+/// A kept record's side, key and time, from its store key.
+fn joined(k: &[u8]) -> Result<(u8, Option<Vec<u8>>, i64), StateError> {
+    match keys::decode(k) {
+        Some(Entry::Joined(side, key, ts, _)) => Ok((side, key, ts)),
+        _ => Err(StateError::Corrupt {
+            key: k.to_vec(),
+            what: "a join record key that does not decode",
+        }),
+    }
 }
 
 /// A kept record as stored: its flags, then its value.
@@ -97,9 +129,8 @@ impl WindowJoinStage {
             idle_close,
             store,
             stream_time: i64::MIN,
-            pending: BTreeSet::new(),
-            expiry: BTreeSet::new(),
-            seq: 0,
+            pending: Timers::new(PENDING),
+            expiry: Timers::new(EXPIRY),
             last_input: None,
             position: String::new(),
         };
@@ -118,48 +149,33 @@ impl WindowJoinStage {
             })?),
             None => i64::MIN,
         };
-        self.pending.clear();
-        self.expiry.clear();
-        self.seq = 0;
-        for (k, v) in self.store.scan(&keys::JOINED_PREFIX)? {
-            let Some(Entry::Joined(side, _, ts, seq)) = keys::decode(&k) else {
-                return Err(StateError::Corrupt {
-                    key: k,
-                    what: "a join record key that does not decode",
-                });
-            };
+        let outside = self.store.written_outside();
+        let retention = self.window.retention();
+        self.expiry.reload(&self.store, outside, &keys::JOINED_PREFIX, |k, _| {
+            Ok(Some(joined(k)?.2.saturating_add(retention)))
+        })?;
+        let (kind, window) = (self.kind, self.window);
+        let pending = |k: &[u8], v: &[u8]| {
+            let (side, _, ts) = joined(k)?;
             let done = v.first().ok_or_else(|| StateError::Corrupt {
-                key: k.clone(),
+                key: k.to_vec(),
                 what: "a join record without its flags",
             })? & DONE
                 != 0;
-            self.seq = self.seq.max(seq + 1);
-            self.expiry
-                .insert((ts.saturating_add(self.window.retention()), k.clone()));
-            if !done && self.emits(side) {
-                self.pending.insert((self.closes_at(side, ts), k));
-            }
-        }
-        Ok(())
+            Ok((!done && emits(kind, side)).then(|| closes_at(window, side, ts)))
+        };
+        // (`outside` was taken once for both queues.)
+        self.pending.reload(&self.store, outside, &keys::JOINED_PREFIX, pending)
     }
 
     /// Whether unmatched records of `side` are emitted.
     fn emits(&self, side: u8) -> bool {
-        match self.kind {
-            JoinKind::Inner => false,
-            JoinKind::Left => side == LEFT,
-            JoinKind::Outer => true,
-        }
+        emits(self.kind, side)
     }
 
     /// When the window of a record of `side` at `ts` closes.
     fn closes_at(&self, side: u8, ts: i64) -> i64 {
-        let reach = if side == LEFT {
-            self.window.after
-        } else {
-            self.window.before
-        };
-        ts.saturating_add(reach).saturating_add(self.window.grace)
+        closes_at(self.window, side, ts)
     }
 
     /// The times a record of `side` at `ts` joins records of the other side at.
@@ -176,7 +192,8 @@ impl WindowJoinStage {
     /// unmatched); it no longer waits for its window to close.
     fn mark_done(&mut self, key: &[u8], value: &[u8], out: &mut Collector<'_>) -> Result<(), StageError> {
         if let Some(Entry::Joined(side, _, ts, _)) = keys::decode(key) {
-            self.pending.remove(&(self.closes_at(side, ts), key.to_vec()));
+            let close = self.closes_at(side, ts);
+            self.pending.remove(&mut self.store, close, key)?;
         }
         write_logged(
             &mut self.store,
@@ -191,43 +208,65 @@ impl WindowJoinStage {
     /// (all of them when `all`, on the wall clock), and deletes the records
     /// kept past their retention.
     fn fire(&mut self, all: bool, batch: &mut Pending, out: &mut Collector<'_>) -> Result<(), StageError> {
-        while let Some((close, key)) = self.pending.first().cloned() {
-            if !all && close >= self.stream_time {
+        // Windows close once stream time is past them.
+        let until = if all {
+            i64::MAX
+        } else {
+            self.stream_time.saturating_sub(1)
+        };
+        loop {
+            let due = self.pending.pop_due(&mut self.store, until, FIRE_PAGE)?;
+            let more = due.len() == FIRE_PAGE;
+            for (_, key) in due {
+                self.fire_unmatched(key, batch, out)?;
+            }
+            if !more {
                 break;
             }
-            self.pending.pop_first();
-            let Some(stored) = self.store.get(&key)? else { continue };
-            let Some(Entry::Joined(side, rkey, ts, _)) = keys::decode(&key) else {
-                return Err(out.invariant("a pending join record's key does not decode", format!("{key:02x?}")));
-            };
-            let (flags, value) = stored
-                .split_first()
-                .ok_or_else(|| out.invariant("a join record without its flags", format!("{key:02x?}")))?;
-            if flags & DONE != 0 {
-                continue;
-            }
-            let (left, right) = if side == LEFT {
-                (Some(value), None)
-            } else {
-                (None, Some(value))
-            };
-            let topic = self.topics[usize::from(side)].clone();
-            batch.push(&mut self.joiner, ts, &topic, rkey.as_deref(), (left, right));
-            let value = value.to_vec();
-            self.mark_done(&key, &value, out)?;
         }
-        while let Some((expiry, key)) = self.expiry.first().cloned() {
-            if expiry >= self.stream_time {
+        let until = self.stream_time.saturating_sub(1);
+        loop {
+            let due = self.expiry.pop_due(&mut self.store, until, FIRE_PAGE)?;
+            let more = due.len() == FIRE_PAGE;
+            for (_, key) in due {
+                // Not changelogged: the changelog is deleted by time (after
+                // the same retention), and a record that a restore brings
+                // back past its retention joins nothing (no record on time
+                // is that far from it) and is already marked done if it was
+                // to be emitted; it is deleted again at the next firing.
+                self.store.stage(key, None);
+            }
+            if !more {
                 break;
             }
-            self.expiry.pop_first();
-            // Not changelogged: the changelog is deleted by time (after the
-            // same retention), and a record that a restore brings back past
-            // its retention joins nothing (no record on time is that far
-            // from it) and is already marked done if it was to be emitted;
-            // it is deleted again at the next firing.
-            self.store.stage(key, None);
         }
+        Ok(())
+    }
+
+    /// Emits the kept record `key`, whose window closed, if it is still
+    /// unmatched.
+    fn fire_unmatched(&mut self, key: Vec<u8>, batch: &mut Pending, out: &mut Collector<'_>) -> Result<(), StageError> {
+        let Some(stored) = self.store.get(&key)? else {
+            return Ok(());
+        };
+        let Some(Entry::Joined(side, rkey, ts, _)) = keys::decode(&key) else {
+            return Err(out.invariant("a pending join record's key does not decode", format!("{key:02x?}")));
+        };
+        let (flags, value) = stored
+            .split_first()
+            .ok_or_else(|| out.invariant("a join record without its flags", format!("{key:02x?}")))?;
+        if flags & DONE != 0 {
+            return Ok(());
+        }
+        let (left, right) = if side == LEFT {
+            (Some(value), None)
+        } else {
+            (None, Some(value))
+        };
+        let topic = self.topics[usize::from(side)].clone();
+        batch.push(&mut self.joiner, ts, &topic, rkey.as_deref(), (left, right));
+        let value = value.to_vec();
+        self.mark_done(&key, &value, out)?;
         Ok(())
     }
 
@@ -335,7 +374,10 @@ impl Stage for WindowJoinStage {
 
     fn commit(&mut self, checkpoint: &dyn Fn(&Changelog) -> Option<i64>) -> Result<(), StateError> {
         let c = checkpoint(self.store.changelog());
-        self.store.commit(c)
+        self.store.commit(c)?;
+        self.pending.commit();
+        self.expiry.commit();
+        Ok(())
     }
 
     fn abort(&mut self) -> Result<(), StateError> {
@@ -417,8 +459,9 @@ impl WindowJoinStage {
                 self.mark_done(&k, &partner, out)?;
             }
         }
-        let k = keys::joined(side, Some(key), ev.timestamp, self.seq);
-        self.seq += 1;
+        // The record's offset keeps equal keys and times apart (and makes a
+        // record processed again after an abort the same entry).
+        let k = keys::joined(side, Some(key), ev.timestamp, ev.offset);
         let flags = if found { DONE } else { 0 };
         write_logged(
             &mut self.store,
@@ -427,10 +470,12 @@ impl WindowJoinStage {
             &self.position,
             out,
         )?;
+        let retention = self.window.retention();
         self.expiry
-            .insert((ev.timestamp.saturating_add(self.window.retention()), k.clone()));
+            .insert(&mut self.store, ev.timestamp.saturating_add(retention), &k)?;
         if !found && self.emits(side) {
-            self.pending.insert((self.closes_at(side, ev.timestamp), k));
+            let close = self.closes_at(side, ev.timestamp);
+            self.pending.insert(&mut self.store, close, &k)?;
         }
         self.fire(false, batch, out)
     }

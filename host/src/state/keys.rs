@@ -7,9 +7,14 @@
 //! event     := 0x03 rkey ts offset             (an event kept for sliding windows)
 //! stamp     := 0x04 (plain | windowed)         (the largest event time folded
 //!                                               into that accumulator, i64 LE)
-//! joined    := 0x05 side rkey ts seq           (a record kept by a windowed
+//! joined    := 0x05 side rkey ts offset        (a record kept by a windowed
 //!                                               stream-stream join; side 0 is
-//!                                               the left input, 1 the right)
+//!                                               the left input, 1 the right;
+//!                                               its input offset keeps equal
+//!                                               keys and times apart)
+//! timer     := 0x06 queue time key             (a timer of one of a stage's
+//!                                               queues, for the entry `key`;
+//!                                               local only, never changelogged)
 //! rkey      := 0x00                            (no key)
 //!            | 0x01 u32be len, bytes           (a key)
 //! start/end/ts/offset := i64 big-endian with the sign bit flipped, so
@@ -37,6 +42,7 @@ const WINDOWED: u8 = 2;
 const EVENT: u8 = 3;
 const STAMP: u8 = 4;
 const JOINED: u8 = 5;
+const TIMER: u8 = 6;
 
 /// What a store key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +59,10 @@ pub enum Entry {
     /// largest event time folded into it, the timestamp of its results.
     Stamp(Vec<u8>),
     /// A record a stream-stream join keeps: its side (0 left, 1 right),
-    /// key, time and sequence number.
+    /// key, time and input offset.
     Joined(u8, Option<Vec<u8>>, i64, i64),
+    /// A timer: its queue, when it fires, and the store key it is for.
+    Timer(u8, i64, Vec<u8>),
 }
 
 /// The key of a meta entry.
@@ -70,6 +78,9 @@ pub fn plain(key: Option<&[u8]>) -> Vec<u8> {
     record_key(&mut k, key);
     k
 }
+
+/// The prefix of every windowed accumulator.
+pub const WINDOWS_PREFIX: [u8; 1] = [WINDOWED];
 
 /// The prefix of every window of `key`.
 pub fn windows_of(key: Option<&[u8]>) -> Vec<u8> {
@@ -112,11 +123,11 @@ pub fn joined_of(side: u8, key: Option<&[u8]>) -> Vec<u8> {
 }
 
 /// The key of a record a stream-stream join keeps, ordered by time, then
-/// sequence number.
-pub fn joined(side: u8, key: Option<&[u8]>, ts: i64, seq: i64) -> Vec<u8> {
+/// input offset.
+pub fn joined(side: u8, key: Option<&[u8]>, ts: i64, offset: i64) -> Vec<u8> {
     let mut k = joined_of(side, key);
     k.extend_from_slice(&ordered(ts));
-    k.extend_from_slice(&ordered(seq));
+    k.extend_from_slice(&ordered(offset));
     k
 }
 
@@ -127,6 +138,26 @@ pub fn stamp(store_key: &[u8]) -> Vec<u8> {
     k.push(STAMP);
     k.extend_from_slice(store_key);
     k
+}
+
+/// The prefix of every timer of `queue`, in the order they fire.
+pub fn timers_of(queue: u8) -> [u8; 2] {
+    [TIMER, queue]
+}
+
+/// The key of a timer of `queue` that fires at `time` for the entry `key`.
+pub fn timer(queue: u8, time: i64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(10 + key.len());
+    k.extend_from_slice(&timers_of(queue));
+    k.extend_from_slice(&ordered(time));
+    k.extend_from_slice(key);
+    k
+}
+
+/// The meta entry that says the timers of `queue` are kept (local only):
+/// a store written by a version that kept them in memory has none.
+pub fn timers_kept(queue: u8) -> Vec<u8> {
+    meta(&format!("timers.{queue}"))
 }
 
 /// Reads a store key back; `None` for bytes no store writes.
@@ -160,6 +191,11 @@ pub fn decode(bytes: &[u8]) -> Option<Entry> {
             let ts = from_ordered(rest[..8].try_into().ok()?);
             let seq = from_ordered(rest[8..].try_into().ok()?);
             Some(Entry::Joined(side, key, ts, seq))
+        }
+        TIMER => {
+            let (&queue, rest) = rest.split_first()?;
+            let time = from_ordered(rest.get(..8)?.try_into().ok()?);
+            Some(Entry::Timer(queue, time, rest[8..].to_vec()))
         }
         STAMP => match decode(rest)? {
             Entry::Plain(_) | Entry::Windowed(..) => Some(Entry::Stamp(rest.to_vec())),
@@ -231,8 +267,29 @@ mod tests {
             decode(&joined(1, Some(b"k"), -3, 7)),
             Some(Entry::Joined(1, Some(b"k".to_vec()), -3, 7))
         );
+        assert_eq!(decode(&timer(1, -3, &acc)), Some(Entry::Timer(1, -3, acc.clone())));
         assert_eq!(decode(&[9, 1]), None);
         assert_eq!(decode(&[PLAIN, 1, 0, 0, 0, 9]), None, "length past the end");
+    }
+
+    #[test]
+    fn timers_sort_by_time_under_their_queue() {
+        let mut ks = [
+            timer(0, 5, b"a"),
+            timer(0, -5, b"z"),
+            timer(1, -9, b"a"),
+            timer(0, 5, b""),
+        ];
+        ks.sort();
+        assert_eq!(
+            ks,
+            [
+                timer(0, -5, b"z"),
+                timer(0, 5, b""),
+                timer(0, 5, b"a"),
+                timer(1, -9, b"a")
+            ]
+        );
     }
 
     #[test]

@@ -21,10 +21,15 @@ pub mod global;
 pub mod keys;
 pub mod memory;
 pub mod rocks;
+pub mod timers;
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+pub use timers::Timers;
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +127,10 @@ pub trait Reader: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
     /// Every committed entry whose key starts with `prefix`, in key order.
     fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError>;
+    /// At most `limit` committed entries whose key starts with `prefix`
+    /// and comes after `after` (all of them when `None`), in key order: a
+    /// scan that holds one page in memory, not the whole prefix.
+    fn scan_page(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StateError>;
 }
 
 /// Where a store's committed state lives.
@@ -152,6 +161,10 @@ pub struct Store {
     /// changelog of its own: its records are the topic's, keyed as written.
     source_topic: bool,
     staged: Staged,
+    /// Committed state was written past the task's transactions (a restore
+    /// or a wipe) since [`Store::written_outside`] last said so: state kept
+    /// only locally and derived from the entries (timers) must be rebuilt.
+    outside: AtomicBool,
 }
 
 /// Reads of one store as its task sees it — staged writes of the open
@@ -197,6 +210,7 @@ impl Store {
             changelog,
             source_topic: false,
             staged: Staged::default(),
+            outside: AtomicBool::new(false),
         }
     }
 
@@ -276,6 +290,60 @@ impl Store {
         Ok(out.into_iter().collect())
     }
 
+    /// One page of [`Store::scan`]: the entries whose key starts with
+    /// `prefix` and comes after `after`, staged writes applied, reading at
+    /// most `limit` committed entries. Also says where the next page starts
+    /// (`Some(after)`), or `None` when the prefix is done. A page may be
+    /// empty and still not the last (its entries deleted in the open
+    /// transaction).
+    pub fn scan_page(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, Option<Vec<u8>>), StateError> {
+        let committed = self.engine.scan_page(prefix, after, limit)?;
+        // What this page covers: up to its last committed key when the
+        // engine has more, else the rest of the prefix.
+        let through = (committed.len() == limit)
+            .then(|| committed.last().map(|(k, _)| k.clone()))
+            .flatten();
+        let mut out: BTreeMap<Vec<u8>, Vec<u8>> = committed.into_iter().collect();
+        let from = after.map_or(Bound::Included(prefix), Bound::Excluded);
+        for (k, v) in lock(&self.staged).range::<[u8], _>((from, Bound::Unbounded)) {
+            if !k.starts_with(prefix) || through.as_ref().is_some_and(|t| k > t) {
+                break;
+            }
+            match v {
+                Some(v) => out.insert(k.clone(), v.clone()),
+                None => out.remove(k),
+            };
+        }
+        Ok((out.into_iter().collect(), through))
+    }
+
+    /// Whether committed state was written past the task's transactions (a
+    /// restore, a wipe) since the last call; asking clears it.
+    pub fn written_outside(&self) -> bool {
+        self.outside.swap(false, Ordering::AcqRel)
+    }
+
+    /// `writes` of a restore, noted as written outside when there are any
+    /// (a checkpoint alone changes no entry).
+    fn note_outside(&self, writes: impl IntoIterator<Item = Write>) -> Vec<Write> {
+        let writes: Vec<Write> = writes.into_iter().collect();
+        if !writes.is_empty() {
+            self.outside.store(true, Ordering::Release);
+        }
+        writes
+    }
+
+    /// Writes straight to committed state, for state that lives only here
+    /// and is not changelogged (timers): not a write "outside".
+    fn write_local(&self, writes: Vec<Write>) -> Result<(), StateError> {
+        self.engine.write(writes, None, true)
+    }
+
     /// Stages a write of the open transaction.
     pub fn stage(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
         lock(&self.staged).insert(key, value);
@@ -299,7 +367,7 @@ impl Store {
     /// Writes committed changes straight to the engine with a new checkpoint,
     /// atomically (restoring from the changelog).
     pub fn apply(&self, writes: impl IntoIterator<Item = Write>, checkpoint: Option<i64>) -> Result<(), StateError> {
-        self.engine.write(writes.into_iter().collect(), checkpoint, true)
+        self.engine.write(self.note_outside(writes), checkpoint, true)
     }
 
     /// Like [`Store::apply`] without the engine's own log, for bulk
@@ -311,7 +379,7 @@ impl Store {
         writes: impl IntoIterator<Item = Write>,
         checkpoint: Option<i64>,
     ) -> Result<(), StateError> {
-        self.engine.write(writes.into_iter().collect(), checkpoint, false)
+        self.engine.write(self.note_outside(writes), checkpoint, false)
     }
 
     /// Deletes every entry and the checkpoint, so that the store restores
@@ -319,6 +387,7 @@ impl Store {
     /// checkpoint (a time-deleted windowed changelog moved its start past it).
     /// Called before the task stages anything (restores run first).
     pub fn wipe(&self) -> Result<(), StateError> {
+        self.outside.store(true, Ordering::Release);
         self.engine.wipe()
     }
 
@@ -390,6 +459,43 @@ mod tests {
             s.wipe().unwrap();
             assert_eq!(s.checkpoint().unwrap(), None);
             assert!(s.scan(b"").unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn scan_pages_walk_a_prefix_with_staged_writes_on_both_engines() {
+        let dir = tempfile::tempdir().unwrap();
+        for mut s in [store(dir.path()), Store::in_memory(changelog())] {
+            let k = |i: u8| vec![b'k', i];
+            s.apply((0..10).map(|i| (k(i), Some(vec![i]))), None).unwrap();
+            s.apply([(b"l".to_vec(), Some(vec![]))], None).unwrap();
+            s.stage(k(0), None);
+            s.stage(k(1), None);
+            s.stage(k(2), None);
+            s.stage(vec![b'k', 4, 0], Some(vec![]));
+            s.stage(k(20), Some(vec![]));
+            let mut seen = Vec::new();
+            let mut after: Option<Vec<u8>> = None;
+            let mut pages = 0;
+            loop {
+                let (page, next) = s.scan_page(b"k", after.as_deref(), 3).unwrap();
+                pages += 1;
+                seen.extend(page.into_iter().map(|(k, _)| k));
+                match next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            let mut want: Vec<Vec<u8>> = (3..10).map(k).collect();
+            want.insert(2, vec![b'k', 4, 0]);
+            want.push(k(20));
+            assert_eq!(seen, want, "{}", s.location().display());
+            assert_eq!(
+                pages, 4,
+                "the first page's three were all deleted; 10 committed in pages of 3"
+            );
+            assert!(s.written_outside(), "apply is a write outside the task");
+            assert!(!s.written_outside(), "asking clears it");
         }
     }
 

@@ -59,6 +59,20 @@ impl Reader for Rocks {
         }
         Ok(out)
     }
+
+    fn scan_page(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StateError> {
+        // The first key after `after` is `after` with a zero byte appended.
+        let from = after.map_or_else(|| prefix.to_vec(), |a| [a, &[0]].concat());
+        let mut out = Vec::new();
+        for item in self.db.iterator(IteratorMode::From(&from, Direction::Forward)) {
+            let (k, v) = item.map_err(|e| self.io("scan", e))?;
+            if !k.starts_with(prefix) || out.len() == limit {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
 }
 
 impl Engine for Rocks {

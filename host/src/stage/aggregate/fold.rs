@@ -32,7 +32,7 @@ use crate::pipeline::{Aggregation, Emit};
 use crate::runtime::{Folded, Group, GuestError, GuestFault, Operator};
 use crate::stage::window::{self, StreamTime, WindowKind, Windowing};
 use crate::state::keys::{self, Entry};
-use crate::state::{StateError, Store};
+use crate::state::{StateError, Store, Timers};
 
 /// Header on changelog records: the task's input position after the batch
 /// that wrote the record — the next offset (decimal) of a task that reads one
@@ -201,11 +201,13 @@ impl Fold for Count {
 pub struct Aggregator {
     spec: Aggregation,
     store: Store,
-    /// Open windows by close time: the stage's timers on stream time. One
-    /// fires (its window closes; in `final` mode it is emitted just before)
-    /// once stream time reaches it, record by record — or on the wall clock
-    /// for `idle-close`.
-    open: BTreeSet<(i64, Vec<u8>)>,
+    /// Open windows by close time: the stage's timers on stream time, kept
+    /// in the store. One fires (its window closes; in `final` mode it is
+    /// emitted just before) once stream time reaches it, record by record —
+    /// or on the wall clock for `idle-close`.
+    timers: Timers,
+    /// When the first open window closes (as of the last step).
+    first_close: Option<i64>,
     stream_time: StreamTime,
     saved_stream_time: StreamTime,
     /// Store keys changed since the last changelog flush.
@@ -220,6 +222,13 @@ pub struct Aggregator {
     meta_sent: Instant,
 }
 
+/// The timer queue of window closes (the stage's only one).
+const WINDOW_CLOSE: u8 = 0;
+
+/// How many windows close at a time (a jump of stream time may close
+/// millions: their timers are read from the store a page at a time).
+const CLOSE_PAGE: usize = 1024;
+
 /// How often a windowed stage writes its meta entries (stream time, format)
 /// to the changelog again while it runs, though they did not change: its
 /// changelog is deleted by time too (`retention + 1 day` after a record's
@@ -233,7 +242,8 @@ impl Aggregator {
         let mut a = Aggregator {
             spec,
             store,
-            open: BTreeSet::new(),
+            timers: Timers::new(WINDOW_CLOSE),
+            first_close: None,
             stream_time: StreamTime::default(),
             saved_stream_time: StreamTime::default(),
             touched: BTreeSet::new(),
@@ -258,7 +268,7 @@ impl Aggregator {
 
     /// Windows not yet closed.
     pub fn open_windows(&self) -> usize {
-        self.open.len()
+        self.timers.len()
     }
 
     /// Re-reads open windows and stream time from the store (after a
@@ -266,13 +276,16 @@ impl Aggregator {
     pub fn reload(&mut self) -> Result<(), StateError> {
         self.store.discard();
         self.touched.clear();
-        self.open.clear();
+        let outside = self.store.written_outside();
         if let Some(w) = self.spec.window {
-            for (k, _) in self.store.scan(&[2])? {
-                if let Some(Entry::Windowed(_, window)) = keys::decode(&k) {
-                    self.open.insert((w.close_time(window), k));
-                }
-            }
+            self.timers
+                .reload(&self.store, outside, &keys::WINDOWS_PREFIX, |k, _| {
+                    Ok(match keys::decode(k) {
+                        Some(Entry::Windowed(_, window)) => Some(w.close_time(window)),
+                        _ => None,
+                    })
+                })?;
+            self.first_close = self.timers.first(&self.store)?;
         }
         let st = self.store.get(&keys::meta(keys::STREAM_TIME))?;
         self.stream_time = st
@@ -328,7 +341,9 @@ impl Aggregator {
 
     /// The transaction committed: apply staged writes.
     pub fn commit(&mut self, checkpoint: Option<i64>) -> Result<(), StateError> {
-        self.store.commit(checkpoint)
+        self.store.commit(checkpoint)?;
+        self.timers.commit();
+        Ok(())
     }
 
     /// Folds a batch, sends its store changes to the changelog, and says what
@@ -395,8 +410,7 @@ impl Aggregator {
         let from = (self.last_input + idle).max(self.advanced_until);
         let quiet = now.checked_duration_since(from).filter(|d| !d.is_zero())?;
         let advanced = st.saturating_add(millis(quiet));
-        let (first_close, _) = self.open.first()?;
-        (*first_close <= advanced).then_some(advanced)
+        (self.first_close? <= advanced).then_some(advanced)
     }
 
     /// Adopts the stored accumulators for `op` now (see `adopt`): at a hot
@@ -489,19 +503,23 @@ impl Aggregator {
             }
         }
         let mut groups = Vec::with_capacity(builds.len());
+        // Windows that exist have their timer.
+        let mut existed = Vec::with_capacity(builds.len());
         for b in &builds {
             let first = &events[b.members[0]];
+            let acc = self.store.get(&b.store_key)?;
+            existed.push(acc.is_some());
             groups.push(Group {
                 key: first.key.map(<[u8]>::to_vec),
                 window: b.window,
-                acc: self.store.get(&b.store_key)?,
+                acc,
                 events: encode(events, &b.members),
             });
         }
         let sizes: Vec<usize> = builds.iter().map(|b| b.members.len()).collect();
         let outcomes = fold(op, groups, &sizes, &|g, j| encode(events, &[builds[g].members[j]]));
         let mut failed: BTreeSet<usize> = BTreeSet::new();
-        for (b, outcome) in builds.into_iter().zip(outcomes) {
+        for ((b, outcome), existed) in builds.into_iter().zip(outcomes).zip(existed) {
             let mut refused: BTreeSet<usize> = BTreeSet::new();
             for (j, why) in outcome.failures {
                 refused.insert(j);
@@ -522,8 +540,9 @@ impl Aggregator {
                 .map(|(_, &i)| events[i].timestamp)
                 .max();
             let ts = self.restamp(&b.store_key, newest)?;
-            if let (Some(w), Some(window)) = (windowing, b.window) {
-                self.open.insert((w.close_time(window), b.store_key.clone()));
+            if let (Some(w), Some(window), false) = (windowing, b.window, existed) {
+                self.timers
+                    .insert(&mut self.store, w.close_time(window), &b.store_key)?;
             }
             latest.insert(b.store_key.clone(), ts);
             self.put(b.store_key, Some(acc));
@@ -643,7 +662,7 @@ impl Aggregator {
                     continue;
                 };
                 let k = keys::windowed(key.as_deref(), *win);
-                self.open.insert((w.close_time(*win), k.clone()));
+                self.timers.insert(&mut self.store, w.close_time(*win), &k)?;
                 // Refolded from all its events: the newest of those that went in.
                 let ts = m
                     .iter()
@@ -721,7 +740,7 @@ impl Aggregator {
                 Ok(acc) => {
                     for m in &plan.merged {
                         let k = keys::windowed(ev.key, *m);
-                        self.open.remove(&(w.close_time(*m), k.clone()));
+                        self.timers.remove(&mut self.store, w.close_time(*m), &k)?;
                         latest.remove(&k);
                         self.put(k, None);
                         // (A merge that ends in the same window updates it in place.)
@@ -737,7 +756,7 @@ impl Aggregator {
                     known.retain(|s| !plan.merged.contains(s));
                     known.push(plan.window);
                     let k = keys::windowed(ev.key, plan.window);
-                    self.open.insert((w.close_time(plan.window), k.clone()));
+                    self.timers.insert(&mut self.store, w.close_time(plan.window), &k)?;
                     // A session's results carry its end (its newest event).
                     latest.insert(k.clone(), plan.window.end - 1);
                     self.put(k, Some(acc));
@@ -796,42 +815,55 @@ impl Aggregator {
     /// Deletes every window whose close time `stream_time` has reached,
     /// emitting it first in `final` mode.
     fn close(&mut self, stream_time: i64, step: &mut Step) -> Result<(), AggregateError> {
-        while let Some((close, _)) = self.open.first() {
-            if *close > stream_time {
+        if self.spec.window.is_none() {
+            return Ok(());
+        }
+        loop {
+            let due = self.timers.pop_due(&mut self.store, stream_time, CLOSE_PAGE)?;
+            let more = due.len() == CLOSE_PAGE;
+            for (_, k) in due {
+                self.close_window(k, step)?;
+            }
+            if !more {
                 break;
             }
-            let Some((_, k)) = self.open.pop_first() else { break };
-            if self.spec.emit == Emit::Final
-                && let (Some(acc), Some((key, Some(window)))) = (self.store.get(&k)?, split(&k))
-            {
-                let timestamp = match self.stamp(&k)? {
-                    Some(ts) => ts,
-                    // Sessions carry their end; so did windows stored
-                    // before stamps were kept.
-                    None => window.end - 1,
-                };
-                step.due.push(Due {
-                    key,
-                    window: Some(window),
-                    timestamp,
-                    acc: Some(acc),
-                });
-            }
-            if let (
-                Some(Windowing {
-                    kind: WindowKind::Sliding { size },
-                    grace,
-                }),
-                Some(Entry::Windowed(key, _)),
-            ) = (self.spec.window, keys::decode(&k))
-            {
-                self.purge_events(key.as_deref(), size, grace)?;
-            }
-            if self.stamp(&k)?.is_some() {
-                self.put(keys::stamp(&k), None);
-            }
-            self.put(k, None);
         }
+        self.first_close = self.timers.first(&self.store)?;
+        Ok(())
+    }
+
+    /// Deletes the window at store key `k`, whose timer fired.
+    fn close_window(&mut self, k: Vec<u8>, step: &mut Step) -> Result<(), AggregateError> {
+        if self.spec.emit == Emit::Final
+            && let (Some(acc), Some((key, Some(window)))) = (self.store.get(&k)?, split(&k))
+        {
+            let timestamp = match self.stamp(&k)? {
+                Some(ts) => ts,
+                // Sessions carry their end; so did windows stored
+                // before stamps were kept.
+                None => window.end - 1,
+            };
+            step.due.push(Due {
+                key,
+                window: Some(window),
+                timestamp,
+                acc: Some(acc),
+            });
+        }
+        if let (
+            Some(Windowing {
+                kind: WindowKind::Sliding { size },
+                grace,
+            }),
+            Some(Entry::Windowed(key, _)),
+        ) = (self.spec.window, keys::decode(&k))
+        {
+            self.purge_events(key.as_deref(), size, grace)?;
+        }
+        if self.stamp(&k)?.is_some() {
+            self.put(keys::stamp(&k), None);
+        }
+        self.put(k, None);
         Ok(())
     }
 
@@ -917,7 +949,7 @@ fn split(k: &[u8]) -> Option<(Option<Vec<u8>>, Option<Window>)> {
     match keys::decode(k)? {
         Entry::Plain(key) => Some((key, None)),
         Entry::Windowed(key, w) => Some((key, Some(w))),
-        Entry::Meta(_) | Entry::Event(..) | Entry::Stamp(_) | Entry::Joined(..) => None,
+        Entry::Meta(_) | Entry::Event(..) | Entry::Stamp(_) | Entry::Joined(..) | Entry::Timer(..) => None,
     }
 }
 
@@ -1449,6 +1481,102 @@ mod tests {
         fn merge(&mut self, key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Result<Vec<u8>, Failure>, GuestError> {
             Count.merge(key, a, b)
         }
+    }
+
+    /// Windows that a restore brings back (written behind the task, with no
+    /// timers) close on time, like the windows the task opened itself.
+    #[test]
+    fn windows_restored_from_the_changelog_close_on_time() {
+        let changelog = Changelog {
+            topic: "t-changelog".into(),
+            partition: 0,
+        };
+        let s = spec(Some((WindowKind::Tumbling { size: 10 }, 100)), Emit::Final);
+        let batch = |records: &[(&str, i64)], first: i64| {
+            let mut enc = BatchEncoder::new();
+            for (i, (key, ts)) in records.iter().enumerate() {
+                enc.push(
+                    *ts,
+                    "in",
+                    0,
+                    first + i as i64,
+                    Some(key.as_bytes()),
+                    Some(b"v"),
+                    std::iter::empty(),
+                );
+            }
+            enc
+        };
+        // The first life: 300 keys, each in windows [0, 10) and [10, 20).
+        let mut first = Aggregator::open(s.clone(), Store::in_memory(changelog.clone())).unwrap();
+        let keys: Vec<String> = (0..300).map(|k| format!("k{k:03}")).collect();
+        let records: Vec<(&str, i64)> = keys.iter().flat_map(|k| [(k.as_str(), 1), (k.as_str(), 11)]).collect();
+        let enc = batch(&records, 0);
+        let mut log = crate::collector::MemorySink::default();
+        let step = first
+            .step(
+                &mut Count,
+                &codec::read_events(enc.as_bytes()).unwrap(),
+                "600",
+                Instant::now(),
+                &mut log,
+            )
+            .unwrap();
+        assert!(step.due.is_empty(), "a grace of 100 closes nothing yet: {:?}", step.due);
+        first.commit(None).unwrap();
+        assert_eq!(first.open_windows(), 600);
+        // The next life's store already has one window of its own, then the
+        // restore writes the changelog into it.
+        let store = Store::in_memory(changelog);
+        let mut next = Aggregator::open(s, store).unwrap();
+        let enc = batch(&[("zzz", 12)], 600);
+        next.step(
+            &mut Count,
+            &codec::read_events(enc.as_bytes()).unwrap(),
+            "601",
+            Instant::now(),
+            &mut Discard,
+        )
+        .unwrap();
+        next.commit(None).unwrap();
+        let writes: Vec<crate::state::Write> = log
+            .records
+            .iter()
+            .filter(|r| r.topic == "t-changelog")
+            .map(|r| (r.key.clone().unwrap(), r.value.clone()))
+            .collect();
+        assert!(writes.len() > 600, "accumulators, stamps and meta");
+        next.store().apply(writes, Some(1)).unwrap();
+        next.reload().unwrap();
+        assert_eq!(next.open_windows(), 601, "600 restored, one of its own");
+        // Stream time 200 closes every window.
+        let enc = batch(&[("zzz", 200)], 601);
+        let step = next
+            .step(
+                &mut Count,
+                &codec::read_events(enc.as_bytes()).unwrap(),
+                "602",
+                Instant::now(),
+                &mut Discard,
+            )
+            .unwrap();
+        let mut closed: Vec<(String, i64, Option<u64>)> = step
+            .due
+            .iter()
+            .map(|d| {
+                let key = String::from_utf8(d.key.clone().unwrap()).unwrap();
+                (key, d.window.unwrap().start, d.acc.as_deref().and_then(Count::read))
+            })
+            .collect();
+        closed.sort();
+        let mut want: Vec<(String, i64, Option<u64>)> = keys
+            .iter()
+            .flat_map(|k| [(k.clone(), 0, Some(1)), (k.clone(), 10, Some(1))])
+            .collect();
+        want.push(("zzz".into(), 10, Some(1)));
+        want.sort();
+        assert_eq!(closed, want);
+        assert_eq!(next.open_windows(), 1, "[200, 210) of zzz");
     }
 
     #[test]
