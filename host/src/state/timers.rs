@@ -25,9 +25,13 @@ pub struct Timers {
     /// committed.
     len: usize,
     committed_len: usize,
-    /// Every timer up to this key was popped in the open transaction (their
-    /// deletes are staged): the next look starts after it.
-    popped: Option<Vec<u8>>,
+    /// Every timer in the queue is later than this (`None`: not known), with
+    /// the open transaction's changes; as committed. Reads start past it:
+    /// the timers that fired before are deleted, and an LSM store keeps
+    /// deletes as tombstones that a read from the queue's start would step
+    /// over, one by one, until they are compacted away.
+    floor: Option<i64>,
+    committed_floor: Option<i64>,
     /// Whether the queue was read from this store yet.
     loaded: bool,
 }
@@ -39,7 +43,8 @@ impl Timers {
             queue,
             len: 0,
             committed_len: 0,
-            popped: None,
+            floor: None,
+            committed_floor: None,
             loaded: false,
         }
     }
@@ -68,11 +73,13 @@ impl Timers {
         prefix: &[u8],
         timer_of: impl FnMut(&[u8], &[u8]) -> Result<Option<i64>, StateError>,
     ) -> Result<(), StateError> {
-        self.popped = None;
         if self.loaded && !outside {
             self.len = self.committed_len;
+            self.floor = self.committed_floor;
             return Ok(());
         }
+        self.floor = None;
+        self.committed_floor = None;
         let kept = store.engine.get(&keys::timers_kept(self.queue))?.is_some();
         self.len = if outside || !kept {
             self.rebuild(store, prefix, timer_of)?
@@ -118,7 +125,7 @@ impl Timers {
     /// The open transaction committed.
     pub fn commit(&mut self) {
         self.committed_len = self.len;
-        self.popped = None;
+        self.committed_floor = self.floor;
     }
 
     /// Sets a timer at `time` for the entry `key` (staged with the open
@@ -128,8 +135,8 @@ impl Timers {
         if store.get(&k)?.is_some() {
             return Ok(false);
         }
-        if self.popped.as_ref().is_some_and(|p| k <= *p) {
-            self.popped = None;
+        if self.floor.is_some_and(|f| time <= f) {
+            self.floor = time.checked_sub(1);
         }
         store.stage(k, Some(Vec::new()));
         self.len += 1;
@@ -150,7 +157,7 @@ impl Timers {
     /// When the first timer fires.
     pub fn first(&self, store: &Store) -> Result<Option<i64>, StateError> {
         let prefix = keys::timers_of(self.queue);
-        let mut after = self.popped.clone();
+        let mut after = self.start();
         loop {
             let (page, next) = store.scan_page(&prefix, after.as_deref(), PAGE)?;
             if let Some((k, _)) = page.first() {
@@ -168,28 +175,48 @@ impl Timers {
     /// means none is left due.
     pub fn pop_due(&mut self, store: &mut Store, until: i64, limit: usize) -> Result<Vec<(i64, Vec<u8>)>, StateError> {
         let prefix = keys::timers_of(self.queue);
-        let mut after = self.popped.clone();
+        let mut after = self.start();
         let mut out = Vec::new();
         loop {
             let (page, next) = store.scan_page(&prefix, after.as_deref(), PAGE)?;
             for (k, _) in page {
                 let (time, key) = timer(&k)?;
                 if time > until {
+                    self.raise_floor(until);
                     return Ok(out);
                 }
-                store.stage(k.clone(), None);
+                store.stage(k, None);
                 self.len -= 1;
-                self.popped = Some(k);
                 out.push((time, key));
                 if out.len() == limit {
+                    // More may be due at the same time.
+                    if let Some(before) = time.checked_sub(1) {
+                        self.raise_floor(before);
+                    }
                     return Ok(out);
                 }
             }
             match next {
                 Some(n) => after = Some(n),
-                None => return Ok(out),
+                None => {
+                    self.raise_floor(until);
+                    return Ok(out);
+                }
             }
         }
+    }
+
+    /// Every timer at or before `time` has fired.
+    fn raise_floor(&mut self, time: i64) {
+        self.floor = Some(self.floor.map_or(time, |f| f.max(time)));
+    }
+
+    /// Where reads of the queue start: past the floor. A timer's key is the
+    /// time then its entry's key, which is never empty, so the key of the
+    /// first time past the floor with no entry key comes before them all.
+    fn start(&self) -> Option<Vec<u8>> {
+        let f = self.floor?;
+        Some(keys::timer(self.queue, f.checked_add(1)?, b""))
     }
 }
 
