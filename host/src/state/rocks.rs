@@ -1,10 +1,36 @@
 //! The RocksDB engine: one database per store, in the store's directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use rocksdb::{DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{BlockBasedOptions, Cache, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use super::{Engine, Entry, Reader, StateError, Write, keys};
+
+/// The block cache that every store of the process shares: blocks read,
+/// and the tables' index and filter blocks (charged to it, not held per
+/// table). So RocksDB's memory for reads is one figure per instance
+/// however many stores its tasks open, as Kafka Streams' bounded-memory
+/// configuration makes it; what remains per store is its memtables
+/// ([`WRITE_BUFFER`] × 2).
+pub const BLOCK_CACHE: usize = 64 << 20;
+
+/// One memtable of a store.
+pub const WRITE_BUFFER: usize = 16 << 20;
+
+static CACHE: OnceLock<Cache> = OnceLock::new();
+
+/// The shared block cache, made at the first store's opening.
+fn block_cache(path: &Path) -> Result<Cache, StateError> {
+    if let Some(c) = CACHE.get() {
+        return Ok(c.clone());
+    }
+    let made = Cache::new_lru_cache(BLOCK_CACHE).map_err(|e| StateError::Open {
+        path: path.to_owned(),
+        reason: format!("cannot make the {BLOCK_CACHE}-byte block cache: {e}"),
+    })?;
+    Ok(CACHE.get_or_init(|| made).clone())
+}
 
 /// A store's committed state in RocksDB.
 pub struct Rocks {
@@ -22,7 +48,16 @@ impl Rocks {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         // Small, many stores: keep each one's footprint modest.
-        opts.set_write_buffer_size(16 << 20);
+        opts.set_write_buffer_size(WRITE_BUFFER);
+        opts.set_max_write_buffer_number(2);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&block_cache(path)?);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        // Most reads look for a key that is not there yet (a new key's
+        // accumulator, a window's timer): a filter answers without a read.
+        table.set_bloom_filter(10.0, false);
+        opts.set_block_based_table_factory(&table);
         opts.set_max_open_files(64);
         let db = DB::open(&opts, path).map_err(|e| StateError::Open {
             path: path.to_owned(),
