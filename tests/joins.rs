@@ -1113,6 +1113,86 @@ fn searches_and_clicks_through_the_driver_for_every_join_kind() {
     }
 }
 
+/// Records exactly `before` and `after` apart join, one millisecond
+/// further do not: both ends of the window are inclusive, from either side.
+#[test]
+fn stream_stream_window_ends_are_inclusive() {
+    let w = Win {
+        before: 60_000,
+        after: 300_000,
+        grace: 60_000,
+    };
+    let act = |left: bool, user: &str, n: usize, ts: i64| Act {
+        left,
+        user: user.into(),
+        value: if left {
+            format!(r#"{{"search":{n},"user":"{user}"}}"#)
+        } else {
+            format!(r#"{{"click":{n},"user":"{user}"}}"#)
+        },
+        ts,
+    };
+    let (t1, t2) = (10_000_000, 11_000_000);
+    let data = vec![
+        // A search, then clicks at its window's ends (found scanning the
+        // searches from a click's lower bound) and just past them.
+        act(true, "u1", 0, t1),
+        act(false, "u1", 1, t1 - w.before),
+        act(false, "u1", 2, t1 - w.before - 1),
+        act(false, "u1", 3, t1 + w.after),
+        act(false, "u1", 4, t1 + w.after + 1),
+        // Clicks, then a search whose lower bound is exactly one of them.
+        act(false, "u2", 5, t2 - 1),
+        act(false, "u2", 6, t2),
+        act(true, "u2", 7, t2 + w.before),
+        // Far ahead on both sides: every window above closes.
+        act(true, "u9", 8, t2 + 10_000_000),
+        act(false, "u9", 9, t2 + 10_000_000),
+    ];
+    let t = ClickTopics {
+        searches: "searches".into(),
+        clicks: "clicks".into(),
+        out: "search-clicks".into(),
+    };
+    for kind in ["inner", "left", "outer"] {
+        let (want, late) = window_join_reference(&data, kind, w);
+        assert_eq!(late, 0);
+        let mut pairs: Vec<(Option<String>, Option<String>)> = want
+            .iter()
+            .filter(|j| j.0 != "u9" && j.1.is_some() && j.2.is_some())
+            .map(|j| (j.1.clone(), j.2.clone()))
+            .collect();
+        pairs.sort();
+        let value = |i: usize| Some(data[i].value.clone());
+        let mut ends = vec![(value(0), value(1)), (value(0), value(3)), (value(7), value(6))];
+        ends.sort();
+        assert_eq!(
+            pairs, ends,
+            "{kind}: the reference joins exactly the records at the ends"
+        );
+        let window = "window = { before = \"1m\", after = \"5m\", grace = \"1m\" }";
+        let mut driver = driver_for(&clicks_body(&format!("ends-{kind}"), &t, kind, window));
+        for a in &data {
+            let event = event_of(&act_record(a));
+            driver
+                .pipe(if a.left { "searches" } else { "clicks" }, vec![event])
+                .unwrap();
+        }
+        let got: Vec<Joined> = driver
+            .take_output("search-clicks")
+            .into_iter()
+            .map(|r| joined(r.key, r.value, r.timestamp))
+            .collect();
+        if kind == "outer" {
+            assert!(
+                want.iter().any(|j| j.0 == "u2" && j.1.is_none()),
+                "click 5 goes out alone"
+            );
+        }
+        assert_same_joined(got, want, kind);
+    }
+}
+
 fn click_topics() -> ClickTopics {
     let t = ClickTopics {
         searches: unique("searches"),

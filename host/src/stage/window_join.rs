@@ -48,6 +48,9 @@ const DONE: u8 = 1;
 const PENDING: u8 = 0;
 const EXPIRY: u8 = 1;
 
+/// How many of the other side's kept records one read takes.
+const PARTNER_PAGE: usize = 64;
+
 /// How many timers fire at a time.
 const FIRE_PAGE: usize = 1024;
 
@@ -430,34 +433,45 @@ impl WindowJoinStage {
         }
         let other = 1 - side;
         let mut found = false;
-        for (k, stored) in self.store.scan(&keys::joined_of(other, Some(key)))? {
-            let Some(Entry::Joined(_, _, ts, _)) = keys::decode(&k) else {
-                return Err(out.invariant("a join record key that does not decode", format!("{k:02x?}")));
-            };
-            if ts < from || ts > to {
-                continue;
+        // The other side's records of the key from `from` on, a page at a
+        // time, up to `to`: not every record the key has kept.
+        let prefix = keys::joined_of(other, Some(key));
+        let mut after = Some(keys::joined_at(other, Some(key), from));
+        let end = to.checked_add(1).map(|t| keys::joined_at(other, Some(key), t));
+        'scan: while let Some(start) = after.take() {
+            let (page, next) = self
+                .store
+                .scan_page(&prefix, Some(&start), end.as_deref(), PARTNER_PAGE)?;
+            for (k, stored) in page {
+                let Some(Entry::Joined(_, _, ts, _)) = keys::decode(&k) else {
+                    return Err(out.invariant("a join record key that does not decode", format!("{k:02x?}")));
+                };
+                if ts > to {
+                    break 'scan;
+                }
+                let (flags, partner) = stored
+                    .split_first()
+                    .ok_or_else(|| out.invariant("a join record without its flags", format!("{k:02x?}")))?;
+                found = true;
+                let (left, right) = if side == LEFT {
+                    (value, partner)
+                } else {
+                    (partner, value)
+                };
+                batch.push(
+                    &mut self.joiner,
+                    ts.max(ev.timestamp),
+                    ev.topic,
+                    Some(key),
+                    (Some(left), Some(right)),
+                );
+                // Only a record that may go out unmatched needs to know.
+                if flags & DONE == 0 && self.emits(other) {
+                    let partner = partner.to_vec();
+                    self.mark_done(&k, &partner, out)?;
+                }
             }
-            let (flags, partner) = stored
-                .split_first()
-                .ok_or_else(|| out.invariant("a join record without its flags", format!("{k:02x?}")))?;
-            found = true;
-            let (left, right) = if side == LEFT {
-                (value, partner)
-            } else {
-                (partner, value)
-            };
-            batch.push(
-                &mut self.joiner,
-                ts.max(ev.timestamp),
-                ev.topic,
-                Some(key),
-                (Some(left), Some(right)),
-            );
-            // Only a record that may go out unmatched needs to know.
-            if flags & DONE == 0 && self.emits(other) {
-                let partner = partner.to_vec();
-                self.mark_done(&k, &partner, out)?;
-            }
+            after = next;
         }
         // The record's offset keeps equal keys and times apart (and makes a
         // record processed again after an abort the same entry).

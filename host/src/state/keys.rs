@@ -122,11 +122,19 @@ pub fn joined_of(side: u8, key: Option<&[u8]>) -> Vec<u8> {
     k
 }
 
+/// The prefix of the records of `side` with `key` at time `ts` that a
+/// stream-stream join keeps: every record of theirs at `ts` or later sorts
+/// after it.
+pub fn joined_at(side: u8, key: Option<&[u8]>, ts: i64) -> Vec<u8> {
+    let mut k = joined_of(side, key);
+    k.extend_from_slice(&ordered(ts));
+    k
+}
+
 /// The key of a record a stream-stream join keeps, ordered by time, then
 /// input offset.
 pub fn joined(side: u8, key: Option<&[u8]>, ts: i64, offset: i64) -> Vec<u8> {
-    let mut k = joined_of(side, key);
-    k.extend_from_slice(&ordered(ts));
+    let mut k = joined_at(side, key, ts);
     k.extend_from_slice(&ordered(offset));
     k
 }

@@ -36,12 +36,18 @@ impl Reader for Memory {
             .collect())
     }
 
-    fn scan_page(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StateError> {
+    fn scan_page(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StateError> {
         let from = after.map_or(Bound::Included(prefix), Bound::Excluded);
         Ok(self
             .map()
             .range::<[u8], _>((from, Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
+            .take_while(|(k, _)| k.starts_with(prefix) && end.is_none_or(|e| k.as_slice() < e))
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())

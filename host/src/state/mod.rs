@@ -127,10 +127,17 @@ pub trait Reader: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
     /// Every committed entry whose key starts with `prefix`, in key order.
     fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StateError>;
-    /// At most `limit` committed entries whose key starts with `prefix`
-    /// and comes after `after` (all of them when `None`), in key order: a
-    /// scan that holds one page in memory, not the whole prefix.
-    fn scan_page(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StateError>;
+    /// At most `limit` committed entries whose key starts with `prefix`,
+    /// comes after `after` and before `end` (either bound may be absent),
+    /// in key order: a scan that holds one page in memory, not the whole
+    /// prefix. With `end`, deleted entries past it are never stepped over.
+    fn scan_page(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StateError>;
 }
 
 /// Where a store's committed state lives.
@@ -291,8 +298,8 @@ impl Store {
     }
 
     /// One page of [`Store::scan`]: the entries whose key starts with
-    /// `prefix` and comes after `after`, staged writes applied, reading at
-    /// most `limit` committed entries. Also says where the next page starts
+    /// `prefix`, comes after `after` and before `end` (when given), staged
+    /// writes applied, reading at most `limit` committed entries. Also says where the next page starts
     /// (`Some(after)`), or `None` when the prefix is done. A page may be
     /// empty and still not the last (its entries deleted in the open
     /// transaction).
@@ -300,9 +307,10 @@ impl Store {
         &self,
         prefix: &[u8],
         after: Option<&[u8]>,
+        end: Option<&[u8]>,
         limit: usize,
     ) -> Result<(Vec<Entry>, Option<Vec<u8>>), StateError> {
-        let committed = self.engine.scan_page(prefix, after, limit)?;
+        let committed = self.engine.scan_page(prefix, after, end, limit)?;
         // What this page covers: up to its last committed key when the
         // engine has more, else the rest of the prefix.
         let through = (committed.len() == limit)
@@ -311,7 +319,10 @@ impl Store {
         let mut out: BTreeMap<Vec<u8>, Vec<u8>> = committed.into_iter().collect();
         let from = after.map_or(Bound::Included(prefix), Bound::Excluded);
         for (k, v) in lock(&self.staged).range::<[u8], _>((from, Bound::Unbounded)) {
-            if !k.starts_with(prefix) || through.as_ref().is_some_and(|t| k > t) {
+            if !k.starts_with(prefix)
+                || through.as_ref().is_some_and(|t| k > t)
+                || end.is_some_and(|e| k.as_slice() >= e)
+            {
                 break;
             }
             match v {
@@ -478,7 +489,7 @@ mod tests {
             let mut after: Option<Vec<u8>> = None;
             let mut pages = 0;
             loop {
-                let (page, next) = s.scan_page(b"k", after.as_deref(), 3).unwrap();
+                let (page, next) = s.scan_page(b"k", after.as_deref(), Some(b"k\x14\x00"), 3).unwrap();
                 pages += 1;
                 seen.extend(page.into_iter().map(|(k, _)| k));
                 match next {
@@ -494,6 +505,14 @@ mod tests {
                 pages, 4,
                 "the first page's three were all deleted; 10 committed in pages of 3"
             );
+            let (below, next) = s.scan_page(b"k", None, Some(&k(5)), 10).unwrap();
+            let below: Vec<Vec<u8>> = below.into_iter().map(|(k, _)| k).collect();
+            assert_eq!(
+                below,
+                vec![k(3), k(4), vec![b'k', 4, 0]],
+                "up to the end, staged writes too"
+            );
+            assert_eq!(next, None);
             assert!(s.written_outside(), "apply is a write outside the task");
             assert!(!s.written_outside(), "asking clears it");
         }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use rocksdb::{BlockBasedOptions, Cache, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{BlockBasedOptions, Cache, DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions};
 
 use super::{Engine, Entry, Reader, StateError, Write, keys};
 
@@ -95,11 +95,26 @@ impl Reader for Rocks {
         Ok(out)
     }
 
-    fn scan_page(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StateError> {
+    fn scan_page(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StateError> {
         // The first key after `after` is `after` with a zero byte appended.
         let from = after.map_or_else(|| prefix.to_vec(), |a| [a, &[0]].concat());
+        // The iterator stops at the bound instead of stepping over deletes
+        // (tombstones) past it to the next live key.
+        let mut read = ReadOptions::default();
+        if let Some(e) = end {
+            read.set_iterate_upper_bound(e);
+        }
         let mut out = Vec::new();
-        for item in self.db.iterator(IteratorMode::From(&from, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_opt(IteratorMode::From(&from, Direction::Forward), read)
+        {
             let (k, v) = item.map_err(|e| self.io("scan", e))?;
             if !k.starts_with(prefix) || out.len() == limit {
                 break;

@@ -26,10 +26,11 @@ pub struct Timers {
     len: usize,
     committed_len: usize,
     /// Every timer in the queue is later than this (`None`: not known), with
-    /// the open transaction's changes; as committed. Reads start past it:
-    /// the timers that fired before are deleted, and an LSM store keeps
-    /// deletes as tombstones that a read from the queue's start would step
-    /// over, one by one, until they are compacted away.
+    /// the open transaction's changes; as committed. Nothing is due up to
+    /// it, so most calls read nothing; and reads start past it: the timers
+    /// that fired or were cancelled before it are deleted, and an LSM store
+    /// keeps deletes as tombstones that a read from the queue's start would
+    /// step over, one by one, until they are compacted away.
     floor: Option<i64>,
     committed_floor: Option<i64>,
     /// Whether the queue was read from this store yet.
@@ -159,7 +160,7 @@ impl Timers {
         let prefix = keys::timers_of(self.queue);
         let mut after = self.start();
         loop {
-            let (page, next) = store.scan_page(&prefix, after.as_deref(), PAGE)?;
+            let (page, next) = store.scan_page(&prefix, after.as_deref(), None, PAGE)?;
             if let Some((k, _)) = page.first() {
                 return timer(k).map(|(time, _)| Some(time));
             }
@@ -174,17 +175,22 @@ impl Timers {
     /// before it), in order: their time and entry key. Fewer than `limit`
     /// means none is left due.
     pub fn pop_due(&mut self, store: &mut Store, until: i64, limit: usize) -> Result<Vec<(i64, Vec<u8>)>, StateError> {
+        // Nothing is due before the floor: no read (stages call this for
+        // every record).
+        if self.floor.is_some_and(|f| until <= f) {
+            return Ok(Vec::new());
+        }
         let prefix = keys::timers_of(self.queue);
         let mut after = self.start();
+        // Reads stop at the first time past `until`: a cancelled timer past
+        // it is a delete that a read would otherwise step over, again at
+        // every call, to the next live one.
+        let end = until.checked_add(1).map(|t| keys::timer(self.queue, t, b""));
         let mut out = Vec::new();
         loop {
-            let (page, next) = store.scan_page(&prefix, after.as_deref(), PAGE)?;
+            let (page, next) = store.scan_page(&prefix, after.as_deref(), end.as_deref(), PAGE)?;
             for (k, _) in page {
                 let (time, key) = timer(&k)?;
-                if time > until {
-                    self.raise_floor(until);
-                    return Ok(out);
-                }
                 store.stage(k, None);
                 self.len -= 1;
                 out.push((time, key));
@@ -199,6 +205,7 @@ impl Timers {
             match next {
                 Some(n) => after = Some(n),
                 None => {
+                    // Every timer up to `until` has fired.
                     self.raise_floor(until);
                     return Ok(out);
                 }
@@ -239,7 +246,7 @@ fn for_each_page(
 ) -> Result<(), StateError> {
     let mut after: Option<Vec<u8>> = None;
     loop {
-        let page = store.engine.scan_page(prefix, after.as_deref(), PAGE)?;
+        let page = store.engine.scan_page(prefix, after.as_deref(), None, PAGE)?;
         let Some((last, _)) = page.last() else { return Ok(()) };
         after = Some(last.clone());
         let full = page.len() == PAGE;
