@@ -1073,11 +1073,7 @@ fn searches_and_clicks_through_the_driver_for_every_join_kind() {
         grace: 60_000,
     };
     let data = acts(1_500, 21, 40_000, true);
-    let t = ClickTopics {
-        searches: "searches".into(),
-        clicks: "clicks".into(),
-        out: "search-clicks".into(),
-    };
+    let t = driver_click_topics();
     for kind in ["inner", "left", "outer"] {
         let (want, late) = window_join_reference(&data, kind, w);
         let window = "window = { before = \"0s\", after = \"5m\", grace = \"1m\" }";
@@ -1149,11 +1145,7 @@ fn stream_stream_window_ends_are_inclusive() {
         act(true, "u9", 8, t2 + 10_000_000),
         act(false, "u9", 9, t2 + 10_000_000),
     ];
-    let t = ClickTopics {
-        searches: "searches".into(),
-        clicks: "clicks".into(),
-        out: "search-clicks".into(),
-    };
+    let t = driver_click_topics();
     for kind in ["inner", "left", "outer"] {
         let (want, late) = window_join_reference(&data, kind, w);
         assert_eq!(late, 0);
@@ -1190,6 +1182,15 @@ fn stream_stream_window_ends_are_inclusive() {
             );
         }
         assert_same_joined(got, want, kind);
+    }
+}
+
+/// The topics of `searches-clicks` as the driver runs it.
+fn driver_click_topics() -> ClickTopics {
+    ClickTopics {
+        searches: "searches".into(),
+        clicks: "clicks".into(),
+        out: "search-clicks".into(),
     }
 }
 
@@ -2112,11 +2113,7 @@ fn a_table_of_a_stage_s_results_restores_from_its_changelog() {
 /// not come again when stream time passes.
 #[test]
 fn idle_close_emits_unmatched_searches_on_the_wall_clock() {
-    let t = ClickTopics {
-        searches: "searches".into(),
-        clicks: "clicks".into(),
-        out: "search-clicks".into(),
-    };
+    let t = driver_click_topics();
     let window = "window = { before = \"0s\", after = \"5m\", grace = \"1m\" }";
     let mut driver = driver_for(&clicks_body("idle", &t, "left", window));
     let event = |user: &str, value: &str, ts: i64| weir::event::Event {
