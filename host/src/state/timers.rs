@@ -150,8 +150,8 @@ impl Timers {
         if store.get(&k)?.is_none() {
             return Ok(false);
         }
+        self.took(&k)?;
         store.stage(k, None);
-        self.len -= 1;
         Ok(true)
     }
 
@@ -191,8 +191,8 @@ impl Timers {
             let (page, next) = store.scan_page(&prefix, after.as_deref(), end.as_deref(), PAGE)?;
             for (k, _) in page {
                 let (time, key) = timer(&k)?;
+                self.took(&k)?;
                 store.stage(k, None);
-                self.len -= 1;
                 out.push((time, key));
                 if out.len() == limit {
                     // More may be due at the same time.
@@ -211,6 +211,16 @@ impl Timers {
                 }
             }
         }
+    }
+
+    /// Counts out the timer at `k`, which is in the store: a count that
+    /// says there is none left is a broken invariant, not a number to wrap.
+    fn took(&mut self, k: &[u8]) -> Result<(), StateError> {
+        self.len = self.len.checked_sub(1).ok_or_else(|| StateError::Corrupt {
+            key: k.to_vec(),
+            what: "a timer that its queue's count does not include",
+        })?;
+        Ok(())
     }
 
     /// Every timer at or before `time` has fired.
