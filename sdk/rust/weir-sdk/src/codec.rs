@@ -35,9 +35,19 @@ impl<'a> Reader<'a> {
         Some(s)
     }
 
+    /// The next `N` bytes as an array: one length check, no per-byte bounds
+    /// checks (indexing a taken slice left those in, and a closure that the
+    /// guest build did not inline).
+    #[inline(always)]
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let a = *self.buf.get(self.at..)?.first_chunk::<N>()?;
+        self.at += N;
+        Some(a)
+    }
+
     #[inline(always)]
     pub(crate) fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.array().map(u32::from_le_bytes)
     }
 
     #[inline(always)]
@@ -47,10 +57,7 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     pub(crate) fn i64(&mut self) -> Option<i64> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Some(i64::from_le_bytes(a))
+        self.array().map(i64::from_le_bytes)
     }
 
     #[inline(always)]
@@ -320,32 +327,38 @@ impl<'a> ValueOut<'a> {
     }
 
     /// Appends one byte.
+    #[inline(always)]
     pub fn push(&mut self, b: u8) {
         self.buf.push(b);
     }
 
     /// Appends bytes.
+    #[inline(always)]
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 
     /// Makes room for `n` more bytes.
+    #[inline(always)]
     pub fn reserve(&mut self, n: usize) {
         self.buf.reserve(n);
     }
 
     /// The value written so far.
+    #[inline(always)]
     pub fn as_slice(&self) -> &[u8] {
         &self.buf[self.start..]
     }
 
     /// The value written so far, to change in place (e.g. copy the input's
     /// value with [`ValueOut::extend_from_slice`], then edit it here).
+    #[inline(always)]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..]
     }
 
     /// Bytes written so far.
+    #[inline(always)]
     pub fn len(&self) -> usize {
         self.buf.len() - self.start
     }

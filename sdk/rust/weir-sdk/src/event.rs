@@ -114,6 +114,9 @@ impl<'a> Event<'a> {
     }
 
     /// Decodes the event at the reader's position (host data: trusted format).
+    /// Inlined into the batch loop: once per record, and its result is
+    /// otherwise returned through the guest's stack in memory.
+    #[inline(always)]
     pub(crate) fn decode(r: &mut Reader<'a>) -> Option<Self> {
         let timestamp = r.i64()?;
         let partition = r.i32()?;
