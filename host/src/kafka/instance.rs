@@ -497,15 +497,21 @@ impl Instance {
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(100));
             let mut gathered: BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>> = BTreeMap::new();
+            // Records come in runs of one partition: a run is filed under its
+            // partition once, not each record (no topic name copied per record).
+            let mut run: Vec<BorrowedMessage<'_>> = Vec::new();
             let mut count = 0;
             let mut next = self.consumer.poll(wait);
             while let Some(item) = next {
                 match item {
                     Ok(m) => {
-                        gathered
-                            .entry((m.topic().to_owned(), m.partition()))
-                            .or_default()
-                            .push(m);
+                        if run
+                            .first()
+                            .is_some_and(|f| f.partition() != m.partition() || f.topic() != m.topic())
+                        {
+                            file_run(&mut gathered, &mut run);
+                        }
+                        run.push(m);
                         count += 1;
                     }
                     Err(e @ KafkaError::MessageConsumptionFatal(_)) => return Err(self.consumer_fatal(&e)),
@@ -516,6 +522,7 @@ impl Instance {
                 }
                 next = self.consumer.poll(Duration::ZERO);
             }
+            file_run(&mut gathered, &mut run);
             let assigned = self.settle(&mut tasks, &mut gathered)?;
             self.swapper().poll();
             if !assigned.is_empty() || gathered.keys().any(|tp| !tasks.contains_key(&self.task_id(tp))) {
@@ -918,6 +925,21 @@ impl Round<'_, '_> {
 /// (ties: the earlier partition) and on while that stays so — Kafka
 /// Streams' choice of the next record among a task's partitions. One
 /// partition is simply cut into batches.
+/// Files a run of one partition's records under that partition, after any
+/// of its records gathered before.
+fn file_run<'c>(gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'c>>>, run: &mut Vec<BorrowedMessage<'c>>) {
+    let Some(first) = run.first() else {
+        return;
+    };
+    let tp = (first.topic().to_owned(), first.partition());
+    match gathered.entry(tp) {
+        std::collections::btree_map::Entry::Vacant(slot) => {
+            slot.insert(std::mem::take(run));
+        }
+        std::collections::btree_map::Entry::Occupied(mut slot) => slot.get_mut().append(run),
+    }
+}
+
 fn interleave(times: &[Vec<i64>], batch: usize) -> Vec<(usize, std::ops::Range<usize>)> {
     let batch = batch.max(1);
     let mut next = vec![0usize; times.len()];
