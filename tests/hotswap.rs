@@ -34,7 +34,7 @@ fn pipeline(dir: &Path, app: &str, input: &str, output: &str, stage: &str) -> Pa
     let text = format!(
         "application-id = \"{app}\"\ninputs = [\"{input}\"]\ncommit-interval = \"100ms\"\nstate-dir = \"{}\"\n\
          [[stage]]\n{stage}\n[outputs]\ndefault = \"{output}\"\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\
-         \"transaction.timeout.ms\" = 10000\n\"session.timeout.ms\" = 6000\n",
+         \"transaction.timeout.ms\" = 10000\n\"linger.ms\" = 5\n\"session.timeout.ms\" = 6000\n",
         toml_path(&dir.join("state")),
         broker().bootstrap
     );

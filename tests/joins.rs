@@ -78,7 +78,7 @@ fn broker_file(dir: &Path, body: &str, extra: &str) -> PathBuf {
         &path,
         format!(
             "{extra}\nstate-dir = \"{}\"\n{body}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\
-             \"transaction.timeout.ms\" = 10000\n\"session.timeout.ms\" = 6000\n",
+             \"transaction.timeout.ms\" = 10000\n\"linger.ms\" = 5\n\"session.timeout.ms\" = 6000\n",
             dir.join("state").display(),
             broker().bootstrap
         ),
@@ -1862,7 +1862,7 @@ fn a_rekeyed_stream_joins_a_table_on_the_broker_and_co_partitioning_is_checked()
     std::fs::write(
         &file,
         format!(
-            "state-dir = \"{}\"\n{body}[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
+            "state-dir = \"{}\"\n{body}[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\"linger.ms\" = 5\n\
              \"session.timeout.ms\" = 6000\n",
             dir.path().join("state").display(),
             broker().bootstrap
@@ -2031,7 +2031,7 @@ fn a_table_of_a_stage_s_results_restores_from_its_changelog() {
     std::fs::write(
         &file,
         format!(
-            "state-dir = \"{}\"\n{}[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
+            "state-dir = \"{}\"\n{}[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\"linger.ms\" = 5\n\
              \"session.timeout.ms\" = 6000\n",
             dir.path().join("state").display(),
             loud_body(&app, &topics.orders, &topics.customers, &topics.out),

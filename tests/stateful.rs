@@ -49,7 +49,7 @@ fn example(dir: &Path, name: &str, app: &str, names: &[(&str, &str)], extra: &st
     let path = dir.join(name);
     let state = dir.join("state");
     let text = format!(
-        "{extra}\nstate-dir = \"{}\"\n{body}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\
+        "{extra}\nstate-dir = \"{}\"\n{body}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\"linger.ms\" = 5\n\
          \"session.timeout.ms\" = 6000\n",
         state.display(),
         broker().bootstrap

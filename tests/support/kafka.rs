@@ -240,10 +240,16 @@ pub fn counts(values: &[String]) -> BTreeMap<&str, usize> {
 
 /// Writes a pipeline file whose `[kafka]` points at the test broker.
 /// `body` is everything but the `[kafka]` table.
+///
+/// Its `linger.ms` is librdkafka's 5 ms, not Weir's 100 (as in every test
+/// pipeline that is killed or aborted on purpose): the crash and abort
+/// tests prove their point by finding a transaction's records on the broker
+/// while it was open, and at 100 ms they mostly wait in the producer until
+/// the commit's flush, or are purged unsent by an abort.
 pub fn pipeline_file(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("pipeline.toml");
     let text = format!(
-        "{body}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n",
+        "{body}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"transaction.timeout.ms\" = 10000\n\"linger.ms\" = 5\n",
         broker().bootstrap
     );
     std::fs::write(&path, text).expect("write the pipeline file");
