@@ -131,7 +131,7 @@ fn native_loop(input: &str, n: usize, guarantee: Guarantee, header: Option<&str>
     let consumer: BaseConsumer = client(&group, guarantee).create().expect("consumer");
     let mut pc = ClientConfig::new();
     pc.set("bootstrap.servers", &broker().bootstrap)
-        .set("linger.ms", "5")
+        .set("linger.ms", "100")
         .set("partitioner", "murmur2_random")
         .set("queue.buffering.max.kbytes", "65536")
         .set("enable.idempotence", "true");

@@ -77,7 +77,10 @@ pub fn producer_config(pipeline: &Pipeline, instance_id: &str) -> ClientConfig {
     .set("partitioner", "murmur2_random")
     // Bounded in-flight memory: a slow broker slows the pipeline.
     .set("queue.buffering.max.kbytes", "65536")
-    .set("linger.ms", "5");
+    // Kafka Streams' producer default: fuller batches, so the client spends
+    // about half the CPU per record (BENCHMARKS.md). Every commit flushes
+    // at once, whatever the linger, so exactly-once output is not later.
+    .set("linger.ms", "100");
     apply_user(&mut c, pipeline);
     c.set("enable.idempotence", "true");
     if pipeline.guarantee == Guarantee::ExactlyOnce {
