@@ -919,12 +919,6 @@ impl Round<'_, '_> {
     }
 }
 
-/// The order in which a task takes the records of its partitions (each
-/// in offset order, with these timestamps): runs of one partition, at most
-/// `batch` long, always from the partition whose next record is the oldest
-/// (ties: the earlier partition) and on while that stays so — Kafka
-/// Streams' choice of the next record among a task's partitions. One
-/// partition is simply cut into batches.
 /// Files a run of one partition's records under that partition, after any
 /// of its records gathered before.
 fn file_run<'c>(gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'c>>>, run: &mut Vec<BorrowedMessage<'c>>) {
@@ -940,6 +934,12 @@ fn file_run<'c>(gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'c>>
     }
 }
 
+/// The order in which a task takes the records of its partitions (each
+/// in offset order, with these timestamps): runs of one partition, at most
+/// `batch` long, always from the partition whose next record is the oldest
+/// (ties: the earlier partition) and on while that stays so — Kafka
+/// Streams' choice of the next record among a task's partitions. One
+/// partition is simply cut into batches.
 fn interleave(times: &[Vec<i64>], batch: usize) -> Vec<(usize, std::ops::Range<usize>)> {
     let batch = batch.max(1);
     let mut next = vec![0usize; times.len()];
