@@ -243,3 +243,29 @@ impl ClientContext for ReaderCtx {
 }
 
 impl rdkafka::consumer::ConsumerContext for ReaderCtx {}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn pipeline(kafka: &str) -> Pipeline {
+        let text = format!(
+            "application-id = \"app\"\ninputs = [\"in\"]\n[[stage]]\nmodule = \"m.wasm\"\n\
+             [outputs]\ndefault = \"out\"\n[kafka]\n\"bootstrap.servers\" = \"127.0.0.1:9\"\n{kafka}"
+        );
+        Pipeline::parse(Path::new("/p/pipe.toml"), &text).expect("a valid pipeline")
+    }
+
+    #[test]
+    fn the_producer_lingers_as_kafka_streams_does_unless_the_pipeline_says_otherwise() {
+        let linger = |kafka: &str| {
+            producer_config(&pipeline(kafka), "0")
+                .get("linger.ms")
+                .map(str::to_owned)
+        };
+        assert_eq!(linger(""), Some("100".into()));
+        assert_eq!(linger("\"linger.ms\" = \"5\"\n"), Some("5".into()));
+    }
+}
