@@ -72,6 +72,12 @@ pub enum CodecError {
         /// How many.
         extra: usize,
     },
+    /// A result batch of 4 GiB or more, which no wasm32 guest can return.
+    #[error("result batch of {len} bytes (the format's limit is 4 GiB)")]
+    TooLarge {
+        /// Buffer length.
+        len: usize,
+    },
 }
 
 /// A buffer that starts with the `u32` count of the items appended to it:
@@ -363,20 +369,52 @@ struct Span {
     len: usize,
 }
 
+/// A byte range of a [`ResultBatch`]'s buffer, or none (`len` is
+/// `NONE_LEN`), in 8 bytes: `decode` writes one per field of every output and
+/// the stages read them back, so their size is memory traffic per record.
+/// Exact because `decode` refuses buffers of 4 GiB or more.
+#[derive(Debug, Clone, Copy)]
+struct Pos {
+    start: u32,
+    len: u32,
+}
+
+impl Pos {
+    const ABSENT: Pos = Pos {
+        start: 0,
+        len: NONE_LEN,
+    };
+
+    #[inline]
+    fn of(s: Span) -> Pos {
+        Pos {
+            start: s.start as u32,
+            len: s.len as u32,
+        }
+    }
+
+    #[inline]
+    fn opt(s: Option<Span>) -> Pos {
+        s.map_or(Pos::ABSENT, Pos::of)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Entry {
-    Outputs { first: usize, count: usize },
-    Failed { code: Span, message: Span },
+    Outputs { first: u32, count: u32 },
+    Failed { code: Pos, message: Pos },
 }
 
 #[derive(Debug, Clone, Copy)]
 struct OutputPos {
-    timestamp: Option<i64>,
-    key: Option<Span>,
-    value: Option<Span>,
-    headers: Span,
+    /// Meaningful when `flags` has `FLAG_TIMESTAMP`.
+    timestamp: i64,
+    key: Pos,
+    value: Pos,
+    headers: Pos,
+    route: Pos,
     header_count: u32,
-    route: Option<Span>,
+    flags: u8,
 }
 
 /// What an operator made of one input event, borrowed from a [`ResultBatch`].
@@ -412,6 +450,7 @@ impl<'a> OutputsRef<'a> {
     }
 
     /// The outputs in order.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = OutputRef<'a>> + 'a {
         let buf = self.buf;
         self.outputs.iter().map(move |pos| OutputRef { buf, pos: *pos })
@@ -426,34 +465,44 @@ pub struct OutputRef<'a> {
 }
 
 impl<'a> OutputRef<'a> {
-    fn slice(&self, span: Span) -> &'a [u8] {
-        &self.buf[span.start..span.start + span.len]
+    #[inline]
+    fn slice(&self, pos: Pos) -> &'a [u8] {
+        &self.buf[pos.start as usize..][..pos.len as usize]
+    }
+
+    #[inline]
+    fn opt(&self, pos: Pos) -> Option<&'a [u8]> {
+        (pos.len != NONE_LEN).then(|| self.slice(pos))
     }
 
     /// Record key.
+    #[inline]
     pub fn key(&self) -> Option<&'a [u8]> {
-        self.pos.key.map(|s| self.slice(s))
+        self.opt(self.pos.key)
     }
 
     /// Record value.
+    #[inline]
     pub fn value(&self) -> Option<&'a [u8]> {
-        self.pos.value.map(|s| self.slice(s))
+        self.opt(self.pos.value)
     }
 
     /// Event time; `None` keeps the input's.
+    #[inline]
     pub fn timestamp(&self) -> Option<i64> {
-        self.pos.timestamp
+        (self.pos.flags & FLAG_TIMESTAMP != 0).then_some(self.pos.timestamp)
     }
 
     /// Named route; `None` is the stage's default next hop.
+    #[inline]
     pub fn route(&self) -> Option<&'a str> {
         // Checked as UTF-8 when the batch was decoded.
-        self.pos
-            .route
-            .map(|s| std::str::from_utf8(self.slice(s)).unwrap_or_default())
+        self.opt(self.pos.route)
+            .map(|s| std::str::from_utf8(s).unwrap_or_default())
     }
 
     /// The headers in order.
+    #[inline]
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
         // An `OutputRef` only reads the buffer of a decoded `ResultBatch`,
         // whose `decode` checked every header name of every output.
@@ -476,6 +525,9 @@ impl ResultBatch {
     /// Checks a guest's `result-batch`, which must hold exactly `expected`
     /// results, and keeps it for reading in place.
     pub fn decode(buf: Vec<u8>, expected: usize) -> Result<Self, CodecError> {
+        if buf.len() >= NONE_LEN as usize {
+            return Err(CodecError::TooLarge { len: buf.len() });
+        }
         let mut r = Reader { buf: &buf, at: 0 };
         let count = r.u32()? as usize;
         if count != expected {
@@ -488,16 +540,17 @@ impl ResultBatch {
         for index in 0..count {
             match r.u8()? {
                 0 => {
-                    let n = r.u32()? as usize;
-                    let first = outputs.len();
+                    let n = r.u32()?;
+                    // Fewer outputs than buffer bytes, so below 4 GiB.
+                    let first = outputs.len() as u32;
                     for _ in 0..n {
                         outputs.push(r.output()?);
                     }
                     entries.push(Entry::Outputs { first, count: n });
                 }
                 1 => {
-                    let code = r.str_span("failure code")?;
-                    let message = r.str_span("failure message")?;
+                    let code = Pos::of(r.str_span("failure code")?);
+                    let message = Pos::of(r.str_span("failure message")?);
                     entries.push(Entry::Failed { code, message });
                 }
                 tag => return Err(CodecError::BadTag { index, tag }),
@@ -527,16 +580,18 @@ impl ResultBatch {
     }
 
     /// The results in input order.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = ResultRef<'_>> {
         self.entries.iter().map(|e| self.entry(*e))
     }
 
+    #[inline]
     fn entry(&self, e: Entry) -> ResultRef<'_> {
-        let text = |s: Span| std::str::from_utf8(&self.buf[s.start..s.start + s.len]).unwrap_or_default();
+        let text = |p: Pos| std::str::from_utf8(&self.buf[p.start as usize..][..p.len as usize]).unwrap_or_default();
         match e {
             Entry::Outputs { first, count } => ResultRef::Outputs(OutputsRef {
                 buf: &self.buf,
-                outputs: &self.outputs[first..first + count],
+                outputs: &self.outputs[first as usize..][..count as usize],
             }),
             Entry::Failed { code, message } => ResultRef::Failed {
                 code: text(code),
@@ -683,6 +738,7 @@ fn headers_in(buf: &[u8], count: u32) -> impl Iterator<Item = (&str, Option<&[u8
 /// Headers whose names were checked as UTF-8 when their batch was read
 /// (`read_events`, `ResultBatch::decode`): checking again cost 3% of a
 /// 100-byte record's trip through a guest.
+#[inline]
 fn checked_headers(buf: &[u8], count: u32) -> impl Iterator<Item = (&str, Option<&[u8]>)> + '_ {
     let mut r = Reader { buf, at: 0 };
     (0..count).map_while(move |_| {
@@ -715,33 +771,43 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.at
     }
 
+    #[inline(always)]
     fn span(&mut self, n: usize) -> Result<Span, CodecError> {
         if self.remaining() < n {
-            return Err(CodecError::Truncated {
-                at: self.at,
-                needed: n,
-                len: self.buf.len(),
-            });
+            return Err(self.truncated(n));
         }
         let span = Span { start: self.at, len: n };
         self.at += n;
         Ok(span)
     }
 
+    #[cold]
+    fn truncated(&self, needed: usize) -> CodecError {
+        CodecError::Truncated {
+            at: self.at,
+            needed,
+            len: self.buf.len(),
+        }
+    }
+
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         let s = self.span(n)?;
         Ok(&self.buf[s.start..s.start + s.len])
     }
 
+    #[inline(always)]
     fn u8(&mut self) -> Result<u8, CodecError> {
         Ok(self.take(1)?[0])
     }
 
+    #[inline(always)]
     fn u32(&mut self) -> Result<u32, CodecError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    #[inline(always)]
     fn i64(&mut self) -> Result<i64, CodecError> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
@@ -749,11 +815,13 @@ impl<'a> Reader<'a> {
         Ok(i64::from_le_bytes(a))
     }
 
+    #[inline(always)]
     fn bytes(&mut self) -> Result<&'a [u8], CodecError> {
         let n = self.u32()? as usize;
         self.take(n)
     }
 
+    #[inline(always)]
     fn opt_span(&mut self) -> Result<Option<Span>, CodecError> {
         let n = self.u32()?;
         if n == NONE_LEN {
@@ -770,50 +838,52 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(bytes).map_err(|_| CodecError::NotUtf8 { field, at })
     }
 
+    #[inline(always)]
     fn str_span(&mut self, field: &'static str) -> Result<Span, CodecError> {
         let n = self.u32()? as usize;
         let at = self.at;
         let span = self.span(n)?;
-        std::str::from_utf8(&self.buf[span.start..span.start + span.len])
-            .map_err(|_| CodecError::NotUtf8 { field, at })?;
+        let bytes = &self.buf[span.start..span.start + span.len];
+        // Names are short and nearly always ASCII: an inline check first.
+        if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
+            return Err(CodecError::NotUtf8 { field, at });
+        }
         Ok(span)
     }
 
+    #[inline]
     fn output(&mut self) -> Result<OutputPos, CodecError> {
         let at = self.at;
         let flags = self.u8()?;
         if flags & !(FLAG_TIMESTAMP | FLAG_ROUTE) != 0 {
             return Err(CodecError::BadFlags { at, flags });
         }
-        let timestamp = if flags & FLAG_TIMESTAMP != 0 {
-            Some(self.i64()?)
-        } else {
-            None
-        };
-        let key = self.opt_span()?;
-        let value = self.opt_span()?;
+        let timestamp = if flags & FLAG_TIMESTAMP != 0 { self.i64()? } else { 0 };
+        let key = Pos::opt(self.opt_span()?);
+        let value = Pos::opt(self.opt_span()?);
         let header_count = self.u32()?;
         let headers_start = self.at;
         for _ in 0..header_count {
             self.str_span("header name")?;
             self.opt_span()?;
         }
-        let headers = Span {
+        let headers = Pos::of(Span {
             start: headers_start,
             len: self.at - headers_start,
-        };
+        });
         let route = if flags & FLAG_ROUTE != 0 {
-            Some(self.str_span("route")?)
+            Pos::of(self.str_span("route")?)
         } else {
-            None
+            Pos::ABSENT
         };
         Ok(OutputPos {
             timestamp,
             key,
             value,
             headers,
-            header_count,
             route,
+            header_count,
+            flags,
         })
     }
 }
