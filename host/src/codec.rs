@@ -12,6 +12,11 @@ use crate::event::{Event, EventResult, Failure, Header, Output, Pair};
 const NONE_LEN: u32 = u32::MAX;
 const FLAG_TIMESTAMP: u8 = 1;
 const FLAG_ROUTE: u8 = 2;
+/// The output keeps its input event's key: no key follows.
+const FLAG_INPUT_KEY: u8 = 4;
+/// The output keeps its input event's headers: no headers follow.
+const FLAG_INPUT_HEADERS: u8 = 8;
+const FLAGS: u8 = FLAG_TIMESTAMP | FLAG_ROUTE | FLAG_INPUT_KEY | FLAG_INPUT_HEADERS;
 
 /// A malformed `result-batch` returned by a guest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +63,17 @@ pub enum CodecError {
         /// The flags found.
         flags: u8,
     },
+    /// An output keeps its input's key or headers in results that have no
+    /// input event (a joiner's or an aggregator's).
+    #[error(
+        "output at byte {at} keeps its input's key or headers (flags {flags:#04x}), but these results have no input event"
+    )]
+    NoInput {
+        /// Offset of the flags byte.
+        at: usize,
+        /// The flags found.
+        flags: u8,
+    },
     /// A failure names an event the group does not have.
     #[error("failure for event {index} of a group of {len}")]
     BadIndex {
@@ -72,8 +88,9 @@ pub enum CodecError {
         /// How many.
         extra: usize,
     },
-    /// A result batch of 4 GiB or more, which no wasm32 guest can return.
-    #[error("result batch of {len} bytes (the format's limit is 4 GiB)")]
+    /// A result batch (or its input batch) of 4 GiB or more, which no wasm32
+    /// guest can take or return.
+    #[error("batch of {len} bytes (the format's limit is 4 GiB)")]
     TooLarge {
         /// Buffer length.
         len: usize,
@@ -108,9 +125,13 @@ impl Counted {
     }
 }
 
-/// Builds an `event-batch` buffer.
+/// Builds an `event-batch` buffer, noting where each event's key and
+/// headers are, for results that keep them.
 #[derive(Debug, Clone)]
-pub struct BatchEncoder(Counted);
+pub struct BatchEncoder {
+    batch: Counted,
+    kept: Vec<Kept>,
+}
 
 impl Default for BatchEncoder {
     fn default() -> Self {
@@ -121,22 +142,26 @@ impl Default for BatchEncoder {
 impl BatchEncoder {
     /// An empty batch.
     pub fn new() -> Self {
-        BatchEncoder(Counted::new())
+        BatchEncoder {
+            batch: Counted::new(),
+            kept: Vec::new(),
+        }
     }
 
     /// Clears the batch, keeping its allocation.
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.batch.clear();
+        self.kept.clear();
     }
 
     /// Number of events pushed.
     pub fn len(&self) -> usize {
-        self.0.count as usize
+        self.batch.count as usize
     }
 
     /// True when no event was pushed.
     pub fn is_empty(&self) -> bool {
-        self.0.count == 0
+        self.batch.count == 0
     }
 
     /// Appends one event from borrowed parts.
@@ -154,7 +179,7 @@ impl BatchEncoder {
         value: Option<&[u8]>,
         headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
     ) {
-        let b = &mut self.0.buf;
+        let b = &mut self.batch.buf;
         // One growth check for the record's fixed part, key and value.
         let len = |x: Option<&[u8]>| x.map_or(0, <[u8]>::len);
         b.reserve(20 + 16 + topic.len() + len(key) + len(value));
@@ -162,10 +187,25 @@ impl BatchEncoder {
         b.extend_from_slice(&partition.to_le_bytes());
         b.extend_from_slice(&offset.to_le_bytes());
         put_bytes(b, topic.as_bytes());
+        // Positions past 4 GiB are not exact; `ResultBatch` refuses such
+        // batches before reading any.
+        let key_at = b.len() as u32 + 4;
         put_opt(b, key);
         put_opt(b, value);
-        put_headers(b, headers);
-        self.0.counted();
+        let headers_at = b.len() + 4;
+        let header_count = put_headers(b, headers);
+        self.kept.push(Kept {
+            key: key.map_or(Pos::ABSENT, |k| Pos {
+                start: key_at,
+                len: k.len() as u32,
+            }),
+            headers: Pos {
+                start: headers_at as u32,
+                len: (b.len() - headers_at) as u32,
+            },
+            header_count,
+        });
+        self.batch.counted();
     }
 
     /// Appends an owned [`Event`].
@@ -183,12 +223,12 @@ impl BatchEncoder {
 
     /// The encoded batch.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0.buf
+        &self.batch.buf
     }
 
     /// The buffer as the generated bindings take it.
     pub(crate) fn buffer(&self) -> &Vec<u8> {
-        &self.0.buf
+        &self.batch.buf
     }
 }
 
@@ -298,7 +338,8 @@ fn put_opt(b: &mut Vec<u8>, bytes: Option<&[u8]>) {
     }
 }
 
-fn put_headers<'a>(b: &mut Vec<u8>, headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) {
+/// Writes headers; returns their count.
+fn put_headers<'a>(b: &mut Vec<u8>, headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) -> u32 {
     let count_at = b.len();
     b.extend_from_slice(&0u32.to_le_bytes());
     let mut n = 0u32;
@@ -308,6 +349,7 @@ fn put_headers<'a>(b: &mut Vec<u8>, headers: impl IntoIterator<Item = (&'a str, 
         n += 1;
     }
     b[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
+    n
 }
 
 /// Encodes results into a `result-batch` (what a guest returns); used by tests
@@ -353,11 +395,14 @@ pub fn decode_results(buf: &[u8], expected: usize) -> Result<Vec<EventResult>, C
 
 /// A guest's `result-batch`, checked once and then read in place: outputs
 /// borrow their keys, values and headers from the buffer the guest returned,
-/// which is what a Kafka producer takes. Checking is a single pass that
-/// allocates two vectors per batch, none per record.
+/// which is what a Kafka producer takes, or, where an output keeps its input
+/// event's key or headers (a map of the value), from the `event-batch` the
+/// guest was given (`'i`). Checking is a single pass that allocates two
+/// vectors per batch, none per record.
 #[derive(Debug, Clone)]
-pub struct ResultBatch {
+pub struct ResultBatch<'i> {
     buf: Vec<u8>,
+    input: &'i [u8],
     entries: Vec<Entry>,
     outputs: Vec<OutputPos>,
 }
@@ -409,8 +454,10 @@ enum Entry {
 struct OutputPos {
     /// Meaningful when `flags` has `FLAG_TIMESTAMP`.
     timestamp: i64,
+    /// In the input batch when `flags` has `FLAG_INPUT_KEY`.
     key: Pos,
     value: Pos,
+    /// In the input batch when `flags` has `FLAG_INPUT_HEADERS`.
     headers: Pos,
     route: Pos,
     header_count: u32,
@@ -435,6 +482,7 @@ pub enum ResultRef<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct OutputsRef<'a> {
     buf: &'a [u8],
+    input: &'a [u8],
     outputs: &'a [OutputPos],
 }
 
@@ -452,8 +500,8 @@ impl<'a> OutputsRef<'a> {
     /// The outputs in order.
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = OutputRef<'a>> + 'a {
-        let buf = self.buf;
-        self.outputs.iter().map(move |pos| OutputRef { buf, pos: *pos })
+        let (buf, input) = (self.buf, self.input);
+        self.outputs.iter().map(move |pos| OutputRef { buf, input, pos: *pos })
     }
 }
 
@@ -461,10 +509,21 @@ impl<'a> OutputsRef<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct OutputRef<'a> {
     buf: &'a [u8],
+    input: &'a [u8],
     pos: OutputPos,
 }
 
 impl<'a> OutputRef<'a> {
+    /// The buffer a field is in: the input batch when `flag` is set.
+    #[inline]
+    fn source(&self, flag: u8) -> &'a [u8] {
+        if self.pos.flags & flag != 0 {
+            self.input
+        } else {
+            self.buf
+        }
+    }
+
     #[inline]
     fn slice(&self, pos: Pos) -> &'a [u8] {
         &self.buf[pos.start as usize..][..pos.len as usize]
@@ -478,7 +537,8 @@ impl<'a> OutputRef<'a> {
     /// Record key.
     #[inline]
     pub fn key(&self) -> Option<&'a [u8]> {
-        self.opt(self.pos.key)
+        let k = self.pos.key;
+        (k.len != NONE_LEN).then(|| &self.source(FLAG_INPUT_KEY)[k.start as usize..][..k.len as usize])
     }
 
     /// Record value.
@@ -504,9 +564,12 @@ impl<'a> OutputRef<'a> {
     /// The headers in order.
     #[inline]
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
-        // An `OutputRef` only reads the buffer of a decoded `ResultBatch`,
-        // whose `decode` checked every header name of every output.
-        checked_headers(self.slice(self.pos.headers), self.pos.header_count)
+        // An `OutputRef` only reads the buffers of a decoded `ResultBatch`:
+        // its own, whose `decode` checked every header name of every output,
+        // and the input batch, which a `BatchEncoder` wrote from `&str` names.
+        let h = self.pos.headers;
+        let headers = &self.source(FLAG_INPUT_HEADERS)[h.start as usize..][..h.len as usize];
+        checked_headers(headers, self.pos.header_count)
     }
 
     /// An owned copy.
@@ -521,13 +584,37 @@ impl<'a> OutputRef<'a> {
     }
 }
 
-impl ResultBatch {
-    /// Checks a guest's `result-batch`, which must hold exactly `expected`
-    /// results, and keeps it for reading in place.
+impl ResultBatch<'static> {
+    /// Checks a guest's `result-batch` for calls without input events (a
+    /// joiner's, an aggregator's): it must hold exactly `expected` results,
+    /// and no output may keep an input's key or headers.
     pub fn decode(buf: Vec<u8>, expected: usize) -> Result<Self, CodecError> {
-        if buf.len() >= NONE_LEN as usize {
-            return Err(CodecError::TooLarge { len: buf.len() });
+        Self::check(buf, expected, None)
+    }
+
+    /// A batch of the host's own results (e.g. after isolating a trap).
+    /// `encode_results` writes exactly what `decode` reads, so an error is a
+    /// bug in this codec, which the caller must not paper over.
+    pub fn from_results(results: &[EventResult]) -> Result<Self, CodecError> {
+        Self::decode(encode_results(results), results.len())
+    }
+}
+
+impl<'i> ResultBatch<'i> {
+    /// Checks a guest's `result-batch` for the events of `input`: one result
+    /// per event, and outputs that keep their event's key or headers read
+    /// them from `input`.
+    pub fn decode_for(buf: Vec<u8>, input: &'i BatchEncoder) -> Result<Self, CodecError> {
+        Self::check(buf, input.len(), Some((input.as_bytes(), &input.kept)))
+    }
+
+    fn check(buf: Vec<u8>, expected: usize, input: Option<(&'i [u8], &[Kept])>) -> Result<Self, CodecError> {
+        for len in [buf.len(), input.map_or(0, |(b, _)| b.len())] {
+            if len >= NONE_LEN as usize {
+                return Err(CodecError::TooLarge { len });
+            }
         }
+        let events = input.map(|(_, kept)| kept);
         let mut r = Reader { buf: &buf, at: 0 };
         let count = r.u32()? as usize;
         if count != expected {
@@ -544,7 +631,7 @@ impl ResultBatch {
                     // Fewer outputs than buffer bytes, so below 4 GiB.
                     let first = outputs.len() as u32;
                     for _ in 0..n {
-                        outputs.push(r.output()?);
+                        outputs.push(r.output(index, events)?);
                     }
                     entries.push(Entry::Outputs { first, count: n });
                 }
@@ -559,14 +646,12 @@ impl ResultBatch {
         if r.remaining() != 0 {
             return Err(CodecError::Trailing { extra: r.remaining() });
         }
-        Ok(ResultBatch { buf, entries, outputs })
-    }
-
-    /// A batch of the host's own results (e.g. after isolating a trap).
-    /// `encode_results` writes exactly what `decode` reads, so an error is a
-    /// bug in this codec, which the caller must not paper over.
-    pub fn from_results(results: &[EventResult]) -> Result<Self, CodecError> {
-        Self::decode(encode_results(results), results.len())
+        Ok(ResultBatch {
+            buf,
+            input: input.map_or(&[], |(b, _)| b),
+            entries,
+            outputs,
+        })
     }
 
     /// Number of results (one per input event).
@@ -591,6 +676,7 @@ impl ResultBatch {
         match e {
             Entry::Outputs { first, count } => ResultRef::Outputs(OutputsRef {
                 buf: &self.buf,
+                input: self.input,
                 outputs: &self.outputs[first as usize..][..count as usize],
             }),
             Entry::Failed { code, message } => ResultRef::Failed {
@@ -851,26 +937,46 @@ impl<'a> Reader<'a> {
         Ok(span)
     }
 
+    /// One output of the result of input event `index`.
     #[inline]
-    fn output(&mut self) -> Result<OutputPos, CodecError> {
+    fn output(&mut self, index: usize, events: Option<&[Kept]>) -> Result<OutputPos, CodecError> {
         let at = self.at;
         let flags = self.u8()?;
-        if flags & !(FLAG_TIMESTAMP | FLAG_ROUTE) != 0 {
+        if flags & !FLAGS != 0 {
             return Err(CodecError::BadFlags { at, flags });
         }
+        let kept = if flags & (FLAG_INPUT_KEY | FLAG_INPUT_HEADERS) != 0 {
+            let events = events.ok_or(CodecError::NoInput { at, flags })?;
+            // `check` has one result per event, so `index` is in range.
+            Some(*events.get(index).ok_or(CodecError::BadIndex {
+                index: index as u32,
+                len: events.len() as u32,
+            })?)
+        } else {
+            None
+        };
         let timestamp = if flags & FLAG_TIMESTAMP != 0 { self.i64()? } else { 0 };
-        let key = Pos::opt(self.opt_span()?);
+        let key = match kept {
+            Some(input) if flags & FLAG_INPUT_KEY != 0 => input.key,
+            _ => Pos::opt(self.opt_span()?),
+        };
         let value = Pos::opt(self.opt_span()?);
-        let header_count = self.u32()?;
-        let headers_start = self.at;
-        for _ in 0..header_count {
-            self.str_span("header name")?;
-            self.opt_span()?;
-        }
-        let headers = Pos::of(Span {
-            start: headers_start,
-            len: self.at - headers_start,
-        });
+        let (headers, header_count) = match kept {
+            Some(input) if flags & FLAG_INPUT_HEADERS != 0 => (input.headers, input.header_count),
+            _ => {
+                let header_count = self.u32()?;
+                let headers_start = self.at;
+                for _ in 0..header_count {
+                    self.str_span("header name")?;
+                    self.opt_span()?;
+                }
+                let headers = Pos::of(Span {
+                    start: headers_start,
+                    len: self.at - headers_start,
+                });
+                (headers, header_count)
+            }
+        };
         let route = if flags & FLAG_ROUTE != 0 {
             Pos::of(self.str_span("route")?)
         } else {
@@ -886,6 +992,15 @@ impl<'a> Reader<'a> {
             flags,
         })
     }
+}
+
+/// Where an input event's key and headers are in its `event-batch`, noted
+/// as it is encoded, for outputs that keep them.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    key: Pos,
+    headers: Pos,
+    header_count: u32,
 }
 
 #[cfg(test)]
@@ -1034,6 +1149,60 @@ mod tests {
         assert_eq!(
             decode_results(&bytes, 1),
             Err(CodecError::BadFlags { at: 9, flags: 0x80 })
+        );
+    }
+
+    #[test]
+    fn outputs_keep_their_input_events_key_and_headers_by_flag() {
+        let mut input = BatchEncoder::new();
+        input.push(1, "t", 0, 0, Some(b"k0"), Some(b"a"), [("h", Some(&b"x"[..]))]);
+        input.push(2, "t", 0, 1, None, Some(b"b"), [("i", Some(&b"y"[..]))]);
+        input.push(3, "t", 0, 2, Some(b"k2"), Some(b"c"), [("j", None)]);
+        let mut b = 3u32.to_le_bytes().to_vec();
+        // Event 0: none. Event 1: its key (none) kept, headers written.
+        b.extend([0, 0, 0, 0, 0, 0, 1, 0, 0, 0, FLAG_INPUT_KEY]);
+        put_bytes(&mut b, b"B");
+        b.extend(1u32.to_le_bytes());
+        put_bytes(&mut b, b"g");
+        put_opt(&mut b, None);
+        // Event 2: key and headers kept, twice.
+        b.extend([0, 2, 0, 0, 0]);
+        for value in [&b"C"[..], b"D"] {
+            b.push(FLAG_INPUT_KEY | FLAG_INPUT_HEADERS);
+            put_bytes(&mut b, value);
+        }
+        let kept = |key: Option<&[u8]>, value: &[u8], headers: Vec<Header>| Output {
+            key: key.map(<[u8]>::to_vec),
+            value: Some(value.to_vec()),
+            headers,
+            ..Output::default()
+        };
+        let j = Header {
+            name: "j".into(),
+            value: None,
+        };
+        let g = Header {
+            name: "g".into(),
+            value: None,
+        };
+        assert_eq!(
+            ResultBatch::decode_for(b.clone(), &input).map(ResultBatch::into_owned),
+            Ok(vec![
+                EventResult::Outputs(vec![]),
+                EventResult::Outputs(vec![kept(None, b"B", vec![g])]),
+                EventResult::Outputs(vec![
+                    kept(Some(b"k2"), b"C", vec![j.clone()]),
+                    kept(Some(b"k2"), b"D", vec![j])
+                ]),
+            ])
+        );
+        // A joiner's or an aggregator's results have no input event.
+        assert_eq!(
+            ResultBatch::decode(b, 3).map(ResultBatch::into_owned),
+            Err(CodecError::NoInput {
+                at: 14,
+                flags: FLAG_INPUT_KEY
+            })
         );
     }
 

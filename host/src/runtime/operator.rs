@@ -50,7 +50,7 @@ pub struct EmitRequest {
 }
 
 /// One guest call over a batch of items (events or pairs).
-type BatchCall<T> = dyn Fn(&mut Operator, &[T]) -> Result<ResultBatch, GuestError>;
+type BatchCall<T> = dyn Fn(&mut Operator, &[T]) -> Result<Vec<EventResult>, GuestError>;
 
 /// An instance of an operator. Calls run under the runtime's deadline, fuel
 /// and memory cap; a call that traps returns a [`GuestError`] and drops the
@@ -100,21 +100,21 @@ impl Operator {
     }
 
     /// Processes one encoded batch: one result per event, read in place from
-    /// the buffer the guest returned.
-    pub fn process(&mut self, batch: &BatchEncoder) -> Result<ResultBatch, GuestError> {
+    /// the buffer the guest returned (and, for outputs that keep their
+    /// event's key or headers, from `batch`).
+    pub fn process<'i>(&mut self, batch: &'i BatchEncoder) -> Result<ResultBatch<'i>, GuestError> {
         self.require("process", OperatorKind::Processor)?;
-        let count = batch.len();
         let out = self.call("process", |store, guest| match guest {
             Guest::Processor(p) => p.call_process(store, batch.buffer()),
             _ => Err(wasmtime::format_err!("not a processor")),
         })?;
-        ResultBatch::decode(out, count).map_err(|e| self.error("process", GuestFault::BadResult(e)))
+        ResultBatch::decode_for(out, batch).map_err(|e| self.error("process", GuestFault::BadResult(e)))
     }
 
     /// Joins one encoded batch of pairs (joiners only): one result per pair.
     /// Outputs without a key keep `None` here; the join stage gives them the
     /// pair's key.
-    pub fn join(&mut self, pairs: &PairEncoder) -> Result<ResultBatch, GuestError> {
+    pub fn join(&mut self, pairs: &PairEncoder) -> Result<ResultBatch<'static>, GuestError> {
         self.require("join", OperatorKind::Joiner)?;
         let count = pairs.len();
         let out = self.call("join", |store, guest| match guest {
@@ -130,7 +130,7 @@ impl Operator {
     pub fn process_events(&mut self, events: &[Event]) -> Vec<Result<EventResult, GuestError>> {
         let mut out = Vec::with_capacity(events.len());
         self.isolate(events, &mut out, &|op, events| {
-            op.process(&codec::encode_events(events))
+            op.process(&codec::encode_events(events)).map(ResultBatch::into_owned)
         });
         out
     }
@@ -139,7 +139,9 @@ impl Operator {
     /// that trap as [`Operator::process_events`] does.
     pub fn join_pairs(&mut self, pairs: &[Pair]) -> Vec<Result<EventResult, GuestError>> {
         let mut out = Vec::with_capacity(pairs.len());
-        self.isolate(pairs, &mut out, &|op, pairs| op.join(&codec::encode_pairs(pairs)));
+        self.isolate(pairs, &mut out, &|op, pairs| {
+            op.join(&codec::encode_pairs(pairs)).map(ResultBatch::into_owned)
+        });
         out
     }
 
@@ -150,7 +152,7 @@ impl Operator {
             return;
         }
         match call(self, items) {
-            Ok(results) => out.extend(results.into_owned().into_iter().map(Ok)),
+            Ok(results) => out.extend(results.into_iter().map(Ok)),
             Err(e) if items.len() == 1 || matches!(e.fault, GuestFault::Instantiate(_)) => {
                 out.extend(items.iter().map(|_| Err(e.clone())));
             }

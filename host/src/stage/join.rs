@@ -64,7 +64,7 @@ impl Joiner {
     pub(crate) fn call(
         &mut self,
         out: &Collector<'_>,
-    ) -> Result<(ResultBatch, BTreeMap<usize, GuestError>), StageError> {
+    ) -> Result<(ResultBatch<'static>, BTreeMap<usize, GuestError>), StageError> {
         let err = match self.op.join(&self.pairs) {
             Ok(batch) => return Ok((batch, BTreeMap::new())),
             Err(e) => e,
@@ -336,10 +336,10 @@ impl Stage for JoinStage {
 /// The contract: an output without a key gets the pair's key. Results are
 /// rebuilt only when some output lacks one.
 pub(crate) fn with_keys(
-    results: ResultBatch,
+    results: ResultBatch<'static>,
     events: &[EventRef<'_>],
     out: &Collector<'_>,
-) -> Result<ResultBatch, StageError> {
+) -> Result<ResultBatch<'static>, StageError> {
     use crate::codec::ResultRef;
     let keyless = results
         .iter()

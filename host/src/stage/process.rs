@@ -31,11 +31,11 @@ impl ProcessStage {
 
     /// Calls the guest on a batch: its results, and the traps of events that
     /// had to be isolated (their results are failures).
-    fn call(
+    fn call<'i>(
         &mut self,
-        input: &Input<'_>,
+        input: &Input<'i>,
         out: &Collector<'_>,
-    ) -> Result<(ResultBatch, BTreeMap<usize, GuestError>), StageError> {
+    ) -> Result<(ResultBatch<'i>, BTreeMap<usize, GuestError>), StageError> {
         let err = match self.op.process(input.batch) {
             Ok(batch) => return Ok((batch, BTreeMap::new())),
             Err(e) => e,

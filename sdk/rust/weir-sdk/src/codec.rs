@@ -3,6 +3,12 @@
 use crate::{Event, Failure, Headers, Output, OutputHeader};
 
 const NONE_LEN: u32 = u32::MAX;
+/// Output flags (`wit/weir.wit`): a timestamp follows; a route follows; the
+/// input's key is kept (none follows); the input's headers are kept (none
+/// follow).
+const FLAG_ROUTE: u8 = 2;
+const FLAG_INPUT_KEY: u8 = 4;
+const FLAG_INPUT_HEADERS: u8 = 8;
 
 /// Reads the host's buffers. The host writes them, so a short buffer is a bug,
 /// reported as `None` rather than a panic.
@@ -116,6 +122,32 @@ pub struct ResultWriter {
     /// A joiner's pair key, which outputs without a key get (so the host
     /// need not fill it in); `None` outside a join.
     default_key: Option<Vec<u8>>,
+    /// The input event whose result is being written, where it came from
+    /// in the batch: its outputs may keep its key and headers by a flag
+    /// instead of copying them (the host reads them from the batch it sent).
+    input: Option<InputId>,
+}
+
+/// Where an event's key and headers are in the batch it was decoded from:
+/// an event the operator made or changed (another key, its own headers)
+/// does not match the input it was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InputId {
+    key: Option<(usize, usize)>,
+    headers: (usize, usize),
+}
+
+impl InputId {
+    /// `None` for an event not read from a batch.
+    #[inline(always)]
+    fn of(e: &Event<'_>) -> Option<InputId> {
+        let at = |s: &[u8]| (s.as_ptr() as usize, s.len());
+        let headers = e.headers().encoded()?;
+        Some(InputId {
+            key: e.key().map(at),
+            headers: at(headers),
+        })
+    }
 }
 
 /// The state of the result being written.
@@ -139,6 +171,7 @@ impl ResultWriter {
             results: 0,
             current: Current::Idle,
             default_key: None,
+            input: None,
         }
     }
 
@@ -161,6 +194,22 @@ impl ResultWriter {
         self.close();
         self.results += 1;
         self.current = Current::Pending;
+        self.input = None;
+    }
+
+    /// Starts the result of input event `e`, read from the batch: outputs
+    /// that forward it or map its value keep its key and headers by flag.
+    #[inline(always)]
+    pub(crate) fn begin_event(&mut self, e: &Event<'_>) {
+        self.begin();
+        self.input = InputId::of(e);
+    }
+
+    /// True when `e` is the input being answered, as it came: its key and
+    /// headers are the host's already.
+    #[inline(always)]
+    fn is_input(&self, e: &Event<'_>) -> bool {
+        self.input.is_some() && self.input == InputId::of(e)
     }
 
     #[inline(always)]
@@ -227,10 +276,19 @@ impl ResultWriter {
         if !self.open() {
             return;
         }
-        self.buf.push(u8::from(route.is_some()) << 1);
-        put_opt(&mut self.buf, key.unwrap_or(e.key()));
+        let input = self.is_input(e);
+        let keep_key = input && key.is_none();
+        let flags = (u8::from(route.is_some()) * FLAG_ROUTE)
+            | (u8::from(keep_key) * FLAG_INPUT_KEY)
+            | (u8::from(input) * FLAG_INPUT_HEADERS);
+        self.buf.push(flags);
+        if !keep_key {
+            put_opt(&mut self.buf, key.unwrap_or(e.key()));
+        }
         put_opt(&mut self.buf, e.value());
-        self.headers(Some(e.headers()), &[]);
+        if !input {
+            self.headers(Some(e.headers()), &[]);
+        }
         if let Some(route) = route {
             put_bytes(&mut self.buf, route.as_bytes());
         }
@@ -238,7 +296,8 @@ impl ResultWriter {
 
     /// Appends the event with a new value that `write` puts straight into
     /// the result buffer (a `#[map_value]`): no allocation for the value,
-    /// and one pass over it. A tombstone passes as it is, unwritten.
+    /// and one pass over it; the input's key and headers are kept by flag,
+    /// not copied. A tombstone passes as it is, unwritten.
     pub fn map_value(&mut self, e: &Event<'_>, write: impl FnOnce(&mut ValueOut<'_>) -> Result<(), Failure>) {
         if e.value().is_none() {
             return self.forward(e, None, None);
@@ -246,8 +305,13 @@ impl ResultWriter {
         if !self.open() {
             return;
         }
-        self.buf.push(0);
-        put_opt(&mut self.buf, e.key());
+        let input = self.is_input(e);
+        if input {
+            self.buf.push(FLAG_INPUT_KEY | FLAG_INPUT_HEADERS);
+        } else {
+            self.buf.push(0);
+            put_opt(&mut self.buf, e.key());
+        }
         let at = self.buf.len();
         put_u32(&mut self.buf, 0);
         let written = write(&mut ValueOut {
@@ -259,7 +323,9 @@ impl ResultWriter {
                 // wasm32: a buffer is below 4 GiB, so below NONE_LEN.
                 let len = (self.buf.len() - at - 4) as u32;
                 self.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
-                self.headers(Some(e.headers()), &[]);
+                if !input {
+                    self.headers(Some(e.headers()), &[]);
+                }
             }
             Err(f) => self.fail(&f),
         }
@@ -439,13 +505,15 @@ pub(crate) fn encode_events(events: &[Event<'_>]) -> Vec<u8> {
     b
 }
 
-/// Decodes a `result-batch` (for the SDK's tests).
+/// Decodes a `result-batch` (for the SDK's tests); outputs that keep their
+/// input's key or headers take them from `input`, the `event-batch`.
 #[cfg(test)]
-pub(crate) fn decode_results(buf: &[u8]) -> Option<Vec<Result<Vec<Output<'static>>, Failure>>> {
+pub(crate) fn decode_results(buf: &[u8], input: &[u8]) -> Option<Vec<Result<Vec<Output<'static>>, Failure>>> {
+    let inputs: Vec<Event<'_>> = events(input).collect();
     let mut r = Reader::new(buf);
     let n = r.u32()?;
     let mut all = Vec::new();
-    for _ in 0..n {
+    for i in 0..n as usize {
         let tag = r.take(1)?[0];
         if tag == 1 {
             let code = String::from_utf8_lossy(r.bytes()?).into_owned();
@@ -459,12 +527,23 @@ pub(crate) fn decode_results(buf: &[u8]) -> Option<Vec<Result<Vec<Output<'static
             let flags = r.take(1)?[0];
             let timestamp = if flags & 1 != 0 { Some(r.i64()?) } else { None };
             use std::borrow::Cow;
-            let key = r.opt_bytes()?.map(|k| Cow::Owned(k.to_vec()));
-            let value = r.opt_bytes()?.map(|v| Cow::Owned(v.to_vec()));
+            let owned = |b: &[u8]| Cow::Owned(b.to_vec());
+            let key = if flags & FLAG_INPUT_KEY != 0 {
+                inputs.get(i)?.key().map(owned)
+            } else {
+                r.opt_bytes()?.map(owned)
+            };
+            let value = r.opt_bytes()?.map(owned);
             let mut headers = Vec::new();
-            for _ in 0..r.u32()? {
-                let name = String::from_utf8_lossy(r.bytes()?).into_owned();
-                headers.push((Cow::Owned(name), r.opt_bytes()?.map(|v| Cow::Owned(v.to_vec()))));
+            if flags & FLAG_INPUT_HEADERS != 0 {
+                for (name, v) in inputs.get(i)?.headers().iter() {
+                    headers.push((Cow::Owned(name.to_owned()), v.map(owned)));
+                }
+            } else {
+                for _ in 0..r.u32()? {
+                    let name = String::from_utf8_lossy(r.bytes()?).into_owned();
+                    headers.push((Cow::Owned(name), r.opt_bytes()?.map(owned)));
+                }
             }
             let route = if flags & 2 != 0 {
                 Some(Cow::Owned(String::from_utf8_lossy(r.bytes()?).into_owned()))
@@ -517,7 +596,7 @@ mod tests {
         let mut w = ResultWriter::with_capacity(0);
         w.begin();
         w.output(&Output::forward(&e).header("b", b"2".to_vec()));
-        let results = decode_results(&w.finish()).unwrap();
+        let results = decode_results(&w.finish(), &[]).unwrap();
         let out = &results[0].as_ref().unwrap()[0];
         let got: Vec<(&str, Option<&[u8]>)> = out.all_headers().collect();
         assert_eq!(got, [("a", Some(&b"1"[..])), ("n", None), ("b", Some(&b"2"[..]))]);
@@ -532,7 +611,7 @@ mod tests {
         w.begin();
         w.output(&Output::forward(&e).header("b", b"2".to_vec()));
         w.forward(&e, None, None);
-        let results = decode_results(&w.finish()).unwrap();
+        let results = decode_results(&w.finish(), &batch).unwrap();
         let outs = results[0].as_ref().unwrap();
         let got: Vec<(&str, Option<&[u8]>)> = outs[0].all_headers().collect();
         assert_eq!(got, [("a", Some(&b"1"[..])), ("n", None), ("b", Some(&b"2"[..]))]);
@@ -562,7 +641,7 @@ mod tests {
                 Ok(())
             });
         }
-        let results = decode_results(&w.finish()).unwrap();
+        let results = decode_results(&w.finish(), &batch).unwrap();
         let first = &results[0].as_ref().unwrap()[0];
         assert_eq!((first.key_str(), first.value_str()), (Some("k"), Some("ABC!")));
         assert_eq!(first.all_headers().collect::<Vec<_>>(), headers);
@@ -586,7 +665,7 @@ mod tests {
         w.output(&Output::new().text("ignored"));
         w.begin(); // failure only
         w.fail(&Failure::new("bad", "again"));
-        let results = decode_results(&w.finish()).unwrap();
+        let results = decode_results(&w.finish(), &[]).unwrap();
         assert_eq!(results.len(), 4);
         assert_eq!(results[0], Ok(vec![]));
         let two = results[1].as_ref().unwrap();
@@ -596,5 +675,67 @@ mod tests {
         );
         assert_eq!(results[2], Err(Failure::new("bad", "why")));
         assert_eq!(results[3], Err(Failure::new("bad", "again")));
+    }
+
+    #[test]
+    fn the_input_itself_keeps_its_key_and_headers_by_flag() {
+        let headers = [("h", Some(&b"x"[..]))];
+        let batch = encode_events(&[
+            Event::new(b"abc").with_key(b"key-one").with_headers(&headers),
+            Event::new(b"def").with_key(b"key-two").with_headers(&headers),
+        ]);
+        let mut w = ResultWriter::with_capacity(0);
+        let mut inputs = events(&batch);
+        let first = inputs.next().unwrap();
+        w.begin_event(&first);
+        w.map_value(&first, |out| {
+            out.extend_from_slice(b"ABC");
+            Ok(())
+        });
+        let second = inputs.next().unwrap();
+        w.begin_event(&second);
+        w.forward(&second, None, Some("r"));
+        w.forward(&second, Some(Some(&b"new"[..])), None);
+        let buf = w.finish();
+        // Neither input key nor the header is copied; only the new key is.
+        let has = |needle: &[u8]| buf.windows(needle.len()).any(|w| w == needle);
+        assert!(!has(b"key-one") && !has(b"key-two") && !has(b"x") && has(b"new"));
+        let results = decode_results(&buf, &batch).unwrap();
+        let mapped = &results[0].as_ref().unwrap()[0];
+        assert_eq!((mapped.key_str(), mapped.value_str()), (Some("key-one"), Some("ABC")));
+        assert_eq!(mapped.all_headers().collect::<Vec<_>>(), headers);
+        let [routed, rekeyed] = results[1].as_ref().unwrap().as_slice() else {
+            panic!("two outputs")
+        };
+        assert_eq!(
+            (routed.key_str(), routed.route.as_deref()),
+            (Some("key-two"), Some("r"))
+        );
+        assert_eq!(routed.all_headers().collect::<Vec<_>>(), headers);
+        assert_eq!((rekeyed.key_str(), rekeyed.value_str()), (Some("new"), Some("def")));
+        assert_eq!(rekeyed.all_headers().collect::<Vec<_>>(), headers);
+    }
+
+    #[test]
+    fn an_event_other_than_the_input_is_written_out() {
+        let batch = encode_events(&[
+            Event::new(b"a").with_key(b"k1").with_source("t", 0, 1),
+            Event::new(b"b").with_key(b"k2").with_source("t", 0, 2),
+        ]);
+        let inputs: Vec<Event<'_>> = events(&batch).collect();
+        let mut w = ResultWriter::with_capacity(0);
+        // The result of the second input forwards the first, and a copy of
+        // the second with another key: neither is the input as it came.
+        w.begin_event(&inputs[0]);
+        w.begin_event(&inputs[1]);
+        w.forward(&inputs[0], None, None);
+        w.map_value(&inputs[1].with_key(b"k3"), |out| {
+            out.extend_from_slice(b"B");
+            Ok(())
+        });
+        let results = decode_results(&w.finish(), &batch).unwrap();
+        let outs = results[1].as_ref().unwrap();
+        assert_eq!((outs[0].key_str(), outs[0].value_str()), (Some("k1"), Some("a")));
+        assert_eq!((outs[1].key_str(), outs[1].value_str()), (Some("k3"), Some("B")));
     }
 }

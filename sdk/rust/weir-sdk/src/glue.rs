@@ -11,7 +11,7 @@ pub fn process_batch(batch: &[u8], mut f: impl FnMut(&Event<'_>, &mut ResultWrit
     install_panic_hook();
     let mut w = ResultWriter::with_capacity(batch.len() + batch.len() / 4);
     for e in codec::events(batch) {
-        w.begin();
+        w.begin_event(&e);
         f(&e, &mut w);
     }
     w.finish()
