@@ -180,18 +180,24 @@ impl BatchEncoder {
         headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
     ) {
         let b = &mut self.batch.buf;
-        // One growth check for the record's fixed part, key and value.
-        let len = |x: Option<&[u8]>| x.map_or(0, <[u8]>::len);
-        b.reserve(20 + 16 + topic.len() + len(key) + len(value));
-        b.extend_from_slice(&timestamp.to_le_bytes());
-        b.extend_from_slice(&partition.to_le_bytes());
-        b.extend_from_slice(&offset.to_le_bytes());
-        put_bytes(b, topic.as_bytes());
         // Positions past 4 GiB are not exact; `ResultBatch` refuses such
         // batches before reading any.
-        let key_at = b.len() as u32 + 4;
-        put_opt(b, key);
-        put_opt(b, value);
+        let key_at = (b.len() + 24 + topic.len()) as u32 + 4;
+        let len = |x: Option<&[u8]>| x.map_or(NONE_LEN, |x| x.len() as u32).to_le_bytes();
+        put_all(
+            b,
+            [
+                &timestamp.to_le_bytes(),
+                &partition.to_le_bytes(),
+                &offset.to_le_bytes(),
+                &(topic.len() as u32).to_le_bytes(),
+                topic.as_bytes(),
+                &len(key),
+                key.unwrap_or_default(),
+                &len(value),
+                value.unwrap_or_default(),
+            ],
+        );
         let headers_at = b.len() + 4;
         let header_count = put_headers(b, headers);
         self.kept.push(Kept {
@@ -325,6 +331,25 @@ pub fn encode_pairs(pairs: &[Pair]) -> PairEncoder {
     enc
 }
 
+/// Appends `parts` with one capacity check and one length update: a record
+/// is a dozen short fields, and `extend_from_slice` per field re-reads the
+/// vector's length and capacity after every copy (10% of a 100-byte record's
+/// trip through a guest went to that).
+#[inline(always)]
+fn put_all<const N: usize>(b: &mut Vec<u8>, parts: [&[u8]; N]) {
+    let n: usize = parts.iter().map(|p| p.len()).sum();
+    b.reserve(n);
+    let spare = &mut b.spare_capacity_mut()[..n];
+    let mut at = 0;
+    for p in parts {
+        spare[at..at + p.len()].write_copy_of_slice(p);
+        at += p.len();
+    }
+    // SAFETY: `reserve` made room for `n` more bytes and the loop above
+    // initialised exactly the `n` bytes past the length (`at == n`).
+    unsafe { b.set_len(b.len() + n) };
+}
+
 fn put_bytes(b: &mut Vec<u8>, bytes: &[u8]) {
     // Lengths above u32::MAX - 1 cannot occur: Kafka records are far smaller.
     b.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
@@ -344,8 +369,16 @@ fn put_headers<'a>(b: &mut Vec<u8>, headers: impl IntoIterator<Item = (&'a str, 
     b.extend_from_slice(&0u32.to_le_bytes());
     let mut n = 0u32;
     for (name, value) in headers {
-        put_bytes(b, name.as_bytes());
-        put_opt(b, value);
+        let value_len = value.map_or(NONE_LEN, |v| v.len() as u32);
+        put_all(
+            b,
+            [
+                &(name.len() as u32).to_le_bytes(),
+                name.as_bytes(),
+                &value_len.to_le_bytes(),
+                value.unwrap_or_default(),
+            ],
+        );
         n += 1;
     }
     b[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
