@@ -523,6 +523,8 @@ WEIR_API bool weir_event_header(const weir_event *e, const char *name, weir_byte
  *   output       := u8 flags, [s64 timestamp], opt-bytes key, opt-bytes value,
  *                   headers, [str route]
  *                   flags bit 0: a timestamp follows; bit 1: a route follows
+ *                   (bits 2 and 3, which keep the input's key or headers
+ *                   instead of writing them, are optional: wit/weir.wit)
  *
  * Operators normally only call weir_emit / weir_emit_forward / weir_fail on
  * the `out` they are given; the driver (WEIR_PROCESSOR) opens and closes one
