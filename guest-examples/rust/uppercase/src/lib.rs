@@ -6,9 +6,11 @@ use weir_sdk::{Event, ValueOut};
 /// (`map_value`: no allocation per record). A tombstone stays one.
 #[weir_sdk::map_value]
 pub fn uppercase(event: &Event, out: &mut ValueOut) {
-    // A copy, then a change in place: each a loop the compiler vectorises.
-    out.extend_from_slice(event.value().unwrap_or_default());
-    out.as_mut_slice().make_ascii_uppercase();
+    // One pass over the value, which the compiler vectorises: `ValueOut`
+    // takes a byte iterator of known length without a check per byte, and
+    // this saves the separate copy (a call out of the sandbox for
+    // `memory.copy`) that `extend_from_slice` + `make_ascii_uppercase` cost.
+    out.extend(event.value().unwrap_or_default().iter().map(u8::to_ascii_uppercase));
 }
 
 #[cfg(test)]
