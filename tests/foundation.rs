@@ -58,12 +58,16 @@ fn json_value(e: &Event) -> Result<Value, &'static str> {
 
 #[test]
 fn uppercase_upper_cases_values_and_keeps_the_rest() {
-    check_processor("uppercase", "sentences.jsonl", |e| {
-        Ok(vec![Output {
-            value: e.value.as_ref().map(|v| v.to_ascii_uppercase()),
-            ..forward(e)
-        }])
-    });
+    // logs.jsonl has headers (one name twice) and keyless records: the
+    // outputs keep them by flag, and the host reads them from the batch.
+    for input in ["sentences.jsonl", "logs.jsonl"] {
+        check_processor("uppercase", input, |e| {
+            Ok(vec![Output {
+                value: e.value.as_ref().map(|v| v.to_ascii_uppercase()),
+                ..forward(e)
+            }])
+        });
+    }
 }
 
 #[test]

@@ -32,10 +32,39 @@ fn toml_path(p: &Path) -> String {
 }
 
 /// A record as compared: topic, key, value, timestamp.
-type Rec = (String, Option<Vec<u8>>, Option<Vec<u8>>, i64);
+type Rec = (String, Option<Vec<u8>>, Option<Vec<u8>>, i64, Headers);
+
+/// A record's headers other than `weir.module`, sorted.
+type Headers = Vec<(String, Option<Vec<u8>>)>;
 
 fn rec(topic: &str, r: &CommittedRecord) -> Rec {
-    (topic.to_owned(), r.key.clone(), r.value.clone(), r.timestamp)
+    let mut headers: Headers = r.headers.iter().filter(|(n, _)| n != "weir.module").cloned().collect();
+    headers.sort();
+    (topic.to_owned(), r.key.clone(), r.value.clone(), r.timestamp, headers)
+}
+
+/// Headers as `weir test` prints them (an object, or a list of pairs when a
+/// name repeats), other than `weir.module`, the last of each name, sorted.
+fn json_headers(v: &serde_json::Value) -> Headers {
+    let mut headers: Headers = match v {
+        serde_json::Value::Object(m) => m.iter().map(|(n, v)| (n.clone(), json_bytes(v))).collect(),
+        serde_json::Value::Array(pairs) => pairs
+            .iter()
+            .map(|p| (p[0].as_str().expect("header name").to_owned(), json_bytes(&p[1])))
+            .collect(),
+        other => panic!("headers as `weir test` prints them, not {other}"),
+    };
+    headers.retain(|(n, _)| n != "weir.module");
+    // The harness's committed reader keeps only the last of several headers
+    // of one name (`CommittedRecord::headers`): compare what it can see.
+    let mut last: Headers = Vec::new();
+    for (name, value) in headers.into_iter().rev() {
+        if !last.iter().any(|(n, _)| *n == name) {
+            last.push((name, value));
+        }
+    }
+    last.sort();
+    last
 }
 
 /// Bytes as `weir test` prints them: a string, `{"base64": …}` or null.
@@ -160,6 +189,7 @@ fn map_filter_flat_map_and_route_pipelines_end_to_end() {
                     json_bytes(&o["key"]),
                     json_bytes(&o["value"]),
                     o["timestamp"].as_i64().unwrap(),
+                    json_headers(&o["headers"]),
                 ))
             })
             .collect();
@@ -1055,6 +1085,7 @@ fn stateless_example_pipelines_run_through_the_driver() {
                     json_bytes(&o["key"]),
                     json_bytes(&o["value"]),
                     o["timestamp"].as_i64().unwrap(),
+                    json_headers(&o["headers"]),
                 )
             })
             .collect();
@@ -1095,6 +1126,7 @@ fn stateless_example_pipelines_run_through_the_driver() {
                         json_bytes(&o["key"]),
                         json_bytes(&o["value"]),
                         o["timestamp"].as_i64().unwrap(),
+                        json_headers(&o["headers"]),
                     ));
                 } else {
                     let mut e = o.clone();
