@@ -504,6 +504,18 @@ impl Pos {
     fn opt(s: Option<Span>) -> Pos {
         s.map_or(Pos::ABSENT, Pos::of)
     }
+
+    /// The bytes at this position of `buf`.
+    #[inline]
+    fn of_buf(self, buf: &[u8]) -> &[u8] {
+        &buf[self.start as usize..][..self.len as usize]
+    }
+
+    /// The same, `None` for an absent field.
+    #[inline]
+    fn opt_of_buf(self, buf: &[u8]) -> Option<&[u8]> {
+        (self.len != NONE_LEN).then(|| self.of_buf(buf))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -586,27 +598,16 @@ impl<'a> OutputRef<'a> {
         }
     }
 
-    #[inline]
-    fn slice(&self, pos: Pos) -> &'a [u8] {
-        &self.buf[pos.start as usize..][..pos.len as usize]
-    }
-
-    #[inline]
-    fn opt(&self, pos: Pos) -> Option<&'a [u8]> {
-        (pos.len != NONE_LEN).then(|| self.slice(pos))
-    }
-
     /// Record key.
     #[inline]
     pub fn key(&self) -> Option<&'a [u8]> {
-        let k = self.pos.key;
-        (k.len != NONE_LEN).then(|| &self.source(FLAG_INPUT_KEY)[k.start as usize..][..k.len as usize])
+        self.pos.key.opt_of_buf(self.source(FLAG_INPUT_KEY))
     }
 
     /// Record value.
     #[inline]
     pub fn value(&self) -> Option<&'a [u8]> {
-        self.opt(self.pos.value)
+        self.pos.value.opt_of_buf(self.buf)
     }
 
     /// Event time; `None` keeps the input's.
@@ -619,7 +620,9 @@ impl<'a> OutputRef<'a> {
     #[inline]
     pub fn route(&self) -> Option<&'a str> {
         // Checked as UTF-8 when the batch was decoded.
-        self.opt(self.pos.route)
+        self.pos
+            .route
+            .opt_of_buf(self.buf)
             .map(|s| std::str::from_utf8(s).unwrap_or_default())
     }
 
@@ -629,8 +632,7 @@ impl<'a> OutputRef<'a> {
         // An `OutputRef` only reads the buffers of a decoded `ResultBatch`:
         // its own, whose `decode` checked every header name of every output,
         // and the input batch, which a `BatchEncoder` wrote from `&str` names.
-        let h = self.pos.headers;
-        let headers = &self.source(FLAG_INPUT_HEADERS)[h.start as usize..][..h.len as usize];
+        let headers = self.pos.headers.of_buf(self.source(FLAG_INPUT_HEADERS));
         checked_headers(headers, self.pos.header_count)
     }
 
@@ -734,7 +736,7 @@ impl<'i> ResultBatch<'i> {
 
     #[inline]
     fn entry(&self, e: Entry) -> ResultRef<'_> {
-        let text = |p: Pos| std::str::from_utf8(&self.buf[p.start as usize..][..p.len as usize]).unwrap_or_default();
+        let text = |p: Pos| std::str::from_utf8(p.of_buf(&self.buf)).unwrap_or_default();
         match e {
             Entry::Outputs { first, count } => ResultRef::Outputs(OutputsRef {
                 buf: &self.buf,

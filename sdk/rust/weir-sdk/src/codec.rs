@@ -6,6 +6,7 @@ const NONE_LEN: u32 = u32::MAX;
 /// Output flags (`wit/weir.wit`): a timestamp follows; a route follows; the
 /// input's key is kept (none follows); the input's headers are kept (none
 /// follow).
+const FLAG_TIMESTAMP: u8 = 1;
 const FLAG_ROUTE: u8 = 2;
 const FLAG_INPUT_KEY: u8 = 4;
 const FLAG_INPUT_HEADERS: u8 = 8;
@@ -250,7 +251,7 @@ impl ResultWriter {
         if !self.open() {
             return;
         }
-        let flags = u8::from(o.timestamp.is_some()) | (u8::from(o.route.is_some()) << 1);
+        let flags = (u8::from(o.timestamp.is_some()) * FLAG_TIMESTAMP) | (u8::from(o.route.is_some()) * FLAG_ROUTE);
         self.buf.push(flags);
         if let Some(ts) = o.timestamp {
             self.buf.extend_from_slice(&ts.to_le_bytes());
@@ -525,7 +526,11 @@ pub(crate) fn decode_results(buf: &[u8], input: &[u8]) -> Option<Vec<Result<Vec<
         let mut outs = Vec::new();
         for _ in 0..count {
             let flags = r.take(1)?[0];
-            let timestamp = if flags & 1 != 0 { Some(r.i64()?) } else { None };
+            let timestamp = if flags & FLAG_TIMESTAMP != 0 {
+                Some(r.i64()?)
+            } else {
+                None
+            };
             use std::borrow::Cow;
             let owned = |b: &[u8]| Cow::Owned(b.to_vec());
             let key = if flags & FLAG_INPUT_KEY != 0 {
@@ -545,7 +550,7 @@ pub(crate) fn decode_results(buf: &[u8], input: &[u8]) -> Option<Vec<Result<Vec<
                     headers.push((Cow::Owned(name), r.opt_bytes()?.map(owned)));
                 }
             }
-            let route = if flags & 2 != 0 {
+            let route = if flags & FLAG_ROUTE != 0 {
                 Some(Cow::Owned(String::from_utf8_lossy(r.bytes()?).into_owned()))
             } else {
                 None
