@@ -13,7 +13,8 @@
 //!   their gap: a session's last event + gap + grace must be before stream time);
 //! - a session is `[first, last]` of its events (stored as `[first, last + 1)`),
 //!   and an event within `gap` of a session joins it, merging every session
-//!   it bridges;
+//!   it bridges; the event is late once the session it makes has closed
+//!   (last + gap + grace before stream time);
 //! - sliding windows are each event's left window and, when not empty, its
 //!   right window ([`sliding_windows`]).
 
@@ -179,12 +180,13 @@ impl Windowing {
 
     /// True when an event for `window` arrives too late at `stream_time`:
     /// stream time has passed its end + grace. A session counts from its
-    /// last event *after* the event joined it (Kafka Streams'
-    /// `mergedWindow.end() < windowCloseTime`), so its gap does not count
-    /// here.
+    /// last event *after* the event joined it, gap included: Kafka Streams
+    /// drops the event when `mergedWindow.end() < streamTime - grace - gap`,
+    /// so a session made at its close time is still on time (and closes
+    /// at once).
     pub fn is_late(&self, window: Window, stream_time: i64) -> bool {
         match self.kind {
-            WindowKind::Session { .. } => window.end.saturating_add(self.grace) <= stream_time,
+            WindowKind::Session { .. } => self.close_time(window) < stream_time,
             _ => self.close_time(window) <= stream_time,
         }
     }
@@ -400,15 +402,31 @@ mod tests {
     #[test]
     fn a_session_closes_after_gap_and_grace() {
         let s = Windowing::new(WindowKind::Session { gap: 30 }, 5).unwrap();
-        // Last event at 120: an event at 150 could still extend it while
-        // stream time is at most 150 + grace 5, so its final result is due
-        // at 120 + gap 30 + grace 5 (Kafka Streams' suppression).
+        // Last event at 120: an event up to 150 can extend it while stream
+        // time is below 120 + gap 30 + grace 5, so its final result is due
+        // then (Kafka Streams' suppression).
         let win = w(100, 121);
         assert!(!s.is_closed(win, 154));
         assert!(s.is_closed(win, 155));
-        // An event joining it is late once its end + grace is behind stream time.
-        assert!(!s.is_late(win, 125));
-        assert!(s.is_late(win, 126));
+        // An event that would leave it so is late only after that: Kafka
+        // Streams' `mergedWindow.end() < streamTime - grace - gap`.
+        assert!(!s.is_late(win, 155));
+        assert!(s.is_late(win, 156));
+    }
+
+    #[test]
+    fn session_lateness_counts_the_gap_as_kafka_streams() {
+        // KStreamSessionWindowAggregateProcessorTest
+        // .shouldLogAndMeterWhenSkippingLateRecordWithZeroGrace: gap 10, grace
+        // 0: a record at 0 is on time at stream time 0, late at 11.
+        let single = w(0, 1);
+        let s = Windowing::new(WindowKind::Session { gap: 10 }, 0).unwrap();
+        assert!(!s.is_late(single, 0) && !s.is_late(single, 10));
+        assert!(s.is_late(single, 11));
+        // ...WithNonzeroGrace: grace 1: on time at 11, late at 12.
+        let s = Windowing::new(WindowKind::Session { gap: 10 }, 1).unwrap();
+        assert!(!s.is_late(single, 11));
+        assert!(s.is_late(single, 12));
     }
 
     #[test]

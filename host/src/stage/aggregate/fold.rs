@@ -707,6 +707,8 @@ impl Aggregator {
         // Sessions that existed before this batch: `update` has shown them,
         // so a merge that deletes one sends a tombstone.
         let mut shown: BTreeSet<(Option<Vec<u8>>, Window)> = BTreeSet::new();
+        // Each key's initial accumulator, once asked for (merges start from it).
+        let mut inits: HashMap<Option<Vec<u8>>, Vec<u8>> = HashMap::new();
         for (i, ev) in events.iter().enumerate() {
             // Sessions closed before this event came are gone for it, as if
             // every record were a batch of its own (they are emitted and
@@ -733,18 +735,27 @@ impl Aggregator {
                     stream_time: self.stream_time.0,
                 })
             } else {
-                self.fold_into_session(op, ev, &plan, events, i)
+                self.fold_into_session(op, ev, &plan, events, i, &mut inits)
             };
             match outcome {
                 Err(why) => step.rejected.push((i, why)),
                 Ok(acc) => {
+                    // Kafka Streams deletes (and sends a tombstone for) every
+                    // session the event joins, even one the merge gives back
+                    // unchanged in its bounds, unless the event makes a
+                    // session of its own time alone (`mergedWindow` equals
+                    // the new single-point window): then it updates in place.
+                    let alone = plan.window
+                        == Window {
+                            start: ev.timestamp,
+                            end: ev.timestamp.saturating_add(1),
+                        };
                     for m in &plan.merged {
                         let k = keys::windowed(ev.key, *m);
                         self.timers.remove(&mut self.store, w.close_time(*m), &k)?;
                         latest.remove(&k);
                         self.put(k, None);
-                        // (A merge that ends in the same window updates it in place.)
-                        if self.spec.emit == Emit::Update && *m != plan.window && shown.remove(&(key.clone(), *m)) {
+                        if self.spec.emit == Emit::Update && !alone && shown.remove(&(key.clone(), *m)) {
                             step.due.push(Due {
                                 key: key.clone(),
                                 window: Some(*m),
@@ -767,8 +778,13 @@ impl Aggregator {
         Ok(())
     }
 
-    /// Merges the sessions an event bridges (oldest first) and folds the
-    /// event into the result.
+    /// The accumulator an event makes with the sessions it joins, as Kafka
+    /// Streams' `KStreamSessionWindowAggregate` computes it: the key's initial
+    /// value, merged with each of those sessions (oldest first) through the
+    /// guest's `merge`, then the event added. With an initial value that is
+    /// not neutral for `merge` this differs from adding the event to the
+    /// session (`0+0+1+2`, not `0+1+2`). An event that joins no session is
+    /// simply added to the initial value.
     fn fold_into_session(
         &mut self,
         op: &mut dyn Fold,
@@ -776,25 +792,37 @@ impl Aggregator {
         plan: &window::SessionPlan,
         events: &[EventRef<'_>],
         i: usize,
+        inits: &mut HashMap<Option<Vec<u8>>, Vec<u8>>,
     ) -> Result<Vec<u8>, Rejection> {
+        let key = ev.key.map(<[u8]>::to_vec);
         let mut acc: Option<Vec<u8>> = None;
-        for m in &plan.merged {
-            let next = self
-                .store
-                .get(&keys::windowed(ev.key, *m))
-                .map_err(|e| Rejection::Failed(Failure::new("state", e.to_string())))?;
-            acc = match (acc, next) {
-                (None, b) => b,
-                (a, None) => a,
-                (Some(a), Some(b)) => match op.merge(ev.key, &a, &b) {
-                    Ok(Ok(merged)) => Some(merged),
+        if !plan.merged.is_empty() {
+            let mut merged = match inits.get(&key) {
+                Some(init) => init.clone(),
+                None => {
+                    let init = initial(op, key.clone(), plan.window)?;
+                    inits.insert(key.clone(), init.clone());
+                    init
+                }
+            };
+            for m in &plan.merged {
+                let Some(next) = self
+                    .store
+                    .get(&keys::windowed(ev.key, *m))
+                    .map_err(|e| Rejection::Failed(Failure::new("state", e.to_string())))?
+                else {
+                    continue;
+                };
+                merged = match op.merge(ev.key, &merged, &next) {
+                    Ok(Ok(merged)) => merged,
                     Ok(Err(f)) => return Err(Rejection::Failed(f)),
                     Err(e) => return Err(Rejection::Trapped(e)),
-                },
-            };
+                };
+            }
+            acc = Some(merged);
         }
         let group = Group {
-            key: ev.key.map(<[u8]>::to_vec),
+            key,
             window: Some(plan.window),
             acc,
             events: encode(events, &[i]),
@@ -979,6 +1007,25 @@ fn join<'a>(parts: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     out
 }
 
+/// A key's initial accumulator (Kafka Streams' initializer): the guest's
+/// `add` of no events to no accumulator, which the aggregator world defines
+/// as its `init`. `window` is the window it is asked for.
+fn initial(op: &mut dyn Fold, key: Option<Vec<u8>>, window: Window) -> Result<Vec<u8>, Rejection> {
+    let group = Group {
+        key,
+        window: Some(window),
+        acc: None,
+        events: BatchEncoder::new().as_bytes().to_vec(),
+    };
+    match op.add(vec![group]) {
+        Ok(mut folded) => match folded.pop() {
+            Some(f) => Ok(f.acc),
+            None => Err(Rejection::Failed(Failure::new("bad-result", "add returned nothing"))),
+        },
+        Err(e) => Err(Rejection::Trapped(e)),
+    }
+}
+
 /// What folding one group did.
 struct Outcome {
     /// The accumulator after it (`None`: none existed and nothing folded).
@@ -1094,14 +1141,15 @@ mod tests {
         }
     }
 
-    /// A result: key, window as `[start, end)`, count, timestamp.
-    type Out = (String, Option<(i64, i64)>, u64, i64);
+    /// A result: key, window as `[start, end)`, value (a count unless
+    /// said otherwise), timestamp.
+    type Out<V = u64> = (String, Option<(i64, i64)>, V, i64);
 
     /// What a run emitted, dropped as late (key, timestamp) and left in its
     /// store (accumulators and their stamps).
-    #[derive(Debug, Default, PartialEq)]
-    struct Ran {
-        out: Vec<Out>,
+    #[derive(Debug, PartialEq)]
+    struct Ran<V = u64> {
+        out: Vec<Out<V>>,
         late: Vec<(String, i64)>,
         store: Vec<crate::state::Entry>,
     }
@@ -1117,17 +1165,38 @@ mod tests {
     }
 
     /// Feeds `records` (key, timestamp) in order, `batch` at a time, each
-    /// batch committed before the next.
+    /// batch committed before the next, to [`Count`].
     fn run(spec: &Aggregation, records: &[(&str, i64)], batch: usize) -> Ran {
+        let records: Vec<(&str, &str, i64)> = records.iter().map(|(k, ts)| (*k, "v", *ts)).collect();
+        // A tombstone counts as 0.
+        drive(spec, &mut Count, &records, batch, |acc| {
+            acc.map_or(Some(0), Count::read).unwrap()
+        })
+    }
+
+    /// Feeds `records` (key, value, timestamp) to `fold` in order, `batch` at
+    /// a time (offsets count from 0), each batch committed before the next;
+    /// `read` turns an emitted accumulator (`None`: a tombstone) into a value.
+    fn drive<V>(
+        spec: &Aggregation,
+        fold: &mut dyn Fold,
+        records: &[(&str, &str, i64)],
+        batch: usize,
+        read: impl Fn(Option<&[u8]>) -> V,
+    ) -> Ran<V> {
         let changelog = Changelog {
             topic: "t-changelog".into(),
             partition: 0,
         };
         let mut agg = Aggregator::open(spec.clone(), Store::in_memory(changelog)).unwrap();
-        let mut ran = Ran::default();
+        let mut ran = Ran {
+            out: Vec::new(),
+            late: Vec::new(),
+            store: Vec::new(),
+        };
         for (n, chunk) in records.chunks(batch).enumerate() {
             let mut enc = BatchEncoder::new();
-            for (i, (key, ts)) in chunk.iter().enumerate() {
+            for (i, (key, value, ts)) in chunk.iter().enumerate() {
                 let offset = (n * batch + i) as i64;
                 enc.push(
                     *ts,
@@ -1135,25 +1204,23 @@ mod tests {
                     0,
                     offset,
                     Some(key.as_bytes()),
-                    Some(b"v"),
+                    Some(value.as_bytes()),
                     std::iter::empty(),
                 );
             }
             let events = codec::read_events(enc.as_bytes()).unwrap();
             let next = (n * batch + chunk.len()) as i64;
             let step = agg
-                .step(&mut Count, &events, &next.to_string(), Instant::now(), &mut Discard)
+                .step(fold, &events, &next.to_string(), Instant::now(), &mut Discard)
                 .unwrap();
             for (i, why) in step.rejected {
                 assert!(matches!(why, Rejection::Late { .. }), "{why:?}");
-                ran.late.push((chunk[i].0.to_owned(), chunk[i].1));
+                ran.late.push((chunk[i].0.to_owned(), chunk[i].2));
             }
             for d in step.due {
                 let key = String::from_utf8(d.key.unwrap()).unwrap();
                 let window = d.window.map(|w| (w.start, w.end));
-                // A tombstone counts as 0.
-                let count = d.acc.as_deref().map_or(Some(0), Count::read).unwrap();
-                ran.out.push((key, window, count, d.timestamp));
+                ran.out.push((key, window, read(d.acc.as_deref()), d.timestamp));
             }
             agg.commit(None).unwrap();
         }
@@ -1167,12 +1234,24 @@ mod tests {
 
     /// The same results at batch sizes 1, 2, 3 and all at once.
     fn run_batched(spec: &Aggregation, records: &[(&str, i64)]) -> Ran {
-        let one = run(spec, records, 1);
-        for batch in [2, 3, records.len()] {
-            let other = run(spec, records, batch);
+        same_at_any_batch_size(spec, records.len(), |batch| run(spec, records, batch))
+    }
+
+    /// `run(batch)` at batch sizes 1, 2, 3 and all at once (`n` records):
+    /// the same final results, late records and store (updates aside,
+    /// which come once per batch); the run at batch size 1.
+    fn same_at_any_batch_size<V: PartialEq + Clone + std::fmt::Debug>(
+        spec: &Aggregation,
+        n: usize,
+        run: impl Fn(usize) -> Ran<V>,
+    ) -> Ran<V> {
+        let one = run(1);
+        for batch in [2, 3, n] {
+            let other = run(batch);
             if spec.emit == Emit::Final {
-                let only =
-                    |a: &Ran, b: &Ran| -> Vec<Out> { a.out.iter().filter(|o| !b.out.contains(o)).cloned().collect() };
+                let only = |a: &Ran<V>, b: &Ran<V>| -> Vec<Out<V>> {
+                    a.out.iter().filter(|o| !b.out.contains(o)).cloned().collect()
+                };
                 assert!(
                     other == one,
                     "batch size {batch}: only at batch 1 {:?}, only at batch {batch} {:?}; late {:?} vs {:?}",
@@ -1281,18 +1360,27 @@ mod tests {
         // shouldSupportFinalResultsForSessionWindows: gap 5, grace 0. A
         // session is stored as [start, last + 1).
         let s = spec(Some((WindowKind::Session { gap: 5 }, 0)), Emit::Final);
-        let records = [("k1", 0), ("k1", 5), ("k1", 1), ("k2", 6), ("k1", 5), ("k1", 30)];
+        let records = [("k1", 0), ("k1", 5), ("k1", 1), ("k2", 11), ("k1", 5), ("k1", 30)];
         let ran = run_batched(&s, &records);
         assert_eq!(
             ran.out,
-            [("k1".into(), Some((0, 6)), 3, 5), ("k2".into(), Some((6, 7)), 1, 6)],
+            [("k1".into(), Some((0, 6)), 3, 5), ("k2".into(), Some((11, 12)), 1, 11)],
             "final results wait for end + gap + grace"
         );
         assert_eq!(
             ran.late,
             [("k1".to_owned(), 5)],
-            "late once end + grace is behind stream time"
+            "late once end + gap + grace is behind stream time"
         );
+        // At stream time 6 (k2 at 6), k1@5 would extend [0, 5] to the same
+        // bounds: on time, as in Kafka Streams (5 is not before 6 - 0 - 5).
+        let records = [("k1", 0), ("k1", 5), ("k1", 1), ("k2", 6), ("k1", 5), ("k1", 30)];
+        let ran = run_batched(&s, &records);
+        assert_eq!(
+            ran.out,
+            [("k1".into(), Some((0, 6)), 4, 5), ("k2".into(), Some((6, 7)), 1, 6)]
+        );
+        assert!(ran.late.is_empty(), "{:?}", ran.late);
     }
 
     #[test]
@@ -1417,18 +1505,32 @@ mod tests {
     fn update_sends_a_tombstone_for_a_session_a_merge_deletes() {
         // Kafka Streams' raw stream of shouldSupportFinalResultsForSessionWindows
         // (gap 5): [0,0] 1; then 5 merges it: null for [0,0], [0,5] 2; then
-        // 1 extends [0,5]: null for [0,5], [0,5] 3 (written [0, 6) here).
+        // 1 joins [0,5]: null for [0,5], [0,5] 3 (written [0, 6) here) — a
+        // merge deletes what it merges, even when the bounds stay.
         let s = spec(Some((WindowKind::Session { gap: 5 }, 0)), Emit::Update);
-        let ran = run(&s, &[("k1", 0), ("k1", 5), ("k1", 1)], 1);
+        let ran = run(
+            &s,
+            &[("k1", 0), ("k1", 5), ("k1", 1), ("k2", 11), ("k1", 5), ("k1", 30)],
+            1,
+        );
         assert_eq!(
             ran.out,
             [
                 ("k1".into(), Some((0, 1)), 1, 0),
                 ("k1".into(), Some((0, 1)), 0, 0),
                 ("k1".into(), Some((0, 6)), 2, 5),
-                ("k1".into(), Some((0, 6)), 3, 5)
-            ],
-            "a merge that keeps the same window updates it in place"
+                ("k1".into(), Some((0, 6)), 0, 5),
+                ("k1".into(), Some((0, 6)), 3, 5),
+                ("k2".into(), Some((11, 12)), 1, 11),
+                ("k1".into(), Some((30, 31)), 1, 30)
+            ]
+        );
+        // shouldUpdateSessionIfTheSameTime: a record at the time of a
+        // single-point session updates it in place (no tombstone).
+        let ran = run(&s, &[("mel", 0), ("mel", 0)], 1);
+        assert_eq!(
+            ran.out,
+            [("mel".into(), Some((0, 1)), 1, 0), ("mel".into(), Some((0, 1)), 2, 0)]
         );
         // Merged within one batch, [0,0] was never shown: no tombstone.
         let ran = run(&s, &[("k1", 0), ("k1", 5)], 2);
@@ -1614,5 +1716,119 @@ mod tests {
                 "{kind:?}: only the event at 1 went in: {due:?}"
             );
         }
+    }
+
+    /// Kafka Streams' string aggregation in its window tests:
+    /// `MockInitializer.STRING_INIT` ("0"), `MockAggregator.TOSTRING_ADDER`
+    /// (`agg + "+" + value`) and SessionWindowedKStreamImplTest's merger
+    /// (`a + "+" + b`). The order of the folds shows in the result, and the
+    /// initial value is not neutral for the merge.
+    struct Concat;
+
+    impl Fold for Concat {
+        fn version_label(&self) -> String {
+            "concat@0".to_owned()
+        }
+
+        fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError> {
+            Ok(groups
+                .into_iter()
+                .map(|g| {
+                    let mut acc = g.acc.unwrap_or_else(|| b"0".to_vec());
+                    for e in codec::read_events(&g.events).unwrap() {
+                        acc.push(b'+');
+                        acc.extend_from_slice(e.value.unwrap_or_default());
+                    }
+                    Folded {
+                        acc,
+                        failures: Vec::new(),
+                    }
+                })
+                .collect())
+        }
+
+        fn merge(&mut self, _key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Result<Vec<u8>, Failure>, GuestError> {
+            Ok(Ok([a, b"+", b].concat()))
+        }
+    }
+
+    /// [`Concat`] over `records` (key, value, timestamp) at batch sizes 1, 2, 3
+    /// and all at once (see [`same_at_any_batch_size`]); the run at batch
+    /// size 1. A tombstone reads as `None`.
+    fn concat(spec: &Aggregation, records: &[(&str, &str, i64)]) -> Ran<Option<String>> {
+        same_at_any_batch_size(spec, records.len(), |batch| {
+            drive(spec, &mut Concat, records, batch, |acc| {
+                acc.map(|a| String::from_utf8(a.to_vec()).unwrap())
+            })
+        })
+    }
+
+    #[test]
+    fn sessions_merge_from_the_initial_value_as_kafka_streams() {
+        // SessionWindowedKStreamImplTest.shouldAggregateSessionWindowed: gap
+        // 500, grace 0. A merge starts from the initial value and merges
+        // every session the record joins into it, then adds the record:
+        // "0+0+1+2", not "0+1+2". Sessions are written [start, last + 1).
+        let records = [
+            ("1", "1", 10),
+            ("1", "2", 15),
+            ("1", "3", 600),
+            ("2", "1", 600),
+            ("2", "2", 599),
+        ];
+        let kind = WindowKind::Session { gap: 500 };
+        let s = spec(Some((kind, 0)), Emit::Update);
+        let ran = drive(&s, &mut Concat, &records, 1, |acc| {
+            acc.map(|a| String::from_utf8(a.to_vec()).unwrap())
+        });
+        let some = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            ran.out,
+            [
+                ("1".into(), Some((10, 11)), some("0+1"), 10),
+                ("1".into(), Some((10, 11)), None, 10),
+                ("1".into(), Some((10, 16)), some("0+0+1+2"), 15),
+                ("1".into(), Some((600, 601)), some("0+3"), 600),
+                ("2".into(), Some((600, 601)), some("0+1"), 600),
+                ("2".into(), Some((600, 601)), None, 600),
+                ("2".into(), Some((599, 601)), some("0+0+1+2"), 600)
+            ]
+        );
+        concat(&s, &records);
+        let ran = concat(&spec(Some((kind, 0)), Emit::Final), &records);
+        assert_eq!(ran.out, [("1".into(), Some((10, 16)), some("0+0+1+2"), 15)]);
+        // A record bridging two sessions merges both, oldest first, into
+        // the initial value.
+        let s = spec(Some((WindowKind::Session { gap: 10 }, 100)), Emit::Final);
+        let ran = concat(&s, &[("a", "1", 0), ("a", "2", 20), ("a", "3", 10), ("b", "x", 500)]);
+        assert_eq!(ran.out, [("a".into(), Some((0, 21)), some("0+0+1+0+2+3"), 20)]);
+    }
+
+    #[test]
+    fn session_lateness_counts_gap_and_grace_as_kafka_streams() {
+        // KStreamSessionWindowAggregateProcessorTest
+        // .shouldLogAndMeterWhenSkippingLateRecordWithZeroGrace: gap 10,
+        // grace 0; stream time 11 makes a record at 0 late.
+        let s = spec(Some((WindowKind::Session { gap: 10 }, 0)), Emit::Update);
+        let ran = run_batched(&s, &[("dummy", 0), ("OnTime1", 0), ("dummy", 11), ("Late1", 0)]);
+        assert_eq!(ran.late, [("Late1".to_owned(), 0)]);
+        // ...WithNonzeroGrace: grace 1; at stream time 11 a record at 0 is
+        // still on time, at 12 it is late.
+        let s = spec(Some((WindowKind::Session { gap: 10 }, 1)), Emit::Update);
+        let records = [
+            ("dummy", 0),
+            ("OnTime1", 0),
+            ("dummy", 11),
+            ("OnTime2", 0),
+            ("dummy", 12),
+            ("Late1", 0),
+        ];
+        let ran = run_batched(&s, &records);
+        assert_eq!(ran.late, [("Late1".to_owned(), 0)]);
+        assert!(
+            ran.out.contains(&("OnTime2".into(), Some((0, 1)), 1, 0)),
+            "{:?}",
+            ran.out
+        );
     }
 }
