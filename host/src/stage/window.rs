@@ -16,7 +16,8 @@
 //!   it bridges; the event is late once the session it makes has closed
 //!   (last + gap + grace before stream time);
 //! - sliding windows are each event's left window and, when not empty, its
-//!   right window ([`sliding_windows`]).
+//!   right window ([`sliding_windows`]); an event earlier than the window
+//!   size has `[0, size]` for its left window.
 
 use crate::event::Window;
 
@@ -230,31 +231,51 @@ pub fn session_for(existing: &[Window], ts: i64, gap: i64) -> SessionPlan {
     }
 }
 
+/// The left window of an event at `ts` for a time difference `size`:
+/// `[ts - size, ts]`, written `[ts - size, ts + 1)`. An event earlier than
+/// `size` would make a window that starts before 0; Kafka Streams puts it in
+/// `[0, size]` instead (`processEarly`), and so does Weir.
+pub fn sliding_left(ts: i64, size: i64) -> Window {
+    let last = ts.max(size);
+    Window {
+        start: last - size,
+        end: last.saturating_add(1),
+    }
+}
+
+/// The right window of an event at `ts`: `[ts + 1, ts + 1 + size]`, written
+/// `[ts + 1, ts + size + 2)`.
+pub fn sliding_right(ts: i64, size: i64) -> Window {
+    Window {
+        start: ts.saturating_add(1),
+        end: ts.saturating_add(size).saturating_add(2),
+    }
+}
+
+/// Whether a sliding window (or any window) holds an event at `ts`.
+pub fn holds(window: Window, ts: i64) -> bool {
+    (window.start..window.end).contains(&ts)
+}
+
 /// The sliding windows over a key's event times, as Kafka Streams defines
 /// them for a time difference `size`: for every event at `t`, its *left*
-/// window `[t - size, t]`, and its *right* window `[t + 1, t + 1 + size]` when
-/// some event falls in it (the set the window holds once `t` has dropped
-/// out). Bounds are inclusive in Kafka Streams; here, as for every window,
-/// the end is exclusive: `[t - size, t + 1)` and `[t + 1, t + size + 2)`.
-/// A window's events are those of the key in its range.
+/// window ([`sliding_left`]: `[t - size, t]`, or `[0, size]` for an event
+/// before `size`), and its *right* window ([`sliding_right`]:
+/// `[t + 1, t + 1 + size]`) when some event falls in it (the set the window
+/// holds once `t` has dropped out). Bounds are inclusive in Kafka Streams;
+/// here, as for every window, the end is exclusive. A window's events are
+/// those of the key in its range. Negative times have no window (no window
+/// starts before 0, and Kafka Streams never sees them).
 pub fn sliding_windows(times: &[i64], size: i64) -> std::collections::BTreeSet<Window> {
-    let mut sorted = times.to_vec();
+    let mut sorted: Vec<i64> = times.iter().copied().filter(|t| *t >= 0).collect();
     sorted.sort_unstable();
     sorted.dedup();
     let mut out = std::collections::BTreeSet::new();
     for (i, &t) in sorted.iter().enumerate() {
-        out.insert(Window {
-            start: t.saturating_sub(size),
-            end: t.saturating_add(1),
-        });
-        if sorted
-            .get(i + 1)
-            .is_some_and(|&next| next <= t.saturating_add(1).saturating_add(size))
-        {
-            out.insert(Window {
-                start: t.saturating_add(1),
-                end: t.saturating_add(size).saturating_add(2),
-            });
+        out.insert(sliding_left(t, size));
+        let right = sliding_right(t, size);
+        if sorted.get(i + 1).is_some_and(|&next| holds(right, next)) {
+            out.insert(right);
         }
     }
     out
@@ -451,16 +472,22 @@ mod tests {
     #[test]
     fn sliding_windows_are_left_windows_plus_non_empty_right_windows() {
         // Kafka Streams' example: events at 8 and 12, size 10.
-        let got: Vec<Window> = sliding_windows(&[12, 8], 10).into_iter().collect();
+        let got: Vec<Window> = sliding_windows(&[22, 18], 10).into_iter().collect();
         assert_eq!(
             got,
-            vec![w(-2, 9), w(2, 13), w(9, 20)],
-            "left of 8, left of 12, right of 8 (holds 12); the right of 12 is empty"
+            vec![w(8, 19), w(12, 23), w(19, 30)],
+            "left of 18, left of 22, right of 18 (holds 22); the right of 22 is empty"
         );
         // Further apart than size: no right window joins them.
-        let got: Vec<Window> = sliding_windows(&[0, 20], 10).into_iter().collect();
-        assert_eq!(got, vec![w(-10, 1), w(10, 21)]);
+        let got: Vec<Window> = sliding_windows(&[20, 40], 10).into_iter().collect();
+        assert_eq!(got, vec![w(10, 21), w(30, 41)]);
         assert!(sliding_windows(&[5, 5], 3).len() == 1, "equal times make one window");
+        // Events before the size share [0, size] (Kafka Streams' processEarly);
+        // their right windows are as usual.
+        let got: Vec<Window> = sliding_windows(&[12, 8, 3], 10).into_iter().collect();
+        assert_eq!(got, vec![w(0, 11), w(2, 13), w(4, 15), w(9, 20)]);
+        assert_eq!(sliding_left(10, 10), w(0, 11), "the left window of `size` itself");
+        assert!(sliding_windows(&[-5], 10).is_empty(), "no window before 0");
         assert!(!sliding_is_late(10, 5, 0, 15) && sliding_is_late(10, 5, 0, 16));
         assert!(!sliding_is_late(10, 5, 3, 18) && sliding_is_late(10, 5, 3, 19));
     }
