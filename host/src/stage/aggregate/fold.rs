@@ -562,7 +562,9 @@ impl Aggregator {
     /// they came (offsets order arrivals within a task); an event earlier than
     /// `size` goes to `[0, size]` instead of its left window; and an event
     /// changes only the windows it goes into and its right window when that
-    /// window is new, so `update` emits nothing that did not change.
+    /// window is new, so `update` emits nothing that did not change. (Kafka
+    /// Streams' copy can miss an event that came about grace behind stream
+    /// time, where Weir's window holds it: README, "State".)
     fn fold_sliding(
         &mut self,
         op: &mut dyn Fold,
