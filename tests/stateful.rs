@@ -1676,7 +1676,7 @@ fn drive_text(body: &str, inputs: &[(&str, Vec<In>)], idle: Duration) -> BTreeMa
                     timestamp: r.timestamp,
                 })
                 .collect();
-            (topic.clone(), records)
+            (topic.to_string(), records)
         })
         .collect()
 }

@@ -69,6 +69,20 @@ pub enum DriverError {
     },
 }
 
+/// One step of a run in pipe order ([`Driver::pipe_in_order`]).
+#[derive(Debug, Clone)]
+pub enum Piped {
+    /// A record piped into `topic` (an input or a global table's topic).
+    Record {
+        /// The topic.
+        topic: String,
+        /// The record (its topic, partition and offset are set by the driver).
+        event: Event,
+    },
+    /// The wall clock moves on (for `idle-close`).
+    AdvanceWallClock(Duration),
+}
+
 /// A store entry as [`Driver::state`] reads it: key, window, accumulator and
 /// the accumulator's timestamp.
 type StoreEntry = (Option<Vec<u8>>, Option<Window>, Vec<u8>, Option<i64>);
@@ -87,8 +101,8 @@ pub struct Driver {
     /// The next offset of each topic piped into (inputs, repartition topics).
     offsets: HashMap<String, i64>,
     /// Records written to topics other than repartition topics and
-    /// changelogs, in order.
-    outputs: BTreeMap<String, Vec<SentRecord>>,
+    /// changelogs, in the order they were written.
+    outputs: Vec<SentRecord>,
     batch_size: usize,
     started: Instant,
     advanced: Duration,
@@ -127,7 +141,7 @@ impl Driver {
             repartition,
             changelogs,
             offsets: HashMap::new(),
-            outputs: BTreeMap::new(),
+            outputs: Vec::new(),
             batch_size: batch_size.max(1),
             started: Instant::now(),
             advanced: Duration::ZERO,
@@ -223,14 +237,53 @@ impl Driver {
         Ok(())
     }
 
+    /// Pipes `steps` in their order, as Kafka Streams'
+    /// `TopologyTestDriver.pipeInput` calls would be: each record goes
+    /// through the whole pipeline before the next (consecutive records of
+    /// one topic go together, up to the batch size), whatever the topics
+    /// and timestamps; wall-clock advances happen where they stand.
+    pub fn pipe_in_order(&mut self, steps: impl IntoIterator<Item = Piped>) -> Result<(), DriverError> {
+        let mut pending: Vec<Event> = Vec::new();
+        let mut pending_topic = String::new();
+        for step in steps {
+            let flush = match &step {
+                Piped::Record { topic, .. } => *topic != pending_topic || pending.len() >= self.batch_size,
+                Piped::AdvanceWallClock(_) => true,
+            };
+            if flush && !pending.is_empty() {
+                self.pipe(&pending_topic, std::mem::take(&mut pending))?;
+            }
+            match step {
+                Piped::Record { topic, event } => {
+                    pending_topic = topic;
+                    pending.push(event);
+                }
+                Piped::AdvanceWallClock(by) => self.advance_wall_clock(by)?,
+            }
+        }
+        if !pending.is_empty() {
+            self.pipe(&pending_topic, pending)?;
+        }
+        Ok(())
+    }
+
     /// What went to each output, route and dead-letter topic, in order.
-    pub fn outputs(&self) -> &BTreeMap<String, Vec<SentRecord>> {
-        &self.outputs
+    pub fn outputs(&self) -> BTreeMap<&str, Vec<&SentRecord>> {
+        let mut by_topic: BTreeMap<&str, Vec<&SentRecord>> = BTreeMap::new();
+        for r in &self.outputs {
+            by_topic.entry(r.topic.as_str()).or_default().push(r);
+        }
+        by_topic
     }
 
     /// Takes what went to `topic` so far.
     pub fn take_output(&mut self, topic: &str) -> Vec<SentRecord> {
-        self.outputs.remove(topic).unwrap_or_default()
+        self.outputs.extract_if(.., |r| r.topic == topic).collect()
+    }
+
+    /// Takes everything written so far, in the order it was written.
+    pub fn take_outputs(&mut self) -> Vec<SentRecord> {
+        std::mem::take(&mut self.outputs)
     }
 
     /// The chain the driver runs (counters: `chain().metrics()`).
@@ -376,7 +429,7 @@ impl Driver {
                 }
                 continue;
             }
-            self.outputs.entry(r.topic.clone()).or_default().push(r);
+            self.outputs.push(r);
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use crate::event::{Event, EventResult, Pair};
 use crate::jsonl;
 use crate::pipeline::Pipeline;
 use crate::runtime::{EmitRequest, Group, GuestError, Operator};
-use crate::testing::{self, Driver};
+use crate::testing::{self, Driver, Piped};
 use crate::units;
 
 /// Runs an operator, or a whole pipeline, locally on events given as JSON
@@ -26,12 +26,15 @@ use crate::units;
 ///
 /// A pipeline (`.toml`): the same engine as `weir run`, with every topic and
 /// store in memory (one partition each), like Kafka Streams'
-/// `TopologyTestDriver`. Each input's records go through in the order of its
-/// file (out-of-order and late records stay so); across inputs, next is
-/// always the input whose next record has the smallest timestamp (ties: the
-/// order of the `--input` options), as a Kafka Streams task picks from its
-/// partitions. One record at a time unless `--batch-size` says otherwise,
-/// each through the whole pipeline before the next. Outputs print as JSON lines with their topic
+/// `TopologyTestDriver`. With `--records`, one file holds every input's
+/// records, each naming its topic, and they go through in file order, as
+/// `pipeInput` calls would. With `--input TOPIC=FILE`, each input's records
+/// go through in the order of its file (out-of-order and late records stay
+/// so); across inputs, next is always the input whose next record has the
+/// smallest timestamp (ties: the order of the `--input` options), as a
+/// Kafka Streams task picks from its partitions. One record at a time
+/// unless `--batch-size` says otherwise, each through the whole pipeline
+/// before the next. Outputs print as JSON lines with their topic
 /// (dead letters included, windows with their bounds); `--state` then
 /// prints every store.
 #[derive(Debug, Args)]
@@ -41,12 +44,14 @@ Input lines: {\"key\": …, \"value\": …, \"headers\": {…}, \"timestamp\": m
   a bytes field is a string (UTF-8), {\"base64\": \"…\"}, null, or any other JSON
   value standing for its JSON text. In a pipeline's inputs, a line
   {\"advance-wall-clock\": \"5s\"} moves the wall clock (for idle-close).
+  A --records line names its topic: {\"topic\": \"orders\", \"key\": …, …}.
 
 Examples:
   weir test guest-examples/dist/rust-uppercase.wasm --input events.jsonl
   echo '{\"value\": \"Hello world\"}' | weir test words.wasm --input -
   weir test count.wasm --input keys.jsonl --config greeting=hi
-  weir test guest-examples/pipelines/sessions.toml --input clicks=clicks.jsonl --state")]
+  weir test guest-examples/pipelines/sessions.toml --input clicks=clicks.jsonl --state
+  weir test guest-examples/pipelines/orders-enriched.toml --records records.jsonl")]
 pub struct Test {
     /// The operator module (.wasm component), or a pipeline file (.toml).
     pub module: PathBuf,
@@ -58,6 +63,12 @@ pub struct Test {
     /// operator only; a pipeline's stages have theirs in the file).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     pub config: Vec<String>,
+    /// A pipeline's records of every input in one JSON-lines file, each
+    /// line naming its `"topic"`, processed in file order (as Kafka
+    /// Streams' `TopologyTestDriver.pipeInput` calls); `-` reads standard
+    /// input. Instead of `--input`.
+    #[arg(long, value_name = "RECORDS.jsonl")]
+    pub records: Option<PathBuf>,
     /// Events per call into the operator (default 256), or per batch through
     /// a pipeline (default 1: record by record).
     #[arg(long)]
@@ -86,6 +97,10 @@ impl Test {
         if self.module.extension().is_some_and(|e| e == "toml") {
             return self.run_pipeline();
         }
+        anyhow::ensure!(
+            self.records.is_none(),
+            "--records is for a pipeline (records of several topics); an operator reads --input"
+        );
         anyhow::ensure!(
             self.input.len() == 1,
             "an operator reads one --input (a file, or - for standard input); got {}",
@@ -260,68 +275,66 @@ impl Test {
 }
 
 impl Test {
-    /// `weir test PIPELINE.toml`: every input's records in timestamp order
-    /// through the driver, outputs as they come, then the stores.
+    /// `weir test PIPELINE.toml`: the records through the driver in pipe
+    /// order (`--records`) or merged by time (`--input`), outputs in the
+    /// order they were written, then the stores.
     fn run_pipeline(&self) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(
             self.config.is_empty(),
             "--config is for an operator; a pipeline's stages take theirs from the pipeline file"
         );
         let pipeline = Pipeline::load(&self.module)?;
-        let mut files: Vec<VecDeque<(i64, Step)>> = Vec::new();
-        for spec in &self.input {
-            let (topic, file) = spec
-                .split_once('=')
-                .with_context(|| format!("--input {spec}: a pipeline takes TOPIC=FILE.jsonl"))?;
-            anyhow::ensure!(
-                pipeline.inputs.iter().chain(&pipeline.globals).any(|i| i == topic),
-                "--input {spec}: {topic} is not an input of {} (its inputs: {})",
-                self.module.display(),
-                pipeline
-                    .inputs
-                    .iter()
-                    .chain(&pipeline.globals)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            files.push(read_pipeline_input(topic, Path::new(file))?);
-        }
-        let steps = merge_by_time(files);
+        let readable: Vec<&String> = pipeline.inputs.iter().chain(&pipeline.globals).collect();
+        let is_input = |topic: &str| readable.iter().any(|i| *i == topic);
+        let inputs_list = || readable.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+        let steps: Vec<Piped> = match &self.records {
+            Some(file) => {
+                anyhow::ensure!(
+                    self.input.is_empty(),
+                    "--records holds every input's records in pipe order: it cannot be combined with --input"
+                );
+                let steps = read_steps(file, None)?;
+                for step in &steps {
+                    if let Piped::Record { topic, .. } = step {
+                        anyhow::ensure!(
+                            is_input(topic),
+                            "{}: a record of {topic}, which is not an input of {} (its inputs: {})",
+                            file.display(),
+                            self.module.display(),
+                            inputs_list()
+                        );
+                    }
+                }
+                steps
+            }
+            None => {
+                let mut files = Vec::new();
+                for spec in &self.input {
+                    let (topic, file) = spec
+                        .split_once('=')
+                        .with_context(|| format!("--input {spec}: a pipeline takes TOPIC=FILE.jsonl"))?;
+                    anyhow::ensure!(
+                        is_input(topic),
+                        "--input {spec}: {topic} is not an input of {} (its inputs: {})",
+                        self.module.display(),
+                        inputs_list()
+                    );
+                    files.push(read_steps(Path::new(file), Some(topic))?);
+                }
+                merge_by_time(files)
+            }
+        };
+        let records = steps.iter().filter(|s| matches!(s, Piped::Record { .. })).count();
         let runtime = self.sandbox.runtime()?;
         let mut driver = Driver::new(&pipeline, &runtime, self.batch_size.unwrap_or(1))?;
+        let ran = driver.pipe_in_order(steps);
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        let mut records = 0usize;
-        let mut pending: Vec<Event> = Vec::new();
-        let mut pending_topic = String::new();
-        let batch = self.batch_size.unwrap_or(1).max(1);
-        for (_, step) in steps {
-            // Consecutive records of one topic go together, up to a batch.
-            let flush = match &step {
-                Step::Record { topic, .. } => *topic != pending_topic || pending.len() >= batch,
-                Step::Advance(_) => true,
-            };
-            if flush && !pending.is_empty() {
-                driver.pipe(&pending_topic, std::mem::take(&mut pending))?;
-                print_outputs(&mut driver, &mut out)?;
-            }
-            match step {
-                Step::Record { topic, event } => {
-                    records += 1;
-                    pending_topic = topic;
-                    pending.push(event);
-                }
-                Step::Advance(by) => {
-                    driver.advance_wall_clock(by)?;
-                    print_outputs(&mut driver, &mut out)?;
-                }
-            }
+        // What was written before a failure is printed too.
+        for r in driver.take_outputs() {
+            writeln!(out, "{}", testing::record_json(&r))?;
         }
-        if !pending.is_empty() {
-            driver.pipe(&pending_topic, pending)?;
-            print_outputs(&mut driver, &mut out)?;
-        }
+        ran?;
         if self.state {
             for entry in driver.state()? {
                 writeln!(out, "{}", serde_json::json!({"state": entry}))?;
@@ -344,20 +357,29 @@ impl Test {
     }
 }
 
-/// One step of a pipeline run: a record for an input, or the wall clock
-/// moving on.
-enum Step {
-    Record { topic: String, event: Event },
-    Advance(std::time::Duration),
-}
-
 /// The steps of every input in one sequence, as a Kafka Streams task
 /// picks records from its partitions: each input in its own order, and
 /// next always the input whose next record has the smallest timestamp
-/// (ties: the input given first).
-fn merge_by_time(mut files: Vec<VecDeque<(i64, Step)>>) -> Vec<(i64, Step)> {
+/// (ties: the input given first). A wall-clock advance keeps the place of
+/// the record before it in its file.
+fn merge_by_time(files: Vec<Vec<Piped>>) -> Vec<Piped> {
+    let mut files: Vec<VecDeque<(i64, Piped)>> = files
+        .into_iter()
+        .map(|steps| {
+            let mut last = i64::MIN;
+            steps
+                .into_iter()
+                .map(|step| {
+                    if let Piped::Record { event, .. } = &step {
+                        last = event.timestamp;
+                    }
+                    (last, step)
+                })
+                .collect()
+        })
+        .collect();
     let mut out = Vec::new();
-    while let Some(next) = files
+    while let Some((_, next)) = files
         .iter()
         .enumerate()
         .filter_map(|(i, f)| f.front().map(|(ts, _)| (*ts, i)))
@@ -369,12 +391,15 @@ fn merge_by_time(mut files: Vec<VecDeque<(i64, Step)>>) -> Vec<(i64, Step)> {
     out
 }
 
-/// Reads `file`'s lines as records of `topic` (or wall-clock moves, which
-/// take the timestamp of the record before them so that they stay in place).
-fn read_pipeline_input(topic: &str, file: &Path) -> anyhow::Result<VecDeque<(i64, Step)>> {
-    let mut steps = VecDeque::new();
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut last = i64::MIN;
+/// Reads `file`'s lines as steps: records of `topic` (`--input`), or of
+/// the topic each line names (`--records`), and wall-clock advances.
+fn read_steps(file: &Path, topic: Option<&str>) -> anyhow::Result<Vec<Piped>> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let mut steps = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let number = i + 1;
         if line.trim().is_empty() {
@@ -391,32 +416,28 @@ fn read_pipeline_input(topic: &str, file: &Path) -> anyhow::Result<VecDeque<(i64
                     )
                 })?;
                 let by = units::parse_duration(by).map_err(|e| anyhow::anyhow!("{}:{number}: {e}", file.display()))?;
-                steps.push_back((last, Step::Advance(by)));
+                steps.push(Piped::AdvanceWallClock(by));
                 continue;
             }
         }
         let event = jsonl::parse_event(line, number).with_context(|| format!("in {}", file.display()))?;
-        last = event.timestamp;
-        steps.push_back((
-            event.timestamp,
-            Step::Record {
-                topic: topic.to_owned(),
-                event,
-            },
-        ));
+        let topic = match topic {
+            Some(t) => t.to_owned(),
+            None => {
+                let named = serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .is_some_and(|v| v.get("topic").is_some());
+                anyhow::ensure!(
+                    named,
+                    "{}:{number}: a --records line names its topic (\"topic\": \"…\")",
+                    file.display()
+                );
+                event.topic.clone()
+            }
+        };
+        steps.push(Piped::Record { topic, event });
     }
     Ok(steps)
-}
-
-/// Prints (and forgets) what the driver has written so far, topic by topic.
-fn print_outputs(driver: &mut Driver, out: &mut impl Write) -> anyhow::Result<()> {
-    let topics: Vec<String> = driver.outputs().keys().cloned().collect();
-    for topic in topics {
-        for r in driver.take_output(&topic) {
-            writeln!(out, "{}", testing::record_json(&r))?;
-        }
-    }
-    Ok(())
 }
 
 /// Folds every key's events in one `add` call; when that traps, folds each
