@@ -1,28 +1,36 @@
 //! The windowed stream-stream join, as Kafka Streams'
-//! `KStream#join/leftJoin/outerJoin(KStream, JoinWindows)`.
+//! `KStream#join/leftJoin/outerJoin(KStream, JoinWindows)` (its
+//! `KStreamKStreamJoin`, with the spurious-results fix of a join window
+//! with grace):
 //!
 //! - A left record at `t` joins every right record of its key at
-//!   `t - before ..= t + after` (both ends inclusive), whichever comes
-//!   first; each pair once, when its second record arrives. The result's
-//!   timestamp is the larger of the two.
-//! - Both sides' records are kept in the stage's store for
-//!   `before + after + grace` after their timestamp, then deleted.
-//! - A record whose own window has closed when it arrives — a left one at
-//!   `t` once stream time is past `t + after + grace`, a right one past
-//!   `t + before + grace` — is late: dropped (counted), or dead-lettered
-//!   under that policy, as a late record of a windowed aggregate.
+//!   `t - before ..= t + after` (both ends inclusive) that the right side
+//!   still keeps, whichever comes first; each pair once, when its second
+//!   record arrives. The result's timestamp is the larger of the two.
+//! - Each side keeps its records for `before + after + grace` past their
+//!   timestamp, by that side's own stream time (the largest timestamp of
+//!   its records), as Kafka Streams' two window stores do; a record that a
+//!   side no longer keeps joins nothing. A record that arrives after its
+//!   own window closed is not dropped: it still joins what the other side
+//!   keeps.
 //! - `left` and `outer`: a left record (and for `outer` a right one) that
-//!   has found no partner is emitted with an absent other side once its
-//!   window has closed (stream time past the ends above), never before, and
-//!   never if a partner arrived in time. Its timestamp is its own.
-//!   `idle-close` also emits them after the task has been quiet that long
-//!   on the wall clock.
-//! - A record without a key or a value is dropped (counted).
+//!   has found no partner goes out with an absent other side once its
+//!   window has closed — stream time past `t + after + grace` for a left
+//!   one, `t + before + grace` for a right one — never if a partner came
+//!   first; or at once if it arrives with its window's end (`t + after`,
+//!   `t + before`) already behind stream time. Its timestamp is its own.
+//!   Those that close together go out before the joins of the record that
+//!   closed them, in Kafka Streams' order: by timestamp, then right before
+//!   left, then key. `idle-close` also emits them after the task has been
+//!   quiet that long on the wall clock.
+//! - A record without a value is dropped (counted); one without a key is
+//!   dropped too, except on a side that emits unmatched records, where it
+//!   goes out at once with an absent other side (KIP-962).
 //!
-//! Stream time is the largest timestamp the stage has seen on either side.
-//! Records, their "found a partner" mark and stream time are in the store,
-//! changelogged like every store change, so emission is exactly-once across
-//! crashes.
+//! Stream time is the largest timestamp the stage has seen on either side,
+//! records that cannot join included. Records, their "found a partner"
+//! mark and the stream times are in the store, changelogged like every
+//! store change, so emission is exactly-once across crashes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,7 +38,6 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{BatchEncoder, EventRef};
 use crate::collector::Collector;
-use crate::event::Window;
 use crate::pipeline::{JoinKind, JoinWindow};
 use crate::runtime::{GuestError, LoadedModule, Runtime};
 use crate::stage::join::{Joiner, with_keys, write_logged};
@@ -44,9 +51,15 @@ const RIGHT: u8 = 1;
 const DONE: u8 = 1;
 
 /// The timer queue of records waiting to go out unmatched (when their
-/// window closes), and of every kept record's deletion (past retention).
+/// window closes), and of each side's kept records' deletion (past
+/// retention, by that side's stream time). Queue 1 held both sides'
+/// deletions before the sides kept time apart; it is emptied at open.
 const PENDING: u8 = 0;
-const EXPIRY: u8 = 1;
+const LEGACY_EXPIRY: u8 = 1;
+const EXPIRY: [u8; 2] = [2, 3];
+
+/// Meta entries: each side's stream time.
+const SIDE_TIME: [&str; 2] = ["stream-time-left", "stream-time-right"];
 
 /// How many of the other side's kept records one read takes.
 const PARTNER_PAGE: usize = 64;
@@ -65,11 +78,14 @@ pub struct WindowJoinStage {
     store: Store,
     /// The largest timestamp seen (`i64::MIN`: none yet).
     stream_time: i64,
+    /// The largest timestamp of each side's records (what its records are
+    /// kept by).
+    side_time: [i64; 2],
     /// Records of a side that emits unmatched ones and have no partner yet,
     /// by when their window closes (timers in the store).
     pending: Timers,
-    /// Every kept record, by when it may be deleted.
-    expiry: Timers,
+    /// Each side's kept records, by when they may be deleted.
+    expiry: [Timers; 2],
     /// The wall clock of the last input (`idle-close`).
     last_input: Option<Instant>,
     /// The task's input position for this batch's changelog records.
@@ -99,6 +115,15 @@ fn joined(k: &[u8]) -> Result<(u8, Option<Vec<u8>>, i64), StateError> {
             key: k.to_vec(),
             what: "a join record key that does not decode",
         }),
+    }
+}
+
+/// The pair of a record of `side` with an absent other side.
+fn unjoined(side: u8, value: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
+    if side == LEFT {
+        (Some(value), None)
+    } else {
+        (None, Some(value))
     }
 }
 
@@ -132,8 +157,9 @@ impl WindowJoinStage {
             idle_close,
             store,
             stream_time: i64::MIN,
+            side_time: [i64::MIN; 2],
             pending: Timers::new(PENDING),
-            expiry: Timers::new(EXPIRY),
+            expiry: [Timers::new(EXPIRY[0]), Timers::new(EXPIRY[1])],
             last_input: None,
             position: String::new(),
         };
@@ -145,18 +171,36 @@ impl WindowJoinStage {
     /// which of them still wait for their window to close.
     fn reload(&mut self) -> Result<(), StateError> {
         self.store.discard();
-        self.stream_time = match self.store.get(&keys::meta(keys::STREAM_TIME))? {
-            Some(b) => i64::from_le_bytes(b.as_slice().try_into().map_err(|_| StateError::Corrupt {
-                key: keys::meta(keys::STREAM_TIME),
-                what: "a stream time that is not 8 bytes",
-            })?),
-            None => i64::MIN,
+        let time = |store: &Store, name: &str| -> Result<i64, StateError> {
+            match store.get(&keys::meta(name))? {
+                Some(b) => Ok(i64::from_le_bytes(b.as_slice().try_into().map_err(|_| {
+                    StateError::Corrupt {
+                        key: keys::meta(name),
+                        what: "a stream time that is not 8 bytes",
+                    }
+                })?)),
+                None => Ok(i64::MIN),
+            }
         };
+        self.stream_time = time(&self.store, keys::STREAM_TIME)?;
+        for side in [LEFT, RIGHT] {
+            self.side_time[usize::from(side)] = time(&self.store, SIDE_TIME[usize::from(side)])?;
+        }
         let outside = self.store.written_outside();
         let retention = self.window.retention();
-        self.expiry.reload(&self.store, outside, &keys::JOINED_PREFIX, |k, _| {
-            Ok(Some(joined(k)?.2.saturating_add(retention)))
-        })?;
+        for side in [LEFT, RIGHT] {
+            self.expiry[usize::from(side)].reload(&self.store, outside, &keys::JOINED_PREFIX, |k, _| {
+                let (s, _, ts) = joined(k)?;
+                Ok((s == side).then(|| ts.saturating_add(retention)))
+            })?;
+        }
+        // A store written before the sides kept time apart has both sides'
+        // deletions in one queue: the per-side queues were rebuilt from the
+        // records, so its timers go (rebuilt as none, once).
+        let mut legacy = Timers::new(LEGACY_EXPIRY);
+        if legacy.first(&self.store)?.is_some() {
+            legacy.reload(&self.store, true, &keys::JOINED_PREFIX, |_, _| Ok(None))?;
+        }
         let (kind, window) = (self.kind, self.window);
         let pending = |k: &[u8], v: &[u8]| {
             let (side, _, ts) = joined(k)?;
@@ -208,51 +252,78 @@ impl WindowJoinStage {
     }
 
     /// Emits the unmatched records whose window closed before stream time
-    /// (all of them when `all`, on the wall clock), and deletes the records
-    /// kept past their retention.
-    fn fire(&mut self, all: bool, batch: &mut Pending, out: &mut Collector<'_>) -> Result<(), StageError> {
+    /// (all of them when `all`, on the wall clock), in Kafka Streams'
+    /// order: by timestamp, then right before left, then key (then
+    /// arrival).
+    fn fire_unmatched(&mut self, all: bool, batch: &mut Pending, out: &mut Collector<'_>) -> Result<(), StageError> {
         // Windows close once stream time is past them.
         let until = if all {
             i64::MAX
         } else {
             self.stream_time.saturating_sub(1)
         };
+        let mut due = Vec::new();
         loop {
-            let due = self.pending.pop_due(&mut self.store, until, FIRE_PAGE)?;
-            let more = due.len() == FIRE_PAGE;
-            for (_, key) in due {
-                self.fire_unmatched(key, batch, out)?;
+            let page = self.pending.pop_due(&mut self.store, until, FIRE_PAGE)?;
+            let more = page.len() == FIRE_PAGE;
+            for (_, key) in page {
+                let Some(Entry::Joined(side, rkey, ts, offset)) = keys::decode(&key) else {
+                    return Err(out.invariant("a pending join record's key does not decode", format!("{key:02x?}")));
+                };
+                // Kafka Streams' outer store key: timestamp, side (left 1,
+                // right 0), key.
+                due.push(((ts, side == LEFT, rkey, offset), key));
             }
             if !more {
                 break;
             }
         }
-        let until = self.stream_time.saturating_sub(1);
-        loop {
-            let due = self.expiry.pop_due(&mut self.store, until, FIRE_PAGE)?;
-            let more = due.len() == FIRE_PAGE;
-            for (_, key) in due {
-                // Not changelogged: the changelog is deleted by time (after
-                // the same retention), and a record that a restore brings
-                // back past its retention joins nothing (no record on time
-                // is that far from it) and is already marked done if it was
-                // to be emitted; it is deleted again at the next firing.
-                self.store.stage(key, None);
-            }
-            if !more {
-                break;
+        due.sort();
+        for ((ts, _, rkey, _), key) in due {
+            self.emit_unmatched(key, ts, rkey, batch, out)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the records each side keeps past their retention, by that
+    /// side's stream time.
+    fn expire(&mut self) -> Result<(), StageError> {
+        for side in [LEFT, RIGHT] {
+            let until = self.side_time[usize::from(side)];
+            loop {
+                let due = self.expiry[usize::from(side)].pop_due(&mut self.store, until, FIRE_PAGE)?;
+                let more = due.len() == FIRE_PAGE;
+                for (_, key) in due {
+                    // Not changelogged: the changelog is deleted by time
+                    // (after the same retention), and a record that a
+                    // restore brings back past its retention is one the
+                    // side no longer keeps (it joins nothing) and is already
+                    // marked done if it was to be emitted; it is deleted
+                    // again at the next firing.
+                    self.store.stage(key, None);
+                }
+                if !more {
+                    break;
+                }
             }
         }
         Ok(())
     }
 
-    /// Emits the kept record `key`, whose window closed, if it is still
-    /// unmatched.
-    fn fire_unmatched(&mut self, key: Vec<u8>, batch: &mut Pending, out: &mut Collector<'_>) -> Result<(), StageError> {
+    /// Emits the kept record `key` (of `rkey` at `ts`), whose window
+    /// closed, if it is still unmatched.
+    fn emit_unmatched(
+        &mut self,
+        key: Vec<u8>,
+        ts: i64,
+        rkey: Option<Vec<u8>>,
+        batch: &mut Pending,
+        out: &mut Collector<'_>,
+    ) -> Result<(), StageError> {
         let Some(stored) = self.store.get(&key)? else {
             return Ok(());
         };
-        let Some(Entry::Joined(side, rkey, ts, _)) = keys::decode(&key) else {
+        let Some(Entry::Joined(side, ..)) = keys::decode(&key) else {
             return Err(out.invariant("a pending join record's key does not decode", format!("{key:02x?}")));
         };
         let (flags, value) = stored
@@ -261,13 +332,8 @@ impl WindowJoinStage {
         if flags & DONE != 0 {
             return Ok(());
         }
-        let (left, right) = if side == LEFT {
-            (Some(value), None)
-        } else {
-            (None, Some(value))
-        };
         let topic = self.topics[usize::from(side)].clone();
-        batch.push(&mut self.joiner, ts, &topic, rkey.as_deref(), (left, right));
+        batch.push(&mut self.joiner, ts, &topic, rkey.as_deref(), unjoined(side, value));
         let value = value.to_vec();
         self.mark_done(&key, &value, out)?;
         Ok(())
@@ -345,15 +411,25 @@ impl Stage for WindowJoinStage {
         };
         self.last_input = Some(out.context().now);
         let mut batch = self.begin(out);
-        let before = self.stream_time;
+        let before = (self.stream_time, self.side_time[usize::from(side)]);
         for ev in input.events {
             self.record(side, ev, &mut batch, out)?;
         }
-        if self.stream_time != before {
+        if self.stream_time != before.0 {
             let st = self.stream_time.to_le_bytes().to_vec();
             write_logged(
                 &mut self.store,
                 keys::meta(keys::STREAM_TIME),
+                Some(st),
+                &self.position,
+                out,
+            )?;
+        }
+        if self.side_time[usize::from(side)] != before.1 {
+            let st = self.side_time[usize::from(side)].to_le_bytes().to_vec();
+            write_logged(
+                &mut self.store,
+                keys::meta(SIDE_TIME[usize::from(side)]),
                 Some(st),
                 &self.position,
                 out,
@@ -371,7 +447,7 @@ impl Stage for WindowJoinStage {
 
     fn on_wall_clock(&mut self, _now: Instant, out: &mut Collector<'_>) -> Result<(), StageError> {
         let mut batch = self.begin(out);
-        self.fire(true, &mut batch, out)?;
+        self.fire_unmatched(true, &mut batch, out)?;
         self.flush(batch, out)
     }
 
@@ -379,7 +455,9 @@ impl Stage for WindowJoinStage {
         let c = checkpoint(self.store.changelog());
         self.store.commit(c)?;
         self.pending.commit();
-        self.expiry.commit();
+        for expiry in &mut self.expiry {
+            expiry.commit();
+        }
         Ok(())
     }
 
@@ -413,8 +491,10 @@ impl Stage for WindowJoinStage {
 }
 
 impl WindowJoinStage {
-    /// One record of `side`: late, or joined with the other side's kept
-    /// records in its window, then kept; then windows that closed fire.
+    /// One record of `side`: the unmatched records its time closes go out,
+    /// then it joins the other side's kept records in its window, and is
+    /// kept (or goes out unmatched at once, if its window's end is already
+    /// behind stream time).
     fn record(
         &mut self,
         side: u8,
@@ -422,21 +502,40 @@ impl WindowJoinStage {
         batch: &mut Pending,
         out: &mut Collector<'_>,
     ) -> Result<(), StageError> {
-        let (Some(key), Some(value)) = (ev.key, ev.value) else {
-            out.dropped(ev, "a stream record without a key or value cannot join");
-            return Ok(());
-        };
+        // Every record moves stream time, one that cannot join too.
         self.stream_time = self.stream_time.max(ev.timestamp);
-        let (from, to) = self.partners(side, ev.timestamp);
-        if self.closes_at(side, ev.timestamp) < self.stream_time {
-            return out.late(ev, Window { start: from, end: to }, self.stream_time);
+        let (key, value) = match (ev.key, ev.value) {
+            (Some(key), Some(value)) => (key, value),
+            (None, Some(value)) if self.emits(side) => {
+                // KIP-962: an outer side's record without a key goes out at
+                // once, with an absent other side.
+                batch.push(&mut self.joiner, ev.timestamp, ev.topic, None, unjoined(side, value));
+                return Ok(());
+            }
+            _ => {
+                out.dropped(ev, "a stream record without a key or value cannot join");
+                return Ok(());
+            }
+        };
+        // Only a record at stream time closes windows (an earlier one moved
+        // nothing).
+        if ev.timestamp == self.stream_time {
+            self.fire_unmatched(false, batch, out)?;
         }
         let other = 1 - side;
+        let retention = self.window.retention();
+        // What the other side still keeps: newer than its stream time
+        // less the retention.
+        let kept_from = self.side_time[usize::from(other)]
+            .saturating_sub(retention)
+            .saturating_add(1);
+        let (from, to) = self.partners(side, ev.timestamp);
+        let from = from.max(kept_from);
         let mut found = false;
         // The other side's records of the key from `from` on, a page at a
         // time, up to `to`: not every record the key has kept.
         let prefix = keys::joined_of(other, Some(key));
-        let mut after = Some(keys::joined_at(other, Some(key), from));
+        let mut after = (from <= to).then(|| keys::joined_at(other, Some(key), from));
         let end = to.checked_add(1).map(|t| keys::joined_at(other, Some(key), t));
         'scan: while let Some(start) = after.take() {
             let (page, next) = self
@@ -473,24 +572,49 @@ impl WindowJoinStage {
             }
             after = next;
         }
-        // The record's offset keeps equal keys and times apart (and makes a
-        // record processed again after an abort the same entry).
-        let k = keys::joined(side, Some(key), ev.timestamp, ev.offset);
-        let flags = if found { DONE } else { 0 };
-        write_logged(
-            &mut self.store,
-            k.clone(),
-            Some(encode(flags, value)),
-            &self.position,
-            out,
-        )?;
-        let retention = self.window.retention();
-        self.expiry
-            .insert(&mut self.store, ev.timestamp.saturating_add(retention), &k)?;
-        if !found && self.emits(side) {
-            let close = self.closes_at(side, ev.timestamp);
-            self.pending.insert(&mut self.store, close, &k)?;
+        let mut done = found;
+        if !found && self.emits(side) && to < self.stream_time {
+            // Its window's end is behind stream time: no partner can come
+            // in order, so it goes out now (Kafka Streams: without waiting
+            // for grace).
+            batch.push(
+                &mut self.joiner,
+                ev.timestamp,
+                ev.topic,
+                Some(key),
+                unjoined(side, value),
+            );
+            done = true;
         }
-        self.fire(false, batch, out)
+        let own = &mut self.side_time[usize::from(side)];
+        *own = (*own).max(ev.timestamp);
+        // Kept unless its side already keeps nothing that old.
+        if ev.timestamp.saturating_add(retention) > *own {
+            // The record's offset keeps equal keys and times apart (and
+            // makes a record processed again after an abort the same entry).
+            let k = keys::joined(side, Some(key), ev.timestamp, ev.offset);
+            let flags = if done { DONE } else { 0 };
+            write_logged(
+                &mut self.store,
+                k.clone(),
+                Some(encode(flags, value)),
+                &self.position,
+                out,
+            )?;
+            self.expiry[usize::from(side)].insert(&mut self.store, ev.timestamp.saturating_add(retention), &k)?;
+            if !done && self.emits(side) {
+                let close = self.closes_at(side, ev.timestamp);
+                self.pending.insert(&mut self.store, close, &k)?;
+            }
+        } else if !done && self.emits(side) {
+            batch.push(
+                &mut self.joiner,
+                ev.timestamp,
+                ev.topic,
+                Some(key),
+                unjoined(side, value),
+            );
+        }
+        self.expire()
     }
 }
