@@ -254,6 +254,9 @@ impl Stage for JoinStage {
             };
             let lookup = match (&self.key_by, ev.key) {
                 (KeyBy::Record, Some(key)) => Lookup::At(key.to_vec()),
+                // KIP-962: a left join keeps a record without a key, with
+                // an absent right side.
+                (KeyBy::Record, None) if self.kind == JoinKind::Left => Lookup::Nowhere,
                 (KeyBy::Record, None) => {
                     out.dropped(ev, "a stream record without a key cannot join");
                     continue;
@@ -295,12 +298,15 @@ impl Stage for JoinStage {
             };
             let row = match &lookup {
                 Lookup::At(k) => self.table.get(k)?,
+                // As Kafka Streams: no lookup key drops the record, but in a
+                // left join one without a key of its own (KIP-962).
+                Lookup::Nowhere if self.kind == JoinKind::Inner || ev.key.is_some() => {
+                    out.dropped(ev, "no lookup key for the record");
+                    continue;
+                }
                 Lookup::Nowhere => None,
             };
             if row.is_none() && self.kind == JoinKind::Inner {
-                if let Lookup::Nowhere = lookup {
-                    out.dropped(ev, "no lookup key in the record's value");
-                }
                 continue;
             }
             self.joiner.pairs.push(
@@ -370,8 +376,10 @@ pub struct Side {
 enum Step {
     /// The key has a result: the pair's index in the call, and its timestamp.
     Join(usize, i64),
-    /// The key's result is gone: a tombstone at this timestamp.
-    Delete(i64),
+    /// The key has no result: a tombstone at this timestamp — sent even if
+    /// the key had no result when `always` (the other side has a row: Kafka
+    /// Streams then forwards every change, deletes included).
+    Delete { timestamp: i64, always: bool },
 }
 
 /// A table-table join in one task: its result table is its store.
@@ -460,15 +468,23 @@ impl Stage for TableJoinStage {
                 JoinKind::Left => left.is_some(),
                 JoinKind::Outer => left.is_some() || right.is_some(),
             };
-            let timestamp = match (&other, ev.value) {
-                (Some(row), Some(_)) => row.timestamp.max(ev.timestamp),
-                _ => ev.timestamp,
+            // Kafka Streams: the larger of the update's and the other row's
+            // whenever there is another row, for a delete too.
+            let timestamp = match &other {
+                Some(row) => row.timestamp.max(ev.timestamp),
+                None => ev.timestamp,
             };
             if joins {
                 self.joiner.pairs.push(timestamp, Some(key), left, right, ev.headers());
                 steps.push((idx, Step::Join(self.joiner.pairs.len() - 1, timestamp)));
             } else {
-                steps.push((idx, Step::Delete(timestamp)));
+                steps.push((
+                    idx,
+                    Step::Delete {
+                        timestamp,
+                        always: other.is_some(),
+                    },
+                ));
             }
         }
         let (results, traps) = if self.joiner.pairs.is_empty() {
@@ -484,12 +500,12 @@ impl Stage for TableJoinStage {
         for (idx, step) in steps {
             let ev = &input.events[idx];
             let Some(key) = ev.key else { continue };
-            let (value, timestamp) = match step {
-                Step::Delete(ts) => (None, ts),
+            let (value, timestamp, always) = match step {
+                Step::Delete { timestamp, always } => (None, timestamp, always),
                 Step::Join(p, ts) => match results.get(p) {
                     Some(EventResult::Outputs(outputs)) => match outputs.as_slice() {
-                        [] => (None, ts),
-                        [one] => (one.value.clone(), ts),
+                        [] => (None, ts, true),
+                        [one] => (one.value.clone(), ts, true),
                         more => {
                             let message = format!(
                                 "the joiner returned {} outputs; a table-table join keeps one value per key",
@@ -523,9 +539,9 @@ impl Stage for TableJoinStage {
                     }
                 },
             };
-            let had = self.store.get(&keys::plain(Some(key)))?.is_some();
-            if value.is_none() && !had {
-                // Nothing joined before, nothing now: no change.
+            if value.is_none() && !always && self.store.get(&keys::plain(Some(key)))?.is_none() {
+                // Nothing joined before, nothing now, and no other row: no
+                // change.
                 continue;
             }
             self.write(key, value.as_deref().map(|v| (timestamp, v)), &position, out)?;
