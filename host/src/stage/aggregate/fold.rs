@@ -363,6 +363,8 @@ impl Aggregator {
             self.advanced_until = now;
         }
         let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
+        // Sliding windows: where each changed window's update goes.
+        let mut order: HashMap<Vec<u8>, SlidingOrder> = HashMap::new();
         match self.spec.window {
             Some(
                 w @ Windowing {
@@ -375,7 +377,7 @@ impl Aggregator {
                     kind: WindowKind::Sliding { size },
                     ..
                 },
-            ) => self.fold_sliding(op, w, size, events, &mut step, &mut latest)?,
+            ) => self.fold_sliding(op, w, size, events, &mut step, &mut latest, &mut order)?,
             window => self.fold_fixed(op, window, events, &mut step, &mut latest)?,
         }
         if self.spec.emit == Emit::Update {
@@ -389,12 +391,29 @@ impl Aggregator {
                     });
                 }
             }
-            // Emission in event-time order (then key), as records would go:
-            // downstream stream time then moves forward through a batch.
-            // At one time and key, tombstones first (as a merge emits them).
-            step.due.sort_by(|a, b| {
-                (a.timestamp, &a.key, a.acc.is_some(), a.window).cmp(&(b.timestamp, &b.key, b.acc.is_some(), b.window))
-            });
+            if order.is_empty() {
+                // Emission in event-time order (then key), as records would
+                // go: downstream stream time then moves forward through a
+                // batch. At one time and key, tombstones first (as a merge
+                // emits them).
+                step.due.sort_by(|a, b| {
+                    (a.timestamp, &a.key, a.acc.is_some(), a.window).cmp(&(
+                        b.timestamp,
+                        &b.key,
+                        b.acc.is_some(),
+                        b.window,
+                    ))
+                });
+            } else {
+                // Sliding windows: in the order Kafka Streams forwards them,
+                // by the event that last changed each.
+                let of = |d: &Due| {
+                    d.window
+                        .map(|win| keys::windowed(d.key.as_deref(), win))
+                        .and_then(|k| order.get(&k).copied())
+                };
+                step.due.sort_by_key(|d| of(d));
+            }
         }
         self.close(self.stream_time.0, &mut step)?;
         self.flush(position, sink)?;
@@ -573,6 +592,7 @@ impl Aggregator {
         events: &[EventRef<'_>],
         step: &mut Step,
         latest: &mut HashMap<Vec<u8>, i64>,
+        order: &mut HashMap<Vec<u8>, SlidingOrder>,
     ) -> Result<(), AggregateError> {
         /// Why a window is folded again: the new events that go into it, and
         /// the new events whose (new) right window it is.
@@ -580,6 +600,9 @@ impl Aggregator {
         struct Touch {
             gains: BTreeSet<(i64, i64)>,
             creators: BTreeSet<(i64, i64)>,
+            /// Where its update goes among the batch's (by the last event
+            /// that changed it).
+            order: Option<SlidingOrder>,
         }
         let mut new_by_key: std::collections::BTreeMap<Option<Vec<u8>>, Vec<usize>> = Default::default();
         // Stream time when each new event arrived.
@@ -647,7 +670,8 @@ impl Aggregator {
                     .map(|e| e.0)
                     .collect();
                 let right = window::sliding_right(t, size);
-                let right_is_new = !window::sliding_windows(&before, size).contains(&right);
+                let existing = window::sliding_windows(&before, size);
+                let right_is_new = !existing.contains(&right);
                 let mut after = before;
                 after.push(t);
                 let mut used = false;
@@ -655,13 +679,20 @@ impl Aggregator {
                     if w.is_closed(win, now) {
                         continue;
                     }
-                    if window::holds(win, t) {
-                        touched.entry(win).or_default().gains.insert((t, off));
+                    let touch = if window::holds(win, t) {
+                        let touch = touched.entry(win).or_default();
+                        touch.gains.insert((t, off));
+                        touch
                     } else if win == right && right_is_new {
-                        touched.entry(win).or_default().creators.insert((t, off));
+                        let touch = touched.entry(win).or_default();
+                        touch.creators.insert((t, off));
+                        touch
                     } else {
                         continue;
-                    }
+                    };
+                    touch.order = touch
+                        .order
+                        .max(Some((i, sliding_rank(win, t, size, existing.contains(&win)))));
                     used = true;
                 }
                 if !used {
@@ -744,6 +775,9 @@ impl Aggregator {
                     .unwrap_or(win.start);
                 self.put(keys::stamp(&k), Some(ts.to_le_bytes().to_vec()));
                 latest.insert(k.clone(), ts);
+                if let Some(o) = touch.order {
+                    order.insert(k.clone(), o);
+                }
                 self.put(k, Some(acc));
             }
             self.purge_events(key.as_deref(), size, w.grace)?;
@@ -1046,6 +1080,37 @@ impl Aggregator {
 }
 
 /// A store key's record key and window.
+/// Where a sliding window's update goes among a batch's: the batch index of
+/// the last new event that changed it, then its place among that event's
+/// windows ([`sliding_rank`]).
+type SlidingOrder = (usize, (u8, i64));
+
+/// Where an event at `t` updates sliding window `win` among the windows it
+/// changes, as Kafka Streams forwards them. A record at or past `size`
+/// (`processReverse`, its default store): the existing windows that hold it
+/// from the latest start down, then the previous record's new right window,
+/// its own new left window, its own new right window (`createWindows`). An
+/// earlier one (`processEarly`): the existing windows that hold it from the
+/// earliest start up, then its new right window, the previous record's new
+/// right window, and `[0, size]` last.
+fn sliding_rank(win: Window, t: i64, size: i64, existed: bool) -> (u8, i64) {
+    let right = win.start > t;
+    if t >= size {
+        return match (right, existed) {
+            (true, _) => (3, 0),
+            (false, true) => (0, -win.start),
+            (false, false) if win.start == t - size => (2, 0),
+            (false, false) => (1, 0),
+        };
+    }
+    match (right, win.start, existed) {
+        (true, _, _) => (1, 0),
+        (false, 0, _) => (3, 0),
+        (false, _, true) => (0, win.start),
+        (false, _, false) => (2, 0),
+    }
+}
+
 fn split(k: &[u8]) -> Option<(Option<Vec<u8>>, Option<Window>)> {
     match keys::decode(k)? {
         Entry::Plain(key) => Some((key, None)),
@@ -1468,6 +1533,56 @@ mod tests {
             ran.out,
             [("a".into(), Some((0, 1)), 1, 0), ("a".into(), Some((11, 12)), 1, 11)],
             "11 is past the gap"
+        );
+    }
+
+    #[test]
+    fn sliding_updates_go_out_in_kafka_streams_order() {
+        // SuppressScenarioTest.shouldSupportFinalResultsForSlidingWindows,
+        // its raw output (size 5, grace 15), record by record: a record's
+        // existing windows from the latest start down, then the previous
+        // record's new right window, its new left window, its new right
+        // window (Kafka Streams' processReverse and createWindows); an early
+        // record (before `size`) as processEarly forwards them.
+        let s = spec(Some((WindowKind::Sliding { size: 5 }, 15)), Emit::Update);
+        let ran = run(&s, &k1(&[10, 11, 10, 13, 10, 24, 5, 7, 90]), 1);
+        let w = |start: i64| Some((start, start + 6));
+        assert_eq!(
+            ran.out,
+            [
+                ("k1".into(), w(5), 1, 10),
+                ("k1".into(), w(11), 1, 11),
+                ("k1".into(), w(6), 2, 11),
+                ("k1".into(), w(6), 3, 11),
+                ("k1".into(), w(5), 2, 10),
+                ("k1".into(), w(11), 2, 13),
+                ("k1".into(), w(12), 1, 13),
+                ("k1".into(), w(8), 4, 13),
+                ("k1".into(), w(8), 5, 13),
+                ("k1".into(), w(6), 4, 11),
+                ("k1".into(), w(5), 3, 10),
+                ("k1".into(), w(19), 1, 24),
+                ("k1".into(), w(5), 4, 10),
+                ("k1".into(), w(6), 5, 11),
+                ("k1".into(), w(5), 5, 10),
+                ("k1".into(), w(85), 1, 90),
+            ]
+        );
+        // processEarly (size 10): records at 1 and 3, then 2: its existing
+        // windows, its new right window [3,13], then [0,10].
+        let s = spec(Some((WindowKind::Sliding { size: 10 }, 100)), Emit::Update);
+        let ran = run(&s, &k1(&[1, 3, 2]), 1);
+        let w = |start: i64| Some((start, start + 11));
+        assert_eq!(
+            ran.out,
+            [
+                ("k1".into(), w(0), 1, 1),
+                ("k1".into(), w(2), 1, 3),
+                ("k1".into(), w(0), 2, 3),
+                ("k1".into(), w(2), 2, 3),
+                ("k1".into(), w(3), 1, 3),
+                ("k1".into(), w(0), 3, 3),
+            ]
         );
     }
 
