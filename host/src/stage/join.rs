@@ -373,6 +373,7 @@ pub struct Side {
 }
 
 /// What one update of a table-table join does.
+#[derive(Debug, PartialEq, Eq)]
 enum Step {
     /// The key has a result: the pair's index in the call, and its timestamp.
     Join(usize, i64),
@@ -380,6 +381,30 @@ enum Step {
     /// the key had no result when `always` (the other side has a row: Kafka
     /// Streams then forwards every change, deletes included).
     Delete { timestamp: i64, always: bool },
+}
+
+/// What a change of one side does in a `kind` table-table join, as Kafka
+/// Streams' `KTableKTable*Join` processors decide it: which of the two rows
+/// exist once it is applied (`has`: left, right), the change's timestamp,
+/// and the other side's row's timestamp if it has one. A join (its pair's
+/// index is filled in by the caller) or a delete; the result's timestamp is
+/// the larger of the change's and the other row's whenever the other side
+/// has a row, deletes included, and while it has one every change is sent.
+fn table_change(kind: JoinKind, has: (bool, bool), timestamp: i64, other: Option<i64>) -> Step {
+    let joins = match kind {
+        JoinKind::Inner => has.0 && has.1,
+        JoinKind::Left => has.0,
+        JoinKind::Outer => has.0 || has.1,
+    };
+    let timestamp = other.map_or(timestamp, |o| o.max(timestamp));
+    if joins {
+        Step::Join(0, timestamp)
+    } else {
+        Step::Delete {
+            timestamp,
+            always: other.is_some(),
+        }
+    }
 }
 
 /// A table-table join in one task: its result table is its store.
@@ -463,28 +488,17 @@ impl Stage for TableJoinStage {
             } else {
                 (other.as_ref().map(|r| r.value()), ev.value)
             };
-            let joins = match self.kind {
-                JoinKind::Inner => left.is_some() && right.is_some(),
-                JoinKind::Left => left.is_some(),
-                JoinKind::Outer => left.is_some() || right.is_some(),
-            };
-            // Kafka Streams: the larger of the update's and the other row's
-            // whenever there is another row, for a delete too.
-            let timestamp = match &other {
-                Some(row) => row.timestamp.max(ev.timestamp),
-                None => ev.timestamp,
-            };
-            if joins {
-                self.joiner.pairs.push(timestamp, Some(key), left, right, ev.headers());
-                steps.push((idx, Step::Join(self.joiner.pairs.len() - 1, timestamp)));
-            } else {
-                steps.push((
-                    idx,
-                    Step::Delete {
-                        timestamp,
-                        always: other.is_some(),
-                    },
-                ));
+            match table_change(
+                self.kind,
+                (left.is_some(), right.is_some()),
+                ev.timestamp,
+                other.as_ref().map(|r| r.timestamp),
+            ) {
+                Step::Join(_, timestamp) => {
+                    self.joiner.pairs.push(timestamp, Some(key), left, right, ev.headers());
+                    steps.push((idx, Step::Join(self.joiner.pairs.len() - 1, timestamp)));
+                }
+                delete => steps.push((idx, delete)),
             }
         }
         let (results, traps) = if self.joiner.pairs.is_empty() {
@@ -583,5 +597,59 @@ impl Stage for TableJoinStage {
 
     fn store(&self) -> Option<&Store> {
         Some(&self.store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kafka Streams' `KTableKTableInnerJoinTest#testJoin`, where a delete
+    /// of one side takes the other row's later timestamp: the tombstone of
+    /// key 0 at 6 (left delete at 5, right row at 6).
+    #[test]
+    fn a_delete_takes_the_other_rows_later_timestamp() {
+        assert_eq!(
+            table_change(JoinKind::Inner, (false, true), 5, Some(6)),
+            Step::Delete {
+                timestamp: 6,
+                always: true
+            }
+        );
+        // An outer join keeps the other side: a result at 14, not 10.
+        assert_eq!(
+            table_change(JoinKind::Outer, (false, true), 10, Some(14)),
+            Step::Join(0, 14)
+        );
+        // No other row: the change's own.
+        assert_eq!(
+            table_change(JoinKind::Left, (false, false), 5, None),
+            Step::Delete {
+                timestamp: 5,
+                always: false
+            }
+        );
+    }
+
+    /// KTableKTableInnerJoin forwards every change while the other side
+    /// has a row (a delete of a key this side never had included); the
+    /// left join's left side likewise; with no other row only a key that
+    /// had a result gets a tombstone (the caller checks).
+    #[test]
+    fn every_change_is_sent_while_the_other_side_has_a_row() {
+        for kind in [JoinKind::Inner, JoinKind::Left, JoinKind::Outer] {
+            assert!(matches!(
+                table_change(kind, (false, true), 1, Some(0)),
+                Step::Delete { always: true, .. } | Step::Join(..)
+            ));
+        }
+        assert_eq!(table_change(JoinKind::Left, (true, false), 3, None), Step::Join(0, 3));
+        assert_eq!(
+            table_change(JoinKind::Inner, (true, false), 3, None),
+            Step::Delete {
+                timestamp: 3,
+                always: false
+            }
+        );
     }
 }

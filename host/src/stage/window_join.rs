@@ -107,6 +107,27 @@ fn closes_at(window: JoinWindow, side: u8, ts: i64) -> i64 {
     ts.saturating_add(reach).saturating_add(window.grace)
 }
 
+/// Where an unmatched record goes among those that go out together: Kafka
+/// Streams' outer store order (`TimestampedKeyAndJoinSide`: timestamp, then
+/// the side byte, right 0 before left 1, then the key), then arrival.
+fn outer_order(side: u8, key: Option<Vec<u8>>, ts: i64, offset: i64) -> (i64, bool, Option<Vec<u8>>, i64) {
+    (ts, side == LEFT, key, offset)
+}
+
+/// Whether an unmatched record of `side` at `ts` goes out as it arrives:
+/// its window's end (not counting grace) is already behind stream time,
+/// so no partner can come in order (Kafka Streams' `timeTo < streamTime`).
+fn out_at_once(window: JoinWindow, side: u8, ts: i64, stream_time: i64) -> bool {
+    let reach = if side == LEFT { window.after } else { window.before };
+    ts.saturating_add(reach) < stream_time
+}
+
+/// The oldest timestamp a side still keeps, by its own stream time (Kafka
+/// Streams' window store: `observedStreamTime - retentionPeriod + 1`).
+fn kept_from(window: JoinWindow, side_time: i64) -> i64 {
+    side_time.saturating_sub(window.retention()).saturating_add(1)
+}
+
 /// A kept record's side, key and time, from its store key.
 fn joined(k: &[u8]) -> Result<(u8, Option<Vec<u8>>, i64), StateError> {
     match keys::decode(k) {
@@ -270,9 +291,7 @@ impl WindowJoinStage {
                 let Some(Entry::Joined(side, rkey, ts, offset)) = keys::decode(&key) else {
                     return Err(out.invariant("a pending join record's key does not decode", format!("{key:02x?}")));
                 };
-                // Kafka Streams' outer store key: timestamp, side (left 1,
-                // right 0), key.
-                due.push(((ts, side == LEFT, rkey, offset), key));
+                due.push((outer_order(side, rkey, ts, offset), key));
             }
             if !more {
                 break;
@@ -524,13 +543,9 @@ impl WindowJoinStage {
         }
         let other = 1 - side;
         let retention = self.window.retention();
-        // What the other side still keeps: newer than its stream time
-        // less the retention.
-        let kept_from = self.side_time[usize::from(other)]
-            .saturating_sub(retention)
-            .saturating_add(1);
+        // Only what the other side still keeps.
         let (from, to) = self.partners(side, ev.timestamp);
-        let from = from.max(kept_from);
+        let from = from.max(kept_from(self.window, self.side_time[usize::from(other)]));
         let mut found = false;
         // The other side's records of the key from `from` on, a page at a
         // time, up to `to`: not every record the key has kept.
@@ -573,10 +588,8 @@ impl WindowJoinStage {
             after = next;
         }
         let mut done = found;
-        if !found && self.emits(side) && to < self.stream_time {
-            // Its window's end is behind stream time: no partner can come
-            // in order, so it goes out now (Kafka Streams: without waiting
-            // for grace).
+        if !found && self.emits(side) && out_at_once(self.window, side, ev.timestamp, self.stream_time) {
+            // Kafka Streams does not wait for grace then.
             batch.push(
                 &mut self.joiner,
                 ev.timestamp,
@@ -589,7 +602,7 @@ impl WindowJoinStage {
         let own = &mut self.side_time[usize::from(side)];
         *own = (*own).max(ev.timestamp);
         // Kept unless its side already keeps nothing that old.
-        if ev.timestamp.saturating_add(retention) > *own {
+        if ev.timestamp >= kept_from(self.window, *own) {
             // The record's offset keeps equal keys and times apart (and
             // makes a record processed again after an abort the same entry).
             let k = keys::joined(side, Some(key), ev.timestamp, ev.offset);
@@ -616,5 +629,63 @@ impl WindowJoinStage {
             );
         }
         self.expire()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(before: i64, after: i64, grace: i64) -> JoinWindow {
+        JoinWindow { before, after, grace }
+    }
+
+    /// KStreamKStreamOuterJoinTest#testOuterJoinDuplicates: unmatched
+    /// records due together go out by time, right before left, then key,
+    /// then arrival (`null+11`, `null+12` before `A0+null` at 0).
+    #[test]
+    fn unmatched_records_go_out_in_kafka_streams_outer_store_order() {
+        let mut due = vec![
+            outer_order(LEFT, Some(b"0".to_vec()), 0, 0),
+            outer_order(RIGHT, Some(b"1".to_vec()), 0, 2),
+            outer_order(RIGHT, Some(b"1".to_vec()), 0, 1),
+            outer_order(LEFT, Some(b"0".to_vec()), 1, 3),
+            outer_order(RIGHT, Some(b"0".to_vec()), 0, 4),
+        ];
+        due.sort();
+        let order: Vec<(i64, bool, i64)> = due.iter().map(|(ts, left, _, off)| (*ts, *left, *off)).collect();
+        assert_eq!(
+            order,
+            [(0, false, 4), (0, false, 1), (0, false, 2), (0, true, 0), (1, true, 3)]
+        );
+    }
+
+    /// KStreamKStreamLeftJoinTest#testWindowing: a left record whose
+    /// window's end (t + after) is behind stream time goes out unjoined at
+    /// once, grace or not; one still within it waits.
+    #[test]
+    fn an_unmatched_record_behind_stream_time_goes_out_at_once() {
+        let w = window(100, 100, 1000);
+        assert!(out_at_once(w, LEFT, 899, 1000));
+        assert!(!out_at_once(w, LEFT, 900, 1000));
+        let asymmetric = window(0, 100, 0);
+        // A right record looks back `before` = 0: its end is itself.
+        assert!(out_at_once(asymmetric, RIGHT, 999, 1000));
+        assert!(!out_at_once(asymmetric, LEFT, 999, 1000));
+    }
+
+    /// Each side keeps `before + after + grace` behind its own stream time,
+    /// as a Kafka Streams window store: a record late for its own window
+    /// still joins what the other side keeps.
+    #[test]
+    fn a_side_keeps_its_retention_behind_its_own_stream_time() {
+        let w = window(100, 100, 0);
+        assert_eq!(kept_from(w, 1000), 801);
+        assert_eq!(kept_from(w, i64::MIN), i64::MIN + 1);
+        assert_eq!(
+            kept_from(window(0, 0, 0), 5),
+            6,
+            "a zero window keeps nothing older than now"
+        );
     }
 }
