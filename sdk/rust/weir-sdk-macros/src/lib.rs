@@ -111,17 +111,17 @@ pub fn joiner(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Exports an aggregator: `#[weir_sdk::aggregator] impl Aggregate for Count { … }`;
-/// `#[weir_sdk::aggregator(migrate)]` also exports `migrate` from `impl Migrate`.
+/// `#[weir_sdk::aggregator(migrate)]` also exports `migrate` from `impl Migrate`,
+/// `#[weir_sdk::aggregator(subtract)]` `subtract` from `impl Subtract`, and
+/// `#[weir_sdk::aggregator(migrate, subtract)]` both.
 #[proc_macro_attribute]
 pub fn aggregator(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let migrate = match attr.to_string().trim() {
-        "" => false,
-        "migrate" => true,
-        other => {
-            return error(
-                Span::call_site(),
-                &format!("#[weir_sdk::aggregator] takes no argument or `migrate`, not `{other}`"),
-            );
+    let Extras { migrate, subtract } = match extras(attr) {
+        Ok(extras) => extras,
+        Err(e) => {
+            // Keep the impl so the only error is ours.
+            let (item, e) = (TokenStream2::from(item), e.to_compile_error());
+            return quote!(#item #e).into();
         }
     };
     let item_impl = match syn::parse::<ItemImpl>(item.clone()) {
@@ -152,7 +152,12 @@ pub fn aggregator(attr: TokenStream, item: TokenStream) -> TokenStream {
         return error(item_impl.generics.span(), "an exported aggregator cannot be generic");
     }
     let ty = &item_impl.self_ty;
-    let world = if migrate { "aggregate-with-migrate" } else { "aggregate" };
+    let world = match (migrate, subtract) {
+        (false, false) => "aggregate",
+        (true, false) => "aggregate-with-migrate",
+        (false, true) => "aggregate-with-subtract",
+        (true, true) => "aggregate-with-migrate-and-subtract",
+    };
     let migrate_impl = migrate.then(|| {
         quote! {
             impl exports::weir::stream::migrator::Guest for Operator {
@@ -168,6 +173,15 @@ pub fn aggregator(attr: TokenStream, item: TokenStream) -> TokenStream {
             }
         }
     });
+    let subtract_impl = subtract.then(|| {
+        quote! {
+            impl exports::weir::stream::subtractor::Guest for Operator {
+                fn subtract(groups: ::std::vec::Vec<agg::Group>) -> ::std::vec::Vec<agg::Folded> {
+                    fold_groups(groups, ::weir_sdk::__private::subtract::<#ty>)
+                }
+            }
+        }
+    });
     let bindings = bindings(world);
     let migrate_check = migrate.then(|| {
         quote! {
@@ -178,10 +192,21 @@ pub fn aggregator(attr: TokenStream, item: TokenStream) -> TokenStream {
             };
         }
     });
+    let subtract_check = subtract.then(|| {
+        quote! {
+            // `subtract` needs `impl Subtract`, checked on every target.
+            const _: fn() = || {
+                fn must_implement_subtract<T: ::weir_sdk::Subtract>() {}
+                must_implement_subtract::<#ty>();
+            };
+        }
+    });
     quote! {
         #item_impl
 
         #migrate_check
+
+        #subtract_check
 
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
@@ -193,22 +218,33 @@ pub fn aggregator(attr: TokenStream, item: TokenStream) -> TokenStream {
 
             struct Operator;
 
+            /// Runs `fold` (`add` or `subtract`) over each group.
+            fn fold_groups(
+                groups: ::std::vec::Vec<agg::Group>,
+                fold: fn(
+                    ::std::option::Option<&[u8]>,
+                    ::std::option::Option<&[u8]>,
+                    &[u8],
+                ) -> (::std::vec::Vec<u8>, ::std::vec::Vec<(u32, ::weir_sdk::Failure)>),
+            ) -> ::std::vec::Vec<agg::Folded> {
+                groups
+                    .into_iter()
+                    .map(|g| {
+                        let (acc, failures) = fold(g.key.as_deref(), g.acc.as_deref(), &g.events);
+                        agg::Folded {
+                            acc,
+                            failures: failures
+                                .into_iter()
+                                .map(|(i, f)| (i, agg::Failure { code: f.code, message: f.message }))
+                                .collect(),
+                        }
+                    })
+                    .collect()
+            }
+
             impl agg::Guest for Operator {
                 fn add(groups: ::std::vec::Vec<agg::Group>) -> ::std::vec::Vec<agg::Folded> {
-                    groups
-                        .into_iter()
-                        .map(|g| {
-                            let (acc, failures) =
-                                ::weir_sdk::__private::fold::<#ty>(g.key.as_deref(), g.acc.as_deref(), &g.events);
-                            agg::Folded {
-                                acc,
-                                failures: failures
-                                    .into_iter()
-                                    .map(|(i, f)| (i, agg::Failure { code: f.code, message: f.message }))
-                                    .collect(),
-                            }
-                        })
-                        .collect()
+                    fold_groups(groups, ::weir_sdk::__private::fold::<#ty>)
                 }
 
                 fn merge(
@@ -233,10 +269,52 @@ pub fn aggregator(attr: TokenStream, item: TokenStream) -> TokenStream {
 
             #migrate_impl
 
+            #subtract_impl
+
             export!(Operator);
         }
     }
     .into()
+}
+
+/// The optional interfaces an aggregator exports besides `aggregator`.
+#[derive(Default)]
+struct Extras {
+    migrate: bool,
+    subtract: bool,
+}
+
+/// Parses `#[weir_sdk::aggregator(…)]`'s arguments: `migrate`, `subtract`,
+/// or both, comma-separated, each at most once. An error points at the first
+/// token that is none of these.
+fn extras(attr: TokenStream) -> syn::Result<Extras> {
+    const USAGE: &str = "#[weir_sdk::aggregator] takes no argument, `migrate`, `subtract` or `migrate, subtract`";
+    let mut extras = Extras::default();
+    let mut tokens = TokenStream2::from(attr).into_iter();
+    while let Some(token) = tokens.next() {
+        let proc_macro2::TokenTree::Ident(ident) = &token else {
+            return Err(syn::Error::new(token.span(), format!("{USAGE}, not `{token}`")));
+        };
+        let seen = match ident.to_string().as_str() {
+            "migrate" => &mut extras.migrate,
+            "subtract" => &mut extras.subtract,
+            other => return Err(syn::Error::new(ident.span(), format!("{USAGE}, not `{other}`"))),
+        };
+        if std::mem::replace(seen, true) {
+            return Err(syn::Error::new(ident.span(), format!("`{ident}` is given twice")));
+        }
+        match tokens.next() {
+            None => break,
+            Some(proc_macro2::TokenTree::Punct(p)) if p.as_char() == ',' => {}
+            Some(other) => {
+                return Err(syn::Error::new(
+                    other.span(),
+                    format!("{USAGE}; expected `,` after `{ident}`, not `{other}`"),
+                ));
+            }
+        }
+    }
+    Ok(extras)
 }
 
 fn expand_fn(kind: FnKind, attr: TokenStream, item: TokenStream) -> TokenStream {

@@ -13,7 +13,8 @@ pub struct Window {
 
 /// An aggregator: the host keeps one accumulator per key (and window), calls
 /// [`add`](Aggregate::add) for its events, and [`emit`](Aggregate::emit) when
-/// it decides to publish. Export one with `#[weir_sdk::aggregator]` on the impl.
+/// it decides to publish. Export one with `#[weir_sdk::aggregator]` on the impl;
+/// [`Migrate`] and [`Subtract`] are optional extras.
 pub trait Aggregate {
     /// The accumulator; its bytes are what the host stores and changelogs.
     type Acc: State;
@@ -44,6 +45,21 @@ pub trait Migrate: Aggregate {
     /// Converts `acc`, written by the version named `previous`
     /// (`name@sha256:…`), into this version's accumulator.
     fn migrate(previous: &str, key: Option<&[u8]>, acc: &[u8]) -> Result<Self::Acc, Failure>;
+}
+
+/// An aggregator that can take events back out of an accumulator, the
+/// inverse of [`add`](Aggregate::add) (Kafka Streams' subtractor). A table
+/// aggregation needs it: when a row changes, the host subtracts its old value
+/// from the group it was in, then adds its new value to its new group.
+/// Export with `#[weir_sdk::aggregator(subtract)]` (or `(migrate, subtract)`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `Subtract`",
+    label = "#[weir_sdk::aggregator(subtract)] needs `impl Subtract for {Self}`"
+)]
+pub trait Subtract: Aggregate {
+    /// Takes one event out. On `Err` the accumulator must be left as it was
+    /// (the event goes to the error policy).
+    fn subtract(acc: &mut Self::Acc, event: &Event<'_>) -> Result<(), Failure>;
 }
 
 /// How an accumulator becomes bytes and back.

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use crate::codec::{self, ResultWriter, ValueOut};
-use crate::{Aggregate, Event, Failure, Migrate, Output, Pair, State, Window};
+use crate::{Aggregate, Event, Failure, Migrate, Output, Pair, State, Subtract, Window};
 
 /// Runs `f` on every event of an `event-batch` and returns the `result-batch`.
 pub fn process_batch(batch: &[u8], mut f: impl FnMut(&Event<'_>, &mut ResultWriter)) -> Vec<u8> {
@@ -226,6 +226,25 @@ pub fn write_route<'a>(e: &Event<'_>, route: impl IntoRoute<'a>, w: &mut ResultW
 
 /// Folds one group: returns the new accumulator bytes and the failed events.
 pub fn fold<A: Aggregate>(key: Option<&[u8]>, acc: Option<&[u8]>, events: &[u8]) -> (Vec<u8>, Vec<(u32, Failure)>) {
+    fold_with::<A>(key, acc, events, A::add)
+}
+
+/// Takes one group's events out of its accumulator (`subtract`): returns the
+/// new accumulator bytes and the failed events. The host always sends an
+/// accumulator; without one, subtraction starts from `init`, as `add` does.
+pub fn subtract<A: Subtract>(key: Option<&[u8]>, acc: Option<&[u8]>, events: &[u8]) -> (Vec<u8>, Vec<(u32, Failure)>) {
+    fold_with::<A>(key, acc, events, A::subtract)
+}
+
+/// Applies `step` to the accumulator for each event of the group, in order.
+/// An accumulator that cannot be decoded fails every event and is returned
+/// unchanged.
+fn fold_with<A: Aggregate>(
+    key: Option<&[u8]>,
+    acc: Option<&[u8]>,
+    events: &[u8],
+    step: fn(&mut A::Acc, &Event<'_>) -> Result<(), Failure>,
+) -> (Vec<u8>, Vec<(u32, Failure)>) {
     install_panic_hook();
     let mut state = match acc.map(A::Acc::decode) {
         None => A::init(key),
@@ -237,7 +256,7 @@ pub fn fold<A: Aggregate>(key: Option<&[u8]>, acc: Option<&[u8]>, events: &[u8])
     };
     let mut failures = Vec::new();
     for (i, e) in codec::events(events).enumerate() {
-        if let Err(f) = A::add(&mut state, &e) {
+        if let Err(f) = step(&mut state, &e) {
             failures.push((i as u32, f));
         }
     }
@@ -272,4 +291,89 @@ pub fn emit<'r, A: Aggregate>(requests: impl Iterator<Item = (Option<&'r [u8]>, 
 pub fn migrate<A: Migrate>(previous: &str, key: Option<&[u8]>, acc: &[u8]) -> Result<Vec<u8>, Failure> {
     install_panic_hook();
     Ok(A::migrate(previous, key, acc)?.encode())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sums decimal values; `x` is not a number, and subtracting below zero fails.
+    struct Sum;
+
+    impl Aggregate for Sum {
+        type Acc = i64;
+        fn init(_key: Option<&[u8]>) -> i64 {
+            0
+        }
+        fn add(acc: &mut i64, event: &Event<'_>) -> Result<(), Failure> {
+            *acc += number(event)?;
+            Ok(())
+        }
+        fn emit(_key: Option<&[u8]>, acc: &i64, _window: Option<Window>) -> Vec<Output<'static>> {
+            vec![Output::new().text(acc.to_string())]
+        }
+    }
+
+    impl Subtract for Sum {
+        fn subtract(acc: &mut i64, event: &Event<'_>) -> Result<(), Failure> {
+            let n = number(event)?;
+            if n > *acc {
+                return Err(Failure::new("negative", format!("{acc} - {n} is below zero")));
+            }
+            *acc -= n;
+            Ok(())
+        }
+    }
+
+    fn number(event: &Event<'_>) -> Result<i64, Failure> {
+        event
+            .value_str()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Failure::new("nan", "not a number"))
+    }
+
+    fn batch(values: &[&str]) -> Vec<u8> {
+        let events: Vec<Event<'_>> = values.iter().map(|v| Event::new(v.as_bytes())).collect();
+        codec::encode_events(&events)
+    }
+
+    fn codes(failures: &[(u32, Failure)]) -> Vec<(u32, &str)> {
+        failures.iter().map(|(i, f)| (*i, f.code.as_str())).collect()
+    }
+
+    #[test]
+    fn add_folds_from_init_or_the_given_accumulator() {
+        let (acc, failures) = fold::<Sum>(None, None, &batch(&["2", "3"]));
+        assert_eq!((i64::decode(&acc), failures), (Ok(5), vec![]));
+        let (acc, _) = fold::<Sum>(None, Some(&acc), &batch(&["10"]));
+        assert_eq!(i64::decode(&acc), Ok(15));
+    }
+
+    #[test]
+    fn subtract_takes_events_out_and_failed_ones_change_nothing() {
+        let (acc, failures) = subtract::<Sum>(None, Some(&10i64.encode()), &batch(&["3", "x", "8", "4"]));
+        // 10 - 3 = 7; "x" is not a number; 7 - 8 would be negative; 7 - 4 = 3.
+        assert_eq!(i64::decode(&acc), Ok(3));
+        assert_eq!(codes(&failures), [(1, "nan"), (2, "negative")]);
+    }
+
+    #[test]
+    fn subtract_undoes_add() {
+        let (added, _) = fold::<Sum>(None, Some(&1i64.encode()), &batch(&["4", "5"]));
+        let (back, failures) = subtract::<Sum>(None, Some(&added), &batch(&["5", "4"]));
+        assert_eq!((i64::decode(&back), failures), (Ok(1), vec![]));
+    }
+
+    #[test]
+    fn subtract_without_an_accumulator_starts_from_init() {
+        let (acc, failures) = subtract::<Sum>(None, None, &batch(&["1"]));
+        assert_eq!((i64::decode(&acc), codes(&failures)), (Ok(0), vec![(0, "negative")]));
+    }
+
+    #[test]
+    fn an_unreadable_accumulator_fails_every_event_and_is_kept() {
+        let (acc, failures) = subtract::<Sum>(None, Some(b"bad"), &batch(&["1", "2"]));
+        assert_eq!(acc, b"bad");
+        assert_eq!(codes(&failures), [(0, "bad-state"), (1, "bad-state")]);
+    }
 }

@@ -25,7 +25,7 @@
 //! | [`flat_map`] | `fn(&Event) -> Vec<Output>` | zero or more outputs |
 //! | [`rekey`] | `fn(&Event) -> Vec<u8>` (or `String`, `&str`, `Option<…>`) | the event with a new key |
 //! | [`route`] | `fn(&Event) -> &str` (or `String`) | the event, sent to a named route |
-//! | [`aggregator`] | `impl Aggregate for T` | a keyed aggregator |
+//! | [`aggregator`] | `impl Aggregate for T` (`(migrate)`: also `impl Migrate`, `(subtract)`: also `impl Subtract`) | a keyed aggregator |
 //! | [`joiner`] | `fn(&Pair) -> Output` (or `Option`, `Vec`) | combines the two sides of a join |
 //!
 //! Any of them may return `Result<_, Failure>`: a [`Failure`] sends that one
@@ -43,7 +43,7 @@ mod output;
 mod pair;
 pub mod testing;
 
-pub use aggregate::{Aggregate, Migrate, State, Window};
+pub use aggregate::{Aggregate, Migrate, State, Subtract, Window};
 pub use codec::ValueOut;
 pub use event::{Event, Headers};
 pub use host::{config, log, metrics};
