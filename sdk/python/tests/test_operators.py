@@ -237,6 +237,56 @@ class Aggregator(unittest.TestCase):
         self.assertIn("add, merge, emit", str(ctx.exception))
 
 
+@weir_sdk.aggregator
+class Stock:
+    """Sums decimal quantities; ``subtract`` takes them back out, never below zero."""
+
+    def init(self):
+        return b"0"
+
+    def add(self, acc, event):
+        return str(int(acc) + int(event.value)).encode()
+
+    def subtract(self, acc, event):
+        left = int(acc) - int(event.value)
+        if left < 0:
+            raise Failure("negative", f"{acc.decode()} - {event.value_str()} is below zero")
+        return str(left).encode()
+
+    def merge(self, a, b):
+        return str(int(a) + int(b)).encode()
+
+    def emit(self, key, acc, window):
+        return [Output(value=acc)]
+
+
+class Subtract(unittest.TestCase):
+    op = Stock.weir_operator
+
+    def test_only_a_class_with_subtract_subtracts(self):
+        self.assertTrue(self.op.subtracts)
+        self.assertFalse(Sum.weir_operator.subtracts)
+        with self.assertRaises(TypeError) as ctx:
+            Sum.weir_operator.subtract(b"1", [])
+        self.assertIn("Sum has no subtract", str(ctx.exception))
+
+    def test_takes_events_out_and_failed_ones_change_nothing(self):
+        events = encode_events([Event(value="3"), Event(value="x"), Event(value="8"), Event(value="4")])
+        acc, failures = self.op.subtract(b"10", events)
+        # 10 - 3 = 7; "x" is not a number; 7 - 8 would be negative; 7 - 4 = 3.
+        self.assertEqual(acc, b"3")
+        self.assertEqual([(i, f.code) for i, f in failures], [(1, "exception"), (2, "negative")])
+        self.assertEqual(failures[1][1].message, "7 - 8 is below zero")
+
+    def test_undoes_add(self):
+        added, _ = self.op.fold(b"1", [Event(value="4"), Event(value="5")])
+        self.assertEqual(self.op.subtract(added, [Event(value="5"), Event(value="4")]), (b"1", []))
+
+    def test_without_an_accumulator_starts_from_init(self):
+        acc, failures = self.op.subtract(None, [Event(value="1")])
+        self.assertEqual((acc, [f.code for _, f in failures]), (b"0", ["negative"]))
+
+
 class ExportBinding(unittest.TestCase):
     """In a component build the decorators define the export class in the user's module."""
 
@@ -268,6 +318,47 @@ class ExportBinding(unittest.TestCase):
         with self.assertRaises(TypeError) as ctx:
             weir_sdk.joiner(self.define("second", lambda pair: None))
         self.assertIn("already defines Joiner", str(ctx.exception))
+
+    def fake_bindings(self):
+        """Stand-ins for the modules componentize-py generates for an aggregate world."""
+        bindings = {
+            "componentize_py_types": types.SimpleNamespace(Err=Exception),
+            "wit_world": types.ModuleType("wit_world"),
+            "wit_world.exports": types.ModuleType("wit_world.exports"),
+            "wit_world.exports.aggregator": types.SimpleNamespace(
+                Folded=lambda acc, failures: types.SimpleNamespace(acc=acc, failures=failures)
+            ),
+            "wit_world.imports": types.ModuleType("wit_world.imports"),
+            "wit_world.imports.types": types.SimpleNamespace(
+                Failure=lambda code, message: (code, message)
+            ),
+        }
+        patcher = mock.patch.dict(sys.modules, bindings)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def define_aggregator(self, base):
+        """Decorate a copy of the aggregator class ``base``, defined in the test module."""
+        return weir_sdk.aggregator(type(base.__name__, (base,), {"__module__": self.module.__name__}))
+
+    def test_an_aggregator_with_subtract_exports_the_subtractor(self):
+        self.fake_bindings()
+        self.define_aggregator(Stock)
+        group = types.SimpleNamespace(key=b"k", window=None, acc=b"10", events=encode_events([Event(value="4")]))
+        [added] = self.module.Aggregator().add([group])
+        self.assertEqual((added.acc, added.failures), (b"14", []))
+        subtractor = self.module.Subtractor()
+        self.assertEqual(subtractor._weir_operator.__name__, "Stock")
+        failing = types.SimpleNamespace(key=b"k", window=None, acc=b"3", events=encode_events([Event(value="4")]))
+        [subtracted, failed] = subtractor.subtract([group, failing])
+        self.assertEqual((subtracted.acc, subtracted.failures), (b"6", []))
+        self.assertEqual((failed.acc, failed.failures), (b"3", [(0, ("negative", "3 - 4 is below zero"))]))
+
+    def test_an_aggregator_without_subtract_exports_no_subtractor(self):
+        self.fake_bindings()
+        self.define_aggregator(Sum)
+        self.assertTrue(hasattr(self.module, "Aggregator"))
+        self.assertFalse(hasattr(self.module, "Subtractor"))
 
     def test_one_operator_per_module(self):
         weir_sdk.filter(self.define("first", lambda event: True))

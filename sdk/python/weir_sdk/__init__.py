@@ -11,7 +11,8 @@ function or class into one (built with componentize-py)::
         return isinstance(doc, dict) and doc.get("level") == "ERROR"
 
 Operators: :func:`filter`, :func:`map`, :func:`flat_map` (world ``process``),
-:func:`aggregator` (world ``aggregate``) and :func:`joiner` (world ``join``).
+:func:`aggregator` (world ``aggregate``, or ``aggregate-with-subtract`` for a
+class with ``subtract``) and :func:`joiner` (world ``join``).
 Records: :class:`Event` in (a joiner gets a :class:`Pair`), :class:`Output`
 out; :class:`Failure` reports a typed per-event failure.
 Host services: :func:`log`, :func:`config`, :func:`counter_add`.

@@ -4,8 +4,10 @@ Each decorator wraps the user's code in an operator object and, when the
 module is being built into a component, also defines in the user's module the
 class that componentize-py binds to the component's export: ``Processor``
 (interface ``weir:stream/processor`` of world ``process``), ``Aggregator``
-(``weir:stream/aggregator`` of world ``aggregate``) or ``Joiner``
-(``weir:stream/joiner`` of world ``join``). So a whole operator is::
+(``weir:stream/aggregator`` of world ``aggregate``; with ``Subtractor``,
+``weir:stream/subtractor``, for an aggregator with ``subtract``: world
+``aggregate-with-subtract``) or ``Joiner`` (``weir:stream/joiner`` of world
+``join``). So a whole operator is::
 
     import weir_sdk
 
@@ -14,7 +16,8 @@ class that componentize-py binds to the component's export: ``Processor``
         ...
 
 built with ``componentize-py -d wit -w process componentize app -p <sdk> -o op.wasm``
-(``-w join`` for a :func:`joiner`, ``-w aggregate`` for an :func:`aggregator`).
+(``-w join`` for a :func:`joiner`, ``-w aggregate`` for an :func:`aggregator`,
+``-w aggregate-with-subtract`` for one with ``subtract``).
 
 Every failure is per event (per pair, for a joiner): a
 :class:`~weir_sdk.Failure` raised by user code becomes that code, any other
@@ -229,17 +232,20 @@ def _acc_bytes(acc: Any, what: str) -> bytes:
 
 
 class AggregateOperator:
-    """A keyed aggregator built from a class with ``init``, ``add``, ``merge`` and ``emit``.
+    """A keyed aggregator built from a class with ``init``, ``add``, ``merge`` and ``emit``
+    (and optionally ``subtract``).
 
     The class is instantiated once, on first use (not at build time, when host
     imports such as config are unavailable). The methods below are the native
-    form of the WIT ``aggregator`` interface, for tests.
+    form of the WIT ``aggregator`` (and ``subtractor``) interfaces, for tests.
     """
 
     def __init__(self, cls: type) -> None:
         self.cls = cls
         self.__name__ = cls.__name__
         self._instance: Any = None
+        #: Whether the class has ``subtract``, so the component exports ``weir:stream/subtractor``.
+        self.subtracts = callable(getattr(cls, "subtract", None))
 
     @property
     def instance(self) -> Any:
@@ -251,19 +257,40 @@ class AggregateOperator:
     def fold(
         self, acc: Optional[bytes], events: Union[bytes, bytearray, memoryview, Iterable[Event]]
     ) -> tuple[bytes, list[tuple[int, Failure]]]:
-        """Fold a group's events (an ``event-batch`` or events) into ``acc``.
+        """Fold a group's events (an ``event-batch`` or events) into ``acc`` (the ``add`` export).
 
         ``acc`` ``None`` starts from ``init()``. Returns the new accumulator and the failed events' ``(index, failure)``;
         a failed event leaves the accumulator as it was.
         """
-        agg = self.instance
-        acc = _acc_bytes(agg.init(), "init") if acc is None else bytes(acc)
+        return self._fold(acc, events, self.instance.add, "add")
+
+    def subtract(
+        self, acc: Optional[bytes], events: Union[bytes, bytearray, memoryview, Iterable[Event]]
+    ) -> tuple[bytes, list[tuple[int, Failure]]]:
+        """Take a group's events (an ``event-batch`` or events) out of ``acc`` (the ``subtract`` export).
+
+        The host always gives ``acc``; ``None`` starts from ``init()`` as in :meth:`fold`. Returns the new
+        accumulator and the failed events' ``(index, failure)``; a failed event leaves the accumulator as it was.
+        """
+        if not self.subtracts:
+            raise TypeError(f"aggregator {self.__name__} has no subtract")
+        return self._fold(acc, events, self.instance.subtract, "subtract")
+
+    def _fold(
+        self,
+        acc: Optional[bytes],
+        events: Union[bytes, bytearray, memoryview, Iterable[Event]],
+        step: Callable[[bytes, Event], Any],
+        what: str,
+    ) -> tuple[bytes, list[tuple[int, Failure]]]:
+        """Apply ``step`` (``add`` or ``subtract``) to ``acc`` for each event, in order."""
+        acc = _acc_bytes(self.instance.init(), "init") if acc is None else bytes(acc)
         if isinstance(events, (bytes, bytearray, memoryview)):
             events = decode_events(events)
         failures = []
         for index, event in enumerate(events):
             try:
-                acc = _acc_bytes(agg.add(acc, event), "add")
+                acc = _acc_bytes(step(acc, event), what)
             except Exception as err:
                 failures.append((index, _as_failure(err)))
         return acc, failures
@@ -309,6 +336,12 @@ def aggregator(cls: type) -> type:
     the accumulator's key. Raising in ``add`` fails that event only; raising
     in ``emit`` fails that request only. The class is returned unchanged, with
     ``cls.weir_operator`` set to the :class:`AggregateOperator` for tests.
+
+    A class that also has ``subtract(self, acc, event) -> bytes``, the inverse
+    of ``add`` (take one event out; Kafka Streams' subtractor, for table
+    aggregations), exports it too: build it for world
+    ``aggregate-with-subtract``. Raising in ``subtract`` fails that event only,
+    and the accumulator stays as it was.
     """
     missing = [m for m in ("init", "add", "merge", "emit") if not callable(getattr(cls, m, None))]
     if missing:
@@ -316,8 +349,15 @@ def aggregator(cls: type) -> type:
     op = AggregateOperator(cls)
     if _IN_COMPONENT:
         _bind_export(cls.__module__, "Aggregator", _aggregator_export(op), cls.__name__)
+        if op.subtracts:
+            _bind_export(cls.__module__, "Subtractor", _subtractor_export(op), cls.__name__)
     cls.weir_operator = op
     return cls
+
+
+def _folded(folded_type: type, failure_type: type, acc: bytes, failures: list[tuple[int, Failure]]) -> Any:
+    """A WIT ``folded`` record from a fold's result."""
+    return folded_type(acc, [(i, failure_type(f.code, f.message)) for i, f in failures])
 
 
 def _aggregator_export(op: AggregateOperator) -> type:
@@ -332,11 +372,7 @@ def _aggregator_export(op: AggregateOperator) -> type:
         _weir_operator = op
 
         def add(self, groups: list) -> list:
-            folded = []
-            for group in groups:
-                acc, failures = op.fold(group.acc, group.events)
-                folded.append(Folded(acc, [(i, WitFailure(f.code, f.message)) for i, f in failures]))
-            return folded
+            return [_folded(Folded, WitFailure, *op.fold(g.acc, g.events)) for g in groups]
 
         def merge(self, key: Optional[bytes], a: bytes, b: bytes) -> bytes:
             try:
@@ -348,3 +384,19 @@ def _aggregator_export(op: AggregateOperator) -> type:
             return op.emit((r.key, r.acc, _window(r.window)) for r in requests)
 
     return Aggregator
+
+
+def _subtractor_export(op: AggregateOperator) -> type:
+    """The ``weir:stream/subtractor`` export class for ``op`` (needs the generated bindings)."""
+    from wit_world.exports.aggregator import Folded
+    from wit_world.imports.types import Failure as WitFailure
+
+    class Subtractor:
+        """The ``weir:stream/subtractor`` export, bound by componentize-py."""
+
+        _weir_operator = op
+
+        def subtract(self, groups: list) -> list:
+            return [_folded(Folded, WitFailure, *op.subtract(g.acc, g.events)) for g in groups]
+
+    return Subtractor
