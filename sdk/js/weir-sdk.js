@@ -16,8 +16,9 @@
  *
  * {@link filter}, {@link map} and {@link flatMap} build the `processor`
  * export (world `process`); {@link aggregate} builds the `aggregator` export
- * (world `aggregate`); {@link join} builds the `joiner` export (world
- * `join`). Records: {@link Event} in (a joiner gets a {@link Pair}),
+ * (world `aggregate`), and {@link subtract} the `subtractor` export of an
+ * aggregator that can take events back out (world `aggregate-with-subtract`);
+ * {@link join} builds the `joiner` export (world `join`). Records: {@link Event} in (a joiner gets a {@link Pair}),
  * {@link Output} out; {@link Failure} reports a typed per-event failure.
  *
  * The codec implements the batch ABI of `wit/weir.wit`:
@@ -810,12 +811,24 @@ export function flatMap(fn) {
  * @property {(a: Uint8Array, b: Uint8Array) => BytesLike} merge merge two (`a` is the earlier)
  * @property {(key: Uint8Array | null, acc: Uint8Array, window: Window | null) => Iterable<Output>} emit
  *   the outputs for an accumulator; an output without a key gets `key`
+ * @property {(acc: Uint8Array, event: Event) => BytesLike} [subtract] take one event
+ *   out, the inverse of `add` (Kafka Streams' subtractor); exported by {@link subtract}
+ */
+
+/**
+ * A WIT `group`: a run of events of one key (and window) and its accumulator.
+ * @typedef {{key?: Uint8Array, window?: {start: bigint, end: bigint}, acc?: Uint8Array, events: Uint8Array}} Group
+ */
+
+/**
+ * A WIT `folded`: a group's accumulator after its events, and the failed ones.
+ * @typedef {{acc: Uint8Array, failures: Array<[number, {code: string, message: string}]>}} Folded
  */
 
 /**
  * The `weir:stream/aggregator` interface object, as ComponentizeJS expects it.
  * @typedef {object} Aggregator
- * @property {(groups: Array<{key?: Uint8Array, window?: {start: bigint, end: bigint}, acc?: Uint8Array, events: Uint8Array}>) => Array<{acc: Uint8Array, failures: Array<[number, {code: string, message: string}]>}>} add
+ * @property {(groups: Group[]) => Folded[]} add
  * @property {(key: Uint8Array | undefined, a: Uint8Array, b: Uint8Array) => {tag: 'ok', val: Uint8Array} | {tag: 'err', val: {code: string, message: string}}} merge
  * @property {(requests: Array<{key?: Uint8Array, window?: {start: bigint, end: bigint}, acc: Uint8Array}>) => Uint8Array} emit
  */
@@ -840,6 +853,31 @@ function toWindow(window) {
 }
 
 /**
+ * Applies `spec[step]` (`add` or `subtract`) to each group's accumulator for
+ * each of its events, in order. A group without an accumulator starts from
+ * `init()`; a failed event leaves the accumulator as it was.
+ * @param {AggregatorSpec} spec
+ * @param {'add' | 'subtract'} step
+ * @param {Group[]} groups
+ * @returns {Folded[]}
+ */
+function foldGroups(spec, step, groups) {
+  return groups.map((group) => {
+    let acc = group.acc === undefined || group.acc === null ? accBytes(spec.init(), 'init') : group.acc;
+    const failures = [];
+    decodeEvents(group.events).forEach((event, index) => {
+      try {
+        acc = accBytes(spec[step](acc, event), step);
+      } catch (err) {
+        const f = asFailure(err);
+        failures.push([index, { code: f.code, message: f.message }]);
+      }
+    });
+    return { acc, failures };
+  });
+}
+
+/**
  * A keyed aggregator from `init`, `add`, `merge` and `emit` (called with
  * `this` = `spec`, so a class instance works). Throwing in `add` fails that
  * event only (the accumulator is kept); throwing in `emit` fails that request
@@ -853,19 +891,7 @@ export function aggregate(spec) {
   }
   return {
     add(groups) {
-      return groups.map((group) => {
-        let acc = group.acc === undefined || group.acc === null ? accBytes(spec.init(), 'init') : group.acc;
-        const failures = [];
-        decodeEvents(group.events).forEach((event, index) => {
-          try {
-            acc = accBytes(spec.add(acc, event), 'add');
-          } catch (err) {
-            const f = asFailure(err);
-            failures.push([index, { code: f.code, message: f.message }]);
-          }
-        });
-        return { acc, failures };
-      });
+      return foldGroups(spec, 'add', groups);
     },
 
     merge(key, a, b) {
@@ -888,6 +914,41 @@ export function aggregate(spec) {
         }
       }
       return w.finish();
+    },
+  };
+}
+
+/**
+ * The `weir:stream/subtractor` interface object.
+ * @typedef {object} Subtractor
+ * @property {(groups: Group[]) => Folded[]} subtract
+ *   Take each group's events out of its accumulator; one `folded` per group.
+ */
+
+/**
+ * The subtractor of an aggregator whose spec has `subtract(acc, event)`, the
+ * inverse of `add` (Kafka Streams' subtractor, for table aggregations). Export
+ * it next to the aggregator of the same spec and build for world
+ * `aggregate-with-subtract`:
+ *
+ * ```js
+ * const count = { init, add, subtract, merge, emit };
+ * export const aggregator = aggregate(count);
+ * export const subtractor = subtract(count);
+ * ```
+ *
+ * Throwing in `subtract` fails that event only (the accumulator is kept). The
+ * host always sends an accumulator; without one, `init()` is the start.
+ * @param {AggregatorSpec} spec
+ * @returns {Subtractor} export it as `subtractor`
+ */
+export function subtract(spec) {
+  for (const name of ['init', 'subtract']) {
+    if (typeof spec[name] !== 'function') throw new TypeError(`aggregator lacks ${name}()`);
+  }
+  return {
+    subtract(groups) {
+      return foldGroups(spec, 'subtract', groups);
     },
   };
 }

@@ -20,6 +20,7 @@ import {
   flatMap,
   join,
   map,
+  subtract,
 } from './weir-sdk.js';
 
 const NONE = 0xffffffff;
@@ -281,6 +282,61 @@ test('aggregate folds, merges and emits', () => {
   assert.deepEqual(results[0], [new Output({ value: '7' })]);
   assert.equal(results[1].code, 'negative');
   assert.deepEqual(results[2], [new Output({ value: '1@0-10' })]);
+});
+
+test('subtract takes events out; a failed one leaves the accumulator as it was', () => {
+  const stock = {
+    init: () => '0',
+    add: (acc, event) => String(Number(str(acc)) + Number(event.valueStr())),
+    subtract(acc, event) {
+      const n = Number(event.valueStr());
+      if (Number.isNaN(n)) throw new Error('NaN');
+      const left = Number(str(acc)) - n;
+      if (left < 0) throw new Failure('negative', `${str(acc)} - ${n} is below zero`);
+      return String(left);
+    },
+    merge: (a, b) => String(Number(str(a)) + Number(str(b))),
+    emit: (key, acc) => [new Output({ value: acc })],
+  };
+  const subtractor = subtract(stock);
+  const values = (...vs) => encodeEvents(vs.map((value) => new Event({ value })));
+
+  // 10 - 3 = 7; "x" is not a number; 7 - 8 would be negative; 7 - 4 = 3.
+  const [taken, fresh] = subtractor.subtract([
+    { key: enc.encode('k'), window: { start: 0n, end: 10n }, acc: enc.encode('10'), events: values('3', 'x', '8', '4') },
+    { key: undefined, window: undefined, acc: undefined, events: values('1') },
+  ]);
+  assert.equal(str(taken.acc), '3');
+  assert.deepEqual(taken.failures.map(([i, f]) => [i, f.code]), [[1, 'exception'], [2, 'negative']]);
+  assert.equal(taken.failures[1][1].message, '7 - 8 is below zero');
+  // Without an accumulator (the host always sends one), init() is the start.
+  assert.equal(str(fresh.acc), '0');
+  assert.deepEqual(fresh.failures.map(([i, f]) => [i, f.code]), [[0, 'negative']]);
+
+  // The inverse of add, on the same spec.
+  const [added] = aggregate(stock).add([{ acc: enc.encode('1'), events: values('4', '5') }]);
+  const [back] = subtractor.subtract([{ acc: added.acc, events: values('5', '4') }]);
+  assert.deepEqual([str(back.acc), back.failures], ['1', []]);
+});
+
+test('subtract calls the spec as this, so a class instance works', () => {
+  class Count {
+    constructor() {
+      this.step = 1;
+    }
+    init() {
+      return '0';
+    }
+    subtract(acc) {
+      return String(Number(str(acc)) - this.step);
+    }
+  }
+  const [folded] = subtract(new Count()).subtract([{ acc: enc.encode('5'), events: encodeEvents([new Event()]) }]);
+  assert.equal(str(folded.acc), '4');
+});
+
+test('subtract rejects a spec without subtract', () => {
+  assert.throws(() => subtract({ init: () => '', add: () => '' }), /lacks subtract/);
 });
 
 test('aggregate rejects an incomplete spec', () => {
