@@ -30,7 +30,7 @@ EXAMPLES=(
     "uppercase process"
     "errors-only process"
     "words process"
-    "count aggregate"
+    "count aggregate-with-subtract"
     "pair join"
 )
 

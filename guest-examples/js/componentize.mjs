@@ -2,8 +2,8 @@
 //
 //   node componentize.mjs SOURCE.js WORLD OUT.wasm
 //
-// SOURCE.js is an ES module exporting the world's interface object (`processor`,
-// `aggregator` or `joiner`); it may import other modules of this repository by relative
+// SOURCE.js is an ES module exporting the world's interface objects (`processor`,
+// `aggregator`, with `subtractor` for aggregate-with-subtract, or `joiner`); it may import other modules of this repository by relative
 // path (the SDK at sdk/js/weir-sdk.js). All engine features that would need
 // WASI (stdio, random, clocks, http, fetch-event) are disabled: the component
 // imports only the weir:stream interfaces, and is a pure function of its input.

@@ -29,7 +29,7 @@ EXAMPLES=(
     "uppercase uppercase process"
     "errors-only errors_only process"
     "words words process"
-    "count count aggregate"
+    "count count aggregate-with-subtract"
     "pair pair join"
 )
 

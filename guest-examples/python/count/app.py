@@ -21,6 +21,12 @@ class Count:
     def add(self, acc: bytes, event: weir_sdk.Event) -> bytes:
         return _bytes(_u64(acc) + 1)
 
+    def subtract(self, acc: bytes, event: weir_sdk.Event) -> bytes:
+        n = _u64(acc)
+        if n == 0:
+            raise weir_sdk.Failure("negative-count", "the count is 0: there is no event to subtract")
+        return _bytes(n - 1)
+
     def merge(self, a: bytes, b: bytes) -> bytes:
         return _bytes(_u64(a) + _u64(b))
 
