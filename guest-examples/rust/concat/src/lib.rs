@@ -4,14 +4,15 @@
 //! (`MockInitializer.STRING_INIT` with `MockAggregator.TOSTRING_ADDER`, and
 //! the session merger `agg1 + "+" + agg2`), so that `tests/kstreams` can
 //! compare Weir's results with theirs: any difference in fold order or in
-//! how sessions merge shows in the string.
+//! how sessions merge shows in the string. `subtract` appends `"-v"`
+//! (`MockAggregator.TOSTRING_REMOVER`), for its table aggregation tests.
 
-use weir_sdk::{Aggregate, Event, Failure, Output, Window};
+use weir_sdk::{Aggregate, Event, Failure, Output, Subtract, Window};
 
 /// Joins values with `+`.
 pub struct Concat;
 
-#[weir_sdk::aggregator]
+#[weir_sdk::aggregator(subtract)]
 impl Aggregate for Concat {
     type Acc = String;
 
@@ -20,9 +21,7 @@ impl Aggregate for Concat {
     }
 
     fn add(acc: &mut String, event: &Event<'_>) -> Result<(), Failure> {
-        acc.push('+');
-        // Kafka Streams prints a null value as "null".
-        acc.push_str(&event.value().map_or("null".into(), String::from_utf8_lossy));
+        push(acc, '+', event);
         Ok(())
     }
 
@@ -33,6 +32,19 @@ impl Aggregate for Concat {
     fn emit(_key: Option<&[u8]>, acc: &String, _window: Option<Window>) -> Vec<Output<'static>> {
         vec![Output::new().text(acc.clone())]
     }
+}
+
+impl Subtract for Concat {
+    fn subtract(acc: &mut String, event: &Event<'_>) -> Result<(), Failure> {
+        push(acc, '-', event);
+        Ok(())
+    }
+}
+
+/// Appends `sign` and the event's value; Kafka Streams prints a null value as "null".
+fn push(acc: &mut String, sign: char, event: &Event<'_>) {
+    acc.push(sign);
+    acc.push_str(&event.value().map_or("null".into(), String::from_utf8_lossy));
 }
 
 #[cfg(test)]
@@ -47,5 +59,13 @@ mod tests {
         }
         assert_eq!(Concat::emit(None, &acc, None)[0].value_str(), Some("0+1+3+2"));
         assert_eq!(Concat::merge(None, "0".into(), "0+1".into()), Ok("0+0+1".into()));
+    }
+
+    #[test]
+    fn subtracting_appends_minus_the_value() {
+        let mut acc = "0+1+3".to_owned();
+        Concat::subtract(&mut acc, &Event::new(b"1")).unwrap();
+        Concat::subtract(&mut acc, &Event::new(b"").without_value()).unwrap();
+        assert_eq!(acc, "0+1+3-1-null");
     }
 }
