@@ -21,7 +21,7 @@ pub enum ComponentizeError {
         is_component: bool,
     },
     /// The world name is not one of the contract's.
-    #[error("unknown world {world:?}; choose one of: process, aggregate, aggregate-with-migrate")]
+    #[error("unknown world {world:?}; choose one of: {}", WORLDS.join(", "))]
     UnknownWorld {
         /// The name given.
         world: String,
@@ -36,15 +36,24 @@ pub enum ComponentizeError {
     },
 }
 
+/// The worlds a core module can be made a component of.
+pub const WORLDS: [&str; 5] = [
+    "process",
+    "aggregate",
+    "aggregate-with-migrate",
+    "aggregate-with-subtract",
+    "aggregate-with-migrate-and-subtract",
+];
+
 /// Wraps `core` (a wasm32-wasip1 reactor module) as a component of `world`
-/// (`process`, `aggregate` or `aggregate-with-migrate`).
+/// (one of [`WORLDS`]).
 pub fn componentize(core: &[u8], world: &str) -> Result<Vec<u8>, ComponentizeError> {
     if !wasmparser::Parser::is_core_wasm(core) {
         return Err(ComponentizeError::NotCoreModule {
             is_component: wasmparser::Parser::is_component(core),
         });
     }
-    if !["process", "aggregate", "aggregate-with-migrate"].contains(&world) {
+    if !WORLDS.contains(&world) {
         return Err(ComponentizeError::UnknownWorld {
             world: world.to_owned(),
         });
@@ -86,10 +95,23 @@ mod tests {
     #[test]
     fn rejects_unknown_worlds() {
         let empty_module = b"\0asm\x01\0\0\0";
-        assert!(matches!(
-            componentize(empty_module, "http"),
-            Err(ComponentizeError::UnknownWorld { .. })
-        ));
+        let err = componentize(empty_module, "http").unwrap_err();
+        assert!(matches!(err, ComponentizeError::UnknownWorld { .. }));
+        assert!(
+            err.to_string().ends_with("aggregate-with-migrate-and-subtract"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_listed_world_is_one_of_the_contract() {
+        let empty_module = b"\0asm\x01\0\0\0";
+        for world in WORLDS {
+            // An empty module lacks the exports, so wit-component refuses it;
+            // but the world was found.
+            let err = componentize(empty_module, world).unwrap_err();
+            assert!(matches!(err, ComponentizeError::Encode { .. }), "{world}: {err}");
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ use crate::componentize::componentize;
 pub struct Componentize {
     /// The core module.
     pub core: PathBuf,
-    /// The world it implements: process, aggregate or aggregate-with-migrate.
+    /// The world it implements: process, aggregate, aggregate-with-migrate,
+    /// aggregate-with-subtract or aggregate-with-migrate-and-subtract.
     #[arg(long, default_value = "process")]
     pub world: String,
     /// Where to write the component.
