@@ -17,6 +17,9 @@ pub const AGGREGATOR: &str = "weir:stream/aggregator@0.1.0";
 pub const JOINER: &str = "weir:stream/joiner@0.1.0";
 /// Optional export of aggregators that can read older state.
 pub const MIGRATOR: &str = "weir:stream/migrator@0.1.0";
+/// Optional export of aggregators that can take values back out (table
+/// aggregations).
+pub const SUBTRACTOR: &str = "weir:stream/subtractor@0.1.0";
 
 /// What kind of stage an operator can serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

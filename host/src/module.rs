@@ -21,6 +21,8 @@ pub struct ModuleInfo {
     pub world: String,
     /// True when it exports `migrator` (can read an older version's state).
     pub migrate: bool,
+    /// True when it exports `subtractor` (can serve a table aggregation).
+    pub subtract: bool,
     /// The SDK or toolchain that built it, when the module says.
     pub sdk: Option<String>,
     /// Interfaces it imports.

@@ -1,14 +1,14 @@
 //! Host-side bindings generated from `wit/weir.wit`.
 //!
 //! One `bindgen!` for the widest world gives the import traits and the
-//! aggregator/migrator export types; one each for `process` and `join`
+//! aggregator/migrator/subtractor export types; one each for `process` and `join`
 //! reuses those interfaces and adds the processor or joiner export.
 
 #![allow(missing_docs, reason = "generated code")]
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "aggregate-with-migrate",
+    world: "aggregate-with-migrate-and-subtract",
 });
 
 /// Bindings of the `process` world, sharing the interfaces above.

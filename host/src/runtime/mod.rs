@@ -28,7 +28,7 @@ pub use operator::{EmitRequest, Folded, Group, Operator};
 
 use crate::contract::{self, OperatorKind};
 use crate::module::{self, ModuleInfo};
-use bindings::exports::weir::stream::{aggregator, migrator};
+use bindings::exports::weir::stream::{aggregator, migrator, subtractor};
 use bindings::join::exports::weir::stream::joiner;
 use bindings::process::exports::weir::stream::processor;
 use host::HostState;
@@ -64,6 +64,7 @@ enum ExportIndices {
     Aggregator {
         aggregator: aggregator::GuestIndices,
         migrator: Option<migrator::GuestIndices>,
+        subtractor: Option<subtractor::GuestIndices>,
     },
     Joiner(joiner::GuestIndices),
 }
@@ -170,23 +171,37 @@ impl Runtime {
                 } else {
                     None
                 },
+                subtractor: if exports.iter().any(|e| e == contract::SUBTRACTOR) {
+                    Some(subtractor::GuestIndices::new(&pre).map_err(|e| contract_err(format!("{e:#}")))?)
+                } else {
+                    None
+                },
             },
             OperatorKind::Joiner => {
                 ExportIndices::Joiner(joiner::GuestIndices::new(&pre).map_err(|e| contract_err(format!("{e:#}")))?)
             }
         };
         let migrate = matches!(indices, ExportIndices::Aggregator { migrator: Some(_), .. });
+        let subtract = matches!(
+            indices,
+            ExportIndices::Aggregator {
+                subtractor: Some(_),
+                ..
+            }
+        );
         let info = ModuleInfo {
             name,
             digest,
             size: bytes.len(),
             kind,
-            world: if migrate {
-                "weir:stream/aggregate-with-migrate@0.1.0".into()
-            } else {
-                kind.world().into()
+            world: match (migrate, subtract) {
+                (true, true) => "weir:stream/aggregate-with-migrate-and-subtract@0.1.0".into(),
+                (true, false) => "weir:stream/aggregate-with-migrate@0.1.0".into(),
+                (false, true) => "weir:stream/aggregate-with-subtract@0.1.0".into(),
+                (false, false) => kind.world().into(),
             },
             migrate,
+            subtract,
             sdk: module::detect_sdk(bytes),
             imports,
             exports,

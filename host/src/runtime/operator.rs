@@ -5,7 +5,7 @@ use std::sync::Arc;
 use wasmtime::component::Instance;
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
-use super::bindings::exports::weir::stream::{aggregator, migrator};
+use super::bindings::exports::weir::stream::{aggregator, migrator, subtractor};
 use super::bindings::join::exports::weir::stream::joiner;
 use super::bindings::process::exports::weir::stream::processor;
 use super::bindings::weir::stream::types as wit;
@@ -69,7 +69,7 @@ struct Live {
 
 enum Guest {
     Processor(processor::Guest),
-    Aggregator(aggregator::Guest, Option<migrator::Guest>),
+    Aggregator(aggregator::Guest, Option<migrator::Guest>, Option<subtractor::Guest>),
     Joiner(joiner::Guest),
 }
 
@@ -166,7 +166,22 @@ impl Operator {
 
     /// Folds groups of events into their accumulators (aggregators only).
     pub fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError> {
-        self.require("add", OperatorKind::Aggregator)?;
+        self.fold_groups("add", groups)
+    }
+
+    /// Takes each group's events back out of its accumulator (the
+    /// `subtract` export: table aggregations); `None` when this module does
+    /// not export it.
+    pub fn subtract(&mut self, groups: Vec<Group>) -> Result<Option<Vec<Folded>>, GuestError> {
+        if !self.module.info.subtract {
+            return Ok(None);
+        }
+        self.fold_groups("subtract", groups).map(Some)
+    }
+
+    /// `add` or `subtract` on `groups`, its results checked.
+    fn fold_groups(&mut self, export: &'static str, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError> {
+        self.require(export, OperatorKind::Aggregator)?;
         let n = groups.len();
         let sizes: Vec<u32> = groups.iter().map(|g| codec::batch_len(&g.events)).collect();
         let groups: Vec<aggregator::Group> = groups
@@ -178,13 +193,17 @@ impl Operator {
                 events: g.events,
             })
             .collect();
-        let folded = self.call("add", |store, guest| aggregator_of(guest)?.call_add(store, &groups))?;
+        let folded = self.call(export, |store, guest| match (export, guest) {
+            ("subtract", Guest::Aggregator(_, _, Some(s))) => s.call_subtract(store, &groups),
+            ("subtract", _) => Err(wasmtime::format_err!("no subtract export")),
+            _ => aggregator_of(guest)?.call_add(store, &groups),
+        })?;
         if folded.len() != n {
             let e = codec::CodecError::CountMismatch {
                 expected: n,
                 found: folded.len(),
             };
-            return Err(self.error("add", GuestFault::BadResult(e)));
+            return Err(self.error(export, GuestFault::BadResult(e)));
         }
         for (f, size) in folded.iter().zip(&sizes) {
             if let Some((index, _)) = f.failures.iter().find(|(i, _)| i >= size) {
@@ -192,7 +211,7 @@ impl Operator {
                     index: *index,
                     len: *size,
                 };
-                return Err(self.error("add", GuestFault::BadResult(e)));
+                return Err(self.error(export, GuestFault::BadResult(e)));
             }
         }
         Ok(folded
@@ -255,7 +274,7 @@ impl Operator {
         }
         let (key, acc) = (key.map(<[u8]>::to_vec), acc.to_vec());
         let r = self.call("migrate", |store, guest| match guest {
-            Guest::Aggregator(_, Some(m)) => m.call_migrate(store, from, key.as_ref(), &acc),
+            Guest::Aggregator(_, Some(m), _) => m.call_migrate(store, from, key.as_ref(), &acc),
             _ => Err(wasmtime::format_err!("no migrate export")),
         })?;
         Ok(Some(r.map_err(from_wit_failure)))
@@ -288,9 +307,14 @@ impl Operator {
         let instance: Instance = self.module.pre.instantiate(&mut store)?;
         let guest = match &self.module.exports {
             ExportIndices::Processor(p) => Guest::Processor(p.load(&mut store, &instance)?),
-            ExportIndices::Aggregator { aggregator, migrator } => Guest::Aggregator(
+            ExportIndices::Aggregator {
+                aggregator,
+                migrator,
+                subtractor,
+            } => Guest::Aggregator(
                 aggregator.load(&mut store, &instance)?,
                 migrator.as_ref().map(|m| m.load(&mut store, &instance)).transpose()?,
+                subtractor.as_ref().map(|m| m.load(&mut store, &instance)).transpose()?,
             ),
             ExportIndices::Joiner(j) => Guest::Joiner(j.load(&mut store, &instance)?),
         };
@@ -384,7 +408,7 @@ fn unreachable_error(export: &'static str) -> GuestError {
 
 fn aggregator_of(guest: &Guest) -> wasmtime::Result<&aggregator::Guest> {
     match guest {
-        Guest::Aggregator(a, _) => Ok(a),
+        Guest::Aggregator(a, ..) => Ok(a),
         _ => Err(wasmtime::format_err!("not an aggregator")),
     }
 }
