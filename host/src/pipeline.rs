@@ -116,9 +116,10 @@ pub enum StageKind {
     /// A table: the latest value per key of its one input (a null value
     /// deletes). Of a topic, it is restored from that topic itself; of a
     /// stage's results, it reads them through a repartition topic keyed by
-    /// their key and keeps a changelog of its own. Runs no module; its
-    /// outputs are its changes (the table as a stream).
-    Table,
+    /// their key and keeps a changelog of its own. Its outputs are its
+    /// changes (the table as a stream) — or, grouped (`group-by`), each
+    /// change re-keyed for a table aggregation.
+    Table(Table),
     /// A join of its two inputs (left, right), combined by a joiner module.
     Join(Join),
     /// A global table: every partition of one topic of `globals`, held
@@ -126,6 +127,18 @@ pub enum StageKind {
     /// the pipeline runs. Runs no module; a stream joins it by a key it
     /// chooses per record.
     GlobalTable,
+}
+
+/// A `table` stage's own settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    /// `group-by`: a processor that re-keys each row (Kafka Streams'
+    /// `KTable.groupBy`). The table's outputs are then its changes as a
+    /// table aggregation needs them: each row's new value under the key
+    /// the processor gives it, and its old value (header
+    /// [`OLD_VALUE`](crate::stage::table::OLD_VALUE)) under the key it had.
+    /// Only `aggregate` stages may read a grouped table.
+    pub group_by: Option<PathBuf>,
 }
 
 /// How a `join` stage joins.
@@ -235,7 +248,7 @@ impl StageKind {
     pub fn is_table(&self) -> bool {
         matches!(
             self,
-            StageKind::Table
+            StageKind::Table(Table { group_by: None })
                 | StageKind::GlobalTable
                 | StageKind::Join(Join {
                     shape: JoinShape::TableTable { .. },
@@ -269,6 +282,10 @@ pub struct Aggregation {
     pub repartition: bool,
     /// Partitions of the repartition topic (default: the inputs' count).
     pub partitions: Option<i32>,
+    /// It reads a grouped table (`group-by`): a table aggregation, whose
+    /// rows' old values are subtracted (the module's `subtract`) before
+    /// their new values are added.
+    pub table: bool,
 }
 
 /// One stage of the pipeline's graph.
@@ -487,6 +504,7 @@ struct RawStage {
     join: Option<String>,
     key_field: Option<String>,
     key_module: Option<PathBuf>,
+    group_by: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -614,6 +632,32 @@ impl RawPipeline {
                 "topics that a `global-table` stage reads",
                 &format!("{t:?}, which no global-table stage reads"),
             ));
+        }
+        // A grouped table's outputs are changes for a table aggregation
+        // (old values in a header): nothing else may take them.
+        for (g, grouped) in stages.iter().enumerate() {
+            if !matches!(&grouped.kind, StageKind::Table(t) if t.group_by.is_some()) {
+                continue;
+            }
+            let readers: Vec<&Stage> = stages
+                .iter()
+                .filter(|s| s.inputs.contains(&StageInput::Stage(g)))
+                .collect();
+            let bad = readers
+                .iter()
+                .find(|s| !matches!(&s.kind, StageKind::Aggregate(a) if a.table));
+            if readers.is_empty() || bad.is_some() || grouped.to.is_some() {
+                let found = match (bad, &grouped.to) {
+                    (Some(s), _) => format!("stage {:?} reads it", s.name),
+                    (None, Some(t)) => format!("to = {t:?}"),
+                    (None, None) => "no stage reads it".to_owned(),
+                };
+                return Err(invalid(
+                    &format!("stage[{g}].group-by"),
+                    "a grouped table read by `aggregate` stages only (a table aggregation), with no `to`",
+                    &found,
+                ));
+            }
         }
         // An input nobody reads would be consumed and thrown away.
         if let Some(t) = inputs.iter().find(|t| {
@@ -792,6 +836,7 @@ impl RawStage {
             ("join", self.join.is_some()),
             ("key-field", self.key_field.is_some()),
             ("key-module", self.key_module.is_some()),
+            ("group-by", self.group_by.is_some()),
         ];
         let refuse_keys =
             |kind: &str, allowed: &[&str]| match set_keys.iter().find(|(k, set)| *set && !allowed.contains(k)) {
@@ -810,10 +855,28 @@ impl RawStage {
                 )?;
                 // Another stage may have re-keyed its records.
                 let reads_a_stage = inputs.iter().any(|s| matches!(s, StageInput::Stage(_)));
-                StageKind::Aggregate(self.aggregation(i, reads_a_stage)?)
+                let grouped = |s: &StageInput| match s {
+                    StageInput::Stage(s) => {
+                        matches!(earlier.get(*s), Some(Stage { kind: StageKind::Table(t), .. }) if t.group_by.is_some())
+                    }
+                    StageInput::Topic(_) => false,
+                };
+                let table = match inputs.as_slice() {
+                    [one] if grouped(one) => true,
+                    more if more.iter().any(grouped) => {
+                        return Err(invalid(
+                            &key("inputs"),
+                            "a grouped table alone: a table aggregation reads one grouped table",
+                            &format!("{} inputs", more.len()),
+                        ));
+                    }
+                    _ => false,
+                };
+                let aggregation = self.aggregation(i, reads_a_stage, table)?;
+                StageKind::Aggregate(aggregation)
             }
             Some("table") => {
-                refuse_keys("table", &[])?;
+                refuse_keys("table", &["group-by"])?;
                 match inputs.as_slice() {
                     [StageInput::Topic(_)] => {}
                     // A stage's results (an aggregate's, a process stage's
@@ -827,7 +890,12 @@ impl RawStage {
                         ));
                     }
                 }
-                StageKind::Table
+                StageKind::Table(Table {
+                    group_by: self
+                        .group_by
+                        .clone()
+                        .map(|m| if m.is_absolute() { m } else { base.join(m) }),
+                })
             }
             Some("global-table") => {
                 refuse_keys("global-table", &[])?;
@@ -1126,9 +1194,16 @@ impl RawStage {
         })
     }
 
-    fn aggregation(&self, i: usize, reads_a_stage: bool) -> Result<Aggregation, ErrorKind> {
+    fn aggregation(&self, i: usize, reads_a_stage: bool, table: bool) -> Result<Aggregation, ErrorKind> {
         let key = |k: &str| format!("stage[{i}].{k}");
         let window = self.window.as_ref().map(|w| w.check(i)).transpose()?;
+        if table && window.is_some() {
+            return Err(invalid(
+                &key("window"),
+                "no window in a table aggregation (it reads a grouped table: rows, not events)",
+                "a window",
+            ));
+        }
         let emit = match self.emit.as_deref() {
             None | Some("update") => Emit::Update,
             Some("final") => Emit::Final,
@@ -1171,6 +1246,7 @@ impl RawStage {
             idle_close,
             repartition,
             partitions: self.partitions,
+            table,
         })
     }
 }
@@ -1480,7 +1556,7 @@ default = "out"
     #[test]
     fn a_table_and_a_stream_table_join_parse() {
         let p = Pipeline::parse(Path::new("/p/pipe.toml"), ENRICH).unwrap();
-        assert_eq!(p.stages[0].kind, StageKind::Table);
+        assert_eq!(p.stages[0].kind, StageKind::Table(Table::default()));
         assert_eq!(p.stages[0].module, None);
         assert_eq!(
             p.stages[1].kind,

@@ -121,7 +121,7 @@ impl StageNode {
             StageKind::Aggregate(a) => a.repartition,
             StageKind::Join(j) => j.repartition,
             // A table of a stage's results: keyed as the results are.
-            StageKind::Table => matches!(self.inputs.as_slice(), [StageInput::Stage(_)]),
+            StageKind::Table(_) => matches!(self.inputs.as_slice(), [StageInput::Stage(_)]),
             StageKind::Process | StageKind::GlobalTable => false,
         };
         repartition.then(|| format!("{application_id}-{}-repartition", self.name))
@@ -304,8 +304,8 @@ impl Topology {
             {
                 Durability::Changelog(self.changelog_topic(stage))
             }
-            (StageKind::Table, [StageInput::Topic(t)]) => Durability::SourceTopic(t.clone()),
-            (StageKind::Table, [StageInput::Stage(_)]) => Durability::Changelog(self.changelog_topic(stage)),
+            (StageKind::Table(_), [StageInput::Topic(t)]) => Durability::SourceTopic(t.clone()),
+            (StageKind::Table(_), [StageInput::Stage(_)]) => Durability::Changelog(self.changelog_topic(stage)),
             (StageKind::GlobalTable, [StageInput::Topic(t)]) => {
                 return Some(StoreSpec {
                     name: node.name.clone(),
@@ -404,14 +404,14 @@ impl Topology {
                 let s = &self.stages[i];
                 let _ = writeln!(out, "    Stage: {} ({})", s.name, self.stage_summary(s));
                 match (&s.kind, s.inputs.as_slice()) {
-                    (StageKind::Table, [StageInput::Topic(t)]) => {
+                    (StageKind::Table(_), [StageInput::Topic(t)]) => {
                         let _ = writeln!(
                             out,
                             "      store: {} (key-value store per task, restored from {t}, no changelog of its own)",
                             s.name
                         );
                     }
-                    (StageKind::Table, _) => {
+                    (StageKind::Table(_), _) => {
                         let _ = writeln!(
                             out,
                             "      store: {} (key-value store per task, changelog {})",
@@ -506,7 +506,15 @@ impl Topology {
     fn stage_summary(&self, s: &StageNode) -> String {
         let a = match &s.kind {
             StageKind::Process => return format!("process, {}", s.module),
-            StageKind::Table => return "table".to_owned(),
+            StageKind::Table(t) => {
+                return match &t.group_by {
+                    Some(m) => format!(
+                        "table, grouped by {}",
+                        m.file_name().map_or(m.to_string_lossy(), |n| n.to_string_lossy())
+                    ),
+                    None => "table".to_owned(),
+                };
+            }
             StageKind::GlobalTable => return "global table".to_owned(),
             StageKind::Join(j) => {
                 return match &j.shape {
@@ -540,6 +548,7 @@ impl Topology {
             StageKind::Aggregate(a) => a,
         };
         let window = match a.window.map(|w| (w.kind, w.grace)) {
+            None if a.table => "of a grouped table (old values subtracted)".to_owned(),
             None => "per key".to_owned(),
             Some((kind, grace)) => {
                 let kind = match kind {

@@ -453,7 +453,7 @@ fn stage_kind(pipeline: &Pipeline, stage: &str) -> anyhow::Result<(String, Opera
         StageKind::Process => OperatorKind::Processor,
         StageKind::Aggregate(_) => OperatorKind::Aggregator,
         StageKind::Join(_) => OperatorKind::Joiner,
-        StageKind::Table | StageKind::GlobalTable => bail!(
+        StageKind::Table(_) | StageKind::GlobalTable => bail!(
             "stage {stage} of {} is a table: it runs no module, so there is nothing to push or activate",
             pipeline.file.display()
         ),

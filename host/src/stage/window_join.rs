@@ -645,7 +645,7 @@ mod tests {
     /// then arrival (`null+11`, `null+12` before `A0+null` at 0).
     #[test]
     fn unmatched_records_go_out_in_kafka_streams_outer_store_order() {
-        let mut due = vec![
+        let mut due = [
             outer_order(LEFT, Some(b"0".to_vec()), 0, 0),
             outer_order(RIGHT, Some(b"1".to_vec()), 0, 2),
             outer_order(RIGHT, Some(b"1".to_vec()), 0, 1),

@@ -9,7 +9,7 @@ use super::Task;
 use crate::collector::Routing;
 use crate::contract::OperatorKind;
 use crate::metrics::Metrics;
-use crate::pipeline::{Join, JoinShape, LookupKey, Pipeline, StageInput, StageKind};
+use crate::pipeline::{Join, JoinShape, LookupKey, Pipeline, StageInput, StageKind, Table};
 use crate::runtime::{LoadError, LoadedModule, Runtime};
 use crate::stage::Stage;
 use crate::stage::aggregate::{AggregateStage, Aggregator};
@@ -39,7 +39,8 @@ struct ChainStage {
     kind: StageKind,
     inputs: Vec<StageInput>,
     /// A global-table join's `key-module` (a processor whose first output's
-    /// key is each record's lookup key). Not hot-swapped.
+    /// key is each record's lookup key), or a grouped table's `group-by` (a
+    /// processor whose first output re-keys a row). Not hot-swapped.
     key_module: Option<Arc<LoadedModule>>,
 }
 
@@ -66,6 +67,21 @@ pub enum ChainError {
         kind: OperatorKind,
         /// What the stage needs.
         expected: &'static str,
+    },
+    /// A table aggregation's module cannot take values back out.
+    #[error(
+        "stage {stage} aggregates a grouped table, so its module must export `subtract` (a row's old value \
+         leaves its group when the row changes); {} exports no subtractor (world {world}): \
+         add one, e.g. #[weir_sdk::aggregator(subtract)]",
+        module.display()
+    )]
+    NoSubtract {
+        /// Stage name.
+        stage: String,
+        /// Module path.
+        module: PathBuf,
+        /// The world it exports.
+        world: String,
     },
 }
 
@@ -138,11 +154,18 @@ impl Chain {
                             },
                         });
                     }
+                    if matches!(&s.kind, StageKind::Aggregate(a) if a.table) && !module.info().subtract {
+                        return Err(ChainError::NoSubtract {
+                            stage: s.name.clone(),
+                            module: path.clone(),
+                            world: module.info().world.clone(),
+                        });
+                    }
                     Some(RwLock::new(module))
                 }
                 _ => None,
             };
-            let key_module = match &s.kind {
+            let helper = match &s.kind {
                 StageKind::Join(Join {
                     shape:
                         JoinShape::StreamGlobal {
@@ -150,7 +173,12 @@ impl Chain {
                             ..
                         },
                     ..
-                }) => {
+                }) => Some((path, "process (its key-module)")),
+                StageKind::Table(Table { group_by: Some(path) }) => Some((path, "process (its group-by)")),
+                _ => None,
+            };
+            let key_module = match helper {
+                Some((path, expected)) => {
                     let m = runtime.load_file(path).map_err(|source| ChainError::Load {
                         stage: s.name.clone(),
                         source,
@@ -160,12 +188,12 @@ impl Chain {
                             stage: s.name.clone(),
                             module: path.clone(),
                             kind: m.kind(),
-                            expected: "process (its key-module)",
+                            expected,
                         });
                     }
                     Some(m)
                 }
-                _ => None,
+                None => None,
             };
             stages.push(ChainStage {
                 name: s.name.clone(),
@@ -353,12 +381,19 @@ impl Chain {
                     let agg = Aggregator::open(spec.clone(), store)?;
                     Box::new(AggregateStage::new(&self.runtime, module()?, s.config.clone(), agg))
                 }
-                (StageKind::Table, Some(store)) => {
-                    let table = if store.is_source_topic() {
+                (StageKind::Table(t), Some(store)) => {
+                    let mut table = if store.is_source_topic() {
                         TableStage::new(store)
                     } else {
                         TableStage::logged(store)
                     };
+                    if t.group_by.is_some() {
+                        let m = s
+                            .key_module
+                            .clone()
+                            .ok_or_else(|| OpenError::NoModule { stage: s.name.clone() })?;
+                        table = table.grouped_by(self.runtime.operator(m, s.config.clone()));
+                    }
                     tables.insert(i, table.view());
                     Box::new(table)
                 }
@@ -516,7 +551,7 @@ fn operator_kind(kind: &StageKind) -> Option<OperatorKind> {
         StageKind::Process => Some(OperatorKind::Processor),
         StageKind::Aggregate(_) => Some(OperatorKind::Aggregator),
         StageKind::Join(_) => Some(OperatorKind::Joiner),
-        StageKind::Table | StageKind::GlobalTable => None,
+        StageKind::Table(_) | StageKind::GlobalTable => None,
     }
 }
 
@@ -525,7 +560,7 @@ fn kind_name(kind: &StageKind) -> &'static str {
     match kind {
         StageKind::Process => "process",
         StageKind::Aggregate(_) => "aggregate",
-        StageKind::Table => "table",
+        StageKind::Table(_) => "table",
         StageKind::GlobalTable => "global-table",
         StageKind::Join(_) => "join",
     }

@@ -111,6 +111,11 @@ pub trait Fold {
     fn add(&mut self, groups: Vec<Group>) -> Result<Vec<Folded>, GuestError>;
     /// Merges two sessions' accumulators (older first).
     fn merge(&mut self, key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Result<Vec<u8>, Failure>, GuestError>;
+    /// Takes each group's events back out of its accumulator (a table
+    /// aggregation); `None` when it cannot.
+    fn subtract(&mut self, _groups: Vec<Group>) -> Result<Option<Vec<Folded>>, GuestError> {
+        Ok(None)
+    }
     /// Converts an accumulator written by version `from`; `None` when it
     /// does not migrate.
     fn migrate(
@@ -138,6 +143,10 @@ impl Fold for Operator {
 
     fn merge(&mut self, key: Option<&[u8]>, a: &[u8], b: &[u8]) -> Result<Result<Vec<u8>, Failure>, GuestError> {
         Operator::merge(self, key, a, b)
+    }
+
+    fn subtract(&mut self, groups: Vec<Group>) -> Result<Option<Vec<Folded>>, GuestError> {
+        Operator::subtract(self, groups)
     }
 
     fn migrate(
@@ -194,6 +203,29 @@ impl Fold for Count {
             (Some(a), Some(b)) => Ok((a + b).to_le_bytes().to_vec()),
             _ => Err(Failure::new("bad-accumulator", "not a little-endian u64")),
         })
+    }
+
+    fn subtract(&mut self, groups: Vec<Group>) -> Result<Option<Vec<Folded>>, GuestError> {
+        Ok(Some(
+            groups
+                .into_iter()
+                .map(|g| {
+                    let n = codec::batch_len(&g.events);
+                    match g.acc.as_deref().and_then(Count::read) {
+                        Some(before) if before >= u64::from(n) => Folded {
+                            acc: (before - u64::from(n)).to_le_bytes().to_vec(),
+                            failures: Vec::new(),
+                        },
+                        _ => Folded {
+                            acc: g.acc.unwrap_or_default(),
+                            failures: (0..n)
+                                .map(|i| (i, Failure::new("negative-count", "a count below 0")))
+                                .collect(),
+                        },
+                    }
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -378,6 +410,7 @@ impl Aggregator {
                     ..
                 },
             ) => self.fold_sliding(op, w, size, events, &mut step, &mut latest, &mut order)?,
+            None if self.spec.table => self.fold_table(op, events, &mut step, &mut latest)?,
             window => self.fold_fixed(op, window, events, &mut step, &mut latest)?,
         }
         if self.spec.emit == Emit::Update {
@@ -584,6 +617,10 @@ impl Aggregator {
     /// window is new, so `update` emits nothing that did not change. (Kafka
     /// Streams' copy can miss an event that came about grace behind stream
     /// time, where Weir's window holds it: README, "State".)
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the batch, and the step's three records of what it did: results, emission stamps and order"
+    )]
     fn fold_sliding(
         &mut self,
         op: &mut dyn Fold,
@@ -784,6 +821,87 @@ impl Aggregator {
         }
         // Keys were taken one after another: rejections in batch order.
         step.rejected.sort_by_key(|(i, _)| *i);
+        Ok(())
+    }
+
+    /// A table aggregation, record by record as Kafka Streams'
+    /// `KTableAggregate`: a change's old value (header
+    /// [`OLD_VALUE`](crate::stage::table::OLD_VALUE)) is taken out of its
+    /// group's accumulator if it has one (`subtract`), then its new value
+    /// (the record's value) added, from the initial value if there is no
+    /// accumulator. The result's timestamp is the record's, or the
+    /// accumulator's if later and there was one. A group whose accumulator
+    /// is gone (no new value and nothing to take from) is deleted.
+    fn fold_table(
+        &mut self,
+        op: &mut dyn Fold,
+        events: &[EventRef<'_>],
+        step: &mut Step,
+        latest: &mut HashMap<Vec<u8>, i64>,
+    ) -> Result<(), AggregateError> {
+        for (i, ev) in events.iter().enumerate() {
+            self.stream_time.observe(ev.timestamp);
+            let old = ev
+                .headers()
+                .find(|(name, _)| *name == crate::stage::table::OLD_VALUE)
+                .and_then(|(_, v)| v);
+            let k = keys::plain(ev.key);
+            let current = self.store.get(&k)?;
+            let one = |value: Option<&[u8]>| {
+                let mut enc = BatchEncoder::new();
+                enc.push(
+                    ev.timestamp,
+                    ev.topic,
+                    ev.partition,
+                    ev.offset,
+                    ev.key,
+                    value,
+                    ev.headers(),
+                );
+                enc.as_bytes().to_vec()
+            };
+            let group = |acc: Option<Vec<u8>>, events: Vec<u8>| Group {
+                key: ev.key.map(<[u8]>::to_vec),
+                window: None,
+                acc,
+                events,
+            };
+            let mut acc = current.clone();
+            if let (Some(old), Some(cur)) = (old, &current) {
+                match table_fold(op.subtract(vec![group(Some(cur.clone()), one(Some(old)))]), true) {
+                    Ok(next) => acc = Some(next),
+                    Err(why) => {
+                        step.rejected.push((i, why));
+                        continue;
+                    }
+                }
+            }
+            if let Some(new) = ev.value {
+                match table_fold(op.add(vec![group(acc.clone(), one(Some(new)))]).map(Some), false) {
+                    Ok(next) => acc = Some(next),
+                    Err(why) => {
+                        step.rejected.push((i, why));
+                        continue;
+                    }
+                }
+            }
+            match acc {
+                Some(acc) => {
+                    // Kafka Streams: the record's timestamp, or the
+                    // accumulator's if there was one and it is later.
+                    let ts = match self.stamp(&k)? {
+                        Some(stamp) if current.is_some() => stamp.max(ev.timestamp),
+                        _ => ev.timestamp,
+                    };
+                    self.put(keys::stamp(&k), Some(ts.to_le_bytes().to_vec()));
+                    latest.insert(k.clone(), ts);
+                    self.put(k, Some(acc));
+                }
+                None => {
+                    // Nothing to take out of and nothing to add: no change.
+                }
+            }
+        }
         Ok(())
     }
 
@@ -1080,6 +1198,29 @@ impl Aggregator {
 }
 
 /// A store key's record key and window.
+/// The accumulator one `add` or `subtract` of one event made, or why the
+/// event was refused.
+fn table_fold(folded: Result<Option<Vec<Folded>>, GuestError>, subtract: bool) -> Result<Vec<u8>, Rejection> {
+    match folded {
+        Ok(None) if subtract => Err(Rejection::Failed(Failure::new(
+            "no-subtract",
+            "a table aggregation needs the module's subtract",
+        ))),
+        Ok(folded) => match folded.and_then(|mut f| f.pop()) {
+            Some(Folded { failures, .. }) if !failures.is_empty() => {
+                let f = failures.into_iter().next().map(|(_, f)| f);
+                Err(Rejection::Failed(f.unwrap_or_else(|| Failure::new("failed", ""))))
+            }
+            Some(f) => Ok(f.acc),
+            None => Err(Rejection::Failed(Failure::new(
+                "bad-result",
+                "no accumulator came back",
+            ))),
+        },
+        Err(e) => Err(Rejection::Trapped(e)),
+    }
+}
+
 /// Where a sliding window's update goes among a batch's: the batch index of
 /// the last new event that changed it, then its place among that event's
 /// windows ([`sliding_rank`]).
@@ -1299,6 +1440,7 @@ mod tests {
             idle_close: None,
             repartition: false,
             partitions: None,
+            table: false,
         }
     }
 
@@ -1534,6 +1676,110 @@ mod tests {
             [("a".into(), Some((0, 1)), 1, 0), ("a".into(), Some((11, 12)), 1, 11)],
             "11 is past the gap"
         );
+    }
+
+    /// KTableAggregateTest#testCount, as the grouped table sends it (key,
+    /// new value, old value in the header, timestamp): a row's old value
+    /// leaves its group before its new one is added, one result per
+    /// record, stamped with the record's time or the group's if later; a
+    /// group that empties counts 0.
+    #[test]
+    fn a_table_aggregation_subtracts_old_rows_then_adds_new_ones() {
+        let spec = Aggregation {
+            table: true,
+            ..spec(None, Emit::Update)
+        };
+        let mut agg = Aggregator::open(
+            spec,
+            Store::in_memory(Changelog {
+                topic: "t-changelog".into(),
+                partition: 0,
+            }),
+        )
+        .unwrap();
+        // (group, new, old, ts): A green@10, B green@10, A blue@12 (green
+        // loses A, blue gains it), C yellow@15, D green@11.
+        let records: [(&str, Option<&str>, Option<&str>, i64); 6] = [
+            ("green", Some("green"), None, 10),
+            ("green", Some("green"), None, 10),
+            ("green", None, Some("green"), 12),
+            ("blue", Some("blue"), None, 12),
+            ("yellow", Some("yellow"), None, 15),
+            ("green", Some("green"), None, 11),
+        ];
+        let mut out = Vec::new();
+        for (n, (key, new, old, ts)) in records.iter().enumerate() {
+            let mut enc = BatchEncoder::new();
+            let header = old.map(|o| (crate::stage::table::OLD_VALUE, Some(o.as_bytes())));
+            enc.push(
+                *ts,
+                "repartition",
+                0,
+                n as i64,
+                Some(key.as_bytes()),
+                new.map(str::as_bytes),
+                header,
+            );
+            let events = codec::read_events(enc.as_bytes()).unwrap();
+            let step = agg
+                .step(&mut Count, &events, &n.to_string(), Instant::now(), &mut Discard)
+                .unwrap();
+            assert!(step.rejected.is_empty());
+            for d in step.due {
+                let count = Count::read(d.acc.as_deref().unwrap()).unwrap();
+                out.push((String::from_utf8(d.key.unwrap()).unwrap(), count, d.timestamp));
+            }
+            agg.commit(None).unwrap();
+        }
+        let want: Vec<(String, u64, i64)> = [
+            ("green", 1, 10),
+            ("green", 2, 10),
+            ("green", 1, 12),
+            ("blue", 1, 12),
+            ("yellow", 1, 15),
+            ("green", 2, 12),
+        ]
+        .into_iter()
+        .map(|(k, n, ts)| (k.to_owned(), n, ts))
+        .collect();
+        assert_eq!(out, want);
+        // One record with both values (a row that stays in its group): one
+        // result, subtracted then added; a group that empties counts 0.
+        let mut enc = BatchEncoder::new();
+        enc.push(
+            20,
+            "r",
+            0,
+            6,
+            Some(b"blue"),
+            Some(b"blue"),
+            [(crate::stage::table::OLD_VALUE, Some(&b"blue"[..]))],
+        );
+        enc.push(
+            21,
+            "r",
+            0,
+            7,
+            Some(b"yellow"),
+            None,
+            [(crate::stage::table::OLD_VALUE, Some(&b"yellow"[..]))],
+        );
+        let events = codec::read_events(enc.as_bytes()).unwrap();
+        let step = agg
+            .step(&mut Count, &events, "8", Instant::now(), &mut Discard)
+            .unwrap();
+        let got: Vec<(String, u64, i64)> = step
+            .due
+            .into_iter()
+            .map(|d| {
+                (
+                    String::from_utf8(d.key.unwrap()).unwrap(),
+                    Count::read(&d.acc.unwrap()).unwrap(),
+                    d.timestamp,
+                )
+            })
+            .collect();
+        assert_eq!(got, [("blue".to_owned(), 1, 20), ("yellow".to_owned(), 0, 21)]);
     }
 
     #[test]
