@@ -192,7 +192,7 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Example pipeline `name`'s text before `[kafka]`, with `app` as its
-/// application id, module paths pointing at the built components, and each
+/// application id, module paths (and `group-by`s) pointing at the built components, and each
 /// quoted topic name `"from"` of `names` replaced by `"to"`.
 pub fn example_body(name: &str, app: &str, names: &[(&str, &str)]) -> String {
     let _ = guests();
@@ -208,9 +208,10 @@ pub fn example_body(name: &str, app: &str, names: &[(&str, &str)]) -> String {
             }
         })
         .collect();
+    // Modules, key modules and group-bys.
     body = body.replace(
-        "module = \"../dist/",
-        &format!("module = \"{}/", repo().join("guest-examples/dist").display()),
+        "= \"../dist/",
+        &format!("= \"{}/", repo().join("guest-examples/dist").display()),
     );
     for (from, to) in names {
         body = body.replace(&format!("\"{from}\""), &format!("\"{to}\""));

@@ -1,8 +1,10 @@
 //! Sample events for `weir dev`: deterministic, endless, a little dirty
 //! (about 1% of events are malformed, so that error policies have work).
 //! Trades are keyed by symbol, clicks by user, orders and customers (a CDC
-//! topic: upserts, and about 5% deletes) by customer id, and accounts and
-//! limits (both CDC topics) by account id, as their producers would.
+//! topic: upserts, and about 5% deletes) by customer id, accounts and
+//! limits (both CDC topics) by account id, and users (a CDC topic of each
+//! user's region: users move, and leave) by user id, as their producers
+//! would.
 
 /// The sample generators by name.
 pub const NAMES: &[&str] = &[
@@ -17,6 +19,7 @@ pub const NAMES: &[&str] = &[
     "limits",
     "searches",
     "instruments",
+    "users",
 ];
 
 /// One generated record.
@@ -49,12 +52,13 @@ enum Kind {
     Limits,
     Searches,
     Instruments,
+    Users,
 }
 
 /// An unknown generator name.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown sample {0:?}; expected one of trades, logs, operations, sentences, clicks, orders, customers, accounts, limits"
+    "unknown sample {0:?}; expected one of trades, logs, operations, sentences, clicks, orders, customers, accounts, limits, searches, instruments, users"
 )]
 pub struct UnknownSample(pub String);
 
@@ -73,6 +77,7 @@ impl Samples {
             "limits" => Kind::Limits,
             "searches" => Kind::Searches,
             "instruments" => Kind::Instruments,
+            "users" => Kind::Users,
             other => return Err(UnknownSample(other.to_owned())),
         };
         Ok(Samples {
@@ -109,6 +114,9 @@ const CUSTOMERS: u64 = 50;
 /// Account ids of the accounts and limits samples: `a0`…`a29`.
 const ACCOUNTS: u64 = 30;
 const TIERS: &[&str] = &["bronze", "silver", "gold"];
+/// User ids of the users sample: `u0`…`u39`, and their regions.
+const USERS: u64 = 40;
+const REGIONS: &[&str] = &["eu", "us", "apac", "latam"];
 const QUERIES: &[&str] = &["boots", "rain jacket", "tent", "stove", "headlamp"];
 const PAGES: &[&str] = &["/", "/search", "/product", "/cart", "/checkout", "/help"];
 const OPERATIONS: &[&str] = &["payment", "refund", "login", "logout", "audit"];
@@ -229,6 +237,12 @@ impl Iterator for Samples {
                     (r.below(20) != 0).then(|| format!(r#"{{"limit":{},"version":{n}}}"#, 1000 * (1 + r.below(50))));
                 Sample { key: Some(id), value }
             }
+            Kind::Users => {
+                // A user moves to another region now and then, or leaves.
+                let id = format!("u{}", r.below(USERS));
+                let value = (r.below(10) != 0).then(|| REGIONS[r.below(REGIONS.len() as u64) as usize].to_owned());
+                Sample { key: Some(id), value }
+            }
             Kind::Instruments => {
                 // Reference data of the trades' instruments, keyed by ISIN,
                 // restated now and then.
@@ -306,6 +320,16 @@ mod tests {
             let json = samples.iter().filter(|s| clean(s)).count();
             if *name == "sentences" {
                 assert_eq!(json, 0);
+            } else if *name == "users" {
+                // Regions as plain text, and leaving users.
+                let deletes = samples.iter().filter(|s| s.value.is_none()).count();
+                assert!((50..150).contains(&deletes), "users: {deletes} deletes of 1000");
+                assert!(
+                    samples
+                        .iter()
+                        .flat_map(|s| s.value.as_deref())
+                        .all(|v| REGIONS.contains(&v))
+                );
             } else if *name == "instruments" {
                 assert_eq!(json, 1000, "instruments are all clean");
             } else if ["customers", "accounts", "limits"].contains(name) {
