@@ -8,7 +8,9 @@
 //! - `searches-clicks`: a windowed stream-stream join (inner, left and
 //!   outer), unmatched searches coming out as their windows close;
 //! - `trades-instruments`: trades joined with a global table of instruments
-//!   by a field of the trade.
+//!   by a field of the trade;
+//! - `users-per-region`: a table re-grouped and counted (a table
+//!   aggregation), as users move between regions and leave.
 
 mod support;
 
@@ -536,6 +538,19 @@ fn weir_dev_runs_accounts_limits() {
         assert!(stage_count(summary, table, "in") > 1000, "{summary}");
     }
     assert!(stage_count(summary, "with-limits", "out") > 1000, "{summary}");
+}
+
+/// `weir dev` runs the users-per-region example: the users table fills, and
+/// every change (users move and leave, so old rows are subtracted) reaches
+/// the counts.
+#[test]
+fn weir_dev_runs_users_per_region() {
+    let stdout = weir_dev("users-per-region.toml");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(stage_count(summary, "user-table", "in") > 1000, "{summary}");
+    assert!(stage_count(summary, "per-region", "in") > 1000, "{summary}");
+    // Each batch emits each region it changed once: four regions.
+    assert!(stage_count(summary, "per-region", "out") > 10, "{summary}");
 }
 
 /// `weir dev` runs the searches-clicks example: searches meet the clicks
@@ -1210,7 +1225,57 @@ fn stream_stream_window_ends_are_inclusive() {
     }
 }
 
-/// The topics of `searches-clicks` as the driver runs it.
+/// KIP-962: a record without a key on a side that emits unmatched records
+/// (a left join's searches; an outer join's both sides) goes out at once
+/// with an absent other side, keyless; elsewhere it is dropped and counted.
+/// A keyed record without a value is dropped and counted everywhere.
+#[test]
+fn keyless_records_of_an_outer_side_go_out_at_once() {
+    let t = driver_click_topics();
+    let window = "window = { before = \"0s\", after = \"5m\", grace = \"1m\" }";
+    let keyless = |topic: &str, value: &str| weir::event::Event {
+        key: None,
+        value: Some(value.as_bytes().to_vec()),
+        timestamp: 1_000,
+        topic: topic.into(),
+        ..weir::event::Event::default()
+    };
+    for (kind, want, dropped) in [
+        ("inner", vec![], 3),
+        ("left", vec![(r#"{"s":1}"#, "null")], 2),
+        ("outer", vec![(r#"{"s":1}"#, "null"), ("null", r#"{"c":1}"#)], 1),
+    ] {
+        let mut driver = driver_for(&clicks_body(&format!("keyless-{kind}"), &t, kind, window));
+        driver
+            .pipe("searches", vec![keyless("searches", r#"{"s":1}"#)])
+            .unwrap();
+        driver.pipe("clicks", vec![keyless("clicks", r#"{"c":1}"#)]).unwrap();
+        let no_value = weir::event::Event {
+            key: Some(b"u1".to_vec()),
+            value: None,
+            timestamp: 1_000,
+            ..weir::event::Event::default()
+        };
+        driver.pipe("searches", vec![no_value]).unwrap();
+        let got: Vec<(Option<Vec<u8>>, String, String, i64)> = driver
+            .take_output("search-clicks")
+            .into_iter()
+            .map(|r| {
+                let v: Value = serde_json::from_slice(&r.value.unwrap()).unwrap();
+                (r.key, v["left"].to_string(), v["right"].to_string(), r.timestamp)
+            })
+            .collect();
+        let want: Vec<(Option<Vec<u8>>, String, String, i64)> = want
+            .into_iter()
+            .map(|(l, r)| (None, l.to_owned(), r.to_owned(), 1_000))
+            .collect();
+        assert_eq!(got, want, "{kind}");
+        let stages = driver.chain().metrics().snapshot().stages;
+        assert_eq!(stages[0].dropped, dropped, "{kind}: dropped and counted");
+    }
+}
+
+/// The topics of `searches-clicks` as the driver runs it./// The topics of `searches-clicks` as the driver runs it.
 fn driver_click_topics() -> ClickTopics {
     ClickTopics {
         searches: "searches".into(),
@@ -2275,4 +2340,238 @@ fn a_missing_global_topic_is_named_at_start() {
             && stderr.contains("does not exist"),
         "{stderr}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Users per region: a table re-grouped and counted (a table aggregation).
+
+const REGIONS: [&str; 4] = ["eu", "us", "apac", "latam"];
+
+/// Users `u0`…`u29` joining, moving between regions and leaving (about one
+/// change in eight a delete), in time order.
+fn user_changes(n: usize, seed: u64) -> Vec<Change> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|i| Change {
+            customer: format!("u{}", rng.below(30)),
+            value: (rng.below(8) != 0).then(|| REGIONS[rng.below(4) as usize].to_owned()),
+            ts: 1_000 + 10 * i as i64,
+        })
+        .collect()
+}
+
+/// The reference, as Kafka Streams' `KTableRepartitionMap` and
+/// `KTableAggregate` count: every result (region, count, timestamp) in
+/// order, and the final counts. A user's old row leaves its region (one
+/// less) before its new row joins one (one more); when both are the same
+/// region, that is one change and one result. A result's timestamp is the
+/// change's, or the region's last one if later.
+#[expect(clippy::type_complexity, reason = "a test's reference")]
+fn region_count_reference(changes: &[Change]) -> (Vec<(String, String, i64)>, BTreeMap<String, (u64, i64)>) {
+    let mut users: BTreeMap<String, String> = BTreeMap::new();
+    let mut counts: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for c in changes {
+        let old = match &c.value {
+            Some(region) => users.insert(c.customer.clone(), region.clone()),
+            None => users.remove(&c.customer),
+        };
+        let mut bump = |region: &String, delta: i64| {
+            let (n, ts) = counts
+                .get(region)
+                .copied()
+                .map_or((0, c.ts), |(n, ts)| (n, ts.max(c.ts)));
+            let n = n.checked_add_signed(delta).expect("never below 0");
+            counts.insert(region.clone(), (n, ts));
+            (n, ts)
+        };
+        match (old, &c.value) {
+            (Some(o), Some(n)) if o == *n => {
+                bump(&o, -1);
+                let (count, ts) = bump(&o, 1);
+                out.push((o, count.to_string(), ts));
+            }
+            (old, new) => {
+                for (region, delta) in old.iter().map(|o| (o, -1)).chain(new.iter().map(|n| (n, 1))) {
+                    let (count, ts) = bump(region, delta);
+                    out.push((region.clone(), count.to_string(), ts));
+                }
+            }
+        }
+    }
+    (out, counts)
+}
+
+struct UserTopics {
+    users: String,
+    out: String,
+}
+
+fn users_body(app: &str, t: &UserTopics) -> String {
+    body_of(
+        "users-per-region.toml",
+        app,
+        &[("users", &t.users), ("users-per-region", &t.out)],
+    )
+}
+
+/// Through the driver, record by record: every count, in order and with
+/// Kafka Streams' timestamps, as users move and leave; at a larger batch
+/// each region's last count; and the two stores.
+#[test]
+fn users_per_region_through_the_driver() {
+    let changes = user_changes(800, 5);
+    let (want, counts) = region_count_reference(&changes);
+    let t = UserTopics {
+        users: "users".into(),
+        out: "users-per-region".into(),
+    };
+    assert!(want.iter().any(|(_, n, _)| n == "0"), "some region empties");
+    for batch in [1, 64] {
+        let pipeline = weir::pipeline::Pipeline::parse(Path::new("/x/p.toml"), &users_body("drive-users", &t)).unwrap();
+        let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
+        let mut driver = weir::testing::Driver::new(&pipeline, &runtime, batch).unwrap();
+        driver
+            .pipe_in_order(changes.iter().map(|c| weir::testing::Piped::Record {
+                topic: "users".into(),
+                event: event_of(&change_record(c)),
+            }))
+            .unwrap();
+        let got = driven(&mut driver, "users-per-region");
+        if batch == 1 {
+            assert_eq!(got, want, "every count, in order, with its timestamp");
+        }
+        let last: BTreeMap<String, String> = got.into_iter().map(|(k, v, _)| (k, v)).collect();
+        let final_counts: BTreeMap<String, String> =
+            counts.iter().map(|(k, (n, _))| (k.clone(), n.to_string())).collect();
+        assert_eq!(last, final_counts, "batch {batch}: each region's last count");
+        let state = driver.state().unwrap();
+        let stored: BTreeMap<String, Value> = state
+            .iter()
+            .filter(|e| e["store"] == "per-region")
+            .map(|e| (e["key"].as_str().unwrap().to_owned(), e["value"][0].clone()))
+            .collect();
+        let want_stored: BTreeMap<String, Value> = counts
+            .iter()
+            .map(|(k, (n, _))| (k.clone(), Value::from(n.to_string())))
+            .collect();
+        assert_eq!(stored, want_stored, "batch {batch}: the counts' store");
+        let rows = state.iter().filter(|e| e["store"] == "user-table").count();
+        let mut users = BTreeMap::new();
+        for c in &changes {
+            match &c.value {
+                Some(r) => users.insert(&c.customer, r),
+                None => users.remove(&c.customer),
+            };
+        }
+        assert_eq!(rows, users.len(), "batch {batch}: the users table");
+    }
+}
+
+/// A grouped table is only for table aggregations, and a table
+/// aggregation needs its module's `subtract`: both refused at load,
+/// saying why.
+#[test]
+fn a_table_aggregation_is_checked_at_load() {
+    let t = UserTopics {
+        users: "users".into(),
+        out: "out".into(),
+    };
+    let body = users_body("checks", &t);
+    let without = body.replace("rust-count.wasm", "rust-price-stats.wasm");
+    let pipeline = weir::pipeline::Pipeline::parse(Path::new("/x/p.toml"), &without).unwrap();
+    let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
+    let Err(err) = weir::testing::Driver::new(&pipeline, &runtime, 1) else {
+        panic!("a table aggregation without subtract was accepted");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("per-region") && err.contains("subtract") && err.contains("rust-price-stats.wasm"),
+        "{err}"
+    );
+    let read_by_process = body.replace("kind = \"aggregate\"", "kind = \"process\"");
+    let err = weir::pipeline::Pipeline::parse(Path::new("/x/p.toml"), &read_by_process)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("group-by") && err.contains("per-region"), "{err}");
+    let windowed = body.replace(
+        "kind = \"aggregate\"",
+        "kind = \"aggregate\"\nwindow = { kind = \"tumbling\", size = \"1m\" }",
+    );
+    let err = weir::pipeline::Pipeline::parse(Path::new("/x/p.toml"), &windowed)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("window") && err.contains("grouped table"), "{err}");
+}
+
+/// On the broker (users over 3 partitions, regions through the
+/// repartition topic): each region's last count is the reference's.
+#[test]
+fn users_per_region_on_the_broker() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let t = UserTopics {
+        users: unique("users"),
+        out: unique("users-per-region"),
+    };
+    create_topic(&t.users, 3);
+    create_topic(&t.out, 3);
+    let file = broker_file(dir.path(), &users_body(&unique("users-app"), &t), "");
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let changes = user_changes(600, 11);
+    produce(&t.users, &changes.iter().map(change_record).collect::<Vec<_>>());
+    let (_, counts) = region_count_reference(&changes);
+    let want: BTreeMap<String, Option<String>> = counts
+        .iter()
+        .map(|(k, (n, _))| (k.clone(), Some(n.to_string())))
+        .collect();
+    let got = until(&want, Duration::from_secs(90), || last_values(&committed(&t.out)));
+    assert_eq!(got, want, "each region's last count");
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
+/// Users change while `weir run` is killed five times: each region's last
+/// count is exact. The users topic has one partition and the aggregate
+/// reads the grouped table in the same task (`repartition = false`), so
+/// the test broker's gap (aborted repartition records reach librdkafka
+/// `read_committed` readers: README) is not in the way; the grouped
+/// table's store comes back from its topic, the counts from their
+/// changelog.
+#[test]
+fn users_per_region_survive_sigkill_exactly() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let t = UserTopics {
+        users: unique("users"),
+        out: unique("users-per-region"),
+    };
+    create_topic(&t.users, 1);
+    create_topic(&t.out, 1);
+    let app = unique("users-crash");
+    let body = users_body(&app, &t).replace(
+        "inputs = [\"user-table\"]",
+        "inputs = [\"user-table\"]\nrepartition = false",
+    );
+    let file = broker_file(dir.path(), &body, "commit-interval = \"1s\"");
+    let changes = user_changes(2_000, 23);
+    let kills = 5;
+    let feeder = Feeder::for_lives(
+        &t.users,
+        changes.iter().map(change_record).collect(),
+        Duration::from_secs(1),
+        kills + 1,
+    );
+    let (mut w, done) = crash::run_with_kills(&file, crash::CRASH_ARGS, kills, &feeder, (300, 1800), &[&t.out]);
+    feeder.finish();
+    let (_, counts) = region_count_reference(&changes);
+    let want: BTreeMap<String, Option<String>> = counts
+        .iter()
+        .map(|(k, (n, _))| (k.clone(), Some(n.to_string())))
+        .collect();
+    let got = until(&want, Duration::from_secs(120), || last_values(&committed(&t.out)));
+    assert_eq!(got, want, "each region's last count, exactly");
+    let mut evidence = vec![t.out.clone()];
+    evidence.extend(crash::internal_topics(&app));
+    crash::assert_kills_left_open_transactions(&evidence, &done);
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
 }
