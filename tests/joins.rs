@@ -2417,7 +2417,8 @@ fn users_body(app: &str, t: &UserTopics) -> String {
 
 /// Through the driver, record by record: every count, in order and with
 /// Kafka Streams' timestamps, as users move and leave; at a larger batch
-/// each region's last count; and the two stores.
+/// each region's last count; and the two stores — with the count's
+/// `subtract` in Rust, Python and JavaScript.
 #[test]
 fn users_per_region_through_the_driver() {
     let changes = user_changes(800, 5);
@@ -2427,8 +2428,9 @@ fn users_per_region_through_the_driver() {
         out: "users-per-region".into(),
     };
     assert!(want.iter().any(|(_, n, _)| n == "0"), "some region empties");
-    for batch in [1, 64] {
-        let pipeline = weir::pipeline::Pipeline::parse(Path::new("/x/p.toml"), &users_body("drive-users", &t)).unwrap();
+    for (language, batch) in [("rust", 1), ("rust", 64), ("python", 1), ("js", 1)] {
+        let body = users_body("drive-users", &t).replace("rust-count.wasm", &format!("{language}-count.wasm"));
+        let pipeline = weir::pipeline::Pipeline::parse(Path::new("/x/p.toml"), &body).unwrap();
         let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
         let mut driver = weir::testing::Driver::new(&pipeline, &runtime, batch).unwrap();
         driver
@@ -2439,12 +2441,15 @@ fn users_per_region_through_the_driver() {
             .unwrap();
         let got = driven(&mut driver, "users-per-region");
         if batch == 1 {
-            assert_eq!(got, want, "every count, in order, with its timestamp");
+            assert_eq!(got, want, "{language}: every count, in order, with its timestamp");
         }
         let last: BTreeMap<String, String> = got.into_iter().map(|(k, v, _)| (k, v)).collect();
         let final_counts: BTreeMap<String, String> =
             counts.iter().map(|(k, (n, _))| (k.clone(), n.to_string())).collect();
-        assert_eq!(last, final_counts, "batch {batch}: each region's last count");
+        assert_eq!(
+            last, final_counts,
+            "{language}, batch {batch}: each region's last count"
+        );
         let state = driver.state().unwrap();
         let stored: BTreeMap<String, Value> = state
             .iter()
@@ -2455,7 +2460,7 @@ fn users_per_region_through_the_driver() {
             .iter()
             .map(|(k, (n, _))| (k.clone(), Value::from(n.to_string())))
             .collect();
-        assert_eq!(stored, want_stored, "batch {batch}: the counts' store");
+        assert_eq!(stored, want_stored, "{language}, batch {batch}: the counts' store");
         let rows = state.iter().filter(|e| e["store"] == "user-table").count();
         let mut users = BTreeMap::new();
         for c in &changes {
@@ -2464,7 +2469,7 @@ fn users_per_region_through_the_driver() {
                 None => users.remove(&c.customer),
             };
         }
-        assert_eq!(rows, users.len(), "batch {batch}: the users table");
+        assert_eq!(rows, users.len(), "{language}, batch {batch}: the users table");
     }
 }
 
@@ -2505,29 +2510,33 @@ fn a_table_aggregation_is_checked_at_load() {
 }
 
 /// On the broker (users over 3 partitions, regions through the
-/// repartition topic): each region's last count is the reference's.
+/// repartition topic): each region's last count is the reference's, with
+/// the count in Rust, Python and JavaScript.
 #[test]
 fn users_per_region_on_the_broker() {
     let _turn = heavy();
-    let dir = tempfile::tempdir().unwrap();
-    let t = UserTopics {
-        users: unique("users"),
-        out: unique("users-per-region"),
-    };
-    create_topic(&t.users, 3);
-    create_topic(&t.out, 3);
-    let file = broker_file(dir.path(), &users_body(&unique("users-app"), &t), "");
-    let mut w = WeirProcess::start(&file, "0", &[]);
     let changes = user_changes(600, 11);
-    produce(&t.users, &changes.iter().map(change_record).collect::<Vec<_>>());
     let (_, counts) = region_count_reference(&changes);
     let want: BTreeMap<String, Option<String>> = counts
         .iter()
         .map(|(k, (n, _))| (k.clone(), Some(n.to_string())))
         .collect();
-    let got = until(&want, Duration::from_secs(90), || last_values(&committed(&t.out)));
-    assert_eq!(got, want, "each region's last count");
-    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+    for language in ["rust", "python", "js"] {
+        let dir = tempfile::tempdir().unwrap();
+        let t = UserTopics {
+            users: unique("users"),
+            out: unique("users-per-region"),
+        };
+        create_topic(&t.users, 3);
+        create_topic(&t.out, 3);
+        let body = users_body(&unique("users-app"), &t).replace("rust-count.wasm", &format!("{language}-count.wasm"));
+        let file = broker_file(dir.path(), &body, "");
+        let mut w = WeirProcess::start(&file, "0", &[]);
+        produce(&t.users, &changes.iter().map(change_record).collect::<Vec<_>>());
+        let got = until(&want, Duration::from_secs(90), || last_values(&committed(&t.out)));
+        assert_eq!(got, want, "{language}: each region's last count");
+        assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+    }
 }
 
 /// Users change while `weir run` is killed five times: each region's last
