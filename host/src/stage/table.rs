@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::codec::ResultBatch;
+use crate::codec::{EventRef, ResultBatch};
 use crate::collector::Collector;
 use crate::event::{Event, EventResult, Failure, Header, Output};
 use crate::runtime::{GuestError, LoadedModule, Operator};
@@ -148,6 +148,16 @@ impl TableStage {
     }
 }
 
+/// A record's headers, owned.
+fn owned_headers(ev: &EventRef<'_>) -> Vec<Header> {
+    ev.headers()
+        .map(|(name, value)| Header {
+            name: name.to_owned(),
+            value: value.map(<[u8]>::to_vec),
+        })
+        .collect()
+}
+
 /// The key and value a `group-by` gives a row: its first output's (none
 /// when it has no output, or one without a key or value: not grouped).
 fn selection(result: &EventResult) -> Option<(Vec<u8>, Vec<u8>, Vec<Header>)> {
@@ -201,13 +211,7 @@ impl TableStage {
             let event = |value: Vec<u8>| Event {
                 key: Some(key.to_vec()),
                 value: Some(value),
-                headers: ev
-                    .headers()
-                    .map(|(name, value)| Header {
-                        name: name.to_owned(),
-                        value: value.map(<[u8]>::to_vec),
-                    })
-                    .collect(),
+                headers: owned_headers(ev),
                 timestamp: ev.timestamp,
                 topic: ev.topic.to_owned(),
                 partition: ev.partition,
@@ -337,13 +341,7 @@ impl Stage for TableStage {
             results.push(EventResult::Outputs(vec![Output {
                 key: Some(key.to_vec()),
                 value: ev.value.map(<[u8]>::to_vec),
-                headers: ev
-                    .headers()
-                    .map(|(name, value)| Header {
-                        name: name.to_owned(),
-                        value: value.map(<[u8]>::to_vec),
-                    })
-                    .collect(),
+                headers: owned_headers(ev),
                 timestamp: None,
                 route: None,
             }]));

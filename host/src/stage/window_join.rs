@@ -587,9 +587,14 @@ impl WindowJoinStage {
             }
             after = next;
         }
+        let own = &mut self.side_time[usize::from(side)];
+        *own = (*own).max(ev.timestamp);
+        // Kept unless its side already keeps nothing that old.
+        let kept = ev.timestamp >= kept_from(self.window, *own);
         let mut done = found;
-        if !found && self.emits(side) && out_at_once(self.window, side, ev.timestamp, self.stream_time) {
-            // Kafka Streams does not wait for grace then.
+        if !found && self.emits(side) && (!kept || out_at_once(self.window, side, ev.timestamp, self.stream_time)) {
+            // Its window's end is behind stream time: Kafka Streams does not
+            // wait for grace then (and a record not kept cannot wait).
             batch.push(
                 &mut self.joiner,
                 ev.timestamp,
@@ -599,10 +604,7 @@ impl WindowJoinStage {
             );
             done = true;
         }
-        let own = &mut self.side_time[usize::from(side)];
-        *own = (*own).max(ev.timestamp);
-        // Kept unless its side already keeps nothing that old.
-        if ev.timestamp >= kept_from(self.window, *own) {
+        if kept {
             // The record's offset keeps equal keys and times apart (and
             // makes a record processed again after an abort the same entry).
             let k = keys::joined(side, Some(key), ev.timestamp, ev.offset);
@@ -619,14 +621,6 @@ impl WindowJoinStage {
                 let close = self.closes_at(side, ev.timestamp);
                 self.pending.insert(&mut self.store, close, &k)?;
             }
-        } else if !done && self.emits(side) {
-            batch.push(
-                &mut self.joiner,
-                ev.timestamp,
-                ev.topic,
-                Some(key),
-                unjoined(side, value),
-            );
         }
         self.expire()
     }
