@@ -290,36 +290,39 @@ fn sessions_merge_and_an_abort_forgets_staged_state() {
 }
 
 /// Sliding windows as Kafka Streams defines them: each event's left window
-/// and, when another event falls in it, its right window; an out-of-order
-/// event (inside grace) refolds every window that holds it and creates the
-/// windows it brings; `final` emits each window once, when it closes.
+/// (`[0, size]` for an event before `size`, as its `processEarly`) and,
+/// when another event falls in it, its right window; an out-of-order event
+/// (inside grace) updates every window that holds it and creates the
+/// windows it brings, in Kafka Streams' order; `final` emits each window
+/// once, when it closes.
 #[test]
 fn sliding_windows_refold_what_an_event_touches() {
     let mut s = Agg::new("window = { kind = \"sliding\", size = \"10ms\", grace = \"20ms\" }", "");
     let (out, _) = s.run(0, &[("a", 8), ("a", 12)]);
     assert_eq!(
         out,
-        owned(&[("a", "1", Some(-2)), ("a", "2", Some(2)), ("a", "1", Some(9))]),
-        "left of 8 {{8}}, left of 12 {{8, 12}}, right of 8 {{12}} (by latest event, then window)"
+        owned(&[("a", "1", Some(0)), ("a", "1", Some(9)), ("a", "2", Some(2))]),
+        "[0, 10] {{8}} (8 is before the size), then for 12: right of 8 {{12}}, left of 12 {{8, 12}}"
     );
     s.commit();
     let (out, _) = s.run(2, &[("a", 10)]);
     assert_eq!(
         out,
         owned(&[
-            ("a", "2", Some(0)),
-            ("a", "3", Some(2)),
             ("a", "2", Some(9)),
+            ("a", "3", Some(2)),
+            ("a", "2", Some(0)),
             ("a", "1", Some(11)),
         ]),
-        "left of 10 {{8, 10}}, left of 12 {{8, 10, 12}}, right of 8 {{10, 12}}, new right of 10 {{12}}"
+        "the windows holding 10 from the latest start down (right of 8 {{10, 12}}, left of 12 {{8, 10, 12}}, \
+         [0, 10] {{8, 10}}), then the new right of 10 {{12}}"
     );
 
     let mut f = Agg::new("window = { kind = \"sliding\", size = \"10ms\" }\nemit = \"final\"", "");
-    // The left window of 8 opens and closes within the batch (12 moves
-    // stream time past its end): emitted once, at the end of the batch.
+    // [0, 10] opens and closes within the batch (12 moves stream time past
+    // its end): emitted once, at the end of the batch.
     let (out, _) = f.run(0, &[("a", 8), ("a", 12)]);
-    assert_eq!(out, owned(&[("a", "1", Some(-2))]));
+    assert_eq!(out, owned(&[("a", "1", Some(0))]));
     // Stream time 25 closes [2, 13) and [9, 20).
     let (out, _) = f.run(2, &[("b", 25)]);
     assert_eq!(out, owned(&[("a", "2", Some(2)), ("a", "1", Some(9))]));
