@@ -2511,7 +2511,8 @@ fn a_table_aggregation_is_checked_at_load() {
 
 /// On the broker (users over 3 partitions, regions through the
 /// repartition topic): each region's last count is the reference's, with
-/// the count in Rust, Python and JavaScript.
+/// the count in Rust, Python and JavaScript; a deploy of an aggregator
+/// without `subtract` to the stage is refused.
 #[test]
 fn users_per_region_on_the_broker() {
     let _turn = heavy();
@@ -2535,6 +2536,27 @@ fn users_per_region_on_the_broker() {
         produce(&t.users, &changes.iter().map(change_record).collect::<Vec<_>>());
         let got = until(&want, Duration::from_secs(90), || last_values(&committed(&t.out)));
         assert_eq!(got, want, "{language}: each region's last count");
+        if language == "rust" {
+            // A hot swap to an aggregator without `subtract` is refused.
+            let out = weir()
+                .args([
+                    "deploy",
+                    &file.display().to_string(),
+                    "per-region",
+                    &guests().example("rust", "price-stats").display().to_string(),
+                    "--name",
+                    &unique("no-subtract"),
+                ])
+                .output()
+                .expect("run weir deploy");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success()
+                    && stderr.contains("refused, nothing changed")
+                    && stderr.contains("needs `subtract`"),
+                "{stderr}"
+            );
+        }
         assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
     }
 }

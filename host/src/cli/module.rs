@@ -176,7 +176,7 @@ fn push(
     registry: &Registry,
     file: &Path,
     name: &str,
-    target: Option<(String, OperatorKind)>,
+    target: Option<Target>,
     checks: &Checks,
     current: Option<&(String, Vec<u8>)>,
 ) -> anyhow::Result<Pushed> {
@@ -184,14 +184,20 @@ fn push(
     let runtime = checks.sandbox.runtime()?;
     let bytes = std::fs::read(file).map_err(|e| refused(format!("cannot read it: {e}")))?;
     let module = runtime.load(name, &bytes).map_err(|e| refused(e.to_string()))?;
-    if let Some((stage, kind)) = &target
-        && module.kind() != *kind
-    {
-        return Err(refused(format!(
-            "it is {}, but stage {stage} needs {}",
-            module.kind().with_article(),
-            kind.with_article()
-        )));
+    if let Some((stage, kind, subtract)) = &target {
+        if module.kind() != *kind {
+            return Err(refused(format!(
+                "it is {}, but stage {stage} needs {}",
+                module.kind().with_article(),
+                kind.with_article()
+            )));
+        }
+        if *subtract && !module.info().subtract {
+            return Err(refused(format!(
+                "stage {stage} aggregates a grouped table and needs `subtract`, which it does not export (world {})",
+                module.info().world
+            )));
+        }
     }
     if let Some(sample) = &checks.sample
         && module.kind() == OperatorKind::Joiner
@@ -435,8 +441,12 @@ fn module_name(file: &Path, name: Option<&str>) -> String {
     })
 }
 
+/// What a stage needs of a module: the stage's name, its kind, and whether
+/// it must export `subtract` (a table aggregation).
+type Target = (String, OperatorKind, bool);
+
 /// The kind a pipeline's stage needs.
-fn stage_kind(pipeline: &Pipeline, stage: &str) -> anyhow::Result<(String, OperatorKind)> {
+fn stage_kind(pipeline: &Pipeline, stage: &str) -> anyhow::Result<Target> {
     let s = pipeline.stages.iter().find(|s| s.name == stage).with_context(|| {
         format!(
             "{} has no stage {stage:?} (stages: {})",
@@ -458,7 +468,8 @@ fn stage_kind(pipeline: &Pipeline, stage: &str) -> anyhow::Result<(String, Opera
             pipeline.file.display()
         ),
     };
-    Ok((stage.to_owned(), kind))
+    let subtract = matches!(&s.kind, StageKind::Aggregate(a) if a.table);
+    Ok((stage.to_owned(), kind, subtract))
 }
 
 /// Show the versions in the registry and where each is active.
@@ -632,7 +643,7 @@ fn activate(
     guard: Option<Guard>,
     sandbox: &SandboxArgs,
 ) -> anyhow::Result<()> {
-    let (stage, kind) = stage_kind(pipeline, stage)?;
+    let (stage, kind, subtract) = stage_kind(pipeline, stage)?;
     if record.kind != kind {
         bail!(
             "cannot activate {}@{} in stage {stage}: it is {}, but the stage needs {}",
@@ -640,6 +651,15 @@ fn activate(
             record.version,
             record.kind.with_article(),
             kind.with_article()
+        );
+    }
+    if subtract && !record.exports.iter().any(|e| e == crate::contract::SUBTRACTOR) {
+        bail!(
+            "cannot activate {}@{} in stage {stage}: the stage aggregates a grouped table and needs `subtract`, \
+             which it does not export (world {})",
+            record.name,
+            record.version,
+            record.world
         );
     }
     let app = &pipeline.application_id;
@@ -671,7 +691,7 @@ fn activate(
                 registry,
                 file,
                 &module_name(file, None),
-                Some((stage.clone(), kind)),
+                Some((stage.clone(), kind, subtract)),
                 &checks,
                 None,
             )
