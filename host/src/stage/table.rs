@@ -142,6 +142,24 @@ impl TableStage {
         }
     }
 
+    /// Stages the row `ev` makes of `key` (a delete without a value), and
+    /// sends it to the table's own changelog if it keeps one.
+    fn write_row(
+        &mut self,
+        key: &[u8],
+        ev: &EventRef<'_>,
+        position: &str,
+        out: &mut Collector<'_>,
+    ) -> Result<(), StageError> {
+        let row = ev.value.map(|v| encode_value(ev.timestamp, v));
+        if self.logged {
+            crate::stage::join::write_logged(&mut self.store, keys::plain(Some(key)), row, position, out)
+        } else {
+            self.store.stage(keys::plain(Some(key)), row);
+            Ok(())
+        }
+    }
+
     /// Reads of its rows for a join of the same task.
     pub fn view(&self) -> TableView {
         TableView::of(&self.store)
@@ -276,12 +294,7 @@ impl TableStage {
                 results.push(EventResult::Failed(failure));
                 continue;
             }
-            let row = ev.value.map(|v| encode_value(ev.timestamp, v));
-            if self.logged {
-                crate::stage::join::write_logged(&mut self.store, keys::plain(Some(key)), row, &position, out)?;
-            } else {
-                self.store.stage(keys::plain(Some(key)), row);
-            }
+            self.write_row(key, ev, &position, out)?;
             let change = |key: Vec<u8>, value: Option<Vec<u8>>, old: Option<Vec<u8>>, mut headers: Vec<Header>| {
                 headers.retain(|h| h.name != OLD_VALUE);
                 if let Some(old) = old {
@@ -332,12 +345,7 @@ impl Stage for TableStage {
                 results.push(EventResult::Outputs(Vec::new()));
                 continue;
             };
-            let row = ev.value.map(|v| encode_value(ev.timestamp, v));
-            if self.logged {
-                crate::stage::join::write_logged(&mut self.store, keys::plain(Some(key)), row, &position, out)?;
-            } else {
-                self.store.stage(keys::plain(Some(key)), row);
-            }
+            self.write_row(key, ev, &position, out)?;
             results.push(EventResult::Outputs(vec![Output {
                 key: Some(key.to_vec()),
                 value: ev.value.map(<[u8]>::to_vec),
