@@ -47,8 +47,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::stage::window::{WindowKind, Windowing};
 use crate::units;
+use crate::window::{WindowKind, Windowing};
 
 /// How hard a pipeline tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

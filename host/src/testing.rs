@@ -22,10 +22,11 @@ use crate::event::{Event, Header, Window};
 use crate::jsonl::bytes_json;
 use crate::pipeline::Pipeline;
 use crate::runtime::{EmitRequest, Runtime};
-use crate::stage::table::{self, TableView};
+use crate::stage::table::TableView;
 use crate::state::StateError;
 use crate::state::global::{GlobalStore, Record};
 use crate::state::keys::{self, Entry};
+use crate::state::row;
 use crate::state::{Changelog, Store};
 use crate::task::{Chain, ChainError, MemorySink, OpenError, SentRecord, Task, TaskError};
 
@@ -298,7 +299,7 @@ impl Driver {
         let mut out = Vec::new();
         for (name, table) in self.globals.values() {
             for (k, stored) in table.store().scan(&[1u8])? {
-                let (Some(Entry::Plain(key)), Some((ts, value))) = (keys::decode(&k), table::decode_value(&stored))
+                let (Some(Entry::Plain(key)), Some((ts, value))) = (keys::decode(&k), row::decode_value(&stored))
                 else {
                     continue;
                 };
@@ -330,7 +331,7 @@ impl Driver {
                 let (Some((module, config)), false) = (module, self.chain.is_table(i)) else {
                     // A table: its rows as they are.
                     for (key, _, stored, _) in entries {
-                        let (ts, value) = table::decode_value(&stored).ok_or_else(|| DriverError::Emit {
+                        let (ts, value) = row::decode_value(&stored).ok_or_else(|| DriverError::Emit {
                             stage: stage.clone(),
                             reason: "a table row shorter than its timestamp".into(),
                         })?;

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::pipeline::{Aggregation, Emit, ErrorPolicy, JoinShape, LookupKey, Pipeline, StageInput, StageKind};
-use crate::stage::window::WindowKind;
 use crate::state::{Durability, Scope, StoreSpec};
+use crate::window::WindowKind;
 
 /// Stages that one task executes, and the topics it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]

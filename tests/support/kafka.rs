@@ -280,7 +280,10 @@ impl WeirProcess {
             .args(["--instance-id", instance])
             .args(threads)
             .args(extra)
-            .env("WEIR_LOG", "info,librdkafka=warn,rdkafka=warn,weir::admin::query=debug")
+            .env(
+                "WEIR_LOG",
+                "info,librdkafka=warn,rdkafka=warn,weir::status::query=debug",
+            )
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("create the log file"))
             .spawn()
@@ -519,7 +522,7 @@ pub fn topic_config(topic: &str) -> BTreeMap<String, String> {
         .create()
         .expect("create an admin client");
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
-    let results = weir::kafka::topics::block_on(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &options))
+    let results = weir::clients::topics::block_on(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &options))
         .unwrap_or_else(|e| panic!("describe the configuration of {topic}: {e}"));
     let resource = results
         .into_iter()
@@ -548,7 +551,7 @@ pub fn delete_records_to_end(topic: &str) {
             .expect("a valid offset");
     }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let done = weir::kafka::topics::block_on(admin.delete_records(&tpl, &options))
+    let done = weir::clients::topics::block_on(admin.delete_records(&tpl, &options))
         .unwrap_or_else(|e| panic!("delete the records of {topic}: {e}"));
     for e in done.elements() {
         e.error()

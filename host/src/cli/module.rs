@@ -11,11 +11,11 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
 use super::{SandboxArgs, config_map};
+use crate::clients;
 use crate::codec::BatchEncoder;
 use crate::contract::OperatorKind;
 use crate::event::{Event, EventResult, Pair};
 use crate::jsonl;
-use crate::kafka::clients;
 use crate::module;
 use crate::pipeline::{Pipeline, StageKind};
 use crate::registry::{Activation, Guard, ModuleRecord, Pushed, Registry, Snapshot, now_ms, short};

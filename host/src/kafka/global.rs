@@ -17,11 +17,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::clients::ReaderCtx;
-use crate::admin::query::StoreQueries;
+use crate::clients::ReaderCtx;
 use crate::stage::table::TableView;
 use crate::state::global::{GlobalStore, Record};
 use crate::state::{StateError, Store};
+use crate::status::query::StoreQueries;
 use crate::task::Chain;
 
 /// Records applied per store write.

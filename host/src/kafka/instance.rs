@@ -37,22 +37,22 @@ use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
 use rdkafka::producer::Producer as _;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::clients::{self, Producer, ProducerCtx, ProducerSink};
-use super::global::{GlobalError, GlobalTables};
+use super::error::{InstanceError, TopicPartition};
+use super::global::GlobalTables;
 use super::purge::Purger;
 use super::rebalance::ConsumerCtx;
 use super::restore::{Committed, RestoreError, Restorer};
-use super::topics::{self, TopicError};
 use super::txn::{Shared, TxnState};
-use crate::admin::query::StoreQueries;
-use crate::admin::{Restores, Status, Views};
+use crate::clients::topics;
+use crate::clients::{self, Producer, ProducerCtx, ProducerSink};
 use crate::codec::BatchEncoder;
 use crate::metrics::{self, Metrics, Snapshot};
 use crate::pipeline::{Guarantee, Pipeline};
 use crate::registry::Registry;
-use crate::state::StateError;
+use crate::status::query::StoreQueries;
+use crate::status::{Restores, Status, Views};
 use crate::swap::{self, SwapError, Swapper};
-use crate::task::{Chain, OpenError, Task, TaskError, Workers, WorkersError};
+use crate::task::{Chain, Task, TaskError, Workers};
 
 /// How an instance runs, beyond its pipeline file.
 #[derive(Debug, Clone)]
@@ -90,122 +90,6 @@ impl Default for RunOptions {
         }
     }
 }
-
-/// Why an instance stopped or could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum InstanceError {
-    /// librdkafka refused the configuration.
-    #[error("cannot create the Kafka {client}: {reason} (check [kafka] in {})", file.display())]
-    Client {
-        /// `consumer` or `producer`.
-        client: &'static str,
-        /// The pipeline file.
-        file: PathBuf,
-        /// librdkafka's message.
-        reason: String,
-    },
-    /// The brokers did not answer.
-    #[error(
-        "cannot reach Kafka at {bootstrap} within {timeout:?}: {reason}; is the broker running, \
-         and is \"bootstrap.servers\" in [kafka] of {} right?", file.display()
-    )]
-    Unreachable {
-        /// bootstrap.servers.
-        bootstrap: String,
-        /// How long we waited.
-        timeout: Duration,
-        /// librdkafka's message.
-        reason: String,
-        /// The pipeline file.
-        file: PathBuf,
-    },
-    /// A global table could not be read.
-    #[error(transparent)]
-    Global(#[from] GlobalError),
-    /// A stateful task would read inputs with different partition counts.
-    #[error(transparent)]
-    NotCoPartitioned(#[from] crate::topology::CoPartitionError),
-    /// Topics the pipeline reads or writes do not exist.
-    #[error("topic(s) {topics} do not exist; weir does not create topics, so create them and start again")]
-    MissingTopics {
-        /// Comma-separated names.
-        topics: String,
-    },
-    /// Another producer with our transactional.id took over.
-    #[error(
-        "fenced: another instance now uses transactional.id {transactional_id} ({reason}); \
-         run each instance of the application with its own --instance-id"
-    )]
-    Fenced {
-        /// Our transactional.id.
-        transactional_id: String,
-        /// librdkafka's message.
-        reason: String,
-    },
-    /// Another consumer joined the group with our `group.instance.id`
-    /// (static membership): another instance runs with our instance id.
-    #[error(
-        "fenced: another instance joined the consumer group as {group_instance_id} ({reason}); \
-         run each instance of the application with its own --instance-id"
-    )]
-    FencedMember {
-        /// Our group.instance.id.
-        group_instance_id: String,
-        /// librdkafka's message.
-        reason: String,
-    },
-    /// The consumer failed fatally (librdkafka cannot go on with it).
-    #[error("the Kafka consumer failed: {reason}")]
-    Consumer {
-        /// librdkafka's message.
-        reason: String,
-    },
-    /// A transaction operation failed in a way that cannot be recovered by aborting.
-    #[error("Kafka transaction failed (transactional.id {transactional_id}): {reason}")]
-    Transaction {
-        /// Our transactional.id.
-        transactional_id: String,
-        /// librdkafka's message.
-        reason: String,
-    },
-    /// The consumer could not be positioned after an abort.
-    #[error("cannot rewind {topic}[{partition}] to offset {offset} after an abort: {reason}")]
-    Rewind {
-        /// Topic.
-        topic: String,
-        /// Partition.
-        partition: i32,
-        /// Target offset.
-        offset: i64,
-        /// librdkafka's message.
-        reason: String,
-    },
-    /// A task stopped (an event failed under `on-error = "fail"`, or a
-    /// record could not be produced). Nothing after the last commit is kept.
-    #[error(transparent)]
-    Task(#[from] TaskError),
-    /// A task could not be opened.
-    #[error(transparent)]
-    Open(#[from] OpenError),
-    /// An internal topic could not be created.
-    #[error(transparent)]
-    Topics(#[from] TopicError),
-    /// A state store failed.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// A store could not be restored from its changelog.
-    #[error(transparent)]
-    Restore(#[from] RestoreError),
-    /// The module registry could not be followed.
-    #[error(transparent)]
-    Swap(#[from] SwapError),
-    /// The processing threads could not be started.
-    #[error(transparent)]
-    Workers(#[from] WorkersError),
-}
-
-/// A topic and a partition of it.
-pub(super) type TopicPartition = (String, i32);
 
 /// A task: (sub-topology, partition number).
 type TaskId = (usize, i32);
@@ -442,7 +326,7 @@ impl Instance {
             started: self.started,
             restores: self.restores.clone(),
             views: self.views.clone(),
-            queries: self.queries.clone().map(|q| q as Arc<dyn crate::admin::Queries>),
+            queries: self.queries.clone().map(|q| q as Arc<dyn crate::status::Queries>),
             swaps: self.swapper().views(),
         })
     }

@@ -1,6 +1,6 @@
 //! Purging repartition topics, as Kafka Streams does: they keep every
 //! record whatever its timestamp (`retention.ms = -1`, see
-//! [`topics::topic_config`](super::topics::topic_config)), so that old data
+//! [`topics::topic_config`](crate::clients::topics::topic_config)), so that old data
 //! is never lost between two sub-topologies, and an instance deletes the
 //! records its group has committed past (DeleteRecords), at most once per
 //! `repartition-purge-interval`.
@@ -22,7 +22,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::topics::block_on;
+use crate::clients::topics::block_on;
 
 type TopicPartition = (String, i32);
 

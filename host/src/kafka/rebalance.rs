@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use super::instance::TopicPartition;
+use super::error::TopicPartition;
 use super::txn::Shared;
 
 /// Consumer callbacks: commit (or abort) before partitions leave.

@@ -20,16 +20,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::clients::ReaderCtx;
+use crate::clients::ReaderCtx;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::admin::{RestoreState, Restores};
 use crate::stage::aggregate::INPUT_NEXT;
-use crate::stage::table;
+use crate::state::row;
 use crate::state::{StateError, Store, Write, keys};
+use crate::status::{RestoreState, Restores};
 
 /// Records applied per RocksDB write batch (and checkpoint).
 const CHUNK: usize = 20_000;
@@ -199,7 +199,7 @@ impl Restorer {
                         // without a key has no row.
                         if let Some(k) = m.key() {
                             let ts = m.timestamp().to_millis().unwrap_or(0);
-                            chunk.push((keys::plain(Some(k)), m.payload().map(|v| table::encode_value(ts, v))));
+                            chunk.push((keys::plain(Some(k)), m.payload().map(|v| row::encode_value(ts, v))));
                         }
                     } else if committed(&m, committed_input) {
                         let Some(k) = m.key() else { continue };

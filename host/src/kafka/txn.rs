@@ -8,14 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer as _;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::clients::Producer;
-use super::instance::{InstanceError, TopicPartition};
-use super::rebalance::ConsumerCtx;
+use super::error::{InstanceError, TopicPartition};
+use crate::clients::Producer;
 use crate::metrics::{self, Metrics};
 use crate::pipeline::Guarantee;
 use crate::task::TaskError;
@@ -81,7 +80,11 @@ impl Shared {
 
     /// Closes the current unit of work: commits the transaction (or flushes
     /// and commits offsets). An abortable failure aborts and asks for a rewind.
-    pub(super) fn commit(&self, consumer: &BaseConsumer<ConsumerCtx>, st: &mut TxnState) -> Result<(), InstanceError> {
+    pub(super) fn commit(
+        &self,
+        consumer: &BaseConsumer<impl ConsumerContext>,
+        st: &mut TxnState,
+    ) -> Result<(), InstanceError> {
         if let Some(every) = self.fault_abort_every
             && !st.pending.is_empty()
             && !self.stop.load(Ordering::Relaxed)
@@ -106,7 +109,7 @@ impl Shared {
 
     pub(super) fn commit_transaction(
         &self,
-        consumer: &BaseConsumer<ConsumerCtx>,
+        consumer: &BaseConsumer<impl ConsumerContext>,
         st: &mut TxnState,
     ) -> Result<(), InstanceError> {
         if !st.open {
@@ -145,7 +148,7 @@ impl Shared {
 
     pub(super) fn commit_offsets(
         &self,
-        consumer: &BaseConsumer<ConsumerCtx>,
+        consumer: &BaseConsumer<impl ConsumerContext>,
         st: &mut TxnState,
     ) -> Result<(), InstanceError> {
         if let Err(e) = self.producer.flush(self.timeout) {

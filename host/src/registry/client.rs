@@ -15,8 +15,8 @@ use super::{
     ACTIVE_TOPIC, Activation, CHUNKS_TOPIC, MODULES_TOPIC, ModuleRecord, ResolveError, Snapshot, active_key, chunk,
     now_ms, reassemble,
 };
-use crate::kafka::clients::ReaderCtx;
-use crate::kafka::topics::{self, TopicError};
+use crate::clients::ReaderCtx;
+use crate::clients::topics::{self, TopicError};
 use crate::module::ModuleInfo;
 use crate::topology::{InternalKind, InternalTopic};
 

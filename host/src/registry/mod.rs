@@ -432,7 +432,7 @@ mod tests {
         s.add_module(record("up", 2, &d2));
         for (version, digest) in [(1, &d1), (2, &d2)] {
             let full = format!("up@{digest}");
-            let short = crate::collector::header_label(&full);
+            let short = crate::stage::collector::header_label(&full);
             assert!(short.len() < full.len(), "{short}");
             assert_eq!(s.resolve(short).unwrap().version, version, "{short}");
         }

@@ -31,14 +31,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::codec::{EventRef, PairEncoder, ResultBatch};
-use crate::collector::{Collector, OutRecord, Why};
 use crate::event::{EventResult, Failure, Output};
 use crate::pipeline::JoinKind;
 use crate::runtime::{GuestError, GuestFault, LoadedModule, Operator, Runtime};
-use crate::stage::aggregate::INPUT_NEXT;
-use crate::stage::table::{self, TableView};
+use crate::stage::changelog::write_logged;
+use crate::stage::collector::{Collector, Why};
+use crate::stage::table::TableView;
 use crate::stage::{Input, Stage, StageError};
-use crate::state::{Changelog, StateError, Store, keys};
+use crate::state::{Changelog, StateError, Store, keys, row};
 
 /// The guest side of a join: the joiner, and the pairs of one call.
 pub(crate) struct Joiner {
@@ -109,30 +109,6 @@ impl Joiner {
     pub(crate) fn pairs(&mut self) -> &mut PairEncoder {
         &mut self.pairs
     }
-}
-
-/// Stages a write of `store` and sends it to the store's changelog, with
-/// the task's input `position` (as the aggregate's writes; see
-/// [`crate::collector::Context::position`], taken once per batch).
-pub(crate) fn write_logged(
-    store: &mut Store,
-    key: Vec<u8>,
-    value: Option<Vec<u8>>,
-    position: &str,
-    out: &mut Collector<'_>,
-) -> Result<(), StageError> {
-    let changelog = store.changelog().clone();
-    out.sink().send(&OutRecord {
-        topic: &changelog.topic,
-        partition: Some(changelog.partition),
-        key: Some(&key),
-        value: value.as_deref(),
-        headers: &[(INPUT_NEXT, Some(position.as_bytes()))],
-        timestamp: now_ms(),
-        changelog: true,
-    })?;
-    store.stage(key, value);
-    Ok(())
 }
 
 /// A stream-table join in one task (or a stream-global-table join).
@@ -449,16 +425,9 @@ impl TableJoinStage {
         position: &str,
         out: &mut Collector<'_>,
     ) -> Result<(), StageError> {
-        let stored = row.map(|(ts, v)| table::encode_value(ts, v));
+        let stored = row.map(|(ts, v)| row::encode_value(ts, v));
         write_logged(&mut self.store, keys::plain(Some(key)), stored, position, out)
     }
-}
-
-/// The wall clock in ms (changelog records' timestamps, as the aggregate's).
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Stage for TableJoinStage {

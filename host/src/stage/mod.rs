@@ -19,10 +19,11 @@
 //!   unmatched records go out as stream time closes their windows.
 
 pub mod aggregate;
+pub mod changelog;
+pub mod collector;
 pub mod join;
 pub mod process;
 pub mod table;
-pub mod window;
 pub mod window_join;
 
 use std::collections::BTreeMap;
@@ -30,8 +31,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::codec::{BatchEncoder, EventRef};
-use crate::collector::{Collector, SinkError};
 use crate::runtime::{GuestError, LoadedModule, Operator, Runtime};
+use crate::stage::collector::{Collector, SinkError};
 use crate::state::{Changelog, StateError, Store};
 
 /// A batch for a stage: as encoded (what a guest call takes) and its events

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::codec::{EventRef, ResultBatch};
-use crate::collector::Collector;
 use crate::event::{EventResult, Failure};
 use crate::runtime::{GuestError, GuestFault, LoadedModule, Operator, Runtime};
+use crate::stage::collector::Collector;
 use crate::stage::{Input, Stage, StageError};
 
 /// A guest processor in one task.

@@ -9,7 +9,7 @@
 //! stage's results reads them through its repartition topic (which is
 //! purged) and writes every change to a changelog of its own. Its checkpoint is the next offset of that
 //! topic that committed state covers. Values are stored with the timestamp
-//! of the record that wrote them ([`encode_value`]).
+//! of the record that wrote them ([`crate::state::row`]).
 //!
 //! Its outputs are its changes, in order (the table as a stream, Kafka
 //! Streams' `toStream()`): a stage that reads it, or its `to` topic, gets
@@ -19,11 +19,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::codec::{EventRef, ResultBatch};
-use crate::collector::Collector;
 use crate::event::{Event, EventResult, Failure, Header, Output};
 use crate::runtime::{GuestError, LoadedModule, Operator};
+use crate::stage::changelog::write_logged;
+use crate::stage::collector::Collector;
 use crate::stage::{Input, Stage, StageError};
 use crate::state::keys;
+use crate::state::row::{decode_value, encode_value};
 use crate::state::{Changelog, StateError, Store, View};
 
 /// How the stage names itself where a module label goes (logs, status, the
@@ -96,20 +98,6 @@ impl TableView {
     }
 }
 
-/// A row as stored: the timestamp (i64 little-endian), then the value.
-pub fn encode_value(timestamp: i64, value: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + value.len());
-    v.extend_from_slice(&timestamp.to_le_bytes());
-    v.extend_from_slice(value);
-    v
-}
-
-/// A stored row's timestamp and value (`None`: too short to be one).
-pub fn decode_value(stored: &[u8]) -> Option<(i64, &[u8])> {
-    let (ts, value) = stored.split_first_chunk::<8>()?;
-    Some((i64::from_le_bytes(*ts), value))
-}
-
 impl TableStage {
     /// A table over `store` (restored from its source topic before the
     /// first record).
@@ -153,7 +141,7 @@ impl TableStage {
     ) -> Result<(), StageError> {
         let row = ev.value.map(|v| encode_value(ev.timestamp, v));
         if self.logged {
-            crate::stage::join::write_logged(&mut self.store, keys::plain(Some(key)), row, position, out)
+            write_logged(&mut self.store, keys::plain(Some(key)), row, position, out)
         } else {
             self.store.stage(keys::plain(Some(key)), row);
             Ok(())
@@ -387,18 +375,5 @@ impl Stage for TableStage {
 
     fn store(&self) -> Option<&Store> {
         Some(&self.store)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_keep_their_timestamp() {
-        let v = encode_value(-5, b"abc");
-        assert_eq!(decode_value(&v), Some((-5, &b"abc"[..])));
-        assert_eq!(decode_value(&v[..7]), None);
-        assert_eq!(decode_value(&encode_value(7, b"")), Some((7, &b""[..])));
     }
 }

@@ -37,10 +37,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{BatchEncoder, EventRef};
-use crate::collector::Collector;
 use crate::pipeline::{JoinKind, JoinWindow};
 use crate::runtime::{GuestError, LoadedModule, Runtime};
-use crate::stage::join::{Joiner, with_keys, write_logged};
+use crate::stage::changelog::write_logged;
+use crate::stage::collector::Collector;
+use crate::stage::join::{Joiner, with_keys};
 use crate::stage::{Input, Stage, StageError};
 use crate::state::keys::{self, Entry};
 use crate::state::{Changelog, StateError, Store, Timers};

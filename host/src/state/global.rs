@@ -5,14 +5,14 @@
 //! rows, so that a restart reads on from there.
 //!
 //! Rows are keyed and valued as a table's (`keys::plain`, then the
-//! timestamp and value: [`crate::stage::table::encode_value`]); a null value
+//! timestamp and value: [`super::row::encode_value`]); a null value
 //! deletes; a record without a key is skipped.
 
 use std::collections::BTreeMap;
 
 use super::keys;
+use super::row;
 use super::{StateError, Store, View, Write};
-use crate::stage::table;
 
 /// One record of a global table's topic.
 #[derive(Debug, Clone, Copy)]
@@ -69,10 +69,7 @@ impl GlobalStore {
         for r in records {
             next.insert(r.partition, r.offset + 1);
             if let Some(k) = r.key {
-                writes.push((
-                    keys::plain(Some(k)),
-                    r.value.map(|v| table::encode_value(r.timestamp, v)),
-                ));
+                writes.push((keys::plain(Some(k)), r.value.map(|v| row::encode_value(r.timestamp, v))));
             }
         }
         writes.extend(

@@ -21,6 +21,7 @@ pub mod global;
 pub mod keys;
 pub mod memory;
 pub mod rocks;
+pub mod row;
 pub mod timers;
 
 use std::collections::BTreeMap;

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::Task;
-use crate::collector::Routing;
 use crate::contract::OperatorKind;
 use crate::metrics::Metrics;
 use crate::pipeline::{Join, JoinShape, LookupKey, Pipeline, StageInput, StageKind, Table};
 use crate::runtime::{LoadError, LoadedModule, Runtime};
 use crate::stage::Stage;
 use crate::stage::aggregate::{AggregateStage, Aggregator};
+use crate::stage::collector::Routing;
 use crate::stage::join::{JoinStage, KeyBy, Side, TableJoinStage};
 use crate::stage::process::ProcessStage;
 use crate::stage::table::{TableStage, TableView};

@@ -14,12 +14,12 @@ pub use chain::{Chain, ChainError, OpenError};
 pub use workers::{Workers, WorkersError};
 
 use crate::codec::BatchEncoder;
-use crate::collector::{self, Collector, Context, Slots};
-pub use crate::collector::{
+use crate::runtime::{GuestError, LoadedModule};
+use crate::stage::collector::{self, Collector, Context, Slots};
+pub use crate::stage::collector::{
     CountingSink, HEADER_DIGEST_HEX, MODULE_HEADER, MemorySink, OutRecord, SentRecord, Sink, SinkError, dead_letter,
     header_label,
 };
-use crate::runtime::{GuestError, LoadedModule};
 use crate::stage::{Input, Stage, StageError};
 use crate::state::{Changelog, StateError, Store};
 

@@ -4,7 +4,7 @@
 //! A batch goes through in three steps:
 //!
 //! 1. **Assign**: each event advances stream time, then goes to its key's
-//!    accumulator, or to each window it falls in (see [`crate::stage::window`]).
+//!    accumulator, or to each window it falls in (see [`crate::window`]).
 //!    An event whose windows have all closed is *late* and goes to the
 //!    stage's error policy.
 //! 2. **Fold**: one guest `add` call for every (key, window) group of the
@@ -26,13 +26,13 @@ use std::time::{Duration, Instant};
 
 use crate::codec;
 use crate::codec::{BatchEncoder, EventRef};
-use crate::collector::{OutRecord, Sink, SinkError};
 use crate::event::{Failure, Window};
 use crate::pipeline::{Aggregation, Emit};
 use crate::runtime::{Folded, Group, GuestError, GuestFault, Operator};
-use crate::stage::window::{self, StreamTime, WindowKind, Windowing};
+use crate::stage::collector::{OutRecord, Sink, SinkError};
 use crate::state::keys::{self, Entry};
 use crate::state::{StateError, Store, Timers};
+use crate::window::{self, StreamTime, WindowKind, Windowing};
 
 /// Header on changelog records: the task's input position after the batch
 /// that wrote the record — the next offset (decimal) of a task that reads one
@@ -1476,8 +1476,8 @@ fn all_trapped_text(n: usize) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stage::window::WindowKind;
     use crate::state::Changelog;
+    use crate::window::WindowKind;
 
     /// Changelog records are checked elsewhere; here they only go somewhere.
     struct Discard;
@@ -2146,7 +2146,7 @@ mod tests {
         let keys: Vec<String> = (0..300).map(|k| format!("k{k:03}")).collect();
         let records: Vec<(&str, i64)> = keys.iter().flat_map(|k| [(k.as_str(), 1), (k.as_str(), 11)]).collect();
         let enc = batch(&records, 0);
-        let mut log = crate::collector::MemorySink::default();
+        let mut log = crate::stage::collector::MemorySink::default();
         let step = first
             .step(
                 &mut Count,

@@ -12,9 +12,9 @@ use std::time::Instant;
 pub use fold::{AggregateError, Aggregator, Count, Due, Fold, INPUT_NEXT, Rejection, Step, WINDOW_END, WINDOW_START};
 
 use crate::codec::{BatchEncoder, ResultBatch};
-use crate::collector::{self, Collector};
 use crate::event::{EventResult, Failure, Header, Output};
 use crate::runtime::{EmitRequest, GuestError, GuestFault, LoadedModule, Operator, Runtime};
+use crate::stage::collector::{self, Collector};
 use crate::stage::{Input, Stage, StageError};
 use crate::state::{Changelog, StateError, Store};
 

@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::admin::{Queries, QueryError};
+use super::{Queries, QueryError};
 use crate::event::EventResult;
 use crate::runtime::EmitRequest;
-use crate::stage::{aggregate, table};
+use crate::stage::aggregate;
 use crate::state::Reader;
 use crate::state::keys::{self, Entry};
+use crate::state::row;
 use crate::task::Chain;
 
 /// The stores of this instance, by (stage index, partition).
@@ -163,7 +164,7 @@ fn table_row(
     let value = match found.first() {
         None => Value::Null,
         Some((p, _, stored)) => {
-            let (ts, v) = table::decode_value(stored)
+            let (ts, v) = row::decode_value(stored)
                 .ok_or_else(|| QueryError::Store(format!("a row of table {stage} shorter than its timestamp")))?;
             json!({"partition": p, "timestamp": ts, "value": bytes(v)})
         }

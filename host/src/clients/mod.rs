@@ -1,4 +1,7 @@
-//! librdkafka clients as a pipeline needs them.
+//! librdkafka clients as a pipeline needs them: the settings Weir chooses,
+//! merged with the pipeline's `[kafka]` table; the producer side of a task
+//! ([`ProducerSink`]); and the internal topics ([`topics`]). Shared by the
+//! instance ([`crate::kafka`]) and the module registry ([`crate::registry`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,6 +17,8 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedPro
 use crate::pipeline::{Guarantee, Pipeline};
 use crate::task::{OutRecord, Sink, SinkError};
 use crate::topology::Topology;
+
+pub mod topics;
 
 /// The partition assignor: cooperative-sticky (partitions move one by one,
 /// the rest keep working), unless a task keeps state over several topics.

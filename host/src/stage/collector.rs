@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::{Input, Stage, StageError};
 use crate::codec::{self, BatchEncoder, EventRef, OutputsRef, ResultBatch, ResultRef};
 use crate::event::Window;
 use crate::metrics::{self, Metrics, StageCounters};
 use crate::pipeline::{ErrorPolicy, Pipeline};
 use crate::runtime::GuestError;
-use crate::stage::{Input, Stage, StageError};
 use crate::topology::{Hops, Topology};
 
 /// Header on every output naming the module version that produced it:
