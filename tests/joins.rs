@@ -1299,7 +1299,7 @@ fn click_topics() -> ClickTopics {
 /// A window whose grace (2 h of event time) covers how far one topic's
 /// records may lag the other's in a task, so that results do not depend on
 /// how the two topics interleave (Weir does not wait for a lagging
-/// partition: see the README).
+/// partition: see docs/topology.md, "Record order in a task").
 const TOLERANT: &str = "window = { before = \"0s\", after = \"5m\", grace = \"2h\" }";
 
 fn tolerant() -> Win {
@@ -2565,7 +2565,7 @@ fn users_per_region_on_the_broker() {
 /// count is exact. The users topic has one partition and the aggregate
 /// reads the grouped table in the same task (`repartition = false`), so
 /// the test broker's gap (aborted repartition records reach librdkafka
-/// `read_committed` readers: README) is not in the way; the grouped
+/// `read_committed` readers: TESTING.md) is not in the way; the grouped
 /// table's store comes back from its topic, the counts from their
 /// changelog.
 #[test]

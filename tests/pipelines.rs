@@ -334,6 +334,61 @@ fn dead_letters_carry_the_cause_for_each_trap_kind() {
     );
 }
 
+/// The first SIGTERM finishes the batch and commits; while that batch is
+/// held (a guest loops within its deadline), a second one exits at once,
+/// with status 128 + SIGTERM and a line saying what it abandoned, and
+/// nothing of the open transaction is committed.
+#[test]
+fn a_second_signal_exits_at_once_naming_what_it_abandons() {
+    let g = guests();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, app) = (unique("in"), unique("out"), unique("signals"));
+    create_topic(&input, 1);
+    create_topic(&output, 1);
+    produce(&input, &[In::value("before")]);
+    let file = pipeline_file(
+        dir.path(),
+        &format!(
+            "application-id = \"{app}\"\ninputs = [\"{input}\"]\n[[stage]]\nname = \"obey\"\nmodule = \"{}\"\n\
+             [outputs]\ndefault = \"{output}\"\n",
+            toml_path(&g.test_guest("misbehave"))
+        ),
+    );
+    let mut weir = WeirProcess::start(&file, "0", &["--deadline", "120s"]);
+    // Once "before" is committed, the instance polls every 100 ms: "loop"
+    // is in its guest two seconds after it is produced.
+    assert_eq!(values(&wait_for(&output, 1, Duration::from_secs(60))), ["before"]);
+    produce(&input, &[In::value("loop"), In::value("after")]);
+    std::thread::sleep(Duration::from_secs(2));
+    weir.signal("TERM");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        weir.running(),
+        "the first signal waits for the batch; log:\n{}",
+        weir.log_text()
+    );
+    let asked = Instant::now();
+    weir.signal("TERM");
+    let status = weir.wait(Duration::from_secs(20));
+    let log = weir.log_text();
+    assert!(asked.elapsed() < Duration::from_secs(10), "{log}");
+    assert_eq!(status.code(), Some(128 + 15), "{status}; log:\n{log}");
+    assert!(
+        log.contains("SIGTERM: finishing the batch, committing and stopping; a second signal exits at once"),
+        "{log}"
+    );
+    assert!(
+        log.contains("second signal (SIGTERM): exiting at once, abandoning the open transaction"),
+        "{log}"
+    );
+    assert!(!log.contains("stopped cleanly"), "{log}");
+    assert_eq!(
+        values(&committed(&output)),
+        ["before"],
+        "nothing of the open transaction is committed"
+    );
+}
+
 /// `on-error = "fail"` stops the pipeline with a message naming the event,
 /// and nothing of the failed transaction is committed.
 #[test]

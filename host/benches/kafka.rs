@@ -14,8 +14,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -243,10 +242,10 @@ fn weir_pipeline(runtime: &Runtime, input: &str, n: usize, guarantee: Guarantee)
     .expect("write the pipeline");
     let pipeline = Pipeline::load(&file).expect("pipeline");
     let chain = Chain::load(&pipeline, runtime).expect("chain");
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = weir::shutdown::Shutdown::new();
     let options = RunOptions {
         instance_id: unique("i"),
-        stop: stop.clone(),
+        shutdown: stop.clone(),
         ..RunOptions::default()
     };
     let instance = Instance::connect(&pipeline, chain, options).expect("connect");
@@ -260,7 +259,7 @@ fn weir_pipeline(runtime: &Runtime, input: &str, n: usize, guarantee: Guarantee)
                 start.get_or_insert_with(Instant::now);
             }
             if consumed >= n {
-                stop.store(true, Ordering::Relaxed);
+                stop.request();
                 return start;
             }
             std::thread::sleep(Duration::from_millis(1));

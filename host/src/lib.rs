@@ -86,6 +86,7 @@ pub mod module;
 pub mod pipeline;
 pub mod registry;
 pub mod runtime;
+pub mod shutdown;
 pub mod stage;
 pub mod state;
 pub mod status;

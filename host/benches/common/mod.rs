@@ -4,8 +4,7 @@
 
 #![allow(dead_code, reason = "each bench uses a different part")]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::Producer as _;
@@ -89,10 +88,10 @@ pub fn run_in_process(runtime: &Runtime, inputs: &[&str], n: usize, stage: &str)
     let file = pipeline_file(dir.path(), "bench-state", inputs, stage, "");
     let pipeline = Pipeline::load(&file).expect("pipeline");
     let chain = Chain::load(&pipeline, runtime).expect("chain");
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = weir::shutdown::Shutdown::new();
     let options = RunOptions {
         instance_id: unique("i"),
-        stop: stop.clone(),
+        shutdown: stop.clone(),
         ..RunOptions::default()
     };
     let instance = Instance::connect(&pipeline, chain, options).expect("connect");
@@ -105,7 +104,7 @@ pub fn run_in_process(runtime: &Runtime, inputs: &[&str], n: usize, stage: &str)
                 start.get_or_insert_with(Instant::now);
             }
             if consumed >= n {
-                stop.store(true, Ordering::Relaxed);
+                stop.request();
                 return start;
             }
             std::thread::sleep(Duration::from_millis(1));

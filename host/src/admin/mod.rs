@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::shutdown::Shutdown;
 use crate::status::{QueryError, Status, StoreView};
 
 impl Status {
@@ -227,9 +228,10 @@ pub struct AdminError {
     pub reason: String,
 }
 
-/// A running admin server; stops when dropped.
+/// A running admin server; stops when dropped (not at the process's first
+/// signal: it answers while the last batch commits).
 pub struct Admin {
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: Shutdown,
     addr: SocketAddr,
     thread: Option<JoinHandle<()>>,
 }
@@ -246,7 +248,7 @@ impl Admin {
             .server_addr()
             .to_ip()
             .ok_or_else(|| error("not an IP address".into()))?;
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Shutdown::new();
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("weir-admin".into())
@@ -267,16 +269,16 @@ impl Admin {
 
 impl Drop for Admin {
     fn drop(&mut self) {
-        // `recv_timeout` does not see `unblock`, so the loop polls a flag.
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // `recv_timeout` does not see `unblock`, so the loop polls the token.
+        self.stop.request();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn serve(server: &tiny_http::Server, status: &Status, stop: &std::sync::atomic::AtomicBool) {
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+fn serve(server: &tiny_http::Server, status: &Status, stop: &Shutdown) {
+    while !stop.requested() {
         let request = match server.recv_timeout(Duration::from_millis(200)) {
             Ok(Some(r)) => r,
             Ok(None) => continue,

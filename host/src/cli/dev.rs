@@ -3,8 +3,9 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::shutdown::Shutdown;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -37,7 +38,8 @@ pub struct Dev {
     /// The pipeline file (default: guest-examples/pipelines/route-by-type.toml).
     pub pipeline: Option<PathBuf>,
     /// Sample events to feed every input: trades, logs, operations, sentences,
-    /// clicks, orders or customers
+    /// clicks, orders, customers, accounts, limits, searches, instruments or
+    /// users
     /// (default: the pipeline's [dev] samples entry for the input, else its [dev] sample, else trades).
     #[arg(long)]
     pub sample: Option<String>,
@@ -125,8 +127,8 @@ impl Dev {
         pipeline.state_dir = state_dir.clone();
         pipeline.kafka.insert("bootstrap.servers".into(), bootstrap.clone());
 
-        let stop = Arc::new(AtomicBool::new(false));
-        super::run::install_stop_signals(&stop)?;
+        let stop = Shutdown::new();
+        stop.on_signals("stopping weir dev after a final commit")?;
         let outputs = pipeline.output_topics();
         println!("weir dev: embedded Kafka (librdkafka mock cluster) at {bootstrap}");
         println!(
@@ -154,7 +156,7 @@ impl Dev {
         let options = RunOptions {
             instance_id: "dev".into(),
             kafka_timeout: Duration::from_secs(10),
-            stop: stop.clone(),
+            shutdown: stop.clone(),
             fault_abort_every: None,
             threads: None,
         };
@@ -171,9 +173,9 @@ impl Dev {
             let start = Instant::now();
             let tty = std::io::stdout().is_terminal();
             let mut next = start + every;
-            while !view_stop.load(Ordering::Relaxed) {
+            while !view_stop.requested() {
                 if run_for.is_some_and(|d| start.elapsed() >= d) {
-                    view_stop.store(true, Ordering::Relaxed);
+                    view_stop.request();
                     break;
                 }
                 if Instant::now() < next {
@@ -201,7 +203,7 @@ impl Dev {
             }
         });
         let result = instance.run();
-        stop.store(true, Ordering::Relaxed);
+        stop.request();
         let _ = view.join();
         for f in feeders {
             f.join();

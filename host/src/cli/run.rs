@@ -1,9 +1,8 @@
 //! `weir run`: run a pipeline against Kafka until SIGINT/SIGTERM.
 
+use crate::shutdown::Shutdown;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -18,7 +17,9 @@ use crate::units;
 
 /// Run a pipeline: consume its inputs, run its stages, produce its outputs
 /// with its guarantee. SIGINT or SIGTERM finishes the current batch,
-/// commits, leaves the consumer group and exits 0.
+/// commits and exits 0 (a static member, the default, stays in the group
+/// until its session times out, so that a restart causes no rebalance); a
+/// second signal exits at once, saying what it abandoned.
 #[derive(Debug, Args)]
 pub struct Run {
     /// The pipeline file (TOML).
@@ -68,12 +69,12 @@ impl Run {
         }
         let runtime = self.sandbox.runtime()?;
         let chain = Chain::load(&pipeline, &runtime)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        install_stop_signals(&stop)?;
+        let shutdown = Shutdown::new();
+        shutdown.on_signals("finishing the batch, committing and stopping")?;
         let options = RunOptions {
             instance_id: self.instance_id,
             kafka_timeout: self.kafka_timeout,
-            stop,
+            shutdown,
             fault_abort_every: self.fault_abort_every,
             threads: self.threads.map(usize::from),
         };
@@ -102,12 +103,4 @@ pub(crate) fn start_admin(addr: &str, instance: &Instance) -> anyhow::Result<Opt
         return Ok(None);
     }
     Ok(Some(Admin::start(addr, instance.status())?))
-}
-
-/// SIGINT and SIGTERM set `stop`; the loop notices between batches.
-pub(crate) fn install_stop_signals(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone()).context("cannot install a signal handler")?;
-    }
-    Ok(())
 }

@@ -15,6 +15,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 
 use crate::pipeline::{Guarantee, Pipeline};
+use crate::shutdown::Shutdown;
 use crate::task::{OutRecord, Sink, SinkError};
 use crate::topology::Topology;
 
@@ -189,6 +190,8 @@ pub type Producer = ThreadedProducer<ProducerCtx>;
 pub struct ProducerSink<'a> {
     /// The instance's producer.
     pub producer: &'a Producer,
+    /// The instance's shutdown (a full queue while stopping is logged).
+    pub shutdown: &'a Shutdown,
 }
 
 impl Sink for ProducerSink<'_> {
@@ -213,12 +216,25 @@ impl Sink for ProducerSink<'_> {
         if let Some(v) = r.value {
             record = record.payload(v);
         }
+        let (mut full_since, mut told) = (None, false);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The producer's own thread serves deliveries; wait for room.
+                    // The producer's own thread serves deliveries; wait for
+                    // room. A stop waits too (the batch must be written to be
+                    // committed); say so once, as a second signal is then
+                    // the way out.
                     record = back;
+                    let since = *full_since.get_or_insert_with(std::time::Instant::now);
+                    if !told && self.shutdown.requested() && since.elapsed() >= Duration::from_secs(1) {
+                        told = true;
+                        tracing::warn!(
+                            topic = r.topic,
+                            "stopping, but the producer's queue is full: waiting for the brokers to \
+                             take the batch before the final commit (a second signal exits at once)"
+                        );
+                    }
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => {

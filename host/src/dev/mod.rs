@@ -9,7 +9,9 @@
 pub mod samples;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::shutdown::Shutdown;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,7 +38,7 @@ impl Feeder {
         topic: &str,
         mut samples: Samples,
         rate: f64,
-        stop: Arc<AtomicBool>,
+        stop: Shutdown,
     ) -> Result<Feeder, KafkaError> {
         let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
@@ -46,7 +48,7 @@ impl Feeder {
         let (count, topic) = (sent.clone(), topic.to_owned());
         let handle = std::thread::spawn(move || {
             let start = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
+            while !stop.requested() {
                 // Catch up to where the rate says we should be, then nap.
                 let due = (start.elapsed().as_secs_f64() * rate) as u64;
                 while count.load(Ordering::Relaxed) < due {
@@ -107,7 +109,7 @@ pub struct Watcher {
 
 impl Watcher {
     /// Starts watching `topics` on `bootstrap`, keeping the latest `keep` records.
-    pub fn start(bootstrap: &str, topics: &[&str], keep: usize, stop: Arc<AtomicBool>) -> Result<Watcher, KafkaError> {
+    pub fn start(bootstrap: &str, topics: &[&str], keep: usize, stop: Shutdown) -> Result<Watcher, KafkaError> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", format!("weir-dev-watcher-{}", std::process::id()))
@@ -119,7 +121,7 @@ impl Watcher {
         let seeing = Arc::new(Mutex::new(Seeing::default()));
         let shared = seeing.clone();
         let handle = std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
+            while !stop.requested() {
                 let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
                     continue;
                 };

@@ -7,8 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,6 +16,7 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::clients::ReaderCtx;
+use crate::shutdown::Shutdown;
 use crate::stage::table::TableView;
 use crate::state::global::{GlobalStore, Record};
 use crate::state::{StateError, Store};
@@ -47,7 +46,8 @@ pub enum GlobalError {
 
 /// The instance's global tables, kept current until dropped.
 pub struct GlobalTables {
-    stop: Arc<AtomicBool>,
+    /// A child of the instance's shutdown, requested when this drops.
+    stop: Shutdown,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -61,8 +61,9 @@ impl GlobalTables {
         state_root: &Path,
         timeout: Duration,
         queries: Option<&StoreQueries>,
+        shutdown: &Shutdown,
     ) -> Result<GlobalTables, GlobalError> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = shutdown.child();
         let mut threads = Vec::new();
         for (stage, name, topic) in chain.global_tables() {
             let kafka = |reason: String| GlobalError::Kafka {
@@ -137,7 +138,7 @@ impl GlobalTables {
 
 impl Drop for GlobalTables {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.request();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -188,8 +189,8 @@ fn bootstrap(
 
 /// Keeps reading until `stop`; an error is logged and retried, as the
 /// table then only lags.
-fn follow(consumer: &BaseConsumer<ReaderCtx>, table: &GlobalStore, stop: &AtomicBool, name: &str) {
-    while !stop.load(Ordering::Relaxed) {
+fn follow(consumer: &BaseConsumer<ReaderCtx>, table: &GlobalStore, stop: &Shutdown, name: &str) {
+    while !stop.requested() {
         let mut held: Vec<BorrowedMessage<'_>> = Vec::new();
         let mut wait = Duration::from_millis(100);
         while held.len() < CHUNK {

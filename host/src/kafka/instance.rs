@@ -24,9 +24,9 @@
 //! group moved on without us) aborts instead. An abort rewinds every kept
 //! partition to its last committed offset, so aborted work is redone once.
 
+use crate::shutdown::Shutdown;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -64,10 +64,11 @@ pub struct RunOptions {
     /// How long to wait for the brokers at start-up and for a transaction
     /// operation.
     pub kafka_timeout: Duration,
-    /// Set to stop: the current batch finishes and is committed. A dynamic
-    /// member then leaves the group; a static one (the default) does not,
-    /// so that a restart within the session timeout causes no rebalance.
-    pub stop: Arc<AtomicBool>,
+    /// Requested to stop: the current batch finishes and is committed. A
+    /// dynamic member then leaves the group; a static one (the default)
+    /// does not, so that a restart within the session timeout causes no
+    /// rebalance.
+    pub shutdown: Shutdown,
     /// Fault injection for tests: every Nth commit that has work in it
     /// aborts instead, as on an abortable broker error (the transaction is
     /// aborted, partitions rewind to their committed offsets, staged state
@@ -84,7 +85,7 @@ impl Default for RunOptions {
         RunOptions {
             instance_id: "0".into(),
             kafka_timeout: Duration::from_secs(30),
-            stop: Arc::new(AtomicBool::new(false)),
+            shutdown: Shutdown::new(),
             fault_abort_every: None,
             threads: None,
         }
@@ -141,7 +142,7 @@ impl Instance {
             metrics: chain.metrics().clone(),
             state: Mutex::new(TxnState::default()),
             fault_abort_every: options.fault_abort_every,
-            stop: options.stop.clone(),
+            shutdown: options.shutdown.clone(),
         });
         let consumer = BaseConsumer::from_config_and_context(
             &clients::consumer_config(pipeline, &options.instance_id),
@@ -241,8 +242,13 @@ impl Instance {
             // joins (no subscribe) and never commits.
             config.set("client.id", &name).set("group.id", &name);
             Some(
-                Restorer::new(config, options.kafka_timeout, restores.clone(), options.stop.clone())
-                    .map_err(|e| client_error("restore consumer", e))?,
+                Restorer::new(
+                    config,
+                    options.kafka_timeout,
+                    restores.clone(),
+                    options.shutdown.child(),
+                )
+                .map_err(|e| client_error("restore consumer", e))?,
             )
         } else {
             None
@@ -266,6 +272,7 @@ impl Instance {
             &state_root,
             options.kafka_timeout,
             queries.as_deref(),
+            &options.shutdown,
         )?;
         let repartition = chain.repartition_topics();
         let mut inputs: Vec<&str> = pipeline.inputs.iter().map(String::as_str).collect();
@@ -374,7 +381,7 @@ impl Instance {
             .unwrap_or_else(Instant::now);
         let mut errors = ErrorLog::default();
         'run: loop {
-            if self.options.stop.load(Ordering::Relaxed) {
+            if self.options.shutdown.requested() {
                 break;
             }
             let wait = (last_commit + interval)
@@ -471,6 +478,7 @@ impl Instance {
                             batch_size,
                             &mut ProducerSink {
                                 producer: &shared.producer,
+                                shutdown: &shared.shutdown,
                             },
                         )
                         .map_err(|e| shared.explain(e))
@@ -569,6 +577,7 @@ impl Instance {
         self.shared.begin(&mut self.shared.lock())?;
         Ok(ProducerSink {
             producer: &self.shared.producer,
+            shutdown: &self.shared.shutdown,
         })
     }
 

@@ -15,8 +15,8 @@
 //! attempt *below* the committed offset is harmless: the committed attempt
 //! that redid the same input wrote the same keys later in the log.
 
+use crate::shutdown::Shutdown;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,10 @@ use crate::stage::aggregate::INPUT_NEXT;
 use crate::state::row;
 use crate::state::{StateError, Store, Write, keys};
 use crate::status::{RestoreState, Restores};
+
+/// What a second signal abandons during a restore.
+const RESTORING: &str = "a store restore: it starts again at the next start, from what the store \
+     has on disk";
 
 /// Records applied per RocksDB write batch (and checkpoint).
 const CHUNK: usize = 20_000;
@@ -69,17 +73,17 @@ pub struct Restorer {
     consumer: BaseConsumer<ReaderCtx>,
     timeout: Duration,
     progress: Arc<Mutex<Restores>>,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
 }
 
 impl Restorer {
     /// A restorer with the pipeline's client settings (`base`); a restore
-    /// ends early once `stop` is set.
+    /// ends early once `shutdown` is requested.
     pub fn new(
         mut base: ClientConfig,
         timeout: Duration,
         progress: Arc<Mutex<Restores>>,
-        stop: Arc<AtomicBool>,
+        shutdown: Shutdown,
     ) -> Result<Restorer, KafkaError> {
         base.set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
@@ -94,7 +98,7 @@ impl Restorer {
             consumer: base.create_with_context(ReaderCtx("restore consumer"))?,
             timeout,
             progress,
-            stop,
+            shutdown,
         })
     }
 
@@ -180,8 +184,9 @@ impl Restorer {
         let mut last_offset = start - 1;
         let mut last_log = Instant::now();
         let mut last_record = Instant::now();
+        self.shutdown.doing(RESTORING);
         loop {
-            if self.stop.load(Ordering::Relaxed) {
+            if self.shutdown.requested() {
                 let _ = self.consumer.unassign();
                 return Err(RestoreError::Stopped {
                     topic: cl.topic.clone(),

@@ -4,7 +4,6 @@
 //! run loop and the rebalance callback share.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,19 @@ use super::error::{InstanceError, TopicPartition};
 use crate::clients::Producer;
 use crate::metrics::{self, Metrics};
 use crate::pipeline::Guarantee;
+use crate::shutdown::Shutdown;
 use crate::task::TaskError;
+
+/// What a second signal abandons while a transaction is open.
+const OPEN_TRANSACTION: &str = "the open transaction: its records are not committed; Kafka aborts them \
+     and they are processed again at the next start";
+
+/// What a second signal abandons at least-once between two commits.
+const UNCOMMITTED_OFFSETS: &str = "the records processed since the last commit: their offsets are not \
+     committed, so they are processed (and written) again at the next start";
+
+/// What a second signal abandons right after a commit.
+const COMMITTED: &str = "nothing uncommitted (the last commit went through)";
 
 /// Transaction and offset bookkeeping, shared with the rebalance callback.
 #[derive(Default)]
@@ -60,8 +71,9 @@ pub(super) struct Shared {
     pub(super) metrics: Arc<Metrics>,
     pub(super) state: Mutex<TxnState>,
     pub(super) fault_abort_every: Option<u64>,
-    /// The instance is stopping: its last commit is not aborted on purpose.
-    pub(super) stop: Arc<AtomicBool>,
+    /// The instance's shutdown: once requested, its last commit is not
+    /// aborted on purpose.
+    pub(super) shutdown: Shutdown,
 }
 
 impl Shared {
@@ -75,6 +87,10 @@ impl Shared {
             self.producer.begin_transaction().map_err(|e| self.fatal(&e))?;
             st.open = true;
         }
+        self.shutdown.doing(match self.guarantee {
+            Guarantee::ExactlyOnce => OPEN_TRANSACTION,
+            Guarantee::AtLeastOnce => UNCOMMITTED_OFFSETS,
+        });
         Ok(())
     }
 
@@ -87,7 +103,7 @@ impl Shared {
     ) -> Result<(), InstanceError> {
         if let Some(every) = self.fault_abort_every
             && !st.pending.is_empty()
-            && !self.stop.load(Ordering::Relaxed)
+            && !self.shutdown.requested()
         {
             st.commits_with_work += 1;
             if st.commits_with_work.is_multiple_of(every) {
@@ -104,6 +120,9 @@ impl Shared {
             Guarantee::AtLeastOnce => self.commit_offsets(consumer, st),
         };
         metrics::add(&self.metrics.commit_micros, started.elapsed().as_micros() as u64);
+        if result.is_ok() {
+            self.shutdown.doing(COMMITTED);
+        }
         result
     }
 

@@ -1,10 +1,11 @@
 //! The wasmtime engine: settings, the epoch ticker that enforces per-call
 //! deadlines, and the on-disk cache of precompiled components.
 
+use std::sync::atomic::Ordering;
+
+use crate::shutdown::Shutdown;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -90,18 +91,20 @@ pub(crate) fn build_engine(cfg: &RuntimeConfig) -> wasmtime::Result<Engine> {
     Engine::new(&c)
 }
 
-/// Increments the engine's epoch every tick until dropped.
+/// Increments the engine's epoch every tick until dropped (not at the
+/// process's first signal: the last batch's guest calls still need their
+/// deadlines).
 pub(crate) struct EpochTicker {
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
     pub(crate) fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Shutdown::new();
         let flag = stop.clone();
         let thread = std::thread::Builder::new().name("weir-epoch".into()).spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
+            while !flag.requested() {
                 std::thread::sleep(tick);
                 engine.increment_epoch();
             }
@@ -115,7 +118,7 @@ impl EpochTicker {
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.request();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -616,7 +616,7 @@ impl Aggregator {
     /// changes only the windows it goes into and its right window when that
     /// window is new, so `update` emits nothing that did not change. (Kafka
     /// Streams' copy can miss an event that came about grace behind stream
-    /// time, where Weir's window holds it: README, "State".)
+    /// time, where Weir's window holds it: docs/kafka-streams.md, "Where Weir differs".)
     #[expect(
         clippy::too_many_arguments,
         reason = "the batch, and the step's three records of what it did: results, emission stamps and order"
