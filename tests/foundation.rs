@@ -544,6 +544,66 @@ fn weir_topology_describes_every_example_pipeline() {
     assert!(!run.ok && run.stderr.contains("stages"), "{}", run.stderr);
 }
 
+/// `weir test PIPELINE.toml` takes a record's timestamp under the
+/// pipeline's `timestamp-policy`, as `weir run` does: a negative one stops
+/// the run by default, naming the setting; `log-and-skip` skips it and
+/// `wall-clock` gives it the wall clock's time.
+#[test]
+fn weir_test_applies_the_timestamp_policy() {
+    let g = guests();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"value\": \"a\", \"timestamp\": 5}\n{\"value\": \"b\", \"timestamp\": -3}\n{\"value\": \"c\", \"timestamp\": 7}\n",
+    )
+    .unwrap();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let run = |policy: &str| {
+        let file = dir.path().join(format!("p{}.toml", policy.len()));
+        std::fs::write(
+            &file,
+            format!(
+                "application-id = \"ts\"\ninputs = [\"in\"]\n{policy}\n[[stage]]\nmodule = {:?}\n[outputs]\ndefault = \"out\"\n",
+                g.example("rust", "uppercase").display().to_string()
+            ),
+        )
+        .unwrap();
+        run_weir([
+            "test".as_ref(),
+            file.as_os_str(),
+            "--input".as_ref(),
+            format!("in={}", input.display()).as_ref(),
+        ])
+    };
+    let failed = run("");
+    assert!(!failed.ok, "{}", failed.stdout);
+    assert!(
+        failed.stderr.contains(
+            "a record piped into in has timestamp -3, not a valid time; set timestamp-policy = \"log-and-skip\""
+        ),
+        "{}",
+        failed.stderr
+    );
+    let skipped = run("timestamp-policy = \"log-and-skip\"");
+    assert!(skipped.ok, "{}", skipped.stderr);
+    let out = skipped.json_lines();
+    let got: Vec<(&str, i64)> = out
+        .iter()
+        .map(|v| (v["value"].as_str().unwrap(), v["timestamp"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(got, [("A", 5), ("C", 7)], "{}", skipped.stdout);
+    let clock = run("timestamp-policy = \"wall-clock\"");
+    assert!(clock.ok, "{}", clock.stderr);
+    let out = clock.json_lines();
+    assert_eq!(out.len(), 3, "{}", clock.stdout);
+    assert_eq!(out[1]["value"], "B");
+    assert!(out[1]["timestamp"].as_i64().unwrap() >= started, "{}", clock.stdout);
+}
+
 /// `weir test PIPELINE.toml` runs an example pipeline without a broker:
 /// daily-stats emits per record (update), dead-letters a trade that comes
 /// after its day closed, and `--state` shows the open days; trades-latest

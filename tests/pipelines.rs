@@ -933,6 +933,88 @@ fn a_restarted_instance_takes_its_partitions_back_at_once() {
     assert_same_values(&values(&committed(&output)), &expected_upper(2000), "committed output");
 }
 
+/// A record without a valid timestamp stops the pipeline by default,
+/// naming the record and the setting; `log-and-skip` skips it (its offset
+/// is committed with the others) and `wall-clock` gives it the wall
+/// clock's time, as Kafka Streams' timestamp extractors do.
+#[test]
+fn invalid_timestamps_follow_the_pipeline_timestamp_policy() {
+    let records = [
+        In {
+            timestamp: Some(1_000),
+            partition: Some(0),
+            ..In::value("a")
+        },
+        In {
+            timestamp: Some(-1),
+            partition: Some(0),
+            ..In::value("b")
+        },
+        In {
+            timestamp: Some(2_000),
+            partition: Some(0),
+            ..In::value("c")
+        },
+    ];
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for policy in ["", "fail", "log-and-skip", "wall-clock"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, output) = (unique("in"), unique("out"));
+        create_topic(&input, 1);
+        create_topic(&output, 1);
+        produce(&input, &records);
+        let file = uppercase_pipeline(dir.path(), &input, &output, "exactly-once");
+        if !policy.is_empty() {
+            let text = std::fs::read_to_string(&file).unwrap();
+            std::fs::write(&file, format!("timestamp-policy = \"{policy}\"\n{text}")).unwrap();
+        }
+        let mut weir = WeirProcess::start(&file, "0", &[]);
+        match policy {
+            "" | "fail" => {
+                let status = weir.wait(Duration::from_secs(60));
+                let log = weir.log_text();
+                assert!(!status.success(), "{policy:?}: {log}");
+                assert!(
+                    log.contains(&format!(
+                        "{input}[0] offset 1: the record's timestamp is absent, not a valid time; \
+                         set timestamp-policy = \"log-and-skip\""
+                    )),
+                    "{policy:?}: {log}"
+                );
+                assert_eq!(
+                    committed(&output).len(),
+                    0,
+                    "{policy:?}: nothing of the failed batch is committed"
+                );
+            }
+            "log-and-skip" => {
+                let got = wait_for(&output, 2, Duration::from_secs(60));
+                let status = weir.terminate(EXIT_WAIT);
+                let log = weir.log_text();
+                assert!(status.success(), "{log}");
+                assert_eq!(values(&got), ["A", "C"], "{log}");
+                assert_eq!(got.iter().map(|r| r.timestamp).collect::<Vec<_>>(), [1_000, 2_000]);
+                assert!(log.contains("skipped a record without a valid timestamp"), "{log}");
+                assert_eq!(values(&committed(&output)), ["A", "C"]);
+            }
+            _ => {
+                let got = wait_for(&output, 3, Duration::from_secs(60));
+                assert!(weir.terminate(EXIT_WAIT).success(), "{}", weir.log_text());
+                assert_eq!(values(&got), ["A", "B", "C"]);
+                assert_eq!((got[0].timestamp, got[2].timestamp), (1_000, 2_000));
+                assert!(
+                    got[1].timestamp >= started,
+                    "the wall clock's time: {}",
+                    got[1].timestamp
+                );
+            }
+        }
+    }
+}
+
 fn weir_run_fails(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
         .arg("run")

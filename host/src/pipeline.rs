@@ -73,6 +73,68 @@ impl Guarantee {
     }
 }
 
+/// What happens to a record whose timestamp is missing or negative, as
+/// Kafka Streams' timestamp extractors decide (`timestamp-policy`). The
+/// same policy holds for inputs, tables' topics and global tables' topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimestampPolicy {
+    /// Stop with an error naming the topic, partition and offset (Kafka
+    /// Streams' default, `FailOnInvalidTimestamp`).
+    #[default]
+    Fail,
+    /// Log the record and skip it; its offset is committed with the others
+    /// (`LogAndSkipOnInvalidTimestamp`).
+    LogAndSkip,
+    /// Give it the wall clock's time, in ms (`WallclockTimestampExtractor`,
+    /// for invalid timestamps only).
+    WallClock,
+}
+
+/// What a [`TimestampPolicy`] makes of a record's timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// Use this timestamp.
+    Use(i64),
+    /// Skip the record (after logging it).
+    Skip,
+    /// Stop: the timestamp is invalid and the policy is `fail`.
+    Fail,
+}
+
+impl TimestampPolicy {
+    /// The timestamp to use for a record whose broker timestamp is `raw`
+    /// (`None`: the record has none); `now` gives the wall clock in ms.
+    pub fn stamp(self, raw: Option<i64>, now: impl FnOnce() -> i64) -> Stamp {
+        match raw {
+            Some(t) if t >= 0 => Stamp::Use(t),
+            _ => match self {
+                TimestampPolicy::Fail => Stamp::Fail,
+                TimestampPolicy::LogAndSkip => Stamp::Skip,
+                TimestampPolicy::WallClock => Stamp::Use(now()),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for TimestampPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimestampPolicy::Fail => "fail",
+            TimestampPolicy::LogAndSkip => "log-and-skip",
+            TimestampPolicy::WallClock => "wall-clock",
+        })
+    }
+}
+
+/// The wall clock in ms since the epoch (a [`TimestampPolicy::WallClock`]
+/// record's timestamp).
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 impl std::fmt::Display for Guarantee {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -346,6 +408,8 @@ pub struct Pipeline {
     pub outputs: Outputs,
     /// Processing guarantee.
     pub guarantee: Guarantee,
+    /// What happens to records without a valid timestamp.
+    pub timestamp_policy: TimestampPolicy,
     /// How often a transaction (or offset commit) closes.
     pub commit_interval: Duration,
     /// Most events per call into a guest.
@@ -468,6 +532,7 @@ struct RawPipeline {
     inputs: Option<Vec<String>>,
     globals: Option<Vec<String>>,
     guarantee: Option<Guarantee>,
+    timestamp_policy: Option<TimestampPolicy>,
     commit_interval: Option<String>,
     batch_size: Option<usize>,
     threads: Option<usize>,
@@ -730,6 +795,7 @@ impl RawPipeline {
                 routes: self.outputs.routes,
             },
             guarantee,
+            timestamp_policy: self.timestamp_policy.unwrap_or_default(),
             commit_interval,
             batch_size,
             threads: self.threads,
@@ -1450,6 +1516,41 @@ default = "out"
         assert_eq!(p.batch_size, 500);
         assert!(p.static_membership);
         assert_eq!(p.repartition_purge_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn invalid_timestamps_fail_unless_the_pipeline_says_otherwise() {
+        let with = |policy: &str| {
+            MINIMAL.replace(
+                "inputs = [\"in\"]",
+                &format!("inputs = [\"in\"]\ntimestamp-policy = {policy}"),
+            )
+        };
+        assert_eq!(parse(MINIMAL).unwrap().timestamp_policy, TimestampPolicy::Fail);
+        assert_eq!(
+            parse(&with("\"log-and-skip\"")).unwrap().timestamp_policy,
+            TimestampPolicy::LogAndSkip
+        );
+        assert_eq!(
+            parse(&with("\"wall-clock\"")).unwrap().timestamp_policy,
+            TimestampPolicy::WallClock
+        );
+        let e = error(&with("\"zero\""));
+        assert!(e.contains("timestamp-policy") || e.contains("zero"), "{e}");
+        let now = || 1_700;
+        for policy in [
+            TimestampPolicy::Fail,
+            TimestampPolicy::LogAndSkip,
+            TimestampPolicy::WallClock,
+        ] {
+            assert_eq!(policy.stamp(Some(0), now), Stamp::Use(0), "{policy}: 0 is a valid time");
+            assert_eq!(policy.stamp(Some(42), now), Stamp::Use(42));
+        }
+        for raw in [None, Some(-1), Some(i64::MIN)] {
+            assert_eq!(TimestampPolicy::Fail.stamp(raw, now), Stamp::Fail, "{raw:?}");
+            assert_eq!(TimestampPolicy::LogAndSkip.stamp(raw, now), Stamp::Skip, "{raw:?}");
+            assert_eq!(TimestampPolicy::WallClock.stamp(raw, now), Stamp::Use(1_700), "{raw:?}");
+        }
     }
 
     #[test]

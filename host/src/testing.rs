@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::codec::BatchEncoder;
 use crate::event::{Event, Header, Window};
 use crate::jsonl::bytes_json;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Stamp, TimestampPolicy, wall_clock_ms};
 use crate::runtime::{EmitRequest, Runtime};
 use crate::stage::table::TableView;
 use crate::state::StateError;
@@ -59,6 +59,18 @@ pub enum DriverError {
     NoReader {
         /// The topic.
         topic: String,
+    },
+    /// A record's timestamp is negative and the pipeline's
+    /// `timestamp-policy` is `fail`.
+    #[error(
+        "a record piped into {topic} has timestamp {timestamp}, not a valid time; set \
+         timestamp-policy = \"log-and-skip\" or \"wall-clock\" in the pipeline file to go on"
+    )]
+    InvalidTimestamp {
+        /// The topic.
+        topic: String,
+        /// The timestamp.
+        timestamp: i64,
     },
     /// A stage's `emit` failed while showing its store.
     #[error("stage {stage}: emit failed while showing its store: {reason}")]
@@ -105,6 +117,7 @@ pub struct Driver {
     /// changelogs, in the order they were written.
     outputs: Vec<SentRecord>,
     batch_size: usize,
+    timestamp_policy: TimestampPolicy,
     started: Instant,
     advanced: Duration,
 }
@@ -144,6 +157,7 @@ impl Driver {
             offsets: HashMap::new(),
             outputs: Vec::new(),
             batch_size: batch_size.max(1),
+            timestamp_policy: pipeline.timestamp_policy,
             started: Instant::now(),
             advanced: Duration::ZERO,
             chain,
@@ -154,6 +168,7 @@ impl Driver {
     /// set here), processes them — and everything they send through
     /// repartition topics — and commits.
     pub fn pipe(&mut self, topic: &str, events: Vec<Event>) -> Result<(), DriverError> {
+        let events = self.stamp(topic, events)?;
         if self.globals.contains_key(topic) {
             return self.pipe_global(topic, &events);
         }
@@ -175,6 +190,32 @@ impl Driver {
         self.commit()
     }
 
+    /// Events with their timestamps under the pipeline's `timestamp-policy`
+    /// (a negative one is invalid), as an instance takes them from Kafka.
+    fn stamp(&self, topic: &str, events: Vec<Event>) -> Result<Vec<Event>, DriverError> {
+        let mut kept = Vec::with_capacity(events.len());
+        for mut e in events {
+            match self.timestamp_policy.stamp(Some(e.timestamp), wall_clock_ms) {
+                Stamp::Use(t) => {
+                    e.timestamp = t;
+                    kept.push(e);
+                }
+                Stamp::Skip => tracing::warn!(
+                    topic,
+                    timestamp = e.timestamp,
+                    "skipped a record without a valid timestamp (timestamp-policy = \"log-and-skip\")"
+                ),
+                Stamp::Fail => {
+                    return Err(DriverError::InvalidTimestamp {
+                        topic: topic.to_owned(),
+                        timestamp: e.timestamp,
+                    });
+                }
+            }
+        }
+        Ok(kept)
+    }
+
     /// Applies records of a global table's topic to the table at once (as
     /// an instance's global thread would, outside any transaction).
     fn pipe_global(&mut self, topic: &str, events: &[Event]) -> Result<(), DriverError> {
@@ -186,7 +227,7 @@ impl Driver {
                 offset,
                 key: e.key.as_deref(),
                 value: e.value.as_deref(),
-                timestamp: e.timestamp,
+                timestamp: Some(e.timestamp),
             });
         }
         if let Some((_, table)) = self.globals.get(topic) {

@@ -45,6 +45,25 @@ pub enum InstanceError {
     /// A stateful task would read inputs with different partition counts.
     #[error(transparent)]
     NotCoPartitioned(#[from] crate::topology::CoPartitionError),
+    /// A record has no valid timestamp (none, or negative) and the
+    /// pipeline's `timestamp-policy` is `fail`.
+    #[error(
+        "{topic}[{partition}] offset {offset}: the record's timestamp is {}, not a valid time; \
+         set timestamp-policy = \"log-and-skip\" (skip such records) or \"wall-clock\" (give them \
+         the wall clock's time) in {} to go on", .timestamp.map_or("absent".to_owned(), |t| t.to_string()), file.display()
+    )]
+    InvalidTimestamp {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// Its timestamp, if it has one.
+        timestamp: Option<i64>,
+        /// The pipeline file.
+        file: PathBuf,
+    },
     /// Topics the pipeline reads or writes do not exist.
     #[error("topic(s) {topics} do not exist; weir does not create topics, so create them and start again")]
     MissingTopics {

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::clients::ReaderCtx;
+use crate::pipeline::{Stamp, TimestampPolicy, wall_clock_ms};
 use crate::shutdown::Shutdown;
 use crate::stage::table::TableView;
 use crate::state::global::{GlobalStore, Record};
@@ -39,6 +41,25 @@ pub enum GlobalError {
         /// What went wrong.
         reason: String,
     },
+    /// A record has no valid timestamp and the pipeline's
+    /// `timestamp-policy` is `fail`.
+    #[error(
+        "global table {stage}: {topic}[{partition}] offset {offset}: the record's timestamp is {}, not \
+         a valid time; set timestamp-policy = \"log-and-skip\" or \"wall-clock\" in the pipeline file to go on",
+        .timestamp.map_or("absent".to_owned(), |t| t.to_string())
+    )]
+    InvalidTimestamp {
+        /// The global-table stage.
+        stage: String,
+        /// Its topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// Its timestamp, if it has one.
+        timestamp: Option<i64>,
+    },
     /// The store failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -49,6 +70,10 @@ pub struct GlobalTables {
     /// A child of the instance's shutdown, requested when this drops.
     stop: Shutdown,
     threads: Vec<JoinHandle<()>>,
+    /// The first error of a follower thread, which then stops: the
+    /// instance stops with it ([`GlobalTables::check`]) rather than join
+    /// against a table that no longer changes.
+    failed: Arc<Mutex<Option<GlobalError>>>,
 }
 
 impl GlobalTables {
@@ -62,8 +87,10 @@ impl GlobalTables {
         timeout: Duration,
         queries: Option<&StoreQueries>,
         shutdown: &Shutdown,
+        policy: TimestampPolicy,
     ) -> Result<GlobalTables, GlobalError> {
         let stop = shutdown.child();
+        let failed = Arc::new(Mutex::new(None));
         let mut threads = Vec::new();
         for (stage, name, topic) in chain.global_tables() {
             let kafka = |reason: String| GlobalError::Kafka {
@@ -119,20 +146,33 @@ impl GlobalTables {
             }
             consumer.assign(&tpl).map_err(|e| kafka(e.to_string()))?;
             let started = Instant::now();
-            let restored = bootstrap(&consumer, &table, ends, timeout).map_err(|e| match e {
-                Failed::Kafka(reason) => kafka(reason),
-                Failed::State(e) => GlobalError::State(e),
-            })?;
+            let restored = bootstrap(&consumer, &table, ends, timeout, policy).map_err(|e| e.of(&name, &topic))?;
             tracing::info!(stage = %name, topic = %topic, partitions, restored,
                 seconds = started.elapsed().as_secs_f64(), "restored global table");
             chain.set_global(stage, TableView::from_view(table.view()));
             if let Some(q) = queries {
                 q.add(stage, -1, table.store().committed());
             }
-            let stop = stop.clone();
-            threads.push(std::thread::spawn(move || follow(&consumer, &table, &stop, &name)));
+            let (stop, failed) = (stop.clone(), failed.clone());
+            threads.push(std::thread::spawn(move || {
+                if let Err(e) = follow(&consumer, &table, &stop, &name, policy) {
+                    let e = e.of(&name, &topic);
+                    tracing::error!(stage = %name, "global table: {e}; the instance stops");
+                    if let Ok(mut f) = failed.lock() {
+                        f.get_or_insert(e);
+                    }
+                }
+            }));
         }
-        Ok(GlobalTables { stop, threads })
+        Ok(GlobalTables { stop, threads, failed })
+    }
+
+    /// The error that stopped a follower thread, if any.
+    pub fn check(&self) -> Result<(), GlobalError> {
+        match self.failed.lock().map(|mut f| f.take()) {
+            Ok(Some(e)) => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -148,6 +188,35 @@ impl Drop for GlobalTables {
 enum Failed {
     Kafka(String),
     State(StateError),
+    Timestamp {
+        partition: i32,
+        offset: i64,
+        timestamp: Option<i64>,
+    },
+}
+
+impl Failed {
+    fn of(self, stage: &str, topic: &str) -> GlobalError {
+        match self {
+            Failed::Kafka(reason) => GlobalError::Kafka {
+                stage: stage.to_owned(),
+                topic: topic.to_owned(),
+                reason,
+            },
+            Failed::State(e) => GlobalError::State(e),
+            Failed::Timestamp {
+                partition,
+                offset,
+                timestamp,
+            } => GlobalError::InvalidTimestamp {
+                stage: stage.to_owned(),
+                topic: topic.to_owned(),
+                partition,
+                offset,
+                timestamp,
+            },
+        }
+    }
 }
 
 /// Reads until every partition in `ends` has reached its end offset;
@@ -157,6 +226,7 @@ fn bootstrap(
     table: &GlobalStore,
     mut ends: BTreeMap<i32, i64>,
     timeout: Duration,
+    policy: TimestampPolicy,
 ) -> Result<u64, Failed> {
     let (mut read, mut last) = (0u64, Instant::now());
     let mut held: Vec<BorrowedMessage<'_>> = Vec::new();
@@ -170,7 +240,7 @@ fn bootstrap(
                 }
                 held.push(m);
                 if held.len() >= CHUNK {
-                    apply(table, &held).map_err(Failed::State)?;
+                    apply(table, &held, policy)?;
                     held.clear();
                 }
             }
@@ -183,13 +253,20 @@ fn bootstrap(
             None => {}
         }
     }
-    apply(table, &held).map_err(Failed::State)?;
+    apply(table, &held, policy)?;
     Ok(read)
 }
 
-/// Keeps reading until `stop`; an error is logged and retried, as the
-/// table then only lags.
-fn follow(consumer: &BaseConsumer<ReaderCtx>, table: &GlobalStore, stop: &Shutdown, name: &str) {
+/// Keeps reading until `stop`. A Kafka error is logged and retried, as the
+/// table then only lags; a store error or an invalid timestamp under
+/// `fail` ends it.
+fn follow(
+    consumer: &BaseConsumer<ReaderCtx>,
+    table: &GlobalStore,
+    stop: &Shutdown,
+    name: &str,
+    policy: TimestampPolicy,
+) -> Result<(), Failed> {
     while !stop.requested() {
         let mut held: Vec<BorrowedMessage<'_>> = Vec::new();
         let mut wait = Duration::from_millis(100);
@@ -204,26 +281,44 @@ fn follow(consumer: &BaseConsumer<ReaderCtx>, table: &GlobalStore, stop: &Shutdo
             }
             wait = Duration::ZERO;
         }
-        if let Err(e) = apply(table, &held) {
-            tracing::error!(stage = %name, "global table store: {e}; it stops being updated");
-            return;
-        }
+        apply(table, &held, policy)?;
     }
+    Ok(())
 }
 
-fn apply(table: &GlobalStore, held: &[BorrowedMessage<'_>]) -> Result<(), StateError> {
+/// Applies `held` to the table, each record's timestamp under `policy`.
+fn apply(table: &GlobalStore, held: &[BorrowedMessage<'_>], policy: TimestampPolicy) -> Result<(), Failed> {
     if held.is_empty() {
         return Ok(());
     }
     let batch: Vec<Record<'_>> = held
         .iter()
-        .map(|m| Record {
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key(),
-            value: m.payload(),
-            timestamp: m.timestamp().to_millis().unwrap_or(0),
+        .map(|m| {
+            let raw = m.timestamp().to_millis();
+            let timestamp = match policy.stamp(raw, wall_clock_ms) {
+                Stamp::Use(t) => Some(t),
+                Stamp::Skip => {
+                    tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(),
+                        timestamp = ?raw, "skipped a global table record without a valid timestamp \
+                        (timestamp-policy = \"log-and-skip\")");
+                    None
+                }
+                Stamp::Fail => {
+                    return Err(Failed::Timestamp {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        timestamp: raw,
+                    });
+                }
+            };
+            Ok(Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key(),
+                value: m.payload(),
+                timestamp,
+            })
         })
-        .collect();
-    table.apply(&batch)
+        .collect::<Result<_, Failed>>()?;
+    table.apply(&batch).map_err(Failed::State)
 }

@@ -47,7 +47,7 @@ use crate::clients::topics;
 use crate::clients::{self, Producer, ProducerCtx, ProducerSink};
 use crate::codec::BatchEncoder;
 use crate::metrics::{self, Metrics, Snapshot};
-use crate::pipeline::{Guarantee, Pipeline};
+use crate::pipeline::{Guarantee, Pipeline, Stamp, wall_clock_ms};
 use crate::registry::Registry;
 use crate::status::query::StoreQueries;
 use crate::status::{Restores, Status, Views};
@@ -112,8 +112,8 @@ pub struct Instance {
     purger: Mutex<Option<Purger>>,
     workers: Workers,
     started: Instant,
-    /// Kept current while the instance lives.
-    #[expect(dead_code, reason = "held for its threads, which stop when it drops")]
+    /// Global tables, kept current by threads of their own while the
+    /// instance lives.
     globals: GlobalTables,
 }
 
@@ -247,6 +247,7 @@ impl Instance {
                     options.kafka_timeout,
                     restores.clone(),
                     options.shutdown.child(),
+                    pipeline.timestamp_policy,
                 )
                 .map_err(|e| client_error("restore consumer", e))?,
             )
@@ -273,6 +274,7 @@ impl Instance {
             options.kafka_timeout,
             queries.as_deref(),
             &options.shutdown,
+            pipeline.timestamp_policy,
         )?;
         let repartition = chain.repartition_topics();
         let mut inputs: Vec<&str> = pipeline.inputs.iter().map(String::as_str).collect();
@@ -384,6 +386,7 @@ impl Instance {
             if self.options.shutdown.requested() {
                 break;
             }
+            self.globals.check()?;
             let wait = (last_commit + interval)
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(100));
@@ -463,10 +466,14 @@ impl Instance {
                     Some(Round {
                         task,
                         parts,
+                        stamps: Vec::new(),
                         encoder: encoders.pop().unwrap_or_default(),
                     })
                 })
                 .collect();
+            for round in &mut rounds {
+                round.stamps = stamps(&round.parts, &self.pipeline)?;
+            }
             if !rounds.is_empty() {
                 // Begins the transaction if none is open, as `writer` does for
                 // the loop's own writes; every thread writes into it.
@@ -780,24 +787,38 @@ impl Instance {
 struct Round<'t, 'm> {
     task: &'t mut Task,
     parts: Vec<(TopicPartition, Vec<BorrowedMessage<'m>>)>,
+    /// Each record's timestamp under the pipeline's timestamp policy
+    /// (`None`: skipped), by part.
+    stamps: Vec<Vec<Option<i64>>>,
     encoder: BatchEncoder,
 }
 
 impl Round<'_, '_> {
     /// Runs the records through the task, in batches of at most `batch_size`.
     fn run(&mut self, batch_size: usize, sink: &mut ProducerSink<'_>) -> Result<(), TaskError> {
+        // A skipped record keeps its partition's time for the interleaving.
         let times: Vec<Vec<i64>> = self
-            .parts
+            .stamps
             .iter()
-            .map(|(_, ms)| ms.iter().map(|m| m.timestamp().to_millis().unwrap_or(0)).collect())
+            .map(|part| {
+                let mut time = 0;
+                part.iter()
+                    .map(|t| {
+                        time = t.unwrap_or(time);
+                        time
+                    })
+                    .collect()
+            })
             .collect();
         for (part, range) in interleave(&times, batch_size) {
             let (_, messages) = &self.parts[part];
+            let stamps = &self.stamps[part][range.clone()];
             self.encoder.clear();
-            for m in &messages[range] {
+            for (m, stamp) in messages[range].iter().zip(stamps) {
+                let Some(timestamp) = *stamp else { continue };
                 let headers = m.headers().into_iter().flat_map(|h| h.iter()).map(|h| (h.key, h.value));
                 self.encoder.push(
-                    m.timestamp().to_millis().unwrap_or(0),
+                    timestamp,
                     m.topic(),
                     m.partition(),
                     m.offset(),
@@ -810,6 +831,47 @@ impl Round<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// Each record's timestamp under the pipeline's `timestamp-policy`, by
+/// part (`None`: skipped, and logged); an invalid one under `fail` stops
+/// the instance, naming the record.
+fn stamps(
+    parts: &[(TopicPartition, Vec<BorrowedMessage<'_>>)],
+    pipeline: &Pipeline,
+) -> Result<Vec<Vec<Option<i64>>>, InstanceError> {
+    let policy = pipeline.timestamp_policy;
+    parts
+        .iter()
+        .map(|(_, messages)| {
+            messages
+                .iter()
+                .map(|m| {
+                    let raw = m.timestamp().to_millis();
+                    match policy.stamp(raw, wall_clock_ms) {
+                        Stamp::Use(t) => Ok(Some(t)),
+                        Stamp::Skip => {
+                            tracing::warn!(
+                                topic = m.topic(),
+                                partition = m.partition(),
+                                offset = m.offset(),
+                                timestamp = ?raw,
+                                "skipped a record without a valid timestamp (timestamp-policy = \"log-and-skip\")"
+                            );
+                            Ok(None)
+                        }
+                        Stamp::Fail => Err(InstanceError::InvalidTimestamp {
+                            topic: m.topic().to_owned(),
+                            partition: m.partition(),
+                            offset: m.offset(),
+                            timestamp: raw,
+                            file: pipeline.file.clone(),
+                        }),
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Files a run of one partition's records under that partition, after any

@@ -26,6 +26,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::pipeline::{Stamp, TimestampPolicy, wall_clock_ms};
 use crate::stage::aggregate::INPUT_NEXT;
 use crate::state::row;
 use crate::state::{StateError, Store, Write, keys};
@@ -54,6 +55,36 @@ pub enum RestoreError {
     /// The store failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A table's source record has no valid timestamp and the pipeline's
+    /// `timestamp-policy` is `fail`.
+    #[error(
+        "restoring {topic}[{partition}]: the record at offset {offset} has timestamp {}, not a valid \
+         time; set timestamp-policy = \"log-and-skip\" or \"wall-clock\" in the pipeline file to go on",
+        .timestamp.map_or("absent".to_owned(), |t| t.to_string())
+    )]
+    InvalidTimestamp {
+        /// The table's topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// Its timestamp, if it has one.
+        timestamp: Option<i64>,
+    },
+    /// A changelog record is not one Weir writes: the store's changelog is
+    /// corrupt (or another writer shares the topic).
+    #[error("restoring {topic}[{partition}]: corrupt changelog: the record at offset {offset} is {what}")]
+    Corrupt {
+        /// Changelog topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// What is wrong with it.
+        what: &'static str,
+    },
     /// The instance is stopping.
     #[error("restoring {topic}[{partition}]: stopped (the instance is shutting down)")]
     Stopped {
@@ -74,16 +105,19 @@ pub struct Restorer {
     timeout: Duration,
     progress: Arc<Mutex<Restores>>,
     shutdown: Shutdown,
+    policy: TimestampPolicy,
 }
 
 impl Restorer {
     /// A restorer with the pipeline's client settings (`base`); a restore
-    /// ends early once `shutdown` is requested.
+    /// ends early once `shutdown` is requested. A table's source records
+    /// get their timestamps under `policy`.
     pub fn new(
         mut base: ClientConfig,
         timeout: Duration,
         progress: Arc<Mutex<Restores>>,
         shutdown: Shutdown,
+        policy: TimestampPolicy,
     ) -> Result<Restorer, KafkaError> {
         base.set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
@@ -99,6 +133,7 @@ impl Restorer {
             timeout,
             progress,
             shutdown,
+            policy,
         })
     }
 
@@ -180,6 +215,15 @@ impl Restorer {
             cl.topic
         );
         let (mut applied, mut seen, mut skipped) = (0u64, 0u64, 0u64);
+        // A table's source records without a key (no row) or, under
+        // `log-and-skip`, without a valid timestamp.
+        let (mut keyless, mut untimed) = (0u64, 0u64);
+        let corrupt = |offset: i64, what: &'static str| RestoreError::Corrupt {
+            topic: cl.topic.clone(),
+            partition: cl.partition,
+            offset,
+            what,
+        };
         let mut chunk: Vec<Write> = Vec::with_capacity(CHUNK);
         let mut last_offset = start - 1;
         let mut last_log = Instant::now();
@@ -201,16 +245,39 @@ impl Restorer {
                     last_offset = m.offset();
                     if source {
                         // Rows keyed as the table keys them; a record
-                        // without a key has no row.
-                        if let Some(k) = m.key() {
-                            let ts = m.timestamp().to_millis().unwrap_or(0);
-                            chunk.push((keys::plain(Some(k)), m.payload().map(|v| row::encode_value(ts, v))));
+                        // without a key has no row (as in Kafka Streams).
+                        let raw = m.timestamp().to_millis();
+                        match (m.key(), self.policy.stamp(raw, wall_clock_ms)) {
+                            (None, _) => keyless += 1,
+                            (Some(k), Stamp::Use(ts)) => {
+                                chunk.push((keys::plain(Some(k)), m.payload().map(|v| row::encode_value(ts, v))));
+                            }
+                            (Some(_), Stamp::Skip) => {
+                                untimed += 1;
+                                tracing::warn!(topic = %cl.topic, partition = cl.partition, offset = m.offset(),
+                                    timestamp = ?raw, "skipped a table record without a valid timestamp \
+                                    (timestamp-policy = \"log-and-skip\")");
+                            }
+                            (Some(_), Stamp::Fail) => {
+                                return Err(RestoreError::InvalidTimestamp {
+                                    topic: cl.topic.clone(),
+                                    partition: cl.partition,
+                                    offset: m.offset(),
+                                    timestamp: raw,
+                                });
+                            }
                         }
-                    } else if committed(&m, committed_input) {
-                        let Some(k) = m.key() else { continue };
-                        chunk.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
                     } else {
-                        skipped += 1;
+                        // Weir writes every changelog record with a key and
+                        // its input position: anything else is corrupt.
+                        let Some(k) = m.key() else {
+                            return Err(corrupt(m.offset(), "without a key"));
+                        };
+                        if committed(&m, committed_input).map_err(|what| corrupt(m.offset(), what))? {
+                            chunk.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
+                        } else {
+                            skipped += 1;
+                        }
                     }
                     if source && m.offset() + 1 >= high {
                         if chunk.len() >= CHUNK {
@@ -264,6 +331,8 @@ impl Restorer {
             partition = cl.partition,
             applied,
             skipped_uncommitted = skipped,
+            skipped_keyless = keyless,
+            skipped_without_timestamp = untimed,
             seconds = took.as_secs_f64(),
             "restored state from {}",
             cl.topic
@@ -282,17 +351,17 @@ impl Restorer {
 /// Whether a changelog record belongs to committed work (see the module
 /// docs): every source position it carries is at or below that source's
 /// committed offset.
-fn committed(m: &rdkafka::message::BorrowedMessage<'_>, committed_input: &Committed) -> bool {
-    let position = m.headers().and_then(|hs| {
-        hs.iter()
-            .find(|h| h.key == INPUT_NEXT)
-            .and_then(|h| h.value)
-            .and_then(|v| std::str::from_utf8(v).ok())
-    });
-    match position {
-        None => true,
-        Some(p) => position_committed(p, committed_input),
-    }
+/// A record without a readable position is corrupt (`Err`: what is wrong).
+fn committed(m: &rdkafka::message::BorrowedMessage<'_>, committed_input: &Committed) -> Result<bool, &'static str> {
+    let header = m
+        .headers()
+        .and_then(|hs| hs.iter().find(|h| h.key == INPUT_NEXT))
+        .ok_or("without its input position (header weir.input.next)")?;
+    let position = header
+        .value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .ok_or("with an unreadable input position (header weir.input.next)")?;
+    Ok(position_committed(position, committed_input))
 }
 
 /// [`committed`] on the header's text: `next` for a task of one source,

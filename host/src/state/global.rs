@@ -25,8 +25,9 @@ pub struct Record<'a> {
     pub key: Option<&'a [u8]>,
     /// Its value (`None`: a delete).
     pub value: Option<&'a [u8]>,
-    /// Its timestamp.
-    pub timestamp: i64,
+    /// Its timestamp (`None`: skipped, as it has no valid one under the
+    /// pipeline's `timestamp-policy = "log-and-skip"`).
+    pub timestamp: Option<i64>,
 }
 
 /// A global table's store.
@@ -68,8 +69,8 @@ impl GlobalStore {
         let mut writes: Vec<Write> = Vec::with_capacity(records.len() + 1);
         for r in records {
             next.insert(r.partition, r.offset + 1);
-            if let Some(k) = r.key {
-                writes.push((keys::plain(Some(k)), r.value.map(|v| row::encode_value(r.timestamp, v))));
+            if let (Some(k), Some(timestamp)) = (r.key, r.timestamp) {
+                writes.push((keys::plain(Some(k)), r.value.map(|v| row::encode_value(timestamp, v))));
             }
         }
         writes.extend(
