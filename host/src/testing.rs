@@ -340,10 +340,11 @@ impl Driver {
         let mut out = Vec::new();
         for (name, table) in self.globals.values() {
             for (k, stored) in table.store().scan(&[1u8])? {
-                let (Some(Entry::Plain(key)), Some((ts, value))) = (keys::decode(&k), row::decode_value(&stored))
-                else {
-                    continue;
+                let Entry::Plain(key) = table.store().entry(&k)? else {
+                    return Err(table.store().corrupt(&k, "a key that is not a row's").into());
                 };
+                let (ts, value) = row::decode_value(&stored)
+                    .ok_or_else(|| table.store().corrupt(&k, "a table row shorter than its timestamp"))?;
                 out.push(json!({"store": name, "key": bytes_json(key.as_deref()),
                     "timestamp": ts, "value": bytes_json(Some(value))}));
             }
@@ -354,14 +355,17 @@ impl Driver {
                 let mut entries: Vec<StoreEntry> = Vec::new();
                 for prefix in [[1u8], [2u8]] {
                     for (k, acc) in store.scan(&prefix)? {
-                        let stamp = store
-                            .get(&keys::stamp(&k))?
-                            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                            .map(i64::from_le_bytes);
-                        match keys::decode(&k) {
-                            Some(Entry::Plain(key)) => entries.push((key, None, acc, stamp)),
-                            Some(Entry::Windowed(key, w)) => entries.push((key, Some(w), acc, stamp)),
-                            _ => {}
+                        let stamp = match store.get(&keys::stamp(&k))? {
+                            None => None,
+                            Some(b) => Some(i64::from_le_bytes(
+                                <[u8; 8]>::try_from(b.as_slice())
+                                    .map_err(|_| store.corrupt(&k, "a timestamp that is not 8 bytes"))?,
+                            )),
+                        };
+                        match store.entry(&k)? {
+                            Entry::Plain(key) => entries.push((key, None, acc, stamp)),
+                            Entry::Windowed(key, w) => entries.push((key, Some(w), acc, stamp)),
+                            _ => return Err(store.corrupt(&k, "a key that is not an accumulator's").into()),
                         }
                     }
                 }

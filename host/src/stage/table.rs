@@ -89,10 +89,7 @@ impl TableView {
             None => Ok(None),
             Some(stored) => match decode_value(&stored) {
                 Some((timestamp, _)) => Ok(Some(Row { timestamp, stored })),
-                None => Err(StateError::Corrupt {
-                    key: k,
-                    what: "a table row shorter than its timestamp",
-                }),
+                None => Err(self.0.corrupt(&k, "a table row shorter than its timestamp")),
             },
         }
     }

@@ -129,14 +129,11 @@ fn kept_from(window: JoinWindow, side_time: i64) -> i64 {
     side_time.saturating_sub(window.retention()).saturating_add(1)
 }
 
-/// A kept record's side, key and time, from its store key.
-fn joined(k: &[u8]) -> Result<(u8, Option<Vec<u8>>, i64), StateError> {
+/// A kept record's side, key and time, from its key in `store`.
+fn joined(store: &Store, k: &[u8]) -> Result<(u8, Option<Vec<u8>>, i64), StateError> {
     match keys::decode(k) {
         Some(Entry::Joined(side, key, ts, _)) => Ok((side, key, ts)),
-        _ => Err(StateError::Corrupt {
-            key: k.to_vec(),
-            what: "a join record key that does not decode",
-        }),
+        _ => Err(store.corrupt(k, "a key that is not a join record's")),
     }
 }
 
@@ -196,10 +193,7 @@ impl WindowJoinStage {
         let time = |store: &Store, name: &str| -> Result<i64, StateError> {
             match store.get(&keys::meta(name))? {
                 Some(b) => Ok(i64::from_le_bytes(b.as_slice().try_into().map_err(|_| {
-                    StateError::Corrupt {
-                        key: keys::meta(name),
-                        what: "a stream time that is not 8 bytes",
-                    }
+                    store.corrupt(&keys::meta(name), "a stream time that is not 8 bytes")
                 })?)),
                 None => Ok(i64::MIN),
             }
@@ -210,9 +204,10 @@ impl WindowJoinStage {
         }
         let outside = self.store.written_outside();
         let retention = self.window.retention();
+        let store = &self.store;
         for side in [LEFT, RIGHT] {
-            self.expiry[usize::from(side)].reload(&self.store, outside, &keys::JOINED_PREFIX, |k, _| {
-                let (s, _, ts) = joined(k)?;
+            self.expiry[usize::from(side)].reload(store, outside, &keys::JOINED_PREFIX, |k, _| {
+                let (s, _, ts) = joined(store, k)?;
                 Ok((s == side).then(|| ts.saturating_add(retention)))
             })?;
         }
@@ -220,21 +215,21 @@ impl WindowJoinStage {
         // deletions in one queue: the per-side queues were rebuilt from the
         // records, so its timers go (rebuilt as none, once).
         let mut legacy = Timers::new(LEGACY_EXPIRY);
-        if legacy.first(&self.store)?.is_some() {
-            legacy.reload(&self.store, true, &keys::JOINED_PREFIX, |_, _| Ok(None))?;
+        if legacy.first(store)?.is_some() {
+            legacy.reload(store, true, &keys::JOINED_PREFIX, |_, _| Ok(None))?;
         }
         let (kind, window) = (self.kind, self.window);
         let pending = |k: &[u8], v: &[u8]| {
-            let (side, _, ts) = joined(k)?;
-            let done = v.first().ok_or_else(|| StateError::Corrupt {
-                key: k.to_vec(),
-                what: "a join record without its flags",
-            })? & DONE
+            let (side, _, ts) = joined(store, k)?;
+            let done = v
+                .first()
+                .ok_or_else(|| store.corrupt(k, "a join record without its flags"))?
+                & DONE
                 != 0;
             Ok((!done && emits(kind, side)).then(|| closes_at(window, side, ts)))
         };
         // (`outside` was taken once for both queues.)
-        self.pending.reload(&self.store, outside, &keys::JOINED_PREFIX, pending)
+        self.pending.reload(store, outside, &keys::JOINED_PREFIX, pending)
     }
 
     /// Whether unmatched records of `side` are emitted.
@@ -260,10 +255,9 @@ impl WindowJoinStage {
     /// Marks the kept record `key` done (it found a partner, or went out
     /// unmatched); it no longer waits for its window to close.
     fn mark_done(&mut self, key: &[u8], value: &[u8], out: &mut Collector<'_>) -> Result<(), StageError> {
-        if let Some(Entry::Joined(side, _, ts, _)) = keys::decode(key) {
-            let close = self.closes_at(side, ts);
-            self.pending.remove(&mut self.store, close, key)?;
-        }
+        let (side, _, ts) = joined(&self.store, key)?;
+        let close = self.closes_at(side, ts);
+        self.pending.remove(&mut self.store, close, key)?;
         write_logged(
             &mut self.store,
             key.to_vec(),
@@ -290,7 +284,7 @@ impl WindowJoinStage {
             let more = page.len() == FIRE_PAGE;
             for (_, key) in page {
                 let Some(Entry::Joined(side, rkey, ts, offset)) = keys::decode(&key) else {
-                    return Err(out.invariant("a pending join record's key does not decode", format!("{key:02x?}")));
+                    return Err(self.store.corrupt(&key, "a key that is not a join record's").into());
                 };
                 due.push((outer_order(side, rkey, ts, offset), key));
             }
@@ -343,12 +337,10 @@ impl WindowJoinStage {
         let Some(stored) = self.store.get(&key)? else {
             return Ok(());
         };
-        let Some(Entry::Joined(side, ..)) = keys::decode(&key) else {
-            return Err(out.invariant("a pending join record's key does not decode", format!("{key:02x?}")));
-        };
+        let (side, ..) = joined(&self.store, &key)?;
         let (flags, value) = stored
             .split_first()
-            .ok_or_else(|| out.invariant("a join record without its flags", format!("{key:02x?}")))?;
+            .ok_or_else(|| self.store.corrupt(&key, "a join record without its flags"))?;
         if flags & DONE != 0 {
             return Ok(());
         }
@@ -558,15 +550,13 @@ impl WindowJoinStage {
                 .store
                 .scan_page(&prefix, Some(&start), end.as_deref(), PARTNER_PAGE)?;
             for (k, stored) in page {
-                let Some(Entry::Joined(_, _, ts, _)) = keys::decode(&k) else {
-                    return Err(out.invariant("a join record key that does not decode", format!("{k:02x?}")));
-                };
+                let (_, _, ts) = joined(&self.store, &k)?;
                 if ts > to {
                     break 'scan;
                 }
                 let (flags, partner) = stored
                     .split_first()
-                    .ok_or_else(|| out.invariant("a join record without its flags", format!("{k:02x?}")))?;
+                    .ok_or_else(|| self.store.corrupt(&k, "a join record without its flags"))?;
                 found = true;
                 let (left, right) = if side == LEFT {
                     (value, partner)

@@ -55,10 +55,7 @@ impl GlobalStore {
                 .as_slice()
                 .try_into()
                 .map(|b| Some(i64::from_le_bytes(b)))
-                .map_err(|_| StateError::Corrupt {
-                    key: k,
-                    what: "a global table position that is not 8 bytes",
-                }),
+                .map_err(|_| self.store.corrupt(&k, "a global table position that is not 8 bytes")),
         }
     }
 

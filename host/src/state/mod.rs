@@ -55,8 +55,11 @@ pub enum StateError {
         reason: String,
     },
     /// An entry holds what no store writes (a bug, or a foreign store).
-    #[error("state store entry {key:02x?} holds {what}")]
+    /// Corrupt state is handled one way everywhere: the task stops.
+    #[error("state store {store} is corrupt: entry {key:02x?} holds {what}; the task stops")]
     Corrupt {
+        /// The store: its changelog topic and partition.
+        store: String,
         /// The entry's key.
         key: Vec<u8>,
         /// What is wrong with it.
@@ -182,9 +185,20 @@ pub struct Store {
 pub struct View {
     engine: Arc<dyn Engine>,
     staged: Staged,
+    /// The store's name, for errors.
+    name: Arc<str>,
 }
 
 impl View {
+    /// Corrupt state in this view's store: `key` holds `what`.
+    pub fn corrupt(&self, key: &[u8], what: &'static str) -> StateError {
+        StateError::Corrupt {
+            store: self.name.to_string(),
+            key: key.to_vec(),
+            what,
+        }
+    }
+
     /// A value: staged if written in the open transaction, else committed.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         if let Some(v) = lock(&self.staged).get(key) {
@@ -240,6 +254,7 @@ impl Store {
         View {
             engine: self.engine.clone(),
             staged: Staged::default(),
+            name: self.name().into(),
         }
     }
 
@@ -248,7 +263,34 @@ impl Store {
         View {
             engine: self.engine.clone(),
             staged: self.staged.clone(),
+            name: self.name().into(),
         }
+    }
+
+    /// The store's name in errors: its changelog topic and partition (a
+    /// global table's: its topic).
+    pub fn name(&self) -> String {
+        let Changelog { topic, partition } = &self.changelog;
+        if *partition < 0 {
+            topic.clone()
+        } else {
+            format!("{topic}[{partition}]")
+        }
+    }
+
+    /// Corrupt state in this store: `key` holds `what`.
+    pub fn corrupt(&self, key: &[u8], what: &'static str) -> StateError {
+        StateError::Corrupt {
+            store: self.name(),
+            key: key.to_vec(),
+            what,
+        }
+    }
+
+    /// What a key read from this store names; a key that does not decode
+    /// is corrupt state.
+    pub fn entry(&self, key: &[u8]) -> Result<keys::Entry, StateError> {
+        keys::decode(key).ok_or_else(|| self.corrupt(key, "a key that does not decode"))
     }
 
     /// Where the committed state lives (a directory, or `memory`).

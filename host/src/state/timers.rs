@@ -150,7 +150,7 @@ impl Timers {
         if store.get(&k)?.is_none() {
             return Ok(false);
         }
-        self.took(&k)?;
+        self.took(store, &k)?;
         store.stage(k, None);
         Ok(true)
     }
@@ -162,7 +162,7 @@ impl Timers {
         loop {
             let (page, next) = store.scan_page(&prefix, after.as_deref(), None, PAGE)?;
             if let Some((k, _)) = page.first() {
-                return timer(k).map(|(time, _)| Some(time));
+                return timer(store, k).map(|(time, _)| Some(time));
             }
             match next {
                 Some(n) => after = Some(n),
@@ -190,8 +190,8 @@ impl Timers {
         loop {
             let (page, next) = store.scan_page(&prefix, after.as_deref(), end.as_deref(), PAGE)?;
             for (k, _) in page {
-                let (time, key) = timer(&k)?;
-                self.took(&k)?;
+                let (time, key) = timer(store, &k)?;
+                self.took(store, &k)?;
                 store.stage(k, None);
                 out.push((time, key));
                 if out.len() == limit {
@@ -215,11 +215,11 @@ impl Timers {
 
     /// Counts out the timer at `k`, which is in the store: a count that
     /// says there is none left is a broken invariant, not a number to wrap.
-    fn took(&mut self, k: &[u8]) -> Result<(), StateError> {
-        self.len = self.len.checked_sub(1).ok_or_else(|| StateError::Corrupt {
-            key: k.to_vec(),
-            what: "a timer that its queue's count does not include",
-        })?;
+    fn took(&mut self, store: &Store, k: &[u8]) -> Result<(), StateError> {
+        self.len = self
+            .len
+            .checked_sub(1)
+            .ok_or_else(|| store.corrupt(k, "a timer that its queue's count does not include"))?;
         Ok(())
     }
 
@@ -237,14 +237,11 @@ impl Timers {
     }
 }
 
-/// A timer's time and entry key, from its store key.
-fn timer(k: &[u8]) -> Result<(i64, Vec<u8>), StateError> {
+/// A timer's time and entry key, from its key in `store`.
+fn timer(store: &Store, k: &[u8]) -> Result<(i64, Vec<u8>), StateError> {
     match keys::decode(k) {
         Some(keys::Entry::Timer(_, time, key)) => Ok((time, key)),
-        _ => Err(StateError::Corrupt {
-            key: k.to_vec(),
-            what: "a timer key that does not decode",
-        }),
+        _ => Err(store.corrupt(k, "a key that is not a timer's")),
     }
 }
 

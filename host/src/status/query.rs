@@ -77,10 +77,12 @@ impl Queries for StoreQueries {
                     .scan(&keys::windows_of(Some(key)))
                     .map_err(|e| QueryError::Store(e.to_string()))?
                 {
-                    if let Some(Entry::Windowed(_, w)) = keys::decode(&k)
-                        && w.start >= from
-                        && w.start < to
-                    {
+                    let Some(Entry::Windowed(_, w)) = keys::decode(&k) else {
+                        return Err(QueryError::Store(format!(
+                            "stage {stage}: corrupt store: a key that is not a window's: {k:02x?}"
+                        )));
+                    };
+                    if w.start >= from && w.start < to {
                         found.push((*p, Some(w), acc));
                     }
                 }

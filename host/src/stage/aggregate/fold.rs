@@ -310,20 +310,22 @@ impl Aggregator {
         self.touched.clear();
         let outside = self.store.written_outside();
         if let Some(w) = self.spec.window {
+            let store = &self.store;
             self.timers
-                .reload(&self.store, outside, &keys::WINDOWS_PREFIX, |k, _| {
-                    Ok(match keys::decode(k) {
-                        Some(Entry::Windowed(_, window)) => Some(w.close_time(window)),
-                        _ => None,
-                    })
+                .reload(store, outside, &keys::WINDOWS_PREFIX, |k, _| match store.entry(k)? {
+                    Entry::Windowed(_, window) => Ok(Some(w.close_time(window))),
+                    _ => Err(store.corrupt(k, "a key that is not a window's")),
                 })?;
             self.first_close = self.timers.first(&self.store)?;
         }
-        let st = self.store.get(&keys::meta(keys::STREAM_TIME))?;
-        self.stream_time = st
-            .and_then(|b| b.try_into().ok())
-            .map(i64::from_le_bytes)
-            .map_or_else(StreamTime::default, StreamTime);
+        let key = keys::meta(keys::STREAM_TIME);
+        self.stream_time = match self.store.get(&key)? {
+            None => StreamTime::default(),
+            Some(b) => StreamTime(i64::from_le_bytes(
+                b.try_into()
+                    .map_err(|_| self.store.corrupt(&key, "a stream time that is not 8 bytes"))?,
+            )),
+        };
         self.saved_stream_time = self.stream_time;
         self.format = self
             .store
@@ -351,7 +353,7 @@ impl Aggregator {
             let mut migrated = 0u64;
             for prefix in [[1u8], [2u8]] {
                 for (k, acc) in self.store.scan(&prefix)? {
-                    let Some((key, _)) = split(&k) else { continue };
+                    let (key, _) = split(&self.store, &k)?;
                     match op.migrate(&previous, key.as_deref(), &acc) {
                         Ok(Some(Ok(new))) => {
                             self.put(k, Some(new));
@@ -415,7 +417,8 @@ impl Aggregator {
         }
         if self.spec.emit == Emit::Update {
             for (k, ts) in &latest {
-                if let (Some(acc), Some((key, window))) = (self.store.get(k)?, split(k)) {
+                if let Some(acc) = self.store.get(k)? {
+                    let (key, window) = split(&self.store, k)?;
                     step.due.push(Due {
                         key,
                         window,
@@ -678,15 +681,14 @@ impl Aggregator {
                 _ => continue,
             };
             // The key's kept events near the new ones, in (time, offset) order.
-            let kept: Vec<(i64, i64, Vec<u8>)> = self
-                .store
-                .scan(&keys::events_of(key.as_deref()))?
-                .into_iter()
-                .filter_map(|(k, v)| match keys::decode(&k) {
-                    Some(Entry::Event(_, ts, off)) if (lo..=hi).contains(&ts) => Some((ts, off, v)),
-                    _ => None,
-                })
-                .collect();
+            let mut kept: Vec<(i64, i64, Vec<u8>)> = Vec::new();
+            for (k, v) in self.store.scan(&keys::events_of(key.as_deref()))? {
+                match self.store.entry(&k)? {
+                    Entry::Event(_, ts, off) if (lo..=hi).contains(&ts) => kept.push((ts, off, v)),
+                    Entry::Event(..) => {}
+                    _ => return Err(self.store.corrupt(&k, "a key that is not a kept event's").into()),
+                }
+            }
             // When an event came, in stream time; events of earlier batches
             // came before every window open now closed.
             let came = |t: i64, off: i64| arrived.get(&(t, off)).copied().unwrap_or(i64::MIN);
@@ -940,11 +942,12 @@ impl Aggregator {
     fn purge_events(&mut self, key: Option<&[u8]>, size: i64, grace: i64) -> Result<(), AggregateError> {
         let st = self.stream_time.0;
         for (k, _) in self.store.scan(&keys::events_of(key))? {
-            match keys::decode(&k) {
-                Some(Entry::Event(_, ts, _)) if ts.saturating_add(2 * size + 2).saturating_add(grace) <= st => {
+            match self.store.entry(&k)? {
+                Entry::Event(_, ts, _) if ts.saturating_add(2 * size + 2).saturating_add(grace) <= st => {
                     self.put(k, None);
                 }
-                _ => break,
+                Entry::Event(..) => break,
+                _ => return Err(self.store.corrupt(&k, "a key that is not a kept event's").into()),
             }
         }
         Ok(())
@@ -975,10 +978,11 @@ impl Aggregator {
             if !sessions.contains_key(&key) {
                 let mut known = Vec::new();
                 for (k, _) in self.store.scan(&keys::windows_of(ev.key))? {
-                    if let Some(Entry::Windowed(_, window)) = keys::decode(&k) {
-                        known.push(window);
-                        shown.insert((key.clone(), window));
-                    }
+                    let Entry::Windowed(_, window) = self.store.entry(&k)? else {
+                        return Err(self.store.corrupt(&k, "a key that is not a window's").into());
+                    };
+                    known.push(window);
+                    shown.insert((key.clone(), window));
                 }
                 sessions.insert(key.clone(), known);
             }
@@ -1119,7 +1123,8 @@ impl Aggregator {
     /// Deletes the window at store key `k`, whose timer fired.
     fn close_window(&mut self, k: Vec<u8>, step: &mut Step) -> Result<(), AggregateError> {
         if self.spec.emit == Emit::Final
-            && let (Some(acc), Some((key, Some(window)))) = (self.store.get(&k)?, split(&k))
+            && let Some(acc) = self.store.get(&k)?
+            && let (key, Some(window)) = split(&self.store, &k)?
         {
             let timestamp = match self.stamp(&k)? {
                 Some(ts) => ts,
@@ -1156,10 +1161,10 @@ impl Aggregator {
         let Some(bytes) = self.store.get(&keys::stamp(store_key))? else {
             return Ok(None);
         };
-        let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StateError::Corrupt {
-            key: store_key.to_vec(),
-            what: "a timestamp that is not 8 bytes",
-        })?;
+        let bytes: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| self.store.corrupt(store_key, "a timestamp that is not 8 bytes"))?;
         Ok(Some(i64::from_le_bytes(bytes)))
     }
 
@@ -1170,10 +1175,9 @@ impl Aggregator {
         let old = self.stamp(store_key)?;
         let ts = match (old, newest) {
             (Some(a), Some(b)) => a.max(b),
-            (a, b) => a.or(b).ok_or_else(|| StateError::Corrupt {
-                key: store_key.to_vec(),
-                what: "an accumulator folded from no events",
-            })?,
+            (a, b) => a
+                .or(b)
+                .ok_or_else(|| self.store.corrupt(store_key, "an accumulator folded from no events"))?,
         };
         if old != Some(ts) {
             self.put(keys::stamp(store_key), Some(ts.to_le_bytes().to_vec()));
@@ -1320,11 +1324,15 @@ fn sliding_rank(win: Window, t: i64, size: i64, existed: bool) -> (u8, i64) {
     }
 }
 
-fn split(k: &[u8]) -> Option<(Option<Vec<u8>>, Option<Window>)> {
-    match keys::decode(k)? {
-        Entry::Plain(key) => Some((key, None)),
-        Entry::Windowed(key, w) => Some((key, Some(w))),
-        Entry::Meta(_) | Entry::Event(..) | Entry::Stamp(_) | Entry::Joined(..) | Entry::Timer(..) => None,
+/// The record key and window of an accumulator's key in `store`; any other
+/// key is corrupt state there.
+fn split(store: &Store, k: &[u8]) -> Result<(Option<Vec<u8>>, Option<Window>), StateError> {
+    match store.entry(k)? {
+        Entry::Plain(key) => Ok((key, None)),
+        Entry::Windowed(key, w) => Ok((key, Some(w))),
+        Entry::Meta(_) | Entry::Event(..) | Entry::Stamp(_) | Entry::Joined(..) | Entry::Timer(..) => {
+            Err(store.corrupt(k, "a key that is not an accumulator's"))
+        }
     }
 }
 
@@ -1620,6 +1628,33 @@ mod tests {
 
     fn k1(times: &[i64]) -> Vec<(&'static str, i64)> {
         times.iter().map(|t| ("k1", *t)).collect()
+    }
+
+    #[test]
+    fn corrupt_state_stops_the_task_naming_the_store_and_key() {
+        let s = spec(Some((WindowKind::Tumbling { size: 10 }, 0)), Emit::Update);
+        let open_with = |writes: Vec<crate::state::Write>| {
+            let store = Store::in_memory(Changelog {
+                topic: "t-changelog".into(),
+                partition: 3,
+            });
+            store.apply(writes, Some(1)).unwrap();
+            match Aggregator::open(s.clone(), store) {
+                Ok(_) => panic!("corrupt state opened"),
+                Err(e) => e.to_string(),
+            }
+        };
+        let e = open_with(vec![(keys::meta(keys::STREAM_TIME), Some(vec![1, 2, 3]))]);
+        assert!(
+            e.starts_with("state store t-changelog[3] is corrupt: entry [00, ")
+                && e.contains("a stream time that is not 8 bytes"),
+            "{e}"
+        );
+        let e = open_with(vec![(vec![2, 9], Some(b"acc".to_vec()))]);
+        assert_eq!(
+            e,
+            "state store t-changelog[3] is corrupt: entry [02, 09] holds a key that does not decode; the task stops"
+        );
     }
 
     #[test]
@@ -2179,7 +2214,11 @@ mod tests {
             .filter(|r| r.topic == "t-changelog")
             .map(|r| (r.key.clone().unwrap(), r.value.clone()))
             .collect();
-        assert!(writes.len() > 600, "accumulators, stamps and meta");
+        assert_eq!(
+            writes.len(),
+            1202,
+            "600 accumulators, their 600 stamps, stream time and format"
+        );
         next.store().apply(writes, Some(1)).unwrap();
         next.reload().unwrap();
         assert_eq!(next.open_windows(), 601, "600 restored, one of its own");
