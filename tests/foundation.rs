@@ -527,7 +527,7 @@ fn weir_topology_describes_every_example_pipeline() {
         }
         seen += 1;
     }
-    assert!(seen >= 9, "only {seen} example pipelines");
+    assert_eq!(seen, 15, "the example pipelines in guest-examples/pipelines");
     let two = run_weir(["topology", &dir.join("trades-latest.toml").display().to_string()]);
     assert!(
         two.stdout.starts_with("Topology of trades-latest (2 sub-topologies)")
