@@ -611,9 +611,11 @@ fn weir_test_applies_the_timestamp_policy() {
 /// once the wall clock moves past `idle-close`.
 #[test]
 fn weir_test_runs_a_whole_pipeline_without_a_broker() {
-    let _ = guests();
     let dir = tempfile::tempdir().unwrap();
     let examples = repo().join("guest-examples/pipelines");
+    guests()
+        .for_pipeline_file(&examples.join("daily-stats.toml"))
+        .for_pipeline_file(&examples.join("trades-latest.toml"));
     const DAY: i64 = 86_400_000;
     let trade = |symbol: &str, price: &str, ts: i64| {
         format!(r#"{{"key": "{symbol}", "value": {{"symbol": "{symbol}", "price": {price}}}, "timestamp": {ts}}}"#)
@@ -728,7 +730,7 @@ fn weir_test_runs_a_whole_pipeline_without_a_broker() {
 /// (merged by time, the order would come first and miss it).
 #[test]
 fn weir_test_takes_records_in_pipe_order() {
-    let _ = guests();
+    guests().for_pipeline_file(&repo().join("guest-examples/pipelines/orders-enriched.toml"));
     let dir = tempfile::tempdir().unwrap();
     let records = dir.path().join("records.jsonl");
     std::fs::write(

@@ -577,7 +577,7 @@ fn stage_count(summary: &str, stage: &str, what: &str) -> u64 {
 
 /// `weir dev` on an example for 10 s; its standard output.
 fn weir_dev(example: &str) -> String {
-    guests();
+    guests().for_pipeline_file(&repo().join("guest-examples/pipelines").join(example));
     let out = weir()
         .current_dir(repo())
         .args([

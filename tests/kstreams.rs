@@ -92,8 +92,10 @@ fn run(dir: &Path, scenario: &Scenario, batch: usize) -> Option<String> {
 
 #[test]
 fn every_kafka_streams_scenario_gives_kafka_streams_results() {
-    let _ = support::guests();
     let dirs = scenarios();
+    for dir in &dirs {
+        support::guests().for_pipeline_file(&dir.join("pipeline.toml"));
+    }
     assert!(!dirs.is_empty(), "no scenarios in tests/kstreams");
     let mut failures = Vec::new();
     for dir in &dirs {

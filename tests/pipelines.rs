@@ -1109,7 +1109,7 @@ fn bad_pipelines_and_unreachable_brokers_give_clear_errors() {
 /// feeds samples, runs the pipeline and shows counts and outputs.
 #[test]
 fn weir_dev_runs_an_example_pipeline_on_its_embedded_broker() {
-    guests();
+    guests().for_pipeline_file(&support::repo().join("guest-examples/pipelines/route-by-type.toml"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
         .current_dir(support::repo())
         .args([
@@ -1180,7 +1180,6 @@ fn a_fenced_instance_stops_with_a_clear_message() {
 /// `stateful.rs`, against their broker tests' references.)
 #[test]
 fn stateless_example_pipelines_run_through_the_driver() {
-    let _ = guests();
     let scratch = tempfile::tempdir().unwrap();
     // Operations for route-by-type: its four routes, a type it has no route
     // for, and a value that is not JSON.
@@ -1205,6 +1204,7 @@ fn stateless_example_pipelines_run_through_the_driver() {
     ];
     for (example, topic, data) in examples {
         let path = support::repo().join("guest-examples/pipelines").join(example);
+        guests().for_pipeline_file(&path);
         let pipeline = weir::pipeline::Pipeline::load(&path).unwrap();
         let run = support::run_weir([
             "test".to_owned(),

@@ -31,7 +31,7 @@ use support::crash::{self, GroupProgress, Kill, KillRng, Life};
 use support::kafka::{
     Feeder, In, WeirProcess, admin_addr, broker, committed, create_topic, http_get, produce, unique, until, wait_for,
 };
-use support::{example_body, guests, heavy, repo, weir};
+use support::{example_body, guests, heavy, weir};
 use weir_test_harness::committed::CommittedRecord;
 
 const EXIT_WAIT: Duration = Duration::from_secs(60);
@@ -1594,7 +1594,7 @@ fn bad_stateful_setups_say_what_is_wrong() {
              [kafka]\n\"bootstrap.servers\" = \"{}\"\n",
             unique("copart"),
             dir.path().join("state").display(),
-            repo().join("guest-examples/dist/rust-count.wasm").display(),
+            guests().example("rust", "count").display(),
             broker().bootstrap
         ),
     )

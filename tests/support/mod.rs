@@ -1,33 +1,113 @@
-//! Shared by the integration tests: the `weir` binary, and every guest
-//! component built from source once per test run.
+//! Shared by the integration tests: the `weir` binary, and the guest
+//! components, each language built from source once per test run when a
+//! test first uses it.
 
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
 pub mod crash;
 pub mod kafka;
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
-/// Paths of the built components.
+/// The guest components, each language built from source on first use,
+/// once per test run (and once across concurrent test processes, through a
+/// lock file): a test builds only the languages it uses.
 pub struct Guests {
     /// `guest-examples/dist`: `<language>-<name>.wasm`.
-    pub dist: PathBuf,
-    /// Test-only guests (`tests/guests/*`), by crate name with `_`.
-    pub test_guests: PathBuf,
+    dist: PathBuf,
+    /// Where the guests build (beside the weir binary's target directory).
+    target: PathBuf,
+    /// What is built: languages of `guest-examples/build.sh`, and `test`
+    /// (`tests/guests/*`).
+    built: Mutex<BTreeSet<&'static str>>,
 }
 
+/// Every language of the examples.
+pub const LANGUAGES: [&str; 4] = ["rust", "python", "js", "c"];
+
 impl Guests {
-    /// An example component, e.g. `example("rust", "words")`.
+    /// An example component, e.g. `example("rust", "words")`, built.
     pub fn example(&self, language: &str, name: &str) -> PathBuf {
+        self.build(language);
         self.dist.join(format!("{language}-{name}.wasm"))
     }
 
-    /// A test-only component, e.g. `test_guest("misbehave")`.
+    /// A test-only component, e.g. `test_guest("misbehave")`, built.
     pub fn test_guest(&self, name: &str) -> PathBuf {
-        self.test_guests.join(format!("{}.wasm", name.replace('-', "_")))
+        self.build("test");
+        self.target
+            .join("wasm32-wasip2/guest")
+            .join(format!("{}.wasm", name.replace('-', "_")))
+    }
+
+    /// Builds the examples of every language.
+    pub fn all(&self) -> &Self {
+        for language in LANGUAGES {
+            self.build(language);
+        }
+        self
+    }
+
+    /// Builds the languages whose components `pipeline` (a pipeline file's
+    /// text) names under `dist/`.
+    pub fn for_pipeline(&self, pipeline: &str) -> &Self {
+        for language in LANGUAGES {
+            if pipeline.contains(&format!("dist/{language}-")) {
+                self.build(language);
+            }
+        }
+        self
+    }
+
+    /// [`Guests::for_pipeline`] of the pipeline file at `path`.
+    pub fn for_pipeline_file(&self, path: &Path) -> &Self {
+        self.for_pipeline(&std::fs::read_to_string(path).expect("read the pipeline file"))
+    }
+
+    fn build(&self, what: &str) {
+        let mut built = self.built.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(what) = LANGUAGES.into_iter().chain(["test"]).find(|l| *l == what) else {
+            panic!("no guests of language {what:?} (languages: {LANGUAGES:?})");
+        };
+        if built.contains(what) {
+            return;
+        }
+        let lock = File::create(self.target.join(format!(".build-{what}.lock"))).expect("create the build lock");
+        lock.lock().expect("lock the guest build");
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        if what == "test" {
+            run(Command::new(&cargo)
+                .current_dir(repo())
+                .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "guest"])
+                .args([
+                    "-p",
+                    "misbehave",
+                    "-p",
+                    "wrong-types",
+                    "-p",
+                    "typed-uppercase",
+                    "-p",
+                    "count-text",
+                    "-p",
+                    "map-uppercase",
+                ])
+                .env("CARGO_TARGET_DIR", &self.target)
+                // The same code generation as the examples (guest-examples/build.sh).
+                .env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", "-C target-feature=+simd128"));
+        } else {
+            run(Command::new("bash")
+                .arg(repo().join("guest-examples/build.sh"))
+                .arg(what)
+                .env("WEIR", &bin)
+                .env("CARGO", &cargo)
+                .env("CARGO_TARGET_DIR", &self.target));
+        }
+        built.insert(what);
     }
 }
 
@@ -51,52 +131,25 @@ pub fn weir() -> Command {
     cmd
 }
 
-/// Builds every guest once per test run (and once across concurrent test
-/// processes, through a lock file). Guests build in their own target
-/// directory so that cargo's lock on the outer build is never waited on.
+/// The guest components; each language builds when a test first asks for
+/// one of its components. Guests build in their own target directory so
+/// that cargo's lock on the outer build is never waited on.
 pub fn guests() -> &'static Guests {
     static GUESTS: OnceLock<Guests> = OnceLock::new();
-    GUESTS.get_or_init(build_guests)
-}
-
-fn build_guests() -> Guests {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
-    let target = bin
-        .parent()
-        .and_then(Path::parent)
-        .expect("the weir binary lives in target/<profile>/");
-    let guest_target = target.join("guests");
-    std::fs::create_dir_all(&guest_target).expect("create the guest target dir");
-    let lock = File::create(guest_target.join(".build.lock")).expect("create the build lock");
-    lock.lock().expect("lock the guest build");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new("bash")
-        .arg(repo().join("guest-examples/build.sh"))
-        .env("WEIR", &bin)
-        .env("CARGO", &cargo)
-        .env("CARGO_TARGET_DIR", &guest_target));
-    run(Command::new(&cargo)
-        .current_dir(repo())
-        .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "guest"])
-        .args([
-            "-p",
-            "misbehave",
-            "-p",
-            "wrong-types",
-            "-p",
-            "typed-uppercase",
-            "-p",
-            "count-text",
-            "-p",
-            "map-uppercase",
-        ])
-        .env("CARGO_TARGET_DIR", &guest_target)
-        // The same code generation as the examples (guest-examples/build.sh).
-        .env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", "-C target-feature=+simd128"));
-    Guests {
-        dist: repo().join("guest-examples/dist"),
-        test_guests: guest_target.join("wasm32-wasip2/guest"),
-    }
+    GUESTS.get_or_init(|| {
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
+        let target = bin
+            .parent()
+            .and_then(Path::parent)
+            .expect("the weir binary lives in target/<profile>/")
+            .join("guests");
+        std::fs::create_dir_all(&target).expect("create the guest target dir");
+        Guests {
+            dist: repo().join("guest-examples/dist"),
+            target,
+            built: Mutex::default(),
+        }
+    })
 }
 
 fn run(cmd: &mut Command) {
@@ -195,8 +248,8 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
 /// application id, module paths (and `group-by`s) pointing at the built components, and each
 /// quoted topic name `"from"` of `names` replaced by `"to"`.
 pub fn example_body(name: &str, app: &str, names: &[(&str, &str)]) -> String {
-    let _ = guests();
     let text = std::fs::read_to_string(repo().join("guest-examples/pipelines").join(name)).expect("example pipeline");
+    guests().for_pipeline(&text);
     let body = text.split("\n[kafka]").next().expect("a body");
     let mut body: String = body
         .lines()
