@@ -79,6 +79,10 @@ pub struct CoPartitionError {
 pub struct Hops {
     /// Stages of the same task that read them, in pipeline order.
     pub stages: Vec<usize>,
+    /// Stages of the same task that look a table's rows up instead
+    /// (stream-table joins): they read the table's store, not its changes,
+    /// so the changes are not sent to them.
+    pub lookups: Vec<usize>,
     /// Repartition topics they are written to (read by another task).
     pub repartition: Vec<String>,
     /// The topic that gets them as the pipeline's output: the stage's `to`,
@@ -143,6 +147,12 @@ impl StageNode {
         !matches!(self.kind, StageKind::Process)
     }
 
+    /// Whether it looks the rows of stage `table` up rather than reading
+    /// its changes (a stream-table join's table).
+    fn looks_up(&self, table: usize) -> bool {
+        matches!(&self.kind, StageKind::Join(j) if j.shape == JoinShape::StreamTable { table })
+    }
+
     /// Its partitions setting for a repartition topic.
     fn repartition_partitions(&self) -> Option<i32> {
         match &self.kind {
@@ -199,6 +209,10 @@ impl Topology {
                     StageInput::Topic(t) => source_hops.entry(t.clone()).or_default(),
                     // A global table's changes reach no stage.
                     StageInput::Stage(u) if stages[*u].kind == StageKind::GlobalTable => continue,
+                    StageInput::Stage(u) if s.looks_up(*u) => {
+                        stage_hops[*u].lookups.push(i);
+                        continue;
+                    }
                     StageInput::Stage(u) => &mut stage_hops[*u],
                 };
                 match &repartition {
@@ -208,7 +222,9 @@ impl Topology {
             }
         }
         for (i, s) in stages.iter().enumerate() {
-            let read = !stage_hops[i].stages.is_empty() || !stage_hops[i].repartition.is_empty();
+            let read = !stage_hops[i].stages.is_empty()
+                || !stage_hops[i].repartition.is_empty()
+                || !stage_hops[i].lookups.is_empty();
             stage_hops[i].sink =
                 s.to.clone()
                     .or_else(|| if read { None } else { pipeline.outputs.default.clone() });
@@ -494,6 +510,11 @@ impl Topology {
     /// Where records go, as text.
     fn hop_list(&self, h: &Hops) -> String {
         let mut to: Vec<String> = h.stages.iter().map(|&i| self.stages[i].name.clone()).collect();
+        to.extend(
+            h.lookups
+                .iter()
+                .map(|&i| format!("{} (looks up its rows)", self.stages[i].name)),
+        );
         to.extend(h.repartition.iter().map(|t| format!("{t} (repartition topic)")));
         to.extend(h.sink.iter().cloned());
         if to.is_empty() {
@@ -659,6 +680,34 @@ mod tests {
 
     fn topology(text: &str) -> Topology {
         Topology::from_pipeline(&Pipeline::parse(Path::new("/p/pipe.toml"), text).unwrap())
+    }
+
+    #[test]
+    fn a_stream_table_join_looks_its_table_up_and_gets_none_of_its_changes() {
+        let t = topology(
+            r#"
+application-id = "shop"
+inputs = ["orders", "customers"]
+[[stage]]
+name = "customer-table"
+kind = "table"
+inputs = ["customers"]
+[[stage]]
+name = "enrich"
+kind = "join"
+join = "left"
+inputs = ["orders", "customer-table"]
+module = "pair.wasm"
+[outputs]
+default = "out"
+"#,
+        );
+        let table = t.stage_hops(0);
+        assert_eq!(table.stages, Vec::<usize>::new(), "the join gets no batch of changes");
+        assert_eq!(table.lookups, [1]);
+        assert_eq!(table.sink, None, "a table that is looked up is read: no default output");
+        assert_eq!(t.source_hops("orders").map(|h| h.stages.clone()), Some(vec![1]));
+        assert_eq!(t.sub_topologies().len(), 1, "the join and its table share a task");
     }
 
     const TWO_STAGES: &str = r#"

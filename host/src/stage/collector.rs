@@ -488,6 +488,14 @@ impl<'a> Collector<'a> {
         h.stages.is_empty() && h.repartition.is_empty()
     }
 
+    /// Whether this stage's unrouted outputs go nowhere: no stage reads
+    /// them, and no topic gets them (a table that only joins look up: its
+    /// changes need not be made at all).
+    pub fn goes_nowhere(&self) -> bool {
+        let h = self.hops();
+        h.stages.is_empty() && h.repartition.is_empty() && h.sink.is_none()
+    }
+
     /// Reads back a batch this stage encoded itself (see [`read_back`]).
     pub fn read_back<'b>(&self, batch: &'b BatchEncoder) -> Result<Vec<EventRef<'b>>, StageError> {
         read_back(self.ctx.routing, self.stage, batch)

@@ -212,9 +212,12 @@ fn field_key(value: &[u8], field: &str) -> Result<Lookup, String> {
 impl Stage for JoinStage {
     fn process(&mut self, input: &Input<'_>, out: &mut Collector<'_>) -> Result<(), StageError> {
         if input.from == Some(self.table_stage) {
-            // A table update: the table stage has stored it; it joins
-            // with nothing (stream-table joins are driven by the stream).
-            return Ok(());
+            // The join looks the table's rows up; the topology sends it
+            // none of the table's changes.
+            return Err(out.invariant(
+                "a stream-table join got its table's changes",
+                format!("{} records", input.events.len()),
+            ));
         }
         self.joiner.pairs.clear();
         let mut guest_keys = match &mut self.key_by {

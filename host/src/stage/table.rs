@@ -323,6 +323,8 @@ impl Stage for TableStage {
         } else {
             String::new()
         };
+        // Only joins look the rows up: no change is made into an output.
+        let silent = out.goes_nowhere();
         for ev in input.events {
             self.next = Some(ev.offset + 1);
             let Some(key) = ev.key else {
@@ -331,6 +333,9 @@ impl Stage for TableStage {
                 continue;
             };
             self.write_row(key, ev, &position, out)?;
+            if silent {
+                continue;
+            }
             results.push(EventResult::Outputs(vec![Output {
                 key: Some(key.to_vec()),
                 value: ev.value.map(<[u8]>::to_vec),
@@ -338,6 +343,9 @@ impl Stage for TableStage {
                 timestamp: None,
                 route: None,
             }]));
+        }
+        if silent {
+            return Ok(());
         }
         let results = ResultBatch::from_results(&results)
             .map_err(|e| out.invariant("table changes do not encode", e.to_string()))?;
