@@ -84,32 +84,40 @@ pub fn events(batch: &[u8]) -> Events<'_> {
     }
 }
 
-impl Events<'_> {
+impl<'a> Events<'a> {
     /// Events the batch announces that were not read yet.
     pub fn remaining(&self) -> u32 {
-        if self.done { 0 } else { self.left }
+        self.left
+    }
+
+    /// After the last event: what is wrong with the batch, once.
+    #[cold]
+    fn end(&mut self) -> Option<Result<EventView<'a>, DecodeError>> {
+        if core::mem::replace(&mut self.done, true) {
+            return None;
+        }
+        match self.pending.take() {
+            Some(e) => Some(Err(e)),
+            None => self.r.finish().err().map(Err),
+        }
     }
 }
 
 impl<'a> Iterator for Events<'a> {
     type Item = Result<EventView<'a>, DecodeError>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        if self.left == 0 {
-            self.done = true;
-            if let Some(e) = self.pending.take() {
-                return Some(Err(e));
+        if self.left > 0 {
+            self.left -= 1;
+            let e = EventView::read(&mut self.r);
+            if e.is_err() {
+                self.left = 0;
+                self.done = true;
             }
-            return self.r.finish().err().map(Err);
+            return Some(e);
         }
-        self.left -= 1;
-        let e = EventView::read(&mut self.r);
-        self.done = e.is_err();
-        Some(e)
+        self.end()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -336,6 +344,32 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(read_events(&bytes[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn an_error_ends_the_iteration() {
+        let mut enc = EventEncoder::new();
+        enc.push(1, "t", 0, 5, None, None, []);
+        enc.push(2, "t", 0, 6, None, None, []);
+        let bytes = enc.as_bytes();
+        let cut: Vec<_> = events(&bytes[..bytes.len() - 1]).collect();
+        assert!(matches!(cut[..], [Ok(_), Err(DecodeError::Truncated { .. })]));
+        let mut long = bytes.to_vec();
+        long.extend([0, 0]);
+        let extra: Vec<_> = events(&long).collect();
+        assert!(matches!(
+            extra[..],
+            [Ok(_), Ok(_), Err(DecodeError::Trailing { extra: 2, .. })]
+        ));
+        let short: Vec<_> = events(&[1, 0]).collect();
+        assert_eq!(
+            short,
+            [Err(DecodeError::Truncated {
+                at: 0,
+                needed: 4,
+                len: 2
+            })]
+        );
     }
 
     #[test]

@@ -64,32 +64,40 @@ pub fn pairs(batch: &[u8]) -> Pairs<'_> {
     }
 }
 
-impl Pairs<'_> {
+impl<'a> Pairs<'a> {
     /// Pairs the batch announces that were not read yet.
     pub fn remaining(&self) -> u32 {
-        if self.done { 0 } else { self.left }
+        self.left
+    }
+
+    /// After the last pair: what is wrong with the batch, once.
+    #[cold]
+    fn end(&mut self) -> Option<Result<PairView<'a>, DecodeError>> {
+        if core::mem::replace(&mut self.done, true) {
+            return None;
+        }
+        match self.pending.take() {
+            Some(e) => Some(Err(e)),
+            None => self.r.finish().err().map(Err),
+        }
     }
 }
 
 impl<'a> Iterator for Pairs<'a> {
     type Item = Result<PairView<'a>, DecodeError>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        if self.left == 0 {
-            self.done = true;
-            if let Some(e) = self.pending.take() {
-                return Some(Err(e));
+        if self.left > 0 {
+            self.left -= 1;
+            let p = PairView::read(&mut self.r);
+            if p.is_err() {
+                self.left = 0;
+                self.done = true;
             }
-            return self.r.finish().err().map(Err);
+            return Some(p);
         }
-        self.left -= 1;
-        let p = PairView::read(&mut self.r);
-        self.done = p.is_err();
-        Some(p)
+        self.end()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

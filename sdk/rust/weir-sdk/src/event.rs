@@ -130,14 +130,36 @@ impl<'a> Event<'a> {
 /// host's log, and the host, getting fewer results than it sent events,
 /// reports the mismatch.
 #[inline]
-pub(crate) fn events(batch: &[u8]) -> impl Iterator<Item = Event<'_>> {
-    weir_abi::events(batch).map_while(|e| match e {
-        Ok(e) => Some(Event::from_view(e)),
-        Err(err) => {
-            crate::log::error(&format!("event batch from the host: {err}"));
-            None
+pub(crate) fn events(batch: &[u8]) -> Events<'_> {
+    Events(weir_abi::events(batch))
+}
+
+/// Iterates the events of a batch (see [`events`]).
+pub(crate) struct Events<'a>(weir_abi::Events<'a>);
+
+impl<'a> Iterator for Events<'a> {
+    type Item = Event<'a>;
+
+    /// Inlined into the batch loop: once per record (a `map_while` over
+    /// the events was not, and cost a third of a small record's time).
+    #[inline(always)]
+    fn next(&mut self) -> Option<Event<'a>> {
+        match self.0.next()? {
+            Ok(e) => Some(Event::from_view(e)),
+            Err(err) => {
+                malformed("event batch", &err);
+                None
+            }
         }
-    })
+    }
+}
+
+/// Says in the host's log why reading a batch from it stopped (out of the
+/// loop that reads every event).
+#[cold]
+#[inline(never)]
+pub(crate) fn malformed(what: &str, err: &weir_abi::DecodeError) {
+    crate::log::error(&format!("{what} from the host: {err}"));
 }
 
 /// Encodes events as the host does (for the SDK's tests).

@@ -8,14 +8,27 @@ use crate::event::Headers;
 /// The pairs of a `join-batch` from the host; like [`crate::event::events`],
 /// reading stops at a malformed pair, and says why in the host's log.
 #[inline]
-pub(crate) fn pairs(batch: &[u8]) -> impl Iterator<Item = Pair<'_>> {
-    weir_abi::pairs(batch).map_while(|p| match p {
-        Ok(p) => Some(Pair::from_view(p)),
-        Err(err) => {
-            crate::log::error(&format!("join batch from the host: {err}"));
-            None
+pub(crate) fn pairs(batch: &[u8]) -> Pairs<'_> {
+    Pairs(weir_abi::pairs(batch))
+}
+
+/// Iterates the pairs of a batch (see [`pairs`]).
+pub(crate) struct Pairs<'a>(weir_abi::Pairs<'a>);
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = Pair<'a>;
+
+    /// Inlined into the batch loop, as for events.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Pair<'a>> {
+        match self.0.next()? {
+            Ok(p) => Some(Pair::from_view(p)),
+            Err(err) => {
+                crate::event::malformed("join batch", &err);
+                None
+            }
         }
-    })
+    }
 }
 
 /// One pair to join. Either side may be absent: the left one in an outer

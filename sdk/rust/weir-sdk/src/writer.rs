@@ -1,7 +1,7 @@
 //! The guest's side of a `result-batch`: the SDK's outputs written through
 //! [`weir_abi::ResultEncoder`], which owns the layout.
 
-use weir_abi::{HeadersView, InputOr, OutputFields, OutputHeaders, ResultEncoder, ValueOut};
+use weir_abi::{HeadersView, InputOr, NoHeaders, OutputFields, OutputHeaders, ResultEncoder, ValueOut};
 
 use crate::{Event, Failure, Headers, Output};
 
@@ -115,18 +115,20 @@ impl ResultWriter {
     /// Appends the event itself (key, value, headers) as an output, optionally
     /// with a new key or a route, without building an [`Output`].
     pub(crate) fn forward(&mut self, e: &Event<'_>, key: Option<Option<&[u8]>>, route: Option<&str>) {
-        let input = self.is_input(e);
+        if self.is_input(e) {
+            // The host has the headers, and the key unless a new one is given.
+            let fields = OutputFields {
+                timestamp: None,
+                key: key.map_or(InputOr::Input, InputOr::Own),
+                headers: InputOr::<OutputHeaders<'_, NoHeaders>>::Input,
+                route,
+            };
+            return self.enc.output(fields, e.value());
+        }
         let fields = OutputFields {
             timestamp: None,
-            key: match key {
-                None if input => InputOr::Input,
-                key => InputOr::Own(key.unwrap_or(e.key())),
-            },
-            headers: if input {
-                InputOr::Input
-            } else {
-                InputOr::Own(written(e.headers(), []))
-            },
+            key: InputOr::Own(key.unwrap_or(e.key())),
+            headers: InputOr::Own(written(e.headers(), [])),
             route,
         };
         self.enc.output(fields, e.value());
@@ -140,18 +142,26 @@ impl ResultWriter {
         if e.value().is_none() {
             return self.forward(e, None, None);
         }
-        let input = self.is_input(e);
-        let fields = OutputFields {
-            timestamp: None,
-            key: if input { InputOr::Input } else { InputOr::Own(e.key()) },
-            headers: if input {
-                InputOr::Input
-            } else {
-                InputOr::Own(written(e.headers(), []))
-            },
-            route: None,
+        // Two calls rather than one with either fields: the input's is the
+        // common case, and its fields are a few bytes, not a headers iterator.
+        let written = if self.is_input(e) {
+            let fields = OutputFields {
+                timestamp: None,
+                key: InputOr::Input,
+                headers: InputOr::<OutputHeaders<'_, NoHeaders>>::Input,
+                route: None,
+            };
+            self.enc.output_with(fields, write)
+        } else {
+            let fields = OutputFields {
+                timestamp: None,
+                key: InputOr::Own(e.key()),
+                headers: InputOr::Own(written(e.headers(), [])),
+                route: None,
+            };
+            self.enc.output_with(fields, write)
         };
-        if let Err(f) = self.enc.output_with(fields, write) {
+        if let Err(f) = written {
             self.fail(&f);
         }
     }
