@@ -5,16 +5,19 @@
 #
 # 1. native unit tests of the decoder, writer, driver, UTF-8 and JSON code
 #    (test/test_weir.c), under AddressSanitizer and UBSan;
-# 2. guest-examples/c/errors-only.c compiled natively and run on an encoded
+# 2. the golden vectors in sdk/abi/vectors (test/test_vectors.c): every event
+#    batch decoded and every result batch written, byte for byte, under the
+#    same sanitizers;
+# 3. guest-examples/c/errors-only.c compiled natively and run on an encoded
 #    batch (test/test_errors_only.c);
-# 3. a differential test of the JSON validator against Python's json
+# 4. a differential test of the JSON validator against Python's json
 #    (test/json_diff.py; skipped without python3; JSON_DIFF_N inputs, default 30000);
-# 4. the wasm core modules of errors-only and test/probe.c: imports/exports
+# 5. the wasm core modules of errors-only and test/probe.c: imports/exports
 #    checked against the process world's canonical-ABI lowering
 #    (test/wasm_info.py), then run in Node's WebAssembly engine with the
 #    host's side of the canonical ABI played by test/run_core.mjs (skipped
 #    without clang/wasi-libc or node);
-# 5. only if $WEIR is set (a command running the weir CLI, e.g.
+# 6. only if $WEIR is set (a command running the weir CLI, e.g.
 #    WEIR=target/debug/weir): both componentized and run with `weir test`.
 #
 # Environment: CC (native compiler, default cc), WASI_CC / WASI_SYSROOT (see
@@ -35,6 +38,10 @@ step "native unit tests ($CC)"
 "$BUILD/test_weir" 2>/dev/null
 # the header also compiles as C99, and cleanly under stricter warnings
 "$CC" -std=c99 -Wall -Wextra -Wpedantic -Werror -Wshadow -I"$SDK" -fsyntax-only "$REPO/guest-examples/c/errors-only.c"
+
+step "golden vectors (sdk/abi/vectors)"
+"$CC" "${NATIVE_FLAGS[@]}" -I"$SDK" "$SDK/test/test_vectors.c" -o "$BUILD/test_vectors"
+"$BUILD/test_vectors" "$REPO/sdk/abi/vectors"
 
 step "errors-only, native"
 "$CC" "${NATIVE_FLAGS[@]}" -I"$SDK" "$SDK/test/test_errors_only.c" "$REPO/guest-examples/c/errors-only.c" \

@@ -50,6 +50,11 @@
 const NONE = 0xffff_ffff;
 const FLAG_TIMESTAMP = 1;
 const FLAG_ROUTE = 2;
+/** No key follows: the output keeps its input event's. */
+const FLAG_INPUT_KEY = 4;
+/** No headers follow: the output keeps its input event's. */
+const FLAG_INPUT_HEADERS = 8;
+const FLAGS = FLAG_TIMESTAMP | FLAG_ROUTE | FLAG_INPUT_KEY | FLAG_INPUT_HEADERS;
 
 const encoder = new TextEncoder();
 // `ignoreBOM` keeps a leading byte order mark as U+FEFF (TextDecoder strips it
@@ -695,10 +700,17 @@ export function encodeResults(results) {
 
 /**
  * Decode a `result-batch` (for tests).
+ *
+ * An output may keep its input event's key or headers instead of writing them
+ * (flags 4 and 8, which the Rust SDK writes): they are taken from `events`,
+ * the decoded `event-batch` the results answer. Without `events` such an
+ * output throws, as do unknown flags.
  * @param {Uint8Array} batch
+ * @param {Event[]} [events] the input events, for outputs that keep their key or headers
  * @returns {Result[]}
+ * @throws {RangeError} if the batch is malformed
  */
-export function decodeResults(batch) {
+export function decodeResults(batch, events) {
   const r = new Reader(batch);
   const count = r.u32();
   const results = [];
@@ -710,11 +722,20 @@ export function decodeResults(batch) {
       const n = r.u32();
       const outputs = [];
       for (let j = 0; j < n; j++) {
+        const at = r.pos;
         const flags = r.u8();
+        if (flags & ~FLAGS) throw new RangeError(`output at offset ${at} has unknown flags 0x${flags.toString(16)}`);
+        let event = null;
+        if (flags & (FLAG_INPUT_KEY | FLAG_INPUT_HEADERS)) {
+          event = events?.[i];
+          if (!event) {
+            throw new RangeError(`output at offset ${at} keeps its input's key or headers, but there is no input event ${i}`);
+          }
+        }
         const timestamp = flags & FLAG_TIMESTAMP ? r.s64() : null;
-        const key = r.optBytes();
+        const key = flags & FLAG_INPUT_KEY ? event.key : r.optBytes();
         const value = r.optBytes();
-        const headers = r.headers();
+        const headers = flags & FLAG_INPUT_HEADERS ? event.headers.slice() : r.headers();
         const route = flags & FLAG_ROUTE ? r.str() : null;
         outputs.push(new Output({ key, value, headers, timestamp, route }));
       }

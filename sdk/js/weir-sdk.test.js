@@ -194,6 +194,18 @@ test('results round-trip', () => {
   assert.deepEqual([failure.code, failure.message], ['x', 'y']);
 });
 
+test('outputs that keep their input key and headers read them from the events; unknown flags throw', () => {
+  const events = decodeEvents(EVENT_BATCH);
+  // One result per event: the first keeps its event's key and headers
+  // (flags 4 and 8), the second has no outputs.
+  const kept = new Bytes().u32(2).u8(0).u32(1).u8(0x0c).opt('v').u8(0).u32(0).build();
+  const [outputs, none] = decodeResults(kept, events);
+  assert.deepEqual(outputs, [new Output({ key: events[0].key, value: 'v', headers: events[0].headers })]);
+  assert.deepEqual(none, []);
+  assert.throws(() => decodeResults(kept), /keeps its input's key or headers/);
+  assert.throws(() => decodeResults(new Bytes().u32(1).u8(0).u32(1).u8(0x10).build()), /unknown flags 0x10/);
+});
+
 test('filter forwards kept events unchanged and fails per event', () => {
   const processor = filter((event) => event.json().level === 'ERROR');
   const results = run(processor, [

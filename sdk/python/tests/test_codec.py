@@ -254,6 +254,19 @@ class EncodeResults(unittest.TestCase):
         self.assertEqual((decoded[1].code, decoded[1].message), ("x", "y"))
         self.assertEqual(decoded[2], [])
 
+    def test_kept_key_and_headers_come_from_the_events_and_unknown_flags_are_refused(self):
+        (event, _) = decode_events(EVENT_BATCH)
+        # One result per event: the first keeps its event's key and headers
+        # (flags 4 and 8), the second has no outputs.
+        kept = u32(2) + b"\x00" + u32(1) + b"\x0c" + blob(b"v") + b"\x00" + u32(0)
+        (outputs, none) = decode_results(kept, decode_events(EVENT_BATCH))
+        self.assertEqual(outputs, [Output(key=event.key, value=b"v", headers=event.headers)])
+        self.assertEqual(none, [])
+        with self.assertRaisesRegex(ValueError, "keeps its input's key or headers"):
+            decode_results(kept)
+        with self.assertRaisesRegex(ValueError, "unknown flags 0x10"):
+            decode_results(u32(1) + b"\x00" + u32(1) + b"\x10")
+
     def test_forward_keeps_key_value_headers(self):
         (event, _) = decode_events(EVENT_BATCH)
         out = Output.forward(event)

@@ -60,6 +60,9 @@ _NONE = 0xFFFF_FFFF
 
 _FLAG_TIMESTAMP = 1
 _FLAG_ROUTE = 2
+_FLAG_INPUT_KEY = 4  # no key follows: the input event's is kept
+_FLAG_INPUT_HEADERS = 8  # no headers follow: the input event's are kept
+_FLAGS = _FLAG_TIMESTAMP | _FLAG_ROUTE | _FLAG_INPUT_KEY | _FLAG_INPUT_HEADERS
 
 
 class Failure(Exception):
@@ -569,22 +572,40 @@ def encode_results(results: Iterable[Result]) -> bytes:
     return bytes(w.buf)
 
 
-def decode_results(batch: Union[bytes, bytearray, memoryview]) -> list[Result]:
-    """Decode a ``result-batch`` (for tests): one list of outputs or :class:`Failure` per input."""
+def decode_results(
+    batch: Union[bytes, bytearray, memoryview], events: Optional[list[Event]] = None
+) -> list[Result]:
+    """Decode a ``result-batch`` (for tests): one list of outputs or :class:`Failure` per input.
+
+    An output may keep its input event's key or headers instead of writing
+    them (flags 4 and 8, which the Rust SDK writes): they are taken from
+    ``events``, the decoded ``event-batch`` the results answer. Without
+    ``events`` such an output raises ``ValueError``, as do unknown flags.
+    """
     r = _Reader(batch)
     results: list[Result] = []
-    for _ in range(r.u32()):
+    for index in range(r.u32()):
         tag = r.u8()
         if tag == 1:
             results.append(Failure(r.string(), r.string()))
         elif tag == 0:
             outputs = []
             for _ in range(r.u32()):
+                at = r.pos
                 flags = r.u8()
+                if flags & ~_FLAGS:
+                    raise ValueError(f"output at offset {at} has unknown flags {flags:#04x}")
+                event = None
+                if flags & (_FLAG_INPUT_KEY | _FLAG_INPUT_HEADERS):
+                    if events is None or index >= len(events):
+                        raise ValueError(
+                            f"output at offset {at} keeps its input's key or headers, but there is no input event {index}"
+                        )
+                    event = events[index]
                 timestamp = r.s64() if flags & _FLAG_TIMESTAMP else None
-                key = r.opt_bytes()
+                key = event._key if flags & _FLAG_INPUT_KEY else r.opt_bytes()
                 value = r.opt_bytes()
-                headers = r.headers()
+                headers = list(event._headers) if flags & _FLAG_INPUT_HEADERS else r.headers()
                 route = r.string() if flags & _FLAG_ROUTE else None
                 outputs.append(Output(key, value, headers, timestamp, route))
             results.append(outputs)

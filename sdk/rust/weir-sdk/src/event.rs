@@ -1,6 +1,6 @@
 //! Events as an operator sees them: borrowed views into the batch buffer.
 
-use crate::codec::Reader;
+use weir_abi::{EventView, HeadersView};
 
 /// One input record. Fields borrow from the batch the host sent, so reading
 /// an event copies nothing.
@@ -10,9 +10,7 @@ pub struct Event<'a> {
     value: Option<&'a [u8]>,
     headers: Headers<'a>,
     timestamp: i64,
-    /// Checked as UTF-8 when read ([`Event::topic`]): most operators never
-    /// look at it.
-    topic: &'a [u8],
+    topic: &'a str,
     partition: i32,
     offset: i64,
 }
@@ -26,7 +24,7 @@ impl<'a> Event<'a> {
             value: Some(value),
             headers: Headers::EMPTY,
             timestamp: 0,
-            topic: b"",
+            topic: "",
             partition: 0,
             offset: 0,
         }
@@ -58,7 +56,7 @@ impl<'a> Event<'a> {
 
     /// This event with a provenance.
     pub fn with_source(mut self, topic: &'a str, partition: i32, offset: i64) -> Self {
-        (self.topic, self.partition, self.offset) = (topic.as_bytes(), partition, offset);
+        (self.topic, self.partition, self.offset) = (topic, partition, offset);
         self
     }
 
@@ -99,8 +97,7 @@ impl<'a> Event<'a> {
 
     /// Source topic.
     pub fn topic(&self) -> &'a str {
-        // The host sends topic names, which are ASCII.
-        std::str::from_utf8(self.topic).unwrap_or("")
+        self.topic
     }
 
     /// Source partition.
@@ -113,34 +110,74 @@ impl<'a> Event<'a> {
         self.offset
     }
 
-    /// Decodes the event at the reader's position (host data: trusted format).
-    /// Inlined into the batch loop: once per record, and its result is
-    /// otherwise returned through the guest's stack in memory.
+    /// The event as read from a batch.
     #[inline(always)]
-    pub(crate) fn decode(r: &mut Reader<'a>) -> Option<Self> {
-        let timestamp = r.i64()?;
-        let partition = r.i32()?;
-        let offset = r.i64()?;
-        let topic = r.bytes()?;
-        let key = r.opt_bytes()?;
-        let value = r.opt_bytes()?;
-        let count = r.u32()?;
-        let start = r.position();
-        for _ in 0..count {
-            r.bytes()?;
-            r.opt_bytes()?;
+    pub(crate) fn from_view(e: EventView<'a>) -> Self {
+        Event {
+            key: e.key,
+            value: e.value,
+            headers: Headers(HeadersRepr::Raw(e.headers)),
+            timestamp: e.timestamp,
+            topic: e.topic,
+            partition: e.partition,
+            offset: e.offset,
         }
-        let raw = r.slice_from(start);
-        Some(Event {
-            key,
-            value,
-            headers: Headers(HeadersRepr::Raw { raw, count }),
-            timestamp,
-            topic,
-            partition,
-            offset,
-        })
     }
+}
+
+/// The events of an `event-batch` from the host. The host writes it, so a
+/// malformed batch is a host bug: reading stops there, says why in the
+/// host's log, and the host, getting fewer results than it sent events,
+/// reports the mismatch.
+#[inline]
+pub(crate) fn events(batch: &[u8]) -> Events<'_> {
+    Events(weir_abi::events(batch))
+}
+
+/// Iterates the events of a batch (see [`events`]).
+pub(crate) struct Events<'a>(weir_abi::Events<'a>);
+
+impl<'a> Iterator for Events<'a> {
+    type Item = Event<'a>;
+
+    /// Inlined into the batch loop: once per record (a `map_while` over
+    /// the events was not, and cost a third of a small record's time).
+    #[inline(always)]
+    fn next(&mut self) -> Option<Event<'a>> {
+        match self.0.next()? {
+            Ok(e) => Some(Event::from_view(e)),
+            Err(err) => {
+                malformed("event batch", &err);
+                None
+            }
+        }
+    }
+}
+
+/// Says in the host's log why reading a batch from it stopped (out of the
+/// loop that reads every event).
+#[cold]
+#[inline(never)]
+pub(crate) fn malformed(what: &str, err: &weir_abi::DecodeError) {
+    crate::log::error(&format!("{what} from the host: {err}"));
+}
+
+/// Encodes events as the host does (for the SDK's tests).
+#[cfg(test)]
+pub(crate) fn encode_events(events: &[Event<'_>]) -> Vec<u8> {
+    let mut enc = weir_abi::EventEncoder::new();
+    for e in events {
+        enc.push(
+            e.timestamp(),
+            e.topic(),
+            e.partition(),
+            e.offset(),
+            e.key(),
+            e.value(),
+            e.headers().iter(),
+        );
+    }
+    enc.into_vec()
 }
 
 /// The headers of an [`Event`]: iterate for `(name, value)` pairs.
@@ -149,31 +186,41 @@ pub struct Headers<'a>(HeadersRepr<'a>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HeadersRepr<'a> {
-    Raw { raw: &'a [u8], count: u32 },
+    /// Read in place from a batch.
+    Raw(HeadersView<'a>),
+    /// Given by a test.
     List(&'a [(&'a str, Option<&'a [u8]>)]),
 }
 
 impl<'a> Headers<'a> {
     pub(crate) const EMPTY: Headers<'static> = Headers(HeadersRepr::List(&[]));
 
-    /// Headers as encoded in a batch (checked by the decoder).
-    pub(crate) fn raw(raw: &'a [u8], count: u32) -> Self {
-        Headers(HeadersRepr::Raw { raw, count })
+    /// Headers read from a batch.
+    pub(crate) fn raw(view: HeadersView<'a>) -> Self {
+        Headers(HeadersRepr::Raw(view))
     }
 
-    /// The headers as a batch encodes them (after their count), when they
-    /// came in one: outputs copy them in one piece.
-    pub(crate) fn encoded(&self) -> Option<&'a [u8]> {
+    /// The headers as read from a batch, when they came in one: outputs
+    /// copy them in one piece.
+    pub(crate) fn view(&self) -> Option<HeadersView<'a>> {
         match self.0 {
-            HeadersRepr::Raw { raw, .. } => Some(raw),
+            HeadersRepr::Raw(view) => Some(view),
             HeadersRepr::List(_) => None,
+        }
+    }
+
+    /// The headers given as a list (by a test), else none.
+    pub(crate) fn list(&self) -> &'a [(&'a str, Option<&'a [u8]>)] {
+        match self.0 {
+            HeadersRepr::Raw(_) => &[],
+            HeadersRepr::List(l) => l,
         }
     }
 
     /// Number of headers.
     pub fn len(&self) -> usize {
         match self.0 {
-            HeadersRepr::Raw { count, .. } => count as usize,
+            HeadersRepr::Raw(view) => view.len(),
             HeadersRepr::List(l) => l.len(),
         }
     }
@@ -185,21 +232,10 @@ impl<'a> Headers<'a> {
 
     /// The headers in order.
     pub fn iter(self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
-        let (mut reader, mut list) = match self.0 {
-            HeadersRepr::Raw { raw, count } => (Some((Reader::new(raw), count)), None),
-            HeadersRepr::List(l) => (None, Some(l.iter())),
+        let (view, list) = match self.0 {
+            HeadersRepr::Raw(view) => (view, &[][..]),
+            HeadersRepr::List(l) => (HeadersView::EMPTY, l),
         };
-        std::iter::from_fn(move || {
-            if let Some(list) = list.as_mut() {
-                return list.next().copied();
-            }
-            let (r, left) = reader.as_mut()?;
-            if *left == 0 {
-                return None;
-            }
-            *left -= 1;
-            let name = std::str::from_utf8(r.bytes()?).unwrap_or("");
-            Some((name, r.opt_bytes()?))
-        })
+        view.iter().chain(list.iter().copied())
     }
 }

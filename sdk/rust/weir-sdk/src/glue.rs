@@ -3,14 +3,16 @@
 
 use std::borrow::Cow;
 
-use crate::codec::{self, ResultWriter, ValueOut};
-use crate::{Aggregate, Event, Failure, Migrate, Output, Pair, State, Subtract, Window};
+use crate::event::events;
+use crate::pair::pairs;
+use crate::writer::ResultWriter;
+use crate::{Aggregate, Event, Failure, Migrate, Output, Pair, State, Subtract, ValueOut, Window};
 
 /// Runs `f` on every event of an `event-batch` and returns the `result-batch`.
 pub fn process_batch(batch: &[u8], mut f: impl FnMut(&Event<'_>, &mut ResultWriter)) -> Vec<u8> {
     install_panic_hook();
     let mut w = ResultWriter::with_capacity(batch.len() + batch.len() / 4);
-    for e in codec::events(batch) {
+    for e in events(batch) {
         w.begin_event(&e);
         f(&e, &mut w);
     }
@@ -21,7 +23,7 @@ pub fn process_batch(batch: &[u8], mut f: impl FnMut(&Event<'_>, &mut ResultWrit
 pub fn join_batch(batch: &[u8], mut f: impl FnMut(&Pair<'_>, &mut ResultWriter)) -> Vec<u8> {
     install_panic_hook();
     let mut w = ResultWriter::with_capacity(batch.len() + batch.len() / 4);
-    for p in codec::pairs(batch) {
+    for p in pairs(batch) {
         w.begin();
         // An output without a key gets the pair's (the contract).
         w.default_key(p.key());
@@ -250,12 +252,14 @@ fn fold_with<A: Aggregate>(
         None => A::init(key),
         Some(Ok(s)) => s,
         Some(Err(f)) => {
-            let failures = (0..codec::event_count(events)).map(|i| (i, f.clone())).collect();
+            let failures = (0..weir_abi::count(events).unwrap_or(0))
+                .map(|i| (i, f.clone()))
+                .collect();
             return (acc.unwrap_or_default().to_vec(), failures);
         }
     };
     let mut failures = Vec::new();
-    for (i, e) in codec::events(events).enumerate() {
+    for (i, e) in crate::event::events(events).enumerate() {
         if let Err(f) = step(&mut state, &e) {
             failures.push((i as u32, f));
         }
@@ -334,7 +338,7 @@ mod tests {
 
     fn batch(values: &[&str]) -> Vec<u8> {
         let events: Vec<Event<'_>> = values.iter().map(|v| Event::new(v.as_bytes())).collect();
-        codec::encode_events(&events)
+        crate::event::encode_events(&events)
     }
 
     fn codes(failures: &[(u32, Failure)]) -> Vec<(u32, &str)> {

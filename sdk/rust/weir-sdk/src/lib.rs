@@ -35,26 +35,26 @@
 #![warn(missing_docs)]
 
 mod aggregate;
-mod codec;
 mod event;
 mod glue;
 mod host;
 mod output;
 mod pair;
 pub mod testing;
+mod writer;
 
 pub use aggregate::{Aggregate, Migrate, State, Subtract, Window};
-pub use codec::ValueOut;
 pub use event::{Event, Headers};
 pub use host::{config, log, metrics};
 pub use output::{Failure, Output, OutputHeader};
 pub use pair::Pair;
+pub use weir_abi::ValueOut;
 pub use weir_sdk_macros::{aggregator, filter, flat_map, joiner, map, map_value, rekey, route};
 
 /// Used by the attribute macros; not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::codec::ResultWriter;
     pub use crate::glue::*;
+    pub use crate::writer::ResultWriter;
     pub use wit_bindgen;
 }

@@ -1,8 +1,35 @@
 //! The two sides of a join as a joiner sees them: borrowed views into the
 //! batch buffer.
 
-use crate::codec::Reader;
+use weir_abi::PairView;
+
 use crate::event::Headers;
+
+/// The pairs of a `join-batch` from the host; like [`crate::event::events`],
+/// reading stops at a malformed pair, and says why in the host's log.
+#[inline]
+pub(crate) fn pairs(batch: &[u8]) -> Pairs<'_> {
+    Pairs(weir_abi::pairs(batch))
+}
+
+/// Iterates the pairs of a batch (see [`pairs`]).
+pub(crate) struct Pairs<'a>(weir_abi::Pairs<'a>);
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = Pair<'a>;
+
+    /// Inlined into the batch loop, as for events.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Pair<'a>> {
+        match self.0.next()? {
+            Ok(p) => Some(Pair::from_view(p)),
+            Err(err) => {
+                crate::event::malformed("join batch", &err);
+                None
+            }
+        }
+    }
+}
 
 /// One pair to join. Either side may be absent: the left one in an outer
 /// join, the right one in a left or outer join.
@@ -70,24 +97,15 @@ impl<'a> Pair<'a> {
         self.timestamp
     }
 
-    /// Decodes the pair at the reader's position (host data: trusted format).
-    pub(crate) fn decode(r: &mut Reader<'a>) -> Option<Self> {
-        let timestamp = r.i64()?;
-        let key = r.opt_bytes()?;
-        let left = r.opt_bytes()?;
-        let right = r.opt_bytes()?;
-        let count = r.u32()?;
-        let start = r.position();
-        for _ in 0..count {
-            r.bytes()?;
-            r.opt_bytes()?;
+    /// The pair as read from a batch.
+    #[inline(always)]
+    pub(crate) fn from_view(p: PairView<'a>) -> Self {
+        Pair {
+            key: p.key,
+            left: p.left,
+            right: p.right,
+            headers: Headers::raw(p.headers),
+            timestamp: p.timestamp,
         }
-        Some(Pair {
-            key,
-            left,
-            right,
-            headers: Headers::raw(r.slice_from(start), count),
-            timestamp,
-        })
     }
 }
