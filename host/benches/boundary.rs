@@ -100,6 +100,7 @@ fn consume_wasm(results: &ResultBatch) -> usize {
                     o.key().map_or(0, <[u8]>::len)
                         + o.value().map_or(0, <[u8]>::len)
                         + o.headers()
+                            .iter()
                             .map(|(n, v)| n.len() + v.map_or(0, <[u8]>::len))
                             .sum::<usize>()
                 })

@@ -105,10 +105,10 @@ impl Operator {
     pub fn process<'i>(&mut self, batch: &'i BatchEncoder) -> Result<ResultBatch<'i>, GuestError> {
         self.require("process", OperatorKind::Processor)?;
         let out = self.call("process", |store, guest| match guest {
-            Guest::Processor(p) => p.call_process(store, batch.buffer()),
+            Guest::Processor(p) => p.call_process(store, batch.as_vec()),
             _ => Err(wasmtime::format_err!("not a processor")),
         })?;
-        ResultBatch::decode_for(out, batch).map_err(|e| self.error("process", GuestFault::BadResult(e)))
+        ResultBatch::decode_for(out, batch).map_err(|e| self.error("process", GuestFault::BadResult(e.into())))
     }
 
     /// Joins one encoded batch of pairs (joiners only): one result per pair.
@@ -118,10 +118,10 @@ impl Operator {
         self.require("join", OperatorKind::Joiner)?;
         let count = pairs.len();
         let out = self.call("join", |store, guest| match guest {
-            Guest::Joiner(j) => j.call_join(store, pairs.buffer()),
+            Guest::Joiner(j) => j.call_join(store, pairs.as_vec()),
             _ => Err(wasmtime::format_err!("not a joiner")),
         })?;
-        ResultBatch::decode(out, count).map_err(|e| self.error("join", GuestFault::BadResult(e)))
+        ResultBatch::decode(out, count).map_err(|e| self.error("join", GuestFault::BadResult(e.into())))
     }
 
     /// Processes events and returns one outcome per event. When a batch traps,
@@ -199,11 +199,11 @@ impl Operator {
             _ => aggregator_of(guest)?.call_add(store, &groups),
         })?;
         if folded.len() != n {
-            let e = codec::CodecError::CountMismatch {
+            let e = codec::DecodeError::CountMismatch {
                 expected: n,
                 found: folded.len(),
             };
-            return Err(self.error(export, GuestFault::BadResult(e)));
+            return Err(self.error(export, GuestFault::BadResult(e.into())));
         }
         for (f, size) in folded.iter().zip(&sizes) {
             if let Some((index, _)) = f.failures.iter().find(|(i, _)| i >= size) {
@@ -248,7 +248,7 @@ impl Operator {
             .collect();
         let out = self.call("emit", |store, guest| aggregator_of(guest)?.call_emit(store, &reqs))?;
         let mut results = ResultBatch::decode(out, n)
-            .map_err(|e| self.error("emit", GuestFault::BadResult(e)))?
+            .map_err(|e| self.error("emit", GuestFault::BadResult(e.into())))?
             .into_owned();
         // The contract: an output without a key gets the request's key.
         for (result, key) in results.iter_mut().zip(keys) {

@@ -575,7 +575,7 @@ impl<'a> Collector<'a> {
             let timestamp = o.timestamp().unwrap_or(ev.timestamp);
             let mut send = |topic: &str, partition: Option<i32>, sink: &mut dyn Sink| {
                 headers.clear();
-                headers.extend(o.headers().filter(|(n, _)| *n != MODULE_HEADER));
+                headers.extend(o.headers().iter().filter(|(n, _)| *n != MODULE_HEADER));
                 headers.push((MODULE_HEADER, Some(label.as_bytes())));
                 sink.send(&OutRecord {
                     topic,
@@ -706,7 +706,7 @@ impl<'a> Collector<'a> {
             }
             ErrorPolicy::DeadLetter(topic) => {
                 let (text, partition, offset) = (why.text(), ev.partition.to_string(), ev.offset.to_string());
-                let mut headers: Vec<(&str, Option<&[u8]>)> = ev.headers().collect();
+                let mut headers: Vec<(&str, Option<&[u8]>)> = ev.headers.iter().collect();
                 headers.extend([
                     (dead_letter::PIPELINE, Some(routing.application_id.as_bytes())),
                     (dead_letter::STAGE, Some(name.as_bytes())),

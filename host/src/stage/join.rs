@@ -293,7 +293,7 @@ impl Stage for JoinStage {
                 ev.key,
                 Some(value),
                 row.as_ref().map(|r| r.value()),
-                ev.headers(),
+                ev.headers.iter(),
             );
             joined.push(*ev);
         }
@@ -467,7 +467,9 @@ impl Stage for TableJoinStage {
                 other.as_ref().map(|r| r.timestamp),
             ) {
                 Step::Join(_, timestamp) => {
-                    self.joiner.pairs.push(timestamp, Some(key), left, right, ev.headers());
+                    self.joiner
+                        .pairs
+                        .push(timestamp, Some(key), left, right, ev.headers.iter());
                     steps.push((idx, Step::Join(self.joiner.pairs.len() - 1, timestamp)));
                 }
                 delete => steps.push((idx, delete)),

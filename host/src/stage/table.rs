@@ -153,7 +153,8 @@ impl TableStage {
 
 /// A record's headers, owned.
 fn owned_headers(ev: &EventRef<'_>) -> Vec<Header> {
-    ev.headers()
+    ev.headers
+        .iter()
         .map(|(name, value)| Header {
             name: name.to_owned(),
             value: value.map(<[u8]>::to_vec),

@@ -107,7 +107,7 @@ impl Task {
         for repartition in &hops.repartition {
             for ev in &events {
                 headers.clear();
-                headers.extend(ev.headers());
+                headers.extend(ev.headers.iter());
                 sink.send(&OutRecord::of_event(
                     repartition,
                     ev.key.is_none().then_some(0),

@@ -864,7 +864,7 @@ impl Aggregator {
                 ev.offset,
                 ev.key,
                 Some(value),
-                ev.headers(),
+                ev.headers.iter(),
             );
             enc.as_bytes().to_vec()
         };
@@ -1236,7 +1236,8 @@ impl Aggregator {
 /// A grouped table's change's old value (header
 /// [`OLD_VALUE`](crate::stage::table::OLD_VALUE)).
 fn old_value<'a>(ev: &EventRef<'a>) -> Option<&'a [u8]> {
-    ev.headers()
+    ev.headers
+        .iter()
         .find(|(name, _)| *name == crate::stage::table::OLD_VALUE)
         .and_then(|(_, v)| v)
 }
@@ -1345,7 +1346,15 @@ fn encode(events: &[EventRef<'_>], members: &[usize]) -> Vec<u8> {
     let mut enc = BatchEncoder::new();
     for &i in members {
         let e = &events[i];
-        enc.push(e.timestamp, e.topic, e.partition, e.offset, e.key, e.value, e.headers());
+        enc.push(
+            e.timestamp,
+            e.topic,
+            e.partition,
+            e.offset,
+            e.key,
+            e.value,
+            e.headers.iter(),
+        );
     }
     enc.as_bytes().to_vec()
 }
