@@ -37,7 +37,7 @@ use crate::runtime::{GuestError, GuestFault, LoadedModule, Operator, Runtime};
 use crate::stage::changelog::write_logged;
 use crate::stage::collector::{Collector, Why};
 use crate::stage::table::TableView;
-use crate::stage::{Input, Stage, StageError};
+use crate::stage::{GuestStage, Input, Stage, StageError};
 use crate::state::{Changelog, StateError, Store, keys, row};
 
 /// The guest side of a join: the joiner, and the pairs of one call.
@@ -305,14 +305,19 @@ impl Stage for JoinStage {
         out.results(&results, &traps, &joined)
     }
 
-    fn swap(&mut self, module: Arc<LoadedModule>) {
-        self.joiner.swap(module);
-    }
-
     fn module_label(&self) -> String {
         self.joiner.label()
     }
 
+    fn guest(&mut self) -> Option<&mut dyn GuestStage> {
+        Some(self)
+    }
+}
+
+impl GuestStage for JoinStage {
+    fn swap(&mut self, module: Arc<LoadedModule>) {
+        self.joiner.swap(module);
+    }
     fn warm_up(&mut self) -> Result<(), GuestError> {
         self.joiner.warm_up()
     }
@@ -557,20 +562,25 @@ impl Stage for TableJoinStage {
         Ok(())
     }
 
-    fn swap(&mut self, module: Arc<LoadedModule>) {
-        self.joiner.swap(module);
-    }
-
     fn module_label(&self) -> String {
         self.joiner.label()
     }
 
-    fn warm_up(&mut self) -> Result<(), GuestError> {
-        self.joiner.warm_up()
-    }
-
     fn store(&self) -> Option<&Store> {
         Some(&self.store)
+    }
+
+    fn guest(&mut self) -> Option<&mut dyn GuestStage> {
+        Some(self)
+    }
+}
+
+impl GuestStage for TableJoinStage {
+    fn swap(&mut self, module: Arc<LoadedModule>) {
+        self.joiner.swap(module);
+    }
+    fn warm_up(&mut self) -> Result<(), GuestError> {
+        self.joiner.warm_up()
     }
 }
 

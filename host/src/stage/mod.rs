@@ -74,23 +74,16 @@ pub trait Stage: Send {
         Ok(())
     }
 
-    /// Runs `module` from the next batch on (a hot swap, at a transaction
-    /// boundary). The instance is created now, so the first batch does not
-    /// pay for it.
-    fn swap(&mut self, module: Arc<LoadedModule>);
-
-    /// Moves the stage's state to the version it now runs, sending the
-    /// changes to the changelog (a transaction must be open). `true` if the
-    /// stage keeps state.
-    fn adopt(&mut self, _out: &mut Collector<'_>) -> Result<bool, StageError> {
-        Ok(false)
-    }
-
-    /// The version it runs (`name@digest`).
+    /// What runs it, on its outputs' `weir.module` header, its dead
+    /// letters and in views: a guest stage's module version
+    /// (`name@digest`), a native stage's kind.
     fn module_label(&self) -> String;
 
-    /// Creates the guest instance now (start-up cost paid up front).
-    fn warm_up(&mut self) -> Result<(), GuestError>;
+    /// Its guest, if it runs one that can be swapped: native stages (a
+    /// table) have none.
+    fn guest(&mut self) -> Option<&mut dyn GuestStage> {
+        None
+    }
 
     /// The store it declared, if it keeps state.
     fn store(&self) -> Option<&Store> {
@@ -110,6 +103,25 @@ pub trait Stage: Send {
     /// The task is closing (revoked, or the instance stops): release what
     /// is not dropped with the stage.
     fn close(&mut self) {}
+}
+
+/// What only a stage that runs a guest does: swap its module, adopt its
+/// state to the new version, create its instance up front.
+pub trait GuestStage {
+    /// Runs `module` from the next batch on (a hot swap, at a transaction
+    /// boundary). The instance is created now, so the first batch does not
+    /// pay for it.
+    fn swap(&mut self, module: Arc<LoadedModule>);
+
+    /// Moves the stage's state to the version it now runs, sending the
+    /// changes to the changelog (a transaction must be open). `true` if the
+    /// stage keeps state.
+    fn adopt(&mut self, _out: &mut Collector<'_>) -> Result<bool, StageError> {
+        Ok(false)
+    }
+
+    /// Creates the guest instance now (start-up cost paid up front).
+    fn warm_up(&mut self) -> Result<(), GuestError>;
 }
 
 /// A new operator instance of `module` for a stage that swaps to it, created

@@ -9,7 +9,7 @@ use crate::codec::{EventRef, ResultBatch};
 use crate::event::{EventResult, Failure};
 use crate::runtime::{GuestError, GuestFault, LoadedModule, Operator, Runtime};
 use crate::stage::collector::Collector;
-use crate::stage::{Input, Stage, StageError};
+use crate::stage::{GuestStage, Input, Stage, StageError};
 
 /// A guest processor in one task.
 pub struct ProcessStage {
@@ -74,14 +74,19 @@ impl Stage for ProcessStage {
         out.results(&results, &traps, input.events)
     }
 
-    fn swap(&mut self, module: Arc<LoadedModule>) {
-        self.op = super::swapped(&self.runtime, module, &self.config);
-    }
-
     fn module_label(&self) -> String {
         self.op.module().info().version_label()
     }
 
+    fn guest(&mut self) -> Option<&mut dyn GuestStage> {
+        Some(self)
+    }
+}
+
+impl GuestStage for ProcessStage {
+    fn swap(&mut self, module: Arc<LoadedModule>) {
+        self.op = super::swapped(&self.runtime, module, &self.config);
+    }
     fn warm_up(&mut self) -> Result<(), GuestError> {
         self.op.warm_up()
     }

@@ -16,11 +16,10 @@
 //! every update and every delete (a null value).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use crate::codec::{EventRef, ResultBatch};
 use crate::event::{Event, EventResult, Failure, Header, Output};
-use crate::runtime::{GuestError, LoadedModule, Operator};
+use crate::runtime::{GuestError, Operator};
 use crate::stage::changelog::write_logged;
 use crate::stage::collector::Collector;
 use crate::stage::{Input, Stage, StageError};
@@ -369,14 +368,8 @@ impl Stage for TableStage {
         Ok(())
     }
 
-    fn swap(&mut self, _module: Arc<LoadedModule>) {}
-
     fn module_label(&self) -> String {
         LABEL.to_owned()
-    }
-
-    fn warm_up(&mut self) -> Result<(), GuestError> {
-        Ok(())
     }
 
     fn store(&self) -> Option<&Store> {

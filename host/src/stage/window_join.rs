@@ -42,7 +42,7 @@ use crate::runtime::{GuestError, LoadedModule, Runtime};
 use crate::stage::changelog::write_logged;
 use crate::stage::collector::Collector;
 use crate::stage::join::{Joiner, with_keys};
-use crate::stage::{Input, Stage, StageError};
+use crate::stage::{GuestStage, Input, Stage, StageError};
 use crate::state::keys::{self, Entry};
 use crate::state::{Changelog, StateError, Store, Timers};
 
@@ -477,16 +477,8 @@ impl Stage for WindowJoinStage {
         self.reload()
     }
 
-    fn swap(&mut self, module: Arc<LoadedModule>) {
-        self.joiner.swap(module);
-    }
-
     fn module_label(&self) -> String {
         self.joiner.label()
-    }
-
-    fn warm_up(&mut self) -> Result<(), GuestError> {
-        self.joiner.warm_up()
     }
 
     fn store(&self) -> Option<&Store> {
@@ -499,6 +491,19 @@ impl Stage for WindowJoinStage {
 
     fn open_windows(&self) -> usize {
         self.pending.len()
+    }
+
+    fn guest(&mut self) -> Option<&mut dyn GuestStage> {
+        Some(self)
+    }
+}
+
+impl GuestStage for WindowJoinStage {
+    fn swap(&mut self, module: Arc<LoadedModule>) {
+        self.joiner.swap(module);
+    }
+    fn warm_up(&mut self) -> Result<(), GuestError> {
+        self.joiner.warm_up()
     }
 }
 

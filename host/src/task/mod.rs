@@ -164,8 +164,10 @@ impl Task {
     /// transaction boundary). The stage's state stays; an aggregate adopts
     /// it with [`Task::adopt`].
     pub fn swap(&mut self, i: usize, module: Arc<LoadedModule>) {
-        if let Some(Some(stage)) = self.stages.get_mut(i) {
-            stage.swap(module);
+        if let Some(Some(stage)) = self.stages.get_mut(i)
+            && let Some(guest) = stage.guest()
+        {
+            guest.swap(module);
         }
     }
 
@@ -177,7 +179,10 @@ impl Task {
             return Ok(false);
         }
         Ok(self
-            .with_stage(i, sink, |stage, out| stage.adopt(out))?
+            .with_stage(i, sink, |stage, out| match stage.guest() {
+                Some(guest) => guest.adopt(out),
+                None => Ok(false),
+            })?
             .unwrap_or(false))
     }
 
@@ -197,7 +202,10 @@ impl Task {
 
     /// Creates every stage's instance now (start-up cost paid up front).
     pub fn warm_up(&mut self) -> Result<(), GuestError> {
-        self.stages.iter_mut().flatten().try_for_each(|s| s.warm_up())
+        self.stages
+            .iter_mut()
+            .flatten()
+            .try_for_each(|s| s.guest().map_or(Ok(()), |g| g.warm_up()))
     }
 
     /// The names of the chain's stages (index = stage).

@@ -15,7 +15,7 @@ use crate::codec::{BatchEncoder, ResultBatch};
 use crate::event::{EventResult, Failure, Header, Output};
 use crate::runtime::{EmitRequest, GuestError, GuestFault, LoadedModule, Operator, Runtime};
 use crate::stage::collector::{self, Collector};
-use crate::stage::{Input, Stage, StageError};
+use crate::stage::{GuestStage, Input, Stage, StageError};
 use crate::state::{Changelog, StateError, Store};
 
 impl From<AggregateError> for StageError {
@@ -229,23 +229,8 @@ impl Stage for AggregateStage {
         self.agg.reload()
     }
 
-    fn swap(&mut self, module: Arc<LoadedModule>) {
-        self.op = crate::stage::swapped(&self.runtime, module, &self.config);
-    }
-
-    fn adopt(&mut self, out: &mut Collector<'_>) -> Result<bool, StageError> {
-        let position = out.context().position();
-        let step = self.agg.adopt_now(&mut self.op, &position, out.sink())?;
-        out.unmigrated(&step.unmigrated);
-        Ok(true)
-    }
-
     fn module_label(&self) -> String {
         self.op.module().info().version_label()
-    }
-
-    fn warm_up(&mut self) -> Result<(), GuestError> {
-        self.op.warm_up()
     }
 
     fn store(&self) -> Option<&Store> {
@@ -258,5 +243,24 @@ impl Stage for AggregateStage {
 
     fn open_windows(&self) -> usize {
         self.agg.open_windows()
+    }
+
+    fn guest(&mut self) -> Option<&mut dyn GuestStage> {
+        Some(self)
+    }
+}
+
+impl GuestStage for AggregateStage {
+    fn swap(&mut self, module: Arc<LoadedModule>) {
+        self.op = crate::stage::swapped(&self.runtime, module, &self.config);
+    }
+    fn adopt(&mut self, out: &mut Collector<'_>) -> Result<bool, StageError> {
+        let position = out.context().position();
+        let step = self.agg.adopt_now(&mut self.op, &position, out.sink())?;
+        out.unmigrated(&step.unmigrated);
+        Ok(true)
+    }
+    fn warm_up(&mut self) -> Result<(), GuestError> {
+        self.op.warm_up()
     }
 }
