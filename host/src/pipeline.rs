@@ -373,6 +373,77 @@ pub struct Stage {
     pub on_error: ErrorPolicy,
 }
 
+impl Stage {
+    /// The repartition topic the stage reads instead of its inputs (an
+    /// aggregate) or instead of its stream side (a join).
+    pub fn repartition_topic(&self, application_id: &str) -> Option<String> {
+        let repartition = match &self.kind {
+            StageKind::Aggregate(a) => a.repartition,
+            StageKind::Join(j) => j.repartition,
+            // A table of a stage's results: keyed as the results are.
+            StageKind::Table(_) => matches!(self.inputs.as_slice(), [StageInput::Stage(_)]),
+            StageKind::Process | StageKind::GlobalTable => false,
+        };
+        repartition.then(|| format!("{application_id}-{}-repartition", self.name))
+    }
+
+    /// Whether input `input` reaches the stage through its repartition
+    /// topic (when it has one): every input of an aggregate, the stream
+    /// side (left) of a join.
+    pub fn repartitions(&self, input: usize) -> bool {
+        match &self.kind {
+            StageKind::Join(_) => input == 0,
+            _ => true,
+        }
+    }
+
+    /// Whether it keeps state over its task's records (which then must be
+    /// co-partitioned): an aggregate, a table, or a join (through its table).
+    pub fn keyed(&self) -> bool {
+        !matches!(self.kind, StageKind::Process)
+    }
+
+    /// Whether it looks the rows of stage `table` up rather than reading
+    /// its changes (a stream-table join's table).
+    pub fn looks_up(&self, table: usize) -> bool {
+        matches!(&self.kind, StageKind::Join(j) if j.shape == JoinShape::StreamTable { table })
+    }
+
+    /// Its partitions setting for a repartition topic.
+    pub fn repartition_partitions(&self) -> Option<i32> {
+        match &self.kind {
+            StageKind::Aggregate(a) if a.repartition => a.partitions,
+            StageKind::Join(j) if j.repartition => j.partitions,
+            _ => None,
+        }
+    }
+
+    /// Its module's path as written for people (empty for a stage that
+    /// runs none).
+    pub fn module_display(&self) -> String {
+        self.module
+            .as_ref()
+            .map(|m| m.display().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Its aggregation, if it is an aggregate.
+    pub fn aggregation(&self) -> Option<&Aggregation> {
+        match &self.kind {
+            StageKind::Aggregate(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The topic its failed events go to, under `on-error = "dead-letter"`.
+    pub fn dead_letter_topic(&self) -> Option<&str> {
+        match &self.on_error {
+            ErrorPolicy::DeadLetter(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
 /// One input of a stage.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StageInput {

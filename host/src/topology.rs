@@ -14,8 +14,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use crate::pipeline::{Aggregation, Emit, ErrorPolicy, JoinShape, LookupKey, Pipeline, StageInput, StageKind};
+use crate::pipeline::{Emit, JoinShape, LookupKey, Pipeline, Stage, StageInput, StageKind};
 use crate::state::{Durability, Scope, StoreSpec};
 use crate::window::WindowKind;
 
@@ -95,7 +96,9 @@ pub struct Hops {
 pub struct Topology {
     application_id: String,
     inputs: Vec<String>,
-    stages: Vec<StageNode>,
+    /// The stages as the pipeline file defines them: the one definition
+    /// that the chain and the routing borrow.
+    stages: Vec<Arc<Stage>>,
     subs: Vec<SubTopology>,
     /// Where each stage's unrouted outputs go (index = stage).
     stage_hops: Vec<Hops>,
@@ -105,86 +108,10 @@ pub struct Topology {
     routes: BTreeMap<String, String>,
 }
 
-/// What the topology knows of a stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct StageNode {
-    name: String,
-    module: String,
-    inputs: Vec<StageInput>,
-    to: Option<String>,
-    kind: StageKind,
-    aggregate: Option<Aggregation>,
-    dead_letters: Option<String>,
-}
-
-impl StageNode {
-    /// The repartition topic the stage reads instead of its inputs (an
-    /// aggregate) or instead of its stream side (a join).
-    fn repartition_topic(&self, application_id: &str) -> Option<String> {
-        let repartition = match &self.kind {
-            StageKind::Aggregate(a) => a.repartition,
-            StageKind::Join(j) => j.repartition,
-            // A table of a stage's results: keyed as the results are.
-            StageKind::Table(_) => matches!(self.inputs.as_slice(), [StageInput::Stage(_)]),
-            StageKind::Process | StageKind::GlobalTable => false,
-        };
-        repartition.then(|| format!("{application_id}-{}-repartition", self.name))
-    }
-
-    /// Whether input `input` reaches the stage through its repartition
-    /// topic (when it has one): every input of an aggregate, the stream
-    /// side (left) of a join.
-    fn repartitions(&self, input: usize) -> bool {
-        match &self.kind {
-            StageKind::Join(_) => input == 0,
-            _ => true,
-        }
-    }
-
-    /// Whether it keeps state over its task's records (which then must be
-    /// co-partitioned): an aggregate, a table, or a join (through its table).
-    fn keyed(&self) -> bool {
-        !matches!(self.kind, StageKind::Process)
-    }
-
-    /// Whether it looks the rows of stage `table` up rather than reading
-    /// its changes (a stream-table join's table).
-    fn looks_up(&self, table: usize) -> bool {
-        matches!(&self.kind, StageKind::Join(j) if j.shape == JoinShape::StreamTable { table })
-    }
-
-    /// Its partitions setting for a repartition topic.
-    fn repartition_partitions(&self) -> Option<i32> {
-        match &self.kind {
-            StageKind::Aggregate(a) if a.repartition => a.partitions,
-            StageKind::Join(j) if j.repartition => j.partitions,
-            _ => None,
-        }
-    }
-}
-
 impl Topology {
     /// The topology of a (checked) pipeline.
     pub fn from_pipeline(pipeline: &Pipeline) -> Topology {
-        let stages: Vec<StageNode> = pipeline
-            .stages
-            .iter()
-            .map(|s| StageNode {
-                name: s.name.clone(),
-                module: s.module.as_ref().map(|m| m.display().to_string()).unwrap_or_default(),
-                inputs: s.inputs.clone(),
-                to: s.to.clone(),
-                kind: s.kind.clone(),
-                aggregate: match &s.kind {
-                    StageKind::Aggregate(a) => Some(a.clone()),
-                    _ => None,
-                },
-                dead_letters: match &s.on_error {
-                    ErrorPolicy::DeadLetter(t) => Some(t.clone()),
-                    _ => None,
-                },
-            })
-            .collect();
+        let stages: Vec<Arc<Stage>> = pipeline.stages.iter().cloned().map(Arc::new).collect();
         let app = &pipeline.application_id;
         let mut stage_hops = vec![Hops::default(); stages.len()];
         let mut source_hops: BTreeMap<String, Hops> =
@@ -255,6 +182,11 @@ impl Topology {
     /// The sub-topology that runs stage `stage`.
     pub fn sub_of_stage(&self, stage: usize) -> Option<usize> {
         self.subs.iter().position(|s| s.stages.contains(&stage))
+    }
+
+    /// The stages as the pipeline defines them (index = stage).
+    pub fn stages(&self) -> &[Arc<Stage>] {
+        &self.stages
     }
 
     /// Where a stage's unrouted outputs go.
@@ -452,7 +384,7 @@ impl Topology {
                         );
                     }
                 }
-                if let Some(a) = &s.aggregate {
+                if let Some(a) = s.aggregation() {
                     let kind = match a.window.map(|w| w.kind) {
                         None => "key-value store",
                         Some(WindowKind::Session { .. }) => "session store",
@@ -465,7 +397,7 @@ impl Topology {
                         self.changelog_topic(i)
                     );
                 }
-                if let Some(t) = &s.dead_letters {
+                if let Some(t) = s.dead_letter_topic() {
                     let _ = writeln!(out, "      dead letters --> {t}");
                 }
                 let _ = writeln!(out, "      --> {}", self.hop_list(&self.stage_hops[i]));
@@ -524,9 +456,10 @@ impl Topology {
         }
     }
 
-    fn stage_summary(&self, s: &StageNode) -> String {
+    fn stage_summary(&self, s: &Stage) -> String {
+        let module = s.module_display();
         let a = match &s.kind {
-            StageKind::Process => return format!("process, {}", s.module),
+            StageKind::Process => return format!("process, {}", module),
             StageKind::Table(t) => {
                 return match &t.group_by {
                     Some(m) => format!(
@@ -542,12 +475,12 @@ impl Topology {
                     JoinShape::StreamTable { table } => {
                         format!(
                             "{} join, stream-table with {}, {}",
-                            j.kind, self.stages[*table].name, s.module
+                            j.kind, self.stages[*table].name, module
                         )
                     }
                     JoinShape::TableTable { left, right } => format!(
                         "{} join, table-table of {} and {}, {}",
-                        j.kind, self.stages[*left].name, self.stages[*right].name, s.module
+                        j.kind, self.stages[*left].name, self.stages[*right].name, module
                     ),
                     JoinShape::StreamGlobal { table, key } => format!(
                         "{} join, stream with global table {} by {}, {}",
@@ -558,11 +491,11 @@ impl Topology {
                             LookupKey::Field(f) => format!("field {f:?} of the value"),
                             LookupKey::Module(m) => format!("the key {} makes", m.display()),
                         },
-                        s.module
+                        module
                     ),
                     JoinShape::StreamStream { window } => format!(
                         "{} join, stream-stream, {} ms before to {} ms after, grace {} ms, {}",
-                        j.kind, window.before, window.after, window.grace, s.module
+                        j.kind, window.before, window.after, window.grace, module
                     ),
                 };
             }
@@ -585,14 +518,14 @@ impl Topology {
             Emit::Update => "emit update",
             Emit::Final => "emit final",
         };
-        format!("aggregate, {window}, {emit}, {}", s.module)
+        format!("aggregate, {window}, {emit}, {}", module)
     }
 }
 
 /// The sub-topologies: stages and topics that stay connected once the
 /// edges into repartitioning stages are cut, in the order records first
 /// reach them (input topics, then stages, as the pipeline names them).
-fn cut(application_id: &str, inputs: &[String], stages: &[StageNode]) -> Vec<SubTopology> {
+fn cut(application_id: &str, inputs: &[String], stages: &[Arc<Stage>]) -> Vec<SubTopology> {
     // Union-find over topics and stages.
     let mut topics: Vec<String> = inputs.to_vec();
     let mut parent: Vec<usize> = Vec::new();

@@ -254,8 +254,6 @@ impl Why<'_> {
 #[derive(Debug)]
 pub struct Routing {
     application_id: String,
-    names: Vec<String>,
-    on_error: Vec<ErrorPolicy>,
     routes: BTreeMap<String, String>,
     topology: Topology,
     batch_size: usize,
@@ -267,8 +265,6 @@ impl Routing {
     pub fn of(pipeline: &Pipeline, topology: Topology) -> Routing {
         Routing {
             application_id: pipeline.application_id.clone(),
-            names: pipeline.stages.iter().map(|s| s.name.clone()).collect(),
-            on_error: pipeline.stages.iter().map(|s| s.on_error.clone()).collect(),
             routes: pipeline.outputs.routes.clone(),
             topology,
             batch_size: pipeline.batch_size,
@@ -291,14 +287,12 @@ impl Routing {
         self.batch_size
     }
 
-    /// Stage names, by index.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
     /// The name of stage `i`.
     pub fn name(&self, i: usize) -> &str {
-        self.names.get(i).map_or("(task input)", String::as_str)
+        self.topology
+            .stages()
+            .get(i)
+            .map_or("(task input)", |s| s.name.as_str())
     }
 
     /// An invariant of stage `i` broke.
@@ -649,7 +643,7 @@ impl<'a> Collector<'a> {
     /// policy. A late record never stops the pipeline (the design).
     pub fn late(&mut self, ev: &EventRef<'_>, window: Window, stream_time: i64) -> Result<(), StageError> {
         metrics::add(&self.counters().late, 1);
-        if self.ctx.routing.on_error[self.stage] == ErrorPolicy::Fail {
+        if self.ctx.routing.topology.stages()[self.stage].on_error == ErrorPolicy::Fail {
             tracing::debug!(stage = %self.ctx.routing.name(self.stage), topic = ev.topic, partition = ev.partition,
                 offset = ev.offset, window.start = window.start, window.end = window.end,
                 stream_time, "dropped a late event");
@@ -689,7 +683,7 @@ impl<'a> Collector<'a> {
         if matches!(why, Why::Trap(_)) {
             metrics::add(&counters.trapped, 1);
         }
-        match &routing.on_error[self.stage] {
+        match &routing.topology.stages()[self.stage].on_error {
             ErrorPolicy::Fail => Err(StageError::Failed {
                 stage: name.to_owned(),
                 module: self.label.to_string(),

@@ -31,13 +31,12 @@ pub struct Chain {
 }
 
 struct ChainStage {
-    name: String,
+    /// The stage as the pipeline defines it (the topology's definition,
+    /// shared).
+    def: Arc<crate::pipeline::Stage>,
     /// The version new tasks start with; a hot swap replaces it. `None`
     /// for a stage that runs no module (a table).
     module: Option<RwLock<Arc<LoadedModule>>>,
-    config: BTreeMap<String, String>,
-    kind: StageKind,
-    inputs: Vec<StageInput>,
     /// A global-table join's `key-module` (a processor whose first output's
     /// key is each record's lookup key), or a grouped table's `group-by` (a
     /// processor whose first output re-keys a row). Not hot-swapped.
@@ -134,8 +133,9 @@ pub enum OpenError {
 impl Chain {
     /// Loads and validates every stage's module.
     pub fn load(pipeline: &Pipeline, runtime: &Runtime) -> Result<Arc<Chain>, ChainError> {
+        let topology = Topology::from_pipeline(pipeline);
         let mut stages = Vec::with_capacity(pipeline.stages.len());
-        for s in &pipeline.stages {
+        for (i, s) in pipeline.stages.iter().enumerate() {
             let module = match (&s.module, operator_kind(&s.kind)) {
                 (Some(path), Some(expected)) => {
                     let module = runtime.load_file(path).map_err(|source| ChainError::Load {
@@ -196,17 +196,14 @@ impl Chain {
                 None => None,
             };
             stages.push(ChainStage {
-                name: s.name.clone(),
+                def: topology.stages()[i].clone(),
                 module,
-                config: s.config.clone(),
-                kind: s.kind.clone(),
-                inputs: s.inputs.clone(),
                 key_module,
             });
         }
         Ok(Arc::new(Chain {
             runtime: runtime.clone(),
-            routing: Routing::of(pipeline, Topology::from_pipeline(pipeline)),
+            routing: Routing::of(pipeline, topology),
             stages,
             globals: RwLock::default(),
         }))
@@ -217,9 +214,9 @@ impl Chain {
         self.stages
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.kind == StageKind::GlobalTable)
-            .filter_map(|(i, s)| match s.inputs.as_slice() {
-                [StageInput::Topic(t)] => Some((i, s.name.clone(), t.clone())),
+            .filter(|(_, s)| s.def.kind == StageKind::GlobalTable)
+            .filter_map(|(i, s)| match s.def.inputs.as_slice() {
+                [StageInput::Topic(t)] => Some((i, s.def.name.clone(), t.clone())),
                 _ => None,
             })
             .collect()
@@ -279,12 +276,12 @@ impl Chain {
 
     /// The operator kind stage `i` needs (`None`: it runs no module).
     pub fn stage_kind(&self, i: usize) -> Option<OperatorKind> {
-        operator_kind(&self.stages[i].kind)
+        operator_kind(&self.stages[i].def.kind)
     }
 
     /// Stage names, in order.
     pub fn stage_names(&self) -> Vec<&str> {
-        self.stages.iter().map(|s| s.name.as_str()).collect()
+        self.stages.iter().map(|s| s.def.name.as_str()).collect()
     }
 
     /// The repartition topics the instance must also consume.
@@ -359,7 +356,7 @@ impl Chain {
             let store = match topology.store(i) {
                 Some(spec) if spec.scope != Scope::Task => {
                     return Err(OpenError::Scope {
-                        stage: s.name.clone(),
+                        stage: s.def.name.clone(),
                         scope: spec.scope,
                     });
                 }
@@ -373,13 +370,14 @@ impl Chain {
                 None => None,
             };
             let module = || {
-                self.module(i)
-                    .ok_or_else(|| OpenError::NoModule { stage: s.name.clone() })
+                self.module(i).ok_or_else(|| OpenError::NoModule {
+                    stage: s.def.name.clone(),
+                })
             };
-            let stage: Box<dyn Stage> = match (&s.kind, store) {
+            let stage: Box<dyn Stage> = match (&s.def.kind, store) {
                 (StageKind::Aggregate(spec), Some(store)) => {
                     let agg = Aggregator::open(spec.clone(), store)?;
-                    Box::new(AggregateStage::new(&self.runtime, module()?, s.config.clone(), agg))
+                    Box::new(AggregateStage::new(&self.runtime, module()?, s.def.config.clone(), agg))
                 }
                 (StageKind::Table(t), Some(store)) => {
                     let mut table = if store.is_source_topic() {
@@ -388,11 +386,10 @@ impl Chain {
                         TableStage::logged(store)
                     };
                     if t.group_by.is_some() {
-                        let m = s
-                            .key_module
-                            .clone()
-                            .ok_or_else(|| OpenError::NoModule { stage: s.name.clone() })?;
-                        table = table.grouped_by(self.runtime.operator(m, s.config.clone()));
+                        let m = s.key_module.clone().ok_or_else(|| OpenError::NoModule {
+                            stage: s.def.name.clone(),
+                        })?;
+                        table = table.grouped_by(self.runtime.operator(m, s.def.config.clone()));
                     }
                     tables.insert(i, table.view());
                     Box::new(table)
@@ -400,15 +397,15 @@ impl Chain {
                 (StageKind::Join(j), store) => {
                     let view = |table: usize| {
                         tables.get(&table).cloned().ok_or_else(|| OpenError::NoTable {
-                            stage: s.name.clone(),
-                            table: self.stages[table].name.clone(),
+                            stage: s.def.name.clone(),
+                            table: self.stages[table].def.name.clone(),
                         })
                     };
                     match (&j.shape, store) {
                         (JoinShape::StreamTable { table }, None) => Box::new(JoinStage::stream_table(
                             &self.runtime,
                             module()?,
-                            s.config.clone(),
+                            s.def.config.clone(),
                             j.kind,
                             *table,
                             view(*table)?,
@@ -418,10 +415,12 @@ impl Chain {
                                 (LookupKey::RecordKey, _) => KeyBy::Record,
                                 (LookupKey::Field(f), _) => KeyBy::Field(f.clone()),
                                 (LookupKey::Module(_), Some(m)) => {
-                                    KeyBy::Guest(self.runtime.operator(m.clone(), s.config.clone()))
+                                    KeyBy::Guest(self.runtime.operator(m.clone(), s.def.config.clone()))
                                 }
                                 (LookupKey::Module(_), None) => {
-                                    return Err(OpenError::NoModule { stage: s.name.clone() });
+                                    return Err(OpenError::NoModule {
+                                        stage: s.def.name.clone(),
+                                    });
                                 }
                             };
                             let rows = self
@@ -431,14 +430,14 @@ impl Chain {
                                 .get(table)
                                 .cloned()
                                 .ok_or_else(|| OpenError::NoTable {
-                                    stage: s.name.clone(),
-                                    table: self.stages[*table].name.clone(),
+                                    stage: s.def.name.clone(),
+                                    table: self.stages[*table].def.name.clone(),
                                 })?;
                             Box::new(
                                 JoinStage::stream_table(
                                     &self.runtime,
                                     module()?,
-                                    s.config.clone(),
+                                    s.def.config.clone(),
                                     j.kind,
                                     *table,
                                     rows,
@@ -447,11 +446,11 @@ impl Chain {
                             )
                         }
                         (JoinShape::StreamStream { window }, Some(store)) => {
-                            let topics = match s.inputs.as_slice() {
+                            let topics = match s.def.inputs.as_slice() {
                                 [StageInput::Topic(l), StageInput::Topic(r)] => [l.clone(), r.clone()],
                                 other => {
                                     return Err(OpenError::Store {
-                                        stage: s.name.clone(),
+                                        stage: s.def.name.clone(),
                                         detail: format!("a stream-stream join of {other:?}, not of two topics"),
                                     });
                                 }
@@ -459,7 +458,7 @@ impl Chain {
                             Box::new(WindowJoinStage::new(
                                 &self.runtime,
                                 module()?,
-                                s.config.clone(),
+                                s.def.config.clone(),
                                 j.kind,
                                 *window,
                                 topics,
@@ -478,14 +477,20 @@ impl Chain {
                                     table: view(*right)?,
                                 },
                             );
-                            let join =
-                                TableJoinStage::new(&self.runtime, module()?, s.config.clone(), j.kind, sides, store);
+                            let join = TableJoinStage::new(
+                                &self.runtime,
+                                module()?,
+                                s.def.config.clone(),
+                                j.kind,
+                                sides,
+                                store,
+                            );
                             tables.insert(i, join.view());
                             Box::new(join)
                         }
                         (_, store) => {
                             return Err(OpenError::Store {
-                                stage: s.name.clone(),
+                                stage: s.def.name.clone(),
                                 detail: format!(
                                     "a join of shape {:?} with {} store",
                                     j.shape,
@@ -495,10 +500,12 @@ impl Chain {
                         }
                     }
                 }
-                (StageKind::Process, None) => Box::new(ProcessStage::new(&self.runtime, module()?, s.config.clone())),
+                (StageKind::Process, None) => {
+                    Box::new(ProcessStage::new(&self.runtime, module()?, s.def.config.clone()))
+                }
                 (kind, store) => {
                     return Err(OpenError::Store {
-                        stage: s.name.clone(),
+                        stage: s.def.name.clone(),
                         detail: format!(
                             "a {} stage with {} store",
                             kind_name(kind),
@@ -520,12 +527,12 @@ impl Chain {
     /// A stage's module and config (for a query's own operator instance);
     /// `None` for a stage without a module.
     pub fn stage_module(&self, stage: usize) -> Option<(Arc<LoadedModule>, BTreeMap<String, String>)> {
-        Some((self.module(stage)?, self.stages[stage].config.clone()))
+        Some((self.module(stage)?, self.stages[stage].def.config.clone()))
     }
 
     /// The index of the stage called `name`.
     pub fn stage_index(&self, name: &str) -> Option<usize> {
-        self.stages.iter().position(|s| s.name == name)
+        self.stages.iter().position(|s| s.def.name == name)
     }
 
     /// Whether stage `i` keeps state.
@@ -536,12 +543,12 @@ impl Chain {
     /// Whether stage `i`'s results are a table (a table, or a table-table
     /// join): its store holds rows, not accumulators.
     pub fn is_table(&self, i: usize) -> bool {
-        self.stages.get(i).is_some_and(|s| s.kind.is_table())
+        self.stages.get(i).is_some_and(|s| s.def.kind.is_table())
     }
 
     /// Whether stage `i` is windowed.
     pub fn is_windowed(&self, i: usize) -> bool {
-        matches!(&self.stages[i].kind, StageKind::Aggregate(a) if a.window.is_some())
+        matches!(&self.stages[i].def.kind, StageKind::Aggregate(a) if a.window.is_some())
     }
 }
 
