@@ -5,8 +5,8 @@
 //! - [`instance`]: one `weir run` process: the loop that polls, hands
 //!   batches to tasks (one per sub-topology and partition number), commits
 //!   or aborts in one place, and applies rebalances.
-//! - [`txn`]: the commit protocol — transactions, offsets, aborts, rewinds.
-//! - [`rebalance`]: the consumer's rebalance callbacks.
+//! - `txn`: the commit protocol — transactions, offsets, aborts, rewinds.
+//! - `rebalance`: the consumer's rebalance callbacks.
 //! - [`purge`]: deleting repartition records the group has committed past.
 //! - [`restore`]: bringing a store up to the end of its changelog.
 //! - [`global`]: reading global tables whole, and keeping them current.

@@ -24,7 +24,7 @@ use wasmtime::component::{InstancePre, Linker};
 pub use engine::{RuntimeConfig, default_cache_dir};
 pub use error::{GuestError, GuestFault, LoadError};
 pub use host::OperatorContext;
-pub use operator::{EmitRequest, Folded, Group, Operator};
+pub use operator::{Called, EmitRequest, Folded, Group, Operator};
 
 use crate::contract::{self, OperatorKind};
 use crate::module::{self, ModuleInfo};

@@ -1,5 +1,6 @@
 //! One live, replaceable instance of an operator module.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use wasmtime::component::Instance;
@@ -12,9 +13,52 @@ use super::bindings::weir::stream::types as wit;
 use super::error::{GuestError, GuestFault};
 use super::host::{HostState, OperatorContext};
 use super::{ExportIndices, LoadedModule, Runtime};
-use crate::codec::{self, BatchEncoder, PairEncoder, ResultBatch};
+use crate::codec::{self, BatchEncoder, EventRef, PairEncoder, ResultBatch};
 use crate::contract::OperatorKind;
 use crate::event::{Event, EventResult, Failure, Pair, Window};
+
+/// What a guest made of a batch: its results, or, when the call trapped,
+/// one outcome per item (the items that trap found by halving the batch;
+/// a module that does not start fails every item).
+pub enum Called<'i> {
+    /// The whole batch's results.
+    Whole(ResultBatch<'i>),
+    /// Each item's outcome, the call having trapped.
+    Isolated(Vec<Result<EventResult, GuestError>>),
+}
+
+impl<'i> Called<'i> {
+    /// The results, with the traps of the isolated items beside them (their
+    /// results are failures naming the trap): what a stage hands its
+    /// collector.
+    pub fn with_traps(self) -> Result<(ResultBatch<'i>, BTreeMap<usize, GuestError>), codec::DecodeError> {
+        let outcomes = match self {
+            Called::Whole(batch) => return Ok((batch, BTreeMap::new())),
+            Called::Isolated(outcomes) => outcomes,
+        };
+        let mut traps = BTreeMap::new();
+        let results: Vec<EventResult> = outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(idx, r)| {
+                r.unwrap_or_else(|e| {
+                    let placeholder = EventResult::Failed(Failure::new(e.kind(), e.to_string()));
+                    traps.insert(idx, e);
+                    placeholder
+                })
+            })
+            .collect();
+        Ok((ResultBatch::from_results(&results)?, traps))
+    }
+
+    /// One outcome per item.
+    pub fn outcomes(self) -> Vec<Result<EventResult, GuestError>> {
+        match self {
+            Called::Whole(batch) => batch.into_owned().into_iter().map(Ok).collect(),
+            Called::Isolated(outcomes) => outcomes,
+        }
+    }
+}
 
 /// A run of events of one key (and window) for [`Operator::add`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +166,38 @@ impl Operator {
             _ => Err(wasmtime::format_err!("not a joiner")),
         })?;
         ResultBatch::decode(out, count).map_err(|e| self.error("join", GuestFault::BadResult(e.into())))
+    }
+
+    /// Processes `batch` (whose events are `events`); when the call traps,
+    /// isolates the events that trap ([`Called`]).
+    pub fn process_isolating<'i>(&mut self, batch: &'i BatchEncoder, events: &[EventRef<'_>]) -> Called<'i> {
+        match self.process(batch) {
+            Ok(results) => Called::Whole(results),
+            Err(e) if matches!(e.fault, GuestFault::Instantiate(_)) => {
+                Called::Isolated(events.iter().map(|_| Err(e.clone())).collect())
+            }
+            Err(_) => {
+                let owned: Vec<Event> = events.iter().map(EventRef::to_event).collect();
+                Called::Isolated(self.process_events(&owned))
+            }
+        }
+    }
+
+    /// Joins `pairs`; when the call traps, isolates the pairs that trap
+    /// ([`Called`]). A batch of pairs the host encoded that does not read
+    /// back is an error.
+    pub fn join_isolating(&mut self, pairs: &PairEncoder) -> Result<Called<'static>, codec::DecodeError> {
+        match self.join(pairs) {
+            Ok(results) => Ok(Called::Whole(results)),
+            Err(e) => {
+                let items = codec::read_pairs(pairs.as_bytes())?;
+                Ok(Called::Isolated(if matches!(e.fault, GuestFault::Instantiate(_)) {
+                    items.iter().map(|_| Err(e.clone())).collect()
+                } else {
+                    self.join_pairs(&items)
+                }))
+            }
+        }
     }
 
     /// Processes events and returns one outcome per event. When a batch traps,

@@ -509,7 +509,7 @@ impl<'a> Collector<'a> {
     }
 
     /// Sends a stage's results on, one per event: outputs to
-    /// [`Collector::outputs`], failures (or the traps isolated for them) to
+    /// `Collector::outputs`, failures (or the traps isolated for them) to
     /// the error policy.
     pub fn results(
         &mut self,

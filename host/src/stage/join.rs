@@ -33,7 +33,7 @@ use std::sync::Arc;
 use crate::codec::{EventRef, PairEncoder, ResultBatch};
 use crate::event::{EventResult, Failure, Output};
 use crate::pipeline::JoinKind;
-use crate::runtime::{GuestError, GuestFault, LoadedModule, Operator, Runtime};
+use crate::runtime::{Called, GuestError, LoadedModule, Operator, Runtime};
 use crate::stage::changelog::write_logged;
 use crate::stage::collector::{Collector, Why};
 use crate::stage::table::TableView;
@@ -65,32 +65,10 @@ impl Joiner {
         &mut self,
         out: &Collector<'_>,
     ) -> Result<(ResultBatch<'static>, BTreeMap<usize, GuestError>), StageError> {
-        let err = match self.op.join(&self.pairs) {
-            Ok(batch) => return Ok((batch, BTreeMap::new())),
-            Err(e) => e,
-        };
-        let pairs = crate::codec::read_pairs(self.pairs.as_bytes())
-            .map_err(|e| out.invariant("a host-encoded join batch does not decode", e.to_string()))?;
-        let outcomes: Vec<Result<EventResult, GuestError>> = if matches!(err.fault, GuestFault::Instantiate(_)) {
-            pairs.iter().map(|_| Err(err.clone())).collect()
-        } else {
-            self.op.join_pairs(&pairs)
-        };
-        let mut traps = BTreeMap::new();
-        let results: Vec<EventResult> = outcomes
-            .into_iter()
-            .enumerate()
-            .map(|(idx, r)| {
-                r.unwrap_or_else(|e| {
-                    let placeholder = EventResult::Failed(Failure::new(e.kind(), e.to_string()));
-                    traps.insert(idx, e);
-                    placeholder
-                })
-            })
-            .collect();
-        let batch = ResultBatch::from_results(&results)
-            .map_err(|e| out.invariant("isolated join results do not encode", e.to_string()))?;
-        Ok((batch, traps))
+        self.op
+            .join_isolating(&self.pairs)
+            .and_then(Called::with_traps)
+            .map_err(|e| out.invariant("a join batch or its isolated results do not encode", e.to_string()))
     }
 
     pub(crate) fn swap(&mut self, module: Arc<LoadedModule>) {
@@ -163,17 +141,8 @@ impl JoinStage {
     /// The lookup key of each event by the key module: the first output's
     /// key, or the failure (or trap) of the event.
     fn guest_keys(op: &mut Operator, input: &Input<'_>) -> Vec<Result<Option<Vec<u8>>, KeyFailure>> {
-        let results: Vec<Result<EventResult, GuestError>> = match op.process(input.batch) {
-            Ok(batch) => batch.into_owned().into_iter().map(Ok).collect(),
-            Err(e) if matches!(e.fault, GuestFault::Instantiate(_)) => {
-                input.events.iter().map(|_| Err(e.clone())).collect()
-            }
-            Err(_) => {
-                let owned: Vec<_> = input.events.iter().map(EventRef::to_event).collect();
-                op.process_events(&owned)
-            }
-        };
-        results
+        op.process_isolating(input.batch, input.events)
+            .outcomes()
             .into_iter()
             .map(|r| match r {
                 Ok(EventResult::Outputs(outputs)) => Ok(outputs.into_iter().next().and_then(|o| o.key)),

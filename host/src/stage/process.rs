@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::codec::{EventRef, ResultBatch};
-use crate::event::{EventResult, Failure};
-use crate::runtime::{GuestError, GuestFault, LoadedModule, Operator, Runtime};
+use crate::runtime::{GuestError, LoadedModule, Operator, Runtime};
 use crate::stage::collector::Collector;
 use crate::stage::{GuestStage, Input, Stage, StageError};
 
@@ -20,7 +18,7 @@ pub struct ProcessStage {
 
 impl ProcessStage {
     /// A stage running `module` with `config` (the instance is created on
-    /// first use, or by [`Stage::warm_up`]).
+    /// first use, or by [`GuestStage::warm_up`]).
     pub fn new(runtime: &Runtime, module: Arc<LoadedModule>, config: BTreeMap<String, String>) -> ProcessStage {
         ProcessStage {
             op: runtime.operator(module, config.clone()),
@@ -28,49 +26,15 @@ impl ProcessStage {
             config,
         }
     }
-
-    /// Calls the guest on a batch: its results, and the traps of events that
-    /// had to be isolated (their results are failures).
-    fn call<'i>(
-        &mut self,
-        input: &Input<'i>,
-        out: &Collector<'_>,
-    ) -> Result<(ResultBatch<'i>, BTreeMap<usize, GuestError>), StageError> {
-        let err = match self.op.process(input.batch) {
-            Ok(batch) => return Ok((batch, BTreeMap::new())),
-            Err(e) => e,
-        };
-        let outcomes: Vec<Result<EventResult, GuestError>> = if matches!(err.fault, GuestFault::Instantiate(_)) {
-            input.events.iter().map(|_| Err(err.clone())).collect()
-        } else {
-            let owned: Vec<_> = input.events.iter().map(EventRef::to_event).collect();
-            self.op.process_events(&owned)
-        };
-        let mut traps = BTreeMap::new();
-        let results: Vec<EventResult> = outcomes
-            .into_iter()
-            .enumerate()
-            .map(|(idx, r)| match r {
-                Ok(r) => r,
-                Err(e) => {
-                    let placeholder = EventResult::Failed(Failure {
-                        code: e.kind().to_owned(),
-                        message: e.to_string(),
-                    });
-                    traps.insert(idx, e);
-                    placeholder
-                }
-            })
-            .collect();
-        let batch = ResultBatch::from_results(&results)
-            .map_err(|e| out.invariant("isolated results do not encode", e.to_string()))?;
-        Ok((batch, traps))
-    }
 }
 
 impl Stage for ProcessStage {
     fn process(&mut self, input: &Input<'_>, out: &mut Collector<'_>) -> Result<(), StageError> {
-        let (results, traps) = self.call(input, out)?;
+        let (results, traps) = self
+            .op
+            .process_isolating(input.batch, input.events)
+            .with_traps()
+            .map_err(|e| out.invariant("isolated results do not encode", e.to_string()))?;
         out.results(&results, &traps, input.events)
     }
 
