@@ -22,11 +22,11 @@ use crate::event::{Event, Header, Window};
 use crate::jsonl::bytes_json;
 use crate::pipeline::{Pipeline, Stamp, TimestampPolicy, wall_clock_ms};
 use crate::runtime::{EmitRequest, Runtime};
-use crate::stage::table::TableView;
 use crate::state::StateError;
 use crate::state::global::{GlobalStore, Record};
 use crate::state::keys::{self, Entry};
 use crate::state::row;
+use crate::state::row::TableView;
 use crate::state::{Changelog, Store};
 use crate::task::{Chain, ChainError, MemorySink, OpenError, SentRecord, Task, TaskError};
 

@@ -33,11 +33,13 @@ use std::sync::Arc;
 use crate::codec::{EventRef, PairEncoder, ResultBatch};
 use crate::event::{EventResult, Failure, Output};
 use crate::pipeline::JoinKind;
+use crate::pipeline::{Join, JoinShape, LookupKey, StageKind};
 use crate::runtime::{Called, GuestError, LoadedModule, Operator, Runtime};
 use crate::stage::changelog::write_logged;
 use crate::stage::collector::{Collector, Why};
-use crate::stage::table::TableView;
+use crate::stage::open::{OpenError, Opening};
 use crate::stage::{GuestStage, Input, Stage, StageError};
+use crate::state::row::TableView;
 use crate::state::{Changelog, StateError, Store, keys, row};
 
 /// The guest side of a join: the joiner, and the pairs of one call.
@@ -112,6 +114,37 @@ pub enum KeyBy {
 }
 
 impl JoinStage {
+    /// The stream-table or stream-global-table join [`Opening`] describes:
+    /// it keeps no state, and looks its table's rows up.
+    pub fn open(o: Opening<'_>) -> Result<Box<dyn Stage>, OpenError> {
+        o.no_store()?;
+        let StageKind::Join(j) = &o.def().kind else {
+            return Err(OpenError::Store {
+                stage: o.def().name.clone(),
+                detail: "a join stage of another kind".into(),
+            });
+        };
+        let (table, rows, by) = match &j.shape {
+            JoinShape::StreamTable { table } => (*table, o.table(*table)?, KeyBy::Record),
+            JoinShape::StreamGlobal { table, key } => {
+                let by = match key {
+                    LookupKey::RecordKey => KeyBy::Record,
+                    LookupKey::Field(f) => KeyBy::Field(f.clone()),
+                    LookupKey::Module(_) => KeyBy::Guest(o.runtime.operator(o.key_module()?, o.config())),
+                };
+                (*table, o.global(*table)?, by)
+            }
+            shape => {
+                return Err(OpenError::Store {
+                    stage: o.def().name.clone(),
+                    detail: format!("a stateless join of shape {shape:?}"),
+                });
+            }
+        };
+        let join = JoinStage::stream_table(o.runtime, o.module()?, o.config(), j.kind, table, rows);
+        Ok(Box::new(join.keyed_by(by)))
+    }
+
     /// A `kind` join of a stream with the table of stage `table_stage`,
     /// combined by `module`.
     pub fn stream_table(
@@ -370,6 +403,38 @@ pub struct TableJoinStage {
 }
 
 impl TableJoinStage {
+    /// The table-table join [`Opening`] describes, its result table in the
+    /// store it declared; the result becomes a table of its task.
+    pub fn open(mut o: Opening<'_>) -> Result<Box<dyn Stage>, OpenError> {
+        let (kind, left, right) = match &o.def().kind {
+            StageKind::Join(Join {
+                kind,
+                shape: JoinShape::TableTable { left, right },
+                ..
+            }) => (*kind, *left, *right),
+            _ => {
+                return Err(OpenError::Store {
+                    stage: o.def().name.clone(),
+                    detail: "a table-table join of another shape".into(),
+                });
+            }
+        };
+        let sides = (
+            Side {
+                stage: left,
+                table: o.table(left)?,
+            },
+            Side {
+                stage: right,
+                table: o.table(right)?,
+            },
+        );
+        let store = o.take_store()?;
+        let join = TableJoinStage::new(o.runtime, o.module()?, o.config(), kind, sides, store);
+        o.tables.insert(o.index, join.view());
+        Ok(Box::new(join))
+    }
+
     /// A `kind` join of two tables, combined by `module`, its results kept
     /// in `store`.
     pub fn new(

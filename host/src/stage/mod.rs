@@ -22,6 +22,7 @@ pub mod aggregate;
 pub mod changelog;
 pub mod collector;
 pub mod join;
+pub mod open;
 pub mod process;
 pub mod table;
 pub mod window_join;
@@ -122,6 +123,25 @@ pub trait GuestStage {
 
     /// Creates the guest instance now (start-up cost paid up front).
     fn warm_up(&mut self) -> Result<(), GuestError>;
+}
+
+/// Opens the stage that `o` describes, as its kind builds itself.
+pub fn open(o: open::Opening<'_>) -> Result<Box<dyn Stage>, open::OpenError> {
+    use crate::pipeline::{JoinShape, StageKind};
+    match &o.def().kind {
+        StageKind::Process => process::ProcessStage::open(o),
+        StageKind::Aggregate(_) => aggregate::AggregateStage::open(o),
+        StageKind::Table(_) => table::TableStage::open(o),
+        StageKind::Join(j) => match j.shape {
+            JoinShape::StreamTable { .. } | JoinShape::StreamGlobal { .. } => join::JoinStage::open(o),
+            JoinShape::TableTable { .. } => join::TableJoinStage::open(o),
+            JoinShape::StreamStream { .. } => window_join::WindowJoinStage::open(o),
+        },
+        StageKind::GlobalTable => Err(open::OpenError::Scope {
+            stage: o.def().name.clone(),
+            scope: crate::state::Scope::Global,
+        }),
+    }
 }
 
 /// A new operator instance of `module` for a stage that swaps to it, created

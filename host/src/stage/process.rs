@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::runtime::{GuestError, LoadedModule, Operator, Runtime};
 use crate::stage::collector::Collector;
+use crate::stage::open::{OpenError, Opening};
 use crate::stage::{GuestStage, Input, Stage, StageError};
 
 /// A guest processor in one task.
@@ -25,6 +26,14 @@ impl ProcessStage {
             runtime: runtime.clone(),
             config,
         }
+    }
+}
+
+impl ProcessStage {
+    /// The stage [`Opening`] describes: it keeps no state.
+    pub fn open(o: Opening<'_>) -> Result<Box<dyn Stage>, OpenError> {
+        o.no_store()?;
+        Ok(Box::new(ProcessStage::new(o.runtime, o.module()?, o.config())))
     }
 }
 

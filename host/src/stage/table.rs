@@ -19,13 +19,16 @@ use std::collections::BTreeMap;
 
 use crate::codec::{EventRef, ResultBatch};
 use crate::event::{Event, EventResult, Failure, Header, Output};
+use crate::pipeline::StageKind;
 use crate::runtime::{GuestError, Operator};
 use crate::stage::changelog::write_logged;
 use crate::stage::collector::Collector;
+use crate::stage::open::{OpenError, Opening};
 use crate::stage::{Input, Stage, StageError};
 use crate::state::keys;
+use crate::state::row::TableView;
 use crate::state::row::{decode_value, encode_value};
-use crate::state::{Changelog, StateError, Store, View};
+use crate::state::{Changelog, StateError, Store};
 
 /// How the stage names itself where a module label goes (logs, status, the
 /// `weir.module` header of its outputs).
@@ -49,52 +52,25 @@ pub struct TableStage {
     group_by: Option<Operator>,
 }
 
-/// One row of a table as a join reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    /// The timestamp of the record that wrote it.
-    pub timestamp: i64,
-    /// As stored: the timestamp, then the value.
-    stored: Vec<u8>,
-}
-
-impl Row {
-    /// Its value.
-    pub fn value(&self) -> &[u8] {
-        &self.stored[8..]
-    }
-}
-
-/// Reads a table's current rows (staged writes included) from another stage
-/// of the same task.
-#[derive(Clone)]
-pub struct TableView(View);
-
-impl TableView {
-    /// Reads of rows through `view` (a global table's).
-    pub fn from_view(view: View) -> TableView {
-        TableView(view)
-    }
-
-    /// Reads of the rows of `store` (a table's, or a table-table join's).
-    pub fn of(store: &Store) -> TableView {
-        TableView(store.view())
-    }
-
-    /// The row of `key`, if any.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Row>, StateError> {
-        let k = keys::plain(Some(key));
-        match self.0.get(&k)? {
-            None => Ok(None),
-            Some(stored) => match decode_value(&stored) {
-                Some((timestamp, _)) => Ok(Some(Row { timestamp, stored })),
-                None => Err(self.0.corrupt(&k, "a table row shorter than its timestamp")),
-            },
-        }
-    }
-}
-
 impl TableStage {
+    /// The stage [`Opening`] describes: a table over the store it declared
+    /// (restored from its topic, or logged to a changelog of its own),
+    /// grouped by its `group-by` module if it has one; its rows become a
+    /// table of its task.
+    pub fn open(mut o: Opening<'_>) -> Result<Box<dyn Stage>, OpenError> {
+        let store = o.take_store()?;
+        let mut table = if store.is_source_topic() {
+            TableStage::new(store)
+        } else {
+            TableStage::logged(store)
+        };
+        if matches!(&o.def().kind, StageKind::Table(t) if t.group_by.is_some()) {
+            table = table.grouped_by(o.runtime.operator(o.key_module()?, o.config()));
+        }
+        o.tables.insert(o.index, table.view());
+        Ok(Box::new(table))
+    }
+
     /// A table over `store` (restored from its source topic before the
     /// first record).
     pub fn new(store: Store) -> TableStage {

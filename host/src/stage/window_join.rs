@@ -37,11 +37,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{BatchEncoder, EventRef};
-use crate::pipeline::{JoinKind, JoinWindow};
+use crate::pipeline::{Join, JoinKind, JoinShape, JoinWindow, StageInput, StageKind};
 use crate::runtime::{GuestError, LoadedModule, Runtime};
 use crate::stage::changelog::write_logged;
 use crate::stage::collector::Collector;
 use crate::stage::join::{Joiner, with_keys};
+use crate::stage::open::{OpenError, Opening};
 use crate::stage::{GuestStage, Input, Stage, StageError};
 use crate::state::keys::{self, Entry};
 use crate::state::{Changelog, StateError, Store, Timers};
@@ -155,6 +156,40 @@ fn encode(flags: u8, value: &[u8]) -> Vec<u8> {
 }
 
 impl WindowJoinStage {
+    /// The stream-stream join [`Opening`] describes, both sides' records in
+    /// the store it declared.
+    pub fn open(mut o: Opening<'_>) -> Result<Box<dyn Stage>, OpenError> {
+        let def = o.def();
+        let bad = |detail: String| OpenError::Store {
+            stage: def.name.clone(),
+            detail,
+        };
+        let (kind, window, idle_close) = match &def.kind {
+            StageKind::Join(Join {
+                kind,
+                shape: JoinShape::StreamStream { window },
+                idle_close,
+                ..
+            }) => (*kind, *window, *idle_close),
+            _ => return Err(bad("a stream-stream join of another shape".into())),
+        };
+        let topics = match def.inputs.as_slice() {
+            [StageInput::Topic(l), StageInput::Topic(r)] => [l.clone(), r.clone()],
+            other => return Err(bad(format!("a stream-stream join of {other:?}, not of two topics"))),
+        };
+        let store = o.take_store()?;
+        Ok(Box::new(WindowJoinStage::new(
+            o.runtime,
+            o.module()?,
+            o.config(),
+            kind,
+            window,
+            topics,
+            idle_close,
+            store,
+        )?))
+    }
+
     /// A `kind` join of the records of `topics` (left, right) within
     /// `window`, combined by `module`, its records kept in `store`.
     #[expect(clippy::too_many_arguments, reason = "the join's settings, each one")]

@@ -11,12 +11,10 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Join, JoinShape, LookupKey, Pipeline, StageInput, StageKind, Table};
 use crate::runtime::{LoadError, LoadedModule, Runtime};
 use crate::stage::Stage;
-use crate::stage::aggregate::{AggregateStage, Aggregator};
 use crate::stage::collector::Routing;
-use crate::stage::join::{JoinStage, KeyBy, Side, TableJoinStage};
-use crate::stage::process::ProcessStage;
-use crate::stage::table::{TableStage, TableView};
-use crate::stage::window_join::WindowJoinStage;
+pub use crate::stage::open::OpenError;
+use crate::stage::open::Opening;
+use crate::state::row::TableView;
 use crate::state::{Durability, Scope, StateError, Store, StoreSpec};
 use crate::topology::{InternalTopic, Topology};
 
@@ -81,52 +79,6 @@ pub enum ChainError {
         module: PathBuf,
         /// The world it exports.
         world: String,
-    },
-}
-
-/// A task cannot be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// A store failed to open.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// The topic is read by no sub-topology.
-    #[error("no sub-topology of the pipeline reads topic {topic}")]
-    NotASource {
-        /// The topic.
-        topic: String,
-    },
-    /// A stage that runs a module has none (a bug: the chain loads one
-    /// for every such stage).
-    #[error("stage {stage} has no module loaded")]
-    NoModule {
-        /// Stage name.
-        stage: String,
-    },
-    /// A join's table is not in the join's task (a bug: the topology puts
-    /// them together).
-    #[error("stage {stage} joins table {table}, which its task does not hold")]
-    NoTable {
-        /// The join.
-        stage: String,
-        /// The table stage.
-        table: String,
-    },
-    /// A stage and the store the topology declares for it do not fit (a bug).
-    #[error("stage {stage}: {detail}")]
-    Store {
-        /// Stage name.
-        stage: String,
-        /// What does not fit.
-        detail: String,
-    },
-    /// A stage declared a store of a scope this version does not open.
-    #[error("stage {stage} declares a store of scope {scope:?}, which this version cannot open")]
-    Scope {
-        /// Stage name.
-        stage: String,
-        /// Its scope.
-        scope: Scope,
     },
 }
 
@@ -369,151 +321,17 @@ impl Chain {
                 }
                 None => None,
             };
-            let module = || {
-                self.module(i).ok_or_else(|| OpenError::NoModule {
-                    stage: s.def.name.clone(),
-                })
-            };
-            let stage: Box<dyn Stage> = match (&s.def.kind, store) {
-                (StageKind::Aggregate(spec), Some(store)) => {
-                    let agg = Aggregator::open(spec.clone(), store)?;
-                    Box::new(AggregateStage::new(&self.runtime, module()?, s.def.config.clone(), agg))
-                }
-                (StageKind::Table(t), Some(store)) => {
-                    let mut table = if store.is_source_topic() {
-                        TableStage::new(store)
-                    } else {
-                        TableStage::logged(store)
-                    };
-                    if t.group_by.is_some() {
-                        let m = s.key_module.clone().ok_or_else(|| OpenError::NoModule {
-                            stage: s.def.name.clone(),
-                        })?;
-                        table = table.grouped_by(self.runtime.operator(m, s.def.config.clone()));
-                    }
-                    tables.insert(i, table.view());
-                    Box::new(table)
-                }
-                (StageKind::Join(j), store) => {
-                    let view = |table: usize| {
-                        tables.get(&table).cloned().ok_or_else(|| OpenError::NoTable {
-                            stage: s.def.name.clone(),
-                            table: self.stages[table].def.name.clone(),
-                        })
-                    };
-                    match (&j.shape, store) {
-                        (JoinShape::StreamTable { table }, None) => Box::new(JoinStage::stream_table(
-                            &self.runtime,
-                            module()?,
-                            s.def.config.clone(),
-                            j.kind,
-                            *table,
-                            view(*table)?,
-                        )),
-                        (JoinShape::StreamGlobal { table, key }, None) => {
-                            let by = match (key, &s.key_module) {
-                                (LookupKey::RecordKey, _) => KeyBy::Record,
-                                (LookupKey::Field(f), _) => KeyBy::Field(f.clone()),
-                                (LookupKey::Module(_), Some(m)) => {
-                                    KeyBy::Guest(self.runtime.operator(m.clone(), s.def.config.clone()))
-                                }
-                                (LookupKey::Module(_), None) => {
-                                    return Err(OpenError::NoModule {
-                                        stage: s.def.name.clone(),
-                                    });
-                                }
-                            };
-                            let rows = self
-                                .globals
-                                .read()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .get(table)
-                                .cloned()
-                                .ok_or_else(|| OpenError::NoTable {
-                                    stage: s.def.name.clone(),
-                                    table: self.stages[*table].def.name.clone(),
-                                })?;
-                            Box::new(
-                                JoinStage::stream_table(
-                                    &self.runtime,
-                                    module()?,
-                                    s.def.config.clone(),
-                                    j.kind,
-                                    *table,
-                                    rows,
-                                )
-                                .keyed_by(by),
-                            )
-                        }
-                        (JoinShape::StreamStream { window }, Some(store)) => {
-                            let topics = match s.def.inputs.as_slice() {
-                                [StageInput::Topic(l), StageInput::Topic(r)] => [l.clone(), r.clone()],
-                                other => {
-                                    return Err(OpenError::Store {
-                                        stage: s.def.name.clone(),
-                                        detail: format!("a stream-stream join of {other:?}, not of two topics"),
-                                    });
-                                }
-                            };
-                            Box::new(WindowJoinStage::new(
-                                &self.runtime,
-                                module()?,
-                                s.def.config.clone(),
-                                j.kind,
-                                *window,
-                                topics,
-                                j.idle_close,
-                                store,
-                            )?)
-                        }
-                        (JoinShape::TableTable { left, right }, Some(store)) => {
-                            let sides = (
-                                Side {
-                                    stage: *left,
-                                    table: view(*left)?,
-                                },
-                                Side {
-                                    stage: *right,
-                                    table: view(*right)?,
-                                },
-                            );
-                            let join = TableJoinStage::new(
-                                &self.runtime,
-                                module()?,
-                                s.def.config.clone(),
-                                j.kind,
-                                sides,
-                                store,
-                            );
-                            tables.insert(i, join.view());
-                            Box::new(join)
-                        }
-                        (_, store) => {
-                            return Err(OpenError::Store {
-                                stage: s.def.name.clone(),
-                                detail: format!(
-                                    "a join of shape {:?} with {} store",
-                                    j.shape,
-                                    if store.is_some() { "a" } else { "no" }
-                                ),
-                            });
-                        }
-                    }
-                }
-                (StageKind::Process, None) => {
-                    Box::new(ProcessStage::new(&self.runtime, module()?, s.def.config.clone()))
-                }
-                (kind, store) => {
-                    return Err(OpenError::Store {
-                        stage: s.def.name.clone(),
-                        detail: format!(
-                            "a {} stage with {} store",
-                            kind_name(kind),
-                            if store.is_some() { "a" } else { "no" }
-                        ),
-                    });
-                }
-            };
+            let globals = self.globals.read().unwrap_or_else(PoisonError::into_inner);
+            let stage = crate::stage::open(Opening {
+                index: i,
+                stages: topology.stages(),
+                runtime: &self.runtime,
+                module: self.module(i),
+                key_module: s.key_module.clone(),
+                store,
+                tables: &mut tables,
+                globals: &globals,
+            })?;
             stages[i] = Some(stage);
         }
         Ok(Task::new(self.clone(), sub, partition, stages))
@@ -559,16 +377,5 @@ fn operator_kind(kind: &StageKind) -> Option<OperatorKind> {
         StageKind::Aggregate(_) => Some(OperatorKind::Aggregator),
         StageKind::Join(_) => Some(OperatorKind::Joiner),
         StageKind::Table(_) | StageKind::GlobalTable => None,
-    }
-}
-
-/// A stage kind's name in the pipeline file.
-fn kind_name(kind: &StageKind) -> &'static str {
-    match kind {
-        StageKind::Process => "process",
-        StageKind::Aggregate(_) => "aggregate",
-        StageKind::Table(_) => "table",
-        StageKind::GlobalTable => "global-table",
-        StageKind::Join(_) => "join",
     }
 }

@@ -13,8 +13,10 @@ pub use fold::{AggregateError, Aggregator, Count, Due, Fold, INPUT_NEXT, Rejecti
 
 use crate::codec::{BatchEncoder, ResultBatch};
 use crate::event::{EventResult, Failure, Header, Output};
+use crate::pipeline::StageKind;
 use crate::runtime::{EmitRequest, GuestError, GuestFault, LoadedModule, Operator, Runtime};
 use crate::stage::collector::{self, Collector};
+use crate::stage::open::{OpenError, Opening};
 use crate::stage::{GuestStage, Input, Stage, StageError};
 use crate::state::{Changelog, StateError, Store};
 
@@ -36,6 +38,19 @@ pub struct AggregateStage {
 }
 
 impl AggregateStage {
+    /// The stage [`Opening`] describes, folding into the store it declared.
+    pub fn open(mut o: Opening<'_>) -> Result<Box<dyn Stage>, OpenError> {
+        let StageKind::Aggregate(spec) = &o.def().kind else {
+            return Err(OpenError::Store {
+                stage: o.def().name.clone(),
+                detail: "an aggregate stage of another kind".into(),
+            });
+        };
+        let spec = spec.clone();
+        let agg = Aggregator::open(spec, o.take_store()?)?;
+        Ok(Box::new(AggregateStage::new(o.runtime, o.module()?, o.config(), agg)))
+    }
+
     /// A stage folding with `module` into `agg` (its store opened).
     pub fn new(
         runtime: &Runtime,
