@@ -19,12 +19,15 @@
 //! - [`clients`]: librdkafka settings, the producer sink and internal
 //!   topics, shared by the instance and the module registry.
 //! - [`codec`]: the flat batch encoding: a batch of events goes into a
-//!   guest in one buffer, results come back in one, read in place.
+//!   guest in one buffer, results come back in one, read in place (the
+//!   format is the `weir-abi` crate's, shared with the Rust SDK).
 //! - [`task`]: the compiled pipeline ([`task::Chain`]) and the task — one
 //!   sub-topology at one partition number, reading that partition of every
 //!   source — that owns its stages.
 //! - [`stage`]: the [`stage::Stage`] lifecycle (process a batch, timers,
-//!   commit and abort, swap and adopt, close) and its implementations:
+//!   commit and abort, close; a guest stage also swaps and adopts,
+//!   [`stage::GuestStage`]); each kind opens itself from the store it
+//!   declared ([`stage::open`]); its implementations:
 //!   [`stage::process`] (a guest processor), [`stage::aggregate`]
 //!   (keyed folds, windows, lateness, `update`/`final` emission), tables
 //!   and joins; and [`stage::collector`]: where a stage's records go —
@@ -49,6 +52,8 @@
 //! - [`admin`]: the admin HTTP API (`/metrics`, `/status`, `/stores`).
 //! - [`testing`]: the broker-free driver (`weir test PIPELINE.toml`): the
 //!   same tasks as `weir run`, with every topic and store in memory.
+//! - [`shutdown`]: the one shutdown token every loop observes; a second
+//!   signal exits at once.
 //! - [`metrics`], [`contract`], [`event`], [`module`], [`componentize`],
 //!   [`jsonl`], [`units`]: counters, the WIT contract as the host knows it,
 //!   events and outputs, module metadata, core-module wrapping, the JSON
