@@ -27,7 +27,7 @@
 //! - [`stage`]: the [`stage::Stage`] lifecycle (process a batch, timers,
 //!   commit and abort, close; a guest stage also swaps and adopts,
 //!   [`stage::GuestStage`]); each kind opens itself from the store it
-//!   declared ([`stage::open`]); its implementations:
+//!   declared ([`stage::open()`]); its implementations:
 //!   [`stage::process`] (a guest processor), [`stage::aggregate`]
 //!   (keyed folds, windows, lateness, `update`/`final` emission), tables
 //!   and joins; and [`stage::collector`]: where a stage's records go —

@@ -1,7 +1,7 @@
 //! How a task opens a stage: with its definition, its module, the store it
 //! declared (opened by the task, restored before the first record), and
 //! the tables of its task it looks up. Each stage kind builds itself from
-//! an [`Opening`] (`open` of its file); [`super::open`] picks the kind.
+//! an [`Opening`] (`open` of its file); [`super::open()`] picks the kind.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
