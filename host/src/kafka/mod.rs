@@ -17,6 +17,7 @@ pub mod instance;
 pub mod purge;
 mod rebalance;
 pub mod restore;
+mod startup;
 mod txn;
 
 pub use error::{InstanceError, TopicPartition};
