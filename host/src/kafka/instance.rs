@@ -31,8 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
+use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::producer::Producer as _;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -40,16 +39,15 @@ use super::error::{InstanceError, TopicPartition};
 use super::global::GlobalTables;
 use super::purge::Purger;
 use super::rebalance::ConsumerCtx;
-use super::restore::{Committed, RestoreError, Restorer};
+use super::restore::{Committed, Restorer};
 use super::txn::Shared;
-use crate::clients::{self, ProducerSink};
-use crate::codec::BatchEncoder;
-use crate::metrics::{self, Metrics, Snapshot};
-use crate::pipeline::{Pipeline, Stamp, wall_clock_ms};
+use crate::clients::ProducerSink;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
 use crate::status::query::StoreQueries;
 use crate::status::{Restores, Status, Views};
 use crate::swap::{self, SwapError, Swapper};
-use crate::task::{Chain, Task, TaskError, Workers};
+use crate::task::{Chain, Task, Workers};
 
 /// How an instance runs, beyond its pipeline file.
 #[derive(Debug, Clone)]
@@ -148,190 +146,10 @@ impl Instance {
         })
     }
 
-    /// Runs until stopped (`Ok`, after a final commit) or until a fatal
-    /// error (the open transaction is aborted).
-    pub fn run(self) -> Result<Snapshot, InstanceError> {
-        let result = self.run_loop();
-        if result.is_err() {
-            let mut st = self.shared.lock();
-            if st.open {
-                // Best effort: the broker aborts it on timeout or when this
-                // transactional.id starts again anyway.
-                let _ = self.shared.abort(&mut st);
-            }
-        }
-        // A dynamic member leaves the group now (the revoke callback sees
-        // nothing left to commit). A static member only closes (when the
-        // consumer is dropped): librdkafka then sends no LeaveGroup, so a
-        // restart within the session timeout takes the same partitions back
-        // without a rebalance, as in Kafka Streams.
-        if !self.pipeline.static_membership {
-            self.consumer.unsubscribe();
-        }
-        let snapshot = self.metrics().snapshot();
-        drop(self.consumer);
-        result.map(|()| snapshot)
-    }
-
-    fn run_loop(&self) -> Result<(), InstanceError> {
-        let interval = self.pipeline.commit_interval;
-        let batch_size = self.chain.batch_size();
-        // A round takes what the consumer has ready, up to this: enough
-        // that it spans several partitions (librdkafka queues a fetch's
-        // records partition after partition, thousands each), so that
-        // several tasks, and threads, have work in it.
-        let max_gather = batch_size.saturating_mul(8).saturating_mul(self.workers.threads());
-        let mut tasks: HashMap<TaskId, Task> = HashMap::new();
-        // One batch encoder per task running at once, kept across rounds.
-        let mut encoders: Vec<BatchEncoder> = Vec::new();
-        let mut last_commit = Instant::now();
-        // Views are due at once, then every second.
-        let mut last_views = Instant::now()
-            .checked_sub(Duration::from_secs(1))
-            .unwrap_or_else(Instant::now);
-        let mut errors = ErrorLog::default();
-        'run: loop {
-            if self.options.shutdown.requested() {
-                break;
-            }
-            self.globals.check()?;
-            let wait = (last_commit + interval)
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(100));
-            let mut gathered: BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>> = BTreeMap::new();
-            // Records come in runs of one partition: a run is filed under its
-            // partition once, not each record (no topic name copied per record).
-            let mut run: Vec<BorrowedMessage<'_>> = Vec::new();
-            let mut count = 0;
-            let mut next = self.consumer.poll(wait);
-            while let Some(item) = next {
-                match item {
-                    Ok(m) => {
-                        if run
-                            .first()
-                            .is_some_and(|f| f.partition() != m.partition() || f.topic() != m.topic())
-                        {
-                            file_run(&mut gathered, &mut run);
-                        }
-                        run.push(m);
-                        count += 1;
-                    }
-                    Err(e @ KafkaError::MessageConsumptionFatal(_)) => return Err(self.consumer_fatal(&e)),
-                    Err(e) => errors.log(&e),
-                }
-                if count >= max_gather {
-                    break;
-                }
-                next = self.consumer.poll(Duration::ZERO);
-            }
-            file_run(&mut gathered, &mut run);
-            let assigned = self.settle(&mut tasks, &mut gathered)?;
-            self.swapper().poll();
-            if !assigned.is_empty() || gathered.keys().any(|tp| !tasks.contains_key(&self.task_id(tp))) {
-                // New tasks start with the newest version, so that a
-                // partition never goes back to an older one when it changes
-                // hands. Catching up may wait for a compilation: end the open
-                // transaction first, so that it cannot time out meanwhile.
-                self.end_transaction(&mut tasks, &mut gathered)?;
-                self.catch_up()?;
-            }
-            if self.swapper().has_ready() {
-                // A new version is compiled: end the transaction now rather
-                // than at the commit interval, and swap at that boundary.
-                // This batch's records then go to the new version.
-                self.end_transaction(&mut tasks, &mut gathered)?;
-                self.swap(&mut tasks)?;
-                last_commit = Instant::now();
-            }
-            for tp in assigned.iter().chain(gathered.keys()) {
-                let id = self.task_id(tp);
-                if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(id) {
-                    match self.open_task(id, tp) {
-                        Ok(task) => {
-                            slot.insert(task);
-                        }
-                        // A stop reaches a restore too: end as after any
-                        // batch, with the final commit of what is done.
-                        Err(InstanceError::Restore(RestoreError::Stopped { topic, partition })) => {
-                            tracing::info!(%topic, partition, "stopped while restoring state");
-                            break 'run;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            // A task's partitions (several when it reads several topics)
-            // give their records in timestamp order, as Kafka Streams'
-            // PartitionGroup picks them: runs of one partition at a time.
-            let mut by_task: BTreeMap<TaskId, Vec<(TopicPartition, Vec<BorrowedMessage<'_>>)>> = BTreeMap::new();
-            for (tp, messages) in gathered {
-                by_task.entry(self.task_id(&tp)).or_default().push((tp, messages));
-            }
-            let mut rounds: Vec<Round<'_, '_>> = tasks
-                .iter_mut()
-                .filter_map(|(id, task)| {
-                    let parts = by_task.remove(id)?;
-                    Some(Round {
-                        task,
-                        parts,
-                        stamps: Vec::new(),
-                        encoder: encoders.pop().unwrap_or_default(),
-                    })
-                })
-                .collect();
-            for round in &mut rounds {
-                round.stamps = stamps(&round.parts, &self.pipeline)?;
-            }
-            if !rounds.is_empty() {
-                // Begins the transaction if none is open, as `writer` does for
-                // the loop's own writes; every thread writes into it.
-                self.shared.begin(&mut self.shared.lock())?;
-                let shared = &self.shared;
-                self.workers.for_each(&mut rounds, |round| {
-                    round
-                        .run(
-                            batch_size,
-                            &mut ProducerSink {
-                                producer: &shared.producer,
-                                shutdown: &shared.shutdown,
-                            },
-                        )
-                        .map_err(|e| shared.explain(e))
-                })?;
-                let mut st = self.shared.lock();
-                for round in rounds {
-                    for (tp, messages) in &round.parts {
-                        if let Some(last) = messages.last() {
-                            st.pending.insert(tp.clone(), last.offset() + 1);
-                        }
-                        metrics::add(&self.metrics().consumed, messages.len() as u64);
-                    }
-                    encoders.push(round.encoder);
-                }
-            }
-            self.idle_close(&mut tasks)?;
-            if last_commit.elapsed() >= interval {
-                self.shared.commit(&self.consumer, &mut self.shared.lock())?;
-                self.apply_outcome(&mut tasks)?;
-                self.purge();
-                // A transaction boundary: guards are checked here.
-                self.swap(&mut tasks)?;
-                last_commit = Instant::now();
-            }
-            if last_views.elapsed() >= Duration::from_secs(1) {
-                self.refresh_views(&tasks);
-                last_views = Instant::now();
-            }
-        }
-        self.shared.commit(&self.consumer, &mut self.shared.lock())?;
-        self.apply_outcome(&mut tasks)?;
-        Ok(())
-    }
-
     /// Commits the open transaction (if any) before the records of this
     /// batch are processed. If it aborts, they are dropped: they come again
     /// after the rewind, behind the aborted ones.
-    fn end_transaction(
+    pub(super) fn end_transaction(
         &self,
         tasks: &mut HashMap<TaskId, Task>,
         gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>>,
@@ -344,22 +162,10 @@ impl Instance {
         Ok(())
     }
 
-    /// A fatal consumer error, explained: being fenced out of the group by
-    /// a static member with our id says what to do.
-    fn consumer_fatal(&self, e: &KafkaError) -> InstanceError {
-        match e.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::FencedInstanceId) => InstanceError::FencedMember {
-                group_instance_id: clients::group_instance_id(&self.pipeline, &self.options.instance_id),
-                reason: e.to_string(),
-            },
-            _ => InstanceError::Consumer { reason: e.to_string() },
-        }
-    }
-
     /// Reads the registry to its end (see [`Swapper::catch_up`]), trying a
     /// few times: running a new task with a version older than the one its
     /// partition last ran would break the order of versions.
-    fn catch_up(&self) -> Result<(), InstanceError> {
+    pub(super) fn catch_up(&self) -> Result<(), InstanceError> {
         let mut attempt = 0;
         loop {
             match self.swapper().catch_up() {
@@ -375,20 +181,20 @@ impl Instance {
 
     /// Hands the committed positions to the repartition purger (which
     /// acts once per purge interval).
-    fn purge(&self) {
+    pub(super) fn purge(&self) {
         let mut purger = self.purger.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(p) = purger.as_mut() {
             p.committed(&self.shared.lock().resume);
         }
     }
 
-    fn swapper(&self) -> MutexGuard<'_, Swapper> {
+    pub(super) fn swapper(&self) -> MutexGuard<'_, Swapper> {
         self.swapper.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Where a task writes: the producer, inside the unit of work, which
     /// this opens when none is (the one place a transaction begins).
-    fn writer(&self) -> Result<ProducerSink<'_>, InstanceError> {
+    pub(super) fn writer(&self) -> Result<ProducerSink<'_>, InstanceError> {
         self.shared.begin(&mut self.shared.lock())?;
         Ok(ProducerSink {
             producer: &self.shared.producer,
@@ -399,7 +205,7 @@ impl Instance {
     /// At a transaction boundary: swaps the versions that are ready into
     /// every task, and checks the guards of recent swaps. Does nothing while
     /// a transaction is open.
-    fn swap(&self, tasks: &mut HashMap<TaskId, Task>) -> Result<(), InstanceError> {
+    pub(super) fn swap(&self, tasks: &mut HashMap<TaskId, Task>) -> Result<(), InstanceError> {
         if self.shared.lock().open {
             return Ok(());
         }
@@ -416,14 +222,14 @@ impl Instance {
     /// the topic, at that partition number. Every subscribed topic is a
     /// source of some sub-topology; `usize::MAX` (no task, which
     /// [`Instance::open_task`] refuses naming the topic) if not.
-    fn task_id(&self, (topic, partition): &TopicPartition) -> TaskId {
+    pub(super) fn task_id(&self, (topic, partition): &TopicPartition) -> TaskId {
         (self.chain.sub_of(topic).unwrap_or(usize::MAX), *partition)
     }
 
     /// A task for a newly seen partition number, its stores restored from
     /// their changelogs (only the tail past the local checkpoint, when there
     /// is one).
-    fn open_task(&self, (sub, partition): TaskId, tp: &TopicPartition) -> Result<Task, InstanceError> {
+    pub(super) fn open_task(&self, (sub, partition): TaskId, tp: &TopicPartition) -> Result<Task, InstanceError> {
         let sources = self
             .chain
             .topology()
@@ -457,7 +263,7 @@ impl Instance {
     }
 
     /// The group's committed offset of a partition (`None`: nothing committed yet).
-    fn committed_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, InstanceError> {
+    pub(super) fn committed_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, InstanceError> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
         let got = self
@@ -476,7 +282,7 @@ impl Instance {
     /// Applies the end of the last unit of work to every store: a commit
     /// makes the staged writes durable (with each changelog's checkpoint), an
     /// abort throws them away.
-    fn apply_outcome(&self, tasks: &mut HashMap<TaskId, Task>) -> Result<(), InstanceError> {
+    pub(super) fn apply_outcome(&self, tasks: &mut HashMap<TaskId, Task>) -> Result<(), InstanceError> {
         let ended = self.shared.lock().ended.take();
         match ended {
             Some(true) => {
@@ -498,21 +304,8 @@ impl Instance {
         Ok(())
     }
 
-    /// Closes windows of quiet partitions (stages with `idle-close`).
-    fn idle_close(&self, tasks: &mut HashMap<TaskId, Task>) -> Result<(), InstanceError> {
-        let now = Instant::now();
-        for task in tasks.values_mut() {
-            if !task.idle_due(now) {
-                continue;
-            }
-            let mut sink = self.writer()?;
-            task.idle_close(now, &mut sink).map_err(|e| self.shared.explain(e))?;
-        }
-        Ok(())
-    }
-
     /// Refreshes what the admin API shows about tasks, stores and lag.
-    fn refresh_views(&self, tasks: &HashMap<TaskId, Task>) {
+    pub(super) fn refresh_views(&self, tasks: &HashMap<TaskId, Task>) {
         // Lag: the partition's end minus where this instance will read next.
         let positions: BTreeMap<TopicPartition, i64> = {
             let st = self.shared.lock();
@@ -536,7 +329,7 @@ impl Instance {
     /// where new partitions start, and rewinds after an abort (dropping the
     /// records gathered since, which will come again).
     /// Returns the partitions assigned since, whose tasks must open.
-    fn settle(
+    pub(super) fn settle(
         &self,
         tasks: &mut HashMap<TaskId, Task>,
         gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>>,
@@ -587,207 +380,5 @@ impl Instance {
             tracing::info!(partitions = st.resume.len(), "rewound to the last committed offsets");
         }
         Ok(assigned)
-    }
-}
-
-/// A task's share of a poll round: its records, by partition, and the
-/// encoder its batches are built in.
-struct Round<'t, 'm> {
-    task: &'t mut Task,
-    parts: Vec<(TopicPartition, Vec<BorrowedMessage<'m>>)>,
-    /// Each record's timestamp under the pipeline's timestamp policy
-    /// (`None`: skipped), by part.
-    stamps: Vec<Vec<Option<i64>>>,
-    encoder: BatchEncoder,
-}
-
-impl Round<'_, '_> {
-    /// Runs the records through the task, in batches of at most `batch_size`.
-    fn run(&mut self, batch_size: usize, sink: &mut ProducerSink<'_>) -> Result<(), TaskError> {
-        // A skipped record keeps its partition's time for the interleaving.
-        let times: Vec<Vec<i64>> = self
-            .stamps
-            .iter()
-            .map(|part| {
-                let mut time = 0;
-                part.iter()
-                    .map(|t| {
-                        time = t.unwrap_or(time);
-                        time
-                    })
-                    .collect()
-            })
-            .collect();
-        for (part, range) in interleave(&times, batch_size) {
-            let (_, messages) = &self.parts[part];
-            let stamps = &self.stamps[part][range.clone()];
-            self.encoder.clear();
-            for (m, stamp) in messages[range].iter().zip(stamps) {
-                let Some(timestamp) = *stamp else { continue };
-                let headers = m.headers().into_iter().flat_map(|h| h.iter()).map(|h| (h.key, h.value));
-                self.encoder.push(
-                    timestamp,
-                    m.topic(),
-                    m.partition(),
-                    m.offset(),
-                    m.key(),
-                    m.payload(),
-                    headers,
-                );
-            }
-            self.task.process(&self.encoder, sink)?;
-        }
-        Ok(())
-    }
-}
-
-/// Each record's timestamp under the pipeline's `timestamp-policy`, by
-/// part (`None`: skipped, and logged); an invalid one under `fail` stops
-/// the instance, naming the record.
-fn stamps(
-    parts: &[(TopicPartition, Vec<BorrowedMessage<'_>>)],
-    pipeline: &Pipeline,
-) -> Result<Vec<Vec<Option<i64>>>, InstanceError> {
-    let policy = pipeline.timestamp_policy;
-    parts
-        .iter()
-        .map(|(_, messages)| {
-            messages
-                .iter()
-                .map(|m| {
-                    let raw = m.timestamp().to_millis();
-                    match policy.stamp(raw, wall_clock_ms) {
-                        Stamp::Use(t) => Ok(Some(t)),
-                        Stamp::Skip => {
-                            tracing::warn!(
-                                topic = m.topic(),
-                                partition = m.partition(),
-                                offset = m.offset(),
-                                timestamp = ?raw,
-                                "skipped a record without a valid timestamp (timestamp-policy = \"log-and-skip\")"
-                            );
-                            Ok(None)
-                        }
-                        Stamp::Fail => Err(InstanceError::InvalidTimestamp {
-                            topic: m.topic().to_owned(),
-                            partition: m.partition(),
-                            offset: m.offset(),
-                            timestamp: raw,
-                            file: pipeline.file.clone(),
-                        }),
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// Files a run of one partition's records under that partition, after any
-/// of its records gathered before.
-fn file_run<'c>(gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'c>>>, run: &mut Vec<BorrowedMessage<'c>>) {
-    let Some(first) = run.first() else {
-        return;
-    };
-    let tp = (first.topic().to_owned(), first.partition());
-    match gathered.entry(tp) {
-        std::collections::btree_map::Entry::Vacant(slot) => {
-            slot.insert(std::mem::take(run));
-        }
-        std::collections::btree_map::Entry::Occupied(mut slot) => slot.get_mut().append(run),
-    }
-}
-
-/// The order in which a task takes the records of its partitions (each
-/// in offset order, with these timestamps): runs of one partition, at most
-/// `batch` long, always from the partition whose next record is the oldest
-/// (ties: the earlier partition) and on while that stays so — Kafka
-/// Streams' choice of the next record among a task's partitions. One
-/// partition is simply cut into batches.
-fn interleave(times: &[Vec<i64>], batch: usize) -> Vec<(usize, std::ops::Range<usize>)> {
-    let batch = batch.max(1);
-    let mut next = vec![0usize; times.len()];
-    let mut out = Vec::new();
-    loop {
-        let head = |p: usize, next: &[usize]| times[p].get(next[p]).copied();
-        let Some(part) = (0..times.len())
-            .filter_map(|p| head(p, &next).map(|t| (t, p)))
-            .min()
-            .map(|(_, p)| p)
-        else {
-            return out;
-        };
-        // The oldest next record of the other partitions bounds this run
-        // (strictly for later partitions, which lose ties).
-        let bound = (0..times.len())
-            .filter(|&p| p != part)
-            .filter_map(|p| head(p, &next).map(|t| (t, p)))
-            .min();
-        let start = next[part];
-        let mut end = start;
-        while end < times[part].len() && end - start < batch {
-            let t = times[part][end];
-            let ok = match bound {
-                None => true,
-                Some((b, p)) => t < b || (t == b && part < p),
-            };
-            if end > start && !ok {
-                break;
-            }
-            end += 1;
-        }
-        next[part] = end;
-        out.push((part, start..end));
-    }
-}
-
-/// Consumer errors, logged at most once per 5 s each so that an outage does
-/// not flood the log.
-#[derive(Default)]
-struct ErrorLog {
-    last: HashMap<String, Instant>,
-}
-
-impl ErrorLog {
-    fn log(&mut self, e: &KafkaError) {
-        if matches!(e, KafkaError::PartitionEOF(_)) {
-            return;
-        }
-        let text = e.to_string();
-        let now = Instant::now();
-        let due = self
-            .last
-            .get(&text)
-            .is_none_or(|t| now.duration_since(*t) > Duration::from_secs(5));
-        if due {
-            tracing::warn!("consumer: {text}");
-            self.last.insert(text, now);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::interleave;
-
-    #[test]
-    fn one_partition_is_cut_into_batches() {
-        assert_eq!(
-            interleave(&[vec![5, 1, 9, 2, 7]], 2),
-            vec![(0, 0..2), (0, 2..4), (0, 4..5)]
-        );
-        assert_eq!(interleave(&[vec![]], 3), vec![]);
-    }
-
-    #[test]
-    fn several_partitions_give_their_records_oldest_first() {
-        // Partition 0: 1 2 5 9, partition 1: 3 4 5 6 — ties go to the first.
-        let order = interleave(&[vec![1, 2, 5, 9], vec![3, 4, 5, 6]], 10);
-        assert_eq!(order, vec![(0, 0..2), (1, 0..2), (0, 2..3), (1, 2..4), (0, 3..4)]);
-        // Each partition stays in offset order even when its own timestamps go back.
-        let order = interleave(&[vec![10, 1], vec![5]], 10);
-        assert_eq!(order, vec![(1, 0..1), (0, 0..2)]);
-        // Batches cut long runs.
-        let order = interleave(&[vec![1, 2, 3], vec![9]], 2);
-        assert_eq!(order, vec![(0, 0..2), (0, 2..3), (1, 0..1)]);
     }
 }

@@ -12,11 +12,14 @@
 //! - [`global`]: reading global tables whole, and keeping them current.
 
 mod error;
+mod gather;
 pub mod global;
 pub mod instance;
 pub mod purge;
 mod rebalance;
 pub mod restore;
+mod round;
+mod run_loop;
 mod startup;
 mod txn;
 
