@@ -23,31 +23,34 @@
 //! next owner starts exactly where this one stopped; a lost assignment (the
 //! group moved on without us) aborts instead. An abort rewinds every kept
 //! partition to its last committed offset, so aborted work is redone once.
+//!
+//! This file holds the instance and its options; each part of its life is
+//! a file of this module: start-up in `startup` ([`Instance::connect`]),
+//! the loop in `run_loop` ([`Instance::run`]), polling in `gather`, a round
+//! through the tasks in `round`, settling after a rebalance in `settle`,
+//! the transaction boundary in `boundary`, module versions in `swaps`, and
+//! what the admin API sees in `views` ([`Instance::status`]).
 
-use crate::shutdown::Shutdown;
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::producer::Producer as _;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
 
 use super::error::{InstanceError, TopicPartition};
 use super::global::GlobalTables;
 use super::purge::Purger;
 use super::rebalance::ConsumerCtx;
-use super::restore::{Committed, Restorer};
+use super::restore::Restorer;
 use super::txn::Shared;
 use crate::clients::ProducerSink;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
 use crate::status::query::StoreQueries;
-use crate::status::{Restores, Status, Views};
-use crate::swap::{self, SwapError, Swapper};
-use crate::task::{Chain, Task, Workers};
+use crate::status::{Restores, Views};
+use crate::swap::Swapper;
+use crate::task::{Chain, Workers};
 
 /// How an instance runs, beyond its pipeline file.
 #[derive(Debug, Clone)]
@@ -123,71 +126,6 @@ impl Instance {
         self.chain.metrics()
     }
 
-    /// What the admin API shows about this instance.
-    pub fn status(&self) -> Arc<Status> {
-        Arc::new(Status {
-            application_id: self.pipeline.application_id.clone(),
-            instance_id: self.options.instance_id.clone(),
-            guarantee: self.pipeline.guarantee.to_string(),
-            stages: self
-                .pipeline
-                .stages
-                .iter()
-                .map(|s| s.name.clone())
-                .zip(self.chain.module_labels())
-                .collect(),
-            metrics: self.chain.metrics().clone(),
-            assigned: self.shared.assigned.clone(),
-            started: self.started,
-            restores: self.restores.clone(),
-            views: self.views.clone(),
-            queries: self.queries.clone().map(|q| q as Arc<dyn crate::status::Queries>),
-            swaps: self.swapper().views(),
-        })
-    }
-
-    /// Commits the open transaction (if any) before the records of this
-    /// batch are processed. If it aborts, they are dropped: they come again
-    /// after the rewind, behind the aborted ones.
-    pub(super) fn end_transaction(
-        &self,
-        tasks: &mut HashMap<TaskId, Task>,
-        gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>>,
-    ) -> Result<(), InstanceError> {
-        self.shared.commit(&self.consumer, &mut self.shared.lock())?;
-        self.apply_outcome(tasks)?;
-        if self.shared.lock().rewind {
-            gathered.clear();
-        }
-        Ok(())
-    }
-
-    /// Reads the registry to its end (see [`Swapper::catch_up`]), trying a
-    /// few times: running a new task with a version older than the one its
-    /// partition last ran would break the order of versions.
-    pub(super) fn catch_up(&self) -> Result<(), InstanceError> {
-        let mut attempt = 0;
-        loop {
-            match self.swapper().catch_up() {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < 3 => {
-                    attempt += 1;
-                    tracing::warn!("{e}; trying again");
-                }
-                Err(e) => return Err(InstanceError::Swap(SwapError::Registry(e))),
-            }
-        }
-    }
-
-    /// Hands the committed positions to the repartition purger (which
-    /// acts once per purge interval).
-    pub(super) fn purge(&self) {
-        let mut purger = self.purger.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(p) = purger.as_mut() {
-            p.committed(&self.shared.lock().resume);
-        }
-    }
-
     pub(super) fn swapper(&self) -> MutexGuard<'_, Swapper> {
         self.swapper.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -202,183 +140,11 @@ impl Instance {
         })
     }
 
-    /// At a transaction boundary: swaps the versions that are ready into
-    /// every task, and checks the guards of recent swaps. Does nothing while
-    /// a transaction is open.
-    pub(super) fn swap(&self, tasks: &mut HashMap<TaskId, Task>) -> Result<(), InstanceError> {
-        if self.shared.lock().open {
-            return Ok(());
-        }
-        swap::apply::apply_ready(
-            &mut self.swapper(),
-            &self.chain,
-            tasks.values_mut().collect(),
-            || self.writer(),
-            |e| self.shared.explain(e),
-        )
-    }
-
     /// The task that reads a topic partition: the sub-topology that reads
     /// the topic, at that partition number. Every subscribed topic is a
     /// source of some sub-topology; `usize::MAX` (no task, which
     /// [`Instance::open_task`] refuses naming the topic) if not.
     pub(super) fn task_id(&self, (topic, partition): &TopicPartition) -> TaskId {
         (self.chain.sub_of(topic).unwrap_or(usize::MAX), *partition)
-    }
-
-    /// A task for a newly seen partition number, its stores restored from
-    /// their changelogs (only the tail past the local checkpoint, when there
-    /// is one).
-    pub(super) fn open_task(&self, (sub, partition): TaskId, tp: &TopicPartition) -> Result<Task, InstanceError> {
-        let sources = self
-            .chain
-            .topology()
-            .sub_topologies()
-            .get(sub)
-            .map(|s| s.sources.clone())
-            .unwrap_or_default();
-        let topic = sources.first().unwrap_or(&tp.0);
-        let mut task = self.chain.open_task(topic, partition, &self.state_root)?;
-        let Some(restorer) = &self.restorer else {
-            return Ok(task);
-        };
-        if task.stores().next().is_none() {
-            return Ok(task);
-        }
-        let mut committed = Committed::new();
-        for t in &sources {
-            committed.insert(t.clone(), self.committed_offset(t, partition)?);
-        }
-        let names = self.chain.stage_names();
-        for (i, _, store) in task.stores() {
-            restorer.restore(names[i], store, &committed)?;
-        }
-        task.reload()?;
-        if let Some(q) = &self.queries {
-            for (i, _, store) in task.stores() {
-                q.add(i, partition, store.committed());
-            }
-        }
-        Ok(task)
-    }
-
-    /// The group's committed offset of a partition (`None`: nothing committed yet).
-    pub(super) fn committed_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, InstanceError> {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(topic, partition);
-        let got = self
-            .consumer
-            .committed_offsets(tpl, self.options.kafka_timeout)
-            .map_err(|e| InstanceError::Transaction {
-                transactional_id: self.shared.transactional_id.clone(),
-                reason: format!("cannot read the committed offset of {topic}[{partition}]: {e}"),
-            })?;
-        Ok(got.find_partition(topic, partition).and_then(|e| match e.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        }))
-    }
-
-    /// Applies the end of the last unit of work to every store: a commit
-    /// makes the staged writes durable (with each changelog's checkpoint), an
-    /// abort throws them away.
-    pub(super) fn apply_outcome(&self, tasks: &mut HashMap<TaskId, Task>) -> Result<(), InstanceError> {
-        let ended = self.shared.lock().ended.take();
-        match ended {
-            Some(true) => {
-                // Stores are a task's own: they apply their staged writes
-                // on the processing threads too.
-                let ctx = self.shared.producer.context();
-                let mut all: Vec<&mut Task> = tasks.values_mut().collect();
-                self.workers.for_each(&mut all, |task| {
-                    task.commit_state(|cl| ctx.changelog_end(&cl.topic, cl.partition))
-                })?;
-            }
-            Some(false) => {
-                for task in tasks.values_mut() {
-                    task.reload()?;
-                }
-            }
-            None => {}
-        }
-        Ok(())
-    }
-
-    /// Refreshes what the admin API shows about tasks, stores and lag.
-    pub(super) fn refresh_views(&self, tasks: &HashMap<TaskId, Task>) {
-        // Lag: the partition's end minus where this instance will read next.
-        let positions: BTreeMap<TopicPartition, i64> = {
-            let st = self.shared.lock();
-            let mut p = st.resume.clone();
-            p.extend(st.pending.iter().map(|(k, v)| (k.clone(), *v)));
-            p
-        };
-        let ends = self.shared.ends.lock().map(|e| e.clone()).unwrap_or_default();
-        let lag: BTreeMap<TopicPartition, i64> = positions
-            .into_iter()
-            .filter_map(|(tp, next)| ends.get(&tp).map(|end| (tp, (end - next).max(0))))
-            .collect();
-        let views = Views::of(tasks.values(), lag);
-        if let Ok(mut v) = self.views.lock() {
-            *v = views;
-        }
-    }
-
-    /// Applies what happened inside `poll`: applies a commit or abort that
-    /// the rebalance callback made, drops tasks of revoked partitions, notes
-    /// where new partitions start, and rewinds after an abort (dropping the
-    /// records gathered since, which will come again).
-    /// Returns the partitions assigned since, whose tasks must open.
-    pub(super) fn settle(
-        &self,
-        tasks: &mut HashMap<TaskId, Task>,
-        gathered: &mut BTreeMap<TopicPartition, Vec<BorrowedMessage<'_>>>,
-    ) -> Result<Vec<TopicPartition>, InstanceError> {
-        self.apply_outcome(tasks)?;
-        let mut st = self.shared.lock();
-        if let Some(e) = st.fatal.take() {
-            return Err(e);
-        }
-        let assigned = std::mem::take(&mut st.assigned);
-        for tp in std::mem::take(&mut st.revoked) {
-            // A task goes with any of its partitions; one whose other
-            // sources stay here reopens (and restores) on their next
-            // records. (A task with state over several topics loses them
-            // together: the `range` assignor moves a partition number whole.)
-            if let Some(task) = tasks.remove(&self.task_id(&tp)) {
-                if let Some(q) = &self.queries {
-                    for (i, _, _) in task.stores() {
-                        q.remove(i, tp.1);
-                    }
-                }
-                task.close();
-            }
-            gathered.remove(&tp);
-        }
-        // Tasks of assigned partitions open now, stateless ones too: the
-        // registry is then caught up once per rebalance, before records
-        // flow, rather than once per partition as its first records come
-        // (each time ending the open transaction early).
-        for (tp, messages) in gathered.iter() {
-            if let Some(first) = messages.first() {
-                st.resume.entry(tp.clone()).or_insert(first.offset());
-            }
-        }
-        if st.rewind {
-            st.rewind = false;
-            gathered.clear();
-            for ((topic, partition), offset) in &st.resume {
-                self.consumer
-                    .seek(topic, *partition, Offset::Offset(*offset), self.options.kafka_timeout)
-                    .map_err(|e| InstanceError::Rewind {
-                        topic: topic.clone(),
-                        partition: *partition,
-                        offset: *offset,
-                        reason: e.to_string(),
-                    })?;
-            }
-            tracing::info!(partitions = st.resume.len(), "rewound to the last committed offsets");
-        }
-        Ok(assigned)
     }
 }

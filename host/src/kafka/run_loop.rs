@@ -86,28 +86,20 @@ impl Instance {
                 self.swap(&mut tasks)?;
                 last_commit = Instant::now();
             }
-            for tp in assigned.iter().chain(gathered.keys()) {
-                let id = self.task_id(tp);
-                if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(id) {
-                    match self.open_task(id, tp) {
-                        Ok(task) => {
-                            slot.insert(task);
-                        }
-                        // A stop reaches a restore too: end as after any
-                        // batch, with the final commit of what is done.
-                        Err(InstanceError::Restore(RestoreError::Stopped { topic, partition })) => {
-                            tracing::info!(%topic, partition, "stopped while restoring state");
-                            break 'run;
-                        }
-                        Err(e) => return Err(e),
-                    }
+            match self.open_tasks(&mut tasks, &assigned, &gathered) {
+                Ok(()) => {}
+                // A stop reaches a restore too: end as after any
+                // batch, with the final commit of what is done.
+                Err(InstanceError::Restore(RestoreError::Stopped { topic, partition })) => {
+                    tracing::info!(%topic, partition, "stopped while restoring state");
+                    break 'run;
                 }
+                Err(e) => return Err(e),
             }
             self.run_round(&mut tasks, gathered, &mut encoders, batch_size)?;
             self.idle_close(&mut tasks)?;
             if last_commit.elapsed() >= interval {
-                self.shared.commit(&self.consumer, &mut self.shared.lock())?;
-                self.apply_outcome(&mut tasks)?;
+                self.commit(&mut tasks)?;
                 self.purge();
                 // A transaction boundary: guards are checked here.
                 self.swap(&mut tasks)?;
@@ -118,9 +110,7 @@ impl Instance {
                 last_views = Instant::now();
             }
         }
-        self.shared.commit(&self.consumer, &mut self.shared.lock())?;
-        self.apply_outcome(&mut tasks)?;
-        Ok(())
+        self.commit(&mut tasks)
     }
 
     /// Closes windows of quiet partitions (stages with `idle-close`).
