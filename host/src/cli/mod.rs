@@ -6,6 +6,7 @@ mod dev;
 mod module;
 mod query;
 mod run;
+mod sample;
 mod test;
 mod topology;
 mod validate;

@@ -1,7 +1,7 @@
 //! `weir module push|list|activate|rollback` and `weir deploy`: the module
 //! registry from the command line.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,16 +10,16 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
+use super::sample::{self, Accs, Tally};
 use super::{SandboxArgs, config_map};
 use crate::clients;
-use crate::codec::BatchEncoder;
 use crate::contract::OperatorKind;
-use crate::event::{Event, EventResult, Pair};
+use crate::event::{Event, Pair};
 use crate::jsonl;
 use crate::module;
 use crate::pipeline::{Pipeline, StageKind};
 use crate::registry::{Activation, Guard, ModuleRecord, Pushed, Registry, Snapshot, now_ms, short};
-use crate::runtime::{EmitRequest, Group, LoadedModule, Operator, Runtime};
+use crate::runtime::{EmitRequest, LoadedModule, Operator, Runtime};
 use crate::units;
 
 /// Manage the module registry: versions pushed to Kafka, and which version
@@ -288,23 +288,16 @@ fn dry_run_join(
     config: BTreeMap<String, String>,
 ) -> Result<(usize, usize), String> {
     let mut op = runtime.operator(module.clone(), config);
-    let owned: Vec<Pair> = pairs.iter().map(|(_, p)| p.clone()).collect();
-    let (mut outputs, mut failures) = (0, 0);
-    for ((line, _), r) in pairs.iter().zip(op.join_pairs(&owned)) {
-        match r.map_err(|e| trapped("the dry run", *line, &e))? {
-            EventResult::Outputs(o) => outputs += o.len(),
-            EventResult::Failed(_) => failures += 1,
-        }
+    let mut tally = Tally::default();
+    for (line, _, r) in sample::join(&mut op, pairs, usize::MAX) {
+        tally.count(&r.map_err(|e| trapped("the dry run", line, &e))?);
     }
-    Ok((outputs, failures))
+    Ok((tally.outputs, tally.failures))
 }
 
 fn trapped(who: &str, line: usize, e: &dyn std::fmt::Display) -> String {
     format!("{who} trapped on line {line} of the sample: {e}")
 }
-
-/// Accumulators by key.
-type Accs = HashMap<Option<Vec<u8>>, Vec<u8>>;
 
 /// Folds sample events one at a time (so that a trap names its line), from
 /// `start` accumulators. Returns the accumulators and the typed failures.
@@ -315,39 +308,23 @@ fn fold_sample(
     who: &str,
 ) -> Result<(Accs, usize), String> {
     let mut failures = 0;
-    for (line, ev) in events {
-        let mut enc = BatchEncoder::new();
-        enc.push_event(ev);
-        let group = Group {
-            key: ev.key.clone(),
-            window: None,
-            acc: accs.get(&ev.key).cloned(),
-            events: enc.as_bytes().to_vec(),
-        };
-        for f in op.add(vec![group]).map_err(|e| trapped(who, *line, &e))? {
-            failures += f.failures.len();
-            accs.insert(ev.key.clone(), f.acc);
-        }
-    }
+    sample::fold_each(op, events, &mut accs, |line, r| {
+        failures += r.map_err(|e| trapped(who, line, &e))?.len();
+        Ok::<(), String>(())
+    })?;
     Ok((accs, failures))
 }
 
 /// Emits every accumulator; returns (outputs, typed failures).
 fn emit_all(op: &mut Operator, accs: Accs, who: &str) -> Result<(usize, usize), String> {
-    let (mut outputs, mut failures) = (0, 0);
-    for (key, acc) in accs {
-        let request = EmitRequest { key, window: None, acc };
-        for r in op
-            .emit(vec![request])
-            .map_err(|e| format!("{who}'s emit trapped: {e}"))?
-        {
-            match r {
-                EventResult::Outputs(o) => outputs += o.len(),
-                EventResult::Failed(_) => failures += 1,
-            }
-        }
+    let requests = accs
+        .into_iter()
+        .map(|(key, acc)| EmitRequest { key, window: None, acc });
+    let mut tally = Tally::default();
+    for r in sample::emit_each(op, requests) {
+        tally.count(&r.map_err(|e| format!("{who}'s emit trapped: {e}"))?);
     }
-    Ok((outputs, failures))
+    Ok((tally.outputs, tally.failures))
 }
 
 /// Runs a module on sample events, one event at a time, so that a trap
@@ -362,18 +339,14 @@ fn dry_run(
     let who = "the dry run";
     match module.kind() {
         OperatorKind::Processor => {
-            let (mut outputs, mut failures) = (0, 0);
-            let owned: Vec<_> = events.iter().map(|(_, e)| e.clone()).collect();
-            for ((line, _), r) in events.iter().zip(op.process_events(&owned)) {
-                match r.map_err(|e| trapped(who, *line, &e))? {
-                    EventResult::Outputs(o) => outputs += o.len(),
-                    EventResult::Failed(_) => failures += 1,
-                }
+            let mut tally = Tally::default();
+            for (line, _, r) in sample::process(&mut op, events, usize::MAX) {
+                tally.count(&r.map_err(|e| trapped(who, line, &e))?);
             }
-            Ok((events.len(), outputs, failures))
+            Ok((events.len(), tally.outputs, tally.failures))
         }
         OperatorKind::Aggregator => {
-            let (accs, failed) = fold_sample(&mut op, events, HashMap::new(), who)?;
+            let (accs, failed) = fold_sample(&mut op, events, Accs::new(), who)?;
             let (outputs, emit_failed) = emit_all(&mut op, accs, who)?;
             Ok((events.len(), outputs, failed + emit_failed))
         }
@@ -394,9 +367,9 @@ fn dry_run_carry(
 ) -> Result<usize, String> {
     let from = current.info().version_label();
     let mut old = runtime.operator(current.clone(), config.clone());
-    let (accs, _) = fold_sample(&mut old, events, HashMap::new(), &format!("the running version {from}"))?;
+    let (accs, _) = fold_sample(&mut old, events, Accs::new(), &format!("the running version {from}"))?;
     let mut new = runtime.operator(module.clone(), config);
-    let mut carried = HashMap::new();
+    let mut carried = Accs::new();
     for (key, acc) in accs {
         let shown = String::from_utf8_lossy(key.as_deref().unwrap_or_default()).into_owned();
         let acc = match new.migrate(&from, key.as_deref(), &acc) {

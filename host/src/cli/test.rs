@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
+use super::sample::{self, Accs, Tally};
 use super::{SandboxArgs, config_map};
-use crate::codec::BatchEncoder;
 use crate::contract::OperatorKind;
 use crate::event::{Event, EventResult, Pair};
 use crate::jsonl;
 use crate::pipeline::Pipeline;
-use crate::runtime::{EmitRequest, Group, GuestError, Operator};
+use crate::runtime::{EmitRequest, GuestError, Operator};
 use crate::testing::{self, Driver, Piped};
 use crate::units;
 
@@ -80,17 +80,6 @@ pub struct Test {
     sandbox: SandboxArgs,
 }
 
-/// An input event and its 1-based line number.
-struct Line {
-    number: usize,
-    event: Event,
-}
-
-struct Report {
-    failures: usize,
-    outputs: usize,
-}
-
 impl Test {
     /// Runs the subcommand.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
@@ -113,10 +102,7 @@ impl Test {
         let runtime = self.sandbox.runtime()?;
         let module = runtime.load_file(&self.module)?;
         let mut op = runtime.operator(module.clone(), config_map(&self.config)?);
-        let mut report = Report {
-            failures: 0,
-            outputs: 0,
-        };
+        let mut report = Tally::default();
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let read = match module.kind() {
@@ -126,11 +112,7 @@ impl Test {
                 pairs.len()
             }
             kind => {
-                let lines: Vec<Line> = self
-                    .read_input(&mut report, jsonl::parse_event)?
-                    .into_iter()
-                    .map(|(number, event)| Line { number, event })
-                    .collect();
+                let lines = self.read_input(&mut report, jsonl::parse_event)?;
                 match kind {
                     OperatorKind::Aggregator => run_aggregator(&mut op, &lines, &mut out, &mut report)?,
                     _ => self.run_processor(&mut op, &lines, &mut out, &mut report)?,
@@ -162,7 +144,7 @@ impl Test {
     /// others are reported as failures.
     fn read_input<T>(
         &self,
-        report: &mut Report,
+        report: &mut Tally,
         parse: fn(&str, usize) -> Result<T, jsonl::JsonlError>,
     ) -> anyhow::Result<Vec<(usize, T)>> {
         let input = PathBuf::from(&self.input[0]);
@@ -204,31 +186,12 @@ impl Test {
     fn run_processor(
         &self,
         op: &mut Operator,
-        lines: &[Line],
+        lines: &[(usize, Event)],
         out: &mut impl Write,
-        report: &mut Report,
+        report: &mut Tally,
     ) -> anyhow::Result<()> {
-        for chunk in lines.chunks(self.batch_size.unwrap_or(256).max(1)) {
-            let events: Vec<Event> = chunk.iter().map(|l| l.event.clone()).collect();
-            for (line, result) in chunk.iter().zip(op.process_events(&events)) {
-                match result {
-                    Ok(EventResult::Outputs(outputs)) => {
-                        for o in &outputs {
-                            let ts = o.timestamp.unwrap_or(line.event.timestamp);
-                            writeln!(out, "{}", jsonl::output_json(o, ts))?;
-                        }
-                        report.outputs += outputs.len();
-                    }
-                    Ok(EventResult::Failed(f)) => {
-                        eprintln!("line {}: failure {f}", line.number);
-                        report.failures += 1;
-                    }
-                    Err(e) => {
-                        eprintln!("line {}: {e}", line.number);
-                        report.failures += 1;
-                    }
-                }
-            }
+        for (number, event, result) in sample::process(op, lines, self.batch_size.unwrap_or(256)) {
+            print_result(out, report, number, result, &None, event.timestamp)?;
         }
         Ok(())
     }
@@ -242,36 +205,47 @@ impl Test {
         op: &mut Operator,
         pairs: &[(usize, Pair)],
         out: &mut impl Write,
-        report: &mut Report,
+        report: &mut Tally,
     ) -> anyhow::Result<()> {
-        for chunk in pairs.chunks(self.batch_size.unwrap_or(256).max(1)) {
-            let owned: Vec<Pair> = chunk.iter().map(|(_, p)| p.clone()).collect();
-            for ((number, pair), result) in chunk.iter().zip(op.join_pairs(&owned)) {
-                match result {
-                    Ok(EventResult::Outputs(outputs)) => {
-                        for o in &outputs {
-                            let mut o = o.clone();
-                            if o.key.is_none() {
-                                o.key.clone_from(&pair.key);
-                            }
-                            let ts = o.timestamp.unwrap_or(pair.timestamp);
-                            writeln!(out, "{}", jsonl::output_json(&o, ts))?;
-                        }
-                        report.outputs += outputs.len();
-                    }
-                    Ok(EventResult::Failed(f)) => {
-                        eprintln!("line {number}: failure {f}");
-                        report.failures += 1;
-                    }
-                    Err(e) => {
-                        eprintln!("line {number}: {e}");
-                        report.failures += 1;
-                    }
-                }
-            }
+        for (number, pair, result) in sample::join(op, pairs, self.batch_size.unwrap_or(256)) {
+            print_result(out, report, number, result, &pair.key, pair.timestamp)?;
         }
         Ok(())
     }
+}
+
+/// Prints an item's outputs (with `key` and `timestamp` where an output
+/// sets none), or reports its typed failure or trap.
+fn print_result(
+    out: &mut impl Write,
+    report: &mut Tally,
+    number: usize,
+    result: Result<EventResult, GuestError>,
+    key: &Option<Vec<u8>>,
+    timestamp: i64,
+) -> anyhow::Result<()> {
+    match result {
+        Ok(EventResult::Outputs(outputs)) => {
+            let n = outputs.len();
+            for mut o in outputs {
+                if o.key.is_none() {
+                    o.key.clone_from(key);
+                }
+                let ts = o.timestamp.unwrap_or(timestamp);
+                writeln!(out, "{}", jsonl::output_json(&o, ts))?;
+            }
+            report.outputs += n;
+        }
+        Ok(EventResult::Failed(f)) => {
+            eprintln!("line {number}: failure {f}");
+            report.failures += 1;
+        }
+        Err(e) => {
+            eprintln!("line {number}: {e}");
+            report.failures += 1;
+        }
+    }
+    Ok(())
 }
 
 impl Test {
@@ -443,26 +417,36 @@ fn read_steps(file: &Path, topic: Option<&str>) -> anyhow::Result<Vec<Piped>> {
 /// Folds every key's events in one `add` call; when that traps, folds each
 /// key event by event to find the culprits. Then emits every key in one call;
 /// when that traps, emits key by key.
-fn run_aggregator(op: &mut Operator, lines: &[Line], out: &mut impl Write, report: &mut Report) -> anyhow::Result<()> {
+fn run_aggregator(
+    op: &mut Operator,
+    lines: &[(usize, Event)],
+    out: &mut impl Write,
+    report: &mut Tally,
+) -> anyhow::Result<()> {
     let mut keys: Vec<Option<Vec<u8>>> = Vec::new();
-    let mut by_key: Vec<Vec<&Line>> = Vec::new();
+    let mut by_key: Vec<Vec<&(usize, Event)>> = Vec::new();
     let mut index: HashMap<Option<Vec<u8>>, usize> = HashMap::new();
     for line in lines {
-        let i = *index.entry(line.event.key.clone()).or_insert_with(|| {
-            keys.push(line.event.key.clone());
+        let (_, event) = line;
+        let i = *index.entry(event.key.clone()).or_insert_with(|| {
+            keys.push(event.key.clone());
             by_key.push(Vec::new());
             keys.len() - 1
         });
         by_key[i].push(line);
     }
-    let groups: Vec<Group> = keys.iter().zip(&by_key).map(|(k, ls)| group(k, None, ls)).collect();
+    let groups: Vec<_> = keys
+        .iter()
+        .zip(&by_key)
+        .map(|(k, ls)| sample::group(k, None, ls.iter().map(|(_, e)| e)))
+        .collect();
     let accs: Vec<Option<Vec<u8>>> = match op.add(groups) {
         Ok(folded) => folded
             .into_iter()
             .zip(&by_key)
             .map(|(f, ls)| {
                 for (i, failure) in f.failures {
-                    let number = ls.get(i as usize).map_or(0, |l| l.number);
+                    let number = ls.get(i as usize).map_or(0, |(number, _)| *number);
                     eprintln!("line {number}: failure {failure}");
                     report.failures += 1;
                 }
@@ -486,16 +470,13 @@ fn run_aggregator(op: &mut Operator, lines: &[Line], out: &mut impl Write, repor
             });
             stamps.push((
                 key.clone(),
-                ls.iter().map(|l| l.event.timestamp).max().unwrap_or_default(),
+                ls.iter().map(|(_, e)| e.timestamp).max().unwrap_or_default(),
             ));
         }
     }
     let results: Vec<Result<EventResult, GuestError>> = match op.emit(requests.clone()) {
         Ok(results) => results.into_iter().map(Ok).collect(),
-        Err(_) => requests
-            .into_iter()
-            .map(|r| op.emit(vec![r]).map(|mut one| one.remove(0)))
-            .collect(),
+        Err(_) => sample::emit_each(op, requests).collect(),
     };
     for (result, (key, ts)) in results.into_iter().zip(stamps) {
         let key_text = jsonl::bytes_json(key.as_deref());
@@ -519,40 +500,29 @@ fn run_aggregator(op: &mut Operator, lines: &[Line], out: &mut impl Write, repor
     Ok(())
 }
 
-fn group(key: &Option<Vec<u8>>, acc: Option<Vec<u8>>, lines: &[&Line]) -> Group {
-    let mut enc = BatchEncoder::new();
-    for l in lines {
-        enc.push_event(&l.event);
-    }
-    Group {
-        key: key.clone(),
-        window: None,
-        acc,
-        events: enc.as_bytes().to_vec(),
-    }
-}
-
-fn fold_one_by_one(op: &mut Operator, key: &Option<Vec<u8>>, lines: &[&Line], report: &mut Report) -> Option<Vec<u8>> {
-    let mut acc = None;
-    for line in lines {
-        match op.add(vec![group(key, acc.clone(), &[line])]).map(|mut f| f.pop()) {
-            Ok(Some(f)) => {
-                for (_, failure) in f.failures {
-                    eprintln!("line {}: failure {failure}", line.number);
+/// Folds one key's events one at a time, reporting typed failures and
+/// traps by line; returns the accumulator they leave.
+fn fold_one_by_one(
+    op: &mut Operator,
+    key: &Option<Vec<u8>>,
+    lines: &[&(usize, Event)],
+    report: &mut Tally,
+) -> Option<Vec<u8>> {
+    let mut accs = Accs::new();
+    let Ok(()) = sample::fold_each(op, lines.iter().copied(), &mut accs, |line, result| {
+        match result {
+            Ok(failures) => {
+                for (_, failure) in failures {
+                    eprintln!("line {line}: failure {failure}");
                     report.failures += 1;
                 }
-                acc = Some(f.acc);
             }
-            Ok(None) => {}
             Err(e) => {
-                report_trap(line.number, &e);
+                eprintln!("line {line}: {e}");
                 report.failures += 1;
             }
         }
-    }
-    acc
-}
-
-fn report_trap(line: usize, e: &GuestError) {
-    eprintln!("line {line}: {e}");
+        Ok::<(), std::convert::Infallible>(())
+    });
+    accs.remove(key)
 }
