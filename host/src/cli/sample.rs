@@ -32,38 +32,38 @@ impl Tally {
 /// Accumulators by key.
 pub(super) type Accs = HashMap<Option<Vec<u8>>, Vec<u8>>;
 
-/// A processor's result for each event, with the event and its line, in
-/// calls of at most `batch` events (a trap is isolated to its event).
-pub(super) fn process<'a>(
-    op: &'a mut Operator,
-    events: &'a [(usize, Event)],
-    batch: usize,
-) -> impl Iterator<Item = (usize, &'a Event, Result<EventResult, GuestError>)> + 'a {
-    each(events, batch, move |events| op.process_events(events))
+/// What an operator gives one result for: an event (a processor's) or a
+/// pair (a joiner's).
+pub(super) trait Item: Clone {
+    /// One result per item, a trap isolated to its item.
+    fn run(op: &mut Operator, items: &[Self]) -> Vec<Result<EventResult, GuestError>>;
 }
 
-/// A joiner's result for each pair, with the pair and its line, in calls
-/// of at most `batch` pairs (a trap is isolated to its pair).
-pub(super) fn join<'a>(
-    op: &'a mut Operator,
-    pairs: &'a [(usize, Pair)],
-    batch: usize,
-) -> impl Iterator<Item = (usize, &'a Pair, Result<EventResult, GuestError>)> + 'a {
-    each(pairs, batch, move |pairs| op.join_pairs(pairs))
+impl Item for Event {
+    fn run(op: &mut Operator, events: &[Event]) -> Vec<Result<EventResult, GuestError>> {
+        op.process_events(events)
+    }
 }
 
-/// Each item's result through `call`, in calls of at most `batch` items;
-/// a call is made when the results before it have been taken.
-fn each<'a, T: Clone>(
+impl Item for Pair {
+    fn run(op: &mut Operator, pairs: &[Pair]) -> Vec<Result<EventResult, GuestError>> {
+        op.join_pairs(pairs)
+    }
+}
+
+/// Each item's result, with the item and its line, in calls of at most
+/// `batch` items; a call is made when the results before it have been
+/// taken.
+pub(super) fn results<'a, T: Item>(
+    op: &'a mut Operator,
     items: &'a [(usize, T)],
     batch: usize,
-    mut call: impl FnMut(&[T]) -> Vec<Result<EventResult, GuestError>> + 'a,
 ) -> impl Iterator<Item = (usize, &'a T, Result<EventResult, GuestError>)> + 'a {
     items.chunks(batch.max(1)).flat_map(move |chunk| {
         let owned: Vec<T> = chunk.iter().map(|(_, item)| item.clone()).collect();
         chunk
             .iter()
-            .zip(call(&owned))
+            .zip(T::run(op, &owned))
             .map(|((line, item), result)| (*line, item, result))
     })
 }

@@ -165,8 +165,7 @@ impl Test {
                 break;
             }
             let Ok(text) = std::str::from_utf8(&raw) else {
-                eprintln!("line {number}: not UTF-8");
-                report.failures += 1;
+                failed(report, format_args!("line {number}: not UTF-8"));
                 continue;
             };
             if text.trim().is_empty() {
@@ -174,10 +173,7 @@ impl Test {
             }
             match parse(text, number) {
                 Ok(item) => lines.push((number, item)),
-                Err(e) => {
-                    eprintln!("{e}");
-                    report.failures += 1;
-                }
+                Err(e) => failed(report, format_args!("{e}")),
             }
         }
         Ok(lines)
@@ -190,7 +186,7 @@ impl Test {
         out: &mut impl Write,
         report: &mut Tally,
     ) -> anyhow::Result<()> {
-        for (number, event, result) in sample::process(op, lines, self.batch_size.unwrap_or(256)) {
+        for (number, event, result) in sample::results(op, lines, self.batch_size.unwrap_or(256)) {
             print_result(out, report, number, result, &None, event.timestamp)?;
         }
         Ok(())
@@ -207,7 +203,7 @@ impl Test {
         out: &mut impl Write,
         report: &mut Tally,
     ) -> anyhow::Result<()> {
-        for (number, pair, result) in sample::join(op, pairs, self.batch_size.unwrap_or(256)) {
+        for (number, pair, result) in sample::results(op, pairs, self.batch_size.unwrap_or(256)) {
             print_result(out, report, number, result, &pair.key, pair.timestamp)?;
         }
         Ok(())
@@ -236,14 +232,8 @@ fn print_result(
             }
             report.outputs += n;
         }
-        Ok(EventResult::Failed(f)) => {
-            eprintln!("line {number}: failure {f}");
-            report.failures += 1;
-        }
-        Err(e) => {
-            eprintln!("line {number}: {e}");
-            report.failures += 1;
-        }
+        Ok(EventResult::Failed(f)) => failed(report, format_args!("line {number}: failure {f}")),
+        Err(e) => failed(report, format_args!("line {number}: {e}")),
     }
     Ok(())
 }
@@ -447,8 +437,7 @@ fn run_aggregator(
             .map(|(f, ls)| {
                 for (i, failure) in f.failures {
                     let number = ls.get(i as usize).map_or(0, |(number, _)| *number);
-                    eprintln!("line {number}: failure {failure}");
-                    report.failures += 1;
+                    failed(report, format_args!("line {number}: failure {failure}"));
                 }
                 Some(f.acc)
             })
@@ -487,14 +476,8 @@ fn run_aggregator(
                     report.outputs += 1;
                 }
             }
-            Ok(EventResult::Failed(f)) => {
-                eprintln!("key {key_text}: emit failure {f}");
-                report.failures += 1;
-            }
-            Err(e) => {
-                eprintln!("key {key_text}: {e}");
-                report.failures += 1;
-            }
+            Ok(EventResult::Failed(f)) => failed(report, format_args!("key {key_text}: emit failure {f}")),
+            Err(e) => failed(report, format_args!("key {key_text}: {e}")),
         }
     }
     Ok(())
@@ -513,16 +496,19 @@ fn fold_one_by_one(
         match result {
             Ok(failures) => {
                 for (_, failure) in failures {
-                    eprintln!("line {line}: failure {failure}");
-                    report.failures += 1;
+                    failed(report, format_args!("line {line}: failure {failure}"));
                 }
             }
-            Err(e) => {
-                eprintln!("line {line}: {e}");
-                report.failures += 1;
-            }
+            Err(e) => failed(report, format_args!("line {line}: {e}")),
         }
         Ok::<(), std::convert::Infallible>(())
     });
     accs.remove(key)
+}
+
+/// Reports an item that failed (a line that does not parse, a typed
+/// failure, a trap) on stderr, and counts it.
+fn failed(report: &mut Tally, what: std::fmt::Arguments<'_>) {
+    eprintln!("{what}");
+    report.failures += 1;
 }

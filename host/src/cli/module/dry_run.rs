@@ -39,7 +39,7 @@ pub(super) fn dry_run_join(
 ) -> Result<(usize, usize), String> {
     let mut op = runtime.operator(module.clone(), config);
     // The whole sample in one call: the engine isolates a trap to its pair.
-    let tally = count(sample::join(&mut op, pairs, usize::MAX), "the dry run")?;
+    let tally = count(sample::results(&mut op, pairs, usize::MAX), "the dry run")?;
     Ok((tally.outputs, tally.failures))
 }
 
@@ -101,7 +101,7 @@ pub(super) fn dry_run(
     match module.kind() {
         OperatorKind::Processor => {
             // The whole sample in one call: the engine isolates a trap to its event.
-            let tally = count(sample::process(&mut op, events, usize::MAX), who)?;
+            let tally = count(sample::results(&mut op, events, usize::MAX), who)?;
             Ok((events.len(), tally.outputs, tally.failures))
         }
         OperatorKind::Aggregator => {
