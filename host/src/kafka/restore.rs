@@ -27,7 +27,7 @@ use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::pipeline::{Stamp, TimestampPolicy, wall_clock_ms};
-use crate::stage::aggregate::INPUT_NEXT;
+use crate::stage::changelog::INPUT_NEXT;
 use crate::state::row;
 use crate::state::{StateError, Store, Write, keys};
 use crate::status::{RestoreState, Restores};

@@ -17,9 +17,10 @@
 //!
 //! Every store change is staged (see [`crate::state`]) and written to the
 //! changelog, inside the task's transaction. Changelog records carry
-//! [`INPUT_NEXT`], the task's input position after the batch that wrote
-//! them; a restore uses it to skip records of transactions that never
-//! committed on brokers that do not filter them.
+//! [`INPUT_NEXT`](crate::stage::changelog::INPUT_NEXT), the task's input
+//! position after the batch that wrote them; a restore uses it to skip
+//! records of transactions that never committed on brokers that do not
+//! filter them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -29,15 +30,12 @@ use crate::codec::{BatchEncoder, EventRef};
 use crate::event::{Failure, Window};
 use crate::pipeline::{Aggregation, Emit};
 use crate::runtime::{Folded, Group, GuestError, GuestFault, Operator};
-use crate::stage::collector::{OutRecord, Sink, SinkError};
+use crate::stage::changelog;
+use crate::stage::collector::{Sink, SinkError};
 use crate::state::keys::{self, Entry};
 use crate::state::{StateError, Store, Timers};
 use crate::window::{self, StreamTime, WindowKind, Windowing};
 
-/// Header on changelog records: the task's input position after the batch
-/// that wrote the record — the next offset (decimal) of a task that reads one
-/// topic, else `topic=next` for each of its topics, comma-separated.
-pub const INPUT_NEXT: &str = "weir.input.next";
 /// Header on windowed outputs: the window's start, ms (decimal).
 pub const WINDOW_START: &str = "weir.window.start";
 /// Header on windowed outputs: the window's end, ms, exclusive (decimal).
@@ -1208,25 +1206,9 @@ impl Aggregator {
                 Some(self.stream_time.0.to_le_bytes().to_vec()),
             );
         }
-        let headers = [(INPUT_NEXT, Some(position.as_bytes()))];
-        let changelog = self.store.changelog().clone();
-        // The wall clock, not event time: a windowed changelog is deleted by
-        // time as well as compacted, and its retention must count from when
-        // the state was written, even when reprocessing year-old events.
-        let written = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         for k in std::mem::take(&mut self.touched) {
             let value = self.store.get(&k)?;
-            sink.send(&OutRecord {
-                topic: &changelog.topic,
-                partition: Some(changelog.partition),
-                key: Some(&k),
-                value: value.as_deref(),
-                headers: &headers,
-                timestamp: written,
-                changelog: true,
-            })?;
+            changelog::send(sink, self.store.changelog(), &k, value.as_deref(), position)?;
         }
         Ok(())
     }
@@ -1493,6 +1475,7 @@ fn all_trapped_text(n: usize) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::collector::OutRecord;
     use crate::state::Changelog;
     use crate::window::WindowKind;
 

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use fold::{AggregateError, Aggregator, Count, Due, Fold, INPUT_NEXT, Rejection, Step, WINDOW_END, WINDOW_START};
+pub use crate::stage::changelog::INPUT_NEXT;
+pub use fold::{AggregateError, Aggregator, Count, Due, Fold, Rejection, Step, WINDOW_END, WINDOW_START};
 
 use crate::codec::{BatchEncoder, ResultBatch};
 use crate::event::{EventResult, Failure, Header, Output};
