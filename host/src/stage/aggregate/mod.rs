@@ -4,6 +4,10 @@
 //! `emit` and on like any stage's outputs, with the window in headers.
 
 pub mod fold;
+#[cfg(test)]
+mod harness;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
