@@ -15,7 +15,8 @@ use crate::stage::collector::{OutRecord, Sink, SinkError};
 use crate::state::{Changelog, Store};
 use crate::window::{WindowKind, Windowing};
 
-use super::fold::{Aggregator, Count, Fold, Rejection};
+use super::count::Count;
+use super::fold::{Aggregator, Fold, Rejection};
 
 /// Changelog records are checked elsewhere; here they only go somewhere.
 pub(super) struct Discard;

@@ -3,6 +3,7 @@
 //! semantics), as a [`Stage`]. What it emits goes through the guest's
 //! `emit` and on like any stage's outputs, with the window in headers.
 
+mod count;
 pub mod fold;
 #[cfg(test)]
 mod harness;
@@ -14,7 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use crate::stage::changelog::INPUT_NEXT;
-pub use fold::{AggregateError, Aggregator, Count, Due, Fold, Rejection, Step, WINDOW_END, WINDOW_START};
+pub use count::Count;
+pub use fold::{AggregateError, Aggregator, Due, Fold, Rejection, Step, WINDOW_END, WINDOW_START};
 
 use crate::codec::{BatchEncoder, ResultBatch};
 use crate::event::{EventResult, Failure, Header, Output};

@@ -11,7 +11,8 @@ use crate::state::keys;
 use crate::state::{Changelog, Store};
 use crate::window::WindowKind;
 
-use super::fold::{Aggregator, Count, Fold, Rejection};
+use super::count::Count;
+use super::fold::{Aggregator, Fold, Rejection};
 use super::harness::{Concat, Discard, Out, concat, drive, k1, run, run_batched, spec};
 
 #[test]
