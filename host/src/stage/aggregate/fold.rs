@@ -158,27 +158,27 @@ impl Fold for Operator {
 
 /// One task's aggregate stage: its store, open windows and stream time.
 pub struct Aggregator {
-    spec: Aggregation,
-    store: Store,
+    pub(super) spec: Aggregation,
+    pub(super) store: Store,
     /// Open windows by close time: the stage's timers on stream time, kept
     /// in the store. One fires (its window closes; in `final` mode it is
     /// emitted just before) once stream time reaches it, record by record —
     /// or on the wall clock for `idle-close`.
-    timers: Timers,
+    pub(super) timers: Timers,
     /// When the first open window closes (as of the last step).
-    first_close: Option<i64>,
-    stream_time: StreamTime,
-    saved_stream_time: StreamTime,
+    pub(super) first_close: Option<i64>,
+    pub(super) stream_time: StreamTime,
+    pub(super) saved_stream_time: StreamTime,
     /// Store keys changed since the last changelog flush.
-    touched: BTreeSet<Vec<u8>>,
+    pub(super) touched: BTreeSet<Vec<u8>>,
     /// When the last input arrived, and from when wall-clock time has already
     /// been added to stream time (idle close).
-    last_input: Instant,
-    advanced_until: Instant,
+    pub(super) last_input: Instant,
+    pub(super) advanced_until: Instant,
     /// The version whose format the stored accumulators are in.
-    format: Option<String>,
+    pub(super) format: Option<String>,
     /// When the meta entries (stream time, format) last went to the changelog.
-    meta_sent: Instant,
+    pub(super) meta_sent: Instant,
 }
 
 /// The timer queue of window closes (the stage's only one).
@@ -753,118 +753,6 @@ impl Aggregator {
         Ok(())
     }
 
-    /// A table aggregation, record by record as Kafka Streams'
-    /// `KTableAggregate`: a change's old value (header
-    /// [`OLD_VALUE`](crate::stage::table::OLD_VALUE)) is taken out of its
-    /// group's accumulator if it has one (`subtract`), then its new value
-    /// (the record's value) added, from the initial value if there is no
-    /// accumulator. The result's timestamp is the record's, or the
-    /// accumulator's if later and there was one. A group whose accumulator
-    /// is gone (no new value and nothing to take from) is deleted.
-    fn fold_table(
-        &mut self,
-        op: &mut dyn Fold,
-        events: &[EventRef<'_>],
-        step: &mut Step,
-        latest: &mut HashMap<Vec<u8>, i64>,
-    ) -> Result<(), AggregateError> {
-        // Each key's records in order; a round takes the next one of every
-        // key, so that a round's subtractions go to the guest in one call
-        // and its additions in another (a key's records must follow one
-        // another; different keys do not meet).
-        let mut queues: Vec<std::collections::VecDeque<usize>> = Vec::new();
-        let mut queue_of: HashMap<Option<&[u8]>, usize> = HashMap::new();
-        for (i, ev) in events.iter().enumerate() {
-            self.stream_time.observe(ev.timestamp);
-            let q = *queue_of.entry(ev.key).or_insert_with(|| {
-                queues.push(std::collections::VecDeque::new());
-                queues.len() - 1
-            });
-            queues[q].push_back(i);
-        }
-        let one = |ev: &EventRef<'_>, value: &[u8]| {
-            let mut enc = BatchEncoder::new();
-            enc.push(
-                ev.timestamp,
-                ev.topic,
-                ev.partition,
-                ev.offset,
-                ev.key,
-                Some(value),
-                ev.headers.iter(),
-            );
-            enc.as_bytes().to_vec()
-        };
-        let group = |ev: &EventRef<'_>, acc: Option<Vec<u8>>, events: Vec<u8>| Group {
-            key: ev.key.map(<[u8]>::to_vec),
-            window: None,
-            acc,
-            events,
-        };
-        loop {
-            let round: Vec<usize> = queues.iter_mut().filter_map(|q| q.pop_front()).collect();
-            if round.is_empty() {
-                break;
-            }
-            // Per record of the round: its accumulator as it is, then as it
-            // goes (`None`: refused).
-            let mut current = Vec::with_capacity(round.len());
-            for &i in &round {
-                current.push(self.store.get(&keys::plain(events[i].key))?);
-            }
-            let mut acc: Vec<Option<Result<Vec<u8>, Rejection>>> = current.iter().map(|c| c.clone().map(Ok)).collect();
-            let subtracting: Vec<usize> = (0..round.len())
-                .filter(|&r| current[r].is_some() && old_value(&events[round[r]]).is_some())
-                .collect();
-            let groups = subtracting
-                .iter()
-                .map(|&r| {
-                    let ev = &events[round[r]];
-                    group(ev, current[r].clone(), one(ev, old_value(ev).unwrap_or_default()))
-                })
-                .collect();
-            for (&r, result) in subtracting.iter().zip(table_round(op, groups, true)) {
-                acc[r] = Some(result);
-            }
-            let adding: Vec<usize> = (0..round.len())
-                .filter(|&r| events[round[r]].value.is_some() && !matches!(acc[r], Some(Err(_))))
-                .collect();
-            let groups = adding
-                .iter()
-                .map(|&r| {
-                    let ev = &events[round[r]];
-                    let base = acc[r].clone().and_then(Result::ok);
-                    group(ev, base, one(ev, ev.value.unwrap_or_default()))
-                })
-                .collect();
-            for (&r, result) in adding.iter().zip(table_round(op, groups, false)) {
-                acc[r] = Some(result);
-            }
-            for (r, &i) in round.iter().enumerate() {
-                let ev = &events[i];
-                let k = keys::plain(ev.key);
-                match acc[r].take() {
-                    Some(Ok(next)) => {
-                        // Kafka Streams: the record's timestamp, or the
-                        // accumulator's if there was one and it is later.
-                        let ts = match self.stamp(&k)? {
-                            Some(stamp) if current[r].is_some() => stamp.max(ev.timestamp),
-                            _ => ev.timestamp,
-                        };
-                        self.put(keys::stamp(&k), Some(ts.to_le_bytes().to_vec()));
-                        latest.insert(k.clone(), ts);
-                        self.put(k, Some(next));
-                    }
-                    Some(Err(why)) => step.rejected.push((i, why)),
-                    // Nothing to take out of and nothing to add: no change.
-                    None => {}
-                }
-            }
-        }
-        step.rejected.sort_by_key(|(i, _)| *i);
-        Ok(())
-    }
-
     /// Deletes a key's kept events that no open or future window can hold.
     fn purge_events(&mut self, key: Option<&[u8]>, size: i64, grace: i64) -> Result<(), AggregateError> {
         let st = self.stream_time.0;
@@ -1084,7 +972,7 @@ impl Aggregator {
     }
 
     /// The timestamp of the accumulator at `store_key`, if stamped.
-    fn stamp(&self, store_key: &[u8]) -> Result<Option<i64>, StateError> {
+    pub(super) fn stamp(&self, store_key: &[u8]) -> Result<Option<i64>, StateError> {
         let Some(bytes) = self.store.get(&keys::stamp(store_key))? else {
             return Ok(None);
         };
@@ -1112,7 +1000,7 @@ impl Aggregator {
         Ok(ts)
     }
 
-    fn put(&mut self, k: Vec<u8>, v: Option<Vec<u8>>) {
+    pub(super) fn put(&mut self, k: Vec<u8>, v: Option<Vec<u8>>) {
         self.touched.insert(k.clone());
         self.store.stage(k, v);
     }
@@ -1140,68 +1028,6 @@ impl Aggregator {
             changelog::send(sink, self.store.changelog(), &k, value.as_deref(), position)?;
         }
         Ok(())
-    }
-}
-
-/// A store key's record key and window.
-/// A grouped table's change's old value (header
-/// [`OLD_VALUE`](crate::stage::table::OLD_VALUE)).
-fn old_value<'a>(ev: &EventRef<'a>) -> Option<&'a [u8]> {
-    ev.headers
-        .iter()
-        .find(|(name, _)| *name == crate::stage::table::OLD_VALUE)
-        .and_then(|(_, v)| v)
-}
-
-/// One `subtract` or `add` call for a round of one-event groups: each
-/// group's accumulator, or why its event was refused. A call that traps
-/// is made again group by group, so that only the records that trap fail.
-fn table_round(op: &mut dyn Fold, groups: Vec<Group>, subtract: bool) -> Vec<Result<Vec<u8>, Rejection>> {
-    if groups.is_empty() {
-        return Vec::new();
-    }
-    let n = groups.len();
-    let call = |op: &mut dyn Fold, groups: Vec<Group>| {
-        if subtract {
-            op.subtract(groups)
-        } else {
-            op.add(groups).map(Some)
-        }
-    };
-    match call(op, groups.clone()) {
-        Ok(Some(folded)) if folded.len() == n => folded
-            .into_iter()
-            .map(|f| table_fold(Ok(Some(vec![f])), subtract))
-            .collect(),
-        Ok(None) => (0..n).map(|_| table_fold(Ok(None), subtract)).collect(),
-        alone if n == 1 => vec![table_fold(alone, subtract)],
-        _ => groups
-            .into_iter()
-            .map(|g| table_fold(call(op, vec![g]), subtract))
-            .collect(),
-    }
-}
-
-/// The accumulator one `add` or `subtract` of one event made, or why the
-/// event was refused.
-fn table_fold(folded: Result<Option<Vec<Folded>>, GuestError>, subtract: bool) -> Result<Vec<u8>, Rejection> {
-    match folded {
-        Ok(None) if subtract => Err(Rejection::Failed(Failure::new(
-            "no-subtract",
-            "a table aggregation needs the module's subtract",
-        ))),
-        Ok(folded) => match folded.and_then(|mut f| f.pop()) {
-            Some(Folded { failures, .. }) if !failures.is_empty() => {
-                let f = failures.into_iter().next().map(|(_, f)| f);
-                Err(Rejection::Failed(f.unwrap_or_else(|| Failure::new("failed", ""))))
-            }
-            Some(f) => Ok(f.acc),
-            None => Err(Rejection::Failed(Failure::new(
-                "bad-result",
-                "no accumulator came back",
-            ))),
-        },
-        Err(e) => Err(Rejection::Trapped(e)),
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{self, BatchEncoder};
 use crate::event::{Failure, Window};
-use crate::pipeline::{Aggregation, Emit};
+use crate::pipeline::Emit;
 use crate::runtime::{Folded, Group, GuestError};
 use crate::state::keys;
 use crate::state::{Changelog, Store};
@@ -164,140 +164,6 @@ fn session_merges_are_inclusive_on_both_sides_and_delete_what_they_merge() {
         [("a".into(), Some((0, 1)), 1, 0), ("a".into(), Some((11, 12)), 1, 11)],
         "11 is past the gap"
     );
-}
-
-/// KTableAggregateTest#testCount, as the grouped table sends it (key,
-/// new value, old value in the header, timestamp): a row's old value
-/// leaves its group before its new one is added, one result per
-/// record, stamped with the record's time or the group's if later; a
-/// group that empties counts 0.
-#[test]
-fn a_table_aggregation_subtracts_old_rows_then_adds_new_ones() {
-    let spec = Aggregation {
-        table: true,
-        ..spec(None, Emit::Update)
-    };
-    let mut agg = Aggregator::open(
-        spec,
-        Store::in_memory(Changelog {
-            topic: "t-changelog".into(),
-            partition: 0,
-        }),
-    )
-    .unwrap();
-    // (group, new, old, ts): A green@10, B green@10, A blue@12 (green
-    // loses A, blue gains it), C yellow@15, D green@11.
-    let records: [(&str, Option<&str>, Option<&str>, i64); 6] = [
-        ("green", Some("green"), None, 10),
-        ("green", Some("green"), None, 10),
-        ("green", None, Some("green"), 12),
-        ("blue", Some("blue"), None, 12),
-        ("yellow", Some("yellow"), None, 15),
-        ("green", Some("green"), None, 11),
-    ];
-    let mut out = Vec::new();
-    for (n, (key, new, old, ts)) in records.iter().enumerate() {
-        let mut enc = BatchEncoder::new();
-        let header = old.map(|o| (crate::stage::table::OLD_VALUE, Some(o.as_bytes())));
-        enc.push(
-            *ts,
-            "repartition",
-            0,
-            n as i64,
-            Some(key.as_bytes()),
-            new.map(str::as_bytes),
-            header,
-        );
-        let events = codec::read_events(enc.as_bytes()).unwrap();
-        let step = agg
-            .step(&mut Count, &events, &n.to_string(), Instant::now(), &mut Discard)
-            .unwrap();
-        assert!(step.rejected.is_empty());
-        for d in step.due {
-            let count = Count::read(d.acc.as_deref().unwrap()).unwrap();
-            out.push((String::from_utf8(d.key.unwrap()).unwrap(), count, d.timestamp));
-        }
-        agg.commit(None).unwrap();
-    }
-    let want: Vec<(String, u64, i64)> = [
-        ("green", 1, 10),
-        ("green", 2, 10),
-        ("green", 1, 12),
-        ("blue", 1, 12),
-        ("yellow", 1, 15),
-        ("green", 2, 12),
-    ]
-    .into_iter()
-    .map(|(k, n, ts)| (k.to_owned(), n, ts))
-    .collect();
-    assert_eq!(out, want);
-    // One record with both values (a row that stays in its group): one
-    // result, subtracted then added; a group that empties counts 0.
-    let mut enc = BatchEncoder::new();
-    enc.push(
-        20,
-        "r",
-        0,
-        6,
-        Some(b"blue"),
-        Some(b"blue"),
-        [(crate::stage::table::OLD_VALUE, Some(&b"blue"[..]))],
-    );
-    enc.push(
-        21,
-        "r",
-        0,
-        7,
-        Some(b"yellow"),
-        None,
-        [(crate::stage::table::OLD_VALUE, Some(&b"yellow"[..]))],
-    );
-    let events = codec::read_events(enc.as_bytes()).unwrap();
-    let step = agg
-        .step(&mut Count, &events, "8", Instant::now(), &mut Discard)
-        .unwrap();
-    let got: Vec<(String, u64, i64)> = step
-        .due
-        .into_iter()
-        .map(|d| {
-            (
-                String::from_utf8(d.key.unwrap()).unwrap(),
-                Count::read(&d.acc.unwrap()).unwrap(),
-                d.timestamp,
-            )
-        })
-        .collect();
-    assert_eq!(got, [("blue".to_owned(), 1, 20), ("yellow".to_owned(), 0, 21)]);
-    agg.commit(None).unwrap();
-    // In one call for the round: yellow's subtraction below 0 is
-    // refused (the count's own failure) and changes nothing; blue's
-    // addition, and then blue's second one, go through.
-    let mut enc = BatchEncoder::new();
-    let old = |v: &'static [u8]| [(crate::stage::table::OLD_VALUE, Some(v))];
-    enc.push(30, "r", 0, 8, Some(b"yellow"), None, old(b"yellow"));
-    enc.push(31, "r", 0, 9, Some(b"blue"), Some(b"blue"), std::iter::empty());
-    enc.push(32, "r", 0, 10, Some(b"blue"), Some(b"blue"), std::iter::empty());
-    let events = codec::read_events(enc.as_bytes()).unwrap();
-    let step = agg
-        .step(&mut Count, &events, "11", Instant::now(), &mut Discard)
-        .unwrap();
-    assert!(
-        matches!(step.rejected.as_slice(), [(0, Rejection::Failed(f))] if f.code == "negative-count"),
-        "{:?}",
-        step.rejected
-    );
-    let got: Vec<(String, u64, i64)> = step
-        .due
-        .into_iter()
-        .map(|d| {
-            (
-                String::from_utf8(d.key.unwrap()).unwrap(),
-                Count::read(&d.acc.unwrap()).unwrap(),
-                d.timestamp,
-            )
-        })
-        .collect();
-    assert_eq!(got, [("blue".to_owned(), 3, 32)], "one result per key and batch");
 }
 
 #[test]
