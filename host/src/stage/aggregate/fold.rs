@@ -768,153 +768,6 @@ impl Aggregator {
         Ok(())
     }
 
-    fn fold_sessions(
-        &mut self,
-        op: &mut dyn Fold,
-        w: Windowing,
-        gap: i64,
-        events: &[EventRef<'_>],
-        step: &mut Step,
-        latest: &mut HashMap<Vec<u8>, i64>,
-    ) -> Result<(), AggregateError> {
-        let mut sessions: HashMap<Option<Vec<u8>>, Vec<Window>> = HashMap::new();
-        // Sessions that existed before this batch: `update` has shown them,
-        // so a merge that deletes one sends a tombstone.
-        let mut shown: BTreeSet<(Option<Vec<u8>>, Window)> = BTreeSet::new();
-        // Each key's initial accumulator, once asked for (merges start from it).
-        let mut inits: HashMap<Option<Vec<u8>>, Vec<u8>> = HashMap::new();
-        for (i, ev) in events.iter().enumerate() {
-            // Sessions closed before this event came are gone for it, as if
-            // every record were a batch of its own (they are emitted and
-            // deleted at the end of the batch).
-            let before = self.stream_time.0;
-            self.stream_time.observe(ev.timestamp);
-            let key = ev.key.map(<[u8]>::to_vec);
-            if !sessions.contains_key(&key) {
-                let mut known = Vec::new();
-                for (k, _) in self.store.scan(&keys::windows_of(ev.key))? {
-                    let Entry::Windowed(_, window) = self.store.entry(&k)? else {
-                        return Err(self.store.corrupt(&k, "a key that is not a window's").into());
-                    };
-                    known.push(window);
-                    shown.insert((key.clone(), window));
-                }
-                sessions.insert(key.clone(), known);
-            }
-            let mut known = sessions.get_mut(&key).map(std::mem::take).unwrap_or_default();
-            known.retain(|s| !w.is_closed(*s, before));
-            let plan = window::session_for(&known, ev.timestamp, gap);
-            let outcome = if w.is_late(plan.window, self.stream_time.0) {
-                Err(Rejection::Late {
-                    window: plan.window,
-                    stream_time: self.stream_time.0,
-                })
-            } else {
-                self.fold_into_session(op, ev, &plan, events, i, &mut inits)
-            };
-            match outcome {
-                Err(why) => step.rejected.push((i, why)),
-                Ok(acc) => {
-                    // Kafka Streams deletes (and sends a tombstone for) every
-                    // session the event joins, even one the merge gives back
-                    // unchanged in its bounds, unless the event makes a
-                    // session of its own time alone (`mergedWindow` equals
-                    // the new single-point window): then it updates in place.
-                    let alone = plan.window
-                        == Window {
-                            start: ev.timestamp,
-                            end: ev.timestamp.saturating_add(1),
-                        };
-                    for m in &plan.merged {
-                        let k = keys::windowed(ev.key, *m);
-                        self.timers.remove(&mut self.store, w.close_time(*m), &k)?;
-                        latest.remove(&k);
-                        self.put(k, None);
-                        if self.spec.emit == Emit::Update && !alone && shown.remove(&(key.clone(), *m)) {
-                            step.due.push(Due {
-                                key: key.clone(),
-                                window: Some(*m),
-                                timestamp: m.end - 1,
-                                acc: None,
-                            });
-                        }
-                    }
-                    known.retain(|s| !plan.merged.contains(s));
-                    known.push(plan.window);
-                    let k = keys::windowed(ev.key, plan.window);
-                    self.timers.insert(&mut self.store, w.close_time(plan.window), &k)?;
-                    // A session's results carry its end (its newest event).
-                    latest.insert(k.clone(), plan.window.end - 1);
-                    self.put(k, Some(acc));
-                }
-            }
-            sessions.insert(key, known);
-        }
-        Ok(())
-    }
-
-    /// The accumulator an event makes with the sessions it joins, as Kafka
-    /// Streams' `KStreamSessionWindowAggregate` computes it: the key's initial
-    /// value, merged with each of those sessions (oldest first) through the
-    /// guest's `merge`, then the event added. With an initial value that is
-    /// not neutral for `merge` this differs from adding the event to the
-    /// session (`0+0+1+2`, not `0+1+2`). An event that joins no session is
-    /// simply added to the initial value.
-    fn fold_into_session(
-        &mut self,
-        op: &mut dyn Fold,
-        ev: &EventRef<'_>,
-        plan: &window::SessionPlan,
-        events: &[EventRef<'_>],
-        i: usize,
-        inits: &mut HashMap<Option<Vec<u8>>, Vec<u8>>,
-    ) -> Result<Vec<u8>, Rejection> {
-        let key = ev.key.map(<[u8]>::to_vec);
-        let mut acc: Option<Vec<u8>> = None;
-        if !plan.merged.is_empty() {
-            let mut merged = match inits.get(&key) {
-                Some(init) => init.clone(),
-                None => {
-                    let init = initial(op, key.clone(), plan.window)?;
-                    inits.insert(key.clone(), init.clone());
-                    init
-                }
-            };
-            for m in &plan.merged {
-                let Some(next) = self
-                    .store
-                    .get(&keys::windowed(ev.key, *m))
-                    .map_err(|e| Rejection::Failed(Failure::new("state", e.to_string())))?
-                else {
-                    continue;
-                };
-                merged = match op.merge(ev.key, &merged, &next) {
-                    Ok(Ok(merged)) => merged,
-                    Ok(Err(f)) => return Err(Rejection::Failed(f)),
-                    Err(e) => return Err(Rejection::Trapped(e)),
-                };
-            }
-            acc = Some(merged);
-        }
-        let group = Group {
-            key,
-            window: Some(plan.window),
-            acc,
-            events: encode(events, &[i]),
-        };
-        match op.add(vec![group]) {
-            Ok(mut folded) => match folded.pop() {
-                Some(Folded { failures, .. }) if !failures.is_empty() => {
-                    let f = failures.into_iter().next().map(|(_, f)| f);
-                    Err(Rejection::Failed(f.unwrap_or_else(|| Failure::new("failed", ""))))
-                }
-                Some(f) => Ok(f.acc),
-                None => Err(Rejection::Failed(Failure::new("bad-result", "add returned nothing"))),
-            },
-            Err(e) => Err(Rejection::Trapped(e)),
-        }
-    }
-
     /// Deletes every window whose close time `stream_time` has reached,
     /// emitting it first in `final` mode.
     fn close(&mut self, stream_time: i64, step: &mut Step) -> Result<(), AggregateError> {
@@ -1079,7 +932,7 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// Encodes some events of a batch as an `event-batch`.
-fn encode(events: &[EventRef<'_>], members: &[usize]) -> Vec<u8> {
+pub(super) fn encode(events: &[EventRef<'_>], members: &[usize]) -> Vec<u8> {
     let mut enc = BatchEncoder::new();
     for &i in members {
         let e = &events[i];
@@ -1106,25 +959,6 @@ fn join<'a>(parts: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     }
     out[..4].copy_from_slice(&n.to_le_bytes());
     out
-}
-
-/// A key's initial accumulator (Kafka Streams' initializer): the guest's
-/// `add` of no events to no accumulator, which the aggregator world defines
-/// as its `init`. `window` is the window it is asked for.
-fn initial(op: &mut dyn Fold, key: Option<Vec<u8>>, window: Window) -> Result<Vec<u8>, Rejection> {
-    let group = Group {
-        key,
-        window: Some(window),
-        acc: None,
-        events: BatchEncoder::new().as_bytes().to_vec(),
-    };
-    match op.add(vec![group]) {
-        Ok(mut folded) => match folded.pop() {
-            Some(f) => Ok(f.acc),
-            None => Err(Rejection::Failed(Failure::new("bad-result", "add returned nothing"))),
-        },
-        Err(e) => Err(Rejection::Trapped(e)),
-    }
 }
 
 /// What folding one group did.

@@ -7,6 +7,7 @@ mod count;
 pub mod fold;
 #[cfg(test)]
 mod harness;
+mod session;
 mod table;
 #[cfg(test)]
 mod tests;

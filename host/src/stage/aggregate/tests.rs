@@ -13,7 +13,7 @@ use crate::window::WindowKind;
 
 use super::count::Count;
 use super::fold::{Aggregator, Fold, Rejection};
-use super::harness::{Concat, Discard, Out, concat, drive, k1, run, run_batched, spec};
+use super::harness::{Discard, Out, concat, k1, run, run_batched, spec};
 
 #[test]
 fn corrupt_state_stops_the_task_naming_the_store_and_key() {
@@ -121,49 +121,6 @@ fn stream_time_is_shared_across_keys() {
     let ran = run_batched(&s, &[("k1", 1), ("k2", 10), ("k1", 2)]);
     assert_eq!(ran.out, [("k1".into(), Some((0, 10)), 1, 1)]);
     assert_eq!(ran.late, [("k1".to_owned(), 2)]);
-}
-
-#[test]
-fn sessions_as_kafka_streams_suppression() {
-    // shouldSupportFinalResultsForSessionWindows: gap 5, grace 0. A
-    // session is stored as [start, last + 1).
-    let s = spec(Some((WindowKind::Session { gap: 5 }, 0)), Emit::Final);
-    let records = [("k1", 0), ("k1", 5), ("k1", 1), ("k2", 11), ("k1", 5), ("k1", 30)];
-    let ran = run_batched(&s, &records);
-    assert_eq!(
-        ran.out,
-        [("k1".into(), Some((0, 6)), 3, 5), ("k2".into(), Some((11, 12)), 1, 11)],
-        "final results wait for end + gap + grace"
-    );
-    assert_eq!(
-        ran.late,
-        [("k1".to_owned(), 5)],
-        "late once end + gap + grace is behind stream time"
-    );
-    // At stream time 6 (k2 at 6), k1@5 would extend [0, 5] to the same
-    // bounds: on time, as in Kafka Streams (5 is not before 6 - 0 - 5).
-    let records = [("k1", 0), ("k1", 5), ("k1", 1), ("k2", 6), ("k1", 5), ("k1", 30)];
-    let ran = run_batched(&s, &records);
-    assert_eq!(
-        ran.out,
-        [("k1".into(), Some((0, 6)), 4, 5), ("k2".into(), Some((6, 7)), 1, 6)]
-    );
-    assert!(ran.late.is_empty(), "{:?}", ran.late);
-}
-
-#[test]
-fn session_merges_are_inclusive_on_both_sides_and_delete_what_they_merge() {
-    // Gap 10: sessions {0} and {20} are bridged by 10 (10 - 0 = gap and
-    // 20 - 10 = gap); the merged session replaces both.
-    let s = spec(Some((WindowKind::Session { gap: 10 }, 100)), Emit::Final);
-    let ran = run_batched(&s, &[("a", 0), ("a", 20), ("a", 10), ("b", 500)]);
-    assert_eq!(ran.out, [("a".into(), Some((0, 21)), 3, 20)]);
-    let ran = run_batched(&s, &[("a", 0), ("a", 11), ("b", 500)]);
-    assert_eq!(
-        ran.out,
-        [("a".into(), Some((0, 1)), 1, 0), ("a".into(), Some((11, 12)), 1, 11)],
-        "11 is past the gap"
-    );
 }
 
 #[test]
@@ -317,59 +274,6 @@ fn idle_close_is_a_wall_clock_timer() {
         .collect();
     assert_eq!(due, [(Some(Window { start: 0, end: 10 }), Some(2), 5)]);
     assert_eq!(agg.open_windows(), 0);
-}
-
-#[test]
-fn update_sends_a_tombstone_for_a_session_a_merge_deletes() {
-    // Kafka Streams' raw stream of shouldSupportFinalResultsForSessionWindows
-    // (gap 5): [0,0] 1; then 5 merges it: null for [0,0], [0,5] 2; then
-    // 1 joins [0,5]: null for [0,5], [0,5] 3 (written [0, 6) here) — a
-    // merge deletes what it merges, even when the bounds stay.
-    let s = spec(Some((WindowKind::Session { gap: 5 }, 0)), Emit::Update);
-    let ran = run(
-        &s,
-        &[("k1", 0), ("k1", 5), ("k1", 1), ("k2", 11), ("k1", 5), ("k1", 30)],
-        1,
-    );
-    assert_eq!(
-        ran.out,
-        [
-            ("k1".into(), Some((0, 1)), 1, 0),
-            ("k1".into(), Some((0, 1)), 0, 0),
-            ("k1".into(), Some((0, 6)), 2, 5),
-            ("k1".into(), Some((0, 6)), 0, 5),
-            ("k1".into(), Some((0, 6)), 3, 5),
-            ("k2".into(), Some((11, 12)), 1, 11),
-            ("k1".into(), Some((30, 31)), 1, 30)
-        ]
-    );
-    // shouldUpdateSessionIfTheSameTime: a record at the time of a
-    // single-point session updates it in place (no tombstone).
-    let ran = run(&s, &[("mel", 0), ("mel", 0)], 1);
-    assert_eq!(
-        ran.out,
-        [("mel".into(), Some((0, 1)), 1, 0), ("mel".into(), Some((0, 1)), 2, 0)]
-    );
-    // Merged within one batch, [0,0] was never shown: no tombstone.
-    let ran = run(&s, &[("k1", 0), ("k1", 5)], 2);
-    assert_eq!(ran.out, [("k1".into(), Some((0, 6)), 2, 5)]);
-}
-
-#[test]
-fn a_closed_session_is_not_merged_within_a_batch() {
-    // Gap 5, grace 0: [0] closes at stream time 5 (k2's record), so k1@5
-    // starts a new session, whether the three records come one by one
-    // or together.
-    let s = spec(Some((WindowKind::Session { gap: 5 }, 0)), Emit::Final);
-    let ran = run_batched(&s, &[("k1", 0), ("k2", 5), ("k1", 5), ("k3", 100)]);
-    assert_eq!(
-        ran.out,
-        [
-            ("k1".into(), Some((0, 1)), 1, 0),
-            ("k1".into(), Some((5, 6)), 1, 5),
-            ("k2".into(), Some((5, 6)), 1, 5)
-        ]
-    );
 }
 
 /// [`Count`], refusing the events whose value is `bad` (a guest's typed
@@ -857,74 +761,5 @@ fn sliding_large_input_as_kafka_streams() {
             ("D".to_owned(), 12),
             ("D".to_owned(), 16)
         ]
-    );
-}
-
-#[test]
-fn sessions_merge_from_the_initial_value_as_kafka_streams() {
-    // SessionWindowedKStreamImplTest.shouldAggregateSessionWindowed: gap
-    // 500, grace 0. A merge starts from the initial value and merges
-    // every session the record joins into it, then adds the record:
-    // "0+0+1+2", not "0+1+2". Sessions are written [start, last + 1).
-    let records = [
-        ("1", "1", 10),
-        ("1", "2", 15),
-        ("1", "3", 600),
-        ("2", "1", 600),
-        ("2", "2", 599),
-    ];
-    let kind = WindowKind::Session { gap: 500 };
-    let s = spec(Some((kind, 0)), Emit::Update);
-    let ran = drive(&s, &mut Concat, &records, 1, |acc| {
-        acc.map(|a| String::from_utf8(a.to_vec()).unwrap())
-    });
-    let some = |v: &str| Some(v.to_owned());
-    assert_eq!(
-        ran.out,
-        [
-            ("1".into(), Some((10, 11)), some("0+1"), 10),
-            ("1".into(), Some((10, 11)), None, 10),
-            ("1".into(), Some((10, 16)), some("0+0+1+2"), 15),
-            ("1".into(), Some((600, 601)), some("0+3"), 600),
-            ("2".into(), Some((600, 601)), some("0+1"), 600),
-            ("2".into(), Some((600, 601)), None, 600),
-            ("2".into(), Some((599, 601)), some("0+0+1+2"), 600)
-        ]
-    );
-    concat(&s, &records);
-    let ran = concat(&spec(Some((kind, 0)), Emit::Final), &records);
-    assert_eq!(ran.out, [("1".into(), Some((10, 16)), some("0+0+1+2"), 15)]);
-    // A record bridging two sessions merges both, oldest first, into
-    // the initial value.
-    let s = spec(Some((WindowKind::Session { gap: 10 }, 100)), Emit::Final);
-    let ran = concat(&s, &[("a", "1", 0), ("a", "2", 20), ("a", "3", 10), ("b", "x", 500)]);
-    assert_eq!(ran.out, [("a".into(), Some((0, 21)), some("0+0+1+0+2+3"), 20)]);
-}
-
-#[test]
-fn session_lateness_counts_gap_and_grace_as_kafka_streams() {
-    // KStreamSessionWindowAggregateProcessorTest
-    // .shouldLogAndMeterWhenSkippingLateRecordWithZeroGrace: gap 10,
-    // grace 0; stream time 11 makes a record at 0 late.
-    let s = spec(Some((WindowKind::Session { gap: 10 }, 0)), Emit::Update);
-    let ran = run_batched(&s, &[("dummy", 0), ("OnTime1", 0), ("dummy", 11), ("Late1", 0)]);
-    assert_eq!(ran.late, [("Late1".to_owned(), 0)]);
-    // ...WithNonzeroGrace: grace 1; at stream time 11 a record at 0 is
-    // still on time, at 12 it is late.
-    let s = spec(Some((WindowKind::Session { gap: 10 }, 1)), Emit::Update);
-    let records = [
-        ("dummy", 0),
-        ("OnTime1", 0),
-        ("dummy", 11),
-        ("OnTime2", 0),
-        ("dummy", 12),
-        ("Late1", 0),
-    ];
-    let ran = run_batched(&s, &records);
-    assert_eq!(ran.late, [("Late1".to_owned(), 0)]);
-    assert!(
-        ran.out.contains(&("OnTime2".into(), Some((0, 1)), 1, 0)),
-        "{:?}",
-        ran.out
     );
 }
