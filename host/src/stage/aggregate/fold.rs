@@ -33,7 +33,7 @@ use crate::stage::changelog;
 use crate::stage::collector::{Sink, SinkError};
 use crate::state::keys::{self, Entry};
 use crate::state::{StateError, Store, Timers};
-use crate::window::{self, StreamTime, WindowKind, Windowing};
+use crate::window::{StreamTime, WindowKind, Windowing};
 
 /// Header on windowed outputs: the window's start, ms (decimal).
 pub const WINDOW_START: &str = "weir.window.start";
@@ -532,242 +532,6 @@ impl Aggregator {
         Ok(())
     }
 
-    /// Sliding windows: the events themselves are kept (for `2 × size + grace`
-    /// past them), and every window a new event changes is folded again from
-    /// its events: a window's contents are a set of events, not a running
-    /// total, since events drop out as it slides.
-    ///
-    /// The result is what Kafka Streams' `KStreamSlidingWindowAggregate`
-    /// computes one record at a time (it copies a neighbouring window's
-    /// aggregate into a new window and adds the record): a window holds the
-    /// events in its range that came while it was open, folded in the order
-    /// they came (offsets order arrivals within a task); an event earlier than
-    /// `size` goes to `[0, size]` instead of its left window; and an event
-    /// changes only the windows it goes into and its right window when that
-    /// window is new, so `update` emits nothing that did not change. (Kafka
-    /// Streams' copy can miss an event that came about grace behind stream
-    /// time, where Weir's window holds it: docs/kafka-streams.md, "Where Weir differs".)
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the batch, and the step's three records of what it did: results, emission stamps and order"
-    )]
-    fn fold_sliding(
-        &mut self,
-        op: &mut dyn Fold,
-        w: Windowing,
-        size: i64,
-        events: &[EventRef<'_>],
-        step: &mut Step,
-        latest: &mut HashMap<Vec<u8>, i64>,
-        order: &mut HashMap<Vec<u8>, SlidingOrder>,
-    ) -> Result<(), AggregateError> {
-        /// Why a window is folded again: the new events that go into it, and
-        /// the new events whose (new) right window it is.
-        #[derive(Default)]
-        struct Touch {
-            gains: BTreeSet<(i64, i64)>,
-            creators: BTreeSet<(i64, i64)>,
-            /// Where its update goes among the batch's (by the last event
-            /// that changed it).
-            order: Option<SlidingOrder>,
-        }
-        let mut new_by_key: std::collections::BTreeMap<Option<Vec<u8>>, Vec<usize>> = Default::default();
-        // Stream time when each new event arrived.
-        let mut arrived: HashMap<(i64, i64), i64> = HashMap::new();
-        for (i, ev) in events.iter().enumerate() {
-            self.stream_time.observe(ev.timestamp);
-            arrived.insert((ev.timestamp, ev.offset), self.stream_time.0);
-            // No window starts before 0: a negative time has none (as for
-            // tumbling and hopping windows).
-            if ev.timestamp < 0 || window::sliding_is_late(ev.timestamp, size, w.grace, self.stream_time.0) {
-                let window = if ev.timestamp < 0 {
-                    Window {
-                        start: ev.timestamp,
-                        end: ev.timestamp.saturating_add(1),
-                    }
-                } else {
-                    window::sliding_left(ev.timestamp, size)
-                };
-                let stream_time = self.stream_time.0;
-                step.rejected.push((i, Rejection::Late { window, stream_time }));
-                continue;
-            }
-            self.put(keys::event(ev.key, ev.timestamp, ev.offset), Some(encode(events, &[i])));
-            new_by_key.entry(ev.key.map(<[u8]>::to_vec)).or_default().push(i);
-        }
-        for (key, mut news) in new_by_key {
-            // Arrival order.
-            news.sort_by_key(|&i| events[i].offset);
-            let new_at: BTreeSet<(i64, i64)> = news.iter().map(|&i| (events[i].timestamp, events[i].offset)).collect();
-            let (lo, hi) = match (new_at.first(), new_at.last()) {
-                // Event times come from outside: saturate at the ends of time.
-                (Some(a), Some(b)) => {
-                    let reach = size.saturating_mul(2).saturating_add(2);
-                    (a.0.saturating_sub(reach), b.0.saturating_add(reach))
-                }
-                _ => continue,
-            };
-            // The key's kept events near the new ones, in (time, offset) order.
-            let mut kept: Vec<(i64, i64, Vec<u8>)> = Vec::new();
-            for (k, v) in self.store.scan(&keys::events_of(key.as_deref()))? {
-                match self.store.entry(&k)? {
-                    Entry::Event(_, ts, off) if (lo..=hi).contains(&ts) => kept.push((ts, off, v)),
-                    Entry::Event(..) => {}
-                    _ => return Err(self.store.corrupt(&k, "a key that is not a kept event's").into()),
-                }
-            }
-            // When an event came, in stream time; events of earlier batches
-            // came before every window open now closed.
-            let came = |t: i64, off: i64| arrived.get(&(t, off)).copied().unwrap_or(i64::MIN);
-            // As if one event came at a time (Kafka Streams): each new event
-            // goes into the windows that exist once it has come (over the
-            // events that came up to it) and hold it, if they are open when
-            // it comes, and makes its right window if that is new. An event
-            // that does neither is late: Kafka Streams keeps no trace of it,
-            // so it must not count in a window made later either.
-            let mut dropped: BTreeSet<(i64, i64)> = BTreeSet::new();
-            let mut touched: std::collections::BTreeMap<Window, Touch> = Default::default();
-            for &i in &news {
-                let (t, off) = (events[i].timestamp, events[i].offset);
-                let now = came(t, off);
-                let before: Vec<i64> = kept
-                    .iter()
-                    .filter(|e| e.1 < off && !dropped.contains(&(e.0, e.1)))
-                    .map(|e| e.0)
-                    .collect();
-                let right = window::sliding_right(t, size);
-                let existing = window::sliding_windows(&before, size);
-                let right_is_new = !existing.contains(&right);
-                let mut after = before;
-                after.push(t);
-                let mut used = false;
-                for win in window::sliding_windows(&after, size) {
-                    if w.is_closed(win, now) {
-                        continue;
-                    }
-                    let touch = if window::holds(win, t) {
-                        let touch = touched.entry(win).or_default();
-                        touch.gains.insert((t, off));
-                        touch
-                    } else if win == right && right_is_new {
-                        let touch = touched.entry(win).or_default();
-                        touch.creators.insert((t, off));
-                        touch
-                    } else {
-                        continue;
-                    };
-                    touch.order = touch
-                        .order
-                        .max(Some((i, sliding_rank(win, t, size, existing.contains(&win)))));
-                    used = true;
-                }
-                if !used {
-                    dropped.insert((t, off));
-                    let window = window::sliding_left(t, size);
-                    step.rejected.push((
-                        i,
-                        Rejection::Late {
-                            window,
-                            stream_time: now,
-                        },
-                    ));
-                    self.put(keys::event(key.as_deref(), t, off), None);
-                }
-            }
-            let affected: Vec<(Window, Touch)> = touched.into_iter().collect();
-            let members: Vec<Vec<usize>> = affected
-                .iter()
-                .map(|(win, _)| {
-                    let mut m: Vec<usize> = (0..kept.len())
-                        .filter(|&j| {
-                            let (ts, off) = (kept[j].0, kept[j].1);
-                            window::holds(*win, ts)
-                                && !dropped.contains(&(ts, off))
-                                && !w.is_closed(*win, came(ts, off))
-                        })
-                        .collect();
-                    // In the order they came, as Kafka Streams adds them.
-                    m.sort_by_key(|&j| kept[j].1);
-                    m
-                })
-                .collect();
-            let groups: Vec<Group> = affected
-                .iter()
-                .zip(&members)
-                .map(|((win, _), m)| Group {
-                    key: key.clone(),
-                    window: Some(*win),
-                    acc: None,
-                    events: join(m.iter().map(|&j| kept[j].2.as_slice())),
-                })
-                .collect();
-            let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
-            let outcomes = fold(op, groups, &sizes, &|g, j| kept[members[g][j]].2.clone());
-            // First the refusals of new events (the others went in before),
-            // then what each window became: a refused event makes nothing.
-            let mut failed: BTreeSet<(i64, i64)> = BTreeSet::new();
-            let mut results = Vec::with_capacity(outcomes.len());
-            for (m, outcome) in members.iter().zip(outcomes) {
-                let mut refused: BTreeSet<(i64, i64)> = BTreeSet::new();
-                for (j, why) in outcome.failures {
-                    let Some(&kj) = m.get(j) else { continue };
-                    let (ts, off) = (kept[kj].0, kept[kj].1);
-                    refused.insert((ts, off));
-                    if new_at.contains(&(ts, off)) && failed.insert((ts, off)) {
-                        if let Some(&i) = news.iter().find(|&&i| events[i].offset == off) {
-                            step.rejected.push((i, why));
-                        }
-                        self.put(keys::event(key.as_deref(), ts, off), None);
-                    }
-                }
-                results.push((outcome.acc.filter(|_| outcome.changed), refused));
-            }
-            for (((win, touch), m), (acc, refused)) in affected.iter().zip(&members).zip(results) {
-                let changed = touch.gains.iter().any(|e| !refused.contains(e))
-                    || touch.creators.iter().any(|e| !failed.contains(e));
-                // A window none of whose events went in is not made.
-                let Some(acc) = acc.filter(|_| changed) else {
-                    continue;
-                };
-                let k = keys::windowed(key.as_deref(), *win);
-                self.timers.insert(&mut self.store, w.close_time(*win), &k)?;
-                // Refolded from all its events: the newest of those that went in.
-                let ts = m
-                    .iter()
-                    .map(|&j| (kept[j].0, kept[j].1))
-                    .filter(|e| !refused.contains(e))
-                    .map(|e| e.0)
-                    .max()
-                    .unwrap_or(win.start);
-                self.put(keys::stamp(&k), Some(ts.to_le_bytes().to_vec()));
-                latest.insert(k.clone(), ts);
-                if let Some(o) = touch.order {
-                    order.insert(k.clone(), o);
-                }
-                self.put(k, Some(acc));
-            }
-            self.purge_events(key.as_deref(), size, w.grace)?;
-        }
-        // Keys were taken one after another: rejections in batch order.
-        step.rejected.sort_by_key(|(i, _)| *i);
-        Ok(())
-    }
-
-    /// Deletes a key's kept events that no open or future window can hold.
-    fn purge_events(&mut self, key: Option<&[u8]>, size: i64, grace: i64) -> Result<(), AggregateError> {
-        let st = self.stream_time.0;
-        for (k, _) in self.store.scan(&keys::events_of(key))? {
-            match self.store.entry(&k)? {
-                Entry::Event(_, ts, _) if ts.saturating_add(2 * size + 2).saturating_add(grace) <= st => {
-                    self.put(k, None);
-                }
-                Entry::Event(..) => break,
-                _ => return Err(self.store.corrupt(&k, "a key that is not a kept event's").into()),
-            }
-        }
-        Ok(())
-    }
-
     /// Deletes every window whose close time `stream_time` has reached,
     /// emitting it first in `final` mode.
     fn close(&mut self, stream_time: i64, step: &mut Step) -> Result<(), AggregateError> {
@@ -886,34 +650,8 @@ impl Aggregator {
 
 /// Where a sliding window's update goes among a batch's: the batch index of
 /// the last new event that changed it, then its place among that event's
-/// windows ([`sliding_rank`]).
-type SlidingOrder = (usize, (u8, i64));
-
-/// Where an event at `t` updates sliding window `win` among the windows it
-/// changes, as Kafka Streams forwards them. A record at or past `size`
-/// (`processReverse`, its default store): the existing windows that hold it
-/// from the latest start down, then the previous record's new right window,
-/// its own new left window, its own new right window (`createWindows`). An
-/// earlier one (`processEarly`): the existing windows that hold it from the
-/// earliest start up, then its new right window, the previous record's new
-/// right window, and `[0, size]` last.
-fn sliding_rank(win: Window, t: i64, size: i64, existed: bool) -> (u8, i64) {
-    let right = win.start > t;
-    if t >= size {
-        return match (right, existed) {
-            (true, _) => (3, 0),
-            (false, true) => (0, -win.start),
-            (false, false) if win.start == t - size => (2, 0),
-            (false, false) => (1, 0),
-        };
-    }
-    match (right, win.start, existed) {
-        (true, _, _) => (1, 0),
-        (false, 0, _) => (3, 0),
-        (false, _, true) => (0, win.start),
-        (false, _, false) => (2, 0),
-    }
-}
+/// windows ([`sliding_rank`](super::sliding::sliding_rank)).
+pub(super) type SlidingOrder = (usize, (u8, i64));
 
 /// The record key and window of an accumulator's key in `store`; any other
 /// key is corrupt state there.
@@ -950,7 +688,7 @@ pub(super) fn encode(events: &[EventRef<'_>], members: &[usize]) -> Vec<u8> {
 }
 
 /// Joins single-event `event-batch`es into one batch.
-fn join<'a>(parts: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+pub(super) fn join<'a>(parts: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut out = vec![0u8; 4];
     let mut n: u32 = 0;
     for p in parts {
@@ -962,20 +700,20 @@ fn join<'a>(parts: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
 }
 
 /// What folding one group did.
-struct Outcome {
+pub(super) struct Outcome {
     /// The accumulator after it (`None`: none existed and nothing folded).
-    acc: Option<Vec<u8>>,
+    pub(super) acc: Option<Vec<u8>>,
     /// At least one event went in.
-    changed: bool,
+    pub(super) changed: bool,
     /// Events (index within the group) that did not.
-    failures: Vec<(usize, Rejection)>,
+    pub(super) failures: Vec<(usize, Rejection)>,
 }
 
 /// Folds groups with one `add` call. When the call traps, each group is
 /// retried alone, and a group that still traps is folded event by event
 /// (`single(group, j)` encodes its `j`-th event alone), so that only the
 /// events that trap are rejected (operators are deterministic).
-fn fold(
+pub(super) fn fold(
     op: &mut dyn Fold,
     groups: Vec<Group>,
     sizes: &[usize],

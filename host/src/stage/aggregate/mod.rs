@@ -8,6 +8,7 @@ pub mod fold;
 #[cfg(test)]
 mod harness;
 mod session;
+mod sliding;
 mod table;
 #[cfg(test)]
 mod tests;
