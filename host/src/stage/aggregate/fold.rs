@@ -429,109 +429,6 @@ impl Aggregator {
         Ok(step)
     }
 
-    fn fold_fixed(
-        &mut self,
-        op: &mut dyn Fold,
-        windowing: Option<Windowing>,
-        events: &[EventRef<'_>],
-        step: &mut Step,
-        latest: &mut HashMap<Vec<u8>, i64>,
-    ) -> Result<(), AggregateError> {
-        struct Build {
-            store_key: Vec<u8>,
-            window: Option<Window>,
-            members: Vec<usize>,
-        }
-        let mut builds: Vec<Build> = Vec::new();
-        let mut at: HashMap<Vec<u8>, usize> = HashMap::new();
-        for (i, ev) in events.iter().enumerate() {
-            self.stream_time.observe(ev.timestamp);
-            let targets: Vec<(Vec<u8>, Option<Window>)> = match windowing {
-                None => vec![(keys::plain(ev.key), None)],
-                Some(w) => {
-                    let all = w.windows_for(ev.timestamp);
-                    let open: Vec<_> = all
-                        .iter()
-                        .filter(|win| !w.is_late(**win, self.stream_time.0))
-                        .map(|win| (keys::windowed(ev.key, *win), Some(*win)))
-                        .collect();
-                    if open.is_empty() {
-                        let window = all.last().copied().unwrap_or(Window {
-                            start: ev.timestamp,
-                            end: ev.timestamp.saturating_add(1),
-                        });
-                        step.rejected.push((
-                            i,
-                            Rejection::Late {
-                                window,
-                                stream_time: self.stream_time.0,
-                            },
-                        ));
-                        continue;
-                    }
-                    open
-                }
-            };
-            for (store_key, window) in targets {
-                let b = *at.entry(store_key.clone()).or_insert_with(|| {
-                    builds.push(Build {
-                        store_key,
-                        window,
-                        members: Vec::new(),
-                    });
-                    builds.len() - 1
-                });
-                builds[b].members.push(i);
-            }
-        }
-        let mut groups = Vec::with_capacity(builds.len());
-        // Windows that exist have their timer.
-        let mut existed = Vec::with_capacity(builds.len());
-        for b in &builds {
-            let first = &events[b.members[0]];
-            let acc = self.store.get(&b.store_key)?;
-            existed.push(acc.is_some());
-            groups.push(Group {
-                key: first.key.map(<[u8]>::to_vec),
-                window: b.window,
-                acc,
-                events: encode(events, &b.members),
-            });
-        }
-        let sizes: Vec<usize> = builds.iter().map(|b| b.members.len()).collect();
-        let outcomes = fold(op, groups, &sizes, &|g, j| encode(events, &[builds[g].members[j]]));
-        let mut failed: BTreeSet<usize> = BTreeSet::new();
-        for ((b, outcome), existed) in builds.into_iter().zip(outcomes).zip(existed) {
-            let mut refused: BTreeSet<usize> = BTreeSet::new();
-            for (j, why) in outcome.failures {
-                refused.insert(j);
-                let i = b.members[j];
-                if failed.insert(i) {
-                    step.rejected.push((i, why));
-                }
-            }
-            let Some(acc) = outcome.acc.filter(|_| outcome.changed) else {
-                continue;
-            };
-            // The newest event that went in (a refused one is not in it).
-            let newest = b
-                .members
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| !refused.contains(j))
-                .map(|(_, &i)| events[i].timestamp)
-                .max();
-            let ts = self.restamp(&b.store_key, newest)?;
-            if let (Some(w), Some(window), false) = (windowing, b.window, existed) {
-                self.timers
-                    .insert(&mut self.store, w.close_time(window), &b.store_key)?;
-            }
-            latest.insert(b.store_key.clone(), ts);
-            self.put(b.store_key, Some(acc));
-        }
-        Ok(())
-    }
-
     /// Deletes every window whose close time `stream_time` has reached,
     /// emitting it first in `final` mode.
     fn close(&mut self, stream_time: i64, step: &mut Step) -> Result<(), AggregateError> {
@@ -603,7 +500,7 @@ impl Aggregator {
     /// Moves the accumulator's timestamp to the newest event folded in
     /// (`newest`, of this batch) if that is later, and returns it: results
     /// carry the largest timestamp of the events in them, as in Kafka Streams.
-    fn restamp(&mut self, store_key: &[u8], newest: Option<i64>) -> Result<i64, StateError> {
+    pub(super) fn restamp(&mut self, store_key: &[u8], newest: Option<i64>) -> Result<i64, StateError> {
         let old = self.stamp(store_key)?;
         let ts = match (old, newest) {
             (Some(a), Some(b)) => a.max(b),

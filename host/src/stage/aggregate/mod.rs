@@ -4,6 +4,7 @@
 //! `emit` and on like any stage's outputs, with the window in headers.
 
 mod count;
+mod fixed;
 pub mod fold;
 #[cfg(test)]
 mod harness;

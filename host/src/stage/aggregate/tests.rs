@@ -12,7 +12,7 @@ use crate::window::WindowKind;
 
 use super::count::Count;
 use super::fold::{Aggregator, Fold, Rejection};
-use super::harness::{Discard, k1, run, run_batched, spec};
+use super::harness::{Discard, run_batched, spec};
 
 #[test]
 fn corrupt_state_stops_the_task_naming_the_store_and_key() {
@@ -39,87 +39,6 @@ fn corrupt_state_stops_the_task_naming_the_store_and_key() {
         e,
         "state store t-changelog[3] is corrupt: entry [02, 09] holds a key that does not decode; the task stops"
     );
-}
-
-#[test]
-fn tumbling_final_results_as_kafka_streams_suppression() {
-    // SuppressScenarioTest.shouldSupportFinalResultsForTimeWindows:
-    // size 2, grace 1; the last record is out of the grace period.
-    let s = spec(Some((WindowKind::Tumbling { size: 2 }, 1)), Emit::Final);
-    let ran = run_batched(&s, &k1(&[0, 1, 2, 1, 0, 5, 0]));
-    assert_eq!(
-        ran.out,
-        [("k1".into(), Some((0, 2)), 4, 1), ("k1".into(), Some((2, 4)), 1, 2)],
-        "window [0,2) holds four records and carries the newest one's time"
-    );
-    assert_eq!(ran.late, [("k1".to_owned(), 0)]);
-}
-
-#[test]
-fn tumbling_final_results_with_a_large_jump() {
-    // shouldSupportFinalResultsForTimeWindowsWithLargeJump: size 2, grace 2.
-    let s = spec(Some((WindowKind::Tumbling { size: 2 }, 2)), Emit::Final);
-    let ran = run_batched(&s, &k1(&[0, 1, 2, 0, 3, 0, 4, 0, 30]));
-    assert_eq!(
-        ran.out,
-        [
-            ("k1".into(), Some((0, 2)), 4, 1),
-            ("k1".into(), Some((2, 4)), 2, 3),
-            ("k1".into(), Some((4, 6)), 1, 4)
-        ]
-    );
-    assert_eq!(ran.late, [("k1".to_owned(), 0)]);
-}
-
-#[test]
-fn updates_carry_the_newest_time_in_the_window_across_batches() {
-    // The raw (update) stream of the same scenario: [0/2] is 4 at time 1
-    // even though its last record has time 0.
-    let s = spec(Some((WindowKind::Tumbling { size: 2 }, 1)), Emit::Update);
-    let ran = run(&s, &k1(&[0, 1, 2, 1, 0, 5, 0]), 1);
-    assert_eq!(
-        ran.out,
-        [
-            ("k1".into(), Some((0, 2)), 1, 0),
-            ("k1".into(), Some((0, 2)), 2, 1),
-            ("k1".into(), Some((2, 4)), 1, 2),
-            ("k1".into(), Some((0, 2)), 3, 1),
-            ("k1".into(), Some((0, 2)), 4, 1),
-            ("k1".into(), Some((4, 6)), 1, 5)
-        ]
-    );
-    run_batched(&s, &k1(&[0, 1, 2, 1, 0, 5, 0]));
-    // Unwindowed: the newest time folded in, too.
-    let plain = spec(None, Emit::Update);
-    let ran = run(&plain, &k1(&[5, 3]), 1);
-    assert_eq!(ran.out, [("k1".into(), None, 1, 5), ("k1".into(), None, 2, 5)]);
-}
-
-#[test]
-fn hopping_lateness_is_per_window() {
-    // Size 10, advance 5, grace 0: a record at 7 belongs to [0,10) and
-    // [5,15). At stream time 12, [0,10) has closed and [5,15) has not:
-    // the record counts in [5,15) only.
-    let s = spec(Some((WindowKind::Hopping { size: 10, advance: 5 }, 0)), Emit::Final);
-    let ran = run_batched(&s, &[("a", 1), ("a", 12), ("a", 7), ("a", 40)]);
-    assert_eq!(
-        ran.out,
-        [
-            ("a".into(), Some((0, 10)), 1, 1),
-            ("a".into(), Some((5, 15)), 2, 12),
-            ("a".into(), Some((10, 20)), 1, 12)
-        ]
-    );
-    assert!(ran.late.is_empty(), "on time for one of its windows: {:?}", ran.late);
-}
-
-#[test]
-fn stream_time_is_shared_across_keys() {
-    // Another key's record moves stream time: k1's window closes.
-    let s = spec(Some((WindowKind::Tumbling { size: 10 }, 0)), Emit::Final);
-    let ran = run_batched(&s, &[("k1", 1), ("k2", 10), ("k1", 2)]);
-    assert_eq!(ran.out, [("k1".into(), Some((0, 10)), 1, 1)]);
-    assert_eq!(ran.late, [("k1".to_owned(), 2)]);
 }
 
 #[test]
