@@ -10,7 +10,8 @@ use crate::runtime::Group;
 use crate::state::keys;
 use crate::window::Windowing;
 
-use super::fold::{AggregateError, Aggregator, Fold, Rejection, Step, encode, fold};
+use super::fold::{AggregateError, Aggregator, Fold, Rejection, Step};
+use super::groups::{encode, fold};
 
 impl Aggregator {
     pub(super) fn fold_fixed(

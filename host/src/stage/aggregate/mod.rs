@@ -6,6 +6,7 @@
 mod count;
 mod fixed;
 pub mod fold;
+mod groups;
 #[cfg(test)]
 mod harness;
 mod session;

@@ -12,7 +12,8 @@ use crate::runtime::{Folded, Group};
 use crate::state::keys::{self, Entry};
 use crate::window::{self, Windowing};
 
-use super::fold::{AggregateError, Aggregator, Due, Fold, Rejection, Step, encode};
+use super::fold::{AggregateError, Aggregator, Due, Fold, Rejection, Step};
+use super::groups::encode;
 
 impl Aggregator {
     pub(super) fn fold_sessions(

@@ -11,7 +11,8 @@ use crate::runtime::Group;
 use crate::state::keys::{self, Entry};
 use crate::window::{self, Windowing};
 
-use super::fold::{AggregateError, Aggregator, Fold, Rejection, SlidingOrder, Step, encode, fold, join};
+use super::fold::{AggregateError, Aggregator, Fold, Rejection, SlidingOrder, Step};
+use super::groups::{encode, fold, join};
 
 impl Aggregator {
     /// Sliding windows: the events themselves are kept (for `2 × size + grace`
