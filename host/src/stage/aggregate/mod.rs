@@ -4,6 +4,7 @@
 //! `emit` and on like any stage's outputs, with the window in headers.
 
 mod count;
+mod emit;
 mod fixed;
 pub mod fold;
 mod groups;
