@@ -10,6 +10,7 @@ pub mod fold;
 mod groups;
 #[cfg(test)]
 mod harness;
+mod migrate;
 mod session;
 mod sliding;
 mod table;
