@@ -8,7 +8,8 @@ use crate::pipeline::Emit;
 use crate::state::keys::{self, Entry};
 use crate::window::{WindowKind, Windowing};
 
-use super::fold::{AggregateError, Aggregator, Due, SlidingOrder, Step, split};
+use super::fold::{AggregateError, Aggregator, Due, SlidingOrder, Step};
+use super::store::split;
 
 /// How many windows close at a time (a jump of stream time may close
 /// millions: their timers are read from the store a page at a time).

@@ -4,7 +4,8 @@
 
 use crate::state::keys;
 
-use super::fold::{AggregateError, Aggregator, Fold, Step, split};
+use super::fold::{AggregateError, Aggregator, Fold, Step};
+use super::store::split;
 
 impl Aggregator {
     /// Makes the stored accumulators `op`'s (the first step after a hot swap,

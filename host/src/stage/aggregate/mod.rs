@@ -13,6 +13,7 @@ mod harness;
 mod migrate;
 mod session;
 mod sliding;
+mod store;
 mod table;
 #[cfg(test)]
 mod tests;
