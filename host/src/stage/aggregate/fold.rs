@@ -21,6 +21,17 @@
 //! position after the batch that wrote them; a restore uses it to skip
 //! records of transactions that never committed on brokers that do not
 //! filter them.
+//!
+//! The [`Aggregator`] is one struct whose `impl` is spread over this folder,
+//! a file per concern. This file holds what a step reports, the [`Fold`] the
+//! stage folds with, and the Aggregator's entry points (open, reload, step,
+//! idle close, adopt, commit). Each kind of window is assigned and folded in
+//! its own file: `fixed.rs` (tumbling, hopping and unwindowed), `sliding.rs`,
+//! `session.rs`, and `table.rs` (table aggregation, with `subtract`);
+//! `groups.rs` folds a batch's groups in one call, narrowing traps down;
+//! `emit.rs` emits updates and closes windows; `migrate.rs` converts the
+//! accumulators for a new version; `store.rs` keeps their stamps and sends
+//! the changes to the changelog. `count.rs` is a native fold for tests.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

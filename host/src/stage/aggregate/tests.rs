@@ -1,4 +1,7 @@
-//! Tests of the aggregate stage as a whole (see [`super::harness`]).
+//! Tests of the aggregate stage as a whole (see [`super::harness`]): its
+//! entry points (opening corrupt state, idle close, the windows a restore
+//! brings back) and what holds for every kind of window (batching, refused
+//! events).
 
 use std::time::{Duration, Instant};
 
