@@ -125,7 +125,6 @@ impl Aggregator {
     }
 }
 
-/// A store key's record key and window.
 /// A grouped table's change's old value (header
 /// [`OLD_VALUE`](crate::stage::table::OLD_VALUE)).
 fn old_value<'a>(ev: &EventRef<'a>) -> Option<&'a [u8]> {
