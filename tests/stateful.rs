@@ -506,6 +506,42 @@ fn wait_restored(w: &WeirProcess, addr: &str, n: usize) -> Value {
     }
 }
 
+/// A changelog record that Weir did not write (no input position) is
+/// corrupt state: the restore stops the instance, naming the topic,
+/// partition and offset, rather than take it as committed.
+#[test]
+fn a_changelog_record_without_its_position_stops_the_restore() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let app = unique("corrupt-changelog");
+    let (file, _, _) = word_count_pipeline(dir.path(), &app, 1, "");
+    let changelog = format!("{app}-count-changelog");
+    create_topic(&changelog, 1);
+    let mut key = vec![1u8, 1u8];
+    key.extend_from_slice(&2u32.to_be_bytes());
+    key.extend_from_slice(b"w0");
+    produce(
+        &changelog,
+        &[In {
+            key: Some(key),
+            partition: Some(0),
+            value: Some(1u64.to_le_bytes().to_vec()),
+            ..In::default()
+        }],
+    );
+    let mut w = WeirProcess::start(&file, "0", &[]);
+    let status = w.wait(Duration::from_secs(90));
+    let log = w.log_text();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "restoring {changelog}[0]: corrupt changelog: the record at offset 0 is without its input position \
+             (header weir.input.next)"
+        )),
+        "{log}"
+    );
+}
+
 /// A stop (SIGTERM) reaches a restore: the instance ends at once and
 /// cleanly, before the store is whole; the next life restores it all.
 #[test]
@@ -514,7 +550,9 @@ fn a_stop_during_a_restore_ends_the_instance_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let app = unique("stop-restore");
     let (file, _, _) = word_count_pipeline(dir.path(), &app, 1, "");
-    // A changelog of 400 000 counts of 1, as the count stage writes them.
+    // A changelog of 400 000 counts of 1, as the count stage writes them:
+    // each with the task's input position (here `0`: a position that read
+    // nothing, which every committed offset covers).
     let changelog = format!("{app}-count-changelog");
     create_topic(&changelog, 1);
     let n = 400_000;
@@ -528,6 +566,7 @@ fn a_stop_during_a_restore_ends_the_instance_cleanly() {
                 key: Some(key),
                 partition: Some(0),
                 value: Some(1u64.to_le_bytes().to_vec()),
+                headers: vec![(weir::state::changelog::INPUT_NEXT.to_owned(), Some(b"0".to_vec()))],
                 ..In::default()
             }
         })

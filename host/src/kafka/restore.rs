@@ -7,7 +7,7 @@
 //! processed), each record becoming the row of its key.
 //!
 //! Records carry the task's input position after the batch that wrote them
-//! ([`crate::stage::aggregate::INPUT_NEXT`]). A record past a source
+//! ([`crate::state::changelog::INPUT_NEXT`]). A record past a source
 //! partition's committed offset belongs to a transaction that never
 //! committed. A broker
 //! with an aborted-transaction index already hides those; for one without
@@ -27,7 +27,7 @@ use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::pipeline::{Stamp, TimestampPolicy, wall_clock_ms};
-use crate::stage::changelog::INPUT_NEXT;
+use crate::state::changelog::INPUT_NEXT;
 use crate::state::row;
 use crate::state::{StateError, Store, Write, keys};
 use crate::status::{RestoreState, Restores};

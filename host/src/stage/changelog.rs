@@ -1,16 +1,12 @@
 //! Writes to a changelogged store, in one place: a write is staged in the
-//! store (applied when Kafka commits the transaction) and sent to the
-//! store's changelog with the task's input position, so a restore knows
-//! which writes the committed offsets already cover.
+//! store (applied when Kafka commits the transaction), and the record the
+//! store makes of it ([`Store::changelog_record`]) goes to the store's
+//! changelog inside the open transaction.
 
 use crate::stage::StageError;
 use crate::stage::collector::{Collector, OutRecord, Sink, SinkError};
-use crate::state::{Changelog, Store};
-
-/// Header on changelog records: the task's input position after the batch
-/// that wrote the record — the next offset (decimal) of a task that reads one
-/// topic, else `topic=next` for each of its topics, comma-separated.
-pub const INPUT_NEXT: &str = "weir.input.next";
+use crate::state::Store;
+pub use crate::state::changelog::INPUT_NEXT;
 
 /// Stages a write of `store` and sends it to the store's changelog, with
 /// the task's input `position` (as the aggregate's writes; see
@@ -22,38 +18,28 @@ pub fn write_logged(
     position: &str,
     out: &mut Collector<'_>,
 ) -> Result<(), StageError> {
-    send(out.sink(), store.changelog(), &key, value.as_deref(), position)?;
+    send(out.sink(), store, &key, value.as_deref(), position)?;
     store.stage(key, value);
     Ok(())
 }
 
-/// Sends a store's entry, `key` and `value` (`None`: deleted), to its
-/// `changelog`: the partition of the store's task, the task's input
-/// `position` in the [`INPUT_NEXT`] header, the wall clock as timestamp.
+/// Sends the changelog record of `store`'s entry `key`, `value` (`None`:
+/// deleted), written at the task's input `position`.
 pub fn send(
     sink: &mut dyn Sink,
-    changelog: &Changelog,
+    store: &Store,
     key: &[u8],
     value: Option<&[u8]>,
     position: &str,
 ) -> Result<(), SinkError> {
+    let r = store.changelog_record(key, value, position);
     sink.send(&OutRecord {
-        topic: &changelog.topic,
-        partition: Some(changelog.partition),
-        key: Some(key),
-        value,
-        headers: &[(INPUT_NEXT, Some(position.as_bytes()))],
-        // The wall clock, not event time: a windowed changelog is deleted by
-        // time as well as compacted, and its retention must count from when
-        // the state was written, even when reprocessing year-old events.
-        timestamp: now_ms(),
+        topic: r.topic,
+        partition: Some(r.partition),
+        key: Some(r.key),
+        value: r.value,
+        headers: &[(INPUT_NEXT, Some(r.position.as_bytes()))],
+        timestamp: r.timestamp,
         changelog: true,
     })
-}
-
-/// The wall clock in ms (changelog records' timestamps, as the aggregate's).
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -323,7 +323,7 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     /// The task's input position, which changelog records carry (see
-    /// [`crate::stage::aggregate::INPUT_NEXT`]): the next offset of a task
+    /// [`crate::state::changelog::INPUT_NEXT`]): the next offset of a task
     /// of one source; `topic=next` for each source read since the task
     /// opened or last dropped uncommitted work, comma-separated, for a task
     /// of several. A source not read since constrains nothing.

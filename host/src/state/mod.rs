@@ -17,6 +17,7 @@
 //! Store keys ([`keys`]) are the changelog's record keys too, so restoring
 //! is applying records in order.
 
+pub mod changelog;
 pub mod global;
 pub mod keys;
 pub mod memory;

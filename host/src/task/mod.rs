@@ -38,7 +38,7 @@ pub struct Task {
     sources: Vec<String>,
     /// The next offset of each source (by index) since the task opened or
     /// last dropped uncommitted work; 0: not read since (changelog records
-    /// carry them, see [`crate::stage::aggregate::INPUT_NEXT`]).
+    /// carry them, see [`crate::state::changelog::INPUT_NEXT`]).
     next: Vec<i64>,
     /// The source (index) and last offset of the last batch (emitted
     /// results carry them).

@@ -17,7 +17,7 @@
 //!
 //! Every store change is staged (see [`crate::state`]) and written to the
 //! changelog, inside the task's transaction. Changelog records carry
-//! [`INPUT_NEXT`](crate::stage::changelog::INPUT_NEXT), the task's input
+//! [`INPUT_NEXT`](crate::state::changelog::INPUT_NEXT), the task's input
 //! position after the batch that wrote them; a restore uses it to skip
 //! records of transactions that never committed on brokers that do not
 //! filter them.

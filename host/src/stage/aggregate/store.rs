@@ -73,7 +73,7 @@ impl Aggregator {
         }
         for k in std::mem::take(&mut self.touched) {
             let value = self.store.get(&k)?;
-            changelog::send(sink, self.store.changelog(), &k, value.as_deref(), position)?;
+            changelog::send(sink, &self.store, &k, value.as_deref(), position)?;
         }
         Ok(())
     }
