@@ -24,7 +24,11 @@ langs=("$@")
 export CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS=${CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS:--C target-feature=+simd128}
 
 build_rust() {
-    local target_dir=${CARGO_TARGET_DIR:-$REPO/target}
+    # Where cargo puts what it builds: CARGO_TARGET_DIR, or a target-dir in a
+    # cargo config (the user's own included), or the workspace's target/.
+    local target_dir
+    target_dir=$(cd "$REPO" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
     local crates=()
     for dir in "$HERE"/rust/*/; do
         crates+=(-p "$(basename "$dir")")
