@@ -32,6 +32,7 @@ use support::kafka::{
     Feeder, In, WeirProcess, admin_addr, broker, committed, create_topic, http_get, produce, unique, until, wait_for,
 };
 use support::{example_body, guests, heavy, weir};
+use weir::units::now_ms;
 use weir_test_harness::committed::CommittedRecord;
 
 const EXIT_WAIT: Duration = Duration::from_secs(60);
@@ -1232,12 +1233,6 @@ fn a_store_older_than_its_changelog_restores_whole() {
         log.contains("restoring it whole"),
         "the stale store says why it restores whole:\n{log}"
     );
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 // ---------------------------------------------------------------------------

@@ -38,8 +38,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::{Headers as _, Message as _};
 use support::kafka::{In, WeirProcess, admin_addr, broker, create_topic, http_get, producer, send, unique};
-use weir::registry::{Activation, Pushed, Registry, now_ms};
+use weir::registry::{Activation, Pushed, Registry};
 use weir::runtime::{Runtime, RuntimeConfig};
+use weir::units::now_ms;
 
 const PARTITIONS: i32 = 4;
 /// Input records per second.

@@ -127,14 +127,6 @@ impl std::fmt::Display for TimestampPolicy {
     }
 }
 
-/// The wall clock in ms since the epoch (a [`TimestampPolicy::WallClock`]
-/// record's timestamp).
-pub fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl std::fmt::Display for Guarantee {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -1560,7 +1552,7 @@ fn check_topic(key: &str, t: &str) -> Result<(), ErrorKind> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Pipeline, PipelineError> {
@@ -1708,7 +1700,9 @@ sample = "trades"
         assert!(e.contains("modul"), "{e}");
     }
 
-    const ENRICH: &str = r#"
+    /// A table of customers and an order stream left-joined to it (also
+    /// the topology's tests).
+    pub(crate) const ENRICH: &str = r#"
 application-id = "shop"
 inputs = ["orders", "customers"]
 [[stage]]

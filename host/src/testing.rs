@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::codec::BatchEncoder;
 use crate::event::{Event, Header, Window};
 use crate::jsonl::bytes_json;
-use crate::pipeline::{Pipeline, Stamp, TimestampPolicy, wall_clock_ms};
+use crate::pipeline::{Pipeline, Stamp, TimestampPolicy};
 use crate::runtime::{EmitRequest, Runtime};
 use crate::state::StateError;
 use crate::state::global::{GlobalStore, Record};
@@ -29,6 +29,7 @@ use crate::state::row;
 use crate::state::row::TableView;
 use crate::state::{Changelog, Store};
 use crate::task::{Chain, ChainError, MemorySink, OpenError, SentRecord, Task, TaskError};
+use crate::units::now_ms;
 
 /// The driver could not run the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +196,7 @@ impl Driver {
     fn stamp(&self, topic: &str, events: Vec<Event>) -> Result<Vec<Event>, DriverError> {
         let mut kept = Vec::with_capacity(events.len());
         for mut e in events {
-            match self.timestamp_policy.stamp(Some(e.timestamp), wall_clock_ms) {
+            match self.timestamp_policy.stamp(Some(e.timestamp), now_ms) {
                 Stamp::Use(t) => {
                     e.timestamp = t;
                     kept.push(e);

@@ -2,6 +2,14 @@
 
 use std::time::Duration;
 
+/// The wall clock in ms since the Unix epoch (0 before it, `i64::MAX` past
+/// what an `i64` holds).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A duration or size that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} {text:?}: expected {expected}")]

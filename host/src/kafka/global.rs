@@ -17,13 +17,14 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::clients::ReaderCtx;
-use crate::pipeline::{Stamp, TimestampPolicy, wall_clock_ms};
+use crate::pipeline::{Stamp, TimestampPolicy};
 use crate::shutdown::Shutdown;
 use crate::state::global::{GlobalStore, Record};
 use crate::state::row::TableView;
 use crate::state::{StateError, Store};
 use crate::status::query::StoreQueries;
 use crate::task::Chain;
+use crate::units::now_ms;
 
 /// Records applied per store write.
 const CHUNK: usize = 10_000;
@@ -295,7 +296,7 @@ fn apply(table: &GlobalStore, held: &[BorrowedMessage<'_>], policy: TimestampPol
         .iter()
         .map(|m| {
             let raw = m.timestamp().to_millis();
-            let timestamp = match policy.stamp(raw, wall_clock_ms) {
+            let timestamp = match policy.stamp(raw, now_ms) {
                 Stamp::Use(t) => Some(t),
                 Stamp::Skip => {
                     tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(),

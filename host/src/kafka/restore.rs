@@ -26,11 +26,12 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::pipeline::{Stamp, TimestampPolicy, wall_clock_ms};
+use crate::pipeline::{Stamp, TimestampPolicy};
 use crate::state::changelog::INPUT_NEXT;
 use crate::state::row;
 use crate::state::{StateError, Store, Write, keys};
 use crate::status::{RestoreState, Restores};
+use crate::units::now_ms;
 
 /// What a second signal abandons during a restore.
 const RESTORING: &str = "a store restore: it starts again at the next start, from what the store \
@@ -247,7 +248,7 @@ impl Restorer {
                         // Rows keyed as the table keys them; a record
                         // without a key has no row (as in Kafka Streams).
                         let raw = m.timestamp().to_millis();
-                        match (m.key(), self.policy.stamp(raw, wall_clock_ms)) {
+                        match (m.key(), self.policy.stamp(raw, now_ms)) {
                             (None, _) => keyless += 1,
                             (Some(k), Stamp::Use(ts)) => {
                                 chunk.push((keys::plain(Some(k)), m.payload().map(|v| row::encode_value(ts, v))));

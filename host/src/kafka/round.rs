@@ -13,8 +13,9 @@ use super::instance::{Instance, TaskId};
 use crate::clients::ProducerSink;
 use crate::codec::BatchEncoder;
 use crate::metrics;
-use crate::pipeline::{Pipeline, Stamp, wall_clock_ms};
+use crate::pipeline::{Pipeline, Stamp};
 use crate::task::{Task, TaskError};
+use crate::units::now_ms;
 
 impl Instance {
     /// Runs a round's records through their tasks (open by now), on the
@@ -147,7 +148,7 @@ fn stamps(
                 .iter()
                 .map(|m| {
                     let raw = m.timestamp().to_millis();
-                    match policy.stamp(raw, wall_clock_ms) {
+                    match policy.stamp(raw, now_ms) {
                         Stamp::Use(t) => Ok(Some(t)),
                         Stamp::Skip => {
                             tracing::warn!(

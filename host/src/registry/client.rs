@@ -13,12 +13,13 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::{
     ACTIVE_TOPIC, Activation, CHUNKS_TOPIC, MODULES_TOPIC, ModuleRecord, ResolveError, Snapshot, active_key, chunk,
-    now_ms, reassemble,
+    reassemble,
 };
 use crate::clients::ReaderCtx;
 use crate::clients::topics::{self, TopicError};
 use crate::module::ModuleInfo;
 use crate::topology::{InternalKind, InternalTopic};
+use crate::units::now_ms;
 
 /// The registry could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -376,13 +376,6 @@ pub fn reassemble(record: &ModuleRecord, chunks: &[Vec<u8>]) -> Result<Vec<u8>, 
     Ok(bytes)
 }
 
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

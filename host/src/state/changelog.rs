@@ -6,6 +6,7 @@
 //! open transaction; restores read them back.
 
 use super::Store;
+use crate::units::now_ms;
 
 /// Header on changelog records: the task's input position after the batch
 /// that wrote the record — the next offset (decimal) of a task that reads one
@@ -52,11 +53,4 @@ impl Store {
             timestamp: now_ms(),
         }
     }
-}
-
-/// The wall clock in ms.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -24,8 +24,9 @@ use serde::Serialize;
 
 use crate::contract::OperatorKind;
 use crate::metrics::Metrics;
-use crate::registry::{Activation, ActiveTail, Guard, ModuleRecord, Registry, RegistryError, Update, now_ms};
+use crate::registry::{Activation, ActiveTail, Guard, ModuleRecord, Registry, RegistryError, Update};
 use crate::runtime::{LoadedModule, Runtime};
+use crate::units::now_ms;
 
 /// What the admin API shows about one stage's version.
 #[derive(Debug, Clone, Default, Serialize)]

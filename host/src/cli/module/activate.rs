@@ -12,7 +12,8 @@ use super::push::{Checks, push};
 use super::stage::{module_name, stage_kind};
 use crate::cli::SandboxArgs;
 use crate::pipeline::Pipeline;
-use crate::registry::{Activation, Guard, ModuleRecord, Pushed, Registry, Snapshot, now_ms};
+use crate::registry::{Activation, Guard, ModuleRecord, Pushed, Registry, Snapshot};
+use crate::units::now_ms;
 
 /// Automatic rollback options of an activation.
 #[derive(Debug, Clone, Args)]

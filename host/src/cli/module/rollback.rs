@@ -10,7 +10,7 @@ use clap::Args;
 use super::brokers::Brokers;
 use super::stage::stage_kind;
 use crate::pipeline::Pipeline;
-use crate::registry::now_ms;
+use crate::units::now_ms;
 
 /// Go back to the version a stage ran before its last activation.
 #[derive(Debug, Args)]
