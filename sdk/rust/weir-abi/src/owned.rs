@@ -104,6 +104,8 @@ impl fmt::Display for Failure {
     }
 }
 
+impl core::error::Error for Failure {}
+
 /// What an operator made of one input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventResult {

@@ -105,30 +105,7 @@ impl<'a> Output<'a> {
     }
 }
 
-/// A failure reported on purpose for one input event: the host sends that
-/// event to the stage's error policy and carries on with the rest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// Short machine-readable cause, e.g. `invalid-json`.
-    pub code: String,
-    /// What went wrong, for people.
-    pub message: String,
-}
-
-impl Failure {
-    /// A failure with a code and a message.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Failure {
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for Failure {}
+/// A failure reported on purpose for one input event (the batch ABI's
+/// own, [`weir_abi::Failure`]): the host sends that event to the stage's
+/// error policy and carries on with the rest.
+pub use weir_abi::Failure;
