@@ -617,24 +617,7 @@ mod tests {
 
     #[test]
     fn a_stream_table_join_looks_its_table_up_and_gets_none_of_its_changes() {
-        let t = topology(
-            r#"
-application-id = "shop"
-inputs = ["orders", "customers"]
-[[stage]]
-name = "customer-table"
-kind = "table"
-inputs = ["customers"]
-[[stage]]
-name = "enrich"
-kind = "join"
-join = "left"
-inputs = ["orders", "customer-table"]
-module = "pair.wasm"
-[outputs]
-default = "out"
-"#,
-        );
+        let t = topology(crate::pipeline::tests::ENRICH);
         let table = t.stage_hops(0);
         assert_eq!(table.stages, Vec::<usize>::new(), "the join gets no batch of changes");
         assert_eq!(table.lookups, [1]);
