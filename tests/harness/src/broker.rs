@@ -9,12 +9,11 @@
 //!   output goes to `weir-nisshi-<port>.log` in the temporary directory. A watchdog shell stops it
 //!   when the test process exits, since a static is never dropped.
 //!
-//! Reading committed output: nisshi never lists aborted transactions in Fetch responses, so a
-//! librdkafka `read_committed` consumer sees aborted records on it. When
-//! [`Broker::needs_raw_reader`] is true, read output with [`Broker::read_committed`], which applies
-//! the transaction markers itself (see [`crate::committed`]). With an external broker, read it as a
-//! user would, with an rdkafka consumer with `isolation.level=read_committed`;
-//! [`Broker::read_committed`] works there too, as a cross-check.
+//! The test broker is nisshi 0.7.0 with one patch of ours (`tests/broker/`, applied and built by
+//! `.ci/setup-broker`): it lists aborted transactions in its Fetch responses, as Kafka does, so a
+//! librdkafka `read_committed` consumer sees exactly the committed records on it. Published nisshi
+//! 0.7.0 does not. [`Broker::read_committed`] reads committed output a second way, applying the
+//! transaction markers itself (see [`crate::committed`]), on any broker.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -38,9 +37,8 @@ use crate::wire::{Connection, api_name};
 pub const BOOTSTRAP_ENV: &str = "WEIR_TEST_BOOTSTRAP";
 /// The environment variable naming the nisshi binary.
 pub const NISSHI_ENV: &str = "WEIR_NISSHI";
-/// How to install the nisshi version the tests expect.
-pub const NISSHI_INSTALL: &str = "cargo +nightly install --root ~/.cache/weir-ci/nisshi nisshi@0.7.0 --locked \
-                                  --no-default-features --features dynostore,libsql";
+/// How to install the nisshi version the tests expect: patched (see the module documentation).
+pub const NISSHI_INSTALL: &str = "bash .ci/setup-broker";
 
 /// How long a started broker may take to answer requests.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -161,13 +159,6 @@ impl Broker {
     /// Whether this is an external broker (`WEIR_TEST_BOOTSTRAP`) rather than one started here.
     pub fn is_external(&self) -> bool {
         self.external
-    }
-
-    /// Whether committed output must be read with [`Broker::read_committed`] because the broker's
-    /// Fetch responses do not list aborted transactions (nisshi). With an external broker, a
-    /// librdkafka `read_committed` consumer sees exactly the committed records.
-    pub fn needs_raw_reader(&self) -> bool {
-        !self.external
     }
 
     /// The log file of a broker started here.

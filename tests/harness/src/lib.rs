@@ -3,10 +3,10 @@
 //!
 //! - [`broker`] starts the test broker (nisshi, in memory, on a free loopback port) once per test
 //!   process, or uses an external one named by `WEIR_TEST_BOOTSTRAP`, and creates topics.
-//! - [`committed`] reads a topic's committed output. nisshi writes transaction markers into the
-//!   log but never lists aborted transactions in its Fetch responses, so a librdkafka
-//!   `read_committed` consumer still delivers aborted records there. This reader fetches the raw
-//!   record batches and applies the markers itself, as the Kafka consumer specification says.
+//! - [`committed`] reads a topic's committed output from the raw log, applying the transaction
+//!   markers itself, as the Kafka consumer specification says: a second opinion beside
+//!   librdkafka's `read_committed`, and the counts of committed, aborted and open records that
+//!   crash tests need as evidence.
 //! - [`wire`] is a small blocking Kafka protocol client over `std::net::TcpStream`, built on the
 //!   `kafka-protocol` crate's message types. The modules above use it; tests can use it for a
 //!   request the harness does not wrap (e.g. producing hand-built batches).
@@ -20,10 +20,8 @@
 //! let broker = Broker::shared();
 //! broker.create_topic("orders-out-7f3a", 3).unwrap();
 //! // ... run a pipeline that writes transactionally to orders-out-7f3a ...
-//! if broker.needs_raw_reader() {
-//!     let records = broker.read_committed("orders-out-7f3a", Duration::from_secs(10)).unwrap();
-//!     assert_eq!(records.len(), 42);
-//! }
+//! let records = broker.read_committed("orders-out-7f3a", Duration::from_secs(10)).unwrap();
+//! assert_eq!(records.len(), 42);
 //! ```
 
 #![warn(missing_docs)]
