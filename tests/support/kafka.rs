@@ -134,16 +134,55 @@ pub fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, r: &In) {
     }
 }
 
-/// What a `read_committed` consumer sees in `topic` now. On nisshi (which
-/// does not report aborted transactions) the raw log is read and filtered by
-/// the transaction markers; on an external broker a real consumer is used.
+/// What a `read_committed` consumer sees in `topic` now, read as a user
+/// would: with librdkafka under `isolation.level=read_committed`, which drops
+/// aborted records by the aborted transactions listed in each Fetch
+/// response. The test broker is a nisshi patched to list them
+/// (`tests/broker/`); published nisshi 0.7.0 does not.
+///
+/// The harness's marker-aware reader, which applies the transaction markers
+/// itself, gives a second opinion, read just after: each partition's records
+/// as librdkafka read them must be the first of those it reads (more may
+/// have been committed in between). A difference fails the test: the broker
+/// lists aborted transactions wrongly, or the records are not what
+/// `read_committed` promises.
 pub fn committed(topic: &str) -> Vec<CommittedRecord> {
-    if broker().needs_raw_reader() {
-        broker()
-            .read_committed(topic, Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("read {topic}: {e}"))
-    } else {
-        consume(topic, "read_committed")
+    let read = consume(topic);
+    let second = broker()
+        .read_committed(topic, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("read {topic} with the marker-aware reader: {e}"));
+    assert_same_prefix(topic, &read, &second);
+    read
+}
+
+/// Panics unless each partition's records in `first` are the first records
+/// of that partition in `later`, by offset, key and value.
+fn assert_same_prefix(topic: &str, first: &[CommittedRecord], later: &[CommittedRecord]) {
+    type Seen<'a> = BTreeMap<i32, Vec<(i64, Option<&'a [u8]>, Option<&'a [u8]>)>>;
+    fn by_partition(records: &[CommittedRecord]) -> Seen<'_> {
+        let mut seen: Seen<'_> = BTreeMap::new();
+        for r in records {
+            seen.entry(r.partition)
+                .or_default()
+                .push((r.offset, r.key.as_deref(), r.value.as_deref()));
+        }
+        seen
+    }
+    let (first, later) = (by_partition(first), by_partition(later));
+    for (partition, records) in &first {
+        let theirs = later.get(partition).map_or(&[][..], Vec::as_slice);
+        let n = records.len().min(theirs.len());
+        let differ = records[..n].iter().zip(&theirs[..n]).position(|(a, b)| a != b);
+        assert!(
+            differ.is_none() && records.len() <= theirs.len(),
+            "{topic} partition {partition}: librdkafka read_committed read {} records, the \
+             marker-aware reader {} afterwards; first difference at #{:?}: {:?} vs {:?}",
+            records.len(),
+            theirs.len(),
+            differ.unwrap_or(n),
+            records.get(differ.unwrap_or(n)),
+            theirs.get(differ.unwrap_or(n)),
+        );
     }
 }
 
@@ -162,12 +201,15 @@ pub fn partition_log_counts(topic: &str) -> Vec<(i32, LogCounts)> {
         .unwrap_or_else(|e| panic!("count the records of {topic}: {e}"))
 }
 
-fn consume(topic: &str, isolation: &str) -> Vec<CommittedRecord> {
+/// Reads every partition of `topic` from its start to its end (the last
+/// stable offset) with a librdkafka `read_committed` consumer that is
+/// assigned the partitions (no group), in partition and offset order.
+fn consume(topic: &str) -> Vec<CommittedRecord> {
+    use rdkafka::{Offset, TopicPartitionList};
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &broker().bootstrap)
         .set("group.id", unique("reader"))
-        .set("isolation.level", isolation)
-        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .create()
@@ -175,12 +217,27 @@ fn consume(topic: &str, isolation: &str) -> Vec<CommittedRecord> {
     let meta = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("topic metadata");
-    let partitions = meta.topics().first().map_or(0, |t| t.partitions().len());
-    consumer.subscribe(&[topic]).expect("subscribe");
+    let partitions: Vec<i32> = meta
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    let mut assignment = TopicPartitionList::new();
+    for p in &partitions {
+        assignment
+            .add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("assign a partition");
+    }
+    consumer.assign(&assignment).expect("assign");
     let mut out = Vec::new();
     let mut at_end = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while at_end.len() < partitions && Instant::now() < deadline {
+    while at_end.len() < partitions.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: librdkafka did not reach the end of partitions {:?} in 30 s",
+            partitions.iter().filter(|p| !at_end.contains(*p)).collect::<Vec<_>>()
+        );
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => out.push(CommittedRecord {
                 partition: m.partition(),
@@ -200,9 +257,11 @@ fn consume(topic: &str, isolation: &str) -> Vec<CommittedRecord> {
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);
             }
-            _ => {}
+            Some(Err(e)) => panic!("{topic}: reading read_committed: {e}"),
+            None => {}
         }
     }
+    out.sort_by_key(|r| (r.partition, r.offset));
     out
 }
 

@@ -1,0 +1,422 @@
+//! What exactly-once rests on, checked on the broker.
+//!
+//! - The broker's `read_committed`, as librdkafka reads it: transactional
+//!   producers commit and abort on one partition, alone and interleaved, and
+//!   a librdkafka `read_committed` consumer that starts at any offset (0,
+//!   inside an aborted transaction, just after one) sees exactly the
+//!   committed records from there. The test broker is a nisshi patched to
+//!   list aborted transactions in Fetch responses (`tests/broker/`); without
+//!   the patch these tests fail.
+//! - Faults beyond SIGKILL: a guest that becomes very slow.
+
+mod support;
+
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use rdkafka::{Offset, TopicPartitionList};
+use support::kafka::{In, WeirProcess, broker, committed, create_topic, unique, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A librdkafka transactional producer with its own transactional id.
+struct TxnProducer(BaseProducer);
+
+impl TxnProducer {
+    fn new() -> TxnProducer {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &broker().bootstrap)
+            .set("transactional.id", unique("txn"))
+            .set("linger.ms", "0")
+            .create()
+            .expect("create a transactional producer");
+        producer.init_transactions(TIMEOUT).expect("init transactions");
+        TxnProducer(producer)
+    }
+
+    fn begin(&self) {
+        self.0.begin_transaction().expect("begin a transaction");
+    }
+
+    /// Sends `value` and waits until the broker has it, so that what two
+    /// producers send interleaves in the log as the test says.
+    fn send(&self, topic: &str, value: &str) {
+        self.0
+            .send(BaseRecord::<(), str>::to(topic).partition(0).payload(value))
+            .map_err(|(e, _)| e)
+            .expect("send");
+        self.0.flush(TIMEOUT).expect("flush");
+    }
+
+    fn commit(&self) {
+        self.0.commit_transaction(TIMEOUT).expect("commit");
+    }
+
+    fn abort(&self) {
+        self.0.abort_transaction(TIMEOUT).expect("abort");
+    }
+}
+
+/// The records of partition 0 of `topic` from `offset` to the end, as
+/// (offset, value), read by a librdkafka consumer under `isolation`.
+fn read_from(topic: &str, offset: i64, isolation: &str) -> Vec<(i64, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker().bootstrap)
+        .set("group.id", unique("reader"))
+        .set("isolation.level", isolation)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("create a consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Offset(offset))
+        .expect("assign");
+    consumer.assign(&assignment).expect("assign");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let mut out = Vec::new();
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic} from {offset}: no end in 30 s"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push((
+                m.offset(),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+            )),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return out,
+            Some(Err(e)) => panic!("{topic} from {offset}: {e}"),
+            None => {}
+        }
+    }
+}
+
+/// Every start offset of `topic`'s partition 0, from 0 to its end: a
+/// `read_committed` reader sees exactly the records whose value is in
+/// `committed`, from there on, in offset order.
+fn assert_read_committed_from_everywhere(topic: &str, committed: &[&str]) {
+    let all = read_from(topic, 0, "read_uncommitted");
+    let end = all.last().map_or(0, |(offset, _)| offset + 2);
+    let want_from = |offset: i64| -> Vec<(i64, String)> {
+        all.iter()
+            .filter(|(o, v)| *o >= offset && committed.contains(&v.as_str()))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        want_from(0).len(),
+        committed.len(),
+        "every committed record is in the log once: {all:?}"
+    );
+    for offset in 0..=end {
+        assert_eq!(
+            read_from(topic, offset, "read_committed"),
+            want_from(offset),
+            "read_committed from offset {offset}; the log without markers: {all:?}"
+        );
+    }
+}
+
+/// One producer: commit, abort, commit, abort, commit. Read from offset 0,
+/// from inside each aborted transaction, from its ABORT marker and from just
+/// after it.
+#[test]
+fn read_committed_skips_one_producers_aborted_transactions_from_any_offset() {
+    let topic = unique("txn-one");
+    create_topic(&topic, 1);
+    let p = TxnProducer::new();
+    let mut committed = Vec::new();
+    for (t, commit) in [true, false, true, false, true].into_iter().enumerate() {
+        p.begin();
+        for i in 0..3 {
+            p.send(&topic, &format!("t{t}-{i}"));
+        }
+        if commit {
+            p.commit();
+            committed.extend((0..3).map(|i| format!("t{t}-{i}")));
+        } else {
+            p.abort();
+        }
+    }
+    let committed: Vec<&str> = committed.iter().map(String::as_str).collect();
+    assert_read_committed_from_everywhere(&topic, &committed);
+}
+
+/// Two producers interleave on one partition, committing and aborting in
+/// turn, their transactions overlapping in the log: from any offset, only
+/// the committed records, each once.
+#[test]
+fn read_committed_skips_interleaved_aborted_transactions_of_two_producers() {
+    let topic = unique("txn-two");
+    create_topic(&topic, 1);
+    let (a, b) = (TxnProducer::new(), TxnProducer::new());
+    let mut committed = Vec::new();
+    // (a commits?, b commits?) per round
+    for (round, (a_commits, b_commits)) in [(true, false), (false, true), (false, false), (true, true)]
+        .into_iter()
+        .enumerate()
+    {
+        a.begin();
+        b.begin();
+        for i in 0..2 {
+            a.send(&topic, &format!("a{round}-{i}"));
+            b.send(&topic, &format!("b{round}-{i}"));
+        }
+        // the second to finish ends first in one round in two
+        let ends: [(&TxnProducer, bool, char); 2] = if round % 2 == 0 {
+            [(&a, a_commits, 'a'), (&b, b_commits, 'b')]
+        } else {
+            [(&b, b_commits, 'b'), (&a, a_commits, 'a')]
+        };
+        for (p, commit, name) in ends {
+            if commit {
+                p.commit();
+                committed.extend((0..2).map(|i| format!("{name}{round}-{i}")));
+            } else {
+                p.abort();
+            }
+        }
+    }
+    let committed: Vec<&str> = committed.iter().map(String::as_str).collect();
+    assert_read_committed_from_everywhere(&topic, &committed);
+}
+
+/// A producer that dies inside a transaction is fenced by the next one with
+/// its transactional id, which aborts the open transaction: a reader never
+/// sees its records, from any offset, and reads on past them.
+#[test]
+fn read_committed_skips_the_transaction_of_a_fenced_producer() {
+    let topic = unique("txn-fenced");
+    create_topic(&topic, 1);
+    let id = unique("txn");
+    let make = || -> BaseProducer {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &broker().bootstrap)
+            .set("transactional.id", &id)
+            .set("linger.ms", "0")
+            .create()
+            .expect("create a transactional producer");
+        p.init_transactions(TIMEOUT).expect("init transactions");
+        p
+    };
+    let dead = TxnProducer(make());
+    dead.begin();
+    dead.send(&topic, "before");
+    dead.commit();
+    dead.begin();
+    dead.send(&topic, "dead-0");
+    dead.send(&topic, "dead-1");
+    // The successor's InitProducerId aborts the open transaction.
+    let next = TxnProducer(make());
+    next.begin();
+    next.send(&topic, "after");
+    next.commit();
+    drop(dead);
+    assert_read_committed_from_everywhere(&topic, &["before", "after"]);
+}
+
+// ---------------------------------------------------------------------------
+// Faults beyond SIGKILL.
+
+/// A guest becomes very slow: 60 records in a row run into the deadline
+/// (300 ms), 18 s of deadlines in all, far past `max.poll.interval.ms`
+/// (8 s here). The error policy dead-letters each of them, the records
+/// around them come out exactly once, and the instance stays in its group:
+/// a poll round stops between batches once it has run half of the tighter
+/// of `max.poll.interval.ms` and `transaction.timeout.ms`, so the loop
+/// polls in time, and no rebalance happens. (One batch is what a round
+/// cannot cut: this pipeline's `batch-size` keeps a batch of slow records
+/// under the budget.)
+#[test]
+fn a_guest_that_becomes_slow_keeps_its_instance_in_the_group() {
+    let g = support::guests();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, dlq, app) = (unique("in"), unique("out"), unique("dlq"), unique("slow"));
+    create_topic(&input, 1);
+    create_topic(&output, 1);
+    create_topic(&dlq, 1);
+    let mut commands: Vec<String> = (0..100).map(|i| format!("before-{i}")).collect();
+    commands.extend((0..60).map(|_| "loop".to_owned()));
+    commands.extend((0..100).map(|i| format!("after-{i}")));
+    let module = g.test_guest("misbehave");
+    let file = support::kafka::pipeline_file(
+        dir.path(),
+        &format!(
+            "application-id = \"{app}\"\ninputs = [\"{input}\"]\nbatch-size = 8\n[[stage]]\nname = \"obey\"\n\
+             module = \"{}\"\non-error = \"dead-letter\"\ndead-letter-topic = \"{dlq}\"\n\
+             [outputs]\ndefault = \"{output}\"\n",
+            module.display()
+        ),
+    );
+    // The pipeline file's [kafka] table ends the file: add to it.
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("\"session.timeout.ms\" = 6000\n\"max.poll.interval.ms\" = 8000\n");
+    std::fs::write(&file, text).unwrap();
+    let mut weir = WeirProcess::start(&file, "0", &["--deadline", "300ms"]);
+    support::kafka::produce(
+        &input,
+        &commands
+            .iter()
+            .map(|c| In {
+                partition: Some(0),
+                ..In::value(c.as_str())
+            })
+            .collect::<Vec<_>>(),
+    );
+    let outs = wait_for(&output, 200, Duration::from_secs(120));
+    let dead = wait_for(&dlq, 60, Duration::from_secs(30));
+    // A rebalance would show once the group noticed the missed poll.
+    std::thread::sleep(Duration::from_secs(10));
+    let running = weir.log_text();
+    let status = weir.terminate(Duration::from_secs(30));
+    let log = weir.log_text();
+    assert!(status.success(), "{status}: {log}");
+    let want: Vec<&String> = commands.iter().filter(|c| *c != "loop").collect();
+    let got: Vec<String> = outs.iter().map(|r| r.value_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(got.len(), want.len(), "each record once:\n{log}");
+    assert!(
+        got.iter().zip(&want).all(|(a, b)| a == *b),
+        "in order, each once:\n{log}"
+    );
+    assert_eq!(committed(&output).len(), 200, "nothing more came out");
+    assert_eq!(dead.len(), 60, "{log}");
+    assert!(
+        dead.iter()
+            .all(|r| r.header("weir.error.kind").flatten() == Some(&b"deadline"[..])),
+        "{dead:?}"
+    );
+    assert!(
+        running.contains("a round ran out of time"),
+        "the rounds were cut:\n{log}"
+    );
+    for sign in ["partitions revoked", "maximum poll interval", "MAXPOLL"] {
+        assert!(!running.contains(sign), "the instance left its group ({sign}):\n{log}");
+    }
+}
+
+/// A small tmpfs mounted on a directory for a test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. "8m") on `dir`. Mounting needs root
+    /// (CI and the development machine run as root): without it the test
+    /// fails here, saying so.
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs as the state directory, which needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_owned())
+    }
+
+    /// Fills the file system with one file until it has no space left.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write as _;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 << 10];
+        loop {
+            match f.write_all(&block) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        // Small writes still fit in a partly filled block: take those too.
+        while f.write_all(&[0u8; 512]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The state directory's disk fills up (a small tmpfs) while a stateful
+/// pipeline runs: the instance stops with an error naming the store and
+/// the cause. Kafka's transaction commits before the local store applies
+/// it (the changelog, not the local store, is what state is restored
+/// from), so what a failed write lost locally is in the changelog. Once
+/// space returns, a restart restores the store and the counts are exact:
+/// nothing lost, nothing counted twice.
+#[test]
+fn a_full_state_disk_stops_the_task_and_a_restart_is_exact() {
+    let _turn = support::heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let disk = Tmpfs::mount(&state, "16m");
+    let (input, output, app) = (unique("in"), unique("counts"), unique("full-disk"));
+    create_topic(&input, 2);
+    create_topic(&output, 2);
+    let file = support::kafka::pipeline_file(
+        dir.path(),
+        &format!(
+            "application-id = \"{app}\"\ninputs = [\"{input}\"]\nstate-dir = \"{}\"\ncommit-interval = \"200ms\"\n\
+             [[stage]]\nname = \"count\"\nkind = \"aggregate\"\nmodule = \"{}\"\nemit = \"update\"\n\
+             [outputs]\ndefault = \"{output}\"\n",
+            state.display(),
+            support::guests().example("rust", "count").display()
+        ),
+    );
+    let records: Vec<In> = (0..6_000)
+        .map(|i| In {
+            key: Some(format!("k{}", i % 500).into_bytes()),
+            ..In::value(format!("e{i}"))
+        })
+        .collect();
+    let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in &records {
+        *want
+            .entry(String::from_utf8_lossy(r.key.as_deref().unwrap()).into_owned())
+            .or_default() += 1;
+    }
+    let feeder = support::kafka::Feeder::paced(&input, records, 20, Duration::from_millis(20), &[2_000]);
+    let mut weir = WeirProcess::start(&file, "0", support::crash::CRASH_ARGS);
+    let progress = support::crash::GroupProgress::of_topics(&app, &[&input]);
+    support::kafka::until(&true, Duration::from_secs(60), || progress.committed() > 0);
+    let filler = disk.fill();
+    feeder.open(0);
+    let status = weir.wait(Duration::from_secs(90));
+    let log = weir.log_text();
+    assert!(!status.success(), "a full disk stops the instance: {status}\n{log}");
+    assert!(
+        log.contains("No space left on device") && log.contains(&format!("{}/", state.display())),
+        "the error names the store and the cause:\n{log}"
+    );
+    for line in log
+        .lines()
+        .filter(|l| l.contains("No space") || l.contains("left unclosed"))
+    {
+        eprintln!("the full disk: {line}");
+    }
+    std::fs::remove_file(&filler).unwrap();
+    let mut weir = WeirProcess::start(&file, "0", support::crash::CRASH_ARGS);
+    feeder.finish();
+    let last = || {
+        let mut by_key = std::collections::BTreeMap::new();
+        for r in committed(&output) {
+            by_key.insert(
+                r.key_str().unwrap_or("").to_owned(),
+                r.value_str().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0),
+            );
+        }
+        by_key
+    };
+    let got = support::kafka::until(&want, Duration::from_secs(120), last);
+    assert!(weir.terminate(Duration::from_secs(30)).success(), "{}", weir.log_text());
+    assert_eq!(got, want, "each key's count, exactly, after the disk was full");
+    drop(disk);
+}
