@@ -95,6 +95,29 @@ pub fn producer_config(pipeline: &Pipeline, instance_id: &str) -> ClientConfig {
     c
 }
 
+/// How long one poll round may run: half of the tighter of the consumer's
+/// `max.poll.interval.ms` and, exactly-once, the producer's
+/// `transaction.timeout.ms` (librdkafka's defaults: 300 s and 60 s), as the
+/// settings above make them. Past the first, the instance would leave its
+/// group (a rebalance, and another when it rejoins); past the second, a
+/// broker aborts the transaction and fences the producer. A slow guest
+/// makes a round stop early instead (see `kafka::round`).
+pub fn round_budget(pipeline: &Pipeline, instance_id: &str) -> Duration {
+    let ms = |c: &ClientConfig, key: &str, default: u64| {
+        c.get(key).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(default)
+    };
+    let poll = ms(&consumer_config(pipeline, instance_id), "max.poll.interval.ms", 300_000);
+    let budget = match pipeline.guarantee {
+        Guarantee::ExactlyOnce => poll.min(ms(
+            &producer_config(pipeline, instance_id),
+            "transaction.timeout.ms",
+            60_000,
+        )),
+        Guarantee::AtLeastOnce => poll,
+    };
+    Duration::from_millis(budget / 2)
+}
+
 /// The transactional id of an instance: stable across restarts, so that a
 /// restarted instance fences its previous life and aborts its open transaction.
 pub fn transactional_id(pipeline: &Pipeline, instance_id: &str) -> String {

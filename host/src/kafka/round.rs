@@ -1,10 +1,15 @@
 //! A round through the tasks: the gathered records grouped by task, each
 //! task's partitions interleaved by timestamp, every record stamped under
 //! the pipeline's timestamp policy, encoded in batches and run on the
-//! processing threads; then where each partition continues.
+//! processing threads; then where each partition continues. A round that
+//! runs past its time budget (a slow guest) stops between batches, and the
+//! partitions it did not finish are read again from where it stopped.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
+use rdkafka::Offset;
+use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
 
 use super::error::{InstanceError, TopicPartition};
@@ -22,12 +27,20 @@ impl Instance {
     /// processing threads, and notes each partition's next offset in the
     /// open transaction. `encoders` are kept across rounds, one per task
     /// running at once.
+    ///
+    /// A task stops between batches once the round has run until `until`:
+    /// a round is bounded so that the loop polls again (and stays in its
+    /// group) within `max.poll.interval.ms`, and the transaction ends
+    /// within `transaction.timeout.ms`, however slow a guest becomes. The
+    /// records it did not take are read again: their partitions are sought
+    /// back to the first of them.
     pub(super) fn run_round(
         &self,
         tasks: &mut HashMap<TaskId, Task>,
         gathered: Gathered<'_>,
         encoders: &mut Vec<BatchEncoder>,
         batch_size: usize,
+        until: Instant,
     ) -> Result<(), InstanceError> {
         // A task's partitions (several when it reads several topics)
         // give their records in timestamp order, as Kafka Streams'
@@ -44,6 +57,7 @@ impl Instance {
                     task,
                     parts,
                     stamps: Vec::new(),
+                    taken: Vec::new(),
                     encoder: encoders.pop().unwrap_or_default(),
                 })
             })
@@ -60,6 +74,7 @@ impl Instance {
                 round
                     .run(
                         batch_size,
+                        until,
                         &mut ProducerSink {
                             producer: &shared.producer,
                             shutdown: &shared.shutdown,
@@ -67,15 +82,37 @@ impl Instance {
                     )
                     .map_err(|e| shared.explain(e))
             })?;
+            let mut again: Vec<(TopicPartition, i64)> = Vec::new();
             let mut st = self.shared.lock();
             for round in rounds {
-                for (tp, messages) in &round.parts {
-                    if let Some(last) = messages.last() {
+                for ((tp, messages), &taken) in round.parts.iter().zip(&round.taken) {
+                    if let Some(last) = messages[..taken].last() {
                         st.pending.insert(tp.clone(), last.offset() + 1);
                     }
-                    metrics::add(&self.metrics().consumed, messages.len() as u64);
+                    if let Some(next) = messages.get(taken) {
+                        again.push((tp.clone(), next.offset()));
+                    }
+                    metrics::add(&self.metrics().consumed, taken as u64);
                 }
                 encoders.push(round.encoder);
+            }
+            drop(st);
+            if !again.is_empty() {
+                tracing::warn!(
+                    partitions = again.len(),
+                    "a round ran out of time (a slow guest?): it stopped between batches, and \
+                     the rest of its records are read again"
+                );
+            }
+            for ((topic, partition), offset) in again {
+                self.consumer
+                    .seek(&topic, partition, Offset::Offset(offset), self.options.kafka_timeout)
+                    .map_err(|e| InstanceError::Rewind {
+                        topic: topic.clone(),
+                        partition,
+                        offset,
+                        reason: e.to_string(),
+                    })?;
             }
         }
         Ok(())
@@ -90,12 +127,16 @@ struct Round<'t, 'm> {
     /// Each record's timestamp under the pipeline's timestamp policy
     /// (`None`: skipped), by part.
     stamps: Vec<Vec<Option<i64>>>,
+    /// How many records of each part the task took, from the first.
+    taken: Vec<usize>,
     encoder: BatchEncoder,
 }
 
 impl Round<'_, '_> {
-    /// Runs the records through the task, in batches of at most `batch_size`.
-    fn run(&mut self, batch_size: usize, sink: &mut ProducerSink<'_>) -> Result<(), TaskError> {
+    /// Runs the records through the task, in batches of at most
+    /// `batch_size`, until all are taken or `until` has passed (then it
+    /// stops between batches, having taken at least one).
+    fn run(&mut self, batch_size: usize, until: Instant, sink: &mut ProducerSink<'_>) -> Result<(), TaskError> {
         // A skipped record keeps its partition's time for the interleaving.
         let times: Vec<Vec<i64>> = self
             .stamps
@@ -110,7 +151,12 @@ impl Round<'_, '_> {
                     .collect()
             })
             .collect();
+        self.taken = vec![0; self.parts.len()];
         for (part, range) in interleave(&times, batch_size) {
+            if self.taken.iter().any(|&n| n > 0) && Instant::now() >= until {
+                break;
+            }
+            self.taken[part] = range.end;
             let (_, messages) = &self.parts[part];
             let stamps = &self.stamps[part][range.clone()];
             self.encoder.clear();

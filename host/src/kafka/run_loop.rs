@@ -59,6 +59,7 @@ impl Instance {
             .checked_sub(Duration::from_secs(1))
             .unwrap_or_else(Instant::now);
         let mut errors = ErrorLog::default();
+        let round_budget = crate::clients::round_budget(&self.pipeline, &self.options.instance_id);
         'run: loop {
             if self.options.shutdown.requested() {
                 break;
@@ -68,6 +69,7 @@ impl Instance {
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(100));
             let mut gathered = self.gather(wait, max_gather, &mut errors)?;
+            let polled = Instant::now();
             let assigned = self.settle(&mut tasks, &mut gathered)?;
             self.swapper().poll();
             if !assigned.is_empty() || gathered.keys().any(|tp| !tasks.contains_key(&self.task_id(tp))) {
@@ -96,7 +98,7 @@ impl Instance {
                 }
                 Err(e) => return Err(e),
             }
-            self.run_round(&mut tasks, gathered, &mut encoders, batch_size)?;
+            self.run_round(&mut tasks, gathered, &mut encoders, batch_size, polled + round_budget)?;
             self.idle_close(&mut tasks)?;
             if last_commit.elapsed() >= interval {
                 self.commit(&mut tasks)?;

@@ -222,7 +222,8 @@ impl Operator {
     }
 
     /// One outcome per item of `items` through `call`, halving a batch that
-    /// traps until the items that trap are found.
+    /// traps until the items that trap are found (one at a time after a
+    /// deadline or fuel trap).
     fn isolate<T>(&mut self, items: &[T], out: &mut Vec<Result<EventResult, GuestError>>, call: &BatchCall<T>) {
         if items.is_empty() {
             return;
@@ -231,6 +232,14 @@ impl Operator {
             Ok(results) => out.extend(results.into_iter().map(Ok)),
             Err(e) if items.len() == 1 || matches!(e.fault, GuestFault::Instantiate(_)) => {
                 out.extend(items.iter().map(|_| Err(e.clone())));
+            }
+            // A deadline (or fuel) costs its whole length each time it is
+            // hit: halving would hit it again at every level for each slow
+            // item, one at a time hits it once per slow item.
+            Err(e) if matches!(e.fault, GuestFault::Deadline(_) | GuestFault::OutOfFuel(_)) => {
+                for item in items {
+                    self.isolate(std::slice::from_ref(item), out, call);
+                }
             }
             Err(_) => {
                 let (a, b) = items.split_at(items.len() / 2);
