@@ -1,7 +1,9 @@
 //! The RocksDB engine: one database per store, in the store's directory.
 
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rocksdb::{BlockBasedOptions, Cache, DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions};
 
@@ -34,8 +36,29 @@ fn block_cache(path: &Path) -> Result<Cache, StateError> {
 
 /// A store's committed state in RocksDB.
 pub struct Rocks {
-    db: DB,
+    /// Closed on drop unless a write failed (see `Drop`).
+    db: ManuallyDrop<DB>,
     path: PathBuf,
+    /// A write failed: the store is abandoned, not closed.
+    failed: AtomicBool,
+}
+
+impl Drop for Rocks {
+    fn drop(&mut self) {
+        if self.failed.load(Ordering::Relaxed) {
+            // Closing flushes the write-ahead log's writer again, and
+            // RocksDB asserts that a writer which saw a write error (a full
+            // disk) is not flushed again: Debian's build keeps assertions,
+            // so the close would abort the process before it reports the
+            // error. The store is left as it is: the process is ending,
+            // which closes its files, and the next open recovers from the
+            // write-ahead log (its torn tail dropped) and the changelog.
+            tracing::warn!(path = %self.path.display(), "a write failed: the store is left unclosed");
+            return;
+        }
+        // SAFETY: the database is dropped once, here, and never used after.
+        unsafe { ManuallyDrop::drop(&mut self.db) }
+    }
 }
 
 impl Rocks {
@@ -59,17 +82,30 @@ impl Rocks {
         table.set_bloom_filter(10.0, false);
         opts.set_block_based_table_factory(&table);
         opts.set_max_open_files(64);
+        // RocksDB's own info log (`LOG` in the store's directory) is for
+        // RocksDB's developers; Weir reports a store's errors itself. Only
+        // fatal lines, in one small file: when the disk is full, RocksDB
+        // logs the write error to that file, and Debian's build (which
+        // keeps assertions) aborts the process on the log's own earlier
+        // write error before Weir can report the store's.
+        opts.set_log_level(rocksdb::LogLevel::Fatal);
+        opts.set_keep_log_file_num(1);
+        opts.set_max_log_file_size(1 << 20);
         let db = DB::open(&opts, path).map_err(|e| StateError::Open {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
         Ok(Rocks {
-            db,
+            db: ManuallyDrop::new(db),
             path: path.to_owned(),
+            failed: AtomicBool::new(false),
         })
     }
 
     fn io(&self, op: &'static str, e: rocksdb::Error) -> StateError {
+        if op != "read" && op != "scan" {
+            self.failed.store(true, Ordering::Relaxed);
+        }
         StateError::Io {
             path: self.path.clone(),
             op,
