@@ -2029,6 +2029,77 @@ fn a_rekeyed_stream_joins_a_table_on_the_broker_and_co_partitioning_is_checked()
     );
 }
 
+/// A stream re-keyed through a repartition topic joins a table while `weir
+/// run` is killed five times: each trade is joined exactly once. The join
+/// reads the repartition topic with librdkafka under `read_committed`, so a
+/// killed life's aborted repartition records must not reach it (they would
+/// join a second time): exact only on a broker that lists aborted
+/// transactions in its Fetch responses, as Kafka and the patched test broker
+/// do.
+#[test]
+fn a_rekeyed_stream_joins_a_table_across_sigkill_exactly() {
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let (trades, instruments, out) = (unique("trades"), unique("instruments"), unique("out"));
+    create_topic(&trades, 3);
+    create_topic(&instruments, 2);
+    create_topic(&out, 2);
+    let app = unique("rekeyed-crash");
+    let body = rekeyed_body(&app, &trades, &instruments, &out).replace(
+        "inputs = [\"by-isin\", \"instrument-table\"]\n",
+        "inputs = [\"by-isin\", \"instrument-table\"]\npartitions = 2\n",
+    );
+    let file = broker_file(dir.path(), &body, "commit-interval = \"1s\"");
+    let mut table = BTreeMap::new();
+    let loaded: Vec<Change> = (0..12)
+        .map(|i| {
+            let v = format!(r#"{{"isin":"{}"}}"#, isin(i));
+            table.insert(isin(i), v.clone());
+            instrument_change(&isin(i), Some(v), 1)
+        })
+        .collect();
+    // Partitioned as the repartitioned trades are (murmur2, as Java clients are).
+    produce_as_java(&instruments, &loaded.iter().map(change_record).collect::<Vec<_>>());
+    let trades_in: Vec<Trade> = (0..3_000)
+        .map(|seq| Trade {
+            seq,
+            symbol: format!("S{}", seq % 7),
+            isin: Some(isin(seq as u64 % 12)),
+            ts: 100 + seq as i64,
+        })
+        .collect();
+    let want: ByOrder = trades_in
+        .iter()
+        .map(|t| {
+            let joined = trade_enriched(t, &table).expect("every ISIN is in the table");
+            (t.seq as u64, vec![(t.isin.clone().unwrap(), joined, t.ts)])
+        })
+        .collect();
+    let kills = 5;
+    let feeder = Feeder::for_lives(
+        &trades,
+        trades_in.iter().map(Trade::record).collect(),
+        Duration::from_secs(1),
+        kills + 1,
+    );
+    let (mut w, done) = crash::run_with_kills(&file, crash::CRASH_ARGS, kills, &feeder, (300, 1800), &[&out]);
+    feeder.finish();
+    until(&want.len(), Duration::from_secs(120), || committed(&out).len());
+    assert_same(
+        &by_trade(&committed(&out)),
+        &want,
+        "each trade exactly once, keyed by its ISIN, with its instrument",
+    );
+    let repartition = format!("{app}-enrich-repartition");
+    let aborted = support::kafka::log_counts(&repartition).aborted;
+    eprintln!("{repartition}: {aborted} aborted records");
+    assert!(aborted > 0, "no kill left aborted records in {repartition}");
+    let mut evidence = vec![out.clone()];
+    evidence.extend(crash::internal_topics(&app));
+    crash::assert_kills_left_open_transactions(&evidence, &done);
+    assert!(w.terminate(EXIT_WAIT).success(), "{}", w.log_text());
+}
+
 // ---------------------------------------------------------------------------
 // A table of a stage's results: a process stage on a table's changes, made
 // a table again (repartitioned, with a changelog of its own), joined.
@@ -2562,12 +2633,11 @@ fn users_per_region_on_the_broker() {
 }
 
 /// Users change while `weir run` is killed five times: each region's last
-/// count is exact. The users topic has one partition and the aggregate
-/// reads the grouped table in the same task (`repartition = false`), so
-/// the test broker's gap (aborted repartition records reach librdkafka
-/// `read_committed` readers: TESTING.md) is not in the way; the grouped
-/// table's store comes back from its topic, the counts from their
-/// changelog.
+/// count is exact. The table is re-grouped by region through its
+/// repartition topic, which the count reads with librdkafka under
+/// `read_committed`: a killed life's aborted repartition records (a
+/// subtraction and an addition each) must not reach it. The grouped table's
+/// store comes back from its topic, the counts from their changelog.
 #[test]
 fn users_per_region_survive_sigkill_exactly() {
     let _turn = heavy();
@@ -2579,11 +2649,7 @@ fn users_per_region_survive_sigkill_exactly() {
     create_topic(&t.users, 1);
     create_topic(&t.out, 1);
     let app = unique("users-crash");
-    let body = users_body(&app, &t).replace(
-        "inputs = [\"user-table\"]",
-        "inputs = [\"user-table\"]\nrepartition = false",
-    );
-    let file = broker_file(dir.path(), &body, "commit-interval = \"1s\"");
+    let file = broker_file(dir.path(), &users_body(&app, &t), "commit-interval = \"1s\"");
     let changes = user_changes(2_000, 23);
     let kills = 5;
     let feeder = Feeder::for_lives(
@@ -2601,6 +2667,13 @@ fn users_per_region_survive_sigkill_exactly() {
         .collect();
     let got = until(&want, Duration::from_secs(120), || last_values(&committed(&t.out)));
     assert_eq!(got, want, "each region's last count, exactly");
+    let repartitions: Vec<String> = crash::internal_topics(&app)
+        .into_iter()
+        .filter(|t| t.ends_with("-repartition"))
+        .collect();
+    let aborted: usize = repartitions.iter().map(|t| support::kafka::log_counts(t).aborted).sum();
+    eprintln!("{repartitions:?}: {aborted} aborted records");
+    assert!(aborted > 0, "no kill left aborted records in {repartitions:?}");
     let mut evidence = vec![t.out.clone()];
     evidence.extend(crash::internal_topics(&app));
     crash::assert_kills_left_open_transactions(&evidence, &done);
