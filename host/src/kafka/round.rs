@@ -57,15 +57,7 @@ impl Instance {
             self.shared.begin(&mut self.shared.lock())?;
             let shared = &self.shared;
             self.workers.for_each(&mut rounds, |round| {
-                round
-                    .run(
-                        batch_size,
-                        &mut ProducerSink {
-                            producer: &shared.producer,
-                            shutdown: &shared.shutdown,
-                        },
-                    )
-                    .map_err(|e| shared.explain(e))
+                round.run(batch_size, &mut shared.sink()).map_err(|e| shared.explain(e))
             })?;
             let mut st = self.shared.lock();
             for round in rounds {
