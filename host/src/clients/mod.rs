@@ -243,7 +243,7 @@ impl Sink for ProducerSink<'_> {
             match self.producer.send(record) {
                 Ok(()) => {
                     if let Some(wait) = full {
-                        wait.done();
+                        wait.over(None);
                     }
                     return Ok(());
                 }

@@ -72,7 +72,7 @@ pub fn retry<T>(
     loop {
         match call(attempt) {
             Ok(t) => {
-                wait.done();
+                wait.over(None);
                 return Ok(t);
             }
             Err(e) if retriable(&e) => {
@@ -90,7 +90,10 @@ pub fn retry<T>(
                 }
                 wait.failed(&e, (!stopping).then_some(shutdown));
             }
-            Err(e) => return Err(GaveUp::Failed(e)),
+            Err(e) => {
+                wait.over(Some(&e));
+                return Err(GaveUp::Failed(e));
+            }
         }
     }
 }
@@ -208,29 +211,31 @@ impl<'a> Wait<'a> {
         }
         self.logged = Some(Instant::now());
         tracing::warn!(
-            operation = self.operation,
-            transactional_id = self.transactional_id,
-            waited_s = waited.as_secs_f64(),
-            "waiting for Kafka to {} (transactional.id {}), {:.1} s so far: {error}; retrying",
+            transactional_id = %self.transactional_id,
+            "waiting for Kafka to {}, {:.1} s so far: {error}; retrying",
             self.operation,
-            self.transactional_id,
             waited.as_secs_f64()
         );
     }
 
-    /// The operation went through: says so at info if the wait was logged.
-    pub fn done(&self) {
-        if self.logged.is_some() {
-            let waited = self.waited();
-            tracing::info!(
-                operation = self.operation,
-                transactional_id = self.transactional_id,
-                waited_s = waited.as_secs_f64(),
-                "Kafka is back: could {} (transactional.id {}) after waiting {:.1} s; resuming",
-                self.operation,
-                self.transactional_id,
-                waited.as_secs_f64()
-            );
+    /// The wait is over: the operation went through (`None`), or failed in
+    /// a way trying again cannot fix (`Some(error)`, which the caller
+    /// handles); says so at info if the wait was logged.
+    pub fn over(&self, failed: Option<&dyn Display>) {
+        if self.logged.is_none() {
+            return;
+        }
+        let waited = self.waited().as_secs_f64();
+        let (operation, id) = (self.operation, self.transactional_id);
+        match failed {
+            None => tracing::info!(
+                transactional_id = %id,
+                "Kafka is back after {waited:.1} s: could {operation}; resuming"
+            ),
+            Some(e) => tracing::info!(
+                transactional_id = %id,
+                "stopped waiting for Kafka to {operation} after {waited:.1} s: it failed: {e}"
+            ),
         }
     }
 }

@@ -64,7 +64,6 @@ impl Instance {
             st.rewind = false;
             gathered.clear();
             self.rewind(&st.resume)?;
-            tracing::info!(partitions = st.resume.len(), "rewound to the last committed offsets");
         }
         Ok(assigned)
     }
@@ -72,6 +71,10 @@ impl Instance {
     /// Seeks every partition of `resume` to its offset, waiting out
     /// retriable failures (see [`retry`](crate::clients::retry)).
     fn rewind(&self, resume: &BTreeMap<TopicPartition, i64>) -> Result<(), InstanceError> {
+        if resume.is_empty() {
+            // Every partition went (librdkafka refuses an empty seek).
+            return Ok(());
+        }
         let mut left = offsets(resume);
         let operation = format!("rewind {} partition(s) to their last committed offsets", resume.len());
         let sought = self.shared.retry(&operation, |timeout| {
@@ -101,7 +104,10 @@ impl Instance {
             last.map_or(Ok(()), Err)
         });
         match sought {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                tracing::info!(partitions = resume.len(), "rewound to the last committed offsets");
+                Ok(())
+            }
             Err(GaveUp::Stopped(s)) => Err(s.into()),
             Err(GaveUp::Failed(e)) => Err(InstanceError::Rewind {
                 partitions: resume.len(),
