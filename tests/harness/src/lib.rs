@@ -7,6 +7,9 @@
 //!   log but never lists aborted transactions in its Fetch responses, so a librdkafka
 //!   `read_committed` consumer still delivers aborted records there. This reader fetches the raw
 //!   record batches and applies the markers itself, as the Kafka consumer specification says.
+//! - [`proxy`] is a TCP proxy on loopback that can cut every connection to a broker and let them
+//!   through again: a broker outage, with the broker still running
+//!   ([`broker::Broker::start_nisshi_behind_proxy`]).
 //! - [`wire`] is a small blocking Kafka protocol client over `std::net::TcpStream`, built on the
 //!   `kafka-protocol` crate's message types. The modules above use it; tests can use it for a
 //!   request the harness does not wrap (e.g. producing hand-built batches).
@@ -31,6 +34,7 @@
 pub mod broker;
 pub mod committed;
 mod error;
+pub mod proxy;
 pub mod wire;
 
 pub use error::Error;
