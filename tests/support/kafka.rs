@@ -138,12 +138,16 @@ pub fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, r: &In) {
 /// does not report aborted transactions) the raw log is read and filtered by
 /// the transaction markers; on an external broker a real consumer is used.
 pub fn committed(topic: &str) -> Vec<CommittedRecord> {
-    if broker().needs_raw_reader() {
-        broker()
-            .read_committed(topic, Duration::from_secs(30))
+    committed_on(broker(), topic)
+}
+
+/// [`committed`] on broker `b` (a test's own, e.g. one behind a proxy).
+pub fn committed_on(b: &Broker, topic: &str) -> Vec<CommittedRecord> {
+    if b.needs_raw_reader() {
+        b.read_committed(topic, Duration::from_secs(30))
             .unwrap_or_else(|e| panic!("read {topic}: {e}"))
     } else {
-        consume(topic, "read_committed")
+        consume(&b.bootstrap, topic, "read_committed")
     }
 }
 
@@ -162,9 +166,9 @@ pub fn partition_log_counts(topic: &str) -> Vec<(i32, LogCounts)> {
         .unwrap_or_else(|e| panic!("count the records of {topic}: {e}"))
 }
 
-fn consume(topic: &str, isolation: &str) -> Vec<CommittedRecord> {
+fn consume(bootstrap: &str, topic: &str, isolation: &str) -> Vec<CommittedRecord> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker().bootstrap)
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("reader"))
         .set("isolation.level", isolation)
         .set("auto.offset.reset", "earliest")
@@ -415,11 +419,41 @@ impl Feeder {
 
     /// [`Feeder::paced`] for records each with its topic.
     pub fn paced_to(records: Vec<(String, In)>, chunk: usize, pause: Duration, holds: &[usize]) -> Feeder {
+        Feeder::feed(producer, records, chunk, pause, holds)
+    }
+
+    /// [`Feeder::paced`] into broker `b` (a test's own), with an idempotent
+    /// producer: one that sends each record once even when the broker's
+    /// connections drop while it sends (as through a cut proxy).
+    pub fn paced_into(b: &Broker, topic: &str, records: Vec<In>, chunk: usize, pause: Duration) -> Feeder {
+        let bootstrap = b.bootstrap.clone();
+        let records = records.into_iter().map(|r| (topic.to_owned(), r)).collect();
+        let idempotent = move || {
+            ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("linger.ms", "5")
+                .set("enable.idempotence", "true")
+                .create()
+                .expect("create an idempotent test producer")
+        };
+        Feeder::feed(idempotent, records, chunk, pause, &[])
+    }
+
+    /// Feeds `records` with the producer `make` returns (made on the
+    /// feeding thread), `chunk` every `pause`, holding before each index in
+    /// `holds`.
+    fn feed(
+        make: impl FnOnce() -> ThreadedProducer<DefaultProducerContext> + Send + 'static,
+        records: Vec<(String, In)>,
+        chunk: usize,
+        pause: Duration,
+        holds: &[usize],
+    ) -> Feeder {
         let chunk = chunk.max(1);
         let gates: Vec<(usize, Arc<AtomicBool>)> = holds.iter().map(|at| (*at, Arc::default())).collect();
         let mine = gates.clone();
         let handle = std::thread::spawn(move || {
-            let p = producer();
+            let p = make();
             for (i, (topic, r)) in records.iter().enumerate() {
                 for (at, gate) in &mine {
                     while i == *at && !gate.load(Ordering::SeqCst) {
@@ -431,7 +465,8 @@ impl Feeder {
                     std::thread::sleep(pause);
                 }
             }
-            p.flush(Duration::from_secs(30)).expect("flush the fed records");
+            // Long enough to outlast a broker outage a test makes.
+            p.flush(Duration::from_secs(120)).expect("flush the fed records");
         });
         Feeder {
             gates,
