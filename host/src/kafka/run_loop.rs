@@ -27,7 +27,7 @@ impl Instance {
         if result.is_err() && !matches!(result, Err(InstanceError::StoppedWaiting(_))) {
             let mut st = self.shared.lock();
             if st.open {
-                let _ = self.shared.abort(&mut st);
+                let _ = self.shared.abort_before_exit(&mut st);
             }
         }
         // A dynamic member leaves the group now (the revoke callback sees

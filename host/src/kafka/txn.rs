@@ -217,8 +217,21 @@ impl Shared {
 
     /// Aborts the open transaction (if any) and asks for a rewind.
     pub(super) fn abort(&self, st: &mut TxnState) -> Result<(), InstanceError> {
+        self.abort_until(st, &self.shutdown)
+    }
+
+    /// [`Shared::abort`] for an instance that stops anyway: it waits for
+    /// unreachable brokers no longer than the timeout.
+    pub(super) fn abort_before_exit(&self, st: &mut TxnState) -> Result<(), InstanceError> {
+        let stopping = Shutdown::new();
+        stopping.request();
+        self.abort_until(st, &stopping)
+    }
+
+    fn abort_until(&self, st: &mut TxnState, shutdown: &Shutdown) -> Result<(), InstanceError> {
         if self.guarantee == Guarantee::ExactlyOnce && st.open {
-            match self.retry(ABORT, |t| self.producer.abort_transaction(t)) {
+            let abort = |t| self.producer.abort_transaction(t);
+            match retry::retry(ABORT, &self.transactional_id, self.timeout, shutdown, abort) {
                 Ok(()) => {}
                 Err(GaveUp::Failed(e)) => return Err(self.fatal(&e)),
                 Err(GaveUp::Stopped(s)) => return Err(s.into()),
