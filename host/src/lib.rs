@@ -16,8 +16,9 @@
 //!   each topic partition's batch to its [`task::Task`], and commits or
 //!   aborts in one place ([`kafka::instance`], `txn`, `rebalance`);
 //!   restores and purges.
-//! - [`clients`]: librdkafka settings, the producer sink and internal
-//!   topics, shared by the instance and the module registry.
+//! - [`clients`]: librdkafka settings, the producer sink, internal topics,
+//!   and waiting out unreachable brokers ([`clients::retry`]), shared by
+//!   the instance and the module registry.
 //! - [`codec`]: the flat batch encoding: a batch of events goes into a
 //!   guest in one buffer, results come back in one, read in place (the
 //!   format is the `weir-abi` crate's, shared with the Rust SDK).

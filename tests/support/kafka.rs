@@ -147,8 +147,13 @@ pub fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, r: &In) {
 /// lists aborted transactions wrongly, or the records are not what
 /// `read_committed` promises.
 pub fn committed(topic: &str) -> Vec<CommittedRecord> {
-    let read = consume(topic);
-    let second = broker()
+    committed_on(broker(), topic)
+}
+
+/// [`committed`] on broker `b` (a test's own, e.g. one behind a proxy).
+pub fn committed_on(b: &Broker, topic: &str) -> Vec<CommittedRecord> {
+    let read = consume(&b.bootstrap, topic);
+    let second = b
         .read_committed(topic, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("read {topic} with the marker-aware reader: {e}"));
     assert_same_prefix(topic, &read, &second);
@@ -204,10 +209,10 @@ pub fn partition_log_counts(topic: &str) -> Vec<(i32, LogCounts)> {
 /// Reads every partition of `topic` from its start to its end (the last
 /// stable offset) with a librdkafka `read_committed` consumer that is
 /// assigned the partitions (no group), in partition and offset order.
-fn consume(topic: &str) -> Vec<CommittedRecord> {
+fn consume(bootstrap: &str, topic: &str) -> Vec<CommittedRecord> {
     use rdkafka::{Offset, TopicPartitionList};
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker().bootstrap)
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("reader"))
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
@@ -474,11 +479,41 @@ impl Feeder {
 
     /// [`Feeder::paced`] for records each with its topic.
     pub fn paced_to(records: Vec<(String, In)>, chunk: usize, pause: Duration, holds: &[usize]) -> Feeder {
+        Feeder::feed(producer, records, chunk, pause, holds)
+    }
+
+    /// [`Feeder::paced`] into broker `b` (a test's own), with an idempotent
+    /// producer: one that sends each record once even when the broker's
+    /// connections drop while it sends (as through a cut proxy).
+    pub fn paced_into(b: &Broker, topic: &str, records: Vec<In>, chunk: usize, pause: Duration) -> Feeder {
+        let bootstrap = b.bootstrap.clone();
+        let records = records.into_iter().map(|r| (topic.to_owned(), r)).collect();
+        let idempotent = move || {
+            ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("linger.ms", "5")
+                .set("enable.idempotence", "true")
+                .create()
+                .expect("create an idempotent test producer")
+        };
+        Feeder::feed(idempotent, records, chunk, pause, &[])
+    }
+
+    /// Feeds `records` with the producer `make` returns (made on the
+    /// feeding thread), `chunk` every `pause`, holding before each index in
+    /// `holds`.
+    fn feed(
+        make: impl FnOnce() -> ThreadedProducer<DefaultProducerContext> + Send + 'static,
+        records: Vec<(String, In)>,
+        chunk: usize,
+        pause: Duration,
+        holds: &[usize],
+    ) -> Feeder {
         let chunk = chunk.max(1);
         let gates: Vec<(usize, Arc<AtomicBool>)> = holds.iter().map(|at| (*at, Arc::default())).collect();
         let mine = gates.clone();
         let handle = std::thread::spawn(move || {
-            let p = producer();
+            let p = make();
             for (i, (topic, r)) in records.iter().enumerate() {
                 for (at, gate) in &mine {
                     while i == *at && !gate.load(Ordering::SeqCst) {
@@ -490,7 +525,8 @@ impl Feeder {
                     std::thread::sleep(pause);
                 }
             }
-            p.flush(Duration::from_secs(30)).expect("flush the fed records");
+            // Long enough to outlast a broker outage a test makes.
+            p.flush(Duration::from_secs(120)).expect("flush the fed records");
         });
         Feeder {
             gates,

@@ -28,7 +28,9 @@ pub struct Run {
     /// across restarts, and give each instance running at the same time its own.
     #[arg(long, default_value = "0")]
     pub instance_id: String,
-    /// How long to wait for the brokers (start-up, transaction operations).
+    /// How long to wait for the brokers at start-up. While running, Weir
+    /// waits for unreachable brokers as long as it takes, retrying (and
+    /// logging what it waits for); a stop ends a wait this long.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = units::parse_duration)]
     pub kafka_timeout: Duration,
     /// Serve the admin API (/metrics, /status) here; `127.0.0.1:0` picks a

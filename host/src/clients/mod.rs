@@ -1,7 +1,8 @@
 //! librdkafka clients as a pipeline needs them: the settings Weir chooses,
 //! merged with the pipeline's `[kafka]` table; the producer side of a task
-//! ([`ProducerSink`]); and the internal topics ([`topics`]). Shared by the
-//! instance ([`crate::kafka`]) and the module registry ([`crate::registry`]).
+//! ([`ProducerSink`]); the internal topics ([`topics`]); and waiting out a
+//! broker that went away ([`retry`]). Shared by the instance
+//! ([`crate::kafka`]) and the module registry ([`crate::registry`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,11 +15,13 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 
+use self::retry::Wait;
 use crate::pipeline::{Guarantee, Pipeline};
 use crate::shutdown::Shutdown;
 use crate::task::{OutRecord, Sink, SinkError};
 use crate::topology::Topology;
 
+pub mod retry;
 pub mod topics;
 
 /// The partition assignor: cooperative-sticky (partitions move one by one,
@@ -153,6 +156,10 @@ fn apply_user(c: &mut ClientConfig, pipeline: &Pipeline) {
 pub struct ProducerCtx {
     failures: AtomicU64,
     last_failure: Mutex<Option<String>>,
+    /// When a delivery failure was last logged, and the failures so far
+    /// then: while the brokers are unreachable every queued record fails,
+    /// and one line every 5 s says so.
+    failure_logged: Mutex<Option<(std::time::Instant, u64)>>,
     changelog_ends: Mutex<HashMap<(String, i32), i64>>,
 }
 
@@ -196,11 +203,23 @@ impl ProducerContext for ProducerCtx {
         }
         if let Err((e, m)) = result {
             let text = format!("delivery to {}[{}] failed: {e}", m.topic(), m.partition());
-            tracing::warn!("{text}");
             if let Ok(mut g) = self.last_failure.lock() {
-                *g = Some(text);
+                *g = Some(text.clone());
             }
-            self.failures.fetch_add(1, Ordering::Release);
+            let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+            if let Ok(mut logged) = self.failure_logged.lock() {
+                let (due, since) = match *logged {
+                    None => (true, failures - 1),
+                    Some((at, seen)) => (at.elapsed() >= Duration::from_secs(5), seen),
+                };
+                if due {
+                    match failures - since {
+                        1 => tracing::warn!("{text}"),
+                        n => tracing::warn!("{n} deliveries failed in the last seconds; the latest: {text}"),
+                    }
+                    *logged = Some((std::time::Instant::now(), failures));
+                }
+            }
         }
     }
 }
@@ -215,6 +234,8 @@ pub struct ProducerSink<'a> {
     pub producer: &'a Producer,
     /// The instance's shutdown (a full queue while stopping is logged).
     pub shutdown: &'a Shutdown,
+    /// The instance's transactional id (named when a full queue is logged).
+    pub transactional_id: &'a str,
 }
 
 impl Sink for ProducerSink<'_> {
@@ -239,18 +260,25 @@ impl Sink for ProducerSink<'_> {
         if let Some(v) = r.value {
             record = record.payload(v);
         }
-        let (mut full_since, mut told) = (None, false);
+        let mut full: Option<Wait<'_>> = None;
+        let mut told = false;
         loop {
             match self.producer.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if let Some(wait) = full {
+                        wait.over(None);
+                    }
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // The producer's own thread serves deliveries; wait for
-                    // room. A stop waits too (the batch must be written to be
-                    // committed); say so once, as a second signal is then
-                    // the way out.
+                    // room (logged if it takes long: the brokers do not take
+                    // the records). A stop waits too (the batch must be
+                    // written to be committed); say so once, as a second
+                    // signal is then the way out.
                     record = back;
-                    let since = *full_since.get_or_insert_with(std::time::Instant::now);
-                    if !told && self.shutdown.requested() && since.elapsed() >= Duration::from_secs(1) {
+                    let wait = full.get_or_insert_with(|| Wait::backpressure(QUEUE_FULL, self.transactional_id));
+                    if !told && self.shutdown.requested() && wait.waited() >= Duration::from_secs(1) {
                         told = true;
                         tracing::warn!(
                             topic = r.topic,
@@ -258,18 +286,25 @@ impl Sink for ProducerSink<'_> {
                              take the batch before the final commit (a second signal exits at once)"
                         );
                     }
-                    std::thread::sleep(Duration::from_millis(1));
+                    wait.failed(&"the producer's queue is full", None);
                 }
                 Err((e, _)) => {
                     return Err(SinkError {
                         topic: r.topic.to_owned(),
                         reason: e.to_string(),
+                        // librdkafka refuses records while the transaction
+                        // is in an abortable error state (e.g. records of it
+                        // timed out while the brokers were unreachable).
+                        abortable: matches!(e, KafkaError::MessageProduction(RDKafkaErrorCode::State)),
                     });
                 }
             }
         }
     }
 }
+
+/// What a full producer queue waits for.
+const QUEUE_FULL: &str = "take the records in the producer's queue (it is full)";
 
 /// Context of assign-only readers (restore, the module registry): reaching
 /// the end of a partition is what they wait for, not an error to log.

@@ -1,6 +1,7 @@
 //! The transaction boundary: ending the open transaction, applying its
 //! outcome to every store (durable on a commit, thrown away on an abort),
-//! and handing the committed positions to the repartition purger.
+//! aborting one that failed under a round, and handing the committed
+//! positions to the repartition purger.
 
 use std::collections::HashMap;
 
@@ -9,7 +10,7 @@ use rdkafka::producer::Producer as _;
 use super::error::InstanceError;
 use super::gather::Gathered;
 use super::instance::{Instance, TaskId};
-use crate::task::Task;
+use crate::task::{Task, TaskError};
 
 impl Instance {
     /// Closes the current unit of work (an abortable failure aborts and
@@ -33,6 +34,26 @@ impl Instance {
             gathered.clear();
         }
         Ok(())
+    }
+
+    /// `result` of work in the open transaction (a round, idle closes, a
+    /// swap). If the transaction refused a record because it has failed —
+    /// its records timed out while the brokers were unreachable — it is
+    /// aborted and every partition rewinds, as after a failed commit,
+    /// instead of stopping the instance.
+    pub(super) fn or_abort(
+        &self,
+        tasks: &mut HashMap<TaskId, Task>,
+        result: Result<(), InstanceError>,
+    ) -> Result<(), InstanceError> {
+        match result {
+            Err(InstanceError::Task(TaskError::Sink(e))) if e.abortable => {
+                tracing::warn!("{e}; aborting the transaction and reprocessing since the last commit");
+                self.shared.abort(&mut self.shared.lock())?;
+                self.apply_outcome(tasks)
+            }
+            other => other,
+        }
     }
 
     /// Applies the end of the last unit of work to every store: a commit

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::global::GlobalError;
 use super::restore::RestoreError;
+use crate::clients::retry::Stopped;
 use crate::clients::topics::TopicError;
 use crate::state::StateError;
 use crate::swap::SwapError;
@@ -107,16 +108,19 @@ pub enum InstanceError {
         /// librdkafka's message.
         reason: String,
     },
+    /// A stop was requested while the instance waited for the brokers to
+    /// come back.
+    #[error(
+        "{0}; nothing since the last commit is kept (Kafka aborts an open transaction), \
+         so it is processed again at the next start"
+    )]
+    StoppedWaiting(#[from] Stopped),
     /// The consumer could not be positioned after an abort.
-    #[error("cannot rewind {topic}[{partition}] to offset {offset} after an abort: {reason}")]
+    #[error("cannot rewind {partitions} partition(s) to their last committed offsets after an abort: {reason}")]
     Rewind {
-        /// Topic.
-        topic: String,
-        /// Partition.
-        partition: i32,
-        /// Target offset.
-        offset: i64,
-        /// librdkafka's message.
+        /// How many partitions were to rewind.
+        partitions: usize,
+        /// librdkafka's message (naming the partition that failed).
         reason: String,
     },
     /// A task stopped (an event failed under `on-error = "fail"`, or a

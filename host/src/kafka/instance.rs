@@ -24,6 +24,14 @@
 //! group moved on without us) aborts instead. An abort rewinds every kept
 //! partition to its last committed offset, so aborted work is redone once.
 //!
+//! Outages: a call to the brokers that fails retriably (a commit, an abort,
+//! a rewind, reading a committed offset) is tried again until they answer,
+//! saying what it waits for ([`crate::clients::retry`]). A transaction
+//! whose records could not be delivered meanwhile fails; it is aborted and
+//! every partition rewinds, as after any abortable error. A consumer whose
+//! group session expired meanwhile rejoins (librdkafka does), its lost
+//! partitions aborted as in any rebalance. Only fatal errors stop it.
+//!
 //! This file holds the instance and its options; each part of its life is
 //! a file of this module: start-up in `startup` ([`Instance::connect`]),
 //! the loop in `run_loop` ([`Instance::run`]), polling in `gather`, a round
@@ -59,8 +67,11 @@ pub struct RunOptions {
     /// its transactional.id, so it must not change across restarts and must
     /// differ between instances running at once.
     pub instance_id: String,
-    /// How long to wait for the brokers at start-up and for a transaction
-    /// operation.
+    /// How long to wait for the brokers at start-up. While running, an
+    /// operation (a commit, an abort, a rewind) whose brokers are
+    /// unreachable is tried again, each try waiting at most this long (and
+    /// [`ATTEMPT`](crate::clients::retry::ATTEMPT)), until they answer;
+    /// after a stop it is given this long in all.
     pub kafka_timeout: Duration,
     /// Requested to stop: the current batch finishes and is committed. A
     /// dynamic member then leaves the group; a static one (the default)
@@ -134,10 +145,7 @@ impl Instance {
     /// this opens when none is (the one place a transaction begins).
     pub(super) fn writer(&self) -> Result<ProducerSink<'_>, InstanceError> {
         self.shared.begin(&mut self.shared.lock())?;
-        Ok(ProducerSink {
-            producer: &self.shared.producer,
-            shutdown: &self.shared.shutdown,
-        })
+        Ok(self.shared.sink())
     }
 
     /// The task that reads a topic partition: the sub-topology that reads

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clients::ReaderCtx;
+use crate::clients::retry::{self, GaveUp};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers as _, Message as _};
@@ -29,7 +30,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use crate::pipeline::{Stamp, TimestampPolicy};
 use crate::state::changelog::INPUT_NEXT;
 use crate::state::row;
-use crate::state::{StateError, Store, Write, keys};
+use crate::state::{Changelog, StateError, Store, Write, keys};
 use crate::status::{RestoreState, Restores};
 use crate::units::now_ms;
 
@@ -104,6 +105,9 @@ pub type Committed = BTreeMap<String, Option<i64>>;
 pub struct Restorer {
     consumer: BaseConsumer<ReaderCtx>,
     timeout: Duration,
+    /// The instance's transactional id, named when a restore waits for
+    /// the brokers.
+    transactional_id: String,
     progress: Arc<Mutex<Restores>>,
     shutdown: Shutdown,
     policy: TimestampPolicy,
@@ -112,10 +116,12 @@ pub struct Restorer {
 impl Restorer {
     /// A restorer with the pipeline's client settings (`base`); a restore
     /// ends early once `shutdown` is requested. A table's source records
-    /// get their timestamps under `policy`.
+    /// get their timestamps under `policy`. Waits for unreachable brokers
+    /// are logged naming `transactional_id`.
     pub fn new(
         mut base: ClientConfig,
         timeout: Duration,
+        transactional_id: String,
         progress: Arc<Mutex<Restores>>,
         shutdown: Shutdown,
         policy: TimestampPolicy,
@@ -132,6 +138,7 @@ impl Restorer {
         Ok(Restorer {
             consumer: base.create_with_context(ReaderCtx("restore consumer"))?,
             timeout,
+            transactional_id,
             progress,
             shutdown,
             policy,
@@ -149,10 +156,7 @@ impl Restorer {
             reason: e.to_string(),
         };
         let mut checkpoint = store.checkpoint()?;
-        let (low, mut high) = self
-            .consumer
-            .fetch_watermarks(&cl.topic, cl.partition, self.timeout)
-            .map_err(kafka)?;
+        let ((low, mut high), _) = self.watermarks(&cl)?;
         let source = store.is_source_topic();
         if source {
             // A table's source topic: only what the group has committed is
@@ -301,15 +305,16 @@ impl Restorer {
                 Some(Err(e)) => {
                     tracing::warn!("restore of {}[{}]: {e}", cl.topic, cl.partition);
                     if last_record.elapsed() > self.timeout {
-                        return Err(kafka(e));
+                        self.stalled(&cl, e.to_string())?;
+                        last_record = Instant::now();
                     }
                 }
                 None if last_record.elapsed() > self.timeout => {
-                    return Err(RestoreError::Kafka {
-                        topic: cl.topic.clone(),
-                        partition: cl.partition,
-                        reason: format!("no records and no end of partition for {:?}", self.timeout),
-                    });
+                    self.stalled(
+                        &cl,
+                        format!("no records and no end of partition for {:?}", self.timeout),
+                    )?;
+                    last_record = Instant::now();
                 }
                 None => {}
             }
@@ -340,6 +345,44 @@ impl Restorer {
         );
         self.report(&key, RestoreState::done(seen, total, took, checkpoint.is_some()));
         Ok(applied)
+    }
+
+    /// The low and high watermarks of a changelog partition, waiting for
+    /// the brokers while they are unreachable (logged, see
+    /// [`retry`](crate::clients::retry)); and whether it had to wait.
+    fn watermarks(&self, cl: &Changelog) -> Result<((i64, i64), bool), RestoreError> {
+        let operation = format!("read the offsets of {}[{}] to restore from it", cl.topic, cl.partition);
+        let mut tries = 0;
+        let got = retry::retry(&operation, &self.transactional_id, self.timeout, &self.shutdown, |t| {
+            tries += 1;
+            self.consumer.fetch_watermarks(&cl.topic, cl.partition, t)
+        });
+        match got {
+            Ok(w) => Ok((w, tries > 1)),
+            Err(GaveUp::Failed(e)) => Err(RestoreError::Kafka {
+                topic: cl.topic.clone(),
+                partition: cl.partition,
+                reason: e.to_string(),
+            }),
+            Err(GaveUp::Stopped(_)) => Err(RestoreError::Stopped {
+                topic: cl.topic.clone(),
+                partition: cl.partition,
+            }),
+        }
+    }
+
+    /// A restore got no records for the timeout (`why`): if the brokers are
+    /// unreachable, waits until they answer again, and it goes on; if they
+    /// answer, it is stuck (`Err`).
+    fn stalled(&self, cl: &Changelog, why: String) -> Result<(), RestoreError> {
+        match self.watermarks(cl)? {
+            (_, true) => Ok(()),
+            (_, false) => Err(RestoreError::Kafka {
+                topic: cl.topic.clone(),
+                partition: cl.partition,
+                reason: why,
+            }),
+        }
     }
 
     fn report(&self, key: &(String, i32), state: RestoreState) {

@@ -8,8 +8,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use rdkafka::Offset;
-use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
 
 use super::error::{InstanceError, TopicPartition};
@@ -72,17 +70,10 @@ impl Instance {
             let shared = &self.shared;
             self.workers.for_each(&mut rounds, |round| {
                 round
-                    .run(
-                        batch_size,
-                        until,
-                        &mut ProducerSink {
-                            producer: &shared.producer,
-                            shutdown: &shared.shutdown,
-                        },
-                    )
+                    .run(batch_size, until, &mut shared.sink())
                     .map_err(|e| shared.explain(e))
             })?;
-            let mut again: Vec<(TopicPartition, i64)> = Vec::new();
+            let mut again: BTreeMap<TopicPartition, i64> = BTreeMap::new();
             let mut st = self.shared.lock();
             for round in rounds {
                 for ((tp, messages), &taken) in round.parts.iter().zip(&round.taken) {
@@ -90,7 +81,7 @@ impl Instance {
                         st.pending.insert(tp.clone(), last.offset() + 1);
                     }
                     if let Some(next) = messages.get(taken) {
-                        again.push((tp.clone(), next.offset()));
+                        again.insert(tp.clone(), next.offset());
                     }
                     metrics::add(&self.metrics().consumed, taken as u64);
                 }
@@ -103,16 +94,7 @@ impl Instance {
                     "a round ran out of time (a slow guest?): it stopped between batches, and \
                      the rest of its records are read again"
                 );
-            }
-            for ((topic, partition), offset) in again {
-                self.consumer
-                    .seek(&topic, partition, Offset::Offset(offset), self.options.kafka_timeout)
-                    .map_err(|e| InstanceError::Rewind {
-                        topic: topic.clone(),
-                        partition,
-                        offset,
-                        reason: e.to_string(),
-                    })?;
+                self.seek_back(&again, "the first record a round did not take")?;
             }
         }
         Ok(())

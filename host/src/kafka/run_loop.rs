@@ -21,12 +21,13 @@ impl Instance {
     /// error (the open transaction is aborted).
     pub fn run(self) -> Result<Snapshot, InstanceError> {
         let result = self.run_loop();
-        if result.is_err() {
+        // Best effort: the broker aborts it on timeout or when this
+        // transactional.id starts again anyway (and is not waited for
+        // again after a stop while the brokers were unreachable).
+        if result.is_err() && !matches!(result, Err(InstanceError::StoppedWaiting(_))) {
             let mut st = self.shared.lock();
             if st.open {
-                // Best effort: the broker aborts it on timeout or when this
-                // transactional.id starts again anyway.
-                let _ = self.shared.abort(&mut st);
+                let _ = self.shared.abort_before_exit(&mut st);
             }
         }
         // A dynamic member leaves the group now (the revoke callback sees
@@ -85,7 +86,8 @@ impl Instance {
                 // than at the commit interval, and swap at that boundary.
                 // This batch's records then go to the new version.
                 self.end_transaction(&mut tasks, &mut gathered)?;
-                self.swap(&mut tasks)?;
+                let swapped = self.swap(&mut tasks);
+                self.or_abort(&mut tasks, swapped)?;
                 last_commit = Instant::now();
             }
             match self.open_tasks(&mut tasks, &assigned, &gathered) {
@@ -98,13 +100,16 @@ impl Instance {
                 }
                 Err(e) => return Err(e),
             }
-            self.run_round(&mut tasks, gathered, &mut encoders, batch_size, polled + round_budget)?;
-            self.idle_close(&mut tasks)?;
+            let worked = self
+                .run_round(&mut tasks, gathered, &mut encoders, batch_size, polled + round_budget)
+                .and_then(|()| self.idle_close(&mut tasks));
+            self.or_abort(&mut tasks, worked)?;
             if last_commit.elapsed() >= interval {
                 self.commit(&mut tasks)?;
                 self.purge();
                 // A transaction boundary: guards are checked here.
-                self.swap(&mut tasks)?;
+                let swapped = self.swap(&mut tasks);
+                self.or_abort(&mut tasks, swapped)?;
                 last_commit = Instant::now();
             }
             if last_views.elapsed() >= Duration::from_secs(1) {

@@ -3,10 +3,11 @@
 //! restored from their changelogs, and after an abort every partition
 //! rewinds to its last committed offset.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use rdkafka::consumer::Consumer as _;
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -14,6 +15,8 @@ use super::error::{InstanceError, TopicPartition};
 use super::gather::Gathered;
 use super::instance::{Instance, TaskId};
 use super::restore::Committed;
+use super::txn::offsets;
+use crate::clients::retry::{self, GaveUp};
 use crate::task::Task;
 
 impl Instance {
@@ -60,19 +63,57 @@ impl Instance {
         if st.rewind {
             st.rewind = false;
             gathered.clear();
-            for ((topic, partition), offset) in &st.resume {
-                self.consumer
-                    .seek(topic, *partition, Offset::Offset(*offset), self.options.kafka_timeout)
-                    .map_err(|e| InstanceError::Rewind {
-                        topic: topic.clone(),
-                        partition: *partition,
-                        offset: *offset,
-                        reason: e.to_string(),
-                    })?;
-            }
-            tracing::info!(partitions = st.resume.len(), "rewound to the last committed offsets");
+            self.seek_back(&st.resume, "their last committed offsets")?;
         }
         Ok(assigned)
+    }
+
+    /// Seeks every partition of `resume` to its offset (`to` says which),
+    /// waiting out retriable failures (see [`retry`](crate::clients::retry)).
+    pub(super) fn seek_back(&self, resume: &BTreeMap<TopicPartition, i64>, to: &str) -> Result<(), InstanceError> {
+        if resume.is_empty() {
+            // Every partition went (librdkafka refuses an empty seek).
+            return Ok(());
+        }
+        let mut left = offsets(resume);
+        let operation = format!("rewind {} partition(s) to {to}", resume.len());
+        let sought = self.shared.retry(&operation, |timeout| {
+            let done = self.consumer.seek_partitions(left.clone(), timeout)?;
+            // Partitions that failed retriably are tried again; the first
+            // other failure is given back.
+            let mut again = TopicPartitionList::new();
+            let mut last = None;
+            for e in done.elements() {
+                match e.error() {
+                    Ok(()) => {}
+                    Err(err) if retry::retriable(&err) => {
+                        again.add_partition_offset(e.topic(), e.partition(), e.offset())?;
+                        last = Some(err);
+                    }
+                    Err(err) => {
+                        return Err(KafkaError::Seek(format!(
+                            "{}[{}] to {:?}: {err}",
+                            e.topic(),
+                            e.partition(),
+                            e.offset()
+                        )));
+                    }
+                }
+            }
+            left = again;
+            last.map_or(Ok(()), Err)
+        });
+        match sought {
+            Ok(()) => {
+                tracing::info!(partitions = resume.len(), "rewound to {to}");
+                Ok(())
+            }
+            Err(GaveUp::Stopped(s)) => Err(s.into()),
+            Err(GaveUp::Failed(e)) => Err(InstanceError::Rewind {
+                partitions: resume.len(),
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// Opens the tasks of partitions assigned since, and of partitions
@@ -133,13 +174,19 @@ impl Instance {
     fn committed_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, InstanceError> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
-        let got = self
-            .consumer
-            .committed_offsets(tpl, self.options.kafka_timeout)
-            .map_err(|e| InstanceError::Transaction {
-                transactional_id: self.shared.transactional_id.clone(),
-                reason: format!("cannot read the committed offset of {topic}[{partition}]: {e}"),
-            })?;
+        let operation = format!("read the committed offset of {topic}[{partition}]");
+        let got = match self.shared.retry(&operation, |timeout| {
+            self.consumer.committed_offsets(tpl.clone(), timeout)
+        }) {
+            Ok(got) => got,
+            Err(GaveUp::Stopped(s)) => return Err(s.into()),
+            Err(GaveUp::Failed(e)) => {
+                return Err(InstanceError::Transaction {
+                    transactional_id: self.shared.transactional_id.clone(),
+                    reason: format!("cannot read the committed offset of {topic}[{partition}]: {e}"),
+                });
+            }
+        };
         Ok(got.find_partition(topic, partition).and_then(|e| match e.offset() {
             Offset::Offset(o) => Some(o),
             _ => None,

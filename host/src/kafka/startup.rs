@@ -156,6 +156,7 @@ impl Instance {
                 Restorer::new(
                     config,
                     options.kafka_timeout,
+                    shared.transactional_id.clone(),
                     restores.clone(),
                     options.shutdown.child(),
                     pipeline.timestamp_policy,

@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
-use rdkafka::error::{KafkaError, RDKafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer as _;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::error::{InstanceError, TopicPartition};
-use crate::clients::Producer;
+use crate::clients::retry::{self, GaveUp};
+use crate::clients::{Producer, ProducerSink};
 use crate::metrics::{self, Metrics};
 use crate::pipeline::Guarantee;
 use crate::shutdown::Shutdown;
@@ -29,6 +30,11 @@ const UNCOMMITTED_OFFSETS: &str = "the records processed since the last commit: 
 
 /// What a second signal abandons right after a commit.
 const COMMITTED: &str = "nothing uncommitted (the last commit went through)";
+
+/// What the transaction calls wait for, in their log lines.
+const SEND_OFFSETS: &str = "add the input offsets to the transaction";
+const COMMIT: &str = "commit the transaction";
+const ABORT: &str = "abort the transaction";
 
 /// Transaction and offset bookkeeping, shared with the rebalance callback.
 #[derive(Default)]
@@ -135,27 +141,25 @@ impl Shared {
             return Ok(());
         }
         if !st.pending.is_empty() {
+            // The group's generation as it is now: if the group moves on
+            // while we wait, the broker refuses these offsets (an abort).
             let Some(group) = consumer.group_metadata() else {
                 tracing::warn!("no consumer group metadata; aborting the transaction");
                 return self.abort(st);
             };
-            if let Err(e) = self
-                .producer
-                .send_offsets_to_transaction(&offsets(&st.pending), &group, self.timeout)
-            {
-                return self.on_error(e, st);
+            let offsets = offsets(&st.pending);
+            match self.retry(SEND_OFFSETS, |t| {
+                self.producer.send_offsets_to_transaction(&offsets, &group, t)
+            }) {
+                Ok(()) => {}
+                Err(GaveUp::Failed(e)) => return self.on_error(e, st),
+                Err(GaveUp::Stopped(s)) => return Err(s.into()),
             }
         }
-        let mut attempts = 0;
-        loop {
-            match self.producer.commit_transaction(self.timeout) {
-                Ok(()) => break,
-                Err(KafkaError::Transaction(e)) if e.is_retriable() && attempts < 3 => {
-                    attempts += 1;
-                    tracing::debug!("commit_transaction: {e}; retrying");
-                }
-                Err(e) => return self.on_error(e, st),
-            }
+        match self.retry(COMMIT, |t| self.producer.commit_transaction(t)) {
+            Ok(()) => {}
+            Err(GaveUp::Failed(e)) => return self.on_error(e, st),
+            Err(GaveUp::Stopped(s)) => return Err(s.into()),
         }
         st.open = false;
         st.ended = Some(true);
@@ -213,10 +217,25 @@ impl Shared {
 
     /// Aborts the open transaction (if any) and asks for a rewind.
     pub(super) fn abort(&self, st: &mut TxnState) -> Result<(), InstanceError> {
+        self.abort_until(st, &self.shutdown)
+    }
+
+    /// [`Shared::abort`] for an instance that stops anyway: it waits for
+    /// unreachable brokers no longer than the timeout.
+    pub(super) fn abort_before_exit(&self, st: &mut TxnState) -> Result<(), InstanceError> {
+        let stopping = Shutdown::new();
+        stopping.request();
+        self.abort_until(st, &stopping)
+    }
+
+    fn abort_until(&self, st: &mut TxnState, shutdown: &Shutdown) -> Result<(), InstanceError> {
         if self.guarantee == Guarantee::ExactlyOnce && st.open {
-            self.producer
-                .abort_transaction(self.timeout)
-                .map_err(|e| self.fatal(&e))?;
+            let abort = |t| self.producer.abort_transaction(t);
+            match retry::retry(ABORT, &self.transactional_id, self.timeout, shutdown, abort) {
+                Ok(()) => {}
+                Err(GaveUp::Failed(e)) => return Err(self.fatal(&e)),
+                Err(GaveUp::Stopped(s)) => return Err(s.into()),
+            }
             st.open = false;
         }
         st.pending.clear();
@@ -224,6 +243,23 @@ impl Shared {
         st.ended = Some(false);
         metrics::add(&self.metrics.aborts, 1);
         Ok(())
+    }
+
+    /// Calls `call` (given how long a try may wait for the brokers) until
+    /// it succeeds, fails in a way trying again cannot fix, or a shutdown is
+    /// requested while the brokers are unreachable; each wait is logged
+    /// naming `operation` and the transactional id (see [`retry`]).
+    pub(super) fn retry<T>(&self, operation: &str, call: impl FnMut(Duration) -> KafkaResult<T>) -> Result<T, GaveUp> {
+        retry::retry(operation, &self.transactional_id, self.timeout, &self.shutdown, call)
+    }
+
+    /// Where a task writes: the producer (inside the open transaction).
+    pub(super) fn sink(&self) -> ProducerSink<'_> {
+        ProducerSink {
+            producer: &self.producer,
+            shutdown: &self.shutdown,
+            transactional_id: &self.transactional_id,
+        }
     }
 
     /// A task error, unless the producer failed fatally (e.g. fenced), which

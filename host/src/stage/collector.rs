@@ -121,6 +121,10 @@ pub struct SinkError {
     pub topic: String,
     /// Why.
     pub reason: String,
+    /// The record was refused because the unit of work it belongs to has
+    /// failed (a Kafka transaction that needs an abort): aborting it and
+    /// doing the work again may succeed, where anything else stops the task.
+    pub abortable: bool,
 }
 
 /// An owned record, as [`MemorySink`] keeps it.

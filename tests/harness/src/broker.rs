@@ -9,14 +9,19 @@
 //!   output goes to `weir-nisshi-<port>.log` in the temporary directory. A watchdog shell stops it
 //!   when the test process exits, since a static is never dropped.
 //!
-//! The test broker is nisshi 0.7.0 with one patch of ours (`tests/broker/`, applied and built by
-//! `.ci/setup-broker`): it lists aborted transactions in its Fetch responses, as Kafka does, so a
+//! The test broker is nisshi 0.7.0 with patches of ours (`tests/broker/`, applied and built by
+//! `.ci/setup-broker`): among them, it lists aborted transactions in its Fetch responses, as Kafka does, so a
 //! librdkafka `read_committed` consumer sees exactly the committed records on it. Published nisshi
 //! 0.7.0 does not. [`Broker::read_committed`] reads committed output a second way, applying the
 //! transaction markers itself (see [`crate::committed`]), on any broker.
+//!
+//! [`Broker::start_nisshi_behind_proxy`] starts a nisshi of its own behind a [`Proxy`], which a
+//! test cuts to take the broker away from its clients for a while (an outage) and restores. An
+//! external broker cannot be put behind it: it advertises its own address in Metadata responses, so
+//! clients would connect to it directly after the bootstrap.
 
 use std::fs::File;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,6 +36,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::Error;
 use crate::committed::{self, CommittedRecord, LogCounts, Pool};
 use crate::error::code_name;
+use crate::proxy::Proxy;
 use crate::wire::{Connection, api_name};
 
 /// The environment variable naming an external broker to use instead of starting nisshi.
@@ -54,6 +60,9 @@ pub struct Broker {
     child: Option<Child>,
     watchdog: Option<Child>,
     log: Option<PathBuf>,
+    /// The proxy every client connection goes through, if the broker was started behind one.
+    /// Dropped after the broker is stopped.
+    proxy: Option<Proxy>,
 }
 
 impl Broker {
@@ -79,6 +88,7 @@ impl Broker {
             child: None,
             watchdog: None,
             log: None,
+            proxy: None,
         }
     }
 
@@ -90,10 +100,32 @@ impl Broker {
     ///
     /// If the nisshi binary cannot be found; the message says how to install it.
     pub fn start_nisshi() -> Result<Broker, Error> {
-        let program = nisshi_binary();
+        Broker::spawn_nisshi(free_port()?, None)
+    }
+
+    /// Starts a nisshi broker of its own like [`Broker::start_nisshi`], behind a [`Proxy`]: nisshi
+    /// advertises the proxy's address, so every client connection (the bootstrap one, and those
+    /// made after reading Metadata or finding a coordinator) goes through the proxy, and
+    /// [`Proxy::cut`] takes the broker away from all its clients, this crate's readers included.
+    /// `bootstrap` is the proxy's address.
+    ///
+    /// # Panics
+    ///
+    /// If the nisshi binary cannot be found; the message says how to install it.
+    pub fn start_nisshi_behind_proxy() -> Result<Broker, Error> {
         let port = free_port()?;
-        let bootstrap = format!("127.0.0.1:{port}");
-        let url = format!("tcp://{bootstrap}");
+        let proxy = Proxy::start(SocketAddr::from(([127, 0, 0, 1], port)))?;
+        Broker::spawn_nisshi(port, Some(proxy))
+    }
+
+    /// Starts nisshi listening on `port`, advertising that port or the proxy's address.
+    fn spawn_nisshi(port: u16, proxy: Option<Proxy>) -> Result<Broker, Error> {
+        let program = nisshi_binary();
+        let listen = format!("tcp://127.0.0.1:{port}");
+        let bootstrap = proxy
+            .as_ref()
+            .map_or_else(|| format!("127.0.0.1:{port}"), |p| p.addr().to_string());
+        let advertised = format!("tcp://{bootstrap}");
         let log = std::env::temp_dir().join(format!("weir-nisshi-{port}.log"));
         let log_file = File::create(&log).map_err(|source| Error::LogFile {
             path: log.clone(),
@@ -105,7 +137,13 @@ impl Broker {
         })?;
 
         let child = Command::new(&program)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &listen,
+                "--advertised-listener-url",
+                &advertised,
+            ])
             .args(["--storage-engine", "memory://nisshi/"])
             .stdin(Stdio::null())
             .stdout(log_file)
@@ -121,6 +159,7 @@ impl Broker {
             child: Some(child),
             watchdog: None,
             log: Some(log.clone()),
+            proxy,
         };
         let broker_pid = broker.child.as_ref().map_or(0, Child::id);
         broker.watchdog = Some(watchdog(std::process::id(), broker_pid)?);
@@ -159,6 +198,12 @@ impl Broker {
     /// Whether this is an external broker (`WEIR_TEST_BOOTSTRAP`) rather than one started here.
     pub fn is_external(&self) -> bool {
         self.external
+    }
+
+    /// The proxy in front of the broker, if it was started behind one
+    /// ([`Broker::start_nisshi_behind_proxy`]).
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
     }
 
     /// The log file of a broker started here.

@@ -7,6 +7,9 @@
 //!   markers itself, as the Kafka consumer specification says: a second opinion beside
 //!   librdkafka's `read_committed`, and the counts of committed, aborted and open records that
 //!   crash tests need as evidence.
+//! - [`proxy`] is a TCP proxy on loopback that can cut every connection to a broker and let them
+//!   through again: a broker outage, with the broker still running
+//!   ([`broker::Broker::start_nisshi_behind_proxy`]).
 //! - [`wire`] is a small blocking Kafka protocol client over `std::net::TcpStream`, built on the
 //!   `kafka-protocol` crate's message types. The modules above use it; tests can use it for a
 //!   request the harness does not wrap (e.g. producing hand-built batches).
@@ -29,6 +32,7 @@
 pub mod broker;
 pub mod committed;
 mod error;
+pub mod proxy;
 pub mod wire;
 
 pub use error::Error;
