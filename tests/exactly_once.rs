@@ -34,7 +34,9 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use support::crash::{wait_assigned, wait_connected};
-use support::kafka::{Feeder, In, WeirProcess, broker, committed, committed_on, create_topic, unique, wait_for};
+use support::kafka::{
+    Feeder, In, WeirProcess, broker, committed, committed_on, create_topic, sentences, unique, wait_for,
+};
 use support::{example_body, heavy};
 use weir_test_harness::broker::Broker;
 use weir_test_harness::committed::CommittedRecord;
@@ -446,31 +448,6 @@ fn a_full_state_disk_stops_the_task_and_a_restart_is_exact() {
 /// How long the broker is away.
 const OUTAGE: Duration = Duration::from_secs(30);
 
-const VOCABULARY: [&str; 12] = [
-    "kafka", "weir", "wasm", "stream", "state", "offset", "commit", "abort", "broker", "proxy", "outage", "retry",
-];
-
-/// `n` sentences of one to four words, keyed `s0`, `s1`, …, and how often
-/// each word occurs in them.
-fn sentences(n: usize) -> (Vec<In>, BTreeMap<String, u64>) {
-    let mut counts = BTreeMap::new();
-    let records = (0..n)
-        .map(|i| {
-            let words: Vec<&str> = (0..1 + i % 4)
-                .map(|j| VOCABULARY[(i * 7 + j * 5) % VOCABULARY.len()])
-                .collect();
-            for w in &words {
-                *counts.entry((*w).to_owned()).or_default() += 1;
-            }
-            In {
-                key: Some(format!("s{i}").into_bytes()),
-                ..In::value(words.join(" "))
-            }
-        })
-        .collect();
-    (records, counts)
-}
-
 /// Each word's counts in the output, in log order.
 fn counts_by_word(records: &[CommittedRecord]) -> BTreeMap<String, Vec<u64>> {
     let mut sorted: Vec<&CommittedRecord> = records.iter().collect();
@@ -650,4 +627,122 @@ fn a_30_s_broker_outage_mid_stream_is_waited_out_exactly() {
     );
 
     assert!(w.terminate(Duration::from_secs(60)).success(), "{}", w.log_text());
+}
+
+// ---------------------------------------------------------------------------
+// A soak: not run by CI.
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Two instances of the word count (two stages, state in both) under steady
+/// load for `WEIR_SOAK_MINUTES` (30 by default): `b` is SIGKILLed and
+/// restarted every three minutes (each time its partitions move to `a` and
+/// back), `a` runs throughout. Every 10 s it records each instance's
+/// resident memory and the group's lag on the input; at the end
+/// it waits for the output to catch up and checks it exactly. It prints a
+/// table for BENCHMARKS.md. A manual run, not CI:
+/// `cargo test -p weir --test exactly_once -- --ignored --nocapture soak`.
+#[test]
+#[ignore = "a 30-minute soak, run by hand: cargo test -p weir --test exactly_once -- --ignored --nocapture soak"]
+fn soak_two_instances_one_killed_every_three_minutes() {
+    let _turn = heavy();
+    let minutes: u64 = std::env::var("WEIR_SOAK_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(30);
+    let dir = tempfile::tempdir().unwrap();
+    let app = unique("soak");
+    let (input, output) = (unique("sentences"), unique("counts"));
+    create_topic(&input, 4);
+    create_topic(&output, 4);
+    let body = example_body(
+        "word-count.toml",
+        &app,
+        &[("sentences", &input), ("word-counts", &output)],
+    );
+    let write = |name: &str, state: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(
+            &file,
+            format!(
+                "state-dir = \"{}\"\n{body}\n[kafka]\n\"bootstrap.servers\" = \"{}\"\n\
+                 \"transaction.timeout.ms\" = 10000\n\"linger.ms\" = 5\n\"session.timeout.ms\" = 6000\n",
+                dir.path().join(state).display(),
+                broker().bootstrap
+            ),
+        )
+        .unwrap();
+        file
+    };
+    let files = [write("a.toml", "state-a"), write("b.toml", "state-b")];
+    // 40 sentences a second, steadily, for the whole soak.
+    let n = (minutes * 60 * 40) as usize;
+    let (records, want) = sentences(n);
+    let feeder = Feeder::paced(&input, records, 4, Duration::from_millis(100), &[]);
+    let mut instances = [
+        WeirProcess::start(&files[0], "a", &[]),
+        WeirProcess::start(&files[1], "b", &[]),
+    ];
+    let progress = support::crash::GroupProgress::of_topics(&app, &[&input]);
+    let started = Instant::now();
+    let (mut next_kill, mut next_sample, mut kills) = (Duration::from_secs(180), Duration::ZERO, 0usize);
+    let mut samples: Vec<(u64, [Option<u64>; 2], i64)> = Vec::new();
+    let end_offsets = |consumer: &BaseConsumer| -> i64 {
+        (0..4)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(&input, p, Duration::from_secs(10))
+                    .map_or(0, |(_, high)| high)
+            })
+            .sum()
+    };
+    let watermarks: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker().bootstrap)
+        .create()
+        .unwrap();
+    while started.elapsed() < Duration::from_secs(minutes * 60) {
+        if started.elapsed() >= next_sample {
+            let lag = end_offsets(&watermarks) - progress.committed();
+            let rss = [rss_kib(instances[0].pid()), rss_kib(instances[1].pid())];
+            samples.push((started.elapsed().as_secs(), rss, lag));
+            next_sample += Duration::from_secs(10);
+        }
+        if started.elapsed() >= next_kill {
+            instances[1].kill();
+            instances[1] = WeirProcess::start(&files[1], "b", &[]);
+            kills += 1;
+            next_kill += Duration::from_secs(180);
+        }
+        for w in &mut instances {
+            assert!(w.running(), "an instance exited:\n{}", w.log_text());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    feeder.finish();
+    let fed = started.elapsed();
+    let got = support::kafka::until(&want, Duration::from_secs(300), || {
+        last_counts(&counts_by_word(&committed(&output)))
+    });
+    let caught_up = started.elapsed() - fed;
+    for w in &mut instances {
+        assert!(w.terminate(Duration::from_secs(60)).success(), "{}", w.log_text());
+    }
+    println!("| minute | a RSS (MiB) | b RSS (MiB) | lag (records) |");
+    println!("|---|---|---|---|");
+    for (secs, rss, lag) in samples.iter().filter(|(secs, _, _)| secs % 60 == 0) {
+        let mib = |k: &Option<u64>| k.map_or("-".to_owned(), |k| format!("{:.0}", k as f64 / 1024.0));
+        println!("| {} | {} | {} | {lag} |", secs / 60, mib(&rss[0]), mib(&rss[1]));
+    }
+    let max_lag = samples.iter().map(|(_, _, lag)| *lag).max().unwrap_or(0);
+    println!(
+        "soak: {minutes} min, {n} sentences, {kills} kills, max lag {max_lag} records, caught up {caught_up:.1?} after the input stopped"
+    );
+    assert_eq!(got, want, "each word's last count, exactly, after {kills} kills");
 }

@@ -1877,6 +1877,40 @@ fn rekeyed_body(app: &str, trades: &str, instruments: &str, out: &str) -> String
     )
 }
 
+/// [`rekeyed_body`] for trades of 3 partitions and instruments of 2: the
+/// repartition topic gets 2, so that the join's task reads partition p of
+/// both.
+fn rekeyed_body_into_two_partitions(app: &str, trades: &str, instruments: &str, out: &str) -> String {
+    rekeyed_body(app, trades, instruments, out).replace(
+        "inputs = [\"by-isin\", \"instrument-table\"]\n",
+        "inputs = [\"by-isin\", \"instrument-table\"]\npartitions = 2\n",
+    )
+}
+
+/// Trades (3 partitions), instruments and output (2 each), new.
+fn rekeyed_topics() -> (String, String, String) {
+    let (trades, instruments, out) = (unique("trades"), unique("instruments"), unique("out"));
+    create_topic(&trades, 3);
+    create_topic(&instruments, 2);
+    create_topic(&out, 2);
+    (trades, instruments, out)
+}
+
+/// Loads instruments `0..n` into `topic`, partitioned as the repartitioned
+/// trades are (murmur2, as Java clients are), and returns them by ISIN.
+fn load_instruments(topic: &str, n: u64) -> BTreeMap<String, String> {
+    let mut table = BTreeMap::new();
+    let loaded: Vec<Change> = (0..n)
+        .map(|i| {
+            let v = format!(r#"{{"isin":"{}"}}"#, isin(i));
+            table.insert(isin(i), v.clone());
+            instrument_change(&isin(i), Some(v), 1)
+        })
+        .collect();
+    produce_as_java(topic, &loaded.iter().map(change_record).collect::<Vec<_>>());
+    table
+}
+
 #[test]
 fn a_rekeyed_stream_joins_a_table_through_a_repartition_topic_in_the_driver() {
     let body = rekeyed_body("rekeyed", "trades", "instruments", "out");
@@ -1938,18 +1972,10 @@ fn a_rekeyed_stream_joins_a_table_through_a_repartition_topic_in_the_driver() {
 fn a_rekeyed_stream_joins_a_table_on_the_broker_and_co_partitioning_is_checked() {
     let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
-    let (trades, instruments, out) = (unique("trades"), unique("instruments"), unique("out"));
-    create_topic(&trades, 3);
-    create_topic(&instruments, 2);
-    create_topic(&out, 2);
+    let (trades, instruments, out) = rekeyed_topics();
     let app = unique("rekeyed");
     let file = dir.path().join("rekeyed.toml");
-    // Trades have 3 partitions, instruments 2: the repartition topic gets 2,
-    // so that the join's task reads partition p of both.
-    let body = rekeyed_body(&app, &trades, &instruments, &out).replace(
-        "inputs = [\"by-isin\", \"instrument-table\"]\n",
-        "inputs = [\"by-isin\", \"instrument-table\"]\npartitions = 2\n",
-    );
+    let body = rekeyed_body_into_two_partitions(&app, &trades, &instruments, &out);
     std::fs::write(
         &file,
         format!(
@@ -1960,16 +1986,7 @@ fn a_rekeyed_stream_joins_a_table_on_the_broker_and_co_partitioning_is_checked()
         ),
     )
     .unwrap();
-    let mut table = BTreeMap::new();
-    let loaded: Vec<Change> = (0..8)
-        .map(|i| {
-            let v = format!(r#"{{"isin":"{}"}}"#, isin(i));
-            table.insert(isin(i), v.clone());
-            instrument_change(&isin(i), Some(v), 1)
-        })
-        .collect();
-    // Partitioned as the repartitioned trades are (murmur2, as Java clients are).
-    produce_as_java(&instruments, &loaded.iter().map(change_record).collect::<Vec<_>>());
+    let table = load_instruments(&instruments, 8);
     let mut w = WeirProcess::start(&file, "0", &[]);
     let addr = admin_addr(&mut w);
     let ids: Vec<String> = (0..8).map(isin).collect();
@@ -2040,26 +2057,11 @@ fn a_rekeyed_stream_joins_a_table_on_the_broker_and_co_partitioning_is_checked()
 fn a_rekeyed_stream_joins_a_table_across_sigkill_exactly() {
     let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
-    let (trades, instruments, out) = (unique("trades"), unique("instruments"), unique("out"));
-    create_topic(&trades, 3);
-    create_topic(&instruments, 2);
-    create_topic(&out, 2);
+    let (trades, instruments, out) = rekeyed_topics();
     let app = unique("rekeyed-crash");
-    let body = rekeyed_body(&app, &trades, &instruments, &out).replace(
-        "inputs = [\"by-isin\", \"instrument-table\"]\n",
-        "inputs = [\"by-isin\", \"instrument-table\"]\npartitions = 2\n",
-    );
+    let body = rekeyed_body_into_two_partitions(&app, &trades, &instruments, &out);
     let file = broker_file(dir.path(), &body, "commit-interval = \"1s\"");
-    let mut table = BTreeMap::new();
-    let loaded: Vec<Change> = (0..12)
-        .map(|i| {
-            let v = format!(r#"{{"isin":"{}"}}"#, isin(i));
-            table.insert(isin(i), v.clone());
-            instrument_change(&isin(i), Some(v), 1)
-        })
-        .collect();
-    // Partitioned as the repartitioned trades are (murmur2, as Java clients are).
-    produce_as_java(&instruments, &loaded.iter().map(change_record).collect::<Vec<_>>());
+    let table = load_instruments(&instruments, 12);
     let trades_in: Vec<Trade> = (0..3_000)
         .map(|seq| Trade {
             seq,

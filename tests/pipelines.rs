@@ -44,7 +44,7 @@ fn rec(topic: &str, r: &CommittedRecord) -> Rec {
 }
 
 /// Headers as `weir test` prints them (an object, or a list of pairs when a
-/// name repeats), other than `weir.module`, the last of each name, sorted.
+/// name repeats), other than `weir.module`, sorted.
 fn json_headers(v: &serde_json::Value) -> Headers {
     let mut headers: Headers = match v {
         serde_json::Value::Object(m) => m.iter().map(|(n, v)| (n.clone(), json_bytes(v))).collect(),
@@ -55,16 +55,10 @@ fn json_headers(v: &serde_json::Value) -> Headers {
         other => panic!("headers as `weir test` prints them, not {other}"),
     };
     headers.retain(|(n, _)| n != "weir.module");
-    // The harness's committed reader keeps only the last of several headers
-    // of one name (`CommittedRecord::headers`): compare what it can see.
-    let mut last: Headers = Vec::new();
-    for (name, value) in headers.into_iter().rev() {
-        if !last.iter().any(|(n, _)| *n == name) {
-            last.push((name, value));
-        }
-    }
-    last.sort();
-    last
+    // Output is read through librdkafka, which keeps every header, those
+    // that repeat a name too.
+    headers.sort();
+    headers
 }
 
 /// Bytes as `weir test` prints them: a string, `{"base64": …}` or null.

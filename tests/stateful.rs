@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::crash::{self, GroupProgress, Kill, KillRng, Life};
 use support::kafka::{
-    Feeder, In, WeirProcess, admin_addr, broker, committed, create_topic, http_get, produce, unique, until, wait_for,
+    Feeder, In, WeirProcess, admin_addr, broker, committed, create_topic, http_get, produce, sentences, unique, until,
+    wait_for,
 };
 use support::{example_body, guests, heavy, weir};
 use weir::units::now_ms;
@@ -781,28 +782,6 @@ fn sessions_survive_sigkill_exactly() {
 // ---------------------------------------------------------------------------
 // Word count: repartitioned, update mode.
 
-const VOCABULARY: &[&str] = &["kafka", "wasm", "state", "stream", "window", "weir", "exactly", "once"];
-
-fn sentences(n: usize) -> (Vec<In>, BTreeMap<String, u64>) {
-    let mut rng = Rng(3);
-    let mut counts = BTreeMap::new();
-    let records = (0..n)
-        .map(|i| {
-            let words: Vec<&str> = (0..1 + rng.below(5))
-                .map(|_| VOCABULARY[rng.below(VOCABULARY.len() as u64) as usize])
-                .collect();
-            for w in &words {
-                *counts.entry((*w).to_owned()).or_default() += 1;
-            }
-            In {
-                key: Some(format!("s{i}").into_bytes()),
-                ..In::value(words.join(" "))
-            }
-        })
-        .collect();
-    (records, counts)
-}
-
 fn last_counts(records: &[CommittedRecord]) -> BTreeMap<String, u64> {
     last_by_key_window(records)
         .into_iter()
@@ -1359,38 +1338,15 @@ fn scale_out_and_takeover_keep_state_exact() {
     // its share, so that it flows while b is killed, however slow the split
     // and b's first commits were on a slow machine.
     let feeder = Feeder::paced(&input, records, 10, Duration::from_millis(40), &[1500, 4000]);
-    // Each instance has its own state directory, as on separate machines.
-    let other = dir.path().join("b.toml");
-    std::fs::write(
-        &other,
-        std::fs::read_to_string(&file)
-            .unwrap()
-            .replace("/state\"", "/state-b\""),
-    )
-    .unwrap();
-    let mut a = WeirProcess::start(&file, "a", crash::CRASH_ARGS);
-    let mut b = WeirProcess::start(&other, "b", crash::CRASH_ARGS);
     // Kill b mid-stream, once it has committed progress on its share (after
     // the split, so that a commits none of it), a random moment later, when
     // one of its transactions is open.
-    let (a_admin, b_admin) = (admin_addr(&mut a), admin_addr(&mut b));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let b_partitions = loop {
-        let (of_a, of_b) = (assigned(&a_admin, &input), assigned(&b_admin, &input));
-        if !of_a.is_empty()
-            && !of_b.is_empty()
-            && of_a.len() + of_b.len() == 4
-            && of_a.iter().all(|p| !of_b.contains(p))
-        {
-            break of_b;
-        }
-        assert!(
-            b.running() && a.running() && Instant::now() < deadline,
-            "a and b never split the partitions (a {of_a:?}, b {of_b:?}):\n{}",
-            b.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let Pair {
+        mut a,
+        mut b,
+        b_partitions,
+        ..
+    } = Pair::split(dir.path(), &file, &input, 4);
     feeder.open(0);
     let progress = GroupProgress::of_partitions(&app, &b_partitions);
     let changelog = format!("{app}-stats-changelog");
@@ -1469,30 +1425,12 @@ fn a_paused_instance_is_fenced_rejoins_and_writes_nothing_twice() {
     }
     let (want, _) = daily_reference(&trades, 3_600_000);
     let feeder = Feeder::paced(&input, trade_records(&trades), 10, Duration::from_millis(40), &[1500]);
-    let other = dir.path().join("b.toml");
-    std::fs::write(
-        &other,
-        std::fs::read_to_string(&file)
-            .unwrap()
-            .replace("/state\"", "/state-b\""),
-    )
-    .unwrap();
-    let mut a = WeirProcess::start(&file, "a", crash::CRASH_ARGS);
-    let mut b = WeirProcess::start(&other, "b", crash::CRASH_ARGS);
-    let (a_admin, b_admin) = (admin_addr(&mut a), admin_addr(&mut b));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let b_partitions = loop {
-        let (of_a, of_b) = (assigned(&a_admin, &input), assigned(&b_admin, &input));
-        if !of_a.is_empty() && !of_b.is_empty() && of_a.len() + of_b.len() == 4 {
-            break of_b;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a and b never split the partitions:\n{}",
-            b.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let Pair {
+        mut a,
+        mut b,
+        b_admin,
+        b_partitions,
+    } = Pair::split(dir.path(), &file, &input, 4);
     feeder.open(0);
     let progress = GroupProgress::of_partitions(&app, &b_partitions);
     let deadline = Instant::now() + crash::PROGRESS_WAIT;
@@ -1547,6 +1485,55 @@ fn a_paused_instance_is_fenced_rejoins_and_writes_nothing_twice() {
         support::kafka::log_counts(&changelog).aborted > 0,
         "the zombie's open transaction was aborted"
     );
+}
+
+/// Two instances of one pipeline, each with its own state directory (as on
+/// separate machines), once they have split the partitions of `input`.
+struct Pair {
+    a: WeirProcess,
+    b: WeirProcess,
+    b_admin: String,
+    /// The partitions of `input` that `b` took.
+    b_partitions: Vec<(String, i32)>,
+}
+
+impl Pair {
+    /// Starts `a` with `file` and `b` with a copy whose state directory is
+    /// `state-b`, and waits until each holds some of the `partitions`
+    /// partitions of `input` and none is held twice.
+    fn split(dir: &Path, file: &Path, input: &str, partitions: usize) -> Pair {
+        let other = dir.join("b.toml");
+        std::fs::write(
+            &other,
+            std::fs::read_to_string(file).unwrap().replace("/state\"", "/state-b\""),
+        )
+        .unwrap();
+        let mut a = WeirProcess::start(file, "a", crash::CRASH_ARGS);
+        let mut b = WeirProcess::start(&other, "b", crash::CRASH_ARGS);
+        let (a_admin, b_admin) = (admin_addr(&mut a), admin_addr(&mut b));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (of_a, of_b) = (assigned(&a_admin, input), assigned(&b_admin, input));
+            if !of_a.is_empty()
+                && !of_b.is_empty()
+                && of_a.len() + of_b.len() == partitions
+                && of_a.iter().all(|p| !of_b.contains(p))
+            {
+                return Pair {
+                    a,
+                    b,
+                    b_admin,
+                    b_partitions: of_b,
+                };
+            }
+            assert!(
+                b.running() && a.running() && Instant::now() < deadline,
+                "a and b never split the partitions (a {of_a:?}, b {of_b:?}):\n{}",
+                b.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// The partitions of `topic` assigned to the instance whose admin API is at

@@ -687,3 +687,29 @@ pub fn delete_records_to_end(topic: &str) {
             .unwrap_or_else(|err| panic!("delete the records of {topic}[{}]: {err}", e.partition()));
     }
 }
+
+/// The words of [`sentences`].
+pub const VOCABULARY: [&str; 12] = [
+    "kafka", "weir", "wasm", "stream", "state", "offset", "commit", "abort", "broker", "proxy", "outage", "retry",
+];
+
+/// `n` sentences of one to four words, keyed `s0`, `s1`, …, and how often
+/// each word occurs in them: the word-count example's input and reference.
+pub fn sentences(n: usize) -> (Vec<In>, BTreeMap<String, u64>) {
+    let mut counts = BTreeMap::new();
+    let records = (0..n)
+        .map(|i| {
+            let words: Vec<&str> = (0..1 + i % 4)
+                .map(|j| VOCABULARY[(i * 7 + j * 5) % VOCABULARY.len()])
+                .collect();
+            for w in &words {
+                *counts.entry((*w).to_owned()).or_default() += 1;
+            }
+            In {
+                key: Some(format!("s{i}").into_bytes()),
+                ..In::value(words.join(" "))
+            }
+        })
+        .collect();
+    (records, counts)
+}
