@@ -692,7 +692,11 @@ fn soak_two_instances_one_killed_every_three_minutes() {
     ];
     let progress = support::crash::GroupProgress::of_topics(&app, &[&input]);
     let started = Instant::now();
-    let (mut next_kill, mut next_sample, mut kills) = (Duration::from_secs(180), Duration::ZERO, 0usize);
+    let every: u64 = std::env::var("WEIR_SOAK_KILL_EVERY")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(180);
+    let (mut next_kill, mut next_sample, mut kills) = (Duration::from_secs(every), Duration::ZERO, 0usize);
     let mut samples: Vec<(u64, [Option<u64>; 2], i64)> = Vec::new();
     let end_offsets = |consumer: &BaseConsumer| -> i64 {
         (0..4)
@@ -718,7 +722,7 @@ fn soak_two_instances_one_killed_every_three_minutes() {
             instances[1].kill();
             instances[1] = WeirProcess::start(&files[1], "b", &[]);
             kills += 1;
-            next_kill += Duration::from_secs(180);
+            next_kill += Duration::from_secs(every);
         }
         for w in &mut instances {
             assert!(w.running(), "an instance exited:\n{}", w.log_text());
@@ -730,6 +734,13 @@ fn soak_two_instances_one_killed_every_three_minutes() {
     let got = support::kafka::until(&want, Duration::from_secs(300), || {
         last_counts(&counts_by_word(&committed(&output)))
     });
+    if got != want {
+        for (name, w) in ["a", "b"].iter().zip(&instances) {
+            let log = w.log_text();
+            let tail: Vec<&str> = log.lines().filter(|l| !l.contains("CONFWARN")).collect();
+            eprintln!("--- {name}:\n{}", tail[tail.len().saturating_sub(60)..].join("\n"));
+        }
+    }
     let caught_up = started.elapsed() - fed;
     for w in &mut instances {
         assert!(w.terminate(Duration::from_secs(60)).success(), "{}", w.log_text());
