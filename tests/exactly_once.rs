@@ -48,9 +48,14 @@ struct TxnProducer(BaseProducer);
 
 impl TxnProducer {
     fn new() -> TxnProducer {
+        TxnProducer::with_id(&unique("txn"))
+    }
+
+    /// A producer with transactional id `id`: a second one fences the first.
+    fn with_id(id: &str) -> TxnProducer {
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &broker().bootstrap)
-            .set("transactional.id", unique("txn"))
+            .set("transactional.id", id)
             .set("linger.ms", "0")
             .create()
             .expect("create a transactional producer");
@@ -214,17 +219,7 @@ fn read_committed_skips_the_transaction_of_a_fenced_producer() {
     let topic = unique("txn-fenced");
     create_topic(&topic, 1);
     let id = unique("txn");
-    let make = || -> BaseProducer {
-        let p: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &broker().bootstrap)
-            .set("transactional.id", &id)
-            .set("linger.ms", "0")
-            .create()
-            .expect("create a transactional producer");
-        p.init_transactions(TIMEOUT).expect("init transactions");
-        p
-    };
-    let dead = TxnProducer(make());
+    let dead = TxnProducer::with_id(&id);
     dead.begin();
     dead.send(&topic, "before");
     dead.commit();
@@ -232,7 +227,7 @@ fn read_committed_skips_the_transaction_of_a_fenced_producer() {
     dead.send(&topic, "dead-0");
     dead.send(&topic, "dead-1");
     // The successor's InitProducerId aborts the open transaction.
-    let next = TxnProducer(make());
+    let next = TxnProducer::with_id(&id);
     next.begin();
     next.send(&topic, "after");
     next.commit();
