@@ -653,6 +653,7 @@ fn soak_two_instances_one_killed_every_three_minutes() {
         .and_then(|m| m.parse().ok())
         .unwrap_or(30);
     let dir = tempfile::tempdir().unwrap();
+    println!("soak: logs in {}", dir.path().display());
     let app = unique("soak");
     let (input, output) = (unique("sentences"), unique("counts"));
     create_topic(&input, 4);
@@ -706,15 +707,37 @@ fn soak_two_instances_one_killed_every_three_minutes() {
         .set("bootstrap.servers", &broker().bootstrap)
         .create()
         .unwrap();
+    // A stall: the group commits nothing on the input for STALL although
+    // there is lag. Diagnosed there and then, while it lasts.
+    const STALL: Duration = Duration::from_secs(120);
+    let (mut last_committed, mut moved_at) = (progress.committed(), Instant::now());
     while started.elapsed() < Duration::from_secs(minutes * 60) {
         if started.elapsed() >= next_sample {
-            let lag = end_offsets(&watermarks) - progress.committed();
+            let committed_now = progress.committed();
+            if committed_now != last_committed {
+                (last_committed, moved_at) = (committed_now, Instant::now());
+            }
+            let lag = end_offsets(&watermarks) - committed_now;
+            if lag > 0 && moved_at.elapsed() > STALL {
+                soak_stall_report(&app, &[&input, &output], &instances, &samples);
+                panic!(
+                    "stall: the group committed nothing for {:?} at minute {} (lag {lag}); logs kept in {}",
+                    moved_at.elapsed(),
+                    started.elapsed().as_secs() / 60,
+                    dir.keep().display()
+                );
+            }
             let rss = [rss_kib(instances[0].pid()), rss_kib(instances[1].pid())];
             samples.push((started.elapsed().as_secs(), rss, lag));
             next_sample += Duration::from_secs(10);
         }
         if started.elapsed() >= next_kill {
             instances[1].kill();
+            println!(
+                "minute {}: killed b; its log was {}",
+                started.elapsed().as_secs() / 60,
+                instances[1].log.display()
+            );
             instances[1] = WeirProcess::start(&files[1], "b", &[]);
             kills += 1;
             next_kill += Duration::from_secs(every);
@@ -735,6 +758,7 @@ fn soak_two_instances_one_killed_every_three_minutes() {
             let tail: Vec<&str> = log.lines().filter(|l| !l.contains("CONFWARN")).collect();
             eprintln!("--- {name}:\n{}", tail[tail.len().saturating_sub(60)..].join("\n"));
         }
+        eprintln!("logs kept in {}", dir.keep().display());
     }
     let caught_up = started.elapsed() - fed;
     for w in &mut instances {
@@ -757,4 +781,41 @@ fn soak_two_instances_one_killed_every_three_minutes() {
         "soak: {minutes} min, {n} sentences, {kills} kills, max lag {max_lag} records, caught up {caught_up:.1?} after the input stopped"
     );
     assert_eq!(got, want, "each word's last count, exactly, after {kills} kills");
+}
+
+/// What a stalled soak shows: each instance's status and the tail of its
+/// log, the committed offsets and open transactions of every topic of the
+/// application, and the lag samples so far.
+fn soak_stall_report(app: &str, topics: &[&str], instances: &[WeirProcess], samples: &[(u64, [Option<u64>; 2], i64)]) {
+    for (name, w) in ["a", "b"].iter().zip(instances) {
+        let log = w.log_text();
+        let admin = log
+            .split("admin API at http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .map(str::to_owned);
+        let status = admin.map(|addr| {
+            std::process::Command::new("curl")
+                .args(["-s", "--max-time", "5", &format!("http://{addr}/status")])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_else(|e| format!("curl: {e}"))
+        });
+        let tail: Vec<&str> = log.lines().filter(|l| !l.contains("CONFWARN")).collect();
+        eprintln!(
+            "--- {name} (pid {}, log {}):\nstatus: {}\n{}",
+            w.pid(),
+            w.log.display(),
+            status.unwrap_or_default(),
+            tail[tail.len().saturating_sub(80)..].join("\n")
+        );
+    }
+    let mut all: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+    all.extend(support::crash::internal_topics(app));
+    for topic in &all {
+        for (p, counts) in support::kafka::partition_log_counts(topic) {
+            eprintln!("{topic}[{p}]: {counts:?}");
+        }
+    }
+    eprintln!("lag samples (s, rss, lag): {samples:?}");
 }
