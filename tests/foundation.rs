@@ -369,7 +369,7 @@ fn typed_failures_config_and_counters_reach_the_user() {
 
 #[test]
 fn guests_see_a_frozen_clock_no_files_and_no_environment() {
-    let run = run_misbehave(&["clock", "file", "env"], &[]);
+    let run = run_misbehave(&["clock", "file", "env", "monotonic"], &[]);
     assert!(run.ok, "{}", run.stderr);
     let values: Vec<String> = run
         .json_lines()
@@ -379,10 +379,14 @@ fn guests_see_a_frozen_clock_no_files_and_no_environment() {
     assert_eq!(values[0], "0", "the wall clock reads zero");
     assert!(values[1].starts_with("denied:"), "no filesystem: {}", values[1]);
     assert_eq!(values[2], "0", "no environment variables");
+    assert_eq!(
+        values[3], "600000",
+        "a 600 s sleep moves the monotonic clock by 600 s, at once"
+    );
 }
 
 /// A guest's sleep happens in a host call, where epoch deadlines cannot
-/// interrupt it; on Weir's frozen clock it must return at once instead.
+/// interrupt it; on Weir's virtual clock it must return at once instead.
 #[test]
 fn a_sleeping_guest_cannot_hold_the_host() {
     let g = guests();

@@ -1,11 +1,12 @@
 //! What a guest may import: the Weir interfaces (log, config, metrics) and a
 //! WASI that grants nothing — no files, network, environment or arguments;
-//! a clock stuck at zero on which no time passes (a sleep returns at once, so
-//! it cannot hold a host thread beyond the call deadline), and a fixed-seed
-//! random source: a guest is a pure function of its inputs and replays
-//! deterministically.
+//! a wall clock stuck at zero, a virtual monotonic clock that moves only when
+//! the guest sleeps on it (a sleep returns at once, so it cannot hold a host
+//! thread beyond the call deadline), and a fixed-seed random source: a guest
+//! is a pure function of its inputs and replays deterministically.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,18 +54,21 @@ pub struct HostState {
     /// Counter increments of the call in progress; they reach the shared
     /// counters only if the call succeeds, so a retried batch counts once.
     pub(crate) pending_counters: BTreeMap<String, u64>,
+    clock: VirtualClock,
     wasi: WasiCtx,
     table: ResourceTable,
 }
 
 impl HostState {
     pub(crate) fn new(ctx: Arc<OperatorContext>, limits: StoreLimits) -> Self {
+        let clock = VirtualClock::new();
         HostState {
             ctx,
             limits,
             last_error: None,
             pending_counters: BTreeMap::new(),
-            wasi: sealed_wasi(),
+            wasi: sealed_wasi(clock.clone()),
+            clock,
             table: ResourceTable::new(),
         }
     }
@@ -84,10 +88,10 @@ impl HostState {
 
 /// WASI as guests get it by default: language runtimes can start, but nothing
 /// outside the sandbox is reachable and nothing varies between runs.
-fn sealed_wasi() -> WasiCtx {
+fn sealed_wasi(clock: VirtualClock) -> WasiCtx {
     WasiCtxBuilder::new()
         .wall_clock(FrozenClock)
-        .monotonic_clock(FrozenClock)
+        .monotonic_clock(clock)
         .secure_random(wasmtime_wasi::Deterministic::new(SEED.to_vec()))
         .insecure_random(wasmtime_wasi::Deterministic::new(SEED.to_vec()))
         .insecure_random_seed(0x5745_4952)
@@ -99,7 +103,8 @@ fn sealed_wasi() -> WasiCtx {
 
 const SEED: [u8; 16] = *b"weir-determinism";
 
-/// A clock that always reads zero: time is the event timestamp, not the wall.
+/// A wall clock that always reads zero: time is the event timestamp, not the
+/// wall.
 struct FrozenClock;
 
 impl wasmtime_wasi::HostWallClock for FrozenClock {
@@ -111,12 +116,42 @@ impl wasmtime_wasi::HostWallClock for FrozenClock {
     }
 }
 
-impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+/// The monotonic clock a guest instance sees, in nanoseconds: it starts at one
+/// second and moves only when the guest waits on it, by exactly what the
+/// guest waited for, with no real time passing. The same calls see the same
+/// times on every run, and a runtime that sleeps until a timer is due (Go's
+/// scheduler) finds it due. It does not start at zero because Go's runtime
+/// refuses to start on a clock that reads zero.
+#[derive(Clone)]
+struct VirtualClock(Arc<AtomicU64>);
+
+impl VirtualClock {
+    const START: u64 = 1_000_000_000;
+
+    fn new() -> Self {
+        VirtualClock(Arc::new(AtomicU64::new(Self::START)))
+    }
+
+    /// A wait of `ns` nanoseconds, over at once.
+    fn wait(&self, ns: u64) {
+        // The closure always returns Some, so the update cannot fail.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| Some(now.saturating_add(ns)));
+    }
+
+    /// A wait until the clock reads `at`, over at once.
+    fn wait_until(&self, at: u64) {
+        self.0.fetch_max(at, Ordering::Relaxed);
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for VirtualClock {
     fn resolution(&self) -> u64 {
         1
     }
     fn now(&self) -> u64 {
-        0
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -170,23 +205,29 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostS
     log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     config::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     metrics::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-    freeze_time(&mut linker)?;
+    virtual_time(&mut linker)?;
     Ok(linker)
 }
 
 /// The WASI monotonic clock's own subscriptions wait in real time, in a host
-/// call where epoch deadlines cannot interrupt them. On Weir's frozen clock
-/// no time passes, so every subscription is ready at once.
-fn freeze_time(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+/// call where epoch deadlines cannot interrupt them. On Weir's virtual clock
+/// a subscription moves the clock to its deadline and is ready at once.
+fn virtual_time(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut clock = linker.instance(MONOTONIC_CLOCK)?;
     clock.func_wrap(
         "subscribe-duration",
-        |mut store: StoreContextMut<'_, HostState>, (_ns,): (u64,)| ready_now(store.data_mut()),
+        |mut store: StoreContextMut<'_, HostState>, (ns,): (u64,)| {
+            store.data().clock.wait(ns);
+            ready_now(store.data_mut())
+        },
     )?;
     clock.func_wrap(
         "subscribe-instant",
-        |mut store: StoreContextMut<'_, HostState>, (_at,): (u64,)| ready_now(store.data_mut()),
+        |mut store: StoreContextMut<'_, HostState>, (at,): (u64,)| {
+            store.data().clock.wait_until(at);
+            ready_now(store.data_mut())
+        },
     )?;
     linker.allow_shadowing(false);
     Ok(())

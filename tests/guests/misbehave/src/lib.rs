@@ -21,7 +21,7 @@ pub fn misbehave<'a>(event: &Event<'a>) -> Result<Output<'a>, Failure> {
                 std::hint::black_box(&hog);
             }
         }
-        // What the sandbox grants: a frozen clock, fixed-seed randomness, no files,
+        // What the sandbox grants: a frozen wall clock, fixed-seed randomness, no files,
         // no environment.
         "clock" => {
             let since_epoch = std::time::SystemTime::now()
@@ -38,6 +38,12 @@ pub fn misbehave<'a>(event: &Event<'a>) -> Result<Output<'a>, Failure> {
             use std::hash::BuildHasher;
             let hash = std::collections::hash_map::RandomState::new().hash_one("weir");
             Ok(Output::forward(event).text(hash.to_string()))
+        }
+        // The monotonic clock moves by exactly what the guest slept.
+        "monotonic" => {
+            let before = std::time::Instant::now();
+            std::thread::sleep(std::time::Duration::from_secs(600));
+            Ok(Output::forward(event).text(before.elapsed().as_millis().to_string()))
         }
         "sleep" => {
             std::thread::sleep(std::time::Duration::from_secs(600));
