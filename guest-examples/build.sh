@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Builds every example operator from source into guest-examples/dist/<language>-<name>.wasm.
 #
-#   guest-examples/build.sh [LANGUAGE...]     languages: rust python js c (default: all)
+#   guest-examples/build.sh [LANGUAGE...]     languages: rust python js c go (default: all)
 #
 # Rust examples are built by cargo for wasm32-wasip2 (a component directly);
 # Python with componentize-py, JavaScript with componentize-js, C with clang +
-# wasi-libc and `weir componentize`. Each language's script skips outputs that
+# wasi-libc and `weir componentize`, Go with stock Go (wasip1) and `weir
+# componentize`. Each language's script skips outputs that
 # are newer than their sources. A missing tool is an error, not a skip: the
 # tests need every language.
 #
-# Environment: WEIR (the weir command, for C), CARGO_TARGET_DIR, FORCE=1.
+# Environment: WEIR (the weir command, for C and Go), GO, CARGO_TARGET_DIR, FORCE=1.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,7 +18,7 @@ REPO=$(cd "$HERE/.." && pwd)
 DIST=${WEIR_GUEST_DIST:-$HERE/dist}
 mkdir -p "$DIST"
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(rust python js c)
+[ ${#langs[@]} -gt 0 ] || langs=(rust python js c go)
 
 # Rust guests use wasm SIMD (wasmtime supports it by default): byte loops such
 # as upper-casing vectorize as they do natively.
@@ -45,8 +46,8 @@ build_rust() {
 for lang in "${langs[@]}"; do
     case "$lang" in
         rust) build_rust ;;
-        python | js | c) bash "$HERE/$lang/build.sh" "$DIST" ;;
-        *) echo "guest-examples/build.sh: unknown language '$lang' (rust, python, js, c)" >&2; exit 2 ;;
+        python | js | c | go) bash "$HERE/$lang/build.sh" "$DIST" ;;
+        *) echo "guest-examples/build.sh: unknown language '$lang' (rust, python, js, c, go)" >&2; exit 2 ;;
     esac
 done
 echo "guest-examples/build.sh: built $(ls "$DIST"/*.wasm | wc -l) components in $DIST"

@@ -192,11 +192,11 @@ fn latest_keeps_the_greatest_timestamp_and_later_arrival_wins_ties() {
 fn every_language_agrees() {
     let g = guests();
     let cases: &[(&str, &str, &[&str])] = &[
-        ("uppercase", "logs.jsonl", &["rust", "python", "js"]),
-        ("errors-only", "logs.jsonl", &["rust", "python", "js", "c"]),
-        ("words", "sentences.jsonl", &["rust", "python", "js"]),
-        ("count", "keys.jsonl", &["rust", "python", "js"]),
-        ("pair", "pairs.jsonl", &["rust", "python", "js"]),
+        ("uppercase", "logs.jsonl", &["rust", "python", "js", "go"]),
+        ("errors-only", "logs.jsonl", &["rust", "python", "js", "c", "go"]),
+        ("words", "sentences.jsonl", &["rust", "python", "js", "go"]),
+        ("count", "keys.jsonl", &["rust", "python", "js", "go"]),
+        ("pair", "pairs.jsonl", &["rust", "python", "js", "go"]),
     ];
     for (example, input, languages) in cases {
         let runs: BTreeMap<&str, Run> = languages
@@ -245,6 +245,11 @@ fn validate_describes_every_example() {
         ("rust", "pair", "joiner"),
         ("python", "pair", "joiner"),
         ("js", "pair", "joiner"),
+        ("go", "uppercase", "processor"),
+        ("go", "errors-only", "processor"),
+        ("go", "words", "processor"),
+        ("go", "count", "aggregator"),
+        ("go", "pair", "joiner"),
     ];
     for (language, name, kind) in expected {
         let path = g.example(language, name);
@@ -264,6 +269,7 @@ fn validate_describes_every_example() {
             "rust" => "weir-sdk-rust",
             "python" => "componentize-py",
             "js" => "ComponentizeJS",
+            "go" => "weir-sdk-go",
             _ => "weir-sdk-c",
         };
         assert!(sdk.contains(sdk_hint), "{language}-{name}: sdk {sdk:?}");

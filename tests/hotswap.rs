@@ -250,6 +250,16 @@ fn swap_and_rollback_mid_stream_across_two_instances_are_exact() {
 /// swap closes with the events of both versions in it.
 #[test]
 fn windowed_state_survives_a_swap_from_rust_to_python() {
+    windowed_state_survives_a_swap_from_rust_to("python");
+}
+
+/// The same swap to the Go `count` (stock Go, `sdk/go`).
+#[test]
+fn windowed_state_survives_a_swap_from_rust_to_go() {
+    windowed_state_survives_a_swap_from_rust_to("go");
+}
+
+fn windowed_state_survives_a_swap_from_rust_to(language: &str) {
     let _heavy = heavy();
     let g = guests();
     let Setup {
@@ -286,14 +296,14 @@ fn windowed_state_survives_a_swap_from_rust_to_python() {
     produce(&input, &records[..1100]);
     let before = wait_for(&output, 25, PATIENCE);
     assert_eq!(before.len(), 25, "windows 0-4 closed before the swap");
-    let python = g.example("python", "count");
+    let swapped = g.example(language, "count");
     let out = weir_ok(&[
         "deploy",
         file_arg,
         "count",
-        python.to_str().unwrap(),
+        swapped.to_str().unwrap(),
         "--name",
-        &unique("py-count"),
+        &unique(&format!("{language}-count")),
     ]);
     assert!(out.contains("activated"), "{out}");
     let name = out
@@ -302,8 +312,8 @@ fn windowed_state_survives_a_swap_from_rust_to_python() {
         .and_then(|r| r.split('@').next())
         .unwrap()
         .to_owned();
-    // The registry holds the 19 MB component in chunks; pulling it back
-    // reassembles the same bytes.
+    // The registry holds the component (Python's is 19 MB) in chunks;
+    // pulling it back reassembles the same bytes.
     let pulled = dir.path().join("pulled.wasm");
     let (ok, out, err) = weir_cli(&[
         "module",
@@ -316,7 +326,7 @@ fn windowed_state_survives_a_swap_from_rust_to_python() {
     ]);
     assert!(ok, "{out}{err}");
     assert!(
-        std::fs::read(&pulled).unwrap() == std::fs::read(&python).unwrap(),
+        std::fs::read(&pulled).unwrap() == std::fs::read(&swapped).unwrap(),
         "pulled bytes differ"
     );
     wait_active(&mut w, &addr, "count", &name);

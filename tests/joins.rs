@@ -2107,6 +2107,11 @@ fn a_rekeyed_stream_joins_a_table_across_sigkill_exactly() {
 // a table again (repartitioned, with a changelog of its own), joined.
 
 fn loud_body(app: &str, orders: &str, customers: &str, out: &str) -> String {
+    loud_body_in("rust", app, orders, customers, out)
+}
+
+/// [`loud_body`] with the `uppercase` and `pair` operators of `language`.
+fn loud_body_in(language: &str, app: &str, orders: &str, customers: &str, out: &str) -> String {
     let g = guests();
     format!(
         "application-id = \"{app}\"\ninputs = [\"{orders}\", \"{customers}\"]\n\
@@ -2115,8 +2120,8 @@ fn loud_body(app: &str, orders: &str, customers: &str, out: &str) -> String {
          [[stage]]\nname = \"loud-table\"\nkind = \"table\"\ninputs = [\"shout\"]\n\
          [[stage]]\nname = \"enrich\"\nkind = \"join\"\njoin = \"left\"\ninputs = [\"{orders}\", \"loud-table\"]\n\
          module = \"{}\"\n[outputs]\ndefault = \"{out}\"\n",
-        g.example("rust", "uppercase").display(),
-        g.example("rust", "pair").display()
+        g.example(language, "uppercase").display(),
+        g.example(language, "pair").display()
     )
 }
 
@@ -2124,9 +2129,16 @@ fn loud(v: &str) -> String {
     v.to_ascii_uppercase()
 }
 
+/// Through the driver, with the Rust operators and with the Go ones.
 #[test]
 fn a_table_of_a_stage_s_results_joins_in_the_driver() {
-    let body = loud_body("loud", "orders", "customers", "out");
+    for language in ["rust", "go"] {
+        a_table_of_a_stage_s_results_joins_in_the_driver_in(language);
+    }
+}
+
+fn a_table_of_a_stage_s_results_joins_in_the_driver_in(language: &str) {
+    let body = loud_body_in(language, "loud", "orders", "customers", "out");
     let pipeline = weir::pipeline::Pipeline::parse(Path::new("/x/p.toml"), &body).unwrap();
     let topology = weir::topology::Topology::from_pipeline(&pipeline);
     assert_eq!(
@@ -2167,7 +2179,10 @@ fn a_table_of_a_stage_s_results_joins_in_the_driver() {
         driver.pipe(topic, vec![event]).unwrap();
     }
     let got = driven(&mut driver, "out");
-    assert_eq!(got, want, "orders see the upper-cased customers, deletes included");
+    assert_eq!(
+        got, want,
+        "{language}: orders see the upper-cased customers, deletes included"
+    );
     let rows: BTreeMap<String, String> = driver
         .state()
         .unwrap()
@@ -2180,7 +2195,7 @@ fn a_table_of_a_stage_s_results_joins_in_the_driver() {
             )
         })
         .collect();
-    assert_eq!(rows, table);
+    assert_eq!(rows, table, "{language}");
 }
 
 /// On the broker the table of a stage's results comes back from its own
@@ -2491,7 +2506,7 @@ fn users_body(app: &str, t: &UserTopics) -> String {
 /// Through the driver, record by record: every count, in order and with
 /// Kafka Streams' timestamps, as users move and leave; at a larger batch
 /// each region's last count; and the two stores — with the count's
-/// `subtract` in Rust, Python and JavaScript.
+/// `subtract` in Rust, Python, JavaScript and Go.
 #[test]
 fn users_per_region_through_the_driver() {
     let changes = user_changes(800, 5);
@@ -2501,7 +2516,14 @@ fn users_per_region_through_the_driver() {
         out: "users-per-region".into(),
     };
     assert!(want.iter().any(|(_, n, _)| n == "0"), "some region empties");
-    for (language, batch) in [("rust", 1), ("rust", 64), ("python", 1), ("js", 1)] {
+    for (language, batch) in [
+        ("rust", 1),
+        ("rust", 64),
+        ("python", 1),
+        ("js", 1),
+        ("go", 1),
+        ("go", 64),
+    ] {
         let body = users_body("drive-users", &t).replace("rust-count.wasm", &format!("{language}-count.wasm"));
         let pipeline = weir::pipeline::Pipeline::parse(Path::new("/x/p.toml"), &body).unwrap();
         let runtime = weir::runtime::Runtime::new(weir::runtime::RuntimeConfig::default()).unwrap();
@@ -2584,7 +2606,7 @@ fn a_table_aggregation_is_checked_at_load() {
 
 /// On the broker (users over 3 partitions, regions through the
 /// repartition topic): each region's last count is the reference's, with
-/// the count in Rust, Python and JavaScript; a deploy of an aggregator
+/// the count in Rust, Python, JavaScript and Go; a deploy of an aggregator
 /// without `subtract` to the stage is refused.
 #[test]
 fn users_per_region_on_the_broker() {
@@ -2595,7 +2617,7 @@ fn users_per_region_on_the_broker() {
         .iter()
         .map(|(k, (n, _))| (k.clone(), Some(n.to_string())))
         .collect();
-    for language in ["rust", "python", "js"] {
+    for language in ["rust", "python", "js", "go"] {
         let dir = tempfile::tempdir().unwrap();
         let t = UserTopics {
             users: unique("users"),

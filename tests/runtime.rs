@@ -37,13 +37,14 @@ fn value_of(results: &[EventResult]) -> Vec<String> {
         .collect()
 }
 
-/// `count` folds, merges and emits the same way in Rust, Python and JavaScript,
-/// and their accumulators are interchangeable (all are little-endian u64).
+/// `count` folds, merges and emits the same way in Rust, Python, JavaScript
+/// and Go, and their accumulators are interchangeable (all are little-endian
+/// u64).
 #[test]
 fn count_folds_merges_and_emits_alike_in_every_language() {
     let g = guests();
     let rt = runtime();
-    for language in ["rust", "python", "js"] {
+    for language in ["rust", "python", "js", "go"] {
         let module = rt.load_file(&g.example(language, "count")).expect("load count");
         let mut op = rt.operator(module, BTreeMap::new());
         let folded = op

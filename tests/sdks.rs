@@ -1,6 +1,8 @@
 //! The guest SDKs' own unit tests, run natively in their languages so that
-//! `cargo test` covers every SDK: Python (unittest), JavaScript (node --test)
-//! and C (the header compiled for the host, with sanitizers where available).
+//! `cargo test` covers every SDK: Python (unittest), JavaScript (node --test),
+//! C (the header compiled for the host, with sanitizers where available) and
+//! Go (go test, then probes of stock Go's behaviour in the sandbox, built for
+//! wasip1 and run by this build's `weir test`).
 
 mod support;
 
@@ -42,4 +44,11 @@ fn javascript_sdk_unit_tests() {
 #[test]
 fn c_sdk_unit_tests() {
     run(Command::new("bash").arg("sdk/c/test.sh"));
+}
+
+#[test]
+fn go_sdk_unit_tests() {
+    run(Command::new("bash")
+        .arg("sdk/go/test.sh")
+        .env("WEIR", env!("CARGO_BIN_EXE_weir")));
 }

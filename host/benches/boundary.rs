@@ -9,7 +9,8 @@
 //! - `wasm-typed`: the same logic over a `list<record>` ABI (`typed.wit`), the
 //!   design the contract did not choose;
 //! - `python` and `js`: the Python and JavaScript examples through the flat
-//!   ABI (batches of 64 and 1024 only).
+//!   ABI (batches of 64 and 1024 only);
+//! - `go`: the Go example (stock Go, wasip1, `sdk/go`) through the flat ABI.
 //!
 //! Plus instantiation of a precompiled module, on demand and pooled.
 //!
@@ -164,6 +165,7 @@ fn boundary(c: &mut Criterion) {
         ("wasm-flat-map", flat("test", "map-uppercase"), false),
         ("python", flat("python", "uppercase"), true),
         ("js", flat("js", "uppercase"), true),
+        ("go", flat("go", "uppercase"), false),
     ];
 
     // The typed design, on an engine configured like Weir's.

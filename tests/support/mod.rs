@@ -27,7 +27,7 @@ pub struct Guests {
 }
 
 /// Every language of the examples.
-pub const LANGUAGES: [&str; 4] = ["rust", "python", "js", "c"];
+pub const LANGUAGES: [&str; 5] = ["rust", "python", "js", "c", "go"];
 
 impl Guests {
     /// An example component, e.g. `example("rust", "words")`, built.

@@ -1,0 +1,3 @@
+module weir.dev/sdk/go
+
+go 1.24

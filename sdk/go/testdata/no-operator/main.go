@@ -1,0 +1,8 @@
+// no-operator: a module that uses the SDK but registers no operator. It
+// has every world's exports, so `weir componentize` accepts it; sdk/go/test.sh
+// checks that each event then fails with a message that says what is wrong.
+package main
+
+import _ "weir.dev/sdk/go/weir"
+
+func main() {}
