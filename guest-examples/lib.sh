@@ -3,6 +3,7 @@
 #   source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 #   setup_build "$@"          # checks the OUT_DIR argument; sets HERE, REPO, OUT_DIR
 #   up_to_date OUT INPUT...   # true when OUT exists, FORCE is unset, and no INPUT is newer
+#   finish_component TMP OUT  # checks that TMP is a component, then moves it to OUT
 
 # die MESSAGE: prints "<script>: error: MESSAGE" and exits 1.
 die() {
@@ -27,4 +28,15 @@ up_to_date() {
         [ "$f" -nt "$out" ] && return 1
     done
     echo "$(basename "$out"): up to date"
+}
+
+finish_component() {
+    local tmp=$1 out=$2 magic
+    # A component starts with \0asm, version 0x0d, layer 1.
+    magic=$(head -c 8 "$tmp" | od -An -tx1 | tr -d ' \n')
+    if [ "$magic" != "0061736d0d000100" ]; then
+        rm -f "$tmp"
+        die "componentize produced something that is not a component (header $magic)"
+    fi
+    mv -f "$tmp" "$out"
 }

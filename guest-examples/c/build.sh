@@ -49,12 +49,6 @@ for name in "${EXAMPLES[@]}"; do
         rm -f "$tmp"
         die "'${WEIR_CMD[*]} componentize $core --world process -o $tmp' failed"
     }
-    # A component starts with \0asm, version 0x0d, layer 1.
-    magic=$(head -c 8 "$tmp" | od -An -tx1 | tr -d ' \n')
-    if [ "$magic" != "0061736d0d000100" ]; then
-        rm -f "$tmp"
-        die "componentize produced something that is not a component (header $magic)"
-    fi
-    mv -f "$tmp" "$out"
+    finish_component "$tmp" "$out"
     echo "c-$name: $out ($(wc -c <"$out") bytes)"
 done
