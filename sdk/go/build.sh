@@ -12,7 +12,7 @@
 # Steps:
 #   1. GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared: a wasm32-wasip1
 #      reactor core module exporting the canonical-ABI functions of every
-#      world (sdk/go/weir/cabi_wasip1.go);
+#      world (sdk/go/weir/exports_wasip1.go);
 #   2. weir componentize --world WORLD --sdk "weir-sdk-go VERSION": embeds the
 #      WIT world, links the WASI preview1 adapter, and names the SDK in the
 #      module (weir validate reports it). A module without the world's

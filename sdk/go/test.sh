@@ -16,8 +16,11 @@
 #    their reason; the probe (testdata/probe) run with `weir test`: typed
 #    failures, recovered panics, traps (deadline, memory cap, stack,
 #    os.Exit, deadlock), goroutines, the clocks, config, counters,
-#    randomness, retained events, the keep flags, and no trap from the
-#    collector under allocation pressure;
+#    randomness, retained events, the keep flags, no trap from the
+#    collector under allocation pressure, the collector's setting
+#    (weir.SetGCPercent, debug.SetGCPercent); batch buffers collected when
+#    the operator allocates nothing (testdata/no-alloc under a memory cap);
+#    a panicking aggregator Init traps (testdata/probe-agg);
 # 4. with $WEIR, node and jco (guest-examples/js/node_modules, or JCO_DIR):
 #    every aggregate export of testdata/probe-agg and the join export of the
 #    pair example called through jco's canonical ABI (testdata/abi_check.mjs).
@@ -46,7 +49,7 @@ step "gofmt, go vet, the SDK compiled for wasip1"
 unformatted=$("$("$GO" env GOROOT)/bin/gofmt" -l . "$REPO/guest-examples/go")
 [ -z "$unformatted" ] || fail "not gofmt'ed: $unformatted"
 # ./... leaves out testdata: its modules are named
-testdata=(./testdata/probe ./testdata/probe-agg ./testdata/no-sdk ./testdata/no-operator)
+testdata=(./testdata/probe ./testdata/probe-agg ./testdata/no-alloc ./testdata/no-sdk ./testdata/no-operator)
 "$GO" vet ./... "${testdata[@]}"
 GOOS=wasip1 GOARCH=wasm "$GO" vet ./... "${testdata[@]}"
 GOOS=wasip1 GOARCH=wasm "$GO" build ./...
@@ -103,7 +106,7 @@ expect_err() {
     grep -q -- "$1" <<<"$err" || fail "stderr lacks '$1': $err"
 }
 
-step "modules that are not operators: refused, or failing every event with the reason"
+step "modules that are not operators: refused, or trapping on every call with the reason"
 # no SDK, so no operator exports: weir componentize refuses it
 if build sdk/go/testdata/no-sdk no-sdk process 2>"$BUILD/err.txt"; then
     fail "a module without the SDK was componentized"
@@ -112,11 +115,12 @@ grep -qF 'failed to find export of interface `weir:stream/processor@0.1.0` funct
     fail "the refusal does not name the missing export: $(cat "$BUILD/err.txt")"
 # the SDK exports every world's functions, so a module that registers no
 # operator, or one built for another world, is a valid component whose
-# events fail, saying why
+# every call traps, saying why; the host isolates the events one by one
+# (halving the batch) and fails each with the trap's reason
 build sdk/go/testdata/no-operator no-operator process
 run "$BUILD/no-operator.wasm" a b
 expect_values ""
-expect_err "line 2: .*weir: the host called process, but no operator is registered (call weir.Processor"
+expect_err "line 2: .*process panicked: weir: the host called process, but no operator is registered (call weir.Processor"
 weir componentize "$BUILD/pair.core.wasm" --world process -o "$BUILD/pair-as-process.wasm"
 run "$BUILD/pair-as-process.wasm" a
 expect_values ""
@@ -212,6 +216,43 @@ weir test "$BUILD/go-probe.wasm" --input "$BUILD/pressure.jsonl" >"$BUILD/pressu
 seen=$(tail -n 1 "$BUILD/pressure-out.jsonl")
 [ "$seen" = '{"key":null,"value":"'$((n + 1))'","headers":{},"timestamp":0}' ] ||
     fail "the instance was replaced (a trap) during the run: its last output is $seen, want a count of $((n + 1))"
+
+step "the collector's setting: weir.SetGCPercent, and debug.SetGCPercent in init or during a call"
+# the probe's init called debug.SetGCPercent(120): adopted (and survived:
+# the 10 MB first event above). One event per call: each setting holds
+# for the next call.
+PROBE_ARGS="--batch-size 1" probe "gogc 50" "gogc 100" "debug-gogc 70" "gogc -1" "garbage 16" "gogc 100"
+[[ "$(values)" =~ ^120\|50\|100\|70\|heap\ [0-9]+\ MiB.*\|-1$ ]] || fail "settings: $(values)"
+
+step "batch buffers are collected when the operator allocates nothing"
+# testdata/no-alloc is a MapValue whose function allocates nothing, so
+# with events without headers no export allocates, and only the SDK starts
+# collections. 1600 events of 32 KB (50 MB, in batches of 2 MB) through a
+# 32 MiB cap: a trap (the cap, or a collection or a scavenge in
+# cabi_realloc) replaces the instance without a failure, so the check is
+# the count of the events its instance saw, and its heap.
+build sdk/go/testdata/no-alloc no-alloc process
+n=1600
+awk -v n=$n 'BEGIN {
+    pad = "x"; while (length(pad) < 32000) pad = pad pad; pad = substr(pad, 1, 32000)
+    for (i = 1; i <= n; i++) printf "{\"value\":\"%d %s\"}\n", i, pad
+    print "{\"value\":\"stats\"}"
+}' >"$BUILD/no-alloc.jsonl"
+weir test "$BUILD/no-alloc.wasm" --input "$BUILD/no-alloc.jsonl" --batch-size 64 --memory-limit 32MiB \
+    >"$BUILD/no-alloc-out.jsonl" 2>"$BUILD/probe-err.txt" || fail "weir test failed: $(cat "$BUILD/probe-err.txt")"
+stats=$(tail -n 1 "$BUILD/no-alloc-out.jsonl")
+[[ "$stats" =~ \"seen\ $((n + 1)),\ heap\ ([0-9]+)\ MiB ]] ||
+    fail "the instance was replaced (a trap) during the run: its last output is $stats, want a count of $((n + 1))"
+[ "${BASH_REMATCH[1]}" -le 24 ] || fail "the heap grew to ${BASH_REMATCH[1]} MiB: $stats"
+echo "$stats"
+
+step "a panic in an aggregator's Init traps (no accumulator is stored for the key)"
+printf '%s\n' '{"key":"a","value":"1"}' '{"key":"no-init","value":"2"}' '{"key":"a","value":"3"}' >"$BUILD/agg-in.jsonl"
+out=$(weir test "$BUILD/go-probe-agg.wasm" --input "$BUILD/agg-in.jsonl" 2>"$BUILD/probe-err.txt") ||
+    fail "weir test failed: $(cat "$BUILD/probe-err.txt")"
+err=$(cat "$BUILD/probe-err.txt")
+expect_values "n=2 sum=4"
+expect_err "line 2: .*add panicked: no initial accumulator for no-init"
 
 step "outputs: the input's key and headers kept, changed or added; routes, timestamps, several outputs"
 in="$BUILD/probe-in.jsonl"

@@ -1,7 +1,7 @@
 // Calls a Go operator component's exports through jco (an independent
 // implementation of the component model's canonical ABI, in JavaScript) and
 // checks what they return: the hand-written lowering in
-// sdk/go/weir/cabi_wasip1.go (list<group>, folded, result<bytes, failure>,
+// sdk/go/weir/exports_wasip1.go (list<group>, folded, result<bytes, failure>,
 // emit-request, options and windows) against someone else's lifting.
 //
 //   node abi_check.mjs aggregate PROBE-AGG.wasm   # testdata/probe-agg, as a component
@@ -111,7 +111,7 @@ async function checkAggregate(exp) {
   assert.equal(text(folded[1].acc), '{"n":2,"sum":6}');
   assert.deepEqual(folded[1].failures, []);
   assert.equal(text(folded[2].acc), 'not json', 'an accumulator that does not decode is kept');
-  assert.deepEqual(folded[2].failures.map(([i, f]) => [i, f.code]), [[0, 'invalid-accumulator']]);
+  assert.deepEqual(folded[2].failures.map(([i, f]) => [i, f.code]), [[0, 'bad-state']]);
   assert.equal(text(folded[3].acc), '{"n":0,"sum":0}');
 
   // subtract
@@ -123,7 +123,7 @@ async function checkAggregate(exp) {
   assert.equal(text(agg.merge(bytes('k'), acc({ n: 1, sum: 2 }), acc({ n: 3, sum: 4 }))), '{"n":4,"sum":6}');
   assert.equal(text(agg.merge(undefined, acc({ n: 1, sum: 2 }), acc({ n: 0, sum: 0 }))), '{"n":1,"sum":2}');
   assert.deepEqual(failureOf(() => agg.merge(bytes('refuse'), acc({}), acc({}))), { code: 'no-merge', message: 'refused to merge' });
-  assert.equal(failureOf(() => agg.merge(undefined, bytes('['), acc({}))).code, 'invalid-accumulator');
+  assert.equal(failureOf(() => agg.merge(undefined, bytes('['), acc({}))).code, 'bad-state');
 
   // emit: one result per request, with and without window and key
   const emitted = results(agg.emit([
@@ -135,7 +135,7 @@ async function checkAggregate(exp) {
   assert.deepEqual(emitted[0], { outputs: [{ key: null, value: 'n=2 sum=3 window=-5..9007199254740993', flags: 0 }] });
   assert.deepEqual(emitted[1], { outputs: [{ key: null, value: 'n=1 sum=1 no key', flags: 0 }] });
   assert.deepEqual(emitted[2], { outputs: [] });
-  assert.equal(emitted[3].failure[0], 'invalid-accumulator');
+  assert.equal(emitted[3].failure[0], 'bad-state');
   assert.deepEqual(results(agg.emit([])), []);
 
   // migrate

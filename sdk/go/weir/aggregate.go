@@ -3,10 +3,18 @@ package weir
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
 // Codec turns an accumulator into the bytes the host stores, and back.
+//
+// When Decode returns an error or panics, the accumulator is bad: the
+// events of its group, and a merge or emit of it, fail with code bad-state
+// (BadStateFailure; a *Failure that Decode returns keeps its code), and its
+// bytes are kept. When Encode returns an error or panics, the call traps: no
+// one input is to blame, and the host isolates the inputs that cause it by
+// replaying the batch in smaller parts.
 type Codec[A any] interface {
 	Encode(acc A) ([]byte, error)
 	Decode(b []byte) (A, error)
@@ -69,7 +77,8 @@ func (Raw) Decode(b []byte) ([]byte, error) { return b, nil }
 type Aggregator[A any] struct {
 	// Codec stores accumulators; nil is JSON[A].
 	Codec Codec[A]
-	// Init is the initial accumulator of a key; nil is A's zero value.
+	// Init is the initial accumulator of a key; nil is A's zero value. A
+	// panic in Init traps the call (there is no accumulator to fold into).
 	Init func(key []byte) A
 	// Add folds one event into the accumulator. Required.
 	Add func(acc A, e *Event) (A, error)
@@ -90,6 +99,10 @@ type Aggregator[A any] struct {
 	// aggregate-with-migrate-and-subtract) when it is set.
 	Migrate func(previous string, key []byte, acc []byte) (A, error)
 }
+
+// BadStateFailure is the code of the failure of an accumulator that its
+// Codec cannot decode: "bad-state", as in the Rust SDK.
+const BadStateFailure = "bad-state"
 
 // EventFailure is the failure of one event of a group, by its index.
 type EventFailure struct {
@@ -143,12 +156,20 @@ func newAggregate[A any](agg Aggregator[A]) *AggregateOperator {
 		}
 		return b
 	}
-	decode := func(b []byte) (A, *Failure) {
+	decode := func(b []byte) (acc A, f *Failure) {
+		defer func() {
+			if v := recover(); v != nil {
+				f = &Failure{Code: BadStateFailure, Message: fmt.Sprintf("cannot decode the accumulator (%d bytes): %s", len(b), panicked(v).Message)}
+			}
+		}()
 		acc, err := codec.Decode(b)
-		if err != nil {
-			return acc, &Failure{Code: "invalid-accumulator", Message: fmt.Sprintf("cannot decode the accumulator (%d bytes): %v", len(b), err)}
+		if err == nil {
+			return acc, nil
 		}
-		return acc, nil
+		if errors.As(err, &f) {
+			return acc, f
+		}
+		return acc, &Failure{Code: BadStateFailure, Message: fmt.Sprintf("cannot decode the accumulator (%d bytes): %v", len(b), err)}
 	}
 	op := &AggregateOperator{Subtracts: agg.Subtract != nil, Migrates: agg.Migrate != nil}
 
@@ -169,11 +190,9 @@ func newAggregate[A any](agg Aggregator[A]) *AggregateOperator {
 		}
 		var acc A
 		if accBytes == nil {
-			var f *Failure
-			if f = guard(func() error { acc = initial(key); return nil }); f != nil {
-				// without an initial accumulator no event can be folded
-				return encode(acc), failAll(f)
-			}
+			// not guarded: a panic here traps, as in the Rust SDK (failing
+			// the events would store the zero value as the key's accumulator)
+			acc = initial(key)
 		} else {
 			var f *Failure
 			if acc, f = decode(accBytes); f != nil {
@@ -257,7 +276,8 @@ func (op *AggregateOperator) World() string {
 // Fold folds events into acc (nil: the key's initial accumulator) and
 // returns the new accumulator and the events that failed: what the `add`
 // export does for one group, natively. The events go through the batch
-// encoding, as in the host.
+// encoding, as in the host. What traps in wasm (a panic in Init, a Codec
+// whose Encode fails) panics here.
 func (op *AggregateOperator) Fold(key, acc []byte, events ...Event) ([]byte, []EventFailure) {
 	return op.fold(key, acc, roundTrip(events), false)
 }

@@ -170,8 +170,9 @@ func decodeEvents(buf []byte, reuse []Event) ([]Event, error) {
 	n := r.count("event count", minEvent)
 	var events []Event
 	if cap(reuse) >= n {
+		// all of it: entries past n would keep earlier batches alive
+		clear(reuse[:cap(reuse)])
 		events = reuse[:n]
-		clear(events)
 	} else {
 		events = make([]Event, n)
 	}

@@ -16,6 +16,8 @@ const (
 
 var levelNames = [...]string{"TRACE", "DEBUG", "INFO", "WARN", "ERROR"}
 
+// String returns the level's name as the host's log shows it (TRACE,
+// DEBUG, INFO, WARN, ERROR), or Level(n) for an unknown level.
 func (l Level) String() string {
 	if l >= 0 && int(l) < len(levelNames) {
 		return levelNames[l]

@@ -49,7 +49,7 @@ var (
 )
 
 func loadConfig() {
-	p := debug.SetGCPercent(-1)
+	p := collectorOff()
 	defer debug.SetGCPercent(p)
 	configEntriesRet = [2]uint32{}
 	importConfigEntries(unsafe.Pointer(&configEntriesRet))

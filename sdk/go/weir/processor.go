@@ -1,7 +1,7 @@
 package weir
 
 import (
-	"fmt"
+	"encoding/binary"
 	"unsafe"
 )
 
@@ -90,7 +90,9 @@ func FlatMap(fn func(e *Event) ([]Output, error)) *ProcessOperator {
 // does). dst is the free end of the result buffer, so appending within its
 // capacity writes the value straight into the results without an
 // allocation. Key and headers are kept; an event without a value (a
-// tombstone) is forwarded as it is without calling fn.
+// tombstone) is forwarded as it is without calling fn. The new value is
+// always present: nil or empty from fn is an empty value, as with the Rust
+// SDK's map_value (Map makes an absent one).
 func MapValue(fn func(e *Event, dst []byte) ([]byte, error)) *ProcessOperator {
 	op := &ProcessOperator{name: "MapValue", valueFn: fn}
 	register(op.name, op, nil, nil)
@@ -191,27 +193,6 @@ func (op *ProcessOperator) mapValue(e *Event, rs *results) {
 	} else {
 		w.buf = append(w.buf[:start], v...)
 	}
-	putU32(w.buf[lenAt:], uint32(len(v)))
+	binary.LittleEndian.PutUint32(w.buf[lenAt:], uint32(len(v)))
 	rs.outputs++
-}
-
-func putU32(b []byte, v uint32) {
-	_ = b[3]
-	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
-}
-
-// The module's operator: one per module.
-var (
-	registeredName string
-	processor      *ProcessOperator
-	joiner         *JoinOperator
-	aggregator     *AggregateOperator
-)
-
-func register(name string, p *ProcessOperator, j *JoinOperator, a *AggregateOperator) {
-	if registeredName != "" {
-		panic(fmt.Sprintf("weir: %s called, but this module already has an operator (from %s); a module holds one operator", name, registeredName))
-	}
-	registeredName = name
-	processor, joiner, aggregator = p, j, a
 }

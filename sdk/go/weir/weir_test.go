@@ -169,6 +169,8 @@ func TestMapValueWritesInPlaceAndPassesTombstones(t *testing.T) {
 			return []byte("a slice of its own"), nil
 		case "panic":
 			panic("in MapValue")
+		case "nil":
+			return nil, nil
 		}
 		return append(dst, bytes.ToUpper(e.Value)...), nil
 	})
@@ -181,12 +183,13 @@ func TestMapValueWritesInPlaceAndPassesTombstones(t *testing.T) {
 		{Value: []byte{}},
 		{Value: []byte("panic")},
 		{Value: []byte("xyz")},
+		{Value: []byte("nil")},
 	}
 	rs, err := op.Run(events...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if calls != 7 {
+	if calls != 8 {
 		t.Errorf("fn called %d times; the tombstone must not call it", calls)
 	}
 	o := rs[0].Outputs[0]
@@ -213,6 +216,9 @@ func TestMapValueWritesInPlaceAndPassesTombstones(t *testing.T) {
 	}
 	if string(rs[7].Outputs[0].Value) != "XYZ" {
 		t.Errorf("7: %+v", rs[7])
+	}
+	if v := rs[8].Outputs[0].Value; v == nil || len(v) != 0 {
+		t.Errorf("nil from fn is a present, empty value (as Rust's map_value): %v", v)
 	}
 }
 
@@ -384,7 +390,7 @@ func TestAggregator(t *testing.T) {
 	}
 	// an accumulator that does not decode fails every event and is kept
 	acc, failures = op.Fold(nil, []byte("not json"), ev("1", "2")...)
-	if string(acc) != "not json" || len(failures) != 2 || failures[1].Failure.Code != "invalid-accumulator" {
+	if string(acc) != "not json" || len(failures) != 2 || failures[1].Failure.Code != BadStateFailure {
 		t.Errorf("bad acc: %s %+v", acc, failures)
 	}
 	merged, err := op.Merge(nil, []byte(`{"n":1,"sum":2}`), []byte(`{"n":3,"sum":4}`))
@@ -401,7 +407,7 @@ func TestAggregator(t *testing.T) {
 	if r := op.Emit(nil, []byte(`{"n":0}`), nil); len(r.Outputs) != 0 || r.Failure != nil {
 		t.Errorf("emit of nothing: %+v", r)
 	}
-	if r := op.Emit(nil, []byte(`[`), nil); r.Failure == nil || r.Failure.Code != "invalid-accumulator" {
+	if r := op.Emit(nil, []byte(`[`), nil); r.Failure == nil || r.Failure.Code != BadStateFailure {
 		t.Errorf("emit of a bad acc: %+v", r)
 	}
 	migrated, err := op.Migrate("count@sha256:00", nil, binary.LittleEndian.AppendUint64(nil, 7))
@@ -430,6 +436,88 @@ func TestAggregatorWithoutOptionalParts(t *testing.T) {
 	}
 	if acc, _ := op.Fold(nil, nil); string(acc) != `{"n":0,"sum":0}` {
 		t.Errorf("the zero value is the default initial accumulator: %s", acc)
+	}
+}
+
+// Init has no input to blame: a panic in it traps (it panics natively),
+// where failing the events would store the zero value as the key's
+// accumulator.
+func TestAggregatorInitPanicTraps(t *testing.T) {
+	unregister(t)
+	agg := statsAggregator()
+	agg.Init = func(key []byte) stats { panic("no initial accumulator for " + string(key)) }
+	op := Aggregate(agg)
+	defer func() {
+		if v := recover(); v != "no initial accumulator for k" {
+			t.Errorf("recovered %v", v)
+		}
+	}()
+	acc, failures := op.Fold([]byte("k"), nil, Event{Value: []byte("1")})
+	t.Errorf("Init's panic did not propagate: %s %+v", acc, failures)
+}
+
+// panicky is a Codec whose Decode fails as its input says, and whose
+// Encode panics on a negative number.
+type panicky struct{}
+
+func (panicky) Encode(n int) ([]byte, error) {
+	if n < 0 {
+		panic("negative")
+	}
+	return []byte(strconv.Itoa(n)), nil
+}
+
+func (panicky) Decode(b []byte) (int, error) {
+	switch string(b) {
+	case "panic":
+		panic("cannot read it")
+	case "typed":
+		return 0, Fail("old-format", "written by version 1")
+	}
+	return strconv.Atoi(string(b))
+}
+
+func TestCodecFailures(t *testing.T) {
+	unregister(t)
+	op := Aggregate(Aggregator[int]{
+		Codec: panicky{},
+		Add:   func(n int, e *Event) (int, error) { return n + len(e.Value) - 2, nil },
+		Merge: func(_ []byte, a, b int) (int, error) { return a + b, nil },
+		Emit:  func(_ []byte, n int, _ *Window) ([]Output, error) { return nil, nil },
+	})
+	// Decode's error, panic or *Failure fails the group's events, the
+	// accumulator kept
+	for acc, want := range map[string]string{
+		"x":     "bad-state: cannot decode the accumulator (1 bytes): strconv.Atoi",
+		"panic": "bad-state: cannot decode the accumulator (5 bytes): cannot read it (at ",
+		"typed": "old-format: written by version 1",
+	} {
+		kept, failures := op.Fold(nil, []byte(acc), Event{Value: []byte("abc")})
+		if string(kept) != acc || len(failures) != 1 || !strings.HasPrefix(failures[0].Failure.Error(), want) {
+			t.Errorf("%s: %s %+v, want %s", acc, kept, failures, want)
+		}
+	}
+	if _, err := op.Merge(nil, []byte("1"), []byte("panic")); AsFailure(err).Code != BadStateFailure {
+		t.Errorf("merge: %v", err)
+	}
+	if r := op.Emit(nil, []byte("panic"), nil); r.Failure == nil || r.Failure.Code != BadStateFailure {
+		t.Errorf("emit: %+v", r)
+	}
+	// Encode's panic has no input to blame: it traps (panics natively)
+	defer func() {
+		if v := recover(); v != "negative" {
+			t.Errorf("recovered %v", v)
+		}
+	}()
+	op.Fold(nil, []byte("0"), Event{Value: []byte("a")})
+	t.Error("Encode's panic did not propagate")
+}
+
+func TestSetGCPercentNatively(t *testing.T) {
+	prev := SetGCPercent(50)
+	defer SetGCPercent(prev)
+	if p := SetGCPercent(70); p != 50 {
+		t.Errorf("the previous setting: %d", p)
 	}
 }
 
@@ -541,6 +629,11 @@ func TestEventArrayReusedAcrossBatches(t *testing.T) {
 	if o0.Key != nil || string(o0.Value) != "4" || len(o0.Headers) != 0 ||
 		string(o1.Key) != "e" || o1.Value != nil || len(o1.Headers) != 0 {
 		t.Errorf("second batch: %+v %+v", o0, o1)
+	}
+	for i, e := range reuse[:cap(reuse)][2:] {
+		if e.Key != nil || e.Value != nil || e.Headers != nil || e.rawHeaders != nil {
+			t.Errorf("entry %d of the array still points into the first batch: %+v", i+2, e)
+		}
 	}
 	if r := run(); len(r) != 0 {
 		t.Errorf("an empty batch: %+v", r)

@@ -1,7 +1,8 @@
 // probe-agg: an aggregator with every optional part (world
 // aggregate-with-migrate-and-subtract), whose accumulator is JSON, to check
 // the canonical-ABI glue of add, subtract, merge, emit and migrate
-// (sdk/go/testdata/abi_check.mjs calls each export through jco).
+// (sdk/go/testdata/abi_check.mjs calls each export through jco). Its Init
+// panics for the key "no-init", which traps (sdk/go/test.sh).
 package main
 
 import (
@@ -19,6 +20,9 @@ type stats struct {
 
 var probe = weir.Aggregate(weir.Aggregator[stats]{
 	Init: func(key []byte) stats {
+		if string(key) == "no-init" {
+			panic("no initial accumulator for no-init")
+		}
 		if string(key) == "ten" {
 			return stats{Sum: 10}
 		}

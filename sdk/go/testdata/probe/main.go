@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -179,6 +180,14 @@ var probe = weir.Processor(func(e *weir.Event, out *weir.Emitter) error {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		reply(fmt.Sprintf("heap %d MiB, sys %d MiB, gc %d", ms.HeapAlloc>>20, ms.Sys>>20, ms.NumGC))
+	case "gogc":
+		// weir.SetGCPercent during a call: the previous setting
+		n, _ := strconv.Atoi(arg)
+		reply(strconv.Itoa(weir.SetGCPercent(n)))
+	case "debug-gogc":
+		// debug.SetGCPercent during a call: adopted for later calls
+		n, _ := strconv.Atoi(arg)
+		reply(strconv.Itoa(debug.SetGCPercent(n)))
 	case "route":
 		out.Emit(weir.Forward(e).To(arg))
 	case "at":
@@ -203,6 +212,12 @@ var probe = weir.Processor(func(e *weir.Event, out *weir.Emitter) error {
 	}
 	return nil
 })
+
+// debug.SetGCPercent in an init function turns the collector on before the
+// host's first cabi_realloc, where a collection would trap (the README
+// points operators at weir.SetGCPercent instead); the SDK must survive it
+// (test.sh's 10 MB first event) and adopt the setting.
+func init() { debug.SetGCPercent(120) }
 
 var backgroundTicks int
 

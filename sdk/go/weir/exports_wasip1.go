@@ -4,9 +4,9 @@ package weir
 
 // The core-module side of every Weir world, by hand: the canonical ABI
 // (MAX_FLAT_PARAMS 16, MAX_FLAT_RESULTS 1) lowering of each export of
-// wit/weir.wit, plus the allocators the component needs. All of them are
-// exported by every Go operator; `weir componentize --world W` lifts the
-// ones world W has and ignores the rest.
+// wit/weir.wit. Every Go operator exports all of them, with the two
+// allocators; `weir componentize --world W` lifts the ones world W has and
+// ignores the rest.
 //
 //	weir:stream/processor@0.1.0#process   (ptr, len) -> retptr {ptr, len}
 //	weir:stream/joiner@0.1.0#join         (ptr, len) -> retptr {ptr, len}
@@ -15,8 +15,8 @@ package weir
 //	weir:stream/aggregator@0.1.0#emit     (ptr, n)   -> retptr {ptr, len}
 //	weir:stream/subtractor@0.1.0#subtract (ptr, n)   -> retptr {ptr, n} of folded
 //	weir:stream/migrator@0.1.0#migrate    (previous, key?, acc: 7 x i32) -> retptr result<bytes, failure>
-//	cabi_realloc                          the host's allocations: arguments, import results
-//	cabi_realloc_adapter                  the WASI adapter's (see below)
+//	cabi_realloc                          the host's allocations: arguments, import results (alloc_wasip1.go)
+//	cabi_realloc_adapter                  the WASI adapter's (adapter_wasip1.go)
 //
 // Layouts (size, align): option<list<u8>> (12, 4): u8 tag @0, ptr @4, len @8.
 // option<window> (24, 8): u8 tag @0, start @8, end @16. group (64, 8): key @0,
@@ -25,51 +25,16 @@ package weir
 // index @0, code @4, message @12. result<bytes, failure> (20, 4): u8 tag @0,
 // ok ptr @4 len @8 | err code @4, message @12.
 //
-// Memory: the host's allocations (cabi_realloc) are Go slices, kept alive
-// ("pinned") in a map until the export they are the arguments of returns;
-// Go's garbage collector does not move objects, so their addresses stay
-// valid. Events alias those slices, so an operator may keep them. What an
-// export returns stays referenced until the next export starts (by then
-// the host has copied it), so no post-return function is needed.
-//
-// The garbage collector is off outside exports and import calls that
-// return something: the canonical ABI runs cabi_realloc with the instance's
-// may_leave flag cleared, so realloc must not call an import, and Go's
-// allocator calls WASI (the clock, the scheduler's poll) when it starts a
-// GC cycle — which would trap ("cannot leave component instance"). With
-// the GC off, an allocation never starts one. Every export turns it on
-// for its duration (at the operator's setting, GOGC 100 unless it called
-// debug.SetGCPercent) and off again before it returns.
+// What an export returns stays referenced until the next export starts (by
+// then the host has copied it), so no post-return function is needed. The
+// arguments are the host's allocations (alloc_wasip1.go); the collector is
+// on during an export only (gc_wasip1.go).
 
 import (
 	"encoding/binary"
 	"fmt"
-	"runtime/debug"
 	"unsafe"
 )
-
-// gcPercent is the collector's setting during exports.
-var gcPercent = debug.SetGCPercent(-1)
-
-// gcOn turns the collector on for an export, at the operator's setting:
-// if it changed the setting since (an init function calling
-// debug.SetGCPercent), that is adopted.
-func gcOn() {
-	if p := debug.SetGCPercent(gcPercent); p != -1 {
-		gcPercent = p
-		debug.SetGCPercent(p)
-	}
-}
-
-// gcOff turns the collector off (finishing a cycle in progress), keeping
-// the setting the operator may have changed during the export.
-func gcOff() {
-	gcPercent = debug.SetGCPercent(-1)
-}
-
-// pins are the host's allocations (address -> slice), kept alive until
-// the end of the export call they belong to.
-var pins = map[uintptr][]byte{}
 
 // retained keeps the previous export's results alive until the host has
 // copied them (it has, by the time the next export starts).
@@ -84,84 +49,6 @@ var (
 	resultBuf results
 	eventBuf  []Event
 )
-
-//go:wasmexport cabi_realloc
-func cabiRealloc(old, oldSize, align, size uint32) uint32 {
-	if size == 0 {
-		if oldSize != 0 {
-			delete(pins, uintptr(old))
-		}
-		return align // a non-null, aligned dummy address that is never read
-	}
-	b := alloc(size, align)
-	if oldSize != 0 {
-		if prev, ok := pins[uintptr(old)]; ok {
-			copy(b, prev)
-			delete(pins, uintptr(old))
-		}
-	}
-	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	pins[p] = b
-	return uint32(p)
-}
-
-// alloc returns size zeroed bytes at an address aligned to align.
-func alloc(size, align uint32) []byte {
-	if align <= 8 {
-		words := make([]uint64, (size+7)/8) // 8-aligned
-		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), size)
-	}
-	b := make([]byte, size+align)
-	off := (align - uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b))))%align) % align
-	return b[off : off+size : off+size]
-}
-
-// The preview1 adapter that `weir componentize` links in allocates its
-// stack and state (once, on its first call) through this function if the
-// module exports it, else through cabi_realloc. Go's runtime calls WASI
-// while it starts, before its allocator works, so the adapter gets memory
-// from a static arena instead: no Go allocation, no stack growth. (The
-// adapter of wasmtime 48 takes 128 KiB: a 64 KiB stack and its state.)
-var adapterArena [256 << 10]byte
-var adapterUsed uintptr
-
-//go:wasmexport cabi_realloc_adapter
-//go:nosplit
-func cabiReallocAdapter(old, oldSize, align, size uint32) uint32 {
-	if align == 0 {
-		align = 1
-	}
-	base := uintptr(unsafe.Pointer(&adapterArena))
-	p := (base + adapterUsed + uintptr(align) - 1) &^ (uintptr(align) - 1)
-	if p+uintptr(size) > base+uintptr(len(adapterArena)) {
-		return 0 // the adapter traps on a null allocation
-	}
-	adapterUsed = p + uintptr(size) - base
-	return uint32(p)
-}
-
-// hostBytes returns the slice of a host allocation at ptr (an argument of
-// the current export); len 0 may come with any address.
-func hostBytes(ptr, n uint32) []byte {
-	if n == 0 {
-		return []byte{}
-	}
-	b, ok := pins[uintptr(ptr)]
-	if !ok || uint32(len(b)) < n {
-		panic(fmt.Sprintf("weir: the host passed %d bytes at %#x, which it did not allocate with cabi_realloc", n, ptr))
-	}
-	return b[:n:n]
-}
-
-// takeHostAlloc is hostBytes for an import's result: it also unpins it (the
-// caller copies what it needs).
-func takeHostAlloc(ptr, n uint32) []byte {
-	b := hostBytes(ptr, n)
-	if n != 0 {
-		delete(pins, uintptr(ptr))
-	}
-	return b
-}
 
 func le32(b []byte) uint32 { return binary.LittleEndian.Uint32(b) }
 func le64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
@@ -179,11 +66,12 @@ func addr(b []byte) uint32 {
 func retAddr() uint32 { return uint32(uintptr(unsafe.Pointer(&retArea))) }
 
 // begin starts an export call: the previous call's results are no longer
-// needed.
+// needed (so they are garbage before the collector goes on).
 func begin(what string, ok bool) {
-	gcOn()
+	inExport = true
 	clear(retained)
 	retained = retained[:0]
+	gcOn()
 	if !ok {
 		if registeredName == "" {
 			panic(fmt.Sprintf("weir: the host called %s, but no operator is registered (call weir.Processor, weir.Map, weir.Joiner, weir.Aggregate… from an init function)", what))
@@ -193,12 +81,13 @@ func begin(what string, ok bool) {
 }
 
 // end finishes an export call: its arguments are unpinned, and a panic
-// that got this far (a malformed batch, an accumulator that does not
-// encode) is logged at error level, where the host finds a trap's reason,
-// and then traps.
+// that got this far (a malformed batch, no operator, a panic in an
+// aggregator's Init, an accumulator that does not encode) is logged at error
+// level, where the host finds a trap's reason, and then traps.
 func end() {
 	clear(pins)
 	gcOff()
+	inExport = false
 	if v := recover(); v != nil {
 		Log(LevelError, fmt.Sprint(v))
 		panic(v)
