@@ -747,10 +747,22 @@ fn a_failing_version_rolls_back_automatically() {
         N,
         "each input once: output by v1 or failed in v2"
     );
-    // Per partition, v2's failures are one run between two runs of v1.
-    for p in 0..2 {
-        let pattern = runs((0..N).filter(|i| i % 2 == p).map(|i| seen[i]));
-        assert_eq!(pattern, [true, false, true], "partition {p}");
+    // Per partition, v2's failures are one run between two runs of v1. The
+    // guard counts the activation's first records over both tasks, so on a
+    // loaded machine one task may reach 40 before the other ran v2 at all:
+    // that partition is v1's throughout. At least one partition ran v2.
+    let patterns: Vec<Vec<bool>> = (0..2)
+        .map(|p| runs((0..N).filter(|i| i % 2 == p).map(|i| seen[i])))
+        .collect();
+    for (p, pattern) in patterns.iter().enumerate() {
+        assert!(
+            pattern == &[true, false, true] || pattern == &[true],
+            "partition {p}: {pattern:?}"
+        );
     }
+    assert!(
+        patterns.iter().any(|p| p == &[true, false, true]),
+        "v2 failed somewhere: {patterns:?}"
+    );
     assert!(w.log_text().contains("automatic rollback"), "{}", w.log_text());
 }
