@@ -247,6 +247,74 @@ fn read_committed_skips_the_transaction_of_a_fenced_producer() {
 /// polls in time, and no rebalance happens. (One batch is what a round
 /// cannot cut: this pipeline's `batch-size` keeps a batch of slow records
 /// under the budget.)
+/// Two transactional producers take turns on one partition for ten rounds,
+/// each committing while the other's transaction is open and beginning its
+/// next at once, as two instances writing one repartition topic under load
+/// do. Every transaction completes when it commits: a `read_committed`
+/// reader, with both producers' last transactions still open, sees exactly
+/// the committed records written before the earlier of those two began.
+/// (nisshi 0.7.0 kept each transaction waiting on the other's, so the last
+/// stable offset stayed at the first record for good; patch 0004.)
+#[test]
+fn producers_taking_turns_on_a_partition_keep_committing() {
+    let topic = unique("turns");
+    create_topic(&topic, 1);
+    let producers = [TxnProducer::new(), TxnProducer::new()];
+    // Every value in the order it was sent, and the send index at which each
+    // producer's open transaction began.
+    let mut sent: Vec<String> = Vec::new();
+    let mut open_since = [0usize; 2];
+    let mut open: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+    let mut committed_values: Vec<String> = Vec::new();
+    let send = |p: usize, sent: &mut Vec<String>, open: &mut [Vec<String>; 2]| {
+        let value = format!("{}{}", ["a", "b"][p], sent.len());
+        producers[p].send(&topic, &value);
+        open[p].push(value.clone());
+        sent.push(value);
+    };
+    for p in 0..2 {
+        producers[p].begin();
+        open_since[p] = sent.len();
+        send(p, &mut sent, &mut open);
+    }
+    for round in 0..10 {
+        let (ending, other) = if round % 2 == 0 { (0, 1) } else { (1, 0) };
+        send(other, &mut sent, &mut open);
+        send(ending, &mut sent, &mut open);
+        producers[ending].commit();
+        committed_values.append(&mut open[ending]);
+        producers[ending].begin();
+        open_since[ending] = sent.len();
+        send(ending, &mut sent, &mut open);
+    }
+    let first_open = open_since.iter().min().copied().unwrap_or(0);
+    let want: Vec<&String> = sent[..first_open]
+        .iter()
+        .filter(|v| committed_values.contains(v))
+        .collect();
+    assert!(
+        want.len() >= 15,
+        "the scenario commits before the open transactions: {want:?}"
+    );
+    let got: Vec<String> = read_from(&topic, 0, "read_committed")
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        got.iter().collect::<Vec<_>>(),
+        want,
+        "read_committed with two transactions open"
+    );
+    for producer in &producers {
+        producer.commit();
+    }
+    let got: Vec<String> = read_from(&topic, 0, "read_committed")
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(got, sent, "every record, once both committed");
+}
+
 #[test]
 fn a_guest_that_becomes_slow_keeps_its_instance_in_the_group() {
     let g = support::guests();
